@@ -1,0 +1,55 @@
+"""Typed button payloads. A card only ever carries pointers (case id, row id, card version);
+permissions and state are always re-read from the database when the callback arrives."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ActionError(ValueError):
+    """The callback's value is not one of ours."""
+
+
+@dataclass(frozen=True)
+class ActionValue:
+    action: str            # one of the constants in bot.actions.names
+    case_id: int | None = None
+    version: int | None = None   # the version of the object the card showed (stale-click check)
+    row_id: int | None = None    # e.g. a department, task or change request
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def dump(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"a": self.action}
+        if self.case_id is not None:
+            out["c"] = self.case_id
+        if self.version is not None:
+            out["v"] = self.version
+        if self.row_id is not None:
+            out["r"] = self.row_id
+        if self.extra:
+            out["x"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def parse(cls, raw: Any) -> "ActionValue":
+        if not isinstance(raw, dict) or not isinstance(raw.get("a"), str):
+            raise ActionError("missing action")
+
+        def _int(key: str) -> int | None:
+            val = raw.get(key)
+            if val is None:
+                return None
+            if isinstance(val, bool) or not isinstance(val, (int, str)):
+                raise ActionError(f"bad {key}")
+            try:
+                return int(val)
+            except ValueError as exc:
+                raise ActionError(f"bad {key}") from exc
+
+        extra = raw.get("x") or {}
+        if not isinstance(extra, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
+        ):
+            raise ActionError("bad extra")
+        return cls(action=raw["a"][:64], case_id=_int("c"), version=_int("v"),
+                   row_id=_int("r"), extra=extra)
