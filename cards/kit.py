@@ -1,0 +1,347 @@
+"""Tiny pure builders for Feishu Card JSON 2.0 dicts.
+
+No I/O, no settings, no clock: every function maps its arguments to a dict (or a string) so cards
+are deterministic and snapshot-testable. Structural rules are checked by cards.rules.validate_card,
+not here; the kit only refuses inputs that would be unsafe (malformed mention ids).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot.actions import ActionValue
+from bot import texts_cards as T
+
+Element = dict[str, Any]
+
+# open_id form; anything else inside <at id=...> could smuggle markup (e.g. "all" or "x></at><font").
+_OPEN_ID = re.compile(r"^ou_[A-Za-z0-9_-]{1,64}$")
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _plain(text: str) -> dict[str, str]:
+    # plain_text never interprets markup, so it is the default for anything a user typed.
+    return {"tag": "plain_text", "content": text}
+
+
+def md(text: str) -> Element:
+    """A markdown element. `text` is trusted markup: pass user text through esc() first."""
+    return {"tag": "markdown", "content": text}
+
+
+# Characters with a meaning in Feishu card markdown (emphasis, links, tags, headings, code,
+# tables, emoji `:DONE:`, quotes). Feishu docs advise HTML entities to show them literally.
+_ESCAPE_CHARS = "&<>*_~`[]()#|\\!:$"
+_ESCAPES = {ord(c): f"&#{ord(c)};" for c in _ESCAPE_CHARS}
+# Block syntax only bites at the start of a line: lists ("- ", "+ ", "1. "), setext/hr ("===", "---").
+_LINE_START = re.compile(r"^(\s*)([-+=])", re.MULTILINE)
+_ORDERED = re.compile(r"^(\s*\d+)\.", re.MULTILINE)
+
+
+def esc(user_text: str) -> str:
+    """Make user text inert in card markdown: no mentions, fonts, links, emphasis or headings."""
+    out = str(user_text).translate(_ESCAPES)  # '&' first in the table, so entities can't be forged
+    out = _LINE_START.sub(lambda m: f"{m.group(1)}&#{ord(m.group(2))};", out)
+    return _ORDERED.sub(lambda m: f"{m.group(1)}&#46;", out)
+
+
+def at(open_id: str) -> str:
+    """`<at id=ou_x></at>`; refuses anything that is not an open_id (no @all, no injection)."""
+    if not isinstance(open_id, str) or not _OPEN_ID.match(open_id):
+        raise ValueError(f"not an open_id: {open_id!r}")
+    return f"<at id={open_id}></at>"
+
+
+def hr() -> Element:
+    return {"tag": "hr"}
+
+
+# --------------------------------------------------------------------------- card
+
+
+def card(
+    title: str,
+    *,
+    template: str = "blue",
+    subtitle: str | None = None,
+    tags: Sequence[tuple[str, str]] | None = None,
+    elements: Iterable[Element],
+    summary: str | None = None,
+    width_mode: str = "fill",
+) -> dict[str, Any]:
+    """A whole Card JSON 2.0 message. `tags` = [(text, text_tag colour)], at most 3 shown."""
+    # update_multi must be true in 2.0 (shared card), and we PATCH cards in place.
+    config: dict[str, Any] = {"update_multi": True}
+    if width_mode != "default":
+        config["width_mode"] = width_mode
+    if summary is not None:
+        config["summary"] = {"content": summary}  # chat-list preview instead of "[卡片]"
+    header: dict[str, Any] = {"title": _plain(title), "template": template}
+    if subtitle is not None:
+        header["subtitle"] = _plain(subtitle)
+    if tags:
+        header["text_tag_list"] = [
+            {"tag": "text_tag", "text": _plain(text), "color": color} for text, color in tags
+        ]
+    return {"schema": "2.0", "config": config, "header": header,
+            "body": {"elements": list(elements)}}
+
+
+# --------------------------------------------------------------------------- buttons & forms
+
+
+def _value(value: ActionValue | dict[str, Any]) -> dict[str, Any]:
+    return value.dump() if isinstance(value, ActionValue) else dict(value)
+
+
+def button(
+    text: str,
+    value: ActionValue | dict[str, Any],
+    *,
+    type: str = "default",  # noqa: A002 - mirrors the Feishu property name
+    confirm: tuple[str, str] | None = None,
+    disabled: bool = False,
+    disabled_tips: str | None = None,
+    name: str | None = None,
+    width: str | None = None,
+) -> Element:
+    """A callback button; `value` is echoed back verbatim as event.action.value.
+    `confirm` = (title, text) of a confirmation dialog."""
+    out: Element = {"tag": "button", "text": _plain(text), "type": type,
+                    "behaviors": [{"type": "callback", "value": _value(value)}]}
+    if confirm is not None:
+        out["confirm"] = {"title": _plain(confirm[0]), "text": _plain(confirm[1])}
+    if disabled:
+        out["disabled"] = True
+    if disabled_tips is not None:
+        out["disabled_tips"] = _plain(disabled_tips)
+    if name is not None:
+        out["name"] = name
+    if width is not None:
+        out["width"] = width
+    return out
+
+
+def submit_button(text: str, name: str, *, type: str = "primary_filled") -> Element:  # noqa: A002
+    """The form's submit button; the callback carries action.name == name and form_value."""
+    return {"tag": "button", "text": _plain(text), "type": type, "name": name,
+            "form_action_type": "submit"}
+
+
+def form(name: str, elements: Iterable[Element]) -> Element:
+    return {"tag": "form", "name": name, "elements": list(elements)}
+
+
+def _field(tag: str, name: str, placeholder: str | None, required: bool) -> Element:
+    out: Element = {"tag": tag, "name": name}
+    if placeholder is not None:
+        out["placeholder"] = _plain(placeholder)
+    if required:
+        out["required"] = True  # only emitted when true: `required` outside a form is an error
+    return out
+
+
+def text_input(
+    name: str,
+    label: str,
+    *,
+    placeholder: str | None = None,
+    required: bool = False,
+    multiline: bool = False,
+    default: str | None = None,
+    max_length: int | None = None,
+) -> Element:
+    out = _field("input", name, placeholder, required)
+    out.update({"label": _plain(label), "label_position": "top", "width": "fill"})
+    if multiline:
+        out.update({"input_type": "multiline_text", "rows": 3, "auto_resize": True, "max_rows": 8})
+    if default is not None:
+        out["default_value"] = default
+    if max_length is not None:
+        out["max_length"] = max_length
+    return out
+
+
+def select_static(
+    name: str,
+    options: Iterable[tuple[str, str]],
+    *,
+    placeholder: str,
+    required: bool = False,
+    initial: str | None = None,
+) -> Element:
+    out = _field("select_static", name, placeholder, required)
+    out["options"] = [{"text": _plain(text), "value": value} for text, value in options]
+    if initial is not None:
+        out["initial_option"] = initial
+    return out
+
+
+def _check_open_ids(ids: Iterable[str]) -> list[str]:
+    ids = list(ids)
+    for oid in ids:
+        at(oid)  # raises on malformed ids
+    return ids
+
+
+def select_person(
+    name: str, *, placeholder: str, required: bool = False, initial: str | None = None
+) -> Element:
+    # No `options`: Feishu then offers every member of the current chat.
+    out = _field("select_person", name, placeholder, required)
+    if initial is not None:
+        out["initial_option"] = _check_open_ids([initial])[0]
+    return out
+
+
+def multi_select_person(
+    name: str,
+    *,
+    placeholder: str,
+    required: bool = False,
+    initial: Iterable[str] | None = None,
+) -> Element:
+    out = _field("multi_select_person", name, placeholder, required)
+    if initial:
+        out["selected_values"] = _check_open_ids(initial)
+    return out
+
+
+def _date_str(value: _dt.date | str) -> str:
+    if isinstance(value, _dt.datetime):
+        value = value.date()
+    return value.isoformat() if isinstance(value, _dt.date) else value
+
+
+def _datetime_str(value: _dt.datetime | str) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, _dt.datetime) else value
+
+
+def date_picker(
+    name: str,
+    *,
+    placeholder: str,
+    required: bool = False,
+    initial: _dt.date | str | None = None,
+) -> Element:
+    out = _field("date_picker", name, placeholder, required)
+    if initial is not None:
+        out["initial_date"] = _date_str(initial)  # "yyyy-MM-dd"
+    return out
+
+
+def datetime_picker(
+    name: str,
+    *,
+    placeholder: str,
+    required: bool = False,
+    initial: _dt.datetime | str | None = None,
+) -> Element:
+    out = _field("picker_datetime", name, placeholder, required)
+    if initial is not None:
+        out["initial_datetime"] = _datetime_str(initial)  # "yyyy-MM-dd HH:mm"
+    return out
+
+
+# --------------------------------------------------------------------------- layout & data
+
+
+def columns(cols: Sequence[Sequence[Element]], weights: Sequence[int] | None = None) -> Element:
+    """Side-by-side columns; weights are 1..5 (Feishu's range), default equal."""
+    weights = list(weights) if weights is not None else [1] * len(cols)
+    if len(weights) != len(cols):
+        raise ValueError("one weight per column")
+    return {"tag": "column_set", "flex_mode": "none", "columns": [
+        {"tag": "column", "width": "weighted", "weight": w, "vertical_align": "top",
+         "elements": list(els)}
+        for els, w in zip(cols, weights)
+    ]}
+
+
+def table(
+    columns: Sequence[tuple[str, str, str]],  # noqa: A002 - (name, display_name, data_type)
+    rows: Iterable[dict[str, Any]],
+    *,
+    page_size: int = 10,
+) -> Element:
+    """A table (body root only). Cells: text str, number, options = tag_option(...),
+    persons = open_id or [open_ids], date = epoch milliseconds."""
+    return {
+        "tag": "table",
+        "page_size": page_size,
+        "row_height": "low",
+        "header_style": {"background_style": "grey", "bold": True, "text_align": "left"},
+        "columns": [{"name": n, "display_name": d, "data_type": t} for n, d, t in columns],
+        "rows": [dict(r) for r in rows],
+    }
+
+
+def tag_option(text: str, color: str) -> list[dict[str, str]]:
+    """Cell value for an `options` column: one coloured status tag."""
+    return [{"text": text, "color": color}]
+
+
+def collapsible(title: str, elements: Iterable[Element], expanded: bool = False) -> Element:
+    return {
+        "tag": "collapsible_panel",
+        "expanded": expanded,
+        "header": {
+            "title": _plain(title),
+            # a chevron on the right so people see the block folds
+            "icon": {"tag": "standard_icon", "token": "down-small-ccm_outlined", "size": "16px 16px"},
+            "icon_position": "right",
+            "icon_expanded_angle": -180,
+        },
+        "elements": list(elements),
+    }
+
+
+def chart_bar(
+    title: str,
+    data: Sequence[dict[str, Any]],
+    x_field: str,
+    y_field: str,
+    series_field: str | None = None,
+) -> Element:
+    """Card `chart` with a VChart bar spec; with series_field the bars are grouped per series."""
+    spec: dict[str, Any] = {
+        "type": "bar",
+        "title": {"text": title},
+        "data": {"values": [dict(d) for d in data]},
+        "xField": [x_field, series_field] if series_field else x_field,
+        "yField": y_field,
+        "label": {"visible": True},
+    }
+    if series_field:
+        spec["seriesField"] = series_field
+        spec["legends"] = {"visible": True, "orient": "bottom"}
+    return {"tag": "chart", "aspect_ratio": "16:9", "chart_spec": spec}
+
+
+def person_list(open_ids: Iterable[str]) -> Element:
+    return {
+        "tag": "person_list",
+        "persons": [{"id": oid} for oid in _check_open_ids(open_ids)],
+        "size": "small",
+        "show_name": True,
+        "show_avatar": True,
+        "drop_invalid_user_id": True,  # a departed user must not make the whole send fail
+    }
+
+
+def step_strip(current_step: int, done_steps: set[int]) -> str:
+    """Markdown for the six-step strip: ✅ done, ▶ current, ○ later (steps are 1-based)."""
+    parts = []
+    for i, short in enumerate(T.STEP_SHORT_NAMES, start=1):
+        if i in done_steps:
+            mark = T.STEP_MARK_DONE
+        elif i == current_step:
+            mark = T.STEP_MARK_NOW
+        else:
+            mark = T.STEP_MARK_LATER
+        parts.append(f"{mark} {T.STEP_NUMBERS[i - 1]} {short}")
+    return T.STEP_SEPARATOR.join(parts)
