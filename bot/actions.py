@@ -53,3 +53,21 @@ class ActionValue:
             raise ActionError("bad extra")
         return cls(action=raw["a"][:64], case_id=_int("c"), version=_int("v"),
                    row_id=_int("r"), extra=extra)
+
+
+# Form submit buttons echo back only their `name` (platform.md §5.3 form), so a form's
+# pointer travels there: "action~case~version~row".
+_SEP = "~"
+
+
+def to_name(value: ActionValue) -> str:
+    parts = [value.action] + ["" if x is None else str(x) for x in (value.case_id, value.version, value.row_id)]
+    return _SEP.join(parts)
+
+
+def from_name(name: str) -> ActionValue:
+    parts = name.split(_SEP)
+    if len(parts) != 4 or not parts[0]:
+        raise ActionError("not an action name")
+    return ActionValue.parse({"a": parts[0], "c": parts[1] or None, "v": parts[2] or None,
+                              "r": parts[3] or None})

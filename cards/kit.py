@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.actions import ActionValue
-from bot import texts_cards as T
+from bot.texts import cards as T
 
 Element = dict[str, Any]
 

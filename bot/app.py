@@ -1,0 +1,126 @@
+"""Composition root: create_app() wires settings, database, dispatcher, Feishu client,
+outbox sender and the scheduler's ticks. The only place in bot/ that imports handlers/."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Awaitable
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import db
+from bot.clock import Clock, SystemClock
+from bot.dispatch import Dispatcher
+from bot.feishu import FeishuClient
+from bot.outbox import OutboxSender
+from bot.routing import Router
+from bot.scheduler import Ticker
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BotState:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    factory: sessionmaker[Session]
+    dispatcher: Dispatcher
+    client: FeishuClient
+    sender: OutboxSender
+    ticker: Ticker
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Work after the HTTP answer, tracked so shutdown can wait for it. The inbox row is
+        the durable copy: if the process dies here, a restart finishes the event."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+def build_router() -> Router:
+    import handlers
+
+    return handlers.build_router()
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               transport: httpx.AsyncBaseTransport | None = None, router: Router | None = None,
+               background: bool = True) -> FastAPI:
+    """`background=False` (tests) runs no ticks; tests drive the outbox and clock themselves."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    engine = db.make_engine(settings.database_url)
+    factory = db.make_sessionmaker(engine)
+    client = FeishuClient(app_id=settings.feishu_app_id,
+                          app_secret=settings.feishu_app_secret.get_secret_value(),
+                          base_url=settings.feishu_base_url, transport=transport)
+    sender = OutboxSender(factory, client, clock)
+    dispatcher = Dispatcher(factory, router or build_router(), clock, settings.tz, on_outbox=sender.kick)
+    ticker = Ticker(settings.timezone)
+    state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,
+                     client=client, sender=sender, ticker=ticker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if background:
+            state.spawn(_start(state))
+        try:
+            yield
+        finally:
+            ticker.shutdown()
+            for task in list(state.tasks):
+                task.cancel()
+            await asyncio.gather(*state.tasks, return_exceptions=True)
+            await client.aclose()
+            engine.dispose()
+
+    from bot.webhook import router as webhook_router
+
+    app = FastAPI(title="collab-bot", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.bot = state
+    app.include_router(webhook_router)
+    return app
+
+
+async def _start(state: BotState) -> None:
+    """Upgrade the schema (waiting for the database if it is down), then start the clock."""
+    while True:
+        try:
+            await asyncio.to_thread(db.upgrade, state.settings.database_url)
+            break
+        except OperationalError:
+            log.warning("database unreachable; retrying the schema upgrade in 5 s")
+            await asyncio.sleep(5)
+    state.spawn(state.sender.run_forever())
+    state.spawn(_identify(state))
+    import handlers
+
+    handlers.register_ticks(state)
+    state.ticker.every(30, "inbox-sweep", lambda: asyncio.to_thread(
+        state.dispatcher.process_pending, timedelta(seconds=20)))
+    state.ticker.start()
+    await asyncio.to_thread(state.dispatcher.process_pending)  # finish what a crash left
+    state.ready.set()
+
+
+async def _identify(state: BotState) -> None:
+    """The bot's own open_id decides whether a message addresses it (never its name)."""
+    for delay in (0, 2, 5, 15, 60, 300):
+        await asyncio.sleep(delay)
+        try:
+            state.dispatcher.bot_open_id = (await state.client.bot_info()).open_id
+            return
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not read the bot's identity yet: %s", type(exc).__name__)

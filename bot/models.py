@@ -1,0 +1,404 @@
+"""SQLAlchemy 2.x typed models. Every row that belongs to a group carries tenant_key and
+chat_id, and every repository query filters on both (tenant isolation, S8)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+from datetime import timezone
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC; always hands back aware datetimes (SQLite forgets the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class GroupScoped:
+    tenant_key: Mapped[str] = mapped_column(String(64), index=True)
+    chat_id: Mapped[str] = mapped_column(String(64), index=True)
+
+
+# ---------------------------------------------------------------- transport
+class InboxEvent(Base):
+    """Every verified event/callback, stored once by event_id before we answer 200."""
+
+    __tablename__ = "inbox_events"
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    tenant_key: Mapped[str] = mapped_column(String(64), default="")
+    chat_id: Mapped[str] = mapped_column(String(64), default="")
+    # im.message.receive_v1 may be redelivered under a new event_id (long-connection backfill).
+    message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending|done|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Outbox(GroupScoped, Base):
+    """A due send (reminder, nudge): unique per (case, kind, slot), claimed with a lease,
+    sent with a Feishu uuid derived from the key, so it goes out exactly once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("tenant_key", "chat_id", "kind", "fire_key"),
+                      Index("ix_outbox_due", "status", "due_at"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    fire_key: Mapped[str] = mapped_column(String(96))
+    due_at: Mapped[datetime]
+    stale_after: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # pending|sending|sent|failed|cancelled|skipped_stale
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None]
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# ---------------------------------------------------------------- groups and cases
+class Chat(GroupScoped, Base):
+    __tablename__ = "chats"
+    __table_args__ = (UniqueConstraint("tenant_key", "chat_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime]
+
+
+class Case(GroupScoped, Base):
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("tenant_key", "chat_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)  # #1, #2 … within the group
+    title: Mapped[str] = mapped_column(String(200))
+    step: Mapped[int] = mapped_column(Integer, default=1)   # 1..6; 7 = closed
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|closed
+    opener_open_id: Mapped[str] = mapped_column(String(64))
+    lead_open_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumps on every change (stale clicks)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    step_entered_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    card_message_id: Mapped[str | None] = mapped_column(String(128))  # the live case card
+    template_id: Mapped[int | None] = mapped_column(Integer)
+    draft: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # what a user typed, kept on errors
+    # reminders (step 5)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    standup_time: Mapped[str] = mapped_column(String(5), default="09:30")
+    standup_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_node_offsets_h: Mapped[list[Any]] = mapped_column(JSON, default=lambda: [24])
+    __mapper_args__ = {"version_id_col": version}
+
+
+class StepLog(GroupScoped, Base):
+    """When each step was entered and left: feeds the retrospective's 'days per step'."""
+
+    __tablename__ = "step_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    entered_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(GroupScoped, Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    actor_open_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- step 1
+class ConsensusVersion(GroupScoped, Base):
+    """One version of 《问题共识表》; editing after a signature creates a new version."""
+
+    __tablename__ = "consensus_versions"
+    __table_args__ = (UniqueConstraint("case_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    background: Mapped[str] = mapped_column(Text)
+    current_state: Mapped[str] = mapped_column(Text)
+    impact: Mapped[str] = mapped_column(Text)
+    goal: Mapped[str] = mapped_column(Text)
+    goal_date: Mapped[date | None] = mapped_column(Date)
+    expected_outcome: Mapped[str] = mapped_column(Text)
+    departments: Mapped[list[Any]] = mapped_column(JSON)  # [{"name","head"}] as of this version
+    change_summary: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Department(GroupScoped, Base):
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("case_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    head_open_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(8), default="core")  # core (核心) | support (支持)
+    contact_open_id: Mapped[str | None] = mapped_column(String(64))  # 接口人
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Signoff(GroupScoped, Base):
+    """A department's signature / objection / confirmation of one version of an output.
+    Unique per version and department: a double click cannot sign twice."""
+
+    __tablename__ = "signoffs"
+    __table_args__ = (UniqueConstraint("case_id", "artifact", "artifact_version", "department_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    artifact: Mapped[str] = mapped_column(String(16))  # consensus | requirements
+    artifact_version: Mapped[int] = mapped_column(Integer)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # signed | objected
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor_open_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- step 2
+class Member(GroupScoped, Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("case_id", "open_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"))
+    open_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(64), default="")
+    duty: Mapped[str] = mapped_column(Text, default="")
+
+
+class ActionItem(GroupScoped, Base):
+    __tablename__ = "action_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    content: Mapped[str] = mapped_column(Text)
+    owner_open_id: Mapped[str] = mapped_column(String(64))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    carried_to_task_id: Mapped[int | None] = mapped_column(Integer)
+
+
+# ---------------------------------------------------------------- step 3
+class DepartmentInput(GroupScoped, Base):
+    """资源 / 限制 / 诉求 submitted by a department's 接口人."""
+
+    __tablename__ = "department_inputs"
+    __table_args__ = (UniqueConstraint("case_id", "department_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    resources: Mapped[str] = mapped_column(Text, default="")
+    constraints: Mapped[str] = mapped_column(Text, default="")
+    demands: Mapped[str] = mapped_column(Text, default="")
+    submitted_by: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[datetime]
+
+
+class Requirement(GroupScoped, Base):
+    __tablename__ = "requirements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    demand: Mapped[str] = mapped_column(Text)
+    solution: Mapped[str] = mapped_column(Text, default="")
+    priority: Mapped[str] = mapped_column(String(4), default="中")  # 高/中/低
+    adjustment: Mapped[str] = mapped_column(Text, default="")       # 调整说明
+    is_conflict: Mapped[bool] = mapped_column(Boolean, default=False)
+    conflict_department_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class ArtifactState(GroupScoped, Base):
+    """Version counter and archive flag of an output that is confirmed as a whole
+    (《需求确认清单》, 《跨部门协作行动方案》, 《复盘总结报告》)."""
+
+    __tablename__ = "artifact_states"
+    __table_args__ = (UniqueConstraint("case_id", "artifact"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    artifact: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    archived_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(128))
+
+
+# ---------------------------------------------------------------- step 4
+class Task(GroupScoped, Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    owner_open_id: Mapped[str] = mapped_column(String(64))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"))
+    start_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    delivery_standard: Mapped[str] = mapped_column(Text)
+    resources: Mapped[str] = mapped_column(Text, default="")
+    depends_on_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(8), default="未开始")  # 未开始/进行中/已完成/受阻
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    lag_reason: Mapped[str] = mapped_column(Text, default="")
+    adjustment: Mapped[str] = mapped_column(Text, default="")
+    done_at: Mapped[datetime | None]
+    dropped: Mapped[bool] = mapped_column(Boolean, default=False)
+    lag_notified_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class TaskUpdate(GroupScoped, Base):
+    """History of progress reports (standups feed this; the retrospective reads it)."""
+
+    __tablename__ = "task_updates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    actor_open_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))
+    progress: Mapped[int] = mapped_column(Integer)
+    lag_reason: Mapped[str] = mapped_column(Text, default="")
+    adjustment: Mapped[str] = mapped_column(Text, default="")
+    standup_day: Mapped[date | None] = mapped_column(Date)
+    at: Mapped[datetime]
+
+
+class Risk(GroupScoped, Base):
+    __tablename__ = "risks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    risk: Mapped[str] = mapped_column(Text)
+    likelihood: Mapped[str] = mapped_column(String(4), default="中")
+    impact: Mapped[str] = mapped_column(String(4), default="中")
+    response: Mapped[str] = mapped_column(Text, default="")
+    owner_open_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open|closed
+
+
+class KeyNode(GroupScoped, Base):
+    __tablename__ = "key_nodes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class PlanVersion(GroupScoped, Base):
+    """A published plan: version 1 is the baseline; approved changes add versions."""
+
+    __tablename__ = "plan_versions"
+    __table_args__ = (UniqueConstraint("case_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    change_request_id: Mapped[int | None] = mapped_column(Integer)
+    published_by: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- step 5
+class ChangeRequest(GroupScoped, Base):
+    __tablename__ = "change_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|approved|rejected
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    retro_note: Mapped[str] = mapped_column(Text, default="")  # 复盘会 note
+    created_at: Mapped[datetime]
+
+
+class StandupReply(GroupScoped, Base):
+    """Who answered which day's standup (the nudge and 'who is missing' read this)."""
+
+    __tablename__ = "standup_replies"
+    __table_args__ = (UniqueConstraint("case_id", "day", "open_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    open_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- step 6
+class RetroEntry(GroupScoped, Base):
+    __tablename__ = "retro_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    author_open_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # 成果/成功经验/不足之处/改进方向
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Template(Base):
+    """An SOP saved from a case; shared across the tenant's groups."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("tenant_key", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    source_case_id: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class CalendarOverride(Base):
+    """A tenant's own working-day exception (company holiday, extra workday)."""
+
+    __tablename__ = "calendar_overrides"
+    __table_args__ = (UniqueConstraint("tenant_key", "day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    is_workday: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(String(100), default="")

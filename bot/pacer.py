@@ -1,0 +1,118 @@
+"""Outbound pacing for Feishu sends.
+
+Why a pacer and not a limiter: Feishu's message API allows 50/s *and* 1000/min per app (sliding
+windows) plus 5/s per chat. A token bucket with burst capacity re-creates its bursts every second,
+and with network jitter the server then sees > 50 requests in some 1 s windows (measured: 57–1,025
+rate-limit errors for 1,000 sends). Spacing requests evenly (GCRA / leaky bucket, no burst) at
+48/s gave zero. On top of that a 60 s log caps the minute budget, and every *attempt* (retries,
+429s, 5xx) is counted, because the quota counts them too.
+
+`acquire()` reserves a slot synchronously (no await between read and write, so concurrent tasks
+on one event loop never share a slot) and then sleeps until it. Time is injectable so tests run a
+1,000-send schedule in milliseconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Pacer"]
+
+
+@dataclass
+class _ChatState:
+    next_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Pacer:
+    """App-wide even spacing + sliding-minute cap + per-chat spacing.
+
+    rate:       app-wide sends per second (Feishu: 50; default keeps a 4% margin).
+    per_minute: Feishu's minute quota; `reserve` of it is left for other callers/retries elsewhere.
+    chat_rate:  per-chat sends per second (Feishu: 5/s per group shared by all bots; default 4).
+    """
+
+    MAX_CHAT_RATE = 5.0
+    _PRUNE_AT = 4096  # forget idle chats once this many are tracked
+
+    def __init__(
+        self,
+        *,
+        rate: float = 48.0,
+        per_minute: int = 1000,
+        reserve: int = 10,
+        chat_rate: float = 4.0,
+        window: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or chat_rate <= 0:
+            raise ValueError("rates must be positive")
+        if chat_rate > self.MAX_CHAT_RATE:
+            raise ValueError("Feishu allows at most 5 messages/s per chat")
+        cap = per_minute - reserve
+        if cap <= 0:
+            raise ValueError("per_minute - reserve must be positive")
+        self.rate = rate
+        self.chat_rate = chat_rate
+        self.window = window
+        self.cap = cap
+        self._interval = 1.0 / rate
+        self._chat_interval = 1.0 / chat_rate
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tat = float("-inf")  # GCRA theoretical arrival time of the next slot
+        # Granted slot times; only the last `cap` matter: slot N may not start before
+        # slot N-cap + window, which keeps any window-long span at <= cap attempts.
+        self._log: deque[float] = deque(maxlen=cap)
+        self._chats: dict[str, _ChatState] = {}
+
+    async def acquire(self, chat_id: str | None = None) -> float:
+        """Wait for the next send slot; returns the slot's monotonic time.
+
+        With a chat_id, sends to that chat are additionally spaced by 1/chat_rate measured
+        between *granted* slots (so app-wide queueing can't bunch one chat's sends together).
+        """
+        if chat_id is None:
+            return await self._global_slot()
+        if len(self._chats) > self._PRUNE_AT:
+            self._prune()
+        state = self._chats.get(chat_id)
+        if state is None:
+            state = self._chats[chat_id] = _ChatState()
+        async with state.lock:  # FIFO per chat; other chats are not held up
+            wait = state.next_at - self._monotonic()
+            if wait > 0:
+                await self._sleep(wait)
+            slot = await self._global_slot()
+            state.next_at = max(state.next_at, slot + self._chat_interval)
+            return slot
+
+    def pause(self, seconds: float, chat_id: str | None = None) -> None:
+        """Push the next slot back after Feishu throttled us (429 -> app-wide, 230020 -> chat)."""
+        until = self._monotonic() + max(0.0, seconds)
+        if chat_id is None:
+            self._tat = max(self._tat, until)
+        else:
+            state = self._chats.setdefault(chat_id, _ChatState())
+            state.next_at = max(state.next_at, until)
+
+    async def _global_slot(self) -> float:
+        now = self._monotonic()
+        slot = max(now, self._tat)
+        if len(self._log) == self.cap and self._log[0] + self.window > slot:
+            slot = self._log[0] + self.window
+        self._tat = slot + self._interval
+        self._log.append(slot)
+        if slot > now:
+            await self._sleep(slot - now)
+        return slot
+
+    def _prune(self) -> None:
+        now = self._monotonic()
+        for key in [k for k, s in self._chats.items() if s.next_at <= now and not s.lock.locked()]:
+            del self._chats[key]

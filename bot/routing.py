@@ -1,0 +1,117 @@
+"""Routes: slash commands, card actions and events to handler functions.
+
+Handlers are plain synchronous functions (database work and pure card builds only — no
+network); what they want sent is recorded as outbox operations on the context and goes out
+after the transaction commits. Card-action handlers return a CallbackAnswer that is sent back
+inline in the HTTP response (Feishu's 3-second window).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from bot.envelope import CardAction, MessageEvent
+from bot.outbox import Op
+
+
+class UserError(Exception):
+    """A clear answer for the user (a toast or a short message); nothing is changed."""
+
+    def __init__(self, message: str, *, card: dict[str, Any] | None = None, kind: str = "error") -> None:
+        super().__init__(message)
+        self.message, self.card, self.kind = message, card, kind
+
+
+@dataclass
+class Ctx:
+    """What a handler may use: this event's transaction, the time, who acts, where, and a
+    place to put outbound sends. No globals, no network."""
+
+    session: Session
+    now: datetime
+    tz: ZoneInfo
+    tenant_key: str
+    chat_id: str
+    actor: str               # the operator's / sender's open_id (the only identity we trust)
+    event_id: str
+    bot_open_id: str = ""
+    ops: list[Op] = field(default_factory=list)
+
+    def send(self, op: Op) -> None:
+        self.ops.append(op)
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    toast: str | None = None
+    toast_type: str = "success"   # info | success | warning | error
+    card: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.toast:
+            out["toast"] = {"type": self.toast_type, "content": self.toast}
+        if self.card is not None:
+            out["card"] = {"type": "raw", "data": self.card}
+        return out
+
+
+CommandHandler = Callable[[Ctx, MessageEvent, str], None]
+ActionHandler = Callable[[Ctx, CardAction, Any], CallbackAnswer]
+EventHandler = Callable[[Ctx, Any], None]
+
+
+class Router:
+    def __init__(self) -> None:
+        self.commands: dict[str, CommandHandler] = {}
+        self.actions: dict[str, ActionHandler] = {}
+        self.events: dict[str, EventHandler] = {}
+
+    def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
+        def deco(fn: CommandHandler) -> CommandHandler:
+            for name in names:
+                if name in self.commands:
+                    raise ValueError(f"command {name} registered twice")
+                self.commands[name] = fn
+            return fn
+        return deco
+
+    def action(self, *names: str) -> Callable[[ActionHandler], ActionHandler]:
+        def deco(fn: ActionHandler) -> ActionHandler:
+            for name in names:
+                if name in self.actions:
+                    raise ValueError(f"action {name} registered twice")
+                self.actions[name] = fn
+            return fn
+        return deco
+
+    def event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
+        def deco(fn: EventHandler) -> EventHandler:
+            self.events[event_type] = fn
+            return fn
+        return deco
+
+    def include(self, other: "Router") -> None:
+        for table, theirs in ((self.commands, other.commands), (self.actions, other.actions),
+                              (self.events, other.events)):
+            for key, fn in theirs.items():
+                if key in table:
+                    raise ValueError(f"{key} registered twice")
+                table[key] = fn
+
+
+def split_command(text: str) -> tuple[str, str] | None:
+    """'/问题 新品推广页面延迟' -> ('/问题', '新品推广页面延迟'); chatter -> None."""
+    stripped = text.strip()
+    # Mentions were turned into "@名字"; a command may follow them ("@协作助手 /问题 …").
+    while stripped.startswith("@"):
+        parts = stripped.split(maxsplit=1)
+        stripped = parts[1] if len(parts) > 1 else ""
+    if not stripped.startswith("/") or len(stripped) < 2:
+        return None
+    head, _, rest = stripped.partition(" ")
+    return head.lower() if head.isascii() else head, rest.strip()

@@ -1,0 +1,38 @@
+"""APScheduler 3.x as the clock only: a few fixed interval ticks (in-memory job store) that
+scan the database. No per-reminder jobs — those would be dropped after downtime or run twice
+with two replicas (reliability-and-performance.md §2.3)."""
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+Tick = Callable[[], Awaitable[None]]
+
+
+class Ticker:
+    def __init__(self, timezone: str) -> None:
+        self.scheduler = AsyncIOScheduler(timezone=timezone)
+        self.ticks: list[tuple[str, float]] = []
+
+    def every(self, seconds: float, name: str, fn: Tick) -> None:
+        async def guarded() -> None:
+            try:
+                await fn()
+            except Exception:  # noqa: BLE001 - a failing tick must not stop the clock
+                log.exception("tick %s failed", name)
+
+        # coalesce + max_instances=1: a slow pass is never run twice at once or replayed in bursts.
+        self.scheduler.add_job(guarded, "interval", seconds=seconds, id=name, coalesce=True,
+                               max_instances=1, misfire_grace_time=None)
+        self.ticks.append((name, seconds))
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)

@@ -1,0 +1,73 @@
+"""Settings from the environment or `.env`. Secrets are SecretStr so they never show in
+logs, reprs or error pages."""
+from __future__ import annotations
+
+from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./collab-bot.db"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    feishu_app_id: str = ""
+    feishu_app_secret: SecretStr = SecretStr("")
+    feishu_encrypt_key: SecretStr = SecretStr("")
+    feishu_verification_token: SecretStr = SecretStr("")
+    feishu_base_url: str = "https://open.feishu.cn"
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "Asia/Shanghai"
+    # How far a request's X-Lark-Request-Timestamp may be from our clock (S2).
+    signature_window_seconds: int = 300
+    max_body_bytes: int = 64 * 1024
+    # Sandbox: a local fake of the Open API and a chat page, for trying the bot without Feishu.
+    sandbox: bool = False
+
+    @field_validator("feishu_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value.startswith("https://"):
+            return value
+        if value.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+            return value  # loopback plain http: tests and local fakes
+        raise ValueError("FEISHU_BASE_URL must be https://… or a loopback http:// address")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def feishu_configured(self) -> bool:
+        return bool(self.feishu_app_id)
+
+    def require_feishu(self) -> None:
+        """Once an app id is set, the other credentials must be too (else events can't be verified)."""
+        missing = [
+            name
+            for name, value in (
+                ("FEISHU_APP_SECRET", self.feishu_app_secret),
+                ("FEISHU_ENCRYPT_KEY", self.feishu_encrypt_key),
+                ("FEISHU_VERIFICATION_TOKEN", self.feishu_verification_token),
+            )
+            if not value.get_secret_value()
+        ]
+        if missing:
+            raise SettingsError("缺少必需的配置：" + "、".join(missing))

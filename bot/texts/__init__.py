@@ -1,0 +1,4 @@
+"""Every user-visible string of the bot lives in this package (zh-CN). One module per area:
+`common` (this file's re-exports), `steps13`, `steps46`, `reminders`, `sandbox`…
+Format placeholders use str.format names."""
+from bot.texts.common import *  # noqa: F401,F403

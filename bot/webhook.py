@@ -1,0 +1,89 @@
+"""POST /feishu/events (event subscriptions and card callbacks) and GET /healthz."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from bot import db
+from bot.dispatch import DatabaseUnavailable
+from bot.envelope import CardAction, parse_event
+from bot.security import Malformed, Rejected, open_envelope
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """Refuse a large body before reading it whole (uvicorn accepts any size by default)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise TooLarge
+        except ValueError as exc:
+            raise Malformed("bad content-length") from exc
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge
+    return bytes(body)
+
+
+def _answer(status: int, msg: str) -> JSONResponse:
+    return JSONResponse({"msg": msg}, status_code=status)
+
+
+@router.post("/feishu/events")
+async def feishu_events(request: Request) -> JSONResponse:
+    state = request.app.state.bot
+    settings = state.settings
+    try:
+        raw = await read_capped(request, settings.max_body_bytes)
+        opened = open_envelope(raw, request.headers,
+                               encrypt_key=settings.feishu_encrypt_key.get_secret_value(),
+                               verification_token=settings.feishu_verification_token.get_secret_value(),
+                               clock=state.clock, window_seconds=settings.signature_window_seconds)
+        if opened.challenge is not None:
+            return JSONResponse({"challenge": opened.challenge})
+        event = parse_event(opened.payload)
+    except TooLarge:
+        return _answer(413, "payload too large")
+    except Rejected as exc:
+        log.info("rejected webhook request: %s", exc)  # reason only; never the body or keys
+        return _answer(401, "unauthorized")
+    except Malformed as exc:
+        log.info("malformed webhook request: %s", exc)
+        return _answer(400, "bad request")
+    if event is None:
+        return _answer(200, "ignored")  # a type we don't subscribe to: don't make Feishu retry
+    return await accept(state, opened.payload, event)
+
+
+async def accept(state, payload: dict, event) -> JSONResponse:
+    """The part shared with the long connection: inbox, then handle (inline for callbacks)."""
+    try:
+        first = await asyncio.to_thread(state.dispatcher.store, payload, event)
+    except DatabaseUnavailable:
+        return _answer(503, "temporarily unavailable")
+    if isinstance(event, CardAction):
+        if not first:
+            return JSONResponse({})
+        answer = await asyncio.to_thread(state.dispatcher.process, event.header.event_id)
+        return JSONResponse(answer.body() if answer else {})
+    if first:
+        state.spawn(asyncio.to_thread(state.dispatcher.process, event.header.event_id))
+    return _answer(200, "success")
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    ok = await asyncio.to_thread(db.ping, request.app.state.bot.engine)
+    return JSONResponse({"database": "ok" if ok else "unreachable"}, status_code=200 if ok else 503)

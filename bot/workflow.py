@@ -1,0 +1,105 @@
+"""THE six-step state machine. Pure: facts in, next step (or the reasons it is blocked) out.
+Handlers never set `case.step` themselves; they call `advance`, `send_back` or `close`.
+
+    ┌──────────┐ all heads signed   ┌──────┐ every dept has 接口人 ┌────────────┐
+    │1 问题共识 │──────────────────▶│2 小组 │──────────────────────▶│3 需求确认   │
+    └──────────┘  current version   └──────┘  + table confirmed    └────────────┘
+          ▲                                                               │ inputs in, conflicts
+          │ send_back(lead, reason) from any later step                   ▼ resolved, all confirmed
+    ┌──────────┐ retro finalised ┌────────┐ all tasks done or  ┌──────────┐ plan published
+    │7 已结案   │◀───────────────│6 复盘   │◀──────────────────│5 执行跟踪 │◀───────────── 4 行动方案
+    └──────────┘   (lead closes)  └────────┘ lead closes execution└──────────┘
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Step(IntEnum):
+    CONSENSUS = 1
+    TEAM = 2
+    REQUIREMENTS = 3
+    PLAN = 4
+    EXECUTION = 5
+    RETRO = 6
+    CLOSED = 7
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the guards look at, computed from the database by the repository."""
+
+    unsigned_departments: tuple[str, ...] = ()      # step 1: heads who have not signed the current version
+    objections: tuple[str, ...] = ()                # step 1: departments objecting to the current version
+    departments_without_contact: tuple[str, ...] = ()  # step 2
+    team_confirmed: bool = False                    # step 2: the lead confirmed the table
+    inputs_missing: tuple[str, ...] = ()            # step 3: departments that have not submitted
+    unresolved_conflicts: tuple[str, ...] = ()      # step 3
+    unconfirmed_departments: tuple[str, ...] = ()   # step 3
+    requirements_count: int = 0
+    plan_published: bool = False                    # step 4
+    open_tasks: tuple[str, ...] = ()                # step 5
+    execution_closed: bool = False                  # step 5: the lead closed execution with a reason
+    retro_finalised: bool = False                   # step 6
+
+
+@dataclass(frozen=True)
+class Blocked(Exception):
+    step: Step
+    missing: tuple[str, ...] = field(default_factory=tuple)
+
+
+class NotAllowed(Exception):
+    pass
+
+
+def _names(items: tuple[str, ...], what: str) -> tuple[str, ...]:
+    return tuple(f"{name} {what}" for name in items)
+
+
+def missing(step: Step, f: Facts) -> tuple[str, ...]:
+    """Human-readable list of what stands between this step and the next."""
+    if step == Step.CONSENSUS:
+        return _names(f.objections, "提出异议待处理") + _names(f.unsigned_departments, "负责人签字")
+    if step == Step.TEAM:
+        out = _names(f.departments_without_contact, "接口人")
+        return out + (() if f.team_confirmed or out else ("协作组长确认分工表",))
+    if step == Step.REQUIREMENTS:
+        out = _names(f.inputs_missing, "提交资源/限制/诉求")
+        if not f.requirements_count and not out:
+            out += ("至少一条需求",)
+        out += _names(f.unresolved_conflicts, "冲突点待组长决定")
+        if not out:
+            out += _names(f.unconfirmed_departments, "确认需求清单")
+        return out
+    if step == Step.PLAN:
+        return () if f.plan_published else ("发布行动方案",)
+    if step == Step.EXECUTION:
+        if f.execution_closed:
+            return ()
+        return _names(f.open_tasks, "未完成")
+    if step == Step.RETRO:
+        return () if f.retro_finalised else ("协作组长定稿复盘报告",)
+    return ()
+
+
+def advance(step: Step, f: Facts) -> Step:
+    """The only way forward: returns the next step, or raises Blocked with what is missing."""
+    if step >= Step.CLOSED:
+        raise NotAllowed("closed")
+    gaps = missing(step, f)
+    if gaps:
+        raise Blocked(step, gaps)
+    return Step(step + 1)
+
+
+def send_back(step: Step, target: int, *, actor_is_lead: bool, reason: str) -> Step:
+    """The lead can send the case back to an earlier step; a reason is required."""
+    if not actor_is_lead:
+        raise NotAllowed("lead only")
+    if not reason.strip():
+        raise NotAllowed("reason required")
+    if step >= Step.CLOSED or not 1 <= target < step:
+        raise NotAllowed("target must be an earlier step")
+    return Step(target)
