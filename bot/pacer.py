@@ -38,6 +38,7 @@ class Pacer:
 
     MAX_CHAT_RATE = 5.0
     _PRUNE_AT = 4096  # forget idle chats once this many are tracked
+    _EDGE = 0.001     # 1 ms past a minute-window boundary
 
     def __init__(
         self,
@@ -104,8 +105,9 @@ class Pacer:
     async def _global_slot(self) -> float:
         now = self._monotonic()
         slot = max(now, self._tat)
-        if len(self._log) == self.cap and self._log[0] + self.window > slot:
-            slot = self._log[0] + self.window
+        if len(self._log) == self.cap and self._log[0] + self.window + self._EDGE > slot:
+            # strictly after the window edge: whether Feishu's window is open or closed is unknown
+            slot = self._log[0] + self.window + self._EDGE
         self._tat = slot + self._interval
         self._log.append(slot)
         if slot > now:

@@ -36,7 +36,7 @@ NO_ACTIVE_CASE = "本群还没有进行中的协作问题。发送「/问题 标
 CASE_NOT_FOUND = "找不到这个协作问题，可能已被删除或不属于本群。"
 CASE_CLOSED = "这个协作问题已结案归档，内容只读。"
 STALE_CARD = "卡片已过期，已为你刷新为最新内容。"
-NOT_LEAD = "只有协作组长 {lead} 可以执行此操作。"
+NOT_LEAD = "只有协作组长可以执行此操作。"
 WRONG_CHAT = "这张卡片不属于本群，操作未执行。"
 UNKNOWN_ACTION = "无法识别的操作，请在最新卡片上重试。"
 INTERNAL_ERROR = "处理出错了（编号 {ref}），请稍后重试；若持续出现请联系管理员。"
@@ -44,7 +44,7 @@ BUSY_RETRY = "操作太频繁，别人刚刚也改了这张卡片，请再点一
 SAVED = "已保存"
 WRONG_STEP = "当前处于「{current}」，此操作属于「{expected}」，未执行。"
 ALREADY_ACTIVE_CASE = "本群已有进行中的协作问题「{title}」（#{seq}）。一个群同一时间只推进一个问题；结案后再开新的，或在新群里发起。"
-BACK_DONE = "协作组长 {actor} 将进度退回到「{step}」，原因：{reason}"
+BACK_DONE = "协作组长将进度退回到「{step}」，原因：{reason}"
 BACK_USAGE = "用法：/回退 步骤号 原因，例如「/回退 3 技术方案变化，需要重新确认需求」。"
 BACK_BAD_STEP = "只能退回到比当前更早的步骤（1–{max}）。"
 STEP_ENTERED = "✅ {done} 已完成，进入第 {step} 步：{name}。"
@@ -73,3 +73,54 @@ WELCOME_BODY = (
     "我会带大家依次完成：明确问题与共同目标 → 组建小组与分工 → 需求确认 → 行动方案 → "
     "每日站会与进度跟踪 → 复盘与 SOP 沉淀。发送 /帮助 查看全部命令。"
 )
+
+# Case card
+CASE_CARD_TITLE = "「{title}」"
+CASE_CARD_SUBTITLE = "#{seq} · 步骤 {step}/6"
+CASE_CARD_NOW = "**当前：** 第 {step} 步 {name} —— 输出物 {output}"
+CASE_CARD_LEAD = "**协作组长：** {lead}"
+CASE_CARD_CLOSED = "**已结案**，内容已归档只读。"
+
+# Audit log and case list
+AUDIT_TITLE = "操作记录 · {title}"
+AUDIT_EMPTY = "暂时没有记录。"
+COL_TIME = "时间"
+COL_WHO = "操作人"
+COL_ACTION = "操作"
+COL_DETAIL = "内容"
+COL_TITLE = "问题"
+COL_STEP = "步骤"
+COL_STATUS = "状态"
+COL_LEAD = "协作组长"
+CASES_TITLE = "本群的协作问题"
+NO_CASES = "本群还没有协作问题。发送「/问题 标题」开始。"
+CASE_STATUS = {"active": ("进行中", "blue"), "closed": ("已结案", "neutral")}
+AUDIT_ACTIONS = {
+    "case.open": "发起问题",
+    "step.enter": "进入步骤",
+    "step.back": "退回步骤",
+    "consensus.submit": "提交共识表",
+    "consensus.edit": "修改共识表",
+    "consensus.sign": "签字",
+    "consensus.object": "提出异议",
+    "team.lead": "移交组长",
+    "team.save": "保存分工",
+    "team.confirm": "确认分工表",
+    "req.input": "提交部门信息",
+    "req.add": "新增需求",
+    "req.resolve": "冲突决定",
+    "req.confirm": "确认需求清单",
+    "plan.save": "保存方案",
+    "plan.publish": "发布方案",
+    "task.update": "更新进度",
+    "change.request": "申请调整",
+    "change.approve": "批准调整",
+    "change.reject": "驳回调整",
+    "execution.close": "结束执行",
+    "retro.entry": "填写复盘",
+    "retro.finalise": "复盘定稿",
+    "template.save": "保存模板",
+    "case.close": "结案",
+}
+ADDRESSED_HINT = "需要我做什么？发送 /帮助 查看命令，或发送「/问题 标题」发起一个跨部门协作问题。"
+P2P_HINT = "我在群里工作：把我拉进涉及各部门的群，在群里发送「/问题 标题」即可开始。"

@@ -1,0 +1,151 @@
+"""Keyword-only queries. Every query that touches a group's rows filters on tenant_key AND
+chat_id (S8): a card value or command from another group or tenant finds nothing."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.models import (ArtifactState, AuditEntry, Case, Chat, ConsensusVersion, Department,
+                        DepartmentInput, Requirement, RetroEntry, Signoff, StepLog, Task)
+from bot.routing import Ctx
+from bot.workflow import Facts, Step
+
+
+def scope(ctx: Ctx) -> dict[str, str]:
+    return {"tenant_key": ctx.tenant_key, "chat_id": ctx.chat_id}
+
+
+def ensure_chat(session: Session, *, tenant_key: str, chat_id: str, now: datetime, name: str = "") -> Chat:
+    chat = session.scalar(select(Chat).where(Chat.tenant_key == tenant_key, Chat.chat_id == chat_id))
+    if chat is None:
+        chat = Chat(tenant_key=tenant_key, chat_id=chat_id, name=name, joined_at=now)
+        session.add(chat)
+    else:
+        chat.active = True
+        chat.name = name or chat.name
+    return chat
+
+
+def get_case(session: Session, *, tenant_key: str, chat_id: str, case_id: int) -> Case | None:
+    return session.scalar(select(Case).where(Case.id == case_id, Case.tenant_key == tenant_key,
+                                             Case.chat_id == chat_id))
+
+
+def active_case(session: Session, *, tenant_key: str, chat_id: str) -> Case | None:
+    return session.scalar(select(Case).where(Case.tenant_key == tenant_key, Case.chat_id == chat_id,
+                                             Case.status == "active").order_by(Case.id.desc()))
+
+
+def cases_of_chat(session: Session, *, tenant_key: str, chat_id: str) -> list[Case]:
+    return list(session.scalars(select(Case).where(Case.tenant_key == tenant_key, Case.chat_id == chat_id)
+                                .order_by(Case.seq)))
+
+
+def next_seq(session: Session, *, tenant_key: str, chat_id: str) -> int:
+    top = session.scalar(select(func.max(Case.seq)).where(Case.tenant_key == tenant_key,
+                                                          Case.chat_id == chat_id))
+    return (top or 0) + 1
+
+
+def departments(session: Session, case: Case, *, active_only: bool = True) -> list[Department]:
+    q = select(Department).where(Department.case_id == case.id, Department.tenant_key == case.tenant_key,
+                                 Department.chat_id == case.chat_id)
+    if active_only:
+        q = q.where(Department.active.is_(True))
+    return list(session.scalars(q.order_by(Department.position, Department.id)))
+
+
+def current_consensus(session: Session, case: Case) -> ConsensusVersion | None:
+    return session.scalar(select(ConsensusVersion).where(
+        ConsensusVersion.case_id == case.id, ConsensusVersion.tenant_key == case.tenant_key,
+        ConsensusVersion.chat_id == case.chat_id).order_by(ConsensusVersion.version.desc()))
+
+
+def signoffs(session: Session, case: Case, *, artifact: str, version: int) -> dict[int, Signoff]:
+    rows = session.scalars(select(Signoff).where(
+        Signoff.case_id == case.id, Signoff.tenant_key == case.tenant_key, Signoff.chat_id == case.chat_id,
+        Signoff.artifact == artifact, Signoff.artifact_version == version))
+    return {row.department_id: row for row in rows}
+
+
+def artifact_state(session: Session, case: Case, artifact: str) -> ArtifactState:
+    state = session.scalar(select(ArtifactState).where(
+        ArtifactState.case_id == case.id, ArtifactState.artifact == artifact,
+        ArtifactState.tenant_key == case.tenant_key, ArtifactState.chat_id == case.chat_id))
+    if state is None:
+        state = ArtifactState(case_id=case.id, artifact=artifact, tenant_key=case.tenant_key,
+                              chat_id=case.chat_id, version=1)
+        session.add(state)
+        session.flush()
+    return state
+
+
+def audit(session: Session, case: Case | None, *, tenant_key: str, chat_id: str, actor: str, action: str,
+          detail: str, now: datetime) -> None:
+    session.add(AuditEntry(tenant_key=tenant_key, chat_id=chat_id, case_id=case.id if case else None,
+                           actor_open_id=actor, action=action, detail=detail[:2000], at=now))
+
+
+def audit_entries(session: Session, *, tenant_key: str, chat_id: str, case_id: int | None, limit: int = 15
+                  ) -> list[AuditEntry]:
+    q = select(AuditEntry).where(AuditEntry.tenant_key == tenant_key, AuditEntry.chat_id == chat_id)
+    if case_id is not None:
+        q = q.where(AuditEntry.case_id == case_id)
+    return list(session.scalars(q.order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+def enter_step(session: Session, case: Case, step: int, *, now: datetime, reason: str | None = None) -> None:
+    """Record the step change (the caller got `step` from bot.workflow)."""
+    open_log = session.scalar(select(StepLog).where(StepLog.case_id == case.id, StepLog.left_at.is_(None))
+                              .order_by(StepLog.id.desc()))
+    if open_log is not None:
+        open_log.left_at = now
+    if step >= Step.CLOSED:
+        case.status, case.closed_at = "closed", now
+    else:
+        session.add(StepLog(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, step=step,
+                            entered_at=now, reason=reason))
+    case.step, case.step_entered_at, case.updated_at = step, now, now
+
+
+def facts(session: Session, case: Case) -> Facts:
+    """Everything the workflow's guards need, read in one place."""
+    depts = departments(session, case)
+    names = {d.id: d.name for d in depts}
+    out: dict[str, object] = {}
+    consensus = current_consensus(session, case)
+    if consensus is not None:
+        signs = signoffs(session, case, artifact="consensus", version=consensus.version)
+        out["unsigned_departments"] = tuple(d.name for d in depts
+                                            if d.id not in signs or signs[d.id].status != "signed")
+        out["objections"] = tuple(names[i] for i, s in signs.items() if s.status == "objected" and i in names)
+        out["unsigned_departments"] = tuple(n for n in out["unsigned_departments"] if n not in out["objections"])
+    else:
+        out["unsigned_departments"] = ("填写问题共识表",)
+    out["departments_without_contact"] = tuple(d.name for d in depts if not d.contact_open_id)
+    out["team_confirmed"] = artifact_state(session, case, "team").archived_at is not None
+    inputs = set(session.scalars(select(DepartmentInput.department_id).where(
+        DepartmentInput.case_id == case.id, DepartmentInput.tenant_key == case.tenant_key)))
+    out["inputs_missing"] = tuple(d.name for d in depts if d.id not in inputs)
+    reqs = list(session.scalars(select(Requirement).where(Requirement.case_id == case.id,
+                                                          Requirement.tenant_key == case.tenant_key)))
+    out["requirements_count"] = len(reqs)
+    out["unresolved_conflicts"] = tuple(r.demand[:20] for r in reqs if r.is_conflict and not r.resolved_at)
+    req_state = artifact_state(session, case, "requirements")
+    confirmed = signoffs(session, case, artifact="requirements", version=req_state.version)
+    out["unconfirmed_departments"] = tuple(d.name for d in depts if d.id not in confirmed)
+    out["plan_published"] = artifact_state(session, case, "plan").archived_at is not None
+    tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
+                                                    Task.dropped.is_(False))))
+    out["open_tasks"] = tuple(t.content[:20] for t in tasks if t.status != "已完成")
+    out["execution_closed"] = artifact_state(session, case, "execution").archived_at is not None
+    out["retro_finalised"] = artifact_state(session, case, "retro").archived_at is not None
+    return Facts(**out)  # type: ignore[arg-type]
+
+
+def retro_entries(session: Session, case: Case) -> list[RetroEntry]:
+    return list(session.scalars(select(RetroEntry).where(RetroEntry.case_id == case.id,
+                                                         RetroEntry.tenant_key == case.tenant_key)
+                                .order_by(RetroEntry.id)))

@@ -1,0 +1,55 @@
+"""The one live card per case: the six-step strip, where the case stands, what is missing,
+who leads, and the buttons for the current step."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import texts
+from bot.actions import ActionValue
+from cards import kit
+
+COLOUR_BY_STATE = {"waiting": "orange", "done": "green", "lagging": "red", "info": "blue", "closed": "grey"}
+
+
+@dataclass(frozen=True)
+class CaseButton:
+    label: str
+    value: ActionValue
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class CaseView:
+    case_id: int
+    seq: int
+    title: str
+    step: int
+    lead_open_id: str
+    missing: tuple[str, ...]
+    buttons: tuple[CaseButton, ...] = ()
+    state: str = "waiting"       # colour key
+    extra_markdown: str = ""     # a short step-specific summary (trusted markup)
+
+
+def case_card(view: CaseView) -> dict:
+    closed = view.step >= 7
+    done = set(range(1, min(view.step, 7)))
+    lines = [kit.step_strip(view.step if not closed else 7, done)]
+    if closed:
+        lines.append(texts.CASE_CARD_CLOSED)
+    else:
+        lines.append(texts.CASE_CARD_NOW.format(step=view.step, name=texts.STEP_NAMES[view.step],
+                                                output=texts.OUTPUTS[view.step]))
+        gaps = "、".join(kit.esc(m) for m in view.missing) if view.missing else texts.NOTHING_MISSING
+        lines.append(f"**{texts.MISSING_PREFIX}**{gaps}")
+    lines.append(texts.CASE_CARD_LEAD.format(lead=kit.at(view.lead_open_id)))
+    elements = [kit.md("\n".join(lines))]
+    if view.extra_markdown:
+        elements.append(kit.md(view.extra_markdown))
+    if view.buttons and not closed:
+        elements.append(kit.columns([[kit.button(b.label, b.value, type="primary_filled" if b.primary else "default")]
+                                     for b in view.buttons]))
+    subtitle = texts.CASE_CARD_SUBTITLE.format(seq=view.seq, step=min(view.step, 6))
+    return kit.card(texts.CASE_CARD_TITLE.format(title=view.title), subtitle=subtitle,
+                    template=COLOUR_BY_STATE["closed" if closed else view.state], elements=elements,
+                    summary=f"{view.title} · {texts.STEP_SHORT[view.step]}")

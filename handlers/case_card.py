@@ -1,0 +1,58 @@
+"""Builds the live case card from the database and keeps it current.
+
+Step modules register the buttons their step needs (`STEP_BUTTONS`) and call
+`refresh(ctx, case)` after any change: the live card is patched in place (cards.md: one live
+card per case); `post(ctx, case)` sends it anew (`/进度`, step changes)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from bot import outbox, repository, texts
+from bot.actions import ActionValue
+from bot.models import Case
+from bot.routing import Ctx
+from bot.workflow import missing
+from cards.case import CaseButton, CaseView, case_card
+
+# step -> list of (label, action name, primary?)
+STEP_BUTTONS: dict[int, list[tuple[str, str, bool]]] = {}
+# step -> function adding a short summary under the strip (e.g. lagging tasks in step 5)
+STEP_SUMMARY: dict[int, Callable[[Ctx, Case], str]] = {}
+# step -> colour key override (e.g. "lagging" when tasks lag)
+STEP_STATE: dict[int, Callable[[Ctx, Case], str]] = {}
+
+
+def view(ctx: Ctx, case: Case) -> CaseView:
+    step = case.step
+    gaps = missing(step, repository.facts(ctx.session, case)) if step < 7 else ()
+    buttons = tuple(CaseButton(label, ActionValue(name, case_id=case.id, version=case.version), primary)
+                    for label, name, primary in STEP_BUTTONS.get(step, []))
+    summary = STEP_SUMMARY[step](ctx, case) if step in STEP_SUMMARY else ""
+    state = STEP_STATE[step](ctx, case) if step in STEP_STATE else ("waiting" if gaps else "done")
+    return CaseView(case_id=case.id, seq=case.seq, title=case.title, step=step, lead_open_id=case.lead_open_id,
+                    missing=gaps, buttons=buttons, state=state, extra_markdown=summary)
+
+
+def build(ctx: Ctx, case: Case) -> dict:
+    ctx.session.flush()
+    return case_card(view(ctx, case))
+
+
+def post(ctx: Ctx, case: Case) -> None:
+    """Send the case card as a new message and make it the live one."""
+    ctx.send(outbox.SendCard(build(ctx, case), bind_case_card=case.id))
+
+
+def refresh(ctx: Ctx, case: Case) -> None:
+    """Patch the live card in place (or post one if the group has none yet)."""
+    if case.card_message_id:
+        ctx.send(outbox.PatchCard(case.card_message_id, build(ctx, case)))
+    else:
+        post(ctx, case)
+
+
+def announce_step(ctx: Ctx, case: Case, done_step: int) -> None:
+    """A step finished: say so in the group and post the card for the new step."""
+    ctx.send(outbox.SendText(texts.STEP_ENTERED.format(done=texts.OUTPUTS.get(done_step, ""), step=case.step,
+                                                       name=texts.STEP_NAMES[case.step])))
+    post(ctx, case)

@@ -1,0 +1,85 @@
+"""Help, welcome, the case card on demand, the audit log, the case list and sending back."""
+from __future__ import annotations
+
+from bot import outbox, repository, texts
+from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
+from bot.routing import Ctx, Router, UserError
+from bot.workflow import NotAllowed, Step, send_back
+from cards.general import CaseRow, LogLine, audit_card, cases_card, help_card, welcome_card
+from handlers import case_card
+
+router = Router()
+
+
+def require_case(ctx: Ctx):
+    case = repository.active_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
+    if case is None:
+        raise UserError(texts.NO_ACTIVE_CASE)
+    return case
+
+
+@router.command(*texts.CMD_HELP)
+def show_help(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
+    ctx.send(outbox.SendCard(help_card()))
+
+
+@router.event("bot.addressed")
+def addressed(ctx: Ctx, event: MessageEvent) -> None:
+    ctx.send(outbox.SendText(texts.ADDRESSED_HINT if event.chat_type == "group" else texts.P2P_HINT))
+
+
+@router.event("im.chat.member.bot.added_v1")
+def bot_added(ctx: Ctx, event: BotAddedEvent) -> None:
+    repository.ensure_chat(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, now=ctx.now,
+                           name=event.chat_name)
+    ctx.send(outbox.SendCard(welcome_card()))
+
+
+@router.event("im.chat.member.bot.deleted_v1")
+def bot_removed(ctx: Ctx, _event: BotRemovedEvent) -> None:
+    chat = repository.ensure_chat(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, now=ctx.now)
+    chat.active = False
+
+
+@router.command(texts.CMD_PROGRESS)
+def progress(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
+    case_card.post(ctx, require_case(ctx))
+
+
+@router.command(texts.CMD_LOG)
+def audit_log(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
+    case = require_case(ctx)
+    entries = repository.audit_entries(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
+                                       case_id=case.id)
+    lines = [LogLine(at=e.at.astimezone(ctx.tz), actor_open_id=e.actor_open_id, action=e.action, detail=e.detail)
+             for e in entries]
+    ctx.send(outbox.SendCard(audit_card(case.title, lines)))
+
+
+@router.command(texts.CMD_CASES)
+def list_cases(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
+    rows = [CaseRow(seq=c.seq, title=c.title, step=c.step, status=c.status, lead_open_id=c.lead_open_id)
+            for c in repository.cases_of_chat(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)]
+    ctx.send(outbox.SendCard(cases_card(rows)))
+
+
+@router.command(texts.CMD_BACK)
+def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
+    case = require_case(ctx)
+    target, _, reason = args.partition(" ")
+    if not target.isdigit():
+        raise UserError(texts.BACK_USAGE)
+    try:
+        step = send_back(Step(case.step), int(target), actor_is_lead=ctx.actor == case.lead_open_id,
+                         reason=reason)
+    except NotAllowed as exc:
+        if ctx.actor != case.lead_open_id:
+            raise UserError(texts.NOT_LEAD) from exc
+        if not reason.strip():
+            raise UserError(texts.BACK_USAGE) from exc
+        raise UserError(texts.BACK_BAD_STEP.format(max=case.step - 1)) from exc
+    repository.enter_step(ctx.session, case, step, now=ctx.now, reason=reason.strip())
+    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
+                     action="step.back", detail=f"→ {step}：{reason.strip()}", now=ctx.now)
+    ctx.send(outbox.SendText(texts.BACK_DONE.format(step=texts.STEP_NAMES[step], reason=reason.strip())))
+    case_card.post(ctx, case)

@@ -1,0 +1,183 @@
+"""Drives the bot as Feishu would: sealed (encrypted + signed) events and card callbacks in,
+through the real webhook; the fake Open API records what each group sees."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import httpx
+from fastapi.testclient import TestClient
+
+from bot.app import create_app
+from bot.clock import ManualClock
+from bot.security import seal
+from bot.settings import Settings
+from feishu_fake import FakeFeishu
+from feishu_fake import events as ev
+
+APP_ID = "cli_test_app"
+APP_SECRET = "test-app-secret-value"
+ENCRYPT_KEY = "test-encrypt-key-value"
+VERIFICATION_TOKEN = "test-verification-token"
+TENANT = "tenant_a"
+CHAT = "oc_group_main"
+OTHER_CHAT = "oc_group_other"
+
+# Sample people: department heads and members.
+LEAD = "ou_lead_market"        # 市场部 陈静 (opens the case)
+TECH_HEAD = "ou_head_tech"     # 技术部 李娜
+DESIGN_HEAD = "ou_head_design"  # 设计部 王芳
+TECH_DEV = "ou_dev_tech"       # 技术部 刘洋
+OUTSIDER = "ou_someone_else"
+NAMES = {LEAD: "陈静", TECH_HEAD: "李娜", DESIGN_HEAD: "王芳", TECH_DEV: "刘洋", OUTSIDER: "赵强"}
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values = dict(feishu_app_id=APP_ID, feishu_app_secret=APP_SECRET, feishu_encrypt_key=ENCRYPT_KEY,
+                  feishu_verification_token=VERIFICATION_TOKEN, database_url=database_url)
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+class FeishuWorld:
+    def __init__(self, database_url: str, clock: ManualClock, **settings: Any) -> None:
+        self.clock = clock
+        self.settings = make_settings(database_url, **settings)
+        self.fake = FakeFeishu(app_id=APP_ID, app_secret=APP_SECRET, clock=clock, tenant_key=TENANT)
+        for chat in (CHAT, OTHER_CHAT):
+            self.fake.add_chat(chat, members=list(NAMES.items()))
+        for open_id, name in NAMES.items():
+            self.fake.add_user(open_id, name)
+        self.app = create_app(self.settings, clock=clock, transport=httpx.MockTransport(self.fake.handle),
+                              background=False)
+        self.state = self.app.state.bot
+        self.state.dispatcher.bot_open_id = self.fake.bot_open_id
+        self.http = TestClient(self.app)
+        self.http.__enter__()
+
+    def close(self) -> None:
+        self.http.__exit__(None, None, None)
+
+    # ------------------------------------------------------------ inbound
+    def post(self, payload: dict[str, Any], *, timestamp: int | None = None) -> httpx.Response:
+        ts = timestamp if timestamp is not None else int(self.clock.now().timestamp())
+        body, headers = seal(payload, encrypt_key=ENCRYPT_KEY, timestamp=ts)
+        return self.http.post("/feishu/events", content=body, headers=headers)
+
+    def _common(self) -> dict[str, Any]:
+        return {"app_id": APP_ID, "tenant_key": TENANT, "token": VERIFICATION_TOKEN,
+                "create_ms": int(self.clock.now().timestamp() * 1000)}
+
+    def say(self, user: str, text: str, *, chat: str = CHAT, mentions: list[dict] | None = None,
+            **kw: Any) -> httpx.Response:
+        self.fake.post_user_message(chat, user, text)
+        resp = self.post(ev.message_event(chat_id=chat, sender_open_id=user, text=text, mentions=mentions,
+                                          **self._common(), **kw))
+        self.drain()
+        return resp
+
+    def add_bot(self, *, chat: str = CHAT, by: str = LEAD) -> httpx.Response:
+        resp = self.post(ev.bot_added_event(chat_id=chat, operator_open_id=by, chat_name="新品推广协作群",
+                                            **self._common()))
+        self.drain()
+        return resp
+
+    def click(self, user: str, message_id: str, *, value: Any = None, form: dict | None = None,
+              name: str | None = None, chat: str = CHAT, tag: str = "button") -> dict[str, Any]:
+        """A card callback; returns Feishu's view of our answer (toast / card)."""
+        payload = ev.card_action_event(chat_id=chat, message_id=message_id, operator_open_id=user,
+                                       value=value, form_value=form, name=name, tag=tag, **self._common())
+        resp = self.post(payload)
+        assert resp.status_code == 200, resp.text
+        answer = resp.json()
+        if "card" in answer:  # Feishu replaces the clicked card with the returned one
+            self.fake._messages[message_id].content = answer["card"]["data"]  # noqa: SLF001
+        self.drain()
+        return answer
+
+    def press(self, user: str, message_id: str, label: str, **kw: Any) -> dict[str, Any]:
+        """Click the button labelled `label` on a message's current card."""
+        return self.click(user, message_id, value=find_button(self.card(message_id), label), **kw)
+
+    def submit(self, user: str, message_id: str, form: dict[str, Any], *, form_name: str | None = None
+               ) -> dict[str, Any]:
+        """Submit a form on a message's current card, as Feishu does: button name + form_value."""
+        return self.click(user, message_id, form=form, name=find_submit(self.card(message_id), form_name))
+
+    # ------------------------------------------------------------ background work
+    def drain(self) -> None:
+        """Finish work done after the answer and deliver the outbox (no sleeping)."""
+        state = self.state
+
+        async def _drain() -> None:
+            import asyncio
+
+            while state.tasks:
+                await asyncio.gather(*list(state.tasks), return_exceptions=True)
+            await state.sender.run_once()
+
+        self.http.portal.call(_drain)
+
+    # ------------------------------------------------------------ what the group sees
+    def messages(self, chat: str = CHAT) -> list[dict[str, Any]]:
+        return [m for m in self.fake.visible(chat) if m["sender"] == "bot"]
+
+    def cards(self, chat: str = CHAT) -> list[dict[str, Any]]:
+        return [m for m in self.messages(chat) if m["msg_type"] == "interactive"]
+
+    def texts(self, chat: str = CHAT) -> list[str]:
+        return [m["content"]["text"] for m in self.messages(chat) if m["msg_type"] == "text"]
+
+    def card(self, message_id: str) -> dict[str, Any]:
+        return self.fake.message(message_id).content
+
+    def last_card(self, chat: str = CHAT, title_contains: str = "") -> dict[str, Any]:
+        for m in reversed(self.cards(chat)):
+            if title_contains in card_title(m["content"]):
+                return m
+        raise AssertionError(f"no card titled {title_contains!r}; titles: "
+                             f"{[card_title(m['content']) for m in self.cards(chat)]}")
+
+
+# ---------------------------------------------------------------- card reading helpers
+def walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+def card_title(card: dict[str, Any]) -> str:
+    return card.get("header", {}).get("title", {}).get("content", "")
+
+
+def card_text(card: dict[str, Any]) -> str:
+    """All human-readable text of a card, for assertions."""
+    parts = [card_title(card)]
+    for node in walk(card.get("body", {})):
+        if node.get("tag") in ("markdown", "plain_text", "lark_md") and isinstance(node.get("content"), str):
+            parts.append(node["content"])
+        if node.get("tag") == "table":
+            parts.append(json.dumps(node.get("rows", []), ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def find_button(card: dict[str, Any], label: str) -> dict[str, Any]:
+    for node in walk(card.get("body", {})):
+        if node.get("tag") == "button" and node.get("text", {}).get("content") == label:
+            for b in node.get("behaviors", []):
+                if b.get("type") == "callback":
+                    return b["value"]
+    raise AssertionError(f"no button {label!r} in card {card_title(card)!r}")
+
+
+def find_submit(card: dict[str, Any], form_name: str | None = None) -> str:
+    for node in walk(card.get("body", {})):
+        if node.get("tag") == "form" and (form_name is None or node.get("name") == form_name):
+            for child in walk(node.get("elements", [])):
+                if child.get("tag") == "button" and child.get("form_action_type") == "submit":
+                    return child["name"]
+    raise AssertionError(f"no form {form_name or ''} with a submit button in {card_title(card)!r}")
