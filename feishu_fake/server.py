@@ -226,7 +226,7 @@ class FakeFeishu:
             self._fail_rng = random.Random(seed)
 
     def delay(self, seconds: float, times: int | None = 1) -> None:
-        """Hold the next `times` responses (None: all, until delay(0)) for `seconds` AFTER the
+        """Hold the next `times` API responses (None: all, until delay(0)) for `seconds` AFTER the
         request took effect — the lost-response case a client timeout must survive. Real
         async sleep in `ahandle`; `handle` blocks the calling thread."""
         with self._lock:
@@ -337,7 +337,9 @@ class FakeFeishu:
             else:
                 response = httpx.Response(status, text=str(body),
                                           headers={"Content-Type": "text/html", **hdrs})
-            delay = self._delays.popleft() if self._delays else self._delay_forever
+            delay = 0.0
+            if path != TOKEN_PATH:   # like faults, delays hit API calls, not token fetches
+                delay = self._delays.popleft() if self._delays else self._delay_forever
             return response, delay
 
     def _dispatch(self, method: str, path: str, query: dict, payload: Any, raw: bytes,
@@ -493,7 +495,10 @@ class FakeFeishu:
 
     def _created(self, msg: Message) -> dict:
         if msg.uuid:
-            self._uuids[msg.uuid] = (msg.message_id, self._now())
+            now = self._now()
+            if len(self._uuids) > 10_000:   # forget keys past Feishu's 1-hour dedupe window
+                self._uuids = {k: v for k, v in self._uuids.items() if now - v[1] < UUID_TTL}
+            self._uuids[msg.uuid] = (msg.message_id, now)
         return {"code": 0, "msg": "success", "data": self._message_data(msg)}
 
     def _api_message_create(self, *, query: dict, body: dict) -> dict:
