@@ -20,6 +20,7 @@ from bot.clock import Clock, SystemClock
 from bot.dispatch import Dispatcher
 from bot.feishu import FeishuClient
 from bot.outbox import OutboxSender
+from bot.pacer import Pacer
 from bot.routing import Router
 from bot.scheduler import Ticker
 from bot.settings import Settings
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     factory = db.make_sessionmaker(engine)
     client = FeishuClient(app_id=settings.feishu_app_id,
                           app_secret=settings.feishu_app_secret.get_secret_value(),
-                          base_url=settings.feishu_base_url, transport=transport)
+                          base_url=settings.feishu_base_url, transport=transport,
+                          pacer=Pacer())  # evenly spaced sends within Feishu's limits
     sender = OutboxSender(factory, client, clock)
     dispatcher = Dispatcher(factory, router or build_router(), clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)
