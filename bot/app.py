@@ -58,7 +58,7 @@ def build_router() -> Router:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                transport: httpx.AsyncBaseTransport | None = None, router: Router | None = None,
-               background: bool = True) -> FastAPI:
+               background: bool = True, pacer: Pacer | None | bool = True) -> FastAPI:
     """`background=False` (tests) runs no ticks; tests drive the outbox and clock themselves."""
     settings = settings or Settings()
     clock = clock or SystemClock()
@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     client = FeishuClient(app_id=settings.feishu_app_id,
                           app_secret=settings.feishu_app_secret.get_secret_value(),
                           base_url=settings.feishu_base_url, transport=transport,
-                          pacer=Pacer())  # evenly spaced sends within Feishu's limits
+                          # evenly spaced sends within Feishu's limits; tests may pass pacer=None
+                          pacer=Pacer() if pacer is True else (pacer or None))
     sender = OutboxSender(factory, client, clock)
     dispatcher = Dispatcher(factory, router or build_router(), clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)

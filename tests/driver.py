@@ -49,7 +49,7 @@ class FeishuWorld:
         for open_id, name in NAMES.items():
             self.fake.add_user(open_id, name)
         self.app = create_app(self.settings, clock=clock, transport=httpx.MockTransport(self.fake.handle),
-                              background=False)
+                              background=False, pacer=None)
         self.state = self.app.state.bot
         self.state.dispatcher.bot_open_id = self.fake.bot_open_id
         self.http = TestClient(self.app)
