@@ -102,6 +102,7 @@ async def _start(state: BotState) -> None:
     while True:
         try:
             await asyncio.to_thread(db.upgrade, state.settings.database_url)
+            await asyncio.to_thread(db.set_wal, state.engine)
             break
         except OperationalError:
             log.warning("database unreachable; retrying the schema upgrade in 5 s")

@@ -36,12 +36,23 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
-        if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
-            # WAL once, before serving: switching per connection races ("database is locked").
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        set_wal(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def set_wal(engine: Engine) -> bool:
+    """WAL once, before serving: switching per connection races ("database is locked").
+    Tolerates an unreachable database (the app starts, answers 503, and retries)."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return False
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return True
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not switch SQLite to WAL yet: %s", type(exc).__name__)
+        return False
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

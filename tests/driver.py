@@ -40,14 +40,17 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 class FeishuWorld:
-    def __init__(self, database_url: str, clock: ManualClock, **settings: Any) -> None:
+    def __init__(self, database_url: str, clock: ManualClock, *, fake: FakeFeishu | None = None,
+                 **settings: Any) -> None:
         self.clock = clock
         self.settings = make_settings(database_url, **settings)
-        self.fake = FakeFeishu(app_id=APP_ID, app_secret=APP_SECRET, clock=clock, tenant_key=TENANT)
-        for chat in (CHAT, OTHER_CHAT):
-            self.fake.add_chat(chat, members=list(NAMES.items()))
-        for open_id, name in NAMES.items():
-            self.fake.add_user(open_id, name)
+        if fake is None:  # pass the previous world's fake to model a restart of the bot only
+            fake = FakeFeishu(app_id=APP_ID, app_secret=APP_SECRET, clock=clock, tenant_key=TENANT)
+            for chat in (CHAT, OTHER_CHAT):
+                fake.add_chat(chat, members=list(NAMES.items()))
+            for open_id, name in NAMES.items():
+                fake.add_user(open_id, name)
+        self.fake = fake
         self.app = create_app(self.settings, clock=clock, transport=httpx.MockTransport(self.fake.handle),
                               background=False, pacer=None)
         self.state = self.app.state.bot

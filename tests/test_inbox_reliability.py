@@ -1,0 +1,95 @@
+"""The durable inbox: answered after storing, finished after a crash, 503 when the DB is down."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from bot.models import InboxEvent
+from feishu_fake import events as ev
+from tests.driver import APP_ID, APP_SECRET, CHAT, ENCRYPT_KEY, LEAD, TENANT, VERIFICATION_TOKEN, FeishuWorld
+
+
+def _msg(world, text="/帮助"):
+    return ev.message_event(chat_id=CHAT, sender_open_id=LEAD, text=text, app_id=APP_ID, tenant_key=TENANT,
+                            token=VERIFICATION_TOKEN, create_ms=int(world.clock.now().timestamp() * 1000))
+
+
+def test_message_answered_before_handling(world):
+    """The 200 comes back while the event is still pending; the work happens after."""
+    world.state.spawn = lambda coro: coro.close()  # the process "dies" right after answering
+    payload = _msg(world)
+    assert world.post(payload).status_code == 200
+    with world.state.factory() as s:
+        row = s.get(InboxEvent, payload["header"]["event_id"])
+        assert row is not None and row.status == "pending"
+    assert world.cards() == []
+
+
+def test_restart_finishes_unprocessed_events(database_url, clock):
+    first = FeishuWorld(database_url, clock)
+    first.state.spawn = lambda coro: coro.close()  # crash after the 200
+    payload = _msg(first)
+    assert first.post(payload).status_code == 200
+    first.close()
+
+    second = FeishuWorld(database_url, clock, fake=first.fake)  # the restarted process
+    try:
+        assert second.state.dispatcher.process_pending() == 1
+        second.drain()
+        assert len(first.fake.visible(CHAT)) >= 1
+        assert any(m["msg_type"] == "interactive" for m in first.fake.visible(CHAT) if m["sender"] == "bot")
+        assert second.state.dispatcher.process_pending() == 0  # not twice
+    finally:
+        second.close()
+
+
+def test_database_down_answers_503_and_health_reports_it(tmp_path, clock):
+    # A database that cannot be opened (a directory path): every connection fails.
+    bad = tmp_path / "nodb"
+    bad.mkdir()
+    world = FeishuWorld(f"sqlite:///{bad}", clock)
+    try:
+        assert world.post(_msg(world)).status_code == 503
+        resp = world.http.get("/healthz")
+        assert resp.status_code == 503 and resp.json() == {"database": "unreachable"}
+    finally:
+        world.close()
+
+
+def test_health_ok(world):
+    resp = world.http.get("/healthz")
+    assert resp.status_code == 200 and resp.json() == {"database": "ok"}
+    assert ENCRYPT_KEY not in resp.text
+
+
+def test_handler_crash_is_logged_with_a_reference_not_shown(world, caplog, monkeypatch):
+    from handlers import general
+
+    def boom(ctx, event, args):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setitem(world.state.dispatcher.router.commands, "/帮助", boom)
+    with caplog.at_level(logging.ERROR):
+        assert world.say(LEAD, "/帮助").status_code == 200
+    texts = world.texts()
+    assert texts and "编号" in texts[-1] and "secret internals" not in texts[-1]
+    assert "secret internals" in caplog.text
+    with world.state.factory() as s:
+        assert s.scalar(select(InboxEvent.status)) == "dead"
+    assert general  # the real handler module is importable
+
+
+def test_secrets_never_logged(database_url, clock, caplog):
+    with caplog.at_level(logging.DEBUG):
+        world = FeishuWorld(database_url, clock)
+        try:
+            world.say(LEAD, "/帮助")
+            world.post(_msg(world), timestamp=0)  # a rejected one too
+            repr(world.settings)
+        finally:
+            world.close()
+    logged = caplog.text + repr(world.settings)
+    for secret in (APP_SECRET, ENCRYPT_KEY, VERIFICATION_TOKEN):
+        assert secret not in logged
+    assert "t-" + "fake" not in logged
