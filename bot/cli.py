@@ -29,6 +29,22 @@ def _require_feishu(settings: Settings) -> None:
         raise SystemExit(2)
 
 
+def _upgrade_or_exit(settings: Settings) -> None:
+    """Upgrade the schema before serving; refuse clearly if it cannot be upgraded. An unreachable
+    database is not fatal: the bot answers 503 (Feishu retries) and upgrades once it is back."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot import db
+
+    try:
+        db.upgrade(settings.database_url)
+    except OperationalError:
+        logging.getLogger("bot").warning("数据库暂时无法连接，服务先启动并返回 503，连接恢复后自动升级。")
+    except Exception as exc:  # noqa: BLE001 - e.g. a database newer than this code
+        print(f"数据库升级失败，未启动：{type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     if args.sandbox or not settings.feishu_configured:
@@ -40,6 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         return serve_sandbox(settings, host=args.host, port=args.port)
     _require_feishu(settings)
+    _upgrade_or_exit(settings)
     import uvicorn
 
     from bot.app import create_app
