@@ -2,3 +2,4 @@
 `common` (this file's re-exports), `steps13`, `steps46`, `reminders`, `sandbox`…
 Format placeholders use str.format names."""
 from bot.texts.common import *  # noqa: F401,F403
+from bot.texts.steps46 import *  # noqa: F401,F403

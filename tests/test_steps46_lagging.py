@@ -1,0 +1,45 @@
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from bot.lagging import LAG_MARGIN, elapsed_percent, is_lagging, lag_reason_required
+
+T0 = datetime(2026, 12, 8, 1, 0, tzinfo=timezone.utc)
+
+
+@dataclass
+class T:
+    status: str = "进行中"
+    progress: int = 0
+    start_at: datetime = T0
+    due_at: datetime = T0 + timedelta(days=10)
+    dropped: bool = False
+
+
+def test_elapsed_percent_is_clamped():
+    assert elapsed_percent(T0, T0 + timedelta(days=10), T0 - timedelta(days=1)) == 0
+    assert elapsed_percent(T0, T0 + timedelta(days=10), T0 + timedelta(days=5)) == 50
+    assert elapsed_percent(T0, T0 + timedelta(days=10), T0 + timedelta(days=20)) == 100
+
+
+def test_behind_by_more_than_margin_lags():
+    half = T0 + timedelta(days=5)  # 50 % of the time used
+    assert not is_lagging(T(progress=50 - LAG_MARGIN), half)      # exactly at the margin: fine
+    assert is_lagging(T(progress=50 - LAG_MARGIN - 1), half)      # one point more: lagging
+    assert not is_lagging(T(progress=0), T0 - timedelta(hours=1))  # not started yet
+
+
+def test_deadline_passed_blocked_done_dropped():
+    late = T0 + timedelta(days=10, minutes=1)
+    assert is_lagging(T(progress=99), late)
+    assert not is_lagging(T(status="已完成", progress=100), late)
+    assert is_lagging(T(status="受阻", progress=90), T0)
+    assert not is_lagging(T(progress=0, dropped=True), late)
+
+
+def test_lag_reason_required_uses_reported_values():
+    half = T0 + timedelta(days=5)
+    task = T(progress=10)
+    assert lag_reason_required(task, half)
+    assert not lag_reason_required(task, half, progress=40)
+    assert lag_reason_required(task, half, status="受阻", progress=40)
+    assert not lag_reason_required(task, half, status="已完成", progress=100)
