@@ -1,0 +1,108 @@
+"""China's working-day calendar, plus a tenant's own exceptions.
+
+The public calendar comes from the maintained `holidays` package (`holidays.China`): statutory
+holidays, the substituted days off and the 调休 make-up working days on weekends
+(`weekend_workdays`, e.g. Saturday 2026-02-14). The State Council publishes next year's
+schedule around November and `holidays` ships it in its next monthly release, so keeping the
+bot right means upgrading that package once a year (README). A tenant's `CalendarOverride`
+rows (company holiday, extra working day) win over the public calendar.
+
+Working hours (09:00–18:00 local on working days) decide when non-urgent reminders may go out.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import CalendarOverride
+
+WORK_START = time(9, 0)
+WORK_END = time(18, 0)
+_SEARCH_DAYS = 60  # longer than any Chinese holiday block (Spring Festival ≤ 9 days)
+
+
+@lru_cache(maxsize=64)
+def _china(year: int) -> holidays.HolidayBase:
+    return holidays.China(years=year)
+
+
+def public_is_workday(day: date) -> bool:
+    """China's public calendar: Mon–Fri minus holidays, plus 调休 weekend working days."""
+    return bool(_china(day.year).is_working_day(day))
+
+
+def holiday_name(day: date) -> str | None:
+    return _china(day.year).get(day)
+
+
+class WorkCalendar:
+    """The public calendar with a tenant's overrides ({day: is_workday})."""
+
+    def __init__(self, overrides: dict[date, bool] | None = None) -> None:
+        self.overrides = dict(overrides or {})
+
+    def is_workday(self, day: date) -> bool:
+        if day in self.overrides:
+            return self.overrides[day]
+        return public_is_workday(day)
+
+    def next_workday(self, day: date, *, inclusive: bool = True) -> date:
+        d = day if inclusive else day + timedelta(days=1)
+        for _ in range(_SEARCH_DAYS):
+            if self.is_workday(d):
+                return d
+            d += timedelta(days=1)
+        return d  # a tenant marked two months off: give up searching, never loop forever
+
+    def workdays_after(self, start: date, days: int) -> list[date]:
+        """The working days in the `days` calendar days starting at `start` (inclusive)."""
+        return [start + timedelta(days=i) for i in range(days) if self.is_workday(start + timedelta(days=i))]
+
+    def workdays_between(self, first: date, last: date) -> int:
+        """Working days d with first < d <= last (0 when last <= first)."""
+        n, d = 0, first + timedelta(days=1)
+        while d <= last:
+            n += self.is_workday(d)
+            d += timedelta(days=1)
+        return n
+
+    # ------------------------------------------------------------ working hours
+    def in_hours(self, when: datetime, tz: ZoneInfo) -> bool:
+        local = when.astimezone(tz)
+        return self.is_workday(local.date()) and WORK_START <= local.time() <= WORK_END
+
+    def next_in_hours(self, when: datetime, tz: ZoneInfo) -> datetime:
+        """`when` if inside working hours, else the next working morning's start."""
+        if self.in_hours(when, tz):
+            return when
+        local = when.astimezone(tz)
+        day = local.date()
+        if self.is_workday(day) and local.time() < WORK_START:
+            return datetime.combine(day, WORK_START, tz)
+        return datetime.combine(self.next_workday(day, inclusive=False), WORK_START, tz)
+
+    def last_in_hours(self, when: datetime, tz: ZoneInfo) -> datetime:
+        """`when` if inside working hours, else the end of the previous working window."""
+        if self.in_hours(when, tz):
+            return when
+        local = when.astimezone(tz)
+        day = local.date()
+        if self.is_workday(day) and local.time() > WORK_END:
+            return datetime.combine(day, WORK_END, tz)
+        d = day - timedelta(days=1)
+        for _ in range(_SEARCH_DAYS):
+            if self.is_workday(d):
+                break
+            d -= timedelta(days=1)
+        return datetime.combine(d, WORK_END, tz)
+
+
+def calendar_for(session: Session, tenant_key: str) -> WorkCalendar:
+    rows = session.execute(select(CalendarOverride.day, CalendarOverride.is_workday)
+                           .where(CalendarOverride.tenant_key == tenant_key)).all()
+    return WorkCalendar({day: bool(flag) for day, flag in rows})
