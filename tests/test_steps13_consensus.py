@@ -1,0 +1,144 @@
+"""Step 1: `/问题`, the form, 《问题共识表》, sign / object / edit, and moving to step 2."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.models import Case, ConsensusVersion, Signoff
+from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_HEAD, card_text
+from tests.test_steps13_support import CONSENSUS_FORM, fill_consensus, has_button, open_case, sign
+
+
+def _db(world):
+    return world.state.factory()
+
+
+def test_open_case_posts_case_card_and_form(world):
+    mid = open_case(world)
+    titles = [c["content"]["header"]["title"]["content"] for c in world.cards()]
+    assert titles == ["「新品推广页面延迟」", "新建协作问题"]
+    form = world.card(mid)
+    assert "背景" in card_text(form) and "涉及部门" in card_text(form)
+    with _db(world) as s:
+        case = s.scalar(select(Case))
+        assert (case.title, case.step, case.lead_open_id, case.opener_open_id) == ("新品推广页面延迟", 1, LEAD, LEAD)
+
+
+def test_open_case_with_mention(world):
+    world.say(LEAD, "@_user_1 /问题 接口延期", mentions=[{"key": "@_user_1", "open_id": world.fake.bot_open_id,
+                                                         "name": "协作助手"}])
+    assert world.last_card(title_contains="接口延期")
+
+
+def test_second_case_refused_while_one_is_active(world):
+    open_case(world)
+    world.say(TECH_HEAD, "/问题 另一个问题")
+    assert any("已有进行中的协作问题" in t for t in world.texts())
+    with _db(world) as s:
+        assert s.scalar(select(func.count()).select_from(Case)) == 1
+
+
+def test_submit_sign_and_advance(world):
+    mid = open_case(world)
+    answer = fill_consensus(world, mid)
+    assert "版本 1" in answer["toast"]["content"]
+    table = world.card(mid)
+    assert "问题共识表" in card_text(table) and "待签字" in card_text(table)
+    assert any(TECH_HEAD in t and DESIGN_HEAD in t for t in world.texts())  # heads asked once
+    for head in (LEAD, TECH_HEAD):
+        assert "已签字" in sign(world, head, mid)["toast"]["content"]
+    last = sign(world, DESIGN_HEAD, mid)
+    assert "已达成共识" in last["toast"]["content"]
+    card = world.card(mid)
+    assert card["header"]["template"] == "green" and not has_button(card, "签字确认")
+    assert any("进入第 2 步" in t for t in world.texts())
+    with _db(world) as s:
+        assert s.scalar(select(Case.step)) == 2
+
+
+def test_wrong_person_gets_toast_naming_heads(world):
+    mid = open_case(world)
+    fill_consensus(world, mid)
+    answer = sign(world, OUTSIDER, mid)
+    assert answer["toast"]["type"] == "error"
+    assert "市场部负责人" in answer["toast"]["content"] and "技术部负责人" in answer["toast"]["content"]
+    with _db(world) as s:
+        assert s.scalar(select(func.count()).select_from(Signoff)) == 0
+
+
+def test_double_click_signs_once(world):
+    mid = open_case(world)
+    fill_consensus(world, mid)
+    sign(world, TECH_HEAD, mid)
+    again = sign(world, TECH_HEAD, mid)
+    assert "无需重复" in again["toast"]["content"]
+    with _db(world) as s:
+        assert s.scalar(select(func.count()).select_from(Signoff)) == 1
+
+
+def test_validation_errors_keep_input(world):
+    mid = open_case(world)
+    bad = {**CONSENSUS_FORM, "impact": "影响很大", "dept2_head": "", "dept3_name": "", "dept3_head": "",
+           "goal_date": "2026-12-01 +0800"}
+    answer = world.submit(LEAD, mid, bad)
+    assert answer["toast"]["type"] == "error"
+    card = answer["card"]["data"]
+    text = card_text(card)
+    assert "影响" in text and "技术部" in text and "已经过去" in text
+    defaults = {n.get("name"): n.get("default_value") for n in _walk(card) if n.get("tag") == "input"}
+    assert defaults["background"] == CONSENSUS_FORM["background"] and defaults["impact"] == "影响很大"
+    assert defaults["dept2_name"] == "技术部"
+    persons = {n.get("name"): n.get("initial_option") for n in _walk(card) if n.get("tag") == "select_person"}
+    assert persons["dept1_head"] == LEAD
+    with _db(world) as s:
+        assert s.scalar(select(func.count()).select_from(ConsensusVersion)) == 0
+    # the re-filled form still submits
+    ok = world.submit(LEAD, mid, {**CONSENSUS_FORM})
+    assert ok["toast"]["type"] == "success"
+
+
+def test_too_few_departments(world):
+    mid = open_case(world)
+    answer = world.submit(LEAD, mid, {**CONSENSUS_FORM, "dept2_name": "", "dept2_head": "", "dept3_name": "",
+                                      "dept3_head": ""})
+    assert "至少需要两个部门" in answer["toast"]["content"]
+
+
+def test_edit_after_signature_makes_new_version(world):
+    mid = open_case(world)
+    fill_consensus(world, mid)
+    sign(world, TECH_HEAD, mid)
+    world.press(LEAD, mid, "修改内容")
+    answer = world.submit(LEAD, mid, {**CONSENSUS_FORM, "goal": "4天内完成页面对接"})
+    assert "签字已重置" in answer["toast"]["content"]
+    text = card_text(world.card(mid))
+    assert "版本 2" in text and "共同目标" in text and "已签字" not in text
+    with _db(world) as s:
+        rows = s.scalars(select(Signoff)).all()
+        assert [(r.artifact_version, r.status) for r in rows] == [(1, "signed")]
+
+
+def test_objection_then_edit(world):
+    mid = open_case(world)
+    fill_consensus(world, mid)
+    empty = world.submit(TECH_HEAD, mid, {"reason": "  "})
+    assert "异议原因" in empty["toast"]["content"]
+    answer = world.submit(TECH_HEAD, mid, {"reason": "3天不够，接口需要加密"})
+    assert answer["toast"]["type"] == "warning"
+    card = world.card(mid)
+    assert card["header"]["template"] == "red" and "3天不够" in card_text(card)
+    assert any("提出异议" in t and LEAD in t for t in world.texts())
+    for head in (LEAD, DESIGN_HEAD):
+        sign(world, head, mid)
+    with _db(world) as s:
+        assert s.scalar(select(Case.step)) == 1   # the objection blocks
+    world.press(LEAD, mid, "修改内容")
+    world.submit(LEAD, mid, {**CONSENSUS_FORM, "goal_date": "2026-12-12 +0800"})
+    for head in (LEAD, TECH_HEAD, DESIGN_HEAD):
+        sign(world, head, mid)
+    with _db(world) as s:
+        assert s.scalar(select(Case.step)) == 2
+
+
+def _walk(node):
+    from tests.driver import walk
+    return list(walk(node))

@@ -1,0 +1,67 @@
+"""Shared steps for the steps 1–3 tests: open a case, fill the forms, sign, confirm."""
+from __future__ import annotations
+
+from typing import Any
+
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, find_button
+
+GOAL_DATE = "2026-12-11 +0800"   # the test clock is 2026-12-08 09:00 Shanghai
+
+CONSENSUS_FORM: dict[str, Any] = {
+    "title": "新品推广页面延迟",
+    "background": "市场部原计划本周上线新品推广页面",
+    "current_state": "技术部未完成接口对接",
+    "impact": "推广活动延迟3天，预计影响客流5000人次",
+    "goal": "3天内完成页面对接，保证推广活动按期上线",
+    "goal_date": GOAL_DATE,
+    "expected_outcome": "推广页面12月11日前上线",
+    "dept1_name": "市场部", "dept1_head": LEAD,
+    "dept2_name": "技术部", "dept2_head": TECH_HEAD,
+    "dept3_name": "设计部", "dept3_head": DESIGN_HEAD,
+}
+HEADS = (LEAD, TECH_HEAD, DESIGN_HEAD)
+
+
+def open_case(world, title: str = "新品推广页面延迟", user: str = LEAD) -> str:
+    """`/问题 标题` → the message id of the step-1 form."""
+    world.say(user, f"/问题 {title}")
+    return world.last_card(title_contains="新建协作问题")["message_id"]
+
+
+def fill_consensus(world, form_mid: str, user: str = LEAD, **changes: Any) -> dict:
+    return world.submit(user, form_mid, {**CONSENSUS_FORM, **changes})
+
+
+def sign(world, user: str, mid: str) -> dict:
+    return world.press(user, mid, "签字确认")
+
+
+def reach_step2(world) -> str:
+    """Open, fill and sign step 1; returns the consensus table message id."""
+    mid = open_case(world)
+    fill_consensus(world, mid)
+    for head in HEADS:
+        sign(world, head, mid)
+    return mid
+
+
+def team_card_mid(world) -> str:
+    case_mid = world.last_card(title_contains="「")["message_id"]
+    world.press(LEAD, case_mid, "填写分工")
+    return world.last_card(title_contains="协作小组分工表")["message_id"]
+
+
+def has_button(card: dict, label: str) -> bool:
+    try:
+        find_button(card, label)
+    except AssertionError:
+        return False
+    return True
+
+
+def text_of(world, mid: str) -> str:
+    return card_text(world.card(mid))
+
+
+__all__ = ["CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign", "reach_step2",
+           "team_card_mid", "has_button", "text_of", "TECH_DEV"]
