@@ -1,0 +1,431 @@
+"""The bot's clock, as data: which reminders each case should have, and reconciling the outbox
+with that.
+
+APScheduler only ticks (bot/scheduler.py). A planning tick calls `reconcile_all`: for each case
+it computes the *current* set of slots (kind, fire_key, due_at, stale_after) from the database
+— standups on working days, key-node checks, task deadlines, pending sign-offs — and then
+  * ensures an outbox row for every slot that is due from now on (or fell due within `grace`),
+  * revives a cancelled row whose slot is valid again (a deadline moved back),
+  * cancels every *pending* row whose slot is no longer valid (deadline, node or standup time
+    changed, case left step 5, standup paused).
+The fire_key contains the due slot, so moving a deadline yields a new key: the old row is
+cancelled and the new one is due at the new time. Rows planned ahead (standups for the next
+days, every future deadline) survive downtime: after a restart the sender finds them due and
+sends them once, marked late, or skips them as stale (`stale_after`) — never silently.
+
+`plan_case` is pure (facts in, slots out); the rest is the thin database layer around it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from bot import outbox
+from bot.models import (ArtifactState, Case, ConsensusVersion, Department, DepartmentInput, KeyNode,
+                        Outbox, Signoff, Task)
+from bot.workdays import WorkCalendar, calendar_for
+
+STANDUP = "standup"
+STANDUP_NUDGE = "standup_nudge"
+STANDUP_CLOSE = "standup_close"
+KEYNODE = "keynode"
+TASK_DUE = "task_due"
+OVERDUE = "overdue"
+SIGNOFF = "signoff_nudge"
+KINDS = (STANDUP, STANDUP_NUDGE, STANDUP_CLOSE, KEYNODE, TASK_DUE, OVERDUE, SIGNOFF)
+DONE = "已完成"
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Tunable delays (environment variables in brackets)."""
+
+    nudge_after: timedelta = timedelta(minutes=30)      # [STANDUP_NUDGE_MINUTES]
+    standup_window: timedelta = timedelta(minutes=60)   # [STANDUP_WINDOW_MINUTES] then the 进度跟踪表
+    standup_stale: timedelta = timedelta(hours=3)       # a standup later than this is skipped
+    task_warn: timedelta = timedelta(hours=24)          # [TASK_WARN_HOURS]
+    escalate_after_days: int = 2                        # [OVERDUE_ESCALATE_DAYS] working days
+    signoff_after: timedelta = timedelta(hours=24)      # [SIGNOFF_NUDGE_HOURS]
+    plan_days: int = 7                                  # standups planned this many days ahead
+    grace: timedelta = timedelta(minutes=10)            # a slot this far past is still created
+
+    @classmethod
+    def from_env(cls) -> "Policy":
+        return cls(nudge_after=timedelta(minutes=_env_int("STANDUP_NUDGE_MINUTES", 30)),
+                   standup_window=timedelta(minutes=_env_int("STANDUP_WINDOW_MINUTES", 60)),
+                   task_warn=timedelta(hours=_env_int("TASK_WARN_HOURS", 24)),
+                   escalate_after_days=_env_int("OVERDUE_ESCALATE_DAYS", 2),
+                   signoff_after=timedelta(hours=_env_int("SIGNOFF_NUDGE_HOURS", 24)))
+
+
+# ---------------------------------------------------------------- pure planning
+@dataclass(frozen=True)
+class TaskFact:
+    id: int
+    due_at: datetime
+    open: bool            # not done, not dropped
+
+
+@dataclass(frozen=True)
+class NodeFact:
+    id: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PendingSignoff:
+    tag: str              # e.g. "s1v2": step 1, consensus version 2
+    since: datetime
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    case_id: int
+    active: bool
+    step: int
+    step_entered_at: datetime
+    tz: ZoneInfo
+    standup_time: time
+    paused: bool
+    offsets_h: tuple[int, ...]
+    tasks: tuple[TaskFact, ...] = ()
+    nodes: tuple[NodeFact, ...] = ()
+    signoffs: tuple[PendingSignoff, ...] = ()
+    # days whose standup already went out (or was skipped): day -> the fire_key it used
+    standups_done: dict[date, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Slot:
+    kind: str
+    fire_key: str
+    due_at: datetime
+    stale_after: datetime | None = None
+
+
+def _minute(dt: datetime) -> str:
+    return dt.astimezone(ZoneInfo("UTC")).strftime("%Y%m%dT%H%MZ")
+
+
+def standup_key(day: date, at: time) -> str:
+    return f"{day.isoformat()}@{at.strftime('%H:%M')}"
+
+
+def parse_standup_key(key: str) -> tuple[date, time]:
+    day, _, hhmm = key.partition("@")
+    return date.fromisoformat(day), time.fromisoformat(hhmm)
+
+
+def parse_hhmm(value: str) -> time | None:
+    value = value.strip().replace("：", ":")
+    parts = value.split(":")
+    if len(parts) != 2 or not all(p.isdigit() and 1 <= len(p) <= 2 for p in parts):
+        return None
+    h, m = int(parts[0]), int(parts[1])
+    if not (0 <= h <= 23 and 0 <= m <= 59):
+        return None
+    return time(h, m)
+
+
+def task_due_slot(due_at: datetime, cal: WorkCalendar, tz: ZoneInfo, policy: Policy) -> datetime:
+    """When to warn about a deadline: `task_warn` before it, moved back into working hours."""
+    return cal.last_in_hours(due_at - policy.task_warn, tz)
+
+
+def overdue_slot(due_at: datetime, cal: WorkCalendar, tz: ZoneInfo) -> datetime:
+    """When to say a task became overdue: at the deadline, or the next working morning."""
+    return cal.next_in_hours(due_at, tz)
+
+
+def standup_slots(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) -> list[Slot]:
+    if not f.active or f.step != 5 or f.paused:
+        return []
+    out: list[Slot] = []
+    today = now.astimezone(f.tz).date()
+    days = sorted(set(cal.workdays_after(today - timedelta(days=1), policy.plan_days + 1)) | set(f.standups_done))
+    for day in days:
+        if day in f.standups_done:
+            at = parse_standup_key(f.standups_done[day])[1]
+        else:
+            at = f.standup_time
+        due = datetime.combine(day, at, f.tz)
+        if due < f.step_entered_at and day not in f.standups_done:
+            continue
+        key = standup_key(day, at)
+        out.append(Slot(STANDUP, key, due, due + policy.standup_stale))
+        close = due + policy.standup_window
+        end_of_day = datetime.combine(day + timedelta(days=1), time(0, 0), f.tz)
+        out.append(Slot(STANDUP_NUDGE, key, due + policy.nudge_after, close))
+        out.append(Slot(STANDUP_CLOSE, key, close, end_of_day))
+    return out
+
+
+def plan_case(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) -> list[Slot]:
+    """Every slot this case should have right now (past ones included; `reconcile` decides
+    which still need a row)."""
+    slots = standup_slots(f, cal, now, policy)
+    if f.active and f.step == 5:
+        for node in f.nodes:
+            for h in f.offsets_h:
+                due = node.at - timedelta(hours=h)
+                slots.append(Slot(KEYNODE, f"{node.id}:{h}h@{_minute(node.at)}", due, node.at))
+        due_groups: dict[datetime, datetime] = {}
+        over_groups: set[datetime] = set()
+        for t in f.tasks:
+            if not t.open:
+                continue
+            s = task_due_slot(t.due_at, cal, f.tz, policy)
+            due_groups[s] = min(due_groups.get(s, t.due_at), t.due_at)
+            over_groups.add(overdue_slot(t.due_at, cal, f.tz))
+        for s, first_deadline in due_groups.items():
+            slots.append(Slot(TASK_DUE, f"due@{_minute(s)}", s, first_deadline))
+        for s in over_groups:
+            slots.append(Slot(OVERDUE, f"over@{_minute(s)}", s, s + timedelta(days=1)))
+        if f.paused:  # the daily repeat normally rides on the standup card
+            today = now.astimezone(f.tz).date()
+            firsts = [overdue_slot(t.due_at, cal, f.tz).astimezone(f.tz).date() for t in f.tasks if t.open]
+            for day in cal.workdays_after(today, 2):
+                if any(first < day for first in firsts):
+                    due = datetime.combine(day, f.standup_time, f.tz)
+                    slots.append(Slot(OVERDUE, f"daily@{day.isoformat()}", due, due + timedelta(hours=8)))
+    if f.active and f.step in (1, 3):
+        for p in f.signoffs:
+            due = cal.next_in_hours(p.since + policy.signoff_after, f.tz)
+            slots.append(Slot(SIGNOFF, p.tag, due, None))
+    return slots
+
+
+@dataclass(frozen=True)
+class ExistingRow:
+    kind: str
+    fire_key: str
+    status: str
+    due_at: datetime | None = None
+
+
+@dataclass
+class Changes:
+    create: list[Slot] = field(default_factory=list)
+    revive: list[Slot] = field(default_factory=list)
+    cancel: list[tuple[str, str]] = field(default_factory=list)
+
+
+def reconcile(slots: Iterable[Slot], existing: Iterable[ExistingRow], now: datetime, policy: Policy) -> Changes:
+    """Pure diff of wanted slots against the outbox rows that exist for the case."""
+    existing = list(existing)
+    have = {(r.kind, r.fire_key): r.status for r in existing}
+    wanted = {(s.kind, s.fire_key): s for s in slots}
+    ch = Changes()
+    for key, slot in wanted.items():
+        status = have.get(key)
+        fresh = slot.due_at > now - policy.grace
+        if status is None and fresh:
+            ch.create.append(slot)
+        elif status == "cancelled" and fresh:
+            ch.revive.append(slot)
+    for r in existing:
+        # A pending row already due is left to the sender: its renderer re-checks the slot at
+        # delivery and cancels it, sends it late or skips it as stale — never silently.
+        if r.status == "pending" and (r.kind, r.fire_key) not in wanted and (r.due_at is None or r.due_at > now):
+            ch.cancel.append((r.kind, r.fire_key))
+    return ch
+
+
+# ---------------------------------------------------------------- database layer
+def _tz(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "Asia/Shanghai")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("Asia/Shanghai")
+
+
+def case_tz(case: Case) -> ZoneInfo:
+    return _tz(case.timezone)
+
+
+def _offsets(case: Case) -> tuple[int, ...]:
+    out = []
+    for v in case.key_node_offsets_h or [24]:
+        try:
+            h = int(v)
+        except (TypeError, ValueError):
+            continue
+        if 0 < h <= 24 * 14:
+            out.append(h)
+    return tuple(sorted(set(out), reverse=True)) or (24,)
+
+
+def pending_signoffs(session: Session, case: Case) -> tuple[PendingSignoff, ...]:
+    """Steps 1 and 3: what has been waiting for departments, and since when."""
+    depts = missing_departments(session, case)
+    if not depts:
+        return ()
+    if case.step == 1:
+        cv = _consensus(session, case)
+        return (PendingSignoff(f"s1v{cv.version}", cv.created_at),) if cv else ()
+    state = _requirements_state(session, case)
+    return (PendingSignoff(f"s3v{state.version if state else 1}", case.step_entered_at),)
+
+
+def _consensus(session: Session, case: Case) -> ConsensusVersion | None:
+    return session.scalar(select(ConsensusVersion).where(
+        ConsensusVersion.case_id == case.id, ConsensusVersion.tenant_key == case.tenant_key,
+        ConsensusVersion.chat_id == case.chat_id).order_by(ConsensusVersion.version.desc()).limit(1))
+
+
+def _requirements_state(session: Session, case: Case) -> ArtifactState | None:
+    return session.scalar(select(ArtifactState).where(
+        ArtifactState.case_id == case.id, ArtifactState.artifact == "requirements",
+        ArtifactState.tenant_key == case.tenant_key, ArtifactState.chat_id == case.chat_id))
+
+
+def missing_departments(session: Session, case: Case) -> list[tuple[Department, str]]:
+    """(department, what is missing) for a case waiting in step 1 (signatures) or 3 (inputs,
+    confirmations). Empty when nothing waits."""
+    from bot import texts
+
+    if case.status != "active" or case.step not in (1, 3):
+        return []
+    depts = list(session.scalars(select(Department).where(
+        Department.case_id == case.id, Department.tenant_key == case.tenant_key,
+        Department.chat_id == case.chat_id, Department.active.is_(True))
+        .order_by(Department.position, Department.id)))
+    if case.step == 1:
+        cv = _consensus(session, case)
+        if cv is None:
+            return []
+        done = set(session.scalars(select(Signoff.department_id).where(
+            Signoff.case_id == case.id, Signoff.artifact == "consensus", Signoff.artifact_version == cv.version,
+            Signoff.status == "signed")))
+        return [(d, texts.SIGNOFF_MISSING_SIGN) for d in depts if d.id not in done]
+    state = _requirements_state(session, case)
+    version = state.version if state else 1
+    inputs = set(session.scalars(select(DepartmentInput.department_id).where(DepartmentInput.case_id == case.id)))
+    confirmed = set(session.scalars(select(Signoff.department_id).where(
+        Signoff.case_id == case.id, Signoff.artifact == "requirements", Signoff.artifact_version == version,
+        Signoff.status == "signed")))
+    out = []
+    for d in depts:
+        if d.id not in inputs:
+            out.append((d, texts.SIGNOFF_MISSING_INPUT))
+        elif d.id not in confirmed:
+            out.append((d, texts.SIGNOFF_MISSING_CONFIRM))
+    return out
+
+
+def _open(t: Task) -> bool:
+    return t.status != DONE and not t.dropped
+
+
+def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None, nodes: list[KeyNode] | None = None,
+               done_standups: dict[date, str] | None = None) -> CaseFacts:
+    if tasks is None:
+        tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
+                                                        Task.chat_id == case.chat_id)))
+    if nodes is None:
+        nodes = list(session.scalars(select(KeyNode).where(KeyNode.case_id == case.id,
+                                                           KeyNode.tenant_key == case.tenant_key,
+                                                           KeyNode.chat_id == case.chat_id)))
+    return CaseFacts(
+        case_id=case.id, active=case.status == "active", step=case.step, step_entered_at=case.step_entered_at,
+        tz=case_tz(case), standup_time=parse_hhmm(case.standup_time or "") or time(9, 30),
+        paused=bool(case.standup_paused), offsets_h=_offsets(case),
+        tasks=tuple(TaskFact(t.id, t.due_at, _open(t)) for t in tasks),
+        nodes=tuple(NodeFact(n.id, n.at) for n in nodes),
+        signoffs=pending_signoffs(session, case) if case.step in (1, 3) else (),
+        standups_done=dict(done_standups or {}))
+
+
+def _existing(session: Session, case_ids: list[int], since: datetime) -> dict[int, list[ExistingRow]]:
+    rows = session.execute(select(Outbox.case_id, Outbox.kind, Outbox.fire_key, Outbox.status, Outbox.due_at).where(
+        Outbox.case_id.in_(case_ids), Outbox.kind.in_(KINDS),
+        or_(Outbox.status == "pending", Outbox.due_at >= since))).all()
+    out: dict[int, list] = {}
+    for case_id, kind, key, status, due_at in rows:
+        out.setdefault(case_id, []).append(ExistingRow(kind, key, status, due_at))
+    return out
+
+
+def _apply(session: Session, case: Case, changes: Changes) -> int:
+    n = 0
+    for s in changes.create:
+        n += outbox.enqueue(session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=s.kind,
+                            fire_key=s.fire_key, due_at=s.due_at, case_id=case.id, stale_after=s.stale_after)
+    for s in changes.revive:
+        n += session.execute(update(Outbox).where(
+            Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.kind == s.kind,
+            Outbox.fire_key == s.fire_key, Outbox.status == "cancelled")
+            .values(status="pending", due_at=s.due_at, stale_after=s.stale_after, attempts=0)).rowcount or 0
+    if changes.cancel:
+        conds = [and_(Outbox.kind == k, Outbox.fire_key == key) for k, key in changes.cancel]
+        n += session.execute(update(Outbox).where(
+            Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.case_id == case.id,
+            Outbox.status == "pending", or_(*conds)).values(status="cancelled")).rowcount or 0
+    return n
+
+
+def reconcile_case(session: Session, case: Case, now: datetime, policy: Policy | None = None,
+                   cal: WorkCalendar | None = None) -> Changes:
+    """Plan one case now (after `/站会 时间`, a deadline change…), in the caller's transaction."""
+    policy = policy or Policy()
+    cal = cal or calendar_for(session, case.tenant_key)
+    session.flush()
+    rows = _existing(session, [case.id], now - timedelta(days=policy.plan_days + 2)).get(case.id, [])
+    facts = load_facts(session, case, done_standups=_done_standups(rows))
+    changes = reconcile(plan_case(facts, cal, now, policy), rows, now, policy)
+    _apply(session, case, changes)
+    return changes
+
+
+def _done_standups(rows: list[ExistingRow]) -> dict[date, str]:
+    out = {}
+    for r in rows:
+        if r.kind == STANDUP and r.status not in ("pending", "cancelled"):
+            out[parse_standup_key(r.fire_key)[0]] = r.fire_key
+    return out
+
+
+def reconcile_all(session: Session, now: datetime, policy: Policy | None = None, *, batch: int = 200) -> int:
+    """The planning tick: every active case in a step with reminders, plus any case that still
+    has pending reminder rows (so leaving step 5 cancels them). Returns rows changed."""
+    policy = policy or Policy()
+    since = now - timedelta(days=policy.plan_days + 2)
+    ids = set(session.scalars(select(Case.id).where(Case.status == "active", Case.step.in_((1, 3, 5)))))
+    ids |= set(session.scalars(select(Outbox.case_id).where(Outbox.status == "pending", Outbox.kind.in_(KINDS),
+                                                            Outbox.case_id.is_not(None)).distinct()))
+    changed = 0
+    cals: dict[str, WorkCalendar] = {}
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), batch):
+        chunk = ordered[i:i + batch]
+        cases = list(session.scalars(select(Case).where(Case.id.in_(chunk))))
+        tasks: dict[int, list[Task]] = {}
+        for t in session.scalars(select(Task).where(Task.case_id.in_(chunk))):
+            tasks.setdefault(t.case_id, []).append(t)
+        nodes: dict[int, list[KeyNode]] = {}
+        for n in session.scalars(select(KeyNode).where(KeyNode.case_id.in_(chunk))):
+            nodes.setdefault(n.case_id, []).append(n)
+        existing = _existing(session, chunk, since)
+        for case in cases:
+            cal = cals.get(case.tenant_key) or cals.setdefault(case.tenant_key, calendar_for(session, case.tenant_key))
+            rows = existing.get(case.id, [])
+            facts = load_facts(session, case, tasks=[t for t in tasks.get(case.id, [])
+                                                     if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id],
+                               nodes=[n for n in nodes.get(case.id, [])
+                                      if n.tenant_key == case.tenant_key and n.chat_id == case.chat_id],
+                               done_standups=_done_standups(rows))
+            changed += _apply(session, case, reconcile(plan_case(facts, cal, now, policy), rows, now, policy))
+    return changed

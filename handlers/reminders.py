@@ -1,0 +1,391 @@
+"""The bot's clock in the group: daily standup (每日站会), key-node checks (进度确认会), task
+reminders, sign-off nudges, the `/站会` command and the standup card's buttons.
+
+Ticks: one planning tick (`bot.reminders.reconcile_all`, every minute) keeps the outbox's
+reminder rows equal to what the database says is due; the outbox sender (its own 1 s loop)
+delivers them. What a reminder shows is decided here, by a renderer per kind, at delivery
+time — so a reminder always shows the current state, and a reminder whose reason went away
+(task done, deadline moved, standup paused) is cancelled instead of sent.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import outbox, repository, texts
+from bot import reminders as plan
+from bot.actions import ActionValue
+from bot.envelope import CardAction, MessageEvent
+from bot.models import Case, KeyNode, Outbox, StandupReply, Task, TaskUpdate
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.workdays import WorkCalendar, calendar_for
+from cards import reminders as cards
+from cards.reminders import KEYNODE_OK, STANDUP_SAME, TaskLine
+
+router = Router()
+POLICY = plan.Policy.from_env()
+LATE_AFTER = timedelta(minutes=5)
+PLAN_EVERY_S = 60
+
+
+# ---------------------------------------------------------------- ticks
+def plan_tick(factory, now: datetime) -> int:
+    with factory() as session, session.begin():
+        return plan.reconcile_all(session, now, POLICY)
+
+
+def register_ticks(state) -> None:
+    async def tick() -> None:
+        changed = await asyncio.to_thread(plan_tick, state.factory, state.clock.now())
+        if changed:
+            state.sender.kick()
+
+    state.ticker.every(PLAN_EVERY_S, "reminders-plan", tick)
+    state.spawn(tick())  # plan once right away: catch up what fell due while we were down
+
+
+# ---------------------------------------------------------------- shared helpers
+def _fmt(dt: datetime, tz: ZoneInfo) -> str:
+    return dt.astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def _case_of(session: Session, row: Outbox) -> Case | None:
+    if row.case_id is None:
+        return None
+    case = repository.get_case(session, tenant_key=row.tenant_key, chat_id=row.chat_id, case_id=row.case_id)
+    return case if case is not None and case.status == "active" else None
+
+
+def _tasks(session: Session, case: Case) -> list[Task]:
+    return list(session.scalars(select(Task).where(
+        Task.case_id == case.id, Task.tenant_key == case.tenant_key, Task.chat_id == case.chat_id)
+        .order_by(Task.seq, Task.id)))
+
+
+def _open_tasks(session: Session, case: Case) -> list[Task]:
+    return [t for t in _tasks(session, case) if t.status != plan.DONE and not t.dropped]
+
+
+def _lagging(task: Task, now: datetime) -> bool:
+    try:
+        from bot.lagging import is_lagging
+    except ImportError:  # pragma: no cover - steps 4–6 not installed
+        return task.status != plan.DONE and now > task.due_at
+    return is_lagging(task, now)
+
+
+def _overdue_days(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> int | None:
+    if now <= task.due_at:
+        return None
+    first = plan.overdue_slot(task.due_at, cal, tz).astimezone(tz).date()
+    return cal.workdays_between(first, now.astimezone(tz).date())
+
+
+def _line(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> TaskLine:
+    return TaskLine(owner_open_id=task.owner_open_id, content=task.content, due=_fmt(task.due_at, tz),
+                    progress=int(task.progress or 0), lagging=_lagging(task, now),
+                    overdue_days=_overdue_days(task, now, cal, tz))
+
+
+def _late(row: Outbox, now: datetime) -> bool:
+    return now - row.due_at > LATE_AFTER
+
+
+# ---------------------------------------------------------------- standup
+def answered(session: Session, case: Case, day: date) -> set[str]:
+    """Who answered the day's standup: 今日无变化, or any progress update that day."""
+    said = set(session.scalars(select(StandupReply.open_id).where(
+        StandupReply.case_id == case.id, StandupReply.tenant_key == case.tenant_key,
+        StandupReply.chat_id == case.chat_id, StandupReply.day == day)))
+    said |= set(session.scalars(select(TaskUpdate.actor_open_id).where(
+        TaskUpdate.case_id == case.id, TaskUpdate.tenant_key == case.tenant_key,
+        TaskUpdate.chat_id == case.chat_id, TaskUpdate.standup_day == day)))
+    return said
+
+
+def standup_view(session: Session, case: Case, day: date, now: datetime, *, show_missing: bool = False,
+                 closed: bool = False, late: bool = False) -> cards.StandupView:
+    tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
+    said = answered(session, case, day)
+    by_owner: dict[str, list[TaskLine]] = {}
+    escalate = []
+    for task in _open_tasks(session, case):
+        line = _line(task, now, cal, tz)
+        by_owner.setdefault(task.owner_open_id, []).append(line)
+        if line.overdue_days is not None and line.overdue_days >= POLICY.escalate_after_days:
+            escalate.append(line)
+    owners = tuple(cards.OwnerBlock(oid, tuple(lines), oid in said) for oid, lines in by_owner.items())
+    return cards.StandupView(case_id=case.id, title=case.title, day=day, lead_open_id=case.lead_open_id,
+                             owners=owners, escalate=tuple(escalate), escalate_days=POLICY.escalate_after_days,
+                             show_missing=show_missing, closed=closed, late=late)
+
+
+def _standup_live(session: Session, case: Case | None, key: str) -> bool:
+    """The standup slot `key` is still what the case wants (step 5, running, same time, workday)."""
+    if case is None or case.step != 5 or case.standup_paused:
+        return False
+    day, at = plan.parse_standup_key(key)
+    return at == (plan.parse_hhmm(case.standup_time or "") or at) and \
+        calendar_for(session, case.tenant_key).is_workday(day)
+
+
+def _standup_row(session: Session, row: Outbox) -> Outbox | None:
+    return session.scalar(select(Outbox).where(
+        Outbox.tenant_key == row.tenant_key, Outbox.chat_id == row.chat_id, Outbox.kind == plan.STANDUP,
+        Outbox.fire_key == row.fire_key))
+
+
+def render_standup(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+    case = _case_of(session, row)
+    if not _standup_live(session, case, row.fire_key):
+        return None
+    day = plan.parse_standup_key(row.fire_key)[0]
+    view = standup_view(session, case, day, now, late=_late(row, now))
+    return [outbox.SendCard(cards.standup_card(view))]
+
+
+def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+    case, standup = _case_of(session, row), _standup_row(session, row)
+    if case is None or case.step != 5 or standup is None or standup.status != "sent" or not standup.message_id:
+        return None
+    day = plan.parse_standup_key(row.fire_key)[0]
+    view = standup_view(session, case, day, now, show_missing=True, late=standup.late)
+    missing = [b.open_id for b in view.owners if not b.answered]
+    if not missing:
+        return None
+    people = " ".join(f'<at user_id="{oid}"></at>' for oid in missing)
+    return [outbox.SendText(texts.STANDUP_NUDGE.format(people=people)),
+            outbox.PatchCard(standup.message_id, cards.standup_card(view))]
+
+
+def render_close(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+    case, standup = _case_of(session, row), _standup_row(session, row)
+    if case is None or case.step != 5 or standup is None or standup.status not in ("sent", "skipped_stale"):
+        return None
+    ops: list[outbox.Op] = []
+    if standup.status == "sent" and standup.message_id:
+        day = plan.parse_standup_key(row.fire_key)[0]
+        view = standup_view(session, case, day, now, closed=True, late=standup.late)
+        ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
+    try:
+        from handlers.tracking import tracking_card_for
+    except ImportError:  # pragma: no cover - step 5 tracking not installed
+        return ops or None
+    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case))))
+    return ops
+
+
+# ---------------------------------------------------------------- key nodes
+def _node_for(session: Session, case: Case, key: str) -> tuple[KeyNode, int] | None:
+    node_part, _, rest = key.partition(":")
+    hours, _, at = rest.partition("h@")
+    if not (node_part.isdigit() and hours.isdigit()):
+        return None
+    node = session.scalar(select(KeyNode).where(KeyNode.id == int(node_part), KeyNode.case_id == case.id,
+                                                KeyNode.tenant_key == case.tenant_key,
+                                                KeyNode.chat_id == case.chat_id))
+    if node is None or plan._minute(node.at) != at or int(hours) not in plan._offsets(case):
+        return None
+    return node, int(hours)
+
+
+def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: datetime, *,
+                 late: bool = False, confirmed_by: str | None = None) -> cards.KeyNodeView:
+    tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
+    due = [t for t in _open_tasks(session, case) if t.due_at <= node.at]
+    return cards.KeyNodeView(
+        case_id=case.id, node_id=node.id, node_name=node.name, node_at=_fmt(node.at, tz), hours_before=hours,
+        hours_left=int((node.at - now).total_seconds() // 3600), lead_open_id=case.lead_open_id,
+        open_tasks=tuple(_line(t, now, cal, tz) for t in due), confirmed_by=confirmed_by,
+        confirmed_at=_fmt(now, tz), late=late)
+
+
+def render_keynode(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+    case = _case_of(session, row)
+    found = _node_for(session, case, row.fire_key) if case is not None and case.step == 5 else None
+    if found is None:
+        return None
+    view = keynode_view(session, case, *found, now, late=_late(row, now))
+    return [outbox.SendCard(cards.keynode_card(view))]
+
+
+# ---------------------------------------------------------------- tasks
+def render_task_due(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+    case = _case_of(session, row)
+    if case is None or case.step != 5:
+        return None
+    tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
+    slot = row.fire_key.partition("@")[2]
+    tasks = [t for t in _open_tasks(session, case)
+             if plan._minute(plan.task_due_slot(t.due_at, cal, tz, POLICY)) == slot and t.due_at > now]
+    if not tasks:
+        return None
+    view = cards.TaskReminderView(case.id, "due", tuple(_line(t, now, cal, tz) for t in tasks),
+                                  warn_hours=int(POLICY.task_warn.total_seconds() // 3600), late=_late(row, now))
+    return [outbox.SendCard(cards.task_reminder_card(view))]
+
+
+def _overdue_tasks(session: Session, case: Case, key: str, now: datetime, cal: WorkCalendar,
+                   tz: ZoneInfo) -> list[Task]:
+    kind, _, slot = key.partition("@")
+    late = [t for t in _open_tasks(session, case) if t.due_at < now]
+    if kind == "over":  # became overdue in this slot
+        return [t for t in late if plan._minute(plan.overdue_slot(t.due_at, cal, tz)) == slot]
+    day = date.fromisoformat(slot)  # daily repeat (standup paused): overdue before that day
+    return [t for t in late if plan.overdue_slot(t.due_at, cal, tz).astimezone(tz).date() < day]
+
+
+def render_overdue(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+    case = _case_of(session, row)
+    if case is None or case.step != 5:
+        return None
+    if row.fire_key.startswith("daily@") and not case.standup_paused:
+        return None  # the standup card carries the daily repeat
+    tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
+    tasks = _overdue_tasks(session, case, row.fire_key, now, cal, tz)
+    if not tasks:
+        return None
+    view = cards.TaskReminderView(case.id, "overdue", tuple(_line(t, now, cal, tz) for t in tasks),
+                                  late=_late(row, now), lead_open_id=case.lead_open_id,
+                                  escalate_days=POLICY.escalate_after_days)
+    return [outbox.SendCard(cards.task_reminder_card(view))]
+
+
+# ---------------------------------------------------------------- sign-offs (steps 1 and 3)
+def render_signoff(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+    case = _case_of(session, row)
+    if case is None or case.step not in (1, 3):
+        return None
+    if row.fire_key not in {p.tag for p in plan.pending_signoffs(session, case)}:
+        return None
+    missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == 3 and d.contact_open_id
+                                      else d.head_open_id, what)
+                    for d, what in plan.missing_departments(session, case))
+    view = cards.SignoffNudgeView(step=case.step, output=texts.OUTPUTS[1 if case.step == 1 else 3],
+                                  hours=int(POLICY.signoff_after.total_seconds() // 3600), missing=missing,
+                                  late=_late(row, now))
+    return [outbox.SendCard(cards.signoff_nudge_card(view))]
+
+
+for _kind, _fn in ((plan.STANDUP, render_standup), (plan.STANDUP_NUDGE, render_nudge),
+                   (plan.STANDUP_CLOSE, render_close), (plan.KEYNODE, render_keynode),
+                   (plan.TASK_DUE, render_task_due), (plan.OVERDUE, render_overdue),
+                   (plan.SIGNOFF, render_signoff)):
+    outbox.register_renderer(_kind, _fn)
+
+
+# ---------------------------------------------------------------- card actions
+def _load(ctx: Ctx, value: ActionValue) -> Case:
+    case = repository.get_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
+                               case_id=value.case_id or 0)
+    if case is None:
+        raise UserError(texts.CASE_NOT_FOUND)
+    if case.status != "active":
+        raise UserError(texts.CASE_CLOSED)
+    return case
+
+
+@router.action(STANDUP_SAME)
+def no_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _load(ctx, value)
+    tz = plan.case_tz(case)
+    today = ctx.now.astimezone(tz).date()
+    try:
+        day = date.fromisoformat(value.extra.get("d", ""))
+    except ValueError as exc:
+        raise UserError(texts.UNKNOWN_ACTION) from exc
+    if day != today:
+        raise UserError(texts.STANDUP_OLD.format(day=f"{day.month}月{day.day}日"), kind="info")
+    owners = {t.owner_open_id for t in _open_tasks(ctx.session, case)}
+    if ctx.actor not in owners:
+        raise UserError(_owner_names(ctx, owners), kind="info")
+    toast = texts.STANDUP_REPLIED
+    try:
+        with ctx.session.begin_nested():
+            ctx.session.add(StandupReply(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                                         day=day, open_id=ctx.actor, at=ctx.now))
+    except IntegrityError:
+        toast = texts.STANDUP_ALREADY
+    card = cards.standup_card(standup_view(ctx.session, case, day, ctx.now))
+    return CallbackAnswer(toast=toast, card=card)
+
+
+def _owner_names(ctx: Ctx, owners: set[str]) -> str:
+    if not owners:
+        return texts.STANDUP_NOT_OWNER_NONE
+    from bot.models import Member
+
+    names = dict(ctx.session.execute(select(Member.open_id, Member.role).where(
+        Member.tenant_key == ctx.tenant_key, Member.chat_id == ctx.chat_id, Member.open_id.in_(owners))).all())
+    return texts.STANDUP_NOT_OWNER.format(owners="、".join(sorted(names.get(o) or o for o in owners)))
+
+
+@router.action(KEYNODE_OK)
+def keynode_ok(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _load(ctx, value)
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    node = ctx.session.scalar(select(KeyNode).where(KeyNode.id == (value.row_id or 0), KeyNode.case_id == case.id,
+                                                    KeyNode.tenant_key == case.tenant_key,
+                                                    KeyNode.chat_id == case.chat_id))
+    if node is None:
+        raise UserError(texts.KEYNODE_GONE)
+    hours = int(value.extra.get("h", "24")) if value.extra.get("h", "24").isdigit() else 24
+    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
+                     action="keynode.confirm", detail=f"{node.name} {_fmt(node.at, plan.case_tz(case))}", now=ctx.now)
+    view = keynode_view(ctx.session, case, node, hours, ctx.now, confirmed_by=ctx.actor)
+    return CallbackAnswer(toast=texts.KEYNODE_CONFIRMED_TOAST.format(node=node.name),
+                          card=cards.keynode_card(view))
+
+
+# ---------------------------------------------------------------- /站会
+@router.command(texts.CMD_STANDUP)
+def standup_command(ctx: Ctx, _event: MessageEvent, args: str) -> None:
+    case = repository.active_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
+    if case is None:
+        raise UserError(texts.NO_ACTIVE_CASE)
+    verb, _, rest = args.strip().partition(" ")
+    if not verb:
+        ctx.send(outbox.SendText(_status(case)))
+        return
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    if verb == "时间":
+        message = _set_time(ctx, case, rest)
+    elif verb in ("暂停", "恢复"):
+        message = _set_paused(ctx, case, verb == "暂停")
+    else:
+        raise UserError(texts.STANDUP_USAGE)
+    plan.reconcile_case(ctx.session, case, ctx.now, POLICY)
+    ctx.send(outbox.SendText(message))
+
+
+def _status(case: Case) -> str:
+    state = (texts.STANDUP_STATE_PAUSED if case.standup_paused else
+             texts.STANDUP_STATE_ON if case.step == 5 else texts.STANDUP_STATE_IDLE)
+    return texts.STANDUP_STATUS.format(time=case.standup_time, tz=case.timezone, state=state)
+
+
+def _set_time(ctx: Ctx, case: Case, raw: str) -> str:
+    at = plan.parse_hhmm(raw)
+    if at is None:
+        raise UserError(texts.STANDUP_BAD_TIME.format(value=raw.strip()[:20]))
+    case.standup_time, case.updated_at = at.strftime("%H:%M"), ctx.now
+    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
+                     action="standup.time", detail=case.standup_time, now=ctx.now)
+    return texts.STANDUP_TIME_SET.format(time=case.standup_time, tz=case.timezone)
+
+
+def _set_paused(ctx: Ctx, case: Case, paused: bool) -> str:
+    if case.standup_paused == paused:
+        raise UserError(texts.STANDUP_ALREADY_PAUSED if paused else
+                        texts.STANDUP_ALREADY_RUNNING.format(time=case.standup_time), kind="info")
+    case.standup_paused, case.updated_at = paused, ctx.now
+    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
+                     action="standup.pause" if paused else "standup.resume", detail="", now=ctx.now)
+    return texts.STANDUP_PAUSED if paused else texts.STANDUP_RESUMED.format(time=case.standup_time)
