@@ -120,3 +120,411 @@ def require_step(case: Case, step: int) -> None:
 def audit(ctx: Ctx, case: Case, action: str, detail: str) -> None:
     repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
                      action=action, detail=detail, now=ctx.now)
+
+
+# ---------------------------------------------------------------- step 4 handlers
+from bot import outbox  # noqa: E402
+from bot.actions import ActionValue  # noqa: E402
+from bot.envelope import CardAction  # noqa: E402
+from bot.models import ActionItem, PlanVersion  # noqa: E402
+from bot.routing import CallbackAnswer, Router  # noqa: E402
+from bot.workflow import Blocked, Step, advance  # noqa: E402
+from cards.plan import MinutesView, PlanActions, PlanNode, PlanRisk, PlanTask, PlanView, minutes_card, \
+    plan_card  # noqa: E402
+from handlers import case_card  # noqa: E402
+
+router = Router()
+
+PLAN_OPEN = "plan.open"
+PLAN_MODE = "plan.mode"
+PLAN_TASK = "plan.task"          # add (no row) or save an edited task (row = task id)
+PLAN_EDIT = "plan.edit"
+PLAN_DEL_TASK = "plan.del_task"
+PLAN_RISK = "plan.risk"
+PLAN_DEL_RISK = "plan.del_risk"
+PLAN_NODE = "plan.node"
+PLAN_DEL_NODE = "plan.del_node"
+PLAN_CARRY = "plan.carry"
+PLAN_PUBLISH = "plan.publish"
+ACTIONS = PlanActions(mode=PLAN_MODE, add_task=PLAN_TASK, add_risk=PLAN_RISK, add_node=PLAN_NODE,
+                      edit_task=PLAN_EDIT, delete_task=PLAN_DEL_TASK, delete_risk=PLAN_DEL_RISK,
+                      delete_node=PLAN_DEL_NODE, carry=PLAN_CARRY, publish=PLAN_PUBLISH)
+
+
+def meeting_hours(case: Case) -> int:
+    offsets = case.key_node_offsets_h or [24]
+    return int(max(offsets))
+
+
+def _plan_tasks(tasks: list[Task], tz: ZoneInfo) -> tuple[PlanTask, ...]:
+    seqs = {t.id: t.seq for t in tasks}
+    return tuple(PlanTask(task_id=t.id, seq=t.seq, content=t.content, owner=t.owner_open_id, start=fmt(t.start_at, tz),
+                          due=fmt(t.due_at, tz), standard=t.delivery_standard, resources=t.resources,
+                          depends=f"#{seqs[t.depends_on_id]}" if t.depends_on_id in seqs else "") for t in tasks)
+
+
+def _parts(session: Session, case: Case, tz: ZoneInfo):
+    tasks = _plan_tasks(tasks_of(session, case), tz)
+    risks = tuple(PlanRisk(risk_id=r.id, risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
+                           owner=r.owner_open_id) for r in risks_of(session, case))
+    hours = meeting_hours(case)
+    nodes = tuple(PlanNode(node_id=n.id, name=n.name, at=fmt(n.at, tz), meeting=fmt(n.at - timedelta(hours=hours), tz))
+                  for n in nodes_of(session, case))
+    return tasks, risks, nodes
+
+
+def _uncarried(session: Session, case: Case) -> list[ActionItem]:
+    return list(session.scalars(select(ActionItem).where(
+        ActionItem.case_id == case.id, ActionItem.tenant_key == case.tenant_key, ActionItem.chat_id == case.chat_id,
+        ActionItem.carried_to_task_id.is_(None)).order_by(ActionItem.id)))
+
+
+def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "task", editing: Task | None = None,
+                  typed: dict[str, str] | None = None) -> dict:
+    """The drafting card in step 4; the read-only plan afterwards."""
+    tasks, risks, nodes = _parts(session, case, tz)
+    if case.step != Step.PLAN:
+        version = session.scalar(select(PlanVersion.version).where(
+            PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key)
+            .order_by(PlanVersion.version.desc()).limit(1)) or 0
+        return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
+                                  meeting_hours=meeting_hours(case), published_version=version))
+    if editing is not None and typed is None:
+        typed = {"content": editing.content, "owner": editing.owner_open_id, "standard": editing.delivery_standard,
+                 "resources": editing.resources, "start": picker_value(editing.start_at, tz) or "",
+                 "due": picker_value(editing.due_at, tz) or "", "depends": str(editing.depends_on_id or 0)}
+    ed = next((t for t in tasks if editing is not None and t.task_id == editing.id), None)
+    return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
+                              meeting_hours=meeting_hours(case), actions=ACTIONS, mode=mode, editing=ed,
+                              typed=typed or {}, carry_count=len(_uncarried(session, case))))
+
+
+def _draft_case(ctx: Ctx, value: ActionValue) -> Case:
+    case = load_case(ctx, value.case_id)
+    if case.status == "active" and case.step > Step.PLAN and value.action != PLAN_OPEN:
+        raise UserError(texts.PLAN_ALREADY_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
+    require_step(case, Step.PLAN)
+    if ctx.actor not in team_open_ids(ctx.session, case):
+        raise UserError(texts.NOT_TEAM_MEMBER)
+    return case
+
+
+def _answer(ctx: Ctx, case: Case, toast: str, **kw) -> CallbackAnswer:
+    return CallbackAnswer(toast=toast, card=plan_card_for(ctx.session, case, ctx.tz, **kw))
+
+
+@router.action(PLAN_OPEN)
+def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value.case_id)
+    if case.step == Step.PLAN:
+        from handlers import templates  # noqa: PLC0415 - optional pre-fill from an SOP
+        templates.prefill_plan(ctx, case)
+    elif case.step < Step.PLAN:
+        require_step(case, Step.PLAN)
+    ctx.send(outbox.SendCard(plan_card_for(ctx.session, case, ctx.tz)))
+    return CallbackAnswer(toast=texts.OUTPUTS[4])
+
+
+@router.action(PLAN_MODE)
+def switch_mode(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    mode = value.extra.get("m", "task")
+    return CallbackAnswer(card=plan_card_for(ctx.session, case, ctx.tz, mode=mode if mode in ("task", "risk", "node")
+                                             else "task"))
+
+
+@router.action(PLAN_EDIT)
+def edit_task(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    task = get_task(ctx.session, case, value.row_id)
+    if task is None:
+        raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
+    return CallbackAnswer(card=plan_card_for(ctx.session, case, ctx.tz, editing=task))
+
+
+def _typed(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for k in keys:
+        v = form.get(k)
+        out[k] = v.strip() if isinstance(v, str) else ("" if v is None else str(v))
+    for k in ("start", "due", "at"):  # show picked times back in the picker's own format
+        if out.get(k):
+            out[k] = out[k][:16]
+    return out
+
+
+def _when(form: dict, key: str, label: str, tz: ZoneInfo) -> datetime:
+    raw = form.get(key)
+    try:
+        when = parse_when(raw, tz)
+    except ValueError as exc:
+        raise ValueError(texts.BAD_DATETIME.format(field=label, value=str(raw)[:30])) from exc
+    if when is None:
+        raise ValueError(texts.ERR_TIME_MISSING.format(field=label))
+    return when
+
+
+def _today_start(now: datetime, tz: ZoneInfo) -> datetime:
+    local = now.astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def find_cycle(depends: dict[int, int | None], start: int) -> list[int] | None:
+    """Follow depends_on links from `start`; the ids on the loop if it comes back, else None."""
+    path, node = [start], depends.get(start)
+    while node is not None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        path.append(node)
+        node = depends.get(node)
+    return None
+
+
+def _check_task(ctx: Ctx, case: Case, form: dict, editing: Task | None) -> dict:
+    content = str(form.get("content") or "").strip()
+    if not content:
+        raise ValueError(texts.ERR_CONTENT)
+    owner = str(form.get("owner") or "").strip()
+    if not owner.startswith("ou_"):
+        raise ValueError(texts.ERR_OWNER)
+    start = _when(form, "start", texts.FIELD_START, ctx.tz)
+    due = _when(form, "due", texts.FIELD_DUE, ctx.tz)
+    if due <= start:
+        raise ValueError(texts.ERR_END_BEFORE_START)
+    if start < _today_start(ctx.now, ctx.tz):
+        raise ValueError(texts.ERR_START_PAST)
+    if due <= ctx.now:
+        raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_DUE, value=fmt(due, ctx.tz)))
+    standard = str(form.get("standard") or "").strip()
+    if not standard:
+        raise ValueError(texts.ERR_STANDARD)
+    dep_raw = str(form.get("depends") or "0")
+    dep_id = int(dep_raw) if dep_raw.isdigit() and dep_raw != "0" else None
+    tasks = tasks_of(ctx.session, case)
+    if dep_id is not None:
+        if dep_id not in {t.id for t in tasks} or (editing and dep_id == editing.id):
+            raise ValueError(texts.ERR_DEPENDS_UNKNOWN)
+        links = {t.id: t.depends_on_id for t in tasks}
+        me = editing.id if editing else -1
+        links[me] = dep_id
+        loop = find_cycle(links, me)
+        if loop:
+            seqs = {t.id: t.seq for t in tasks}
+            raise ValueError(texts.ERR_CYCLE.format(path=" → ".join(f"#{seqs.get(i, '?')}" for i in loop)))
+    return dict(content=content[:500], owner_open_id=owner, start_at=start, due_at=due, delivery_standard=standard[:500],
+                resources=str(form.get("resources") or "").strip()[:500], depends_on_id=dep_id)
+
+
+@router.action(PLAN_TASK)
+def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    form = event.form_value or {}
+    editing = get_task(ctx.session, case, value.row_id) if value.row_id else None
+    if value.row_id and editing is None:
+        raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
+    try:
+        data = _check_task(ctx, case, form, editing)
+    except ValueError as exc:
+        typed = _typed(form, ("content", "owner", "start", "due", "standard", "resources", "depends"))
+        raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, editing=editing, typed=typed)) from exc
+    dept = department_of(ctx.session, case, data["owner_open_id"])
+    if editing is not None:
+        for k, v in data.items():
+            setattr(editing, k, v)
+        editing.department_id, editing.updated_at = dept.id if dept else None, ctx.now
+        audit(ctx, case, "plan.save", f"#{editing.seq} {data['content']}")
+        return _answer(ctx, case, texts.TASK_SAVED.format(seq=editing.seq))
+    for t in tasks_of(ctx.session, case):  # a double submit adds nothing twice
+        if (t.content, t.owner_open_id, t.start_at, t.due_at) == (data["content"], data["owner_open_id"],
+                                                                  data["start_at"], data["due_at"]):
+            return _answer(ctx, case, texts.TASK_ALREADY_ADDED.format(seq=t.seq))
+    task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, seq=_next_seq(ctx.session, case),
+                department_id=dept.id if dept else None, updated_at=ctx.now, **data)
+    ctx.session.add(task)
+    ctx.session.flush()
+    audit(ctx, case, "plan.save", f"+#{task.seq} {task.content}")
+    return _answer(ctx, case, texts.TASK_ADDED.format(seq=task.seq))
+
+
+def _next_seq(session: Session, case: Case) -> int:
+    top = session.scalar(select(Task.seq).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key)
+                         .order_by(Task.seq.desc()).limit(1))
+    return (top or 0) + 1
+
+
+@router.action(PLAN_DEL_TASK)
+def delete_task(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    task = get_task(ctx.session, case, value.row_id)
+    if task is None:
+        return _answer(ctx, case, texts.ROW_ALREADY_DELETED)
+    other = next((t for t in tasks_of(ctx.session, case) if t.depends_on_id == task.id), None)
+    if other is not None:
+        raise UserError(texts.DEPENDED_ON.format(seq=task.seq, other=other.seq))
+    ctx.session.execute(ActionItem.__table__.update().where(ActionItem.carried_to_task_id == task.id)
+                        .values(carried_to_task_id=None))
+    seq = task.seq
+    ctx.session.delete(task)
+    audit(ctx, case, "plan.save", f"-#{seq}")
+    return _answer(ctx, case, texts.TASK_DELETED.format(seq=seq))
+
+
+@router.action(PLAN_RISK)
+def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    form = event.form_value or {}
+    typed = _typed(form, ("risk", "likelihood", "impact", "response", "owner"))
+    problem = (texts.ERR_RISK if not typed["risk"] else
+               texts.ERR_LEVEL if typed["likelihood"] not in texts.PRIORITY_LEVELS
+               or typed["impact"] not in texts.PRIORITY_LEVELS else
+               texts.ERR_RISK_OWNER if not typed["owner"].startswith("ou_") else None)
+    if problem:
+        raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, mode="risk", typed=typed))
+    if not any(r.risk == typed["risk"] and r.owner_open_id == typed["owner"] for r in risks_of(ctx.session, case)):
+        ctx.session.add(Risk(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, risk=typed["risk"][:500],
+                             likelihood=typed["likelihood"], impact=typed["impact"], response=typed["response"][:500],
+                             owner_open_id=typed["owner"]))
+        audit(ctx, case, "plan.save", f"+{texts.COL_RISK} {typed['risk']}")
+    return _answer(ctx, case, texts.RISK_ADDED, mode="risk")
+
+
+@router.action(PLAN_NODE)
+def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    form = event.form_value or {}
+    typed = _typed(form, ("name", "at"))
+    try:
+        if not typed["name"]:
+            raise ValueError(texts.ERR_NODE_NAME)
+        at = _when(form, "at", texts.FIELD_NODE_AT, ctx.tz)
+        if at <= ctx.now:
+            raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_NODE_AT, value=fmt(at, ctx.tz)))
+    except ValueError as exc:
+        raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, mode="node", typed=typed)) from exc
+    if not any(n.name == typed["name"] and n.at == at for n in nodes_of(ctx.session, case)):
+        ctx.session.add(KeyNode(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                                name=typed["name"][:64], at=at))
+        audit(ctx, case, "plan.save", f"+{texts.COL_NODE} {typed['name']} {fmt(at, ctx.tz)}")
+    return _answer(ctx, case, texts.NODE_ADDED.format(name=typed["name"]), mode="node")
+
+
+def _delete_row(ctx: Ctx, value: ActionValue, model, toast: str, mode: str) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    row = ctx.session.scalar(select(model).where(model.id == (value.row_id or 0), model.case_id == case.id,
+                                                 model.tenant_key == case.tenant_key, model.chat_id == case.chat_id))
+    if row is None:
+        return _answer(ctx, case, texts.ROW_ALREADY_DELETED, mode=mode)
+    ctx.session.delete(row)
+    audit(ctx, case, "plan.save", toast)
+    return _answer(ctx, case, toast, mode=mode)
+
+
+@router.action(PLAN_DEL_RISK)
+def delete_risk(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    return _delete_row(ctx, value, Risk, texts.RISK_DELETED, "risk")
+
+
+@router.action(PLAN_DEL_NODE)
+def delete_node(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    return _delete_row(ctx, value, KeyNode, texts.NODE_DELETED, "node")
+
+
+def _next_morning(now: datetime, tz: ZoneInfo) -> datetime:
+    local = now.astimezone(tz)
+    return (local + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0).astimezone(ZoneInfo("UTC"))
+
+
+@router.action(PLAN_CARRY)
+def carry_items(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    """Step 2's action items become tasks (start: next morning; due: the item's date 18:00, else
+    a day later); the delivery standard is left for people to fill in before publishing."""
+    case = _draft_case(ctx, value)
+    items = _uncarried(ctx.session, case)
+    if not items:
+        return _answer(ctx, case, texts.NO_ITEMS_TO_CARRY)
+    start = _next_morning(ctx.now, ctx.tz)
+    for item in items:
+        due = parse_when(f"{item.due_date.isoformat()} 18:00", ctx.tz) if item.due_date else None
+        dept = department_of(ctx.session, case, item.owner_open_id)
+        task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, seq=_next_seq(ctx.session, case),
+                    content=item.content, owner_open_id=item.owner_open_id, department_id=dept.id if dept else None,
+                    start_at=start, due_at=due if due and due > start else start + timedelta(days=1),
+                    delivery_standard="", updated_at=ctx.now)
+        ctx.session.add(task)
+        ctx.session.flush()
+        item.carried_to_task_id = task.id
+    audit(ctx, case, "plan.save", texts.ITEMS_CARRIED.format(n=len(items)))
+    return _answer(ctx, case, texts.ITEMS_CARRIED.format(n=len(items)))
+
+
+def publish_problems(session: Session, case: Case, now: datetime, tz: ZoneInfo) -> list[str]:
+    """Everything that stops the plan from being published (server-side, whatever the card showed)."""
+    tasks = tasks_of(session, case)
+    if not tasks:
+        return [texts.PUBLISH_NO_TASKS]
+    out = []
+    links = {t.id: t.depends_on_id for t in tasks}
+    for t in tasks:
+        for bad, problem in ((not t.owner_open_id, texts.PROBLEM_NO_OWNER),
+                             (not t.delivery_standard.strip(), texts.PROBLEM_NO_STANDARD),
+                             (t.due_at <= t.start_at, texts.PROBLEM_END_BEFORE_START),
+                             (t.due_at <= now, texts.PROBLEM_DUE_PAST),
+                             (t.start_at < _today_start(now, tz), texts.PROBLEM_START_PAST)):
+            if bad:
+                out.append(texts.PUBLISH_TASK_PROBLEM.format(seq=t.seq, problem=problem))
+        loop = find_cycle(links, t.id)
+        if loop and loop[0] == t.id:
+            seqs = {x.id: x.seq for x in tasks}
+            out.append(texts.ERR_CYCLE.format(path=" → ".join(f"#{seqs[i]}" for i in loop)))
+    out += [texts.PROBLEM_NODE_PAST.format(name=n.name) for n in nodes_of(session, case) if n.at <= now]
+    return out
+
+
+def plan_snapshot(session: Session, case: Case) -> dict:
+    """The plan as stored in plan_versions (UTC ISO times); the baseline is version 1."""
+    tasks = tasks_of(session, case, include_dropped=True)
+    seqs = {t.id: t.seq for t in tasks}
+    return {
+        "tasks": [{"id": t.id, "seq": t.seq, "content": t.content, "owner": t.owner_open_id,
+                   "department_id": t.department_id, "start": t.start_at.isoformat(), "due": t.due_at.isoformat(),
+                   "standard": t.delivery_standard, "resources": t.resources,
+                   "depends_on_seq": seqs.get(t.depends_on_id), "dropped": t.dropped} for t in tasks],
+        "risks": [{"risk": r.risk, "likelihood": r.likelihood, "impact": r.impact, "response": r.response,
+                   "owner": r.owner_open_id} for r in risks_of(session, case)],
+        "nodes": [{"name": n.name, "at": n.at.isoformat()} for n in nodes_of(session, case)],
+    }
+
+
+def minutes_card_for(session: Session, case: Case, version: int, now: datetime, tz: ZoneInfo) -> dict:
+    tasks, risks, nodes = _parts(session, case, tz)
+    return minutes_card(MinutesView(title=case.title, version=version, when=fmt(now, tz), tasks=tasks, risks=risks,
+                                    nodes=nodes, meeting_hours=meeting_hours(case)))
+
+
+@router.action(PLAN_PUBLISH)
+def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _draft_case(ctx, value)
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    problems = publish_problems(ctx.session, case, ctx.now, ctx.tz)
+    if problems:
+        raise UserError(texts.PUBLISH_PROBLEMS.format(problems="；".join(problems[:8])),
+                        card=plan_card_for(ctx.session, case, ctx.tz))
+    state = repository.artifact_state(ctx.session, case, "plan")
+    state.archived_at, state.version = ctx.now, 1
+    ctx.session.add(PlanVersion(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, version=1,
+                                snapshot=plan_snapshot(ctx.session, case), published_by=ctx.actor,
+                                published_at=ctx.now))
+    ctx.session.flush()
+    try:
+        step = advance(Step(case.step), repository.facts(ctx.session, case))
+    except Blocked as exc:
+        raise UserError(texts.PUBLISH_PROBLEMS.format(problems="、".join(exc.missing))) from exc
+    repository.enter_step(ctx.session, case, step, now=ctx.now)
+    audit(ctx, case, "plan.publish", texts.PLAN_PUBLISHED)
+    ctx.send(outbox.SendCard(minutes_card_for(ctx.session, case, 1, ctx.now, ctx.tz), pin=True))
+    case_card.announce_step(ctx, case, Step.PLAN)
+    return CallbackAnswer(toast=texts.PLAN_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz))
+
+
+case_card.STEP_BUTTONS[Step.PLAN] = [(texts.BTN_OPEN_PLAN, PLAN_OPEN, True)]

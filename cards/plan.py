@@ -1,0 +1,237 @@
+"""《跨部门协作行动方案》: the drafting card (tables + one short form at a time) and the
+published 会议纪要. Pure: views in, Card JSON 2.0 out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot import texts
+from bot.actions import ActionValue, to_name
+from cards import kit
+
+LEVELS = [(x, x) for x in texts.PRIORITY_LEVELS]
+
+
+@dataclass(frozen=True)
+class PlanTask:
+    task_id: int
+    seq: int
+    content: str
+    owner: str
+    start: str
+    due: str
+    standard: str
+    resources: str = ""
+    depends: str = ""        # "#2" or ""
+
+
+@dataclass(frozen=True)
+class PlanRisk:
+    risk_id: int
+    risk: str
+    likelihood: str
+    impact: str
+    response: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class PlanNode:
+    node_id: int
+    name: str
+    at: str
+    meeting: str             # time of the 进度确认会
+
+
+@dataclass(frozen=True)
+class PlanActions:
+    """Action names the drafting card emits (constants of handlers.plan)."""
+    mode: str
+    add_task: str
+    add_risk: str
+    add_node: str
+    edit_task: str
+    delete_task: str
+    delete_risk: str
+    delete_node: str
+    carry: str
+    publish: str
+
+
+@dataclass(frozen=True)
+class PlanView:
+    case_id: int
+    case_version: int
+    title: str
+    tasks: tuple[PlanTask, ...]
+    risks: tuple[PlanRisk, ...]
+    nodes: tuple[PlanNode, ...]
+    meeting_hours: int = 24
+    actions: PlanActions | None = None      # None → read-only (published)
+    mode: str = "task"                       # which form is shown: task | risk | node
+    editing: PlanTask | None = None          # the task being edited in the task form
+    typed: dict[str, str] = field(default_factory=dict)   # what the user typed (after an error)
+    carry_count: int = 0
+    published_version: int = 0
+
+
+def _tasks_table(tasks: tuple[PlanTask, ...]) -> dict:
+    rows = [{"task": f"#{t.seq} {t.content}", "owner": [t.owner], "start": t.start, "due": t.due,
+             "standard": t.standard or "—", "res": t.resources or "—", "dep": t.depends or "—"} for t in tasks]
+    return kit.table([("task", texts.COL_TASK, "text"), ("owner", texts.COL_OWNER, "persons"),
+                      ("start", texts.COL_START, "text"), ("due", texts.COL_DUE, "text"),
+                      ("standard", texts.COL_STANDARD, "text"), ("res", texts.COL_RESOURCES, "text"),
+                      ("dep", texts.COL_DEPENDS, "text")], rows)
+
+
+def _risks_table(risks: tuple[PlanRisk, ...]) -> dict:
+    rows = [{"risk": r.risk, "l": r.likelihood, "i": r.impact, "resp": r.response or "—", "owner": [r.owner]}
+            for r in risks]
+    return kit.table([("risk", texts.COL_RISK, "text"), ("l", texts.COL_LIKELIHOOD, "text"),
+                      ("i", texts.COL_IMPACT, "text"), ("resp", texts.COL_RESPONSE, "text"),
+                      ("owner", texts.COL_OWNER, "persons")], rows)
+
+
+def _nodes_table(nodes: tuple[PlanNode, ...]) -> dict:
+    rows = [{"name": n.name, "at": n.at, "meeting": n.meeting} for n in nodes]
+    return kit.table([("name", texts.COL_NODE, "text"), ("at", texts.COL_NODE_AT, "text"),
+                      ("meeting", texts.COL_MEETING, "text")], rows)
+
+
+def _sections(view: PlanView) -> list[dict]:
+    out: list[dict] = [kit.md(texts.PLAN_TASKS_HEAD)]
+    out.append(_tasks_table(view.tasks) if view.tasks else kit.md(texts.PLAN_NONE))
+    out.append(kit.md(texts.PLAN_NODES_HEAD.format(hours=view.meeting_hours)))
+    out.append(_nodes_table(view.nodes) if view.nodes else kit.md(texts.PLAN_NONE))
+    out.append(kit.md(texts.PLAN_RISKS_HEAD))
+    out.append(_risks_table(view.risks) if view.risks else kit.md(texts.PLAN_NONE))
+    return out
+
+
+def _value(view: PlanView, action: str, row_id: int | None = None, **extra: str) -> ActionValue:
+    return ActionValue(action, case_id=view.case_id, version=view.case_version, row_id=row_id, extra=extra)
+
+
+def _edit_panel(view: PlanView, a: PlanActions) -> dict:
+    rows: list[dict] = []
+    for t in view.tasks:
+        rows.append(kit.columns([[kit.md(f"#{t.seq} {kit.esc(t.content)}")],
+                                 [kit.button(texts.BTN_EDIT.format(seq=t.seq), _value(view, a.edit_task, t.task_id))],
+                                 [kit.button(texts.BTN_DELETE, _value(view, a.delete_task, t.task_id),
+                                             type="danger")]], [3, 1, 1]))
+    for r in view.risks:
+        rows.append(kit.columns([[kit.md(f"{texts.COL_RISK}：{kit.esc(r.risk)}")],
+                                 [kit.button(texts.BTN_DELETE, _value(view, a.delete_risk, r.risk_id), type="danger")]],
+                                [4, 1]))
+    for n in view.nodes:
+        rows.append(kit.columns([[kit.md(f"{texts.COL_NODE}：{kit.esc(n.name)} {n.at}")],
+                                 [kit.button(texts.BTN_DELETE, _value(view, a.delete_node, n.node_id), type="danger")]],
+                                [4, 1]))
+    return kit.collapsible(texts.PLAN_EDIT_PANEL, rows)
+
+
+def _task_form(view: PlanView, a: PlanActions) -> dict:
+    ed, typed = view.editing, view.typed
+    def pick(key: str, stored: str | None) -> str | None:  # noqa: E306
+        return typed.get(key) or stored or None
+    deps = [(texts.NO_DEPENDENCY, "0")] + [(f"#{t.seq} {t.content}"[:40], str(t.task_id)) for t in view.tasks
+                                           if ed is None or t.task_id != ed.task_id]
+    fields = [
+        kit.md(texts.PLAN_FORM_TASK_EDIT.format(seq=ed.seq) if ed else texts.PLAN_FORM_TASK),
+        kit.text_input("content", texts.FIELD_CONTENT, placeholder=texts.PH_CONTENT, required=True,
+                       default=pick("content", ed.content if ed else None), max_length=200),
+        kit.select_person("owner", placeholder=texts.PH_OWNER, required=True,
+                          initial=pick("owner", ed.owner if ed else None)),
+        kit.columns([[kit.datetime_picker("start", placeholder=texts.PH_START, required=True,
+                                          initial=pick("start", None))],
+                     [kit.datetime_picker("due", placeholder=texts.PH_DUE, required=True,
+                                          initial=pick("due", None))]]),
+        kit.text_input("standard", texts.FIELD_STANDARD, placeholder=texts.PH_STANDARD, required=True,
+                       default=pick("standard", ed.standard if ed else None), max_length=300),
+        kit.text_input("resources", texts.FIELD_RESOURCES, placeholder=texts.PH_RESOURCES,
+                       default=pick("resources", ed.resources if ed else None), max_length=300),
+    ]
+    if len(deps) > 1:
+        fields.append(kit.select_static("depends", deps, placeholder=texts.PH_DEPENDS,
+                                        initial=pick("depends", None)))
+    label = texts.BTN_SAVE_EDIT if ed else texts.BTN_ADD_TASK
+    fields.append(kit.submit_button(label, to_name(_value(view, a.add_task, ed.task_id if ed else None))))
+    return kit.form("plan_task", fields)
+
+
+def _risk_form(view: PlanView, a: PlanActions) -> dict:
+    t = view.typed
+    return kit.form("plan_risk", [
+        kit.md(texts.PLAN_FORM_RISK),
+        kit.text_input("risk", texts.FIELD_RISK, placeholder=texts.PH_RISK, required=True,
+                       default=t.get("risk") or None, max_length=300),
+        kit.columns([[kit.select_static("likelihood", LEVELS, placeholder=texts.FIELD_LIKELIHOOD, required=True,
+                                        initial=t.get("likelihood") or None)],
+                     [kit.select_static("impact", LEVELS, placeholder=texts.FIELD_IMPACT, required=True,
+                                        initial=t.get("impact") or None)]]),
+        kit.text_input("response", texts.FIELD_RESPONSE, placeholder=texts.PH_RESPONSE, required=True,
+                       default=t.get("response") or None, max_length=300),
+        kit.select_person("owner", placeholder=texts.PH_OWNER, required=True, initial=t.get("owner") or None),
+        kit.submit_button(texts.BTN_ADD_RISK, to_name(_value(view, a.add_risk))),
+    ])
+
+
+def _node_form(view: PlanView, a: PlanActions) -> dict:
+    t = view.typed
+    return kit.form("plan_node", [
+        kit.md(texts.PLAN_FORM_NODE),
+        kit.text_input("name", texts.FIELD_NODE_NAME, placeholder=texts.PH_NODE_NAME, required=True,
+                       default=t.get("name") or None, max_length=60),
+        kit.datetime_picker("at", placeholder=texts.PH_NODE_AT, required=True, initial=t.get("at") or None),
+        kit.submit_button(texts.BTN_ADD_NODE, to_name(_value(view, a.add_node))),
+    ])
+
+
+def plan_card(view: PlanView) -> dict:
+    title = texts.PLAN_TITLE.format(title=view.title)
+    a = view.actions
+    if a is None:
+        return kit.card(title, template="green", subtitle=texts.PLAN_SUBTITLE_PUBLISHED.format(
+            version=view.published_version), elements=[kit.md(texts.PLAN_PUBLISHED_NOTE.format(
+                version=view.published_version))] + _sections(view), summary=title)
+    elements = [kit.md(texts.PLAN_INTRO)] + _sections(view)
+    if view.tasks or view.risks or view.nodes:
+        elements.append(_edit_panel(view, a))
+    elements.append(kit.hr())
+    form = {"task": _task_form, "risk": _risk_form, "node": _node_form}.get(view.mode, _task_form)
+    elements.append(form(view, a))
+    buttons = [kit.button(texts.BTN_MODE_TASK, _value(view, a.mode, m="task")),
+               kit.button(texts.BTN_MODE_RISK, _value(view, a.mode, m="risk")),
+               kit.button(texts.BTN_MODE_NODE, _value(view, a.mode, m="node"))]
+    if view.carry_count:
+        buttons.append(kit.button(texts.BTN_CARRY.format(n=view.carry_count), _value(view, a.carry)))
+    buttons.append(kit.button(texts.BTN_PUBLISH, _value(view, a.publish), type="primary_filled",
+                              confirm=texts.PUBLISH_CONFIRM))
+    elements.append(kit.columns([[b] for b in buttons]))
+    subtitle = texts.PLAN_SUBTITLE_DRAFT.format(tasks=len(view.tasks), risks=len(view.risks), nodes=len(view.nodes))
+    return kit.card(title, template="orange", subtitle=subtitle, elements=elements, summary=title)
+
+
+@dataclass(frozen=True)
+class MinutesView:
+    title: str
+    version: int
+    when: str
+    tasks: tuple[PlanTask, ...]
+    risks: tuple[PlanRisk, ...]
+    nodes: tuple[PlanNode, ...]
+    meeting_hours: int = 24
+
+
+def minutes_card(view: MinutesView) -> dict:
+    """The published plan as 会议纪要: every owner @mentioned with their tasks."""
+    by_owner: dict[str, list[str]] = {}
+    for t in view.tasks:
+        by_owner.setdefault(t.owner, []).append(f"#{t.seq} {kit.esc(t.content)}（{t.due}）")
+    lines = [texts.MINUTES_OWNER_LINE.format(owner=kit.at(o), tasks="、".join(ts)) for o, ts in by_owner.items()]
+    pv = PlanView(case_id=0, case_version=0, title=view.title, tasks=view.tasks, risks=view.risks, nodes=view.nodes,
+                  meeting_hours=view.meeting_hours)
+    elements = [kit.md(texts.MINUTES_OWNERS_HEAD + "\n" + "\n".join(lines))] + _sections(pv)
+    title = texts.MINUTES_TITLE.format(title=view.title)
+    return kit.card(title, template="green", subtitle=texts.MINUTES_SUBTITLE.format(version=view.version,
+                                                                                     when=view.when),
+                    elements=elements, summary=title)

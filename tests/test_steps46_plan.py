@@ -1,0 +1,150 @@
+"""Step 4 — drafting and publishing 《跨部门协作行动方案》 through cards."""
+from sqlalchemy import select
+
+from bot.models import ActionItem, Case, PlanVersion, Task
+from tests.cardsnap import assert_snapshot
+from tests.casefactory import make_case_at_step4
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, walk
+
+TASK = {"content": "完成用户数据加密接口开发", "owner": TECH_DEV, "start": "2026-12-08 14:00 +0800",
+        "due": "2026-12-10 18:00 +0800", "standard": "12月10日18点前提交测试", "resources": "需市场部提供测试账号"}
+
+
+def open_plan(world, user=LEAD):
+    case_id = make_case_at_step4(world.state.factory, now=world.clock.now())
+    world.say(LEAD, "/进度")
+    world.press(user, world.last_card(title_contains="新品推广页面延迟")["message_id"], "编制行动方案")
+    return case_id, world.last_card(title_contains="《跨部门协作行动方案》")["message_id"]
+
+
+def tasks(world, case_id):
+    with world.state.factory() as s:
+        return s.scalars(select(Task).where(Task.case_id == case_id).order_by(Task.seq)).all()
+
+
+def fields(card):
+    return {n["name"]: n for n in walk(card) if n.get("name") and n.get("tag") != "form"}
+
+
+def test_add_task_and_card_snapshots(world):
+    case_id, mid = open_plan(world)
+    assert_snapshot("steps46_plan_empty", world.card(mid))
+    ans = world.submit(TECH_HEAD, mid, TASK, form_name="plan_task")
+    assert ans["toast"]["content"] == "已添加任务 #1"
+    [t] = tasks(world, case_id)
+    assert (t.owner_open_id, t.delivery_standard, t.resources) == (TECH_DEV, "12月10日18点前提交测试", "需市场部提供测试账号")
+    assert t.start_at.isoformat() == "2026-12-08T06:00:00+00:00" and t.due_at.isoformat() == "2026-12-10T10:00:00+00:00"
+    assert t.department_id is not None  # TECH_DEV is 技术部's member
+    assert "完成用户数据加密接口开发" in card_text(world.card(mid))
+    # a double submit does not add the task twice
+    again = world.submit(TECH_HEAD, mid, TASK, form_name="plan_task")
+    assert "没有重复添加" in again["toast"]["content"] and len(tasks(world, case_id)) == 1
+    assert_snapshot("steps46_plan_one_task", world.card(mid))
+
+
+def test_validation_failures_keep_what_was_typed(world):
+    case_id, mid = open_plan(world)
+    cases = [
+        (dict(TASK, due="2026-12-08 12:00 +0800"), "截止时间必须晚于开始时间"),
+        (dict(TASK, start="2026-12-01 09:00 +0800", due="2026-12-02 09:00 +0800"), "开始时间不能早于今天"),
+        (dict(TASK, standard=""), "交付标准"),
+        (dict(TASK, owner=""), "负责人"),
+        (dict(TASK, due="2026-02-30 18:00 +0800"), "看不懂"),
+    ]
+    for form, message in cases:
+        ans = world.submit(LEAD, mid, form, form_name="plan_task")
+        assert ans["toast"]["type"] == "error" and message in ans["toast"]["content"], (form, ans)
+        refilled = fields(ans["card"]["data"])
+        assert refilled["content"]["default_value"] == TASK["content"]
+        if form["standard"]:
+            assert refilled["standard"]["default_value"] == form["standard"]
+        assert refilled["start"]["initial_datetime"] == form["start"][:16]
+    assert tasks(world, case_id) == []
+
+
+def test_outsider_cannot_edit_the_plan(world):
+    case_id, mid = open_plan(world)
+    ans = world.submit(OUTSIDER, mid, TASK, form_name="plan_task")
+    assert ans["toast"]["type"] == "error" and "协作小组的成员" in ans["toast"]["content"]
+    assert tasks(world, case_id) == []
+
+
+def test_dependency_cycle_refused(world):
+    case_id, mid = open_plan(world)
+    world.submit(LEAD, mid, TASK, form_name="plan_task")
+    t1 = tasks(world, case_id)[0]
+    world.submit(LEAD, mid, dict(TASK, content="联调测试", depends=str(t1.id)), form_name="plan_task")
+    t2 = tasks(world, case_id)[1]
+    assert t2.depends_on_id == t1.id
+    world.press(LEAD, mid, "编辑 #1")
+    edit_form = fields(world.card(mid))
+    assert edit_form["content"]["default_value"] == TASK["content"]
+    assert edit_form["start"]["initial_datetime"] == "2026-12-08 14:00"
+    ans = world.submit(LEAD, mid, dict(TASK, depends=str(t2.id)), form_name="plan_task")
+    assert "循环" in ans["toast"]["content"] and "#1 → #2 → #1" in ans["toast"]["content"]
+    assert tasks(world, case_id)[0].depends_on_id is None
+    # deleting a task others depend on is refused clearly
+    ans = world.press(LEAD, mid, "删除")
+    assert "被 #2 依赖" in ans["toast"]["content"]
+
+
+def test_carry_action_items_then_publish_needs_standards(world):
+    case_id, mid = open_plan(world)
+    world.press(LEAD, mid, "导入第2步行动项（2）")
+    carried = tasks(world, case_id)
+    assert [t.content for t in carried] == ["完成用户数据加密接口开发", "协调设计部完成页面适配"]
+    assert carried[0].due_at.isoformat() == "2026-12-10T10:00:00+00:00"  # the item's date, 18:00
+    with world.state.factory() as s:
+        assert all(i.carried_to_task_id for i in s.scalars(select(ActionItem).where(ActionItem.case_id == case_id)))
+    ans = world.press(TECH_HEAD, mid, "发布方案")
+    assert ans["toast"]["content"] == "只有协作组长可以执行此操作。"
+    ans = world.press(LEAD, mid, "发布方案")
+    assert "#1 缺少交付标准" in ans["toast"]["content"] and "#2 缺少交付标准" in ans["toast"]["content"]
+    with world.state.factory() as s:
+        assert s.get(Case, case_id).step == 4
+
+
+def test_risk_and_key_node_forms(world):
+    case_id, mid = open_plan(world)
+    world.press(LEAD, mid, "＋风险")
+    bad = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "很高", "impact": "高", "response": "加班",
+                                   "owner": TECH_HEAD}, form_name="plan_risk")
+    assert "高、中或低" in bad["toast"]["content"]
+    assert fields(bad["card"]["data"])["risk"]["default_value"] == "测试延迟"
+    ok = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "中", "impact": "高",
+                                  "response": "技术部安排1名测试人员加班", "owner": TECH_HEAD}, form_name="plan_risk")
+    assert ok["toast"]["content"] == "已添加风险"
+    world.press(LEAD, mid, "＋关键节点")
+    past = world.submit(LEAD, mid, {"name": "上线", "at": "2026-12-07 12:00 +0800"}, form_name="plan_node")
+    assert "已经过去" in past["toast"]["content"]
+    assert fields(past["card"]["data"])["name"]["default_value"] == "上线"
+    world.submit(LEAD, mid, {"name": "上线", "at": "2026-12-11 12:00 +0800"}, form_name="plan_node")
+    text = card_text(world.card(mid))
+    assert "上线" in text and "12-10 12:00" in text  # the 进度确认会 24 hours before
+    assert_snapshot("steps46_plan_node_form", world.card(mid))
+
+
+def test_publish_posts_minutes_and_moves_to_step5(world):
+    case_id, mid = open_plan(world)
+    world.submit(LEAD, mid, TASK, form_name="plan_task")
+    world.submit(LEAD, mid, dict(TASK, content="页面适配", owner=DESIGN_HEAD, standard="适配稿评审通过"),
+                 form_name="plan_task")
+    ans = world.press(LEAD, mid, "发布方案")
+    assert ans["toast"]["content"] == "行动方案已发布（版本 1）"
+    minutes = world.last_card(title_contains="会议纪要")["content"]
+    assert_snapshot("steps46_minutes", minutes)
+    text = card_text(minutes)
+    assert f"<at id={TECH_DEV}></at>：#1 完成用户数据加密接口开发" in text
+    assert f"<at id={DESIGN_HEAD}></at>：#2 页面适配" in text
+    with world.state.factory() as s:
+        case = s.get(Case, case_id)
+        assert case.step == 5
+        [pv] = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()
+        assert pv.version == 1 and [t["seq"] for t in pv.snapshot["tasks"]] == [1, 2]
+    assert any("《跨部门协作行动方案》 已完成" in t for t in world.texts())
+    assert_snapshot("steps46_plan_published", world.card(mid))
+    # a stale publish click changes nothing
+    ans = world.click(LEAD, mid, value={"a": "plan.publish", "c": case_id, "v": 1})
+    assert ans["toast"]["content"] == "行动方案已经发布过了。"
+    with world.state.factory() as s:
+        assert len(s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()) == 1
