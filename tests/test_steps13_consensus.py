@@ -1,17 +1,20 @@
 """Step 1: `/问题`, the form, 《问题共识表》, sign / object / edit, and moving to step 2."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.models import Case, ConsensusVersion, Signoff
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_HEAD, card_text
 from tests.test_steps13_support import CONSENSUS_FORM, fill_consensus, has_button, open_case, sign
+from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 
 def _db(world):
     return world.state.factory()
 
 
+@pytest.mark.usefixtures("paced")
 def test_open_case_posts_case_card_and_form(world):
     mid = open_case(world)
     titles = [c["content"]["header"]["title"]["content"] for c in world.cards()]
@@ -23,12 +26,14 @@ def test_open_case_posts_case_card_and_form(world):
         assert (case.title, case.step, case.lead_open_id, case.opener_open_id) == ("新品推广页面延迟", 1, LEAD, LEAD)
 
 
+@pytest.mark.usefixtures("paced")
 def test_open_case_with_mention(world):
     world.say(LEAD, "@_user_1 /问题 接口延期", mentions=[{"key": "@_user_1", "open_id": world.fake.bot_open_id,
                                                          "name": "协作助手"}])
     assert world.last_card(title_contains="接口延期")
 
 
+@pytest.mark.usefixtures("paced")
 def test_second_case_refused_while_one_is_active(world):
     open_case(world)
     world.say(TECH_HEAD, "/问题 另一个问题")
@@ -37,6 +42,7 @@ def test_second_case_refused_while_one_is_active(world):
         assert s.scalar(select(func.count()).select_from(Case)) == 1
 
 
+@pytest.mark.usefixtures("paced")
 def test_submit_sign_and_advance(world):
     mid = open_case(world)
     answer = fill_consensus(world, mid)
@@ -55,6 +61,7 @@ def test_submit_sign_and_advance(world):
         assert s.scalar(select(Case.step)) == 2
 
 
+@pytest.mark.usefixtures("paced")
 def test_wrong_person_gets_toast_naming_heads(world):
     mid = open_case(world)
     fill_consensus(world, mid)
@@ -65,6 +72,7 @@ def test_wrong_person_gets_toast_naming_heads(world):
         assert s.scalar(select(func.count()).select_from(Signoff)) == 0
 
 
+@pytest.mark.usefixtures("paced")
 def test_double_click_signs_once(world):
     mid = open_case(world)
     fill_consensus(world, mid)
@@ -75,6 +83,7 @@ def test_double_click_signs_once(world):
         assert s.scalar(select(func.count()).select_from(Signoff)) == 1
 
 
+@pytest.mark.usefixtures("paced")
 def test_validation_errors_keep_input(world):
     mid = open_case(world)
     bad = {**CONSENSUS_FORM, "impact": "影响很大", "dept2_head": "", "dept3_name": "", "dept3_head": "",
@@ -96,6 +105,7 @@ def test_validation_errors_keep_input(world):
     assert ok["toast"]["type"] == "success"
 
 
+@pytest.mark.usefixtures("paced")
 def test_too_few_departments(world):
     mid = open_case(world)
     answer = world.submit(LEAD, mid, {**CONSENSUS_FORM, "dept2_name": "", "dept2_head": "", "dept3_name": "",
@@ -103,6 +113,7 @@ def test_too_few_departments(world):
     assert "至少需要两个部门" in answer["toast"]["content"]
 
 
+@pytest.mark.usefixtures("paced")
 def test_edit_after_signature_makes_new_version(world):
     mid = open_case(world)
     fill_consensus(world, mid)
@@ -117,6 +128,7 @@ def test_edit_after_signature_makes_new_version(world):
         assert [(r.artifact_version, r.status) for r in rows] == [(1, "signed")]
 
 
+@pytest.mark.usefixtures("paced")
 def test_objection_then_edit(world):
     mid = open_case(world)
     fill_consensus(world, mid)

@@ -1,7 +1,10 @@
 """Shared steps for the steps 1–3 tests: open a case, fill the forms, sign, confirm."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, find_button
 
@@ -20,6 +23,24 @@ CONSENSUS_FORM: dict[str, Any] = {
     "dept3_name": "设计部", "dept3_head": DESIGN_HEAD,
 }
 HEADS = (LEAD, TECH_HEAD, DESIGN_HEAD)
+
+
+def pace(world) -> None:
+    """Each event's sends start a fresh second of manual time: the fake Open API, like Feishu,
+    refuses more than 5 messages per second in one chat, and the ManualClock never moves alone."""
+    drain = world.drain
+
+    def paced_drain() -> None:
+        world.clock.advance(timedelta(seconds=1.5))
+        drain()
+
+    world.drain = paced_drain
+
+
+@pytest.fixture
+def paced(world):
+    pace(world)
+    return world
 
 
 def open_case(world, title: str = "新品推广页面延迟", user: str = LEAD) -> str:
@@ -63,5 +84,5 @@ def text_of(world, mid: str) -> str:
     return card_text(world.card(mid))
 
 
-__all__ = ["CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign", "reach_step2",
+__all__ = ["pace", "paced", "CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign", "reach_step2",
            "team_card_mid", "has_button", "text_of", "TECH_DEV"]

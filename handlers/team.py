@@ -1,0 +1,311 @@
+"""Step 2 — 组建协作小组，明确权责分工 → 《协作小组分工表》.
+
+The table is editable while the case is in step 2 (also after `/回退 2`): departments get a type
+(核心/支持) and a 接口人, members a 角色 and 职责, and initial 行动项 are added. Every edit bumps
+ArtifactState('team').version and clears its confirmation; the lead confirms (every department
+needs a 接口人), the table is posted and pinned, each member is mentioned once, and step 3 starts.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot import outbox, repository, texts
+from bot.actions import ActionValue
+from bot.envelope import CardAction
+from bot.models import ActionItem, Case, Department, Member
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.workflow import Step
+from cards import team as cards
+from handlers import case_card
+from handlers.consensus import (audit, form_person, form_text, load_case, local, mention, parse_day,
+                                require_lead_or_head, require_step, touch, try_advance)
+
+router = Router()
+
+OPEN = "team.open"
+VIEW = "team.view"
+FORM_DEPTS = "team.form_depts"
+FORM_MEMBER = "team.form_member"
+FORM_ITEM = "team.form_item"
+FORM_LEAD = "team.form_lead"
+SAVE_DEPTS = "team.save_depts"
+SAVE_MEMBER = "team.save_member"
+SAVE_ITEM = "team.save_item"
+SAVE_LEAD = "team.save_lead"
+CONFIRM = "team.confirm"
+NUDGE_KIND = "req_input_nudge"
+NUDGE_AFTER = timedelta(hours=24)
+
+
+# ---------------------------------------------------------------- reading
+def members(ctx: Ctx, case: Case) -> list[Member]:
+    return list(ctx.session.scalars(select(Member).where(
+        Member.case_id == case.id, Member.tenant_key == case.tenant_key, Member.chat_id == case.chat_id)
+        .order_by(Member.id)))
+
+
+def items(ctx: Ctx, case: Case) -> list[ActionItem]:
+    return list(ctx.session.scalars(select(ActionItem).where(
+        ActionItem.case_id == case.id, ActionItem.tenant_key == case.tenant_key,
+        ActionItem.chat_id == case.chat_id).order_by(ActionItem.id)))
+
+
+def _lines(depts: list[Department]) -> tuple[cards.DeptLine, ...]:
+    return tuple(cards.DeptLine(id=d.id, name=d.name, kind=d.kind, head_open_id=d.head_open_id,
+                                contact_open_id=d.contact_open_id) for d in depts)
+
+
+def team_view(ctx: Ctx, case: Case) -> cards.TeamView:
+    state = repository.artifact_state(ctx.session, case, "team")
+    depts = repository.departments(ctx.session, case)
+    names = {d.id: d.name for d in depts}
+    live = case.step == Step.TEAM and case.status == "active"
+    v = state.version
+    buttons = cards.TeamButtons(depts=ActionValue(FORM_DEPTS, case.id, v), member=ActionValue(FORM_MEMBER, case.id, v),
+                                item=ActionValue(FORM_ITEM, case.id, v), lead=ActionValue(FORM_LEAD, case.id, v),
+                                confirm=ActionValue(CONFIRM, case.id, v)) if live else None
+    return cards.TeamView(
+        title=case.title, lead_open_id=case.lead_open_id, depts=_lines(depts),
+        members=tuple(cards.MemberLine(open_id=m.open_id, department=names.get(m.department_id or 0, ""),
+                                       role=m.role, duty=m.duty) for m in members(ctx, case)),
+        items=tuple(cards.ItemLine(content=i.content, owner_open_id=i.owner_open_id, due=i.due_date)
+                    for i in items(ctx, case)),
+        confirmed_at=local(ctx, state.archived_at), buttons=buttons)
+
+
+def table_for(ctx: Ctx, case: Case) -> dict:
+    ctx.session.flush()
+    return cards.team_card(team_view(ctx, case))
+
+
+def _editable(ctx: Ctx, value: ActionValue) -> tuple[Case, list[Department]]:
+    case = load_case(ctx, value)
+    require_step(case, 2, texts.OUTPUTS[2])
+    depts = repository.departments(ctx.session, case)
+    require_lead_or_head(ctx, case, depts)
+    return case, depts
+
+
+def _changed(ctx: Ctx, case: Case) -> None:
+    """An edit: the table needs confirming again (a new version)."""
+    state = repository.artifact_state(ctx.session, case, "team")
+    state.version += 1
+    state.archived_at = None
+    touch(ctx, case)
+
+
+def _fv(case: Case, title: str, submit: str, values: dict | None = None, error: str = "",
+        version: int | None = None) -> cards.FormView:
+    return cards.FormView(title=title, submit=ActionValue(submit, case_id=case.id, version=version),
+                          cancel=ActionValue(VIEW, case_id=case.id), error=error, values=values or {})
+
+
+# ---------------------------------------------------------------- showing
+@router.action(OPEN)
+def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value)
+    ctx.send(outbox.SendCard(table_for(ctx, case)))
+    return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
+
+
+@router.action(VIEW)
+def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value)
+    return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
+
+
+@router.action(FORM_DEPTS, FORM_MEMBER, FORM_ITEM, FORM_LEAD)
+def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case, depts = _editable(ctx, value)
+    lines = _lines(depts)
+    if value.action == FORM_DEPTS:
+        version = repository.artifact_state(ctx.session, case, "team").version
+        return CallbackAnswer(card=cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, version=version), lines))
+    if value.action == FORM_MEMBER:
+        return CallbackAnswer(card=cards.member_form(_fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER), lines))
+    if value.action == FORM_ITEM:
+        return CallbackAnswer(card=cards.item_form(_fv(case, texts.S2_FORM_ITEM, SAVE_ITEM)))
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.S_ONLY_LEAD)
+    return CallbackAnswer(card=cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD)))
+
+
+# ---------------------------------------------------------------- saving
+@router.action(SAVE_DEPTS)
+def save_depts(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case, depts = _editable(ctx, value)
+    form = event.form_value
+    values = {k: form_person(form, k) for k in form if isinstance(k, str)}
+    version = repository.artifact_state(ctx.session, case, "team").version
+    errors = []
+    for d in depts:
+        kind, contact = values.get(f"kind_{d.id}") or d.kind, values.get(f"contact_{d.id}", "")
+        if kind not in texts.S2_KINDS:
+            errors.append(texts.S2_BAD_KIND.format(dept=d.name))
+        if contact and not mention(contact):
+            errors.append(texts.S_BAD_PERSON.format(field=texts.S2_F_CONTACT.format(dept=d.name)))
+    if not errors and value.version != version:
+        errors.append(texts.S_STALE_FORM.format(version=version))
+    if errors:
+        raise UserError(errors[0], card=cards.depts_form(
+            _fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, values, "\n".join(errors), version), _lines(depts)))
+    for d in depts:
+        d.kind = values.get(f"kind_{d.id}") or d.kind
+        new_contact = values.get(f"contact_{d.id}") or d.contact_open_id
+        if new_contact != d.contact_open_id:
+            _swap_contact(ctx, case, d, new_contact)
+    _changed(ctx, case)
+    audit(ctx, case, "team.save", "；".join(f"{d.name}·{texts.S2_KINDS[d.kind][0]}" for d in depts))
+    case_card.refresh(ctx, case)
+    return CallbackAnswer(toast=texts.S2_DEPTS_SAVED, card=table_for(ctx, case))
+
+
+def _swap_contact(ctx: Ctx, case: Case, dept: Department, new: str | None) -> None:
+    """The 接口人 is a member too (role 接口人); an untouched auto-added old one is removed."""
+    for m in members(ctx, case):
+        if m.open_id == dept.contact_open_id and m.department_id == dept.id and \
+                (m.role, m.duty) == (texts.S2_CONTACT_ROLE, texts.S2_CONTACT_DUTY):
+            ctx.session.delete(m)
+    ctx.session.flush()
+    dept.contact_open_id = new
+    if new and not any(m.open_id == new for m in members(ctx, case)):
+        ctx.session.add(Member(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                               department_id=dept.id, open_id=new, role=texts.S2_CONTACT_ROLE,
+                               duty=texts.S2_CONTACT_DUTY))
+
+
+@router.action(SAVE_MEMBER)
+def save_member(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case, depts = _editable(ctx, value)
+    form = event.form_value
+    values = {"member": form_person(form, "member"), "dept": form_text(form, "dept"),
+              "role": form_text(form, "role"), "duty": form_text(form, "duty")}
+    by_id = {str(d.id): d for d in depts}
+    errors = []
+    if not mention(values["member"]):
+        errors.append(texts.S_BAD_PERSON.format(field=texts.S2_COL_MEMBER))
+    if values["dept"] not in by_id:
+        errors.append(texts.S2_BAD_DEPT)
+    for key, label, limit in (("role", texts.S2_COL_ROLE, 30), ("duty", texts.S2_COL_DUTY, 300)):
+        if not values[key]:
+            errors.append(texts.S_FIELD_REQUIRED.format(field=label))
+        elif len(values[key]) > limit:
+            errors.append(texts.S_FIELD_TOO_LONG.format(field=label, max=limit))
+    if errors:
+        raise UserError(errors[0], card=cards.member_form(
+            _fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER, values, "\n".join(errors)), _lines(depts)))
+    existing = next((m for m in members(ctx, case) if m.open_id == values["member"]), None)
+    if existing is None:
+        ctx.session.add(Member(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                               open_id=values["member"], department_id=by_id[values["dept"]].id,
+                               role=values["role"], duty=values["duty"]))
+    else:
+        existing.department_id, existing.role, existing.duty = by_id[values["dept"]].id, values["role"], values["duty"]
+    _changed(ctx, case)
+    audit(ctx, case, "team.save", f"{by_id[values['dept']].name} · {values['role']}：{values['duty']}")
+    toast = (texts.S2_MEMBER_UPDATED if existing else texts.S2_MEMBER_SAVED).format(role=values["role"])
+    case_card.refresh(ctx, case)
+    return CallbackAnswer(toast=toast, card=table_for(ctx, case))
+
+
+@router.action(SAVE_ITEM)
+def save_item(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case, _depts = _editable(ctx, value)
+    form = event.form_value
+    values = {"content": form_text(form, "content"), "owner": form_person(form, "owner"),
+              "due": form_text(form, "due")}
+    errors = []
+    if not values["content"]:
+        errors.append(texts.S_FIELD_REQUIRED.format(field=texts.S2_COL_ITEM))
+    elif len(values["content"]) > 200:
+        errors.append(texts.S_FIELD_TOO_LONG.format(field=texts.S2_COL_ITEM, max=200))
+    if not mention(values["owner"]):
+        errors.append(texts.S_BAD_PERSON.format(field=texts.S2_COL_OWNER))
+    due, err = parse_day(values["due"], texts.S2_COL_DUE, today=ctx.now.astimezone(ctx.tz).date())
+    if err:
+        errors.append(err)
+    if errors:
+        raise UserError(errors[0], card=cards.item_form(
+            _fv(case, texts.S2_FORM_ITEM, SAVE_ITEM, values, "\n".join(errors))))
+    ctx.session.add(ActionItem(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                               content=values["content"], owner_open_id=values["owner"], due_date=due))
+    _changed(ctx, case)
+    audit(ctx, case, "team.save", f"{values['content']} · {due}")
+    case_card.refresh(ctx, case)
+    return CallbackAnswer(toast=texts.S2_ITEM_SAVED, card=table_for(ctx, case))
+
+
+@router.action(SAVE_LEAD)
+def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value)
+    require_step(case, 2, texts.OUTPUTS[2])
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.S_ONLY_LEAD)
+    new = form_person(event.form_value, "lead")
+    if not mention(new):
+        raise UserError(texts.S_BAD_PERSON.format(field=texts.S2_F_NEW_LEAD),
+                        card=cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD)))
+    if new == case.lead_open_id:
+        return CallbackAnswer(toast=texts.S2_LEAD_SAME, toast_type="info", card=table_for(ctx, case))
+    old, case.lead_open_id = case.lead_open_id, new
+    _changed(ctx, case)
+    audit(ctx, case, "team.lead", f"{old} → {new}")
+    ctx.send(outbox.SendText(texts.S2_LEAD_NOTICE.format(old=mention(old), new=mention(new))))
+    case_card.refresh(ctx, case)
+    return CallbackAnswer(toast=texts.S2_LEAD_HANDED, card=table_for(ctx, case))
+
+
+# ---------------------------------------------------------------- confirming
+@router.action(CONFIRM)
+def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value)
+    if case.step != Step.TEAM:
+        return CallbackAnswer(toast=texts.S2_ALREADY_CONFIRMED, toast_type="info", card=table_for(ctx, case))
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.S_ONLY_LEAD)
+    state = repository.artifact_state(ctx.session, case, "team")
+    if value.version != state.version:
+        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=table_for(ctx, case))
+    gaps = repository.facts(ctx.session, case).departments_without_contact
+    if gaps:
+        raise UserError(texts.S2_NOT_READY.format(missing="、".join(f"{g}{texts.S2_COL_CONTACT}" for g in gaps)))
+    state.archived_at = ctx.now
+    touch(ctx, case)
+    audit(ctx, case, "team.confirm", f"版本 {state.version}")
+    ctx.session.flush()
+    ctx.send(outbox.SendCard(cards.team_card(replace(team_view(ctx, case), buttons=None)), pin=True))
+    ctx.send(outbox.SendText(_announcement(ctx, case)))
+    if try_advance(ctx, case) and case.step == Step.REQUIREMENTS:
+        outbox.enqueue(ctx.session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=NUDGE_KIND,
+                       fire_key=f"{case.id}", due_at=ctx.now + NUDGE_AFTER, case_id=case.id)
+    return CallbackAnswer(toast=texts.S2_CONFIRMED, card=table_for(ctx, case))
+
+
+def _announcement(ctx: Ctx, case: Case) -> str:
+    from handlers.consensus import inert
+
+    names = {d.id: d.name for d in repository.departments(ctx.session, case)}
+    lines, seen = [texts.S2_ANNOUNCE_HEAD], set()
+    for m in members(ctx, case):
+        if m.open_id in seen:
+            continue
+        seen.add(m.open_id)
+        role = inert(m.role) + (f" / {texts.COL_LEAD}" if m.open_id == case.lead_open_id else "")
+        lines.append(texts.S2_ANNOUNCE_LINE.format(who=mention(m.open_id), dept=inert(names.get(m.department_id or 0, "")),
+                                                   role=role, duty=inert(m.duty)))
+    if case.lead_open_id not in seen:
+        lines.append(f"{mention(case.lead_open_id)} {texts.COL_LEAD}")
+    return "\n".join(lines)
+
+
+def _summary(ctx: Ctx, case: Case) -> str:
+    depts = repository.departments(ctx.session, case)
+    return texts.S2_SUMMARY.format(done=sum(1 for d in depts if d.contact_open_id), total=len(depts),
+                                   members=len(members(ctx, case)), items=len(items(ctx, case)))
+
+
+case_card.STEP_BUTTONS[2] = [(texts.S2_BTN_OPEN, OPEN, True)]
+case_card.STEP_SUMMARY[2] = _summary

@@ -1,0 +1,110 @@
+"""Step 2: 《协作小组分工表》 — departments, 接口人, members, action items, handover, confirm + pin."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.models import Case, Member, Outbox
+from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text
+from tests.test_steps13_support import has_button, reach_step2, team_card_mid
+from tests.test_steps13_support import paced  # noqa: F401 (fixture)
+
+
+def _dept_ids(world):
+    from bot.models import Department
+    with world.state.factory() as s:
+        return {d.name: d.id for d in s.scalars(select(Department))}
+
+
+def set_contacts(world, mid, user=LEAD, **override):
+    ids = _dept_ids(world)
+    world.press(user, mid, "设置部门与接口人")
+    form = {f"kind_{ids['市场部']}": "core", f"contact_{ids['市场部']}": LEAD,
+            f"kind_{ids['技术部']}": "core", f"contact_{ids['技术部']}": TECH_DEV,
+            f"kind_{ids['设计部']}": "support", f"contact_{ids['设计部']}": DESIGN_HEAD}
+    form.update(override)
+    return world.submit(user, mid, form)
+
+
+@pytest.mark.usefixtures("paced")
+def test_team_flow_confirm_pins_and_mentions(world):
+    reach_step2(world)
+    mid = team_card_mid(world)
+    assert "协作小组分工表" in card_text(world.card(mid))
+    # confirming too early names what is missing
+    early = world.press(LEAD, mid, "确认分工表")
+    assert early["toast"]["type"] == "error" and "技术部接口人" in early["toast"]["content"]
+    assert set_contacts(world, mid)["toast"]["type"] == "success"
+    ids = _dept_ids(world)
+    world.press(TECH_HEAD, mid, "添加成员")
+    ans = world.submit(TECH_HEAD, mid, {"member": TECH_HEAD, "dept": str(ids["技术部"]), "role": "技术负责人",
+                                        "duty": "协调接口开发资源"})
+    assert ans["toast"]["type"] == "success"
+    world.press(LEAD, mid, "添加行动项")
+    world.submit(LEAD, mid, {"content": "整理接口功能清单", "owner": TECH_DEV, "due": "2026-12-09 +0800"})
+    text = card_text(world.card(mid))
+    assert "整理接口功能清单" in text and "技术负责人" in text and "2026-12-09" in text
+    # only the lead confirms
+    other = world.press(TECH_HEAD, mid, "确认分工表")
+    assert other["toast"]["type"] == "error" and "协作组长" in other["toast"]["content"]
+    done = world.press(LEAD, mid, "确认分工表")
+    assert done["toast"]["type"] == "success"
+    pinned = [m for m in world.fake.visible(CHAT) if m.get("pinned")]
+    assert len(pinned) == 1 and "已由协作组长确认" in card_text(pinned[0]["content"])
+    assert not has_button(pinned[0]["content"], "确认分工表")
+    announcement = next(t for t in world.texts() if "角色与职责" in t)
+    for who in (TECH_DEV, TECH_HEAD, DESIGN_HEAD, LEAD):
+        assert announcement.count(f'<at user_id="{who}">') == 1
+    assert "技术负责人" in announcement and "协调接口开发资源" in announcement
+    with world.state.factory() as s:
+        assert s.scalar(select(Case.step)) == 3
+        nudge = s.scalar(select(Outbox).where(Outbox.kind == "req_input_nudge"))
+        assert nudge is not None and nudge.status == "pending"
+    assert not has_button(world.card(mid), "确认分工表")
+
+
+@pytest.mark.usefixtures("paced")
+def test_member_validation_keeps_input(world):
+    reach_step2(world)
+    mid = team_card_mid(world)
+    world.press(LEAD, mid, "添加成员")
+    ans = world.submit(LEAD, mid, {"member": TECH_DEV, "dept": "", "role": "接口开发", "duty": ""})
+    assert ans["toast"]["type"] == "error"
+    card = ans["card"]["data"]
+    assert "所属部门" in card_text(card) and "职责" in card_text(card)
+    from tests.driver import walk
+    defaults = {n.get("name"): n.get("default_value") or n.get("initial_option") for n in walk(card)}
+    assert defaults["role"] == "接口开发" and defaults["member"] == TECH_DEV
+    with world.state.factory() as s:
+        assert s.scalars(select(Member)).all() == []
+
+
+@pytest.mark.usefixtures("paced")
+def test_outsider_cannot_edit_and_lead_handover(world):
+    reach_step2(world)
+    mid = team_card_mid(world)
+    assert world.press(OUTSIDER, mid, "添加成员")["toast"]["type"] == "error"
+    assert world.press(TECH_HEAD, mid, "移交组长")["toast"]["type"] == "error"
+    world.press(LEAD, mid, "移交组长")
+    world.submit(LEAD, mid, {"lead": TECH_HEAD})
+    with world.state.factory() as s:
+        assert s.scalar(select(Case.lead_open_id)) == TECH_HEAD
+    assert any("移交" in t for t in world.texts())
+    set_contacts(world, mid, user=TECH_HEAD)
+    assert world.press(LEAD, mid, "确认分工表")["toast"]["type"] == "error"   # no longer the lead
+    assert world.press(TECH_HEAD, mid, "确认分工表")["toast"]["type"] == "success"
+
+
+@pytest.mark.usefixtures("paced")
+def test_stale_confirm_after_edit(world):
+    reach_step2(world)
+    mid = team_card_mid(world)
+    set_contacts(world, mid)
+    stale_card = world.card(mid)
+    world.press(LEAD, mid, "添加行动项")
+    world.submit(LEAD, mid, {"content": "出设计稿", "owner": DESIGN_HEAD, "due": "2026-12-09 +0800"})
+    from tests.driver import find_button
+    ans = world.click(LEAD, mid, value=find_button(stale_card, "确认分工表"))
+    assert "过期" in ans["toast"]["content"]
+    with world.state.factory() as s:
+        assert s.scalar(select(Case.step)) == 2
