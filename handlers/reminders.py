@@ -80,7 +80,7 @@ def _lagging(task: Task, now: datetime) -> bool:
 
 
 def _overdue_days(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> int | None:
-    if now <= task.due_at:
+    if now < task.due_at:
         return None
     first = plan.overdue_slot(task.due_at, cal, tz).astimezone(tz).date()
     return cal.workdays_between(first, now.astimezone(tz).date())
@@ -156,8 +156,8 @@ def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op
     day = plan.parse_standup_key(row.fire_key)[0]
     view = standup_view(session, case, day, now, show_missing=True, late=standup.late)
     missing = [b.open_id for b in view.owners if not b.answered]
-    if not missing:
-        return None
+    if not missing or (standup.sent_at and now - standup.sent_at < POLICY.nudge_after / 2):
+        return None  # all answered, or the standup itself just went out late: no nudge on its heels
     people = " ".join(f'<at user_id="{oid}"></at>' for oid in missing)
     return [outbox.SendText(texts.STANDUP_NUDGE.format(people=people)),
             outbox.PatchCard(standup.message_id, cards.standup_card(view))]
@@ -233,7 +233,7 @@ def render_task_due(session: Session, row: Outbox, now: datetime) -> list[outbox
 def _overdue_tasks(session: Session, case: Case, key: str, now: datetime, cal: WorkCalendar,
                    tz: ZoneInfo) -> list[Task]:
     kind, _, slot = key.partition("@")
-    late = [t for t in _open_tasks(session, case) if t.due_at < now]
+    late = [t for t in _open_tasks(session, case) if t.due_at <= now]
     if kind == "over":  # became overdue in this slot
         return [t for t in late if plan._minute(plan.overdue_slot(t.due_at, cal, tz)) == slot]
     day = date.fromisoformat(slot)  # daily repeat (standup paused): overdue before that day
