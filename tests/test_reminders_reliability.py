@@ -1,0 +1,174 @@
+"""Exactly once, whatever happens to the bot: downtime (late once / skipped stale), two senders
+sharing one database, a crash between claim and send or between send and done, and Feishu
+throttling. Time is injected; no sleeping."""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot import db, outbox
+from bot.models import Outbox
+from bot.outbox import OutboxSender
+from tests.driver import CHAT, NAMES, TECH_HEAD, TENANT, card_title
+from tests.test_reminders_standup import at, make_case, rows, run_until, standard_case, tick, titled
+
+MSG_PATH = "/open-apis/im/v1/messages"
+
+
+def sends_per_uuid(world) -> Counter:
+    return Counter(c.uuid for c in world.fake.calls_to(MSG_PATH, "POST") if c.uuid and c.status == 200)
+
+
+def test_down_across_the_standup_sends_it_once_marked_late(world):
+    standard_case(world)
+    tick(world)                                           # 09:00: rows planned, then the bot dies
+    world.clock.set(at(2026, 12, 8, 10, 5))               # back at 10:05
+    tick(world)
+    tick(world)
+    cards = titled(world, "今日站会")
+    assert [card_title(m["content"]) for m in cards] == ["今日站会 · 12月8日（补发）"]
+    row = [r for r in rows(world, "standup") if r.fire_key == "2026-12-08@09:30"][0]
+    assert row.status == "sent" and row.late
+    assert not [t for t in world.texts() if "今日站会还没收到" in t]  # no nudge on the heels of a late standup
+    run_until(world, at(2026, 12, 8, 11), timedelta(minutes=15))
+    assert len(titled(world, "进度跟踪表")) == 1 and len(titled(world, "今日站会")) == 1
+
+
+def test_down_until_afternoon_skips_the_stale_standup_explicitly(world):
+    standard_case(world)
+    tick(world)
+    world.clock.set(at(2026, 12, 8, 13, 0))
+    tick(world)
+    assert titled(world, "今日站会") == []
+    status = {r.kind: r.status for r in rows(world) if r.fire_key == "2026-12-08@09:30"}
+    assert status == {"standup": "skipped_stale", "standup_nudge": "skipped_stale", "standup_close": "sent"}
+
+
+def test_down_overnight_yesterdays_standup_skipped_todays_on_time(world):
+    standard_case(world)
+    tick(world)
+    world.clock.set(at(2026, 12, 9, 9, 0))                # a whole day down
+    tick(world)
+    assert titled(world, "今日站会") == []
+    run_until(world, at(2026, 12, 9, 9, 30), timedelta(minutes=10))
+    assert [card_title(m["content"]) for m in titled(world, "今日站会")] == ["今日站会 · 12月9日"]
+    by_key = {(r.kind, r.fire_key): r.status for r in rows(world)}
+    assert by_key[("standup", "2026-12-08@09:30")] == "skipped_stale"
+    assert by_key[("standup_close", "2026-12-08@09:30")] == "skipped_stale"
+
+
+def test_key_node_due_during_downtime_goes_out_late_once(world):
+    make_case(world, nodes=[("上线", at(2026, 12, 9, 12))], standup_paused=True)
+    tick(world)
+    world.clock.set(at(2026, 12, 8, 12, 30))              # due 12:00, back at 12:30
+    tick(world)
+    tick(world)
+    assert [card_title(m["content"]) for m in titled(world, "进度确认会")] == ["上线前24小时 · 进度确认会（补发）"]
+
+
+def test_crash_between_claim_and_send(world):
+    standard_case(world)
+    tick(world)
+    world.clock.set(at(2026, 12, 8, 9, 30))
+    claimed = outbox.claim_due(world.state.factory, me="dead-worker", now=world.clock.now())
+    assert claimed                                        # claimed, then the process died
+    world.drain()
+    assert titled(world, "今日站会") == []                # leased to the dead worker
+    world.clock.advance(outbox.LEASE + timedelta(seconds=1))
+    world.drain()
+    assert len(titled(world, "今日站会")) == 1
+
+
+def test_crash_between_send_and_done_is_deduplicated_by_uuid(world, monkeypatch):
+    standard_case(world)
+    tick(world)
+    world.clock.set(at(2026, 12, 8, 9, 30))
+    real_finish = OutboxSender._finish
+
+    def die(self, *args, **kwargs):
+        raise RuntimeError("killed after the API call")
+
+    monkeypatch.setattr(OutboxSender, "_finish", die)
+    try:
+        world.drain()
+    except RuntimeError:
+        pass
+    monkeypatch.setattr(OutboxSender, "_finish", real_finish)
+    assert len(titled(world, "今日站会")) == 1            # Feishu has it; our row still says "sending"
+    world.clock.advance(outbox.LEASE + timedelta(seconds=1))
+    world.drain()
+    assert len(titled(world, "今日站会")) == 1            # resent with the same uuid: no second message
+    row = [r for r in rows(world, "standup") if r.fire_key == "2026-12-08@09:30"][0]
+    assert row.status == "sent" and row.attempts == 2
+
+
+def test_two_senders_share_one_database_without_duplicates(world):
+    chats = [f"oc_chat_{i:03d}" for i in range(40)]
+    for chat in chats:
+        world.fake.add_chat(chat, members=list(NAMES.items()))
+        make_case(world, chat=chat, tasks=[(TECH_HEAD, "接口开发", at(2026, 12, 11, 18))])
+    tick(world)
+    world.clock.set(at(2026, 12, 8, 9, 30))
+    engines = [db.make_engine(world.settings.database_url) for _ in range(2)]
+    senders = [OutboxSender(db.make_sessionmaker(e), world.state.client, world.clock, me=f"replica-{i}")
+               for i, e in enumerate(engines)]
+
+    async def both():
+        return await asyncio.gather(*(s.run_once(batch=7) for s in senders))
+
+    try:
+        results = world.http.portal.call(both)
+    finally:
+        for e in engines:
+            e.dispose()
+    sent = [d.row_id for r in results for d in r if d.status == "sent"]
+    assert len(sent) == len(set(sent)) == 40
+    assert all(results), "both replicas took part"
+    assert set(sends_per_uuid(world).values()) == {1}
+    for chat in chats:
+        assert len([m for m in world.cards(chat) if "今日站会" in card_title(m["content"])]) == 1
+    with world.state.factory() as s:
+        claimers = set(s.scalars(select(Outbox.claimed_by).where(Outbox.kind == "standup", Outbox.status == "sent")))
+    assert claimers == {"replica-0", "replica-1"}
+
+
+def test_two_planners_racing_create_each_row_once(world):
+    from handlers.reminders import plan_tick
+
+    standard_case(world)
+    engines = [db.make_engine(world.settings.database_url) for _ in range(2)]
+    factories = [db.make_sessionmaker(e) for e in engines]
+
+    async def both():
+        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now()) for f in factories),
+                                    return_exceptions=True)
+
+    try:
+        world.http.portal.call(both)
+    finally:
+        for e in engines:
+            e.dispose()
+    tick(world)
+    keys = [(r.kind, r.fire_key) for r in rows(world)]
+    assert len(keys) == len(set(keys)) and keys
+
+
+def test_rate_limited_fake_still_delivers_once(world):
+    standard_case(world)
+    tick(world)
+    world.clock.set(at(2026, 12, 8, 9, 30))
+
+    async def no_sleep(_seconds):
+        return None
+
+    world.state.client._sleep = no_sleep                  # noqa: SLF001 - the client's injectable sleep
+    world.fake.fail_next(1, status=429, reset=2)
+    world.fake.fail_next(1, status=400, code=230020)
+    world.fake.fail_next(1, status=503)
+    world.drain()
+    assert len(titled(world, "今日站会")) == 1
+    assert len(world.fake.calls_to(MSG_PATH, "POST")) == 4   # 3 refused + 1 accepted, same uuid
+    assert set(sends_per_uuid(world).values()) == {1}
