@@ -72,6 +72,49 @@ def team_card_mid(world) -> str:
     return world.last_card(title_contains="协作小组分工表")["message_id"]
 
 
+def dept_ids(world) -> dict[str, int]:
+    from sqlalchemy import select
+
+    from bot.models import Department
+    with world.state.factory() as s:
+        return {d.name: d.id for d in s.scalars(select(Department))}
+
+
+def set_contacts(world, mid: str, user: str = LEAD, **override: Any) -> dict:
+    """市场部 陈静 (core), 技术部 刘洋 (core), 设计部 王芳 (support) as 接口人."""
+    ids = dept_ids(world)
+    world.press(user, mid, "设置部门与接口人")
+    form = {f"kind_{ids['市场部']}": "core", f"contact_{ids['市场部']}": LEAD,
+            f"kind_{ids['技术部']}": "core", f"contact_{ids['技术部']}": TECH_DEV,
+            f"kind_{ids['设计部']}": "support", f"contact_{ids['设计部']}": DESIGN_HEAD}
+    form.update(override)
+    return world.submit(user, mid, form)
+
+
+def reach_step3(world) -> str:
+    """Steps 1 and 2 done; returns the message id of 《需求确认清单》."""
+    reach_step2(world)
+    mid = team_card_mid(world)
+    set_contacts(world, mid)
+    world.press(LEAD, mid, "确认分工表")
+    case_mid = world.last_card(title_contains="「")["message_id"]
+    world.press(LEAD, case_mid, "查看需求确认清单")
+    return world.last_card(title_contains="需求确认清单")["message_id"]
+
+
+INPUTS = {
+    LEAD: {"resources": "设计稿和接口功能清单", "constraints": "推广档期不能晚于12月12日", "demands": "接口12月10日前可联调"},
+    TECH_DEV: {"resources": "可抽调2人开发接口，需2天", "constraints": "人力紧张", "demands": "市场部提供测试账号"},
+    DESIGN_HEAD: {"resources": "1名设计师", "constraints": "本周还有其他项目", "demands": "12月9日前确认需求"},
+}
+
+
+def submit_inputs(world, mid: str) -> None:
+    for who, form in INPUTS.items():
+        world.press(who, mid, "提交本部门信息")
+        world.submit(who, mid, form)
+
+
 def has_button(card: dict, label: str) -> bool:
     try:
         find_button(card, label)
@@ -85,4 +128,4 @@ def text_of(world, mid: str) -> str:
 
 
 __all__ = ["pace", "paced", "CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign", "reach_step2",
-           "team_card_mid", "has_button", "text_of", "TECH_DEV"]
+           "team_card_mid", "dept_ids", "set_contacts", "reach_step3", "INPUTS", "submit_inputs", "has_button", "text_of", "TECH_DEV"]

@@ -6,24 +6,8 @@ from sqlalchemy import select
 
 from bot.models import Case, Member, Outbox
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text
-from tests.test_steps13_support import has_button, reach_step2, team_card_mid
+from tests.test_steps13_support import dept_ids, has_button, set_contacts, reach_step2, team_card_mid
 from tests.test_steps13_support import paced  # noqa: F401 (fixture)
-
-
-def _dept_ids(world):
-    from bot.models import Department
-    with world.state.factory() as s:
-        return {d.name: d.id for d in s.scalars(select(Department))}
-
-
-def set_contacts(world, mid, user=LEAD, **override):
-    ids = _dept_ids(world)
-    world.press(user, mid, "设置部门与接口人")
-    form = {f"kind_{ids['市场部']}": "core", f"contact_{ids['市场部']}": LEAD,
-            f"kind_{ids['技术部']}": "core", f"contact_{ids['技术部']}": TECH_DEV,
-            f"kind_{ids['设计部']}": "support", f"contact_{ids['设计部']}": DESIGN_HEAD}
-    form.update(override)
-    return world.submit(user, mid, form)
 
 
 @pytest.mark.usefixtures("paced")
@@ -35,7 +19,7 @@ def test_team_flow_confirm_pins_and_mentions(world):
     early = world.press(LEAD, mid, "确认分工表")
     assert early["toast"]["type"] == "error" and "技术部接口人" in early["toast"]["content"]
     assert set_contacts(world, mid)["toast"]["type"] == "success"
-    ids = _dept_ids(world)
+    ids = dept_ids(world)
     world.press(TECH_HEAD, mid, "添加成员")
     ans = world.submit(TECH_HEAD, mid, {"member": TECH_HEAD, "dept": str(ids["技术部"]), "role": "技术负责人",
                                         "duty": "协调接口开发资源"})
