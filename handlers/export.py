@@ -1,0 +1,172 @@
+"""`/导出 [步骤号]` — each step's output as Markdown, sent as a text message to copy.
+
+Steps register an exporter: `EXPORTERS[step] = fn(session, case, tz) -> markdown | None`
+(None = nothing to export yet). Steps 1–3 are registered below; steps 4–6 add theirs from
+their own modules. The command exports the group's active case, or its latest case when none
+is active; `/导出 3` exports one step only.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import outbox, repository, texts
+from bot.envelope import MessageEvent
+from bot.models import ActionItem, Case, Member
+from bot.routing import Ctx, Router, UserError
+from handlers.consensus import inert
+
+router = Router()
+
+Exporter = Callable[[Session, Case, ZoneInfo], "str | None"]
+EXPORTERS: dict[int, Exporter] = {}
+MAX_CHARS = 60_000  # a text message may be 150 KB; keep well inside
+
+
+# ---------------------------------------------------------------- markdown helpers
+def cell(value: object) -> str:
+    """One Markdown table cell: no pipes or line breaks can break the row."""
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", " / ").strip() or "—"
+
+
+def md_table(head: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def when(at: datetime | None, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else "—"
+
+
+def _header(case: Case, step: int) -> list[str]:
+    return [f"# {texts.OUTPUTS[step]}", texts.EXP_CASE.format(title=case.title, seq=case.seq)]
+
+
+# ---------------------------------------------------------------- steps 1–3
+def export_consensus(session: Session, case: Case, tz: ZoneInfo) -> str | None:
+    cv = repository.current_consensus(session, case)
+    if cv is None:
+        return None
+    depts = repository.departments(session, case)
+    signs = repository.signoffs(session, case, artifact="consensus", version=cv.version)
+    agreed = bool(depts) and all(d.id in signs and signs[d.id].status == "signed" for d in depts)
+    rows = []
+    for d in depts:
+        s = signs.get(d.id)
+        status = texts.S1_STATUS[s.status if s else "pending"][0]
+        rows.append([d.name, d.head_open_id, status, when(s.at if s else None, tz), (s.reason or "") if s else ""])
+    goal_date = cv.goal_date.isoformat() if cv.goal_date else "—"
+    return "\n".join(_header(case, 1) + [
+        texts.EXP_CONS_VERSION.format(version=cv.version, agreed=texts.EXP_AGREED if agreed else ""), "",
+        texts.EXP_PROBLEM, f"- 背景：{cv.background}", f"- 现状：{cv.current_state}", f"- 影响：{cv.impact}", "",
+        texts.EXP_GOAL, f"{cv.goal}（{goal_date} 前）", "", texts.EXP_OUTCOME, cv.expected_outcome, "",
+        texts.EXP_DEPTS, md_table([texts.S1_COL_DEPT, texts.S1_COL_HEAD, texts.S1_COL_STATUS, texts.S1_COL_WHEN,
+                                   texts.S1_COL_REASON], rows)])
+
+
+def export_team(session: Session, case: Case, tz: ZoneInfo) -> str | None:
+    if case.step < 2:
+        return None
+    depts = repository.departments(session, case)
+    names = {d.id: d.name for d in depts}
+    state = repository.artifact_state(session, case, "team")
+    members = session.scalars(select(Member).where(Member.case_id == case.id, Member.tenant_key == case.tenant_key,
+                                                   Member.chat_id == case.chat_id).order_by(Member.id))
+    items = session.scalars(select(ActionItem).where(
+        ActionItem.case_id == case.id, ActionItem.tenant_key == case.tenant_key,
+        ActionItem.chat_id == case.chat_id).order_by(ActionItem.id))
+    return "\n".join(_header(case, 2) + [
+        texts.EXP_LEAD.format(lead=case.lead_open_id),
+        texts.EXP_STATE_CONFIRMED.format(at=when(state.archived_at, tz)) if state.archived_at
+        else texts.EXP_STATE_DRAFT, "",
+        texts.EXP_DEPTS_TEAM, md_table([texts.S2_COL_DEPT, texts.S2_COL_KIND, texts.S2_COL_HEAD, texts.S2_COL_CONTACT],
+                                       [[d.name, texts.S2_KINDS.get(d.kind, ("",))[0], d.head_open_id,
+                                         d.contact_open_id or ""] for d in depts]), "",
+        texts.EXP_MEMBERS, md_table([texts.S2_COL_MEMBER, texts.S2_COL_DEPT, texts.S2_COL_ROLE, texts.S2_COL_DUTY],
+                                    [[m.open_id, names.get(m.department_id or 0, ""), m.role, m.duty]
+                                     for m in members]), "",
+        texts.EXP_ITEMS, md_table([texts.S2_COL_ITEM, texts.S2_COL_OWNER, texts.S2_COL_DUE],
+                                  [[i.content, i.owner_open_id, i.due_date.isoformat() if i.due_date else ""]
+                                   for i in items])])
+
+
+def export_requirements(session: Session, case: Case, tz: ZoneInfo) -> str | None:
+    from handlers.requirements import inputs, requirements
+
+    if case.step < 3:
+        return None
+    depts = repository.departments(session, case)
+    names = {d.id: d.name for d in depts}
+    state = repository.artifact_state(session, case, "requirements")
+    given = inputs(session, case)
+    confirmed = repository.signoffs(session, case, artifact="requirements", version=state.version)
+
+    def conflict(r) -> str:
+        if not r.is_conflict:
+            return ""
+        state_word = (texts.S3_CONFLICT_DONE if r.resolved_at else texts.S3_CONFLICT_OPEN)[0]
+        return f"{state_word} · " + texts.S3_CONFLICT_WITH.format(
+            depts="、".join(names.get(int(i), "") for i in r.conflict_department_ids))
+
+    return "\n".join(_header(case, 3) + [
+        texts.EXP_CONS_VERSION.format(version=state.version, agreed=""),
+        texts.EXP_ARCHIVED.format(at=when(state.archived_at, tz)) if state.archived_at else texts.EXP_NOT_ARCHIVED,
+        "", texts.EXP_INPUTS,
+        md_table([texts.S3_COL_DEPT, texts.S3_COL_RESOURCES, texts.S3_COL_CONSTRAINTS, texts.S3_COL_DEMANDS],
+                 [[d.name, *((given[d.id].resources, given[d.id].constraints, given[d.id].demands)
+                             if d.id in given else ("", "", ""))] for d in depts]), "",
+        texts.EXP_REQS,
+        md_table([texts.S3_COL_DEPT, texts.S3_COL_DEMAND, texts.S3_COL_SOLUTION, texts.S3_COL_PRIORITY,
+                  texts.S3_COL_CONFLICT, texts.S3_COL_ADJUST],
+                 [[names.get(r.department_id, ""), r.demand, r.solution, r.priority, conflict(r), r.adjustment]
+                  for r in requirements(session, case)]), "",
+        texts.EXP_CONFIRMS,
+        md_table([texts.S3_COL_DEPT, texts.S3_COL_STATE, texts.S3_COL_WHEN],
+                 [[d.name, texts.S3_CONFIRM_STATE["done" if d.id in confirmed else "pending"][0],
+                   when(confirmed[d.id].at if d.id in confirmed else None, tz)] for d in depts])])
+
+
+EXPORTERS[1] = export_consensus
+EXPORTERS[2] = export_team
+EXPORTERS[3] = export_requirements
+
+
+# ---------------------------------------------------------------- the command
+def _case(ctx: Ctx) -> Case:
+    case = repository.active_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
+    if case is None:
+        cases = repository.cases_of_chat(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
+        case = cases[-1] if cases else None
+    if case is None:
+        raise UserError(texts.NO_ACTIVE_CASE)
+    return case
+
+
+@router.command(texts.CMD_EXPORT)
+def export(ctx: Ctx, _event: MessageEvent, args: str) -> None:
+    arg = args.strip()
+    if arg and not (arg.isdigit() and 1 <= int(arg) <= 6):
+        raise UserError(texts.EXP_USAGE)
+    case = _case(ctx)
+    steps = [int(arg)] if arg else sorted(EXPORTERS)
+    sent = 0
+    for step in steps:
+        fn = EXPORTERS.get(step)
+        if fn is None:
+            raise UserError(texts.EXP_NO_EXPORTER.format(step=step))
+        body = fn(ctx.session, case, ctx.tz)
+        if body is None:
+            if arg:
+                raise UserError(texts.EXP_NOT_YET.format(step=step, output=texts.OUTPUTS[step]))
+            continue
+        head = texts.EXP_HEADER.format(title=case.title, output=texts.OUTPUTS[step])
+        ctx.send(outbox.SendText(inert(f"{head}\n\n{body}")[:MAX_CHARS]))
+        sent += 1
+    if not sent:
+        raise UserError(texts.EXP_NOTHING.format(title=case.title))
