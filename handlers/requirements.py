@@ -88,7 +88,7 @@ def list_view(ctx: Ctx, case: Case) -> cards.ReqView:
         confirms=tuple(cards.ConfirmLine(department=d.name, confirmed=d.id in confirmed,
                                          at=local(ctx, confirmed[d.id].at) if d.id in confirmed else None)
                        for d in depts),
-        archived_at=local(ctx, state.archived_at), buttons=buttons)
+        archived_at=None if live else local(ctx, state.archived_at), buttons=buttons)
 
 
 def table_for(ctx: Ctx, case: Case) -> dict:
@@ -294,7 +294,10 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     done = repository.signoffs(ctx.session, case, artifact="requirements", version=state.version)
     todo = [d for d in mine if d.id not in done]
     names = "、".join(d.name for d in (todo or mine))
-    if not todo:
+    if not todo:  # a double click, or a case sent back to step 3 with everything confirmed
+        if try_advance(ctx, case):
+            state.archived_at = ctx.now
+            return CallbackAnswer(toast=texts.S3_CONFIRMED.format(depts=names), card=table_for(ctx, case))
         return CallbackAnswer(toast=texts.S3_ALREADY_CONFIRMED.format(depts=names, version=state.version),
                               toast_type="info", card=table_for(ctx, case))
     for d in todo:
