@@ -149,3 +149,126 @@ def update_card(view: UpdateView) -> dict:
         elements.append(kit.md(texts.UPDATE_MORE.format(n=more)))
     return kit.card(texts.UPDATE_TITLE.format(title=view.title), template="orange", elements=elements,
                     summary=texts.UPDATE_TITLE.format(title=view.title))
+
+
+# ---------------------------------------------------------------- change requests
+@dataclass(frozen=True)
+class ChangeFormView:
+    case_id: int
+    title: str
+    mode: str                                   # edit | add | drop
+    task_options: tuple[tuple[str, str], ...]   # (label, task id)
+    mode_action: str
+    submit: ActionValue
+    typed: dict[str, str] = field(default_factory=dict)
+
+
+def change_form_card(view: ChangeFormView) -> dict:
+    t = view.typed
+    def val(k: str) -> str | None:  # noqa: E306
+        return t.get(k) or None
+    reason = kit.text_input("reason", texts.FIELD_REASON, placeholder=texts.PH_REASON, required=True,
+                            default=val("reason"), max_length=500)
+    note = kit.text_input("retro_note", texts.FIELD_RETRO_NOTE, placeholder=texts.PH_RETRO_NOTE, multiline=True,
+                          default=val("retro_note"), max_length=1000)
+    task_pick = kit.select_static("task", view.task_options, placeholder=texts.PH_CHANGE_TASK, required=True,
+                                  initial=val("task"))
+    if view.mode == "add":
+        fields = [kit.text_input("content", texts.FIELD_CONTENT, placeholder=texts.PH_CONTENT, required=True,
+                                 default=val("content"), max_length=200),
+                  kit.select_person("owner", placeholder=texts.PH_OWNER, required=True, initial=val("owner")),
+                  kit.columns([[kit.datetime_picker("start", placeholder=texts.PH_START, required=True,
+                                                    initial=val("start"))],
+                               [kit.datetime_picker("due", placeholder=texts.PH_DUE, required=True,
+                                                    initial=val("due"))]]),
+                  kit.text_input("standard", texts.FIELD_STANDARD, placeholder=texts.PH_STANDARD, required=True,
+                                 default=val("standard"), max_length=300), reason, note]
+    elif view.mode == "drop":
+        fields = [task_pick, reason, note]
+    else:
+        fields = [task_pick,
+                  kit.columns([[kit.datetime_picker("start", placeholder=texts.FIELD_NEW_START, initial=val("start"))],
+                               [kit.datetime_picker("due", placeholder=texts.FIELD_NEW_DUE, initial=val("due"))]]),
+                  kit.select_person("owner", placeholder=texts.PH_NEW_OWNER, initial=val("owner")), reason, note]
+    modes = [(texts.BTN_CHANGE_EDIT, "edit"), (texts.BTN_CHANGE_ADD, "add"), (texts.BTN_CHANGE_DROP, "drop")]
+    buttons = kit.columns([[kit.button(label, ActionValue(view.mode_action, case_id=view.case_id, extra={"m": m}),
+                                       type="primary" if m == view.mode else "default")] for label, m in modes])
+    form = kit.form(f"change_{view.mode}", [kit.md(f"**{texts.CHANGE_KIND[view.mode]}**")] + fields
+                    + [kit.submit_button(texts.BTN_SUBMIT_CHANGE, to_name(view.submit))])
+    return kit.card(texts.CHANGE_TITLE.format(title=view.title), template="orange",
+                    elements=[kit.md(texts.CHANGE_INTRO), buttons, form])
+
+
+@dataclass(frozen=True)
+class ChangeRequestView:
+    no: int
+    title: str
+    requester: str
+    lead: str
+    kind: str
+    lines: tuple[str, ...]      # trusted markup (already escaped) describing the change
+    reason: str
+    retro_note: str
+    status: str                 # pending | approved | rejected
+    approve: ActionValue | None = None
+    reject: ActionValue | None = None
+    new_version: int = 0
+
+
+def change_request_card(view: ChangeRequestView) -> dict:
+    text, colour = texts.CHANGE_STATUS[view.status]
+    body = [texts.CHANGE_REQ_HEAD.format(who=kit.at(view.requester), kind=texts.CHANGE_KIND[view.kind],
+                                         lead=kit.at(view.lead))]
+    body += list(view.lines)
+    body.append(texts.CHANGE_REQ_REASON.format(reason=kit.esc(view.reason)))
+    if view.retro_note:
+        body.append(texts.CHANGE_REQ_RETRO.format(note=kit.esc(view.retro_note)))
+    if view.status != "pending":
+        body.append(texts.CHANGE_REQ_DECIDED[view.status].format(version=view.new_version))
+    elements = [kit.md("\n".join(body))]
+    if view.status == "pending" and view.approve and view.reject:
+        elements.append(kit.columns([[kit.button(texts.BTN_APPROVE, view.approve, type="primary_filled")],
+                                     [kit.button(texts.BTN_REJECT, view.reject, type="danger")]]))
+    return kit.card(texts.CHANGE_REQ_TITLE.format(no=view.no, title=view.title),
+                    template={"pending": "orange", "approved": "green", "rejected": "grey"}[view.status],
+                    tags=[(text, colour)], elements=elements)
+
+
+@dataclass(frozen=True)
+class PlanDiffView:
+    title: str
+    version: int
+    no: int
+    lines: tuple[str, ...]      # trusted markup, one per changed task
+    reason: str
+    retro_note: str
+    notify: tuple[str, ...]     # open_ids of the owners concerned
+
+
+def plan_diff_card(view: PlanDiffView) -> dict:
+    body = [texts.DIFF_HEAD] + (list(view.lines) or [texts.DIFF_NONE])
+    body.append(texts.CHANGE_REQ_REASON.format(reason=kit.esc(view.reason)))
+    if view.retro_note:
+        body.append(texts.CHANGE_REQ_RETRO.format(note=kit.esc(view.retro_note)))
+    if view.notify:
+        body.append(texts.DIFF_NOTIFY.format(who=" ".join(kit.at(o) for o in view.notify)))
+    title = texts.DIFF_TITLE.format(version=view.version, title=view.title)
+    return kit.card(title, template="blue", subtitle=texts.DIFF_SUBTITLE.format(no=view.no),
+                    elements=[kit.md("\n".join(body))], summary=title)
+
+
+@dataclass(frozen=True)
+class CloseView:
+    title: str
+    open_tasks: int
+    submit: ActionValue
+    typed_reason: str = ""
+
+
+def close_card(view: CloseView) -> dict:
+    return kit.card(texts.EXEC_CLOSE_TITLE.format(title=view.title), template="orange", elements=[
+        kit.md(texts.EXEC_CLOSE_INTRO.format(n=view.open_tasks)),
+        kit.form("exec_close", [
+            kit.text_input("reason", texts.FIELD_CLOSE_REASON, placeholder=texts.PH_CLOSE_REASON, required=True,
+                           default=view.typed_reason or None, multiline=True, max_length=500),
+            kit.submit_button(texts.BTN_CONFIRM_CLOSE, to_name(view.submit), type="danger_filled")])])

@@ -50,10 +50,6 @@ def _ordered(tasks: list[Task], now: datetime) -> list[Task]:
     return sorted(tasks, key=lambda t: (not is_lagging(t, now), t.status == DONE, t.seq))
 
 
-def track_buttons(case: Case) -> tuple[tuple[str, ActionValue, bool], ...]:
-    return ((texts.BTN_UPDATE_MINE, ActionValue(TRACK_OPEN, case_id=case.id), True),)
-
-
 def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo) -> TrackingView:
     tasks = _ordered(tasks_of(session, case), now)
     risks = sorted(risks_of(session, case), key=lambda r: r.status != "open")
@@ -244,3 +240,349 @@ case_card.STEP_BUTTONS[Step.EXECUTION] = [(texts.BTN_SHOW_TRACKING, TRACK_SHOW, 
 case_card.STEP_SUMMARY[Step.EXECUTION] = _summary
 case_card.STEP_STATE[Step.EXECUTION] = lambda ctx, case: (
     "lagging" if any(is_lagging(t, ctx.now) for t in tasks_of(ctx.session, case)) else "info")
+
+
+# ---------------------------------------------------------------- dynamic adjustment (change requests)
+from sqlalchemy import func  # noqa: E402
+
+from bot.models import ChangeRequest, PlanVersion  # noqa: E402
+from bot.envelope import MessageEvent  # noqa: E402
+from cards.tracking import ChangeFormView, ChangeRequestView, CloseView, PlanDiffView, change_form_card, \
+    change_request_card, close_card, plan_diff_card  # noqa: E402
+from handlers import plan as plan_mod  # noqa: E402
+
+CHANGE_OPEN = "change.open"        # send the change-request form (/调整 does the same)
+CHANGE_MODE = "change.mode"        # switch the form: edit | add | drop
+CHANGE_SUBMIT = "change.submit"
+CHANGE_APPROVE = "change.approve"  # row_id = change request id
+CHANGE_REJECT = "change.reject"
+EXEC_CLOSE_OPEN = "exec.close_open"
+EXEC_CLOSE = "exec.close"
+_FORM_KEYS = ("task", "start", "due", "owner", "content", "standard", "reason", "retro_note")
+
+
+def track_buttons(case: Case) -> tuple[tuple[str, ActionValue, bool], ...]:
+    return ((texts.BTN_UPDATE_MINE, ActionValue(TRACK_OPEN, case_id=case.id), True),
+            (texts.BTN_REQUEST_CHANGE, ActionValue(CHANGE_OPEN, case_id=case.id), False),
+            (texts.BTN_CLOSE_EXECUTION, ActionValue(EXEC_CLOSE_OPEN, case_id=case.id), False))
+
+
+def change_form_for(session: Session, case: Case, mode: str = "edit", typed: dict[str, str] | None = None) -> dict:
+    options = tuple((f"#{t.seq} {t.content}"[:40], str(t.id)) for t in tasks_of(session, case) if t.status != DONE)
+    return change_form_card(ChangeFormView(case_id=case.id, title=case.title, mode=mode,
+                                           task_options=options or ((texts.PLAN_NONE, "0"),), mode_action=CHANGE_MODE,
+                                           submit=ActionValue(CHANGE_SUBMIT, case_id=case.id, row_id=_MODES.index(mode)),
+                                           typed=typed or {}))
+
+
+_MODES = ("edit", "add", "drop")
+
+
+def _team_case(ctx: Ctx, case_id: int | None) -> Case:
+    case = load_case(ctx, case_id)
+    require_step(case, Step.EXECUTION)
+    if ctx.actor not in plan_mod.team_open_ids(ctx.session, case):
+        raise UserError(texts.NOT_TEAM_MEMBER)
+    return case
+
+
+@router.command(texts.CMD_ADJUST)
+def adjust_command(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
+    case = repository.active_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
+    if case is None:
+        raise UserError(texts.NO_ACTIVE_CASE)
+    case = _team_case(ctx, case.id)
+    ctx.send(outbox.SendCard(change_form_for(ctx.session, case)))
+
+
+@router.action(CHANGE_OPEN)
+def open_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _team_case(ctx, value.case_id)
+    ctx.send(outbox.SendCard(change_form_for(ctx.session, case)))
+    return CallbackAnswer(toast=texts.BTN_REQUEST_CHANGE)
+
+
+@router.action(CHANGE_MODE)
+def change_mode(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _team_case(ctx, value.case_id)
+    mode = value.extra.get("m", "edit")
+    return CallbackAnswer(card=change_form_for(ctx.session, case, mode if mode in _MODES else "edit"))
+
+
+def _parse_change(ctx: Ctx, case: Case, mode: str, form: dict) -> dict:
+    """The requested change as stored in ChangeRequest.changes (times as UTC ISO strings)."""
+    if not str(form.get("reason") or "").strip():
+        raise ValueError(texts.CHANGE_NEED_REASON)
+    if mode == "add":
+        data = plan_mod._check_task(ctx, case, dict(form, depends="0"), None)  # noqa: SLF001 - same rules as step 4
+        return {"kind": "add", "content": data["content"], "owner": data["owner_open_id"],
+                "start": data["start_at"].isoformat(), "due": data["due_at"].isoformat(),
+                "standard": data["delivery_standard"]}
+    task = get_task(ctx.session, case, int(form["task"]) if str(form.get("task") or "").isdigit() else None)
+    if task is None or task.dropped:
+        raise ValueError(texts.CHANGE_NEED_TASK)
+    if task.status == DONE:
+        raise ValueError(texts.CHANGE_TASK_DONE.format(seq=task.seq))
+    if mode == "drop":
+        return {"kind": "drop", "task_id": task.id}
+    start = plan_mod._when(form, "start", texts.FIELD_START, ctx.tz) if form.get("start") else None  # noqa: SLF001
+    due = plan_mod._when(form, "due", texts.FIELD_DUE, ctx.tz) if form.get("due") else None  # noqa: SLF001
+    owner = str(form.get("owner") or "").strip()
+    owner = owner if owner.startswith("ou_") and owner != task.owner_open_id else ""
+    if not (start or due or owner):
+        raise ValueError(texts.CHANGE_NEED_SOMETHING)
+    _check_dates(start or task.start_at, due or task.due_at, ctx.now)
+    out: dict = {"kind": "edit", "task_id": task.id}
+    if start:
+        out["start"] = start.isoformat()
+    if due:
+        out["due"] = due.isoformat()
+    if owner:
+        out["owner"] = owner
+    return out
+
+
+def _check_dates(start: datetime, due: datetime, now: datetime) -> None:
+    if due <= start:
+        raise ValueError(texts.ERR_END_BEFORE_START)
+    if due <= now:
+        raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_DUE, value=""))
+
+
+@router.action(CHANGE_SUBMIT)
+def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _team_case(ctx, value.case_id)
+    mode = _MODES[value.row_id] if value.row_id is not None and 0 <= value.row_id < len(_MODES) else "edit"
+    form = event.form_value or {}
+    typed = {k: (str(form.get(k) or "").strip()[:16] if k in ("start", "due") else str(form.get(k) or "").strip())
+             for k in _FORM_KEYS}
+    try:
+        changes = _parse_change(ctx, case, mode, form)
+    except ValueError as exc:
+        raise UserError(str(exc), card=change_form_for(ctx.session, case, mode, typed)) from exc
+    pending = ctx.session.scalars(select(ChangeRequest).where(
+        ChangeRequest.case_id == case.id, ChangeRequest.tenant_key == case.tenant_key,
+        ChangeRequest.chat_id == case.chat_id, ChangeRequest.status == "pending"))
+    for cr in pending:  # a double submit files one request
+        if cr.changes == changes and cr.requested_by == ctx.actor and cr.reason == typed["reason"]:
+            return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
+    cr = ChangeRequest(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, requested_by=ctx.actor,
+                       reason=typed["reason"][:500], changes=changes, retro_note=typed["retro_note"][:1000],
+                       created_at=ctx.now)
+    ctx.session.add(cr)
+    ctx.session.flush()
+    no = _request_no(ctx.session, cr)
+    audit(ctx, case, "change.request", f"#{no} {cr.reason}")
+    ctx.send(outbox.SendText(texts.CHANGE_PLEASE_DECIDE.format(
+        lead=f'<at user_id="{case.lead_open_id}"></at>', no=no, summary=_summary_text(ctx, case, cr), reason=cr.reason)))
+    return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
+
+
+def _request_no(session: Session, cr: ChangeRequest) -> int:
+    return session.scalar(select(func.count(ChangeRequest.id)).where(ChangeRequest.case_id == cr.case_id,
+                                                                     ChangeRequest.id <= cr.id)) or 0
+
+
+def _change_lines(ctx: Ctx, case: Case, cr: ChangeRequest) -> list[str]:
+    c = cr.changes
+    if c["kind"] == "add":
+        return [f"{texts.DIFF_ADDED}：{kit.esc(c['content'])} · {kit.at(c['owner'])} · "
+                f"{fmt(datetime.fromisoformat(c['start']), ctx.tz)} → {fmt(datetime.fromisoformat(c['due']), ctx.tz)}"]
+    task = get_task(ctx.session, case, c["task_id"])
+    label = f"#{task.seq} {kit.esc(task.content)}" if task else "—"
+    if c["kind"] == "drop":
+        return [f"{label}：{texts.DIFF_DROPPED}"]
+    parts = []
+    if "start" in c and task:
+        parts.append(texts.DIFF_FIELD.format(field=texts.COL_START, old=fmt(task.start_at, ctx.tz),
+                                             new=fmt(datetime.fromisoformat(c["start"]), ctx.tz)))
+    if "due" in c and task:
+        parts.append(texts.DIFF_FIELD.format(field=texts.COL_DUE, old=fmt(task.due_at, ctx.tz),
+                                             new=fmt(datetime.fromisoformat(c["due"]), ctx.tz)))
+    if "owner" in c and task:
+        parts.append(texts.DIFF_OWNER.format(old=kit.at(task.owner_open_id), new=kit.at(c["owner"])))
+    return [f"{label}：{'；'.join(parts)}"]
+
+
+def _summary_text(ctx: Ctx, case: Case, cr: ChangeRequest) -> str:
+    c = cr.changes
+    task = get_task(ctx.session, case, c.get("task_id"))
+    what = c.get("content") or (f"#{task.seq} {task.content}" if task else "")
+    return f"{texts.CHANGE_KIND[c['kind']]} {what}"
+
+
+def _request_card(ctx: Ctx, case: Case, cr: ChangeRequest, new_version: int = 0) -> dict:
+    lines = tuple(_change_lines(ctx, case, cr)) if cr.status == "pending" else tuple(cr.changes.get("_lines", []))
+    return change_request_card(ChangeRequestView(
+        no=_request_no(ctx.session, cr), title=case.title, requester=cr.requested_by, lead=case.lead_open_id,
+        kind=cr.changes["kind"], lines=lines, reason=cr.reason, retro_note=cr.retro_note, status=cr.status,
+        approve=ActionValue(CHANGE_APPROVE, case_id=case.id, row_id=cr.id),
+        reject=ActionValue(CHANGE_REJECT, case_id=case.id, row_id=cr.id),
+        new_version=new_version or cr.changes.get("_version", 0)))
+
+
+def _decidable(ctx: Ctx, value: ActionValue) -> tuple[Case, ChangeRequest | None, CallbackAnswer | None]:
+    case = load_case(ctx, value.case_id)
+    cr = ctx.session.scalar(select(ChangeRequest).where(
+        ChangeRequest.id == (value.row_id or 0), ChangeRequest.case_id == case.id,
+        ChangeRequest.tenant_key == case.tenant_key, ChangeRequest.chat_id == case.chat_id))
+    if cr is None:
+        raise UserError(texts.CHANGE_NOT_FOUND)
+    if cr.status != "pending":  # a second click or a stale card: one effect only
+        return case, None, CallbackAnswer(toast=texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS[cr.status][0]),
+                                          toast_type="info", card=_request_card(ctx, case, cr))
+    require_step(case, Step.EXECUTION)
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    return case, cr, None
+
+
+@router.action(CHANGE_REJECT)
+def reject_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case, cr, done = _decidable(ctx, value)
+    if done:
+        return done
+    lines = _change_lines(ctx, case, cr)
+    cr.status, cr.decided_by, cr.decided_at = "rejected", ctx.actor, ctx.now
+    cr.changes = {**cr.changes, "_lines": lines}
+    no = _request_no(ctx.session, cr)
+    audit(ctx, case, "change.reject", f"#{no} {cr.reason}")
+    ctx.send(outbox.SendText(texts.CHANGE_REJECTED_NOTICE.format(
+        who=f'<at user_id="{cr.requested_by}"></at>', no=no, summary=_summary_text(ctx, case, cr))))
+    return CallbackAnswer(toast=texts.CHANGE_REJECTED.format(no=no), card=_request_card(ctx, case, cr))
+
+
+def _apply_change(ctx: Ctx, case: Case, cr: ChangeRequest) -> set[str]:
+    """Carry the change out on the tasks; returns the owners concerned."""
+    c = cr.changes
+    if c["kind"] == "add":
+        start, due = datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["due"])
+        _check_dates(start, due, ctx.now)
+        dept = plan_mod.department_of(ctx.session, case, c["owner"])
+        ctx.session.add(Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                             seq=plan_mod._next_seq(ctx.session, case), content=c["content"],  # noqa: SLF001
+                             owner_open_id=c["owner"], department_id=dept.id if dept else None, start_at=start,
+                             due_at=due, delivery_standard=c["standard"], updated_at=ctx.now))
+        return {c["owner"]}
+    task = get_task(ctx.session, case, c["task_id"])
+    if task is None or task.dropped or task.status == DONE:
+        raise ValueError(texts.CHANGE_NEED_TASK if task is None or task.dropped
+                         else texts.CHANGE_TASK_DONE.format(seq=task.seq))
+    concerned = {task.owner_open_id}
+    if c["kind"] == "drop":
+        task.dropped = True
+    else:
+        start = datetime.fromisoformat(c["start"]) if "start" in c else task.start_at
+        due = datetime.fromisoformat(c["due"]) if "due" in c else task.due_at
+        _check_dates(start, due, ctx.now)
+        task.start_at, task.due_at = start, due
+        if "owner" in c:
+            task.owner_open_id = c["owner"]
+            concerned.add(c["owner"])
+    task.updated_at = ctx.now
+    return concerned
+
+
+@router.action(CHANGE_APPROVE)
+def approve_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case, cr, done = _decidable(ctx, value)
+    if done:
+        return done
+    lines = _change_lines(ctx, case, cr)
+    try:
+        concerned = _apply_change(ctx, case, cr)
+    except ValueError as exc:
+        raise UserError(texts.CHANGE_NOW_INVALID.format(problem=str(exc))) from exc
+    ctx.session.flush()
+    state = repository.artifact_state(ctx.session, case, "plan")
+    version = (ctx.session.scalar(select(func.max(PlanVersion.version)).where(PlanVersion.case_id == case.id)) or 1) + 1
+    state.version = version
+    ctx.session.add(PlanVersion(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, version=version,
+                                snapshot=plan_mod.plan_snapshot(ctx.session, case), reason=cr.reason,
+                                change_request_id=cr.id, published_by=ctx.actor, published_at=ctx.now))
+    cr.status, cr.decided_by, cr.decided_at = "approved", ctx.actor, ctx.now
+    cr.changes = {**cr.changes, "_lines": lines, "_version": version}
+    no = _request_no(ctx.session, cr)
+    audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}")
+    ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned))))
+    case_card.refresh(ctx, case)
+    return CallbackAnswer(toast=texts.CHANGE_APPROVED.format(no=no, version=version),
+                          card=_request_card(ctx, case, cr, version))
+
+
+def baseline(session: Session, case: Case) -> dict:
+    pv = session.scalar(select(PlanVersion).where(PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key,
+                                                  PlanVersion.version == 1))
+    return pv.snapshot if pv else {"tasks": []}
+
+
+def diff_lines(base: dict, now: dict, tz: ZoneInfo) -> list[str]:
+    """Per task, what differs between two plan snapshots (markup, user text escaped)."""
+    old = {t["id"]: t for t in base.get("tasks", [])}
+    out = []
+    for t in now.get("tasks", []):
+        label = f"#{t['seq']} {kit.esc(t['content'])}"
+        before = old.get(t["id"])
+        if before is None:
+            if not t["dropped"]:
+                out.append(texts.DIFF_LINE.format(seq=t["seq"], content=kit.esc(t["content"]), changes=texts.DIFF_ADDED))
+            continue
+        if t["dropped"] and not before.get("dropped"):
+            out.append(f"{label}：{texts.DIFF_DROPPED}")
+            continue
+        parts = []
+        for key, col in (("start", texts.COL_START), ("due", texts.COL_DUE)):
+            if t[key] != before[key]:
+                parts.append(texts.DIFF_FIELD.format(field=col, old=fmt(datetime.fromisoformat(before[key]), tz),
+                                                     new=fmt(datetime.fromisoformat(t[key]), tz)))
+        if t["owner"] != before["owner"]:
+            parts.append(texts.DIFF_OWNER.format(old=kit.at(before["owner"]), new=kit.at(t["owner"])))
+        if parts:
+            out.append(f"{label}：{'；'.join(parts)}")
+    return out
+
+
+def diff_card_for(session: Session, case: Case, version: int, no: int, cr: ChangeRequest, tz: ZoneInfo,
+                  notify: list[str]) -> dict:
+    lines = diff_lines(baseline(session, case), plan_mod.plan_snapshot(session, case), tz)
+    return plan_diff_card(PlanDiffView(title=case.title, version=version, no=no, lines=tuple(lines), reason=cr.reason,
+                                       retro_note=cr.retro_note, notify=tuple(notify)))
+
+
+# ---------------------------------------------------------------- closing execution
+@router.action(EXEC_CLOSE_OPEN)
+def open_close(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value.case_id)
+    require_step(case, Step.EXECUTION)
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    ctx.send(outbox.SendCard(_close_card(ctx, case)))
+    return CallbackAnswer(toast=texts.BTN_CLOSE_EXECUTION)
+
+
+def _close_card(ctx: Ctx, case: Case, typed: str = "") -> dict:
+    n = sum(1 for t in tasks_of(ctx.session, case) if t.status != DONE)
+    return close_card(CloseView(title=case.title, open_tasks=n, submit=ActionValue(EXEC_CLOSE, case_id=case.id),
+                                typed_reason=typed))
+
+
+@router.action(EXEC_CLOSE)
+def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value.case_id)
+    if case.step > Step.EXECUTION:
+        return CallbackAnswer(toast=texts.EXEC_ALREADY_CLOSED, toast_type="info")
+    require_step(case, Step.EXECUTION)
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    reason = str((event.form_value or {}).get("reason") or "").strip()
+    if not reason:
+        raise UserError(texts.EXEC_CLOSE_NEED_REASON, card=_close_card(ctx, case))
+    repository.artifact_state(ctx.session, case, "execution").archived_at = ctx.now
+    ctx.session.flush()
+    step = advance(Step(case.step), repository.facts(ctx.session, case))
+    repository.enter_step(ctx.session, case, step, now=ctx.now, reason=reason[:500])
+    audit(ctx, case, "execution.close", reason)
+    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=reason)))
+    case_card.announce_step(ctx, case, Step.EXECUTION)
+    return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
+                          card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
