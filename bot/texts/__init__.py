@@ -3,6 +3,7 @@
 Format placeholders use str.format names."""
 from bot.texts.common import *  # noqa: F401,F403
 from bot.texts.steps46 import *  # noqa: F401,F403
+from bot.texts.longconn import *  # noqa: F401,F403
 from bot.texts.sandbox import *  # noqa: F401,F403
 from bot.texts.steps13 import *  # noqa: F401,F403
 from bot.texts.reminders import *  # noqa: F401,F403
