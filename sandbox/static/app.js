@@ -147,8 +147,13 @@
     if (added && nearBottom) box.scrollTop = box.scrollHeight;
   }
 
+  var asked = 0, applied = 0;
+
   function refresh() {
+    var mine = ++asked;
     return api("GET", "/sandbox/api/state?rev=" + encodeURIComponent(rev)).then(function (s) {
+      if (mine < applied) return;  // an older poll answered late: never step back
+      applied = mine;
       $("banner").classList.remove("offline");
       $("banner").textContent = config.texts.banner;
       applyState(s);
@@ -168,10 +173,12 @@
   function sendAction(messageId, action) {
     return api("POST", "/sandbox/api/action", {as: actingAs(), message_id: messageId, action: action})
       .then(function (answer) {
-        var t = answer.toast;
-        if (t) toast(t.content || (t.i18n && t.i18n.zh_cn) || "", t.type || "info");
-        if (answer.warning) toast(answer.warning, "warning");
-        return refresh();
+        // as in Feishu: the answer's card is in place when the toast shows
+        return refresh().then(function () {
+          var t = answer.toast;
+          if (t) toast(t.content || (t.i18n && t.i18n.zh_cn) || "", t.type || "info");
+          if (answer.warning) toast(answer.warning, "warning");
+        });
       }, function (e) { toast(e.message, "error"); });
   }
 
