@@ -428,6 +428,8 @@ def serve_sandbox(settings: Settings, *, host: str = "127.0.0.1", port: int = 80
         except OSError as exc:
             print(f"{host}:{port}: {exc.strerror or exc}", flush=True)
             return 2
+        for noisy in ("httpx", "apscheduler", "alembic"):   # one line per send / tick is too much here
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         print(texts.SANDBOX_STARTED.format(url=server.url, database=shown), flush=True)
         try:
             asyncio.run(server.serve())

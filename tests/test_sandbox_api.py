@@ -208,3 +208,29 @@ def test_serve_without_feishu_app_starts_the_sandbox(monkeypatch):
     monkeypatch.setattr(cli, "_settings", lambda: Settings(_env_file=None))
     assert cli.main(["serve", "--port", "8123"]) == 0
     assert seen == {"host": "127.0.0.1", "port": 8123}
+
+
+def test_jump_to_24_hours_before_a_key_node_brings_its_reminder(sandbox):
+    from bot.models import Case, KeyNode, Task
+
+    server, client = sandbox
+    sb = server.sandbox
+    now = sb.clock.now()
+    scope = {"tenant_key": sb.tenant_key, "chat_id": sb.chat_id}
+    with sb.state.factory() as s, s.begin():
+        case = Case(**scope, seq=1, title="新品推广页面延迟", step=5, opener_open_id=LEAD, lead_open_id=LEAD,
+                    created_at=now - timedelta(days=4), updated_at=now, step_entered_at=now - timedelta(days=1))
+        s.add(case)
+        s.flush()
+        s.add(Task(**scope, case_id=case.id, seq=1, content="接口联调测试", owner_open_id=DEV,
+                   start_at=now - timedelta(days=1), due_at=now + timedelta(days=2), delivery_standard="提交测试",
+                   status="进行中", progress=30, updated_at=now))
+        s.add(KeyNode(**scope, case_id=case.id, name="推广页上线", at=now + timedelta(days=3)))
+    r = client.post("/sandbox/api/clock", json={"advance": "key_node"})
+    assert r.status_code == 200, r.text
+    assert abs((sb.clock.now() - (now + timedelta(days=2))).total_seconds()) < 60
+    card = last_card(client, "推广页上线前24小时")
+    assert "接口联调测试" in json.dumps(card["content"], ensure_ascii=False)
+    answer = client.post("/sandbox/api/action", json={"as": LEAD, "message_id": card["message_id"], "action": {
+        "tag": "button", "value": button_value(card["content"], "确认可以按期进行")}}).json()
+    assert answer["toast"]["type"] == "success", answer
