@@ -225,3 +225,30 @@ def test_renderer_shows_unsupported_features_and_renders_markdown_faithfully(pag
     assert "@李娜" in html["text"] and html["red"] == "红" and html["li"] == 2
     assert html["bars"] == 2 and "tpl-red" in html["header"]
     assert "已签字" in html["text"] and "第 1/2 页" in html["text"]
+
+
+def test_every_card_the_bot_sends_renders_without_placeholders(page):
+    """The reviewed card snapshots are what the bot sends: the sandbox must render all of them."""
+    import json
+
+    snapshots = sorted((Path(__file__).resolve().parents[1] / "snapshots").glob("*.json"))
+    assert snapshots
+    cards = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in snapshots}
+    result = page.evaluate("""(cards) => {
+      const ctx = {members: {}, bot: {open_id: 'ou_bot', name: '协作助手'},
+                   texts: {unsupported: '[不支持的组件: {tag}]', unsupported_markdown: '[不支持的 Markdown: {what}]',
+                           unknown_user: '未知用户', at_all: '所有人', page_prev: '上一页', page_next: '下一页',
+                           page_of: '第 {page}/{pages} 页', select_placeholder: '请选择', person_placeholder: '选择成员',
+                           date_placeholder: '选择日期', time_placeholder: '选择时间', datetime_placeholder: '选择日期时间'},
+                   tzOffset: '+0800', onAction: () => Promise.resolve(), toast: () => {}, busy: (n, p) => p};
+      const out = {};
+      for (const [name, card] of Object.entries(cards)) {
+        const el = window.SandboxCards.render(card, ctx);
+        out[name] = {bad: Array.from(el.querySelectorAll('[data-unsupported]')).map(e => e.getAttribute('data-unsupported')),
+                     text: el.textContent.length};
+      }
+      return out;
+    }""", cards)
+    bad = {name: r["bad"] for name, r in result.items() if r["bad"]}
+    assert not bad, bad
+    assert all(r["text"] > 0 for r in result.values())
