@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy.orm.attributes import flag_modified
+
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction, MessageEvent
@@ -60,6 +62,7 @@ def require_step(case: Case, step: int, what: str) -> None:
 def touch(ctx: Ctx, case: Case) -> None:
     """Bump the case's version: concurrent writers to one case conflict and are retried."""
     case.updated_at = ctx.now
+    flag_modified(case, "updated_at")  # an UPDATE (and a version bump) even if `now` did not move
     ctx.session.flush()
 
 
@@ -273,6 +276,7 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     active = repository.active_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
     if active is not None:
         raise UserError(texts.ALREADY_ACTIVE_CASE.format(title=active.title, seq=active.seq))
+    prefill, args = _template_prefix(ctx, args)  # `/问题 模板:名称 标题` (handlers.templates)
     title = args.strip()[:LIMITS["title"]]
     case = Case(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
                 seq=repository.next_seq(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id),
@@ -284,7 +288,24 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     repository.enter_step(ctx.session, case, 1, now=ctx.now)
     audit(ctx, case, "case.open", case.title)
     case_card.post(ctx, case)
-    ctx.send(outbox.SendCard(form_for(case, {"title": title}, 0)))
+    values = {"title": title}
+    if prefill:
+        case.template_id = prefill["template_id"]
+        for n, dept in enumerate(prefill["departments"][:cards.MAX_DEPTS], start=1):
+            values[cards.dept_fields(n)[0]] = dept["name"]
+    ctx.send(outbox.SendCard(form_for(case, values, 0)))
+
+
+def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:
+    text = args.strip()
+    if not text.startswith(("模板:", "模板：")):
+        return None, args
+    from handlers import templates  # noqa: PLC0415 - steps 4–6 own SOP templates
+    name, _, rest = text[3:].strip().partition(" ")
+    prefill = templates.template_prefill(ctx.session, ctx.tenant_key, name, ctx.now)
+    if prefill is None:
+        raise UserError(texts.TEMPLATE_NOT_FOUND.format(name=name.strip("《》")))
+    return prefill, rest
 
 
 @router.action(OPEN)
