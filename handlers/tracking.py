@@ -391,7 +391,7 @@ def _change_lines(ctx: Ctx, case: Case, cr: ChangeRequest) -> list[str]:
     task = get_task(ctx.session, case, c["task_id"])
     label = f"#{task.seq} {kit.esc(task.content)}" if task else "—"
     if c["kind"] == "drop":
-        return [f"{label}：{texts.DIFF_DROPPED}"]
+        return [f"{label}：{texts.CHANGE_KIND['drop']}"]
     parts = []
     if "start" in c and task:
         parts.append(texts.DIFF_FIELD.format(field=texts.COL_START, old=fmt(task.start_at, ctx.tz),

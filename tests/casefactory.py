@@ -44,15 +44,32 @@ def _scope(**kw):
 def make_case_at_step4(factory: sessionmaker[Session], *, now: datetime, title: str = "新品推广页面延迟",
                        tenant_key: str = TENANT, chat_id: str = CHAT, action_items: bool = True) -> int:
     """A case that has just entered step 4; returns its id. History: created sum(STEP_DAYS) days ago."""
-    sc = dict(tenant_key=tenant_key, chat_id=chat_id)
     created = now - timedelta(days=sum(STEP_DAYS))
     with factory() as s, s.begin():
         seq = (s.scalar(select(Case.seq).where(Case.tenant_key == tenant_key, Case.chat_id == chat_id)
                         .order_by(Case.seq.desc()).limit(1)) or 0) + 1
-        case = Case(**sc, seq=seq, title=title, step=4, status="active", opener_open_id=LEAD, lead_open_id=LEAD,
-                    created_at=created, updated_at=now, step_entered_at=now, draft={})
+        case = Case(tenant_key=tenant_key, chat_id=chat_id, seq=seq, title=title, step=4, status="active",
+                    opener_open_id=LEAD, lead_open_id=LEAD, created_at=created, updated_at=now, step_entered_at=now,
+                    draft={})
         s.add(case)
         s.flush()
+        _fill_steps_1_to_3(s, case, now=now, created=created, action_items=action_items)
+        return case.id
+
+
+def fast_forward_to_step4(factory: sessionmaker[Session], case_id: int, *, now: datetime) -> None:
+    """An existing case (e.g. opened with /问题) gets steps 1–3's rows and is put in step 4."""
+    with factory() as s, s.begin():
+        case = s.get(Case, case_id)
+        for model in (StepLog, ArtifactState, Signoff, Member, DepartmentInput, Requirement, Department,
+                      ConsensusVersion):
+            s.query(model).filter(model.case_id == case_id).delete()
+        case.step, case.step_entered_at = 4, now
+        _fill_steps_1_to_3(s, case, now=now, created=now - timedelta(days=sum(STEP_DAYS)), action_items=False)
+
+
+def _fill_steps_1_to_3(s: Session, case: Case, *, now: datetime, created: datetime, action_items: bool) -> None:
+        sc = dict(tenant_key=case.tenant_key, chat_id=case.chat_id)
         at = created
         for step, days in enumerate(STEP_DAYS, start=1):
             s.add(StepLog(**sc, case_id=case.id, step=step, entered_at=at, left_at=at + timedelta(days=days)))
@@ -92,7 +109,6 @@ def make_case_at_step4(factory: sessionmaker[Session], *, now: datetime, title: 
                              due_date=date(2026, 12, 10)))
             s.add(ActionItem(**sc, case_id=case.id, content="协调设计部完成页面适配", owner_open_id=DESIGN_HEAD,
                              due_date=None))
-        return case.id
 
 
 def add_tasks(factory: sessionmaker[Session], case_id: int, tasks: list[TaskSpec], *, now: datetime) -> list[int]:

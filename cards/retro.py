@@ -1,0 +1,133 @@
+"""Step 6: the retrospective collection card and 《复盘总结报告》. Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot import texts
+from bot.actions import ActionValue, to_name
+from cards import kit
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    content: str
+    author: str
+
+
+@dataclass(frozen=True)
+class RetroView:
+    title: str
+    entries: tuple[Entry, ...]
+    missing: tuple[str, ...]        # open_ids of members who have not written anything
+    submit: ActionValue
+    finalise: ActionValue
+    typed: dict[str, str] = field(default_factory=dict)
+
+
+def _entries_table(entries: tuple[Entry, ...]) -> dict:
+    order = {k: i for i, k in enumerate(texts.RETRO_KINDS)}
+    rows = [{"kind": e.kind, "content": e.content, "author": [e.author]}
+            for e in sorted(entries, key=lambda e: order.get(e.kind, 9))]
+    return kit.table([("kind", texts.COL_KIND, "text"), ("content", texts.COL_CONTENT, "text"),
+                      ("author", texts.COL_AUTHOR, "persons")], rows)
+
+
+def retro_card(view: RetroView) -> dict:
+    elements = [kit.md(texts.RETRO_INTRO)]
+    elements.append(_entries_table(view.entries) if view.entries else kit.md(texts.RETRO_EMPTY))
+    elements.append(kit.md(texts.RETRO_MISSING.format(who=" ".join(kit.at(o) for o in view.missing))
+                           if view.missing else texts.RETRO_ALL_IN))
+    elements.append(kit.form("retro_entry", [
+        kit.select_static("kind", [(k, k) for k in texts.RETRO_KINDS], placeholder=texts.PH_RETRO_KIND, required=True,
+                          initial=view.typed.get("kind") or None),
+        kit.text_input("content", texts.FIELD_RETRO_CONTENT, placeholder=texts.PH_RETRO_CONTENT, required=True,
+                       multiline=True, default=view.typed.get("content") or None, max_length=1000),
+        kit.submit_button(texts.BTN_RETRO_ADD, to_name(view.submit))]))
+    elements.append(kit.columns([[kit.button(texts.BTN_RETRO_FINALISE, view.finalise, type="primary_filled",
+                                             confirm=texts.RETRO_FINALISE_CONFIRM)]]))
+    title = texts.RETRO_TITLE.format(title=view.title)
+    return kit.card(title, template="orange", elements=elements, summary=title)
+
+
+@dataclass(frozen=True)
+class PlanActualRow:
+    task: str
+    owner: str
+    planned_start: str
+    planned_due: str
+    actual_done: str
+    result: str
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    no: int
+    change: str
+    reason: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ReportView:
+    title: str
+    seq: int
+    when: str
+    on_time: int
+    total: int
+    days_total: float
+    version: int
+    plan_rows: tuple[PlanActualRow, ...]
+    step_days: tuple[tuple[str, float], ...]
+    sign_lines: tuple[str, ...]            # trusted markup
+    changes: tuple[ChangeRow, ...]
+    entries: tuple[Entry, ...]
+    close_reason: str = ""
+    save_template: ActionValue | None = None
+    template_name: str = ""
+
+
+def rate(on_time: int, total: int) -> str:
+    return f"{round(on_time * 100 / total)}%" if total else "—"
+
+
+def report_card(view: ReportView) -> dict:
+    approved = sum(1 for c in view.changes if c.status == "approved")
+    rejected = sum(1 for c in view.changes if c.status == "rejected")
+    els = [kit.md(texts.REPORT_OVERVIEW.format(rate=rate(view.on_time, view.total), on_time=view.on_time,
+                                               total=view.total, changes=len(view.changes), approved=approved,
+                                               rejected=rejected, version=view.version, days=view.days_total))]
+    if view.close_reason:
+        els.append(kit.md(texts.REPORT_CLOSE_REASON.format(reason=kit.esc(view.close_reason))))
+    els.append(kit.md(texts.REPORT_PLAN_HEAD))
+    els.append(kit.table([("task", texts.COL_TASK, "text"), ("owner", texts.COL_OWNER, "persons"),
+                          ("ps", texts.COL_PLANNED_START, "text"), ("pd", texts.COL_PLANNED_DUE, "text"),
+                          ("done", texts.COL_ACTUAL_DONE, "text"), ("result", texts.COL_RESULT, "text")],
+                         [{"task": r.task, "owner": [r.owner], "ps": r.planned_start, "pd": r.planned_due,
+                           "done": r.actual_done, "result": r.result} for r in view.plan_rows]))
+    els.append(kit.md(texts.REPORT_STEPS_HEAD))
+    els.append(kit.table([("step", texts.COL_STEP_NAME, "text"), ("days", texts.COL_DAYS, "number")],
+                         [{"step": s, "days": d} for s, d in view.step_days]))
+    els.append(kit.md(texts.REPORT_SIGN_HEAD + "\n" + "\n".join(view.sign_lines)))
+    els.append(kit.md(texts.REPORT_CHANGES_HEAD))
+    if view.changes:
+        els.append(kit.table([("no", texts.COL_CHANGE_NO, "text"), ("change", texts.COL_CHANGE, "text"),
+                              ("reason", texts.COL_REASON, "text"), ("status", texts.COL_RESULT, "options")],
+                             [{"no": f"#{c.no}", "change": c.change, "reason": c.reason,
+                               "status": kit.tag_option(*texts.CHANGE_STATUS[c.status])} for c in view.changes]))
+    else:
+        els.append(kit.md(texts.REPORT_NO_CHANGES))
+    for kind in texts.RETRO_KINDS:
+        lines = [texts.REPORT_ENTRY.format(content=kit.esc(e.content), author=kit.at(e.author))
+                 for e in view.entries if e.kind == kind] or [texts.REPORT_NO_ENTRY]
+        els.append(kit.md(texts.REPORT_ENTRIES_HEAD.format(kind=kind) + "\n" + "\n".join(lines)))
+    if view.save_template is not None:
+        els.append(kit.hr())
+        els.append(kit.form("save_template", [
+            kit.md(texts.TEMPLATE_FORM_HEAD),
+            kit.text_input("name", texts.FIELD_TEMPLATE_NAME, placeholder=texts.PH_TEMPLATE_NAME, required=True,
+                           default=view.template_name or None, max_length=60),
+            kit.submit_button(texts.BTN_SAVE_TEMPLATE, to_name(view.save_template))]))
+    title = texts.REPORT_TITLE.format(title=view.title)
+    return kit.card(title, template="green", subtitle=texts.REPORT_SUBTITLE.format(seq=view.seq, when=view.when),
+                    elements=els, summary=title)

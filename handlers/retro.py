@@ -1,0 +1,274 @@
+"""Step 6 — 复盘优化与成果固化 → 《复盘总结报告》.
+
+Members add 成果 / 成功经验 / 不足之处 / 改进方向 (several each); the lead finalises: the report
+is built from the case's own history too (baseline vs actual per task, on-time rate, plan
+changes and reasons, days per step from StepLog, how long sign-offs took), posted as a card,
+exportable as Markdown (/导出 6), and the case is closed read-only. The lead can then save the
+case as an SOP template (handlers.templates)."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import outbox, repository, texts
+from bot.actions import ActionValue
+from bot.envelope import CardAction
+from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.workflow import Step, advance
+from cards.retro import ChangeRow, Entry, PlanActualRow, ReportView, RetroView, rate, report_card, retro_card
+from handlers import case_card, templates
+from handlers.plan import audit, fmt, load_case, require_step, tasks_of, team_open_ids
+from handlers.tracking import baseline
+
+router = Router()
+router.include(templates.router)  # /模板 (handlers/__init__ loads the step modules by name)
+
+RETRO_OPEN = "retro.open"
+RETRO_ADD = "retro.add"
+RETRO_FINALISE = "retro.finalise"
+TEMPLATE_SAVE = "template.save"
+
+
+# ---------------------------------------------------------------- collection
+def _entries(session: Session, case: Case) -> tuple[Entry, ...]:
+    return tuple(Entry(kind=e.kind, content=e.content, author=e.author_open_id)
+                 for e in repository.retro_entries(session, case))
+
+
+def retro_card_for(session: Session, case: Case, typed: dict[str, str] | None = None) -> dict:
+    entries = _entries(session, case)
+    wrote = {e.author for e in entries}
+    missing = tuple(sorted(o for o in team_open_ids(session, case) if o not in wrote))
+    return retro_card(RetroView(title=case.title, entries=entries, missing=missing,
+                                submit=ActionValue(RETRO_ADD, case_id=case.id),
+                                finalise=ActionValue(RETRO_FINALISE, case_id=case.id), typed=typed or {}))
+
+
+def _member_case(ctx: Ctx, value: ActionValue) -> Case:
+    case = load_case(ctx, value.case_id)
+    require_step(case, Step.RETRO)
+    if ctx.actor not in team_open_ids(ctx.session, case):
+        raise UserError(texts.NOT_TEAM_MEMBER)
+    return case
+
+
+@router.action(RETRO_OPEN)
+def open_retro(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value.case_id)
+    require_step(case, Step.RETRO)
+    ctx.send(outbox.SendCard(retro_card_for(ctx.session, case)))
+    return CallbackAnswer(toast=texts.BTN_OPEN_RETRO)
+
+
+@router.action(RETRO_ADD)
+def add_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _member_case(ctx, value)
+    form = event.form_value or {}
+    typed = {"kind": str(form.get("kind") or "").strip(), "content": str(form.get("content") or "").strip()}
+    problem = (texts.RETRO_BAD_KIND if typed["kind"] not in texts.RETRO_KINDS else
+               texts.RETRO_NEED_CONTENT if not typed["content"] else None)
+    if problem:
+        raise UserError(problem, card=retro_card_for(ctx.session, case, typed))
+    exists = ctx.session.scalar(select(RetroEntry.id).where(
+        RetroEntry.case_id == case.id, RetroEntry.tenant_key == case.tenant_key, RetroEntry.chat_id == case.chat_id,
+        RetroEntry.author_open_id == ctx.actor, RetroEntry.kind == typed["kind"],
+        RetroEntry.content == typed["content"][:1000]))
+    if exists:
+        return CallbackAnswer(toast=texts.RETRO_DUPLICATE, toast_type="info", card=retro_card_for(ctx.session, case))
+    ctx.session.add(RetroEntry(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                               author_open_id=ctx.actor, kind=typed["kind"], content=typed["content"][:1000],
+                               created_at=ctx.now))
+    audit(ctx, case, "retro.entry", f"{typed['kind']}：{typed['content'][:100]}")
+    ctx.session.flush()
+    return CallbackAnswer(toast=texts.RETRO_ADDED.format(kind=typed["kind"]), card=retro_card_for(ctx.session, case))
+
+
+# ---------------------------------------------------------------- the report
+def _hours(a: datetime, b: datetime) -> float:
+    return (b - a).total_seconds() / 3600
+
+
+def step_days(session: Session, case: Case, now: datetime) -> list[tuple[int, float]]:
+    """Days spent in each step (a step entered twice after a send-back counts both stays)."""
+    totals: dict[int, float] = {}
+    for log in session.scalars(select(StepLog).where(StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key)
+                               .order_by(StepLog.id)):
+        end = log.left_at or case.closed_at or now
+        totals[log.step] = totals.get(log.step, 0.0) + _hours(log.entered_at, end) / 24
+    return [(step, round(days, 1)) for step, days in sorted(totals.items()) if step <= Step.RETRO]
+
+
+def sign_times(session: Session, case: Case) -> dict[str, list[tuple[str, float]]]:
+    """Hours from 'ready to sign' to each signature: consensus from the version's creation,
+    requirements from entering step 3."""
+    names = {d.id: d.name for d in repository.departments(session, case, active_only=False)}
+    made = {v.version: v.created_at for v in session.scalars(select(ConsensusVersion).where(
+        ConsensusVersion.case_id == case.id, ConsensusVersion.tenant_key == case.tenant_key))}
+    step3 = [log.entered_at for log in session.scalars(select(StepLog).where(
+        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == 3).order_by(StepLog.id))]
+    out: dict[str, list[tuple[str, float]]] = {"consensus": [], "requirements": []}
+    for s in session.scalars(select(Signoff).where(Signoff.case_id == case.id, Signoff.tenant_key == case.tenant_key,
+                                                   Signoff.status == "signed").order_by(Signoff.id)):
+        if s.artifact == "consensus" and s.artifact_version in made:
+            start = made[s.artifact_version]
+        elif s.artifact == "requirements" and step3:
+            start = max((t for t in step3 if t <= s.at), default=step3[0])
+        else:
+            continue
+        out.setdefault(s.artifact, []).append((names.get(s.department_id, ""), round(_hours(start, s.at), 1)))
+    return out
+
+
+def _sign_lines(session: Session, case: Case) -> tuple[str, ...]:
+    lines = []
+    for artifact, rows in sign_times(session, case).items():
+        label = texts.SIGN_ARTIFACTS.get(artifact, artifact)
+        if not rows:
+            lines.append(texts.REPORT_SIGN_NONE.format(artifact=label))
+            continue
+        slowest = max(rows, key=lambda r: r[1])
+        lines.append(texts.REPORT_SIGN_LINE.format(artifact=label, avg=round(sum(h for _, h in rows) / len(rows), 1),
+                                                   max=slowest[1], dept=slowest[0]))
+    return tuple(lines)
+
+
+def _plan_rows(session: Session, case: Case, tz: ZoneInfo) -> tuple[list[PlanActualRow], int, int]:
+    base = {t["id"]: t for t in baseline(session, case).get("tasks", [])}
+    rows, on_time, total = [], 0, 0
+    for t in tasks_of(session, case, include_dropped=True):
+        b = base.get(t.id)
+        p_start = datetime.fromisoformat(b["start"]) if b else t.start_at
+        p_due = datetime.fromisoformat(b["due"]) if b else t.due_at
+        if t.dropped:
+            result = texts.RESULT_DROPPED
+        else:
+            total += 1
+            if t.done_at is None:
+                result = texts.RESULT_OPEN
+            elif t.done_at <= p_due:
+                on_time += 1
+                result = texts.RESULT_ON_TIME
+            else:
+                result = texts.RESULT_LATE.format(days=round(_hours(p_due, t.done_at) / 24, 1))
+        rows.append(PlanActualRow(task=f"#{t.seq} {t.content}" + ("" if b else texts.RESULT_ADDED),
+                                  owner=t.owner_open_id, planned_start=fmt(p_start, tz), planned_due=fmt(p_due, tz),
+                                  actual_done=fmt(t.done_at, tz), result=result))
+    return rows, on_time, total
+
+
+def _change_rows(session: Session, case: Case) -> list[ChangeRow]:
+    rows = []
+    crs = session.scalars(select(ChangeRequest).where(ChangeRequest.case_id == case.id,
+                                                      ChangeRequest.tenant_key == case.tenant_key)
+                          .order_by(ChangeRequest.id))
+    for no, cr in enumerate(crs, start=1):
+        what = "；".join(cr.changes.get("_lines", [])) or texts.CHANGE_KIND.get(cr.changes.get("kind"), "")
+        rows.append(ChangeRow(no=no, change=_plain(what), reason=cr.reason, status=cr.status))
+    return rows
+
+
+def _plain(markup: str) -> str:
+    """Table text cells do not render markup: show mentions as '@' and unescape entities."""
+    import html
+    import re
+    return html.unescape(re.sub(r"<at id=([^>]+)></at>", "@", markup))
+
+
+def report_view(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, with_template_form: bool) -> ReportView:
+    plan_rows, on_time, total = _plan_rows(session, case, tz)
+    days = step_days(session, case, now)
+    version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
+                             .order_by(PlanVersion.version.desc()).limit(1)) or 0
+    closing = session.scalar(select(StepLog.reason).where(StepLog.case_id == case.id, StepLog.step == Step.RETRO)
+                             .order_by(StepLog.id.desc()).limit(1))
+    return ReportView(
+        title=case.title, seq=case.seq, when=fmt(case.closed_at or now, tz), on_time=on_time, total=total,
+        days_total=round(sum(d for _, d in days), 1), version=version, plan_rows=tuple(plan_rows),
+        step_days=tuple((texts.STEP_SHORT[s], d) for s, d in days), sign_lines=_sign_lines(session, case),
+        changes=tuple(_change_rows(session, case)), entries=_entries(session, case),
+        close_reason=closing if closing and closing != texts.ALL_TASKS_DONE else "",
+        save_template=ActionValue(TEMPLATE_SAVE, case_id=case.id) if with_template_form else None)
+
+
+def report_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, typed_name: str = "") -> dict:
+    view = report_view(session, case, now, tz, with_template_form=True)
+    if typed_name:
+        from dataclasses import replace
+        view = replace(view, template_name=typed_name)
+    return report_card(view)
+
+
+@router.action(RETRO_FINALISE)
+def finalise(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value.case_id)
+    if case.status == "closed":
+        return CallbackAnswer(toast=texts.RETRO_ALREADY_FINAL, toast_type="info")
+    require_step(case, Step.RETRO)
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    if not repository.retro_entries(ctx.session, case):
+        raise UserError(texts.RETRO_NEED_ENTRY)
+    repository.artifact_state(ctx.session, case, "retro").archived_at = ctx.now
+    ctx.session.flush()
+    step = advance(Step(case.step), repository.facts(ctx.session, case))
+    repository.enter_step(ctx.session, case, step, now=ctx.now)
+    audit(ctx, case, "retro.finalise", texts.RETRO_FINALISED)
+    ctx.send(outbox.SendCard(report_card_for(ctx.session, case, ctx.now, ctx.tz), pin=True))
+    ctx.send(outbox.SendText(texts.RETRO_FINALISED))
+    case_card.refresh(ctx, case)
+    return CallbackAnswer(toast=texts.RETRO_FINALISED, card=retro_card_for(ctx.session, case))
+
+
+@router.action(TEMPLATE_SAVE)
+def save_template(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value.case_id)
+    if case.step < Step.RETRO:
+        require_step(case, Step.RETRO)
+    if ctx.actor != case.lead_open_id:
+        raise UserError(texts.NOT_LEAD)
+    name = str((event.form_value or {}).get("name") or "").strip()
+    try:
+        tpl = templates.save_template(ctx.session, case, name, ctx.actor, ctx.now)
+    except UserError as err:
+        raise UserError(err.message, card=report_card_for(ctx.session, case, ctx.now, ctx.tz, typed_name=name)) from err
+    audit(ctx, case, "template.save", tpl.name)
+    return CallbackAnswer(toast=texts.TEMPLATE_SAVED.format(name=tpl.name))
+
+
+# ---------------------------------------------------------------- Markdown export (/导出)
+def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
+    if case.step < Step.RETRO:
+        return None
+    from handlers.export import md_table  # noqa: PLC0415
+    v = report_view(session, case, case.closed_at or case.updated_at, tz, with_template_form=False)
+    approved = sum(1 for c in v.changes if c.status == "approved")
+    out = [texts.EXP_RETRO_HEAD, f"「{case.title}」#{case.seq}", "",
+           _plain(texts.REPORT_OVERVIEW.format(rate=rate(v.on_time, v.total), on_time=v.on_time, total=v.total,
+                                               changes=len(v.changes), approved=approved,
+                                               rejected=len(v.changes) - approved - sum(
+                                                   1 for c in v.changes if c.status == "pending"),
+                                               version=v.version, days=v.days_total)), "",
+           texts.REPORT_PLAN_HEAD,
+           md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_PLANNED_START, texts.COL_PLANNED_DUE,
+                     texts.COL_ACTUAL_DONE, texts.COL_RESULT],
+                    [[r.task, r.owner, r.planned_start, r.planned_due, r.actual_done, r.result] for r in v.plan_rows]),
+           "", texts.REPORT_STEPS_HEAD, md_table([texts.COL_STEP_NAME, texts.COL_DAYS], [list(x) for x in v.step_days]),
+           "", texts.REPORT_SIGN_HEAD, *[f"- {line}" for line in v.sign_lines], "", texts.REPORT_CHANGES_HEAD,
+           md_table([texts.COL_CHANGE_NO, texts.COL_CHANGE, texts.COL_REASON, texts.COL_RESULT],
+                    [[c.no, c.change, c.reason, texts.CHANGE_STATUS[c.status][0]] for c in v.changes])]
+    for kind in texts.RETRO_KINDS:
+        out += ["", texts.REPORT_ENTRIES_HEAD.format(kind=kind)]
+        out += [f"- {e.content}（{e.author}）" for e in v.entries if e.kind == kind] or ["- —"]
+    return "\n".join(out)
+
+
+case_card.STEP_BUTTONS[Step.RETRO] = [(texts.BTN_OPEN_RETRO, RETRO_OPEN, True)]
+try:  # /导出 belongs to handlers.export; register our steps when it is there
+    from handlers import export as _export
+    _export.EXPORTERS[Step.RETRO] = export_retro
+except ImportError:  # pragma: no cover - export module not installed
+    pass
