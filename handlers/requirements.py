@@ -236,7 +236,8 @@ def save_add(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     if any(c not in by_id or c == values["dept"] for c in others):
         errors.append(texts.S3_BAD_CONFLICT_DEPT)
     if errors or dept is None:
-        raise UserError(errors[0], card=cards.add_form(_fv(case, texts.S3_FORM_ADD, SAVE_ADD, values, "\n".join(errors)),
+        view = _fv(case, texts.S3_FORM_ADD, SAVE_ADD, values, "\n".join(errors))
+        raise UserError(errors[0], card=cards.add_form(view,
                                                        tuple((d.name, str(d.id)) for d in depts)))
     ctx.session.add(Requirement(
         tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, department_id=dept.id,
@@ -286,7 +287,8 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
         raise UserError(texts.S3_ONLY_CONTACT_OR_HEAD.format(who="、".join(
             f"{d.name}{texts.S2_COL_CONTACT}/{texts.S2_COL_HEAD}" for d in depts)))
     f = repository.facts(ctx.session, case)
-    gaps = tuple(f"{n}{texts.S3_COL_RESOURCES}/{texts.S3_COL_CONSTRAINTS}/{texts.S3_COL_DEMANDS}" for n in f.inputs_missing)
+    what = f"{texts.S3_COL_RESOURCES}/{texts.S3_COL_CONSTRAINTS}/{texts.S3_COL_DEMANDS}"
+    gaps = tuple(f"{n}{what}" for n in f.inputs_missing)
     gaps += (texts.S3_NO_REQS,) if not f.requirements_count else ()
     gaps += tuple(f"{texts.S3_COL_CONFLICT}「{c}」" for c in f.unresolved_conflicts)
     if gaps:

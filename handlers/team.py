@@ -294,7 +294,8 @@ def _announcement(ctx: Ctx, case: Case) -> str:
             continue
         seen.add(m.open_id)
         role = inert(m.role) + (f" / {texts.COL_LEAD}" if m.open_id == case.lead_open_id else "")
-        lines.append(texts.S2_ANNOUNCE_LINE.format(who=mention(m.open_id), dept=inert(names.get(m.department_id or 0, "")),
+        dept = inert(names.get(m.department_id or 0, ""))
+        lines.append(texts.S2_ANNOUNCE_LINE.format(who=mention(m.open_id), dept=dept,
                                                    role=role, duty=inert(m.duty)))
     if case.lead_open_id not in seen:
         lines.append(f"{mention(case.lead_open_id)} {texts.COL_LEAD}")

@@ -127,5 +127,6 @@ def text_of(world, mid: str) -> str:
     return card_text(world.card(mid))
 
 
-__all__ = ["pace", "paced", "CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign", "reach_step2",
-           "team_card_mid", "dept_ids", "set_contacts", "reach_step3", "INPUTS", "submit_inputs", "has_button", "text_of", "TECH_DEV"]
+__all__ = ["pace", "paced", "CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign",
+           "reach_step2", "team_card_mid", "dept_ids", "set_contacts", "reach_step3", "INPUTS", "submit_inputs",
+           "has_button", "text_of", "TECH_DEV"]
