@@ -506,6 +506,8 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     if ctx.actor != case.lead_open_id:
         raise UserError(texts.NOT_LEAD)
+    if value.version is not None and value.version != case.version:
+        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=plan_card_for(ctx.session, case, ctx.tz))
     problems = publish_problems(ctx.session, case, ctx.now, ctx.tz)
     if problems:
         raise UserError(texts.PUBLISH_PROBLEMS.format(problems="；".join(problems[:8])),
@@ -528,3 +530,34 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
 
 
 case_card.STEP_BUTTONS[Step.PLAN] = [(texts.BTN_OPEN_PLAN, PLAN_OPEN, True)]
+
+
+# ---------------------------------------------------------------- Markdown export (/导出 4)
+def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
+    if case.step < Step.PLAN:
+        return None
+    from handlers.export import md_table  # noqa: PLC0415
+    tasks, risks, nodes = _parts(session, case, tz)
+    version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
+                             .order_by(PlanVersion.version.desc()).limit(1))
+    state = texts.EXP_PLAN_STATE["published" if version else "draft"]
+    return "\n".join([
+        f"# {texts.OUTPUTS[4]}", f"「{case.title}」#{case.seq}", texts.EXP_PLAN_VERSION.format(version=version or 0,
+                                                                                           state=state), "",
+        texts.EXP_PLAN_TASKS,
+        md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_START, texts.COL_DUE, texts.COL_STANDARD,
+                  texts.COL_RESOURCES, texts.COL_DEPENDS],
+                 [[f"#{t.seq} {t.content}", t.owner, t.start, t.due, t.standard, t.resources, t.depends]
+                  for t in tasks]), "",
+        texts.EXP_PLAN_NODES,
+        md_table([texts.COL_NODE, texts.COL_NODE_AT, texts.COL_MEETING], [[n.name, n.at, n.meeting] for n in nodes]),
+        "", texts.EXP_PLAN_RISKS,
+        md_table([texts.COL_RISK, texts.COL_LIKELIHOOD, texts.COL_IMPACT, texts.COL_RESPONSE, texts.COL_OWNER],
+                 [[r.risk, r.likelihood, r.impact, r.response, r.owner] for r in risks])])
+
+
+try:  # /导出 belongs to handlers.export; register our step when it is there
+    from handlers import export as _export
+    _export.EXPORTERS[Step.PLAN] = export_plan
+except ImportError:  # pragma: no cover
+    pass

@@ -586,3 +586,35 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
     case_card.announce_step(ctx, case, Step.EXECUTION)
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
+
+
+# ---------------------------------------------------------------- Markdown export (/导出 5)
+def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
+    if case.step < Step.EXECUTION:
+        return None
+    from handlers.export import md_table  # noqa: PLC0415
+    # the export has no clock: show the table as of the end of execution, or of the latest change
+    tasks = tasks_of(session, case)
+    now = (case.closed_at or case.step_entered_at) if case.step > Step.EXECUTION else max(
+        [case.updated_at] + [t.updated_at for t in tasks])
+    view = tracking_view(session, case, now, tz)
+    lagging = sum(1 for t in view.tasks if t.lagging)
+    done = sum(1 for t in view.tasks if t.status == DONE)
+    return "\n".join([
+        f"# {texts.OUTPUTS[5]}", f"「{case.title}」#{case.seq}",
+        texts.EXP_TRACK_AT.format(when=fmt(now, tz), done=done, total=len(view.tasks), lagging=lagging), "",
+        texts.EXP_TRACK_TASKS,
+        md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_STATUS_T, texts.COL_PROGRESS, texts.COL_DUE,
+                  texts.COL_LAG_REASON, texts.COL_ADJUSTMENT],
+                 [[f"#{t.seq} {t.content}", t.owner, t.status + (f" · {texts.LAGGING_TAG}" if t.lagging else ""),
+                   f"{t.progress}%", t.due, t.lag_reason, t.adjustment] for t in view.tasks]), "",
+        texts.EXP_TRACK_RISKS,
+        md_table([texts.COL_RISK, texts.COL_LIKELIHOOD, texts.COL_IMPACT, texts.COL_RESPONSE, texts.COL_OWNER],
+                 [[r.risk, r.likelihood, r.impact, r.response, r.owner] for r in view.risks])])
+
+
+try:  # /导出 belongs to handlers.export; register our step when it is there
+    from handlers import export as _export
+    _export.EXPORTERS[Step.EXECUTION] = export_tracking
+except ImportError:  # pragma: no cover
+    pass

@@ -69,46 +69,46 @@ def fast_forward_to_step4(factory: sessionmaker[Session], case_id: int, *, now: 
 
 
 def _fill_steps_1_to_3(s: Session, case: Case, *, now: datetime, created: datetime, action_items: bool) -> None:
-        sc = dict(tenant_key=case.tenant_key, chat_id=case.chat_id)
-        at = created
-        for step, days in enumerate(STEP_DAYS, start=1):
-            s.add(StepLog(**sc, case_id=case.id, step=step, entered_at=at, left_at=at + timedelta(days=days)))
-            at += timedelta(days=days)
-        s.add(StepLog(**sc, case_id=case.id, step=4, entered_at=now))
-        cv = ConsensusVersion(**sc, case_id=case.id, version=1, background="原计划本周上线新品推广页面",
-                              current_state="技术部未完成接口对接", impact="推广活动延迟3天，预计影响客流5000人次",
-                              goal="3天内完成页面对接，保证推广活动按期上线", goal_date=date(2026, 12, 11),
-                              expected_outcome="推广页面12月11日上线",
-                              departments=[{"name": n, "head": h} for n, h, _ in DEPARTMENTS],
-                              created_by=LEAD, created_at=created)
-        s.add(cv)
-        depts = {}
-        for pos, (name, head, contact) in enumerate(DEPARTMENTS):
-            d = Department(**sc, case_id=case.id, name=name, head_open_id=head, contact_open_id=contact, position=pos,
-                           kind="core" if pos < 2 else "support")
-            s.add(d)
-            s.flush()
-            depts[name] = d
-            # heads signed the consensus 2, 5, 8 hours after it was written
-            s.add(Signoff(**sc, case_id=case.id, artifact="consensus", artifact_version=1, department_id=d.id,
-                          status="signed", actor_open_id=head, at=created + timedelta(hours=2 + 3 * pos)))
-        for open_id, dept, role, duty in MEMBERS:
-            s.add(Member(**sc, case_id=case.id, department_id=depts[dept].id, open_id=open_id, role=role, duty=duty))
-        step3 = created + timedelta(days=STEP_DAYS[0] + STEP_DAYS[1])
-        for pos, d in enumerate(depts.values()):
-            s.add(DepartmentInput(**sc, case_id=case.id, department_id=d.id, resources="2人", constraints="人力紧张",
-                                  demands="提供测试账号", submitted_by=d.contact_open_id, submitted_at=step3))
-            s.add(Signoff(**sc, case_id=case.id, artifact="requirements", artifact_version=1, department_id=d.id,
-                          status="signed", actor_open_id=d.head_open_id, at=step3 + timedelta(hours=4 * (pos + 1))))
-        s.add(Requirement(**sc, case_id=case.id, department_id=depts["技术部"].id, demand="接口增加用户数据加密",
-                          solution="额外1天完成", priority="高", created_by=TECH_HEAD, created_at=step3))
-        for artifact in ("team", "requirements"):
-            s.add(ArtifactState(**sc, case_id=case.id, artifact=artifact, version=1, archived_at=step3))
-        if action_items:
-            s.add(ActionItem(**sc, case_id=case.id, content="完成用户数据加密接口开发", owner_open_id=TECH_DEV,
-                             due_date=date(2026, 12, 10)))
-            s.add(ActionItem(**sc, case_id=case.id, content="协调设计部完成页面适配", owner_open_id=DESIGN_HEAD,
-                             due_date=None))
+    sc = dict(tenant_key=case.tenant_key, chat_id=case.chat_id)
+    at = created
+    for step, days in enumerate(STEP_DAYS, start=1):
+        s.add(StepLog(**sc, case_id=case.id, step=step, entered_at=at, left_at=at + timedelta(days=days)))
+        at += timedelta(days=days)
+    s.add(StepLog(**sc, case_id=case.id, step=4, entered_at=now))
+    cv = ConsensusVersion(**sc, case_id=case.id, version=1, background="原计划本周上线新品推广页面",
+                          current_state="技术部未完成接口对接", impact="推广活动延迟3天，预计影响客流5000人次",
+                          goal="3天内完成页面对接，保证推广活动按期上线", goal_date=date(2026, 12, 11),
+                          expected_outcome="推广页面12月11日上线",
+                          departments=[{"name": n, "head": h} for n, h, _ in DEPARTMENTS],
+                          created_by=LEAD, created_at=created)
+    s.add(cv)
+    depts = {}
+    for pos, (name, head, contact) in enumerate(DEPARTMENTS):
+        d = Department(**sc, case_id=case.id, name=name, head_open_id=head, contact_open_id=contact, position=pos,
+                       kind="core" if pos < 2 else "support")
+        s.add(d)
+        s.flush()
+        depts[name] = d
+        # heads signed the consensus 2, 5, 8 hours after it was written
+        s.add(Signoff(**sc, case_id=case.id, artifact="consensus", artifact_version=1, department_id=d.id,
+                      status="signed", actor_open_id=head, at=created + timedelta(hours=2 + 3 * pos)))
+    for open_id, dept, role, duty in MEMBERS:
+        s.add(Member(**sc, case_id=case.id, department_id=depts[dept].id, open_id=open_id, role=role, duty=duty))
+    step3 = created + timedelta(days=STEP_DAYS[0] + STEP_DAYS[1])
+    for pos, d in enumerate(depts.values()):
+        s.add(DepartmentInput(**sc, case_id=case.id, department_id=d.id, resources="2人", constraints="人力紧张",
+                              demands="提供测试账号", submitted_by=d.contact_open_id, submitted_at=step3))
+        s.add(Signoff(**sc, case_id=case.id, artifact="requirements", artifact_version=1, department_id=d.id,
+                      status="signed", actor_open_id=d.head_open_id, at=step3 + timedelta(hours=4 * (pos + 1))))
+    s.add(Requirement(**sc, case_id=case.id, department_id=depts["技术部"].id, demand="接口增加用户数据加密",
+                      solution="额外1天完成", priority="高", created_by=TECH_HEAD, created_at=step3))
+    for artifact in ("team", "requirements"):
+        s.add(ArtifactState(**sc, case_id=case.id, artifact=artifact, version=1, archived_at=step3))
+    if action_items:
+        s.add(ActionItem(**sc, case_id=case.id, content="完成用户数据加密接口开发", owner_open_id=TECH_DEV,
+                         due_date=date(2026, 12, 10)))
+        s.add(ActionItem(**sc, case_id=case.id, content="协调设计部完成页面适配", owner_open_id=DESIGN_HEAD,
+                         due_date=None))
 
 
 def add_tasks(factory: sessionmaker[Session], case_id: int, tasks: list[TaskSpec], *, now: datetime) -> list[int]:
