@@ -10,6 +10,7 @@ clear answer and changes nothing; an unexpected error is logged with a reference
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid as uuidlib
 from datetime import timedelta
@@ -47,22 +48,79 @@ class Dispatcher:
         self.factory, self.router, self.clock, self.tz = factory, router, clock, tz
         self.on_outbox = on_outbox
         self.bot_open_id = ""
+        self._batch_loop: asyncio.AbstractEventLoop | None = None
+        self._batch: list[tuple[dict[str, Any], Event, asyncio.Future[bool]]] = []
+        self._flushing = False
 
     # ------------------------------------------------------------ inbox
     def store(self, payload: dict[str, Any], event: Event) -> bool:
         """True if this is the first delivery of the event."""
-        h = event.header
-        row = InboxEvent(event_id=h.event_id, event_type=h.event_type, tenant_key=h.tenant_key,
-                         chat_id=_chat_of(event), payload=payload, received_at=self.clock.now(),
-                         message_id=event.message_id if isinstance(event, MessageEvent) else None)
+        return self.store_many([(payload, event)])[0]
+
+    def store_many(self, items: list[tuple[dict[str, Any], Event]]) -> list[bool]:
+        """Insert several events in ONE committed transaction (group commit); for each, True if
+        it is the first delivery. Duplicates (event_id, or message_id for messages) are skipped
+        by the database, including duplicates within the batch."""
+        now = self.clock.now()
+        rows: list[dict[str, Any]] = []
+        first_of: dict[tuple[str, str], int] = {}
+        owner: list[int | None] = []
+        for payload, event in items:
+            h = event.header
+            message_id = event.message_id if isinstance(event, MessageEvent) else None
+            keys = [("e", h.event_id)] + ([("m", message_id)] if message_id else [])
+            if any(k in first_of for k in keys):
+                owner.append(None)  # the same event twice in one batch: the later one is a duplicate
+                continue
+            for k in keys:
+                first_of[k] = len(rows)
+            owner.append(len(rows))
+            rows.append(dict(event_id=h.event_id, event_type=h.event_type, tenant_key=h.tenant_key,
+                             chat_id=_chat_of(event), payload=payload, received_at=now, message_id=message_id,
+                             status="pending", attempts=0))
         try:
             with self.factory() as session, session.begin():
-                session.add(row)
-        except IntegrityError:
-            return False  # duplicate event_id or message_id: already have it
+                stmt = _insert_ignoring_duplicates(session).returning(InboxEvent.event_id)
+                inserted = set(session.scalars(stmt, rows))
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
-        return True
+        return [i is not None and rows[i]["event_id"] in inserted for i in owner]
+
+    async def astore(self, payload: dict[str, Any], event: Event) -> bool:
+        """`store` for the event loop: concurrent callers share one transaction (the inbox insert
+        dominates the ack path; one commit per request caps it at a few hundred per second on
+        SQLite). Each caller still gets its answer only after its row is committed."""
+        loop = asyncio.get_running_loop()
+        if self._batch_loop is not loop:
+            self._batch_loop, self._batch, self._flushing = loop, [], False
+        future: asyncio.Future[bool] = loop.create_future()
+        self._batch.append((payload, event, future))
+        if not self._flushing:
+            self._flushing = True
+            loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """One writer at a time; whatever arrives while it writes forms the next batch."""
+        try:
+            while self._batch:
+                await asyncio.sleep(0)  # let requests read in this loop iteration join the batch
+                batch, self._batch = self._batch, []
+                try:
+                    results = await asyncio.to_thread(self.store_many, [(p, e) for p, e, _f in batch])
+                except BaseException as exc:
+                    for _p, _e, future in batch:
+                        if not future.done():
+                            future.set_exception(exc if isinstance(exc, Exception)
+                                                 else DatabaseUnavailable("shutting down"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_p, _e, future), first in zip(batch, results):
+                    if not future.done():
+                        future.set_result(first)
+        finally:
+            self._flushing = False
 
     def pending_ids(self, older_than: timedelta = timedelta(0)) -> list[str]:
         cutoff = self.clock.now() - older_than
@@ -192,6 +250,15 @@ class Dispatcher:
         if handler is None:
             raise UserError(texts.UNKNOWN_ACTION)
         return handler(ctx, event, value) or CallbackAnswer()
+
+
+def _insert_ignoring_duplicates(session: Session):
+    """INSERT … ON CONFLICT DO NOTHING for the inbox, in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(InboxEvent).on_conflict_do_nothing()
 
 
 def _actor(event: Event) -> str:

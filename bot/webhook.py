@@ -70,7 +70,7 @@ async def feishu_events(request: Request) -> JSONResponse:
 async def accept(state, payload: dict, event) -> JSONResponse:
     """The part shared with the long connection: inbox, then handle (inline for callbacks)."""
     try:
-        first = await asyncio.to_thread(state.dispatcher.store, payload, event)
+        first = await state.dispatcher.astore(payload, event)  # group commit with concurrent requests
     except DatabaseUnavailable:
         return _answer(503, "temporarily unavailable")
     if isinstance(event, CardAction):
