@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import re
 import secrets
@@ -93,6 +92,7 @@ class Sandbox:
 
         web.install(self.app)
         self._client: httpx.AsyncClient | None = None
+        self._changes = 0
 
     @property
     def state(self) -> BotState:
@@ -149,6 +149,7 @@ class Sandbox:
         await self.ready()
         wire_text, mentions = self._mentions(text)
         message_id = self.fake.post_user_message(self.chat_id, open_id, text)
+        self._changes += 1
         before = set(self.state.tasks)
         resp = await self._deliver(ev.message_event(chat_id=self.chat_id, sender_open_id=open_id,
                                                     text=wire_text, mentions=mentions,
@@ -220,6 +221,7 @@ class Sandbox:
             msg.content = copy.deepcopy(card)
             msg.update_time = self.clock.now()
             msg.updated = True
+        self._changes += 1
 
     # ------------------------------------------------------------ waiting for the bot
     async def settle(self, before: set[asyncio.Task[Any]], timeout: float = SETTLE_SECONDS) -> None:
@@ -318,10 +320,16 @@ class Sandbox:
                         "rev": m.update_time.isoformat()})
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        messages = self.transcript()
-        rev = json.dumps([(m["message_id"], m["rev"], m["pinned"]) for m in messages]) + self.now_label()
-        return {"rev": str(hash(rev)), "now": self.now_label(), "messages": messages}
+    def revision(self) -> str:
+        """Changes whenever the group may look different: every Open API call the bot makes
+        (sends, patches, pins…) and every message or callback card the page itself put in."""
+        return f"{len(self.fake.calls)}.{self._changes}"
+
+    def snapshot(self, since: str = "") -> dict[str, Any]:
+        rev = self.revision()   # before reading: a change while we read shows up on the next poll
+        if since and since == rev:
+            return {"rev": rev, "now": self.now_label(), "unchanged": True}
+        return {"rev": rev, "now": self.now_label(), "messages": self.transcript()}
 
     def page_config(self) -> dict[str, Any]:
         texts_ = dict(texts.SANDBOX_PAGE)

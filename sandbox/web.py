@@ -66,10 +66,7 @@ async def config(request: Request) -> JSONResponse:
 
 @router.get("/sandbox/api/state")
 async def state(request: Request, rev: str = "") -> JSONResponse:
-    snap = _sandbox(request).snapshot()
-    if rev and rev == snap["rev"]:
-        snap = {"rev": snap["rev"], "now": snap["now"], "unchanged": True}
-    return JSONResponse(snap, headers=_NO_CACHE)
+    return JSONResponse(_sandbox(request).snapshot(rev), headers=_NO_CACHE)
 
 
 @router.post("/sandbox/api/messages")
