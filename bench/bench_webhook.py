@@ -164,15 +164,17 @@ def run_wrk(url: str, path: str, bodies: Path, connections: int, duration: int, 
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:(.*)", out)
-    return {"rps": rps, "p50": _ms(re.search(r"50%\s+(\S+)", out).group(1)),
-            "p99": _ms(re.search(r"99%\s+(\S+)", out).group(1)), "requests": total,
+    return {"rps": rps, "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+            "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)), "requests": total,
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1).strip() if errors else ""}
 
 
 def _ms(value: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value)
+    if m is None:
+        raise SystemExit(f"cannot read wrk latency {value!r}")
     num, unit = float(m.group(1)), m.group(2)
-    return num * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+    return num * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000, "h": 3600000}[unit]
 
 
 def run_python_load(url: str, path: str, bodies: Path, connections: int, duration: int) -> dict:
