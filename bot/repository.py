@@ -123,7 +123,7 @@ def facts(session: Session, case: Case) -> Facts:
         out["objections"] = tuple(names[i] for i, s in signs.items() if s.status == "objected" and i in names)
         out["unsigned_departments"] = tuple(n for n in out["unsigned_departments"] if n not in out["objections"])
     else:
-        out["unsigned_departments"] = ("填写问题共识表",)
+        out["consensus_submitted"] = False
     out["departments_without_contact"] = tuple(d.name for d in depts if not d.contact_open_id)
     out["team_confirmed"] = artifact_state(session, case, "team").archived_at is not None
     inputs = set(session.scalars(select(DepartmentInput.department_id).where(

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from bot import texts
+
 
 class Step(IntEnum):
     CONSENSUS = 1
@@ -30,6 +32,7 @@ class Step(IntEnum):
 class Facts:
     """What the guards look at, computed from the database by the repository."""
 
+    consensus_submitted: bool = True                # step 1: the first version of the table exists
     unsigned_departments: tuple[str, ...] = ()      # step 1: heads who have not signed the current version
     objections: tuple[str, ...] = ()                # step 1: departments objecting to the current version
     departments_without_contact: tuple[str, ...] = ()  # step 2
@@ -55,32 +58,34 @@ class NotAllowed(Exception):
 
 
 def _names(items: tuple[str, ...], what: str) -> tuple[str, ...]:
-    return tuple(f"{name} {what}" for name in items)
+    return tuple(f"{name} {what}" for name in items)  # e.g. "技术部 负责人签字"
 
 
 def missing(step: Step, f: Facts) -> tuple[str, ...]:
     """Human-readable list of what stands between this step and the next."""
     if step == Step.CONSENSUS:
-        return _names(f.objections, "提出异议待处理") + _names(f.unsigned_departments, "负责人签字")
+        if not f.consensus_submitted:
+            return (texts.GAP_SUBMIT_CONSENSUS,)
+        return _names(f.objections, texts.GAP_OBJECTION) + _names(f.unsigned_departments, texts.GAP_HEAD_SIGN)
     if step == Step.TEAM:
-        out = _names(f.departments_without_contact, "接口人")
-        return out + (() if f.team_confirmed or out else ("协作组长确认分工表",))
+        out = _names(f.departments_without_contact, texts.GAP_CONTACT)
+        return out + (() if f.team_confirmed or out else (texts.GAP_TEAM_CONFIRM,))
     if step == Step.REQUIREMENTS:
-        out = _names(f.inputs_missing, "提交资源/限制/诉求")
+        out = _names(f.inputs_missing, texts.GAP_INPUT)
         if not f.requirements_count and not out:
-            out += ("至少一条需求",)
-        out += _names(f.unresolved_conflicts, "冲突点待组长决定")
+            out += (texts.GAP_REQUIREMENT,)
+        out += _names(f.unresolved_conflicts, texts.GAP_CONFLICT)
         if not out:
-            out += _names(f.unconfirmed_departments, "确认需求清单")
+            out += _names(f.unconfirmed_departments, texts.GAP_CONFIRM_REQ)
         return out
     if step == Step.PLAN:
-        return () if f.plan_published else ("发布行动方案",)
+        return () if f.plan_published else (texts.GAP_PUBLISH_PLAN,)
     if step == Step.EXECUTION:
         if f.execution_closed:
             return ()
-        return _names(f.open_tasks, "未完成")
+        return _names(f.open_tasks, texts.GAP_TASK_OPEN)
     if step == Step.RETRO:
-        return () if f.retro_finalised else ("协作组长定稿复盘报告",)
+        return () if f.retro_finalised else (texts.GAP_RETRO,)
     return ()
 
 
