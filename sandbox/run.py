@@ -427,10 +427,7 @@ class SandboxServer:
 def serve_sandbox(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> int:
     """Entry point of `collab-bot serve` when no Feishu app is configured (or `--sandbox`)."""
     with tempfile.TemporaryDirectory(prefix="collab-bot-sandbox-") as tmp:
-        if settings.database_url == DEFAULT_DATABASE_URL:
-            database_url, shown = f"sqlite:///{tmp}/sandbox.db", texts.SANDBOX_TEMP_DATABASE
-        else:
-            database_url, shown = settings.database_url, _redact(settings.database_url)
+        database_url, shown = database_for(settings, tmp)
         try:
             server = SandboxServer(settings, host=host, port=port, database_url=database_url)
         except OSError as exc:
@@ -444,6 +441,14 @@ def serve_sandbox(settings: Settings, *, host: str = "127.0.0.1", port: int = 80
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def database_for(settings: Settings, tmp_dir: str) -> tuple[str, str]:
+    """(database URL, how to show it). A temporary SQLite file unless DATABASE_URL was set for
+    the sandbox; `--sandbox` next to a configured Feishu app never touches that app's database."""
+    if settings.database_url == DEFAULT_DATABASE_URL or settings.feishu_configured:
+        return f"sqlite:///{tmp_dir}/sandbox.db", texts.SANDBOX_TEMP_DATABASE
+    return settings.database_url, _redact(settings.database_url)
 
 
 def _redact(url: str) -> str:

@@ -234,3 +234,15 @@ def test_jump_to_24_hours_before_a_key_node_brings_its_reminder(sandbox):
     answer = client.post("/sandbox/api/action", json={"as": LEAD, "message_id": card["message_id"], "action": {
         "tag": "button", "value": button_value(card["content"], "确认可以按期进行")}}).json()
     assert answer["toast"]["type"] == "success", answer
+
+
+def test_sandbox_database_is_temporary_unless_chosen_and_never_the_production_one(tmp_path):
+    from sandbox.run import database_for
+
+    url, shown = database_for(Settings(_env_file=None), str(tmp_path))
+    assert url == f"sqlite:///{tmp_path}/sandbox.db" and "临时" in shown
+    chosen = Settings(_env_file=None, database_url="postgresql://bot:secret@127.0.0.1/sandbox")
+    url, shown = database_for(chosen, str(tmp_path))
+    assert url == chosen.database_url and "secret" not in shown
+    production = Settings(_env_file=None, database_url="postgresql://bot:secret@db/prod", feishu_app_id="cli_real")
+    assert database_for(production, str(tmp_path))[0].startswith("sqlite:///")

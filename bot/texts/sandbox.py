@@ -43,7 +43,6 @@ SANDBOX_PAGE = {
     "clock_standup": "到下一个工作日 {time}",
     "clock_key_node": "到关键节点前 24 小时",
     "pinned": "已置顶",
-    "updated": "已更新",
     "required_missing": "有必填项未填写",
     "unsupported": "[不支持的组件: {tag}]",
     "unsupported_markdown": "[不支持的 Markdown: {what}]",
@@ -60,8 +59,6 @@ SANDBOX_PAGE = {
     "page_next": "下一页",
     "page_of": "第 {page}/{pages} 页",
     "disabled": "不可用",
-    "sending": "发送中…",
     "offline": "与沙盒的连接断开，正在重试…",
     "empty_chat": "群里还没有消息。",
-    "reset": "重置",
 }
