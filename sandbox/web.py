@@ -9,6 +9,7 @@ POST /sandbox/api/clock         {"advance": "hour" | "day" | "standup" | "key_no
 """
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,8 @@ async def page() -> FileResponse:
 
 @router.get("/sandbox/api/config")
 async def config(request: Request) -> JSONResponse:
-    return JSONResponse(_sandbox(request).page_config(), headers=_NO_CACHE)
+    config = await asyncio.to_thread(_sandbox(request).page_config)   # reads the standup time
+    return JSONResponse(config, headers=_NO_CACHE)
 
 
 @router.get("/sandbox/api/state")
@@ -104,5 +106,6 @@ async def clock(request: Request) -> JSONResponse:
         message = await sandbox.advance(str(data.get("advance") or ""))
     except SandboxError as exc:
         return _refuse(str(exc))
+    config = await asyncio.to_thread(sandbox.page_config)
     return JSONResponse({"now": sandbox.now_label(), "message": message,
-                         "standup_label": sandbox.page_config()["texts"]["clock_standup"]})
+                         "standup_label": config["texts"]["clock_standup"]})
