@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from bot import texts
 from bot.actions import ActionValue, to_name
 from cards import kit
+from cards.tracking import RiskRow, risks_table
 
 LEVELS = [(x, x) for x in texts.PRIORITY_LEVELS]
 
@@ -22,6 +23,7 @@ class PlanTask:
     standard: str
     resources: str = ""
     depends: str = ""        # "#2" or ""
+    lagging: bool = False    # only ever true once the plan is being carried out
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class PlanRisk:
     impact: str
     response: str
     owner: str
+    open: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class PlanView:
 
 
 def _tasks_table(tasks: tuple[PlanTask, ...]) -> dict:
-    rows = [{"task": f"#{t.seq} {t.content}", "owner": [t.owner], "start": t.start, "due": t.due,
+    rows = [{"task": f"#{t.seq} {t.content}" + (f" · {texts.LAGGING_TAG}" if t.lagging else ""),
+             "owner": [t.owner], "start": t.start, "due": t.due,
              "standard": t.standard or "—", "res": t.resources or "—", "dep": t.depends or "—"} for t in tasks]
     return kit.table([("task", texts.COL_TASK, "text"), ("owner", texts.COL_OWNER, "persons"),
                       ("start", texts.COL_START, "text"), ("due", texts.COL_DUE, "text"),
@@ -84,11 +88,8 @@ def _tasks_table(tasks: tuple[PlanTask, ...]) -> dict:
 
 
 def _risks_table(risks: tuple[PlanRisk, ...]) -> dict:
-    rows = [{"risk": r.risk, "l": r.likelihood, "i": r.impact, "resp": r.response or "—", "owner": [r.owner]}
-            for r in risks]
-    return kit.table([("risk", texts.COL_RISK, "text"), ("l", texts.COL_LIKELIHOOD, "text"),
-                      ("i", texts.COL_IMPACT, "text"), ("resp", texts.COL_RESPONSE, "text"),
-                      ("owner", texts.COL_OWNER, "persons")], rows)
+    return risks_table([RiskRow(risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
+                                owner=r.owner, open=r.open, risk_id=r.risk_id) for r in risks])
 
 
 def _nodes_table(nodes: tuple[PlanNode, ...]) -> dict:
@@ -98,12 +99,25 @@ def _nodes_table(nodes: tuple[PlanNode, ...]) -> dict:
 
 
 def _sections(view: PlanView) -> list[dict]:
-    out: list[dict] = [kit.md(texts.PLAN_TASKS_HEAD)]
-    out.append(_tasks_table(view.tasks) if view.tasks else kit.md(texts.PLAN_NONE))
+    """Lagging tasks first, then the open risks (highlighted), then the other tasks, the key
+    nodes and the closed risks."""
+    lagging = tuple(t for t in view.tasks if t.lagging)
+    others = tuple(t for t in view.tasks if not t.lagging)
+    open_risks = tuple(r for r in view.risks if r.open)
+    closed = tuple(r for r in view.risks if not r.open)
+    out: list[dict] = []
+    if lagging:
+        out += [kit.md(texts.PLAN_LAGGING_HEAD.format(n=len(lagging))), _tasks_table(lagging)]
+    if open_risks:
+        out += [kit.md(texts.PLAN_RISKS_HEAD), _risks_table(open_risks)]
+    out.append(kit.md(texts.PLAN_TASKS_HEAD))
+    out.append(_tasks_table(others) if others else kit.md(texts.PLAN_NONE))
     out.append(kit.md(texts.PLAN_NODES_HEAD.format(hours=view.meeting_hours)))
     out.append(_nodes_table(view.nodes) if view.nodes else kit.md(texts.PLAN_NONE))
-    out.append(kit.md(texts.PLAN_RISKS_HEAD))
-    out.append(_risks_table(view.risks) if view.risks else kit.md(texts.PLAN_NONE))
+    if not view.risks:
+        out += [kit.md(texts.PLAN_RISKS_HEAD), kit.md(texts.PLAN_NONE)]
+    if closed:
+        out += [kit.md(texts.TRACK_CLOSED_RISKS_HEAD), _risks_table(closed)]
     return out
 
 

@@ -33,6 +33,7 @@ class RiskRow:
     response: str
     owner: str
     open: bool = True
+    risk_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class TrackingView:
     risks: tuple[RiskRow, ...] = ()
     buttons: tuple[tuple[str, ActionValue, bool], ...] = ()  # (label, value, primary)
     archived: bool = False
+    close_risk: ActionValue | None = None   # submit of the 关闭风险 form (None: no form)
+    typed: dict[str, str] = field(default_factory=dict)   # the form's values after an error
 
 
 def _status_cell(row: TaskRow) -> list[dict[str, str]]:
@@ -58,31 +61,73 @@ def _task_label(row: TaskRow) -> str:
     return f"#{row.seq} {row.content}"
 
 
+def _tasks_table(tasks: list[TaskRow]) -> dict:
+    rows = [{"task": _task_label(t), "owner": [t.owner], "status": _status_cell(t), "progress": f"{t.progress}%",
+             "due": t.due, "reason": t.lag_reason or "—", "adjust": t.adjustment or "—"} for t in tasks]
+    return kit.table([("task", texts.COL_TASK, "text"), ("owner", texts.COL_OWNER, "persons"),
+                      ("status", texts.COL_STATUS_T, "options"), ("progress", texts.COL_PROGRESS, "text"),
+                      ("due", texts.COL_DUE, "text"), ("reason", texts.COL_LAG_REASON, "text"),
+                      ("adjust", texts.COL_ADJUSTMENT, "text")], rows)
+
+
+def risk_status_cell(open_: bool, impact: str) -> list[dict[str, str]]:
+    """未关闭 orange (plus a red 高影响 tag), 已关闭 green."""
+    cell = kit.tag_option(*texts.RISK_STATUS["open" if open_ else "closed"])
+    if open_ and impact == texts.PRIORITY_LEVELS[0]:
+        cell += kit.tag_option(*texts.RISK_HIGH_TAG)
+    return cell
+
+
+def risks_table(risks: list[RiskRow]) -> dict:
+    rows = [{"risk": r.risk, "status": risk_status_cell(r.open, r.impact), "l": r.likelihood, "i": r.impact,
+             "resp": r.response or "—", "owner": [r.owner]} for r in risks]
+    return kit.table([("risk", texts.COL_RISK, "text"), ("status", texts.COL_RISK_STATUS, "options"),
+                      ("l", texts.COL_LIKELIHOOD, "text"), ("i", texts.COL_IMPACT, "text"),
+                      ("resp", texts.COL_RESPONSE, "text"), ("owner", texts.COL_OWNER, "persons")], rows)
+
+
+def risk_close_form(risks: list[RiskRow], submit: ActionValue, typed: dict[str, str]) -> dict:
+    """One small form for all open risks: pick one, an optional note, 关闭风险."""
+    options = [(r.risk[:40], str(r.risk_id)) for r in risks]
+    return kit.form("risk_close", [
+        kit.md(texts.RISK_CLOSE_HEAD),
+        kit.select_static("risk", options, placeholder=texts.PH_RISK_PICK, required=True,
+                          initial=typed.get("risk") or None),
+        kit.text_input("note", texts.FIELD_RISK_NOTE, placeholder=texts.PH_RISK_NOTE,
+                       default=typed.get("note") or None, max_length=300),
+        kit.submit_button(texts.BTN_CLOSE_RISK, to_name(submit), type="primary")])
+
+
 def tracking_card(view: TrackingView) -> dict:
+    """Lagging tasks first, then the open risks (highlighted), then the other tasks, the chart
+    and the closed risks."""
     lagging = [t for t in view.tasks if t.lagging]
+    others = [t for t in view.tasks if not t.lagging]
+    open_risks = [r for r in view.risks if r.open]
+    closed_risks = [r for r in view.risks if not r.open]
     done = sum(1 for t in view.tasks if t.status == "已完成")
     elements: list[dict] = []
     elements.append(kit.md(texts.TRACK_LAGGING_HEAD.format(n=len(lagging)) if lagging else texts.TRACK_ALL_ON_TRACK))
+    if lagging:
+        elements.append(_tasks_table(lagging))
+    if open_risks:
+        elements.append(kit.md(texts.TRACK_OPEN_RISKS_HEAD.format(n=len(open_risks))))
+        elements.append(risks_table(open_risks))
+    if others:
+        elements.append(kit.md(texts.TRACK_OTHER_TASKS_HEAD if lagging else texts.TRACK_TASKS_HEAD))
+        elements.append(_tasks_table(others))
     if view.tasks:
-        rows = [{"task": _task_label(t), "owner": [t.owner], "status": _status_cell(t), "progress": f"{t.progress}%",
-                 "due": t.due, "reason": t.lag_reason or "—", "adjust": t.adjustment or "—"} for t in view.tasks]
-        elements.append(kit.table([("task", texts.COL_TASK, "text"), ("owner", texts.COL_OWNER, "persons"),
-                                   ("status", texts.COL_STATUS_T, "options"), ("progress", texts.COL_PROGRESS, "text"),
-                                   ("due", texts.COL_DUE, "text"), ("reason", texts.COL_LAG_REASON, "text"),
-                                   ("adjust", texts.COL_ADJUSTMENT, "text")], rows))
         data = [{"task": f"#{t.seq}", "progress": t.progress} for t in view.tasks]
         elements.append(kit.chart_bar(texts.TRACK_CHART_TITLE, data, "task", "progress"))
     else:
         elements.append(kit.md(texts.TRACK_NO_TASKS))
-    elements.append(kit.md(texts.TRACK_RISKS_HEAD))
-    if view.risks:
-        rows = [{"risk": r.risk, "l": r.likelihood, "i": r.impact, "resp": r.response or "—", "owner": [r.owner]}
-                for r in view.risks]
-        elements.append(kit.table([("risk", texts.COL_RISK, "text"), ("l", texts.COL_LIKELIHOOD, "text"),
-                                   ("i", texts.COL_IMPACT, "text"), ("resp", texts.COL_RESPONSE, "text"),
-                                   ("owner", texts.COL_OWNER, "persons")], rows))
-    else:
+    if closed_risks:
+        elements.append(kit.md(texts.TRACK_CLOSED_RISKS_HEAD))
+        elements.append(risks_table(closed_risks))
+    if not view.risks:
         elements.append(kit.md(texts.TRACK_NO_RISKS))
+    if open_risks and view.close_risk is not None and not view.archived:
+        elements.append(risk_close_form(open_risks, view.close_risk, view.typed))
     if view.buttons and not view.archived:
         elements.append(button_row(view.buttons))
     return kit.card(texts.TRACK_TITLE.format(title=view.title),

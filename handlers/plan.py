@@ -156,17 +156,20 @@ def meeting_hours(case: Case) -> int:
     return int(max(offsets))
 
 
-def _plan_tasks(tasks: list[Task], tz: ZoneInfo) -> tuple[PlanTask, ...]:
+def _plan_tasks(tasks: list[Task], tz: ZoneInfo, now: datetime | None = None) -> tuple[PlanTask, ...]:
+    """The plan's task rows; with `now` (a published plan being carried out) lagging ones are marked."""
+    from bot.lagging import is_lagging  # noqa: PLC0415
     seqs = {t.id: t.seq for t in tasks}
     return tuple(PlanTask(task_id=t.id, seq=t.seq, content=t.content, owner=t.owner_open_id, start=fmt(t.start_at, tz),
                           due=fmt(t.due_at, tz), standard=t.delivery_standard, resources=t.resources,
-                          depends=f"#{seqs[t.depends_on_id]}" if t.depends_on_id in seqs else "") for t in tasks)
+                          depends=f"#{seqs[t.depends_on_id]}" if t.depends_on_id in seqs else "",
+                          lagging=now is not None and is_lagging(t, now)) for t in tasks)
 
 
-def _parts(session: Session, case: Case, tz: ZoneInfo):
-    tasks = _plan_tasks(tasks_of(session, case), tz)
+def _parts(session: Session, case: Case, tz: ZoneInfo, now: datetime | None = None):
+    tasks = _plan_tasks(tasks_of(session, case), tz, now if case.step == Step.EXECUTION else None)
     risks = tuple(PlanRisk(risk_id=r.id, risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
-                           owner=r.owner_open_id) for r in risks_of(session, case))
+                           owner=r.owner_open_id, open=r.status == "open") for r in risks_of(session, case))
     hours = meeting_hours(case)
     nodes = tuple(PlanNode(node_id=n.id, name=n.name, at=fmt(n.at, tz), meeting=fmt(n.at - timedelta(hours=hours), tz))
                   for n in nodes_of(session, case))
@@ -180,9 +183,10 @@ def _uncarried(session: Session, case: Case) -> list[ActionItem]:
 
 
 def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "task", editing: Task | None = None,
-                  typed: dict[str, str] | None = None) -> dict:
-    """The drafting card in step 4; the read-only plan afterwards."""
-    tasks, risks, nodes = _parts(session, case, tz)
+                  typed: dict[str, str] | None = None, now: datetime | None = None) -> dict:
+    """The drafting card in step 4; the read-only plan afterwards (with `now` during step 5:
+    lagging tasks first, then open risks)."""
+    tasks, risks, nodes = _parts(session, case, tz, now)
     if case.step != Step.PLAN:
         version = session.scalar(select(PlanVersion.version).where(
             PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key)
@@ -202,7 +206,8 @@ def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "ta
 def _draft_case(ctx: Ctx, value: ActionValue) -> Case:
     case = load_case(ctx, value.case_id)
     if case.status == "active" and case.step > Step.PLAN and value.action != PLAN_OPEN:
-        raise UserError(texts.PLAN_ALREADY_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
+        raise UserError(texts.PLAN_ALREADY_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz, now=ctx.now),
+                        kind="info")
     require_step(case, Step.PLAN)
     if ctx.actor not in team_open_ids(ctx.session, case):
         raise UserError(texts.NOT_TEAM_MEMBER)
@@ -221,7 +226,7 @@ def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
         templates.prefill_plan(ctx, case)
     elif case.step < Step.PLAN:
         require_step(case, Step.PLAN)
-    ctx.send(outbox.SendCard(plan_card_for(ctx.session, case, ctx.tz)))
+    ctx.send(outbox.SendCard(plan_card_for(ctx.session, case, ctx.tz, now=ctx.now)))
     return CallbackAnswer(toast=texts.OUTPUTS[4])
 
 

@@ -15,27 +15,28 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction
 from bot.lagging import BLOCKED, DONE, STATUSES, is_lagging, lag_reason_required
-from bot.models import Case, Task, TaskUpdate
+from bot.models import Case, Member, Risk, Task, TaskUpdate
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Blocked, Step, advance
 from cards import kit
 from cards.tracking import RiskRow, TaskRow, TrackingView, UpdateItem, UpdateView, field_names, tracking_card, \
     update_card
 from handlers import case_card
-from handlers.plan import audit, fmt, get_task, load_case, require_step, risks_of, tasks_of
+from handlers.plan import audit, department_of, fmt, get_task, load_case, require_step, risks_of, tasks_of
 
 router = Router()
 
 TRACK_OPEN = "track.open"        # send the clicking owner's update form
 TRACK_UPDATE = "track.update"    # submit one task's update (row_id = task id)
 TRACK_SHOW = "track.show"        # post the 《进度跟踪表》
+RISK_CLOSE = "risk.close"        # form submit: close the picked open risk (its 负责人 or the lead)
 
 
 # ---------------------------------------------------------------- views
@@ -50,7 +51,8 @@ def _ordered(tasks: list[Task], now: datetime) -> list[Task]:
     return sorted(tasks, key=lambda t: (not is_lagging(t, now), t.status == DONE, t.seq))
 
 
-def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo) -> TrackingView:
+def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo,
+                  typed: dict[str, str] | None = None) -> TrackingView:
     tasks = _ordered(tasks_of(session, case), now)
     risks = sorted(risks_of(session, case), key=lambda r: r.status != "open")
     archived = case.step != Step.EXECUTION
@@ -58,13 +60,16 @@ def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo) -> 
         case_id=case.id, case_version=case.version, title=case.title, when=fmt(now, tz),
         tasks=tuple(_row(t, now, tz) for t in tasks),
         risks=tuple(RiskRow(risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
-                            owner=r.owner_open_id, open=r.status == "open") for r in risks),
-        buttons=() if archived else track_buttons(case), archived=archived)
+                            owner=r.owner_open_id, open=r.status == "open", risk_id=r.id) for r in risks),
+        buttons=() if archived else track_buttons(case), archived=archived,
+        close_risk=None if archived else ActionValue(RISK_CLOSE, case_id=case.id), typed=typed or {})
 
 
-def tracking_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo) -> dict:
-    """《进度跟踪表》 for a case: lagging first, a completion chart, risks below."""
-    return tracking_card(tracking_view(session, case, now, tz))
+def tracking_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo,
+                      typed: dict[str, str] | None = None) -> dict:
+    """《进度跟踪表》 for a case: lagging tasks, then open risks (with the 关闭风险 form), then the
+    other tasks, a completion chart and the closed risks."""
+    return tracking_card(tracking_view(session, case, now, tz, typed))
 
 
 def _open_tasks_for(session: Session, case: Case, actor: str, now: datetime) -> list[Task]:
@@ -220,6 +225,47 @@ def _maybe_finish(ctx: Ctx, case: Case) -> bool:
     ctx.send(outbox.SendText(texts.ALL_TASKS_DONE))
     case_card.announce_step(ctx, case, Step.EXECUTION)
     return True
+
+
+# ---------------------------------------------------------------- closing risks
+def person_desc(session: Session, case: Case, open_id: str) -> str:
+    """Who someone is in this case, in words a toast can show (toasts cannot render mentions)."""
+    member = session.scalar(select(Member).where(Member.case_id == case.id, Member.open_id == open_id,
+                                                 Member.tenant_key == case.tenant_key, Member.chat_id == case.chat_id))
+    dept = department_of(session, case, open_id)
+    if member is not None and member.role:
+        return texts.PERSON_ROLE.format(dept=dept.name if dept else "", role=member.role)
+    if dept is not None:
+        return texts.PERSON_ROLE.format(dept=dept.name, role=texts.HEAD_WORD)
+    return texts.RISK_OWNER_FALLBACK
+
+
+@router.action(RISK_CLOSE)
+def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = load_case(ctx, value.case_id)
+    require_step(case, Step.EXECUTION)
+    form = event.form_value or {}
+    typed = {"risk": str(form.get("risk") or "").strip(), "note": str(form.get("note") or "").strip()}
+    risk = ctx.session.scalar(select(Risk).where(
+        Risk.id == (int(typed["risk"]) if typed["risk"].isdigit() else 0), Risk.case_id == case.id,
+        Risk.tenant_key == case.tenant_key, Risk.chat_id == case.chat_id))
+    if risk is None:
+        message = texts.RISK_NOT_FOUND if typed["risk"] else texts.RISK_PICK_MISSING
+        raise UserError(message, card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz, typed))
+    if ctx.actor not in (risk.owner_open_id, case.lead_open_id):
+        raise UserError(texts.RISK_CLOSE_NOT_ALLOWED.format(
+            owner=person_desc(ctx.session, case, risk.owner_open_id), risk=risk.risk[:40]))
+    # compare-and-set: of two concurrent clicks exactly one closes the risk (and audits it)
+    closed = ctx.session.execute(update(Risk).where(Risk.id == risk.id, Risk.status == "open")
+                                 .values(status="closed").execution_options(synchronize_session=False)).rowcount
+    ctx.session.refresh(risk)
+    if not closed:
+        return CallbackAnswer(toast=texts.RISK_ALREADY_CLOSED.format(risk=risk.risk[:40]), toast_type="info",
+                              card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
+    note = typed["note"][:300]
+    audit(ctx, case, "risk.close", f"{risk.risk[:200]}" + (f"：{note}" if note else ""))
+    return CallbackAnswer(toast=texts.RISK_CLOSED.format(risk=risk.risk[:40]),
+                          card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
 
 
 # ---------------------------------------------------------------- case card in step 5

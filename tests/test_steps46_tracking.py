@@ -48,12 +48,15 @@ def test_tracking_card_lagging_first_with_chart(world):
     card = _tracking_card(world, case_id)
     assert validate_card(card) == []
     assert card["header"]["template"] == "red"
-    table = next(n for n in walk(card["body"]) if n.get("tag") == "table")
-    assert [r["task"] for r in table["rows"]] == ["#2 接口开发", "#1 页面适配"]  # lagging first
-    assert {"text": "滞后", "color": "red"} in table["rows"][0]["status"]
+    lagging, risks, others = [n for n in card["body"]["elements"] if n.get("tag") == "table"]
+    assert [r["task"] for r in lagging["rows"]] == ["#2 接口开发"]  # lagging first
+    assert {"text": "滞后", "color": "red"} in lagging["rows"][0]["status"]
+    # open risks right after the lagging tasks, highlighted; then the other tasks
+    assert [r["risk"] for r in risks["rows"]] == ["测试延迟"]
+    assert risks["rows"][0]["status"] == [{"text": "未关闭", "color": "orange"}, {"text": "高影响", "color": "red"}]
+    assert [r["task"] for r in others["rows"]] == ["#1 页面适配"]
     chart = next(n for n in walk(card["body"]) if n.get("tag") == "chart")
     assert chart["chart_spec"]["data"]["values"] == [{"task": "#2", "progress": 10}, {"task": "#1", "progress": 60}]
-    assert "测试延迟" in card_text(card)  # risks below
     assert_snapshot("steps46_tracking_lagging", card)
 
 
