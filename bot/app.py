@@ -115,7 +115,9 @@ async def _start(state: BotState) -> None:
     state.ticker.every(30, "inbox-sweep", lambda: asyncio.to_thread(
         state.dispatcher.process_pending, timedelta(seconds=20)))
     state.ticker.start()
-    await asyncio.to_thread(state.dispatcher.process_pending)  # finish what a crash left
+    # Finish what a crash left. Only rows older than a few seconds: a callback that arrives while
+    # we start is handled by its own request (else it would be answered with an empty card).
+    await asyncio.to_thread(state.dispatcher.process_pending, timedelta(seconds=5))
     state.ready.set()
 
 

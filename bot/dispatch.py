@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot import outbox, texts
+from bot import outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
 from bot.clock import Clock
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
@@ -217,6 +217,10 @@ class Dispatcher:
     def _message(self, ctx: Ctx, event: MessageEvent) -> None:
         if event.sender_type and event.sender_type != "user":
             return
+        # Mentions carry display names: keep them for toasts and exports.
+        repository.remember_people(ctx.session, tenant_key=ctx.tenant_key, now=ctx.now,
+                                   people=[(m.open_id, m.name) for m in event.mentions
+                                           if m.open_id and m.open_id != self.bot_open_id])
         parsed = split_command(event.text)
         if parsed is None:
             addressed = any(m.open_id and m.open_id == self.bot_open_id for m in event.mentions)

@@ -392,6 +392,19 @@ class Template(Base):
     created_at: Mapped[datetime]
 
 
+class Person(Base):
+    """Display names of a tenant's people (from the chat member list and message mentions),
+    so toasts and exports can say 李娜 instead of an open_id. Tenant-wide, like templates."""
+
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("tenant_key", "open_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(String(64))
+    open_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]
+
+
 class CalendarOverride(Base):
     """A tenant's own working-day exception (company holiday, extra workday)."""
 

@@ -51,7 +51,12 @@ class PatchCard:
     card: dict[str, Any]
 
 
-Op = SendCard | SendText | PatchCard
+@dataclass(frozen=True)
+class SyncMembers:
+    """Not a message: read the group's member list so cards and toasts can use names."""
+
+
+Op = SendCard | SendText | PatchCard | SyncMembers
 # A renderer turns a claimed row into what to send now; returning None skips the row.
 Renderer = Callable[[Session, Outbox, datetime], "list[Op] | None"]
 _RENDERERS: dict[str, Renderer] = {}
@@ -101,6 +106,8 @@ def dump_op(op: Op) -> dict[str, Any]:
                 "reply_to": op.reply_to}
     if isinstance(op, SendText):
         return {"op": "send_text", "text": op.text}
+    if isinstance(op, SyncMembers):
+        return {"op": "sync_members"}
     return {"op": "patch_card", "message_id": op.message_id, "card": op.card}
 
 
@@ -111,6 +118,8 @@ def load_op(data: dict[str, Any]) -> Op:
                         pin=bool(data.get("pin")), reply_to=data.get("reply_to"))
     if kind == "send_text":
         return SendText(text=data["text"])
+    if kind == "sync_members":
+        return SyncMembers()
     if kind == "patch_card":
         return PatchCard(message_id=data["message_id"], card=data["card"])
     raise ValueError(f"unknown op {kind!r}")
@@ -271,8 +280,18 @@ class OutboxSender:
             return mid
         if isinstance(op, SendText):
             return await self.client.send_text(row.chat_id, op.text, uuid=uuid)
+        if isinstance(op, SyncMembers):
+            members = await self.client.chat_members(row.chat_id)
+            await asyncio.to_thread(self._remember, row.tenant_key, [(m.open_id, m.name) for m in members])
+            return ""
         await self.client.patch_card(op.message_id, op.card)
         return op.message_id
+
+    def _remember(self, tenant_key: str, people: list[tuple[str, str]]) -> None:
+        from bot.repository import remember_people
+
+        with self.factory() as session, session.begin():
+            remember_people(session, tenant_key=tenant_key, people=people, now=self.clock.now())
 
     def _finish(self, row_id: int, status: str, message_id: str | None, error: str | None, *,
                 retry_in: timedelta | None = None, ops: list[Op] | None = None,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.models import (ArtifactState, AuditEntry, Case, Chat, ConsensusVersion, Department,
-                        DepartmentInput, Requirement, RetroEntry, Signoff, StepLog, Task)
+                        DepartmentInput, Person, Requirement, RetroEntry, Signoff, StepLog, Task)
 from bot.routing import Ctx
 from bot.workflow import Facts, Step
 
@@ -149,3 +150,35 @@ def retro_entries(session: Session, case: Case) -> list[RetroEntry]:
     return list(session.scalars(select(RetroEntry).where(RetroEntry.case_id == case.id,
                                                          RetroEntry.tenant_key == case.tenant_key)
                                 .order_by(RetroEntry.id)))
+
+
+def remember_people(session: Session, *, tenant_key: str, people: list[tuple[str, str]], now: datetime) -> None:
+    """Upsert display names (member lists, mentions). Empty names never overwrite known ones."""
+    wanted = {oid: name[:100] for oid, name in people if oid and name}
+    if not wanted:
+        return
+    known = {p.open_id: p for p in session.scalars(select(Person).where(
+        Person.tenant_key == tenant_key, Person.open_id.in_(list(wanted))))}
+    for open_id, name in wanted.items():
+        person = known.get(open_id)
+        if person is None:
+            try:
+                with session.begin_nested():
+                    session.add(Person(tenant_key=tenant_key, open_id=open_id, name=name, updated_at=now))
+            except IntegrityError:
+                pass  # a concurrent sync stored it first
+        elif person.name != name:
+            person.name, person.updated_at = name, now
+
+
+def names(session: Session, *, tenant_key: str, open_ids: list[str]) -> dict[str, str]:
+    """open_id -> display name for the ids we know; callers fall back to a role or @mention."""
+    ids = [i for i in set(open_ids) if i]
+    if not ids:
+        return {}
+    return dict(session.execute(select(Person.open_id, Person.name).where(
+        Person.tenant_key == tenant_key, Person.open_id.in_(ids))).all())
+
+
+def name_of(session: Session, *, tenant_key: str, open_id: str, default: str = "") -> str:
+    return names(session, tenant_key=tenant_key, open_ids=[open_id]).get(open_id, default)

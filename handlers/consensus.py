@@ -294,6 +294,7 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         for n, dept in enumerate(prefill["departments"][:cards.MAX_DEPTS], start=1):
             values[cards.dept_fields(n)[0]] = dept["name"]
     ctx.send(outbox.SendCard(form_for(case, values, 0)))
+    ctx.send(outbox.SyncMembers())  # names for toasts and exports
 
 
 def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:

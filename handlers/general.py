@@ -33,6 +33,7 @@ def bot_added(ctx: Ctx, event: BotAddedEvent) -> None:
     repository.ensure_chat(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, now=ctx.now,
                            name=event.chat_name)
     ctx.send(outbox.SendCard(welcome_card()))
+    ctx.send(outbox.SyncMembers())
 
 
 @router.event("im.chat.member.bot.deleted_v1")

@@ -58,3 +58,18 @@ def test_p2p_message_gets_hint(world):
     world.drain()
     assert any("群里" in m["content"].get("text", "") for m in world.fake.visible("oc_p2p"))
     assert CHAT
+
+
+def test_names_learned_from_members_and_mentions(world):
+    from bot import repository
+    from tests.driver import NAMES, TECH_HEAD, TENANT
+
+    world.add_bot()  # the welcome card, then the member list is read
+    with world.state.factory() as s:
+        known = repository.names(s, tenant_key=TENANT, open_ids=list(NAMES))
+    assert known[TECH_HEAD] == "李娜" and known[LEAD] == "陈静"
+    world.say(LEAD, "@_user_1 看一下", mentions=[{"key": "@_user_1", "open_id": "ou_new_person", "name": "孙悦"}])
+    with world.state.factory() as s:
+        assert repository.name_of(s, tenant_key=TENANT, open_id="ou_new_person") == "孙悦"
+        # another tenant learns nothing from ours (S8)
+        assert repository.name_of(s, tenant_key="tenant_b", open_id=TECH_HEAD) == ""

@@ -22,7 +22,7 @@ def test_group_rows_carry_tenant_and_chat(database_url):
     """S8: every table that belongs to a group has tenant_key and chat_id columns."""
     engine = create_engine(db.normalise_url(database_url))
     insp = inspect(engine)
-    tenant_wide = {"templates", "calendar_overrides", "inbox_events", "alembic_version"}
+    tenant_wide = {"templates", "calendar_overrides", "inbox_events", "alembic_version", "people"}
     for table in insp.get_table_names():
         cols = {c["name"] for c in insp.get_columns(table)}
         if table in tenant_wide:
