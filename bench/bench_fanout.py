@@ -196,7 +196,7 @@ def main() -> None:
     ap.add_argument("--fail", type=float, default=0.0, help="share of API calls answered 503")
     ap.add_argument("--db", default=None, help="PostgreSQL URL (scratch: its public schema is dropped)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--reserve", type=int, default=0, help="Pacer minute reserve (the app default is 10)")
+    ap.add_argument("--reserve", type=int, default=0, help="Pacer minute reserve (the app default is 0)")
     ap.add_argument("--rate", type=float, default=48.0, help="Pacer sends per second (the app default is 48)")
     ap.add_argument("--serve-fake", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--prefix", default="oc_bench_", help=argparse.SUPPRESS)

@@ -7,9 +7,10 @@ rate-limit errors for 1,000 sends). Spacing requests evenly (GCRA / leaky bucket
 48/s gave zero. On top of that a 60 s log caps the minute budget, and every *attempt* (retries,
 429s, 5xx) is counted, because the quota counts them too.
 
-`acquire()` reserves a slot synchronously (no await between read and write, so concurrent tasks
-on one event loop never share a slot) and then sleeps until it. Time is injectable so tests run a
-1,000-send schedule in milliseconds.
+Slots are granted one at a time under a lock and spaced from the *actual* time of the previous
+grant: when the event loop is busy and sleepers wake late, they must not all send at once (a
+late wake-up used to release a burst of 52–65 requests into one second at the server). Time is
+injectable so tests run a 1,000-send schedule in milliseconds.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class Pacer:
         *,
         rate: float = 48.0,
         per_minute: int = 1000,
-        reserve: int = 10,
+        reserve: int = 0,
         chat_rate: float = 4.0,
         window: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -66,7 +67,8 @@ class Pacer:
         self._chat_interval = 1.0 / chat_rate
         self._monotonic = monotonic
         self._sleep = sleep
-        self._tat = float("-inf")  # GCRA theoretical arrival time of the next slot
+        self._tat = float("-inf")  # earliest time of the next grant (GCRA, and pause())
+        self._lock = asyncio.Lock()
         # Granted slot times; only the last `cap` matter: slot N may not start before
         # slot N-cap + window, which keeps any window-long span at <= cap attempts.
         self._log: deque[float] = deque(maxlen=cap)
@@ -103,16 +105,20 @@ class Pacer:
             state.next_at = max(state.next_at, until)
 
     async def _global_slot(self) -> float:
-        now = self._monotonic()
-        slot = max(now, self._tat)
-        if len(self._log) == self.cap and self._log[0] + self.window + self._EDGE > slot:
-            # strictly after the window edge: whether Feishu's window is open or closed is unknown
-            slot = self._log[0] + self.window + self._EDGE
-        self._tat = slot + self._interval
-        self._log.append(slot)
-        if slot > now:
-            await self._sleep(slot - now)
-        return slot
+        async with self._lock:
+            while True:
+                now = self._monotonic()
+                slot = max(now, self._tat)
+                if len(self._log) == self.cap and self._log[0] + self.window + self._EDGE > slot:
+                    # strictly after the window edge: whether Feishu's window is open or closed is unknown
+                    slot = self._log[0] + self.window + self._EDGE
+                if slot <= now:
+                    break
+                await self._sleep(slot - now)
+            # The grant happens now (not at the planned slot): the next one is spaced from here.
+            self._tat = now + self._interval
+            self._log.append(now)
+            return now
 
     def _prune(self) -> None:
         now = self._monotonic()

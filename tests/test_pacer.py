@@ -37,7 +37,7 @@ def pacer(vt: VirtualTime, **kw) -> Pacer:
 
 async def test_thousand_sends_respect_second_and_minute_limits():
     vt = VirtualTime()
-    p = pacer(vt)  # 48/s, 1000/min - 10 reserve
+    p = pacer(vt, reserve=10)  # 48/s, 1000/min - 10 kept for other callers
     grants = [await p.acquire(f"oc_{i}") for i in range(1000)]
     assert max_in_window(grants, 1.0) <= 50
     assert max_in_window(grants, 60.0) <= 1000
@@ -114,3 +114,33 @@ def test_rejects_chat_rate_above_feishu_limit():
         Pacer(chat_rate=6)
     with pytest.raises(ValueError):
         Pacer(per_minute=10, reserve=10)
+
+
+async def test_late_wakeups_do_not_release_a_burst():
+    """A busy event loop wakes sleepers late; grants stay spaced from the actual previous grant."""
+    import random
+
+    rng = random.Random(7)
+
+    class LaggyTime(VirtualTime):
+        async def sleep(self, d: float) -> None:
+            self.t += max(0.0, d) + rng.choice([0.0, 0.0, 0.05, 0.3])  # sometimes 300 ms late
+            await asyncio.sleep(0)
+
+    vt = LaggyTime()
+    p = pacer(vt)
+
+    async def one(i: int) -> float:
+        return await p.acquire(f"oc_{i}")
+
+    grants = sorted(await asyncio.gather(*(one(i) for i in range(300))))
+    gaps = [b - a for a, b in zip(grants, grants[1:])]
+    assert min(gaps) >= 1 / 48 - 1e-9
+    assert max_in_window(grants, 1.0) <= 48
+
+
+async def test_default_fits_a_thousand_sends_in_one_minute_window():
+    vt = VirtualTime()
+    p = pacer(vt)
+    grants = [await p.acquire(f"oc_{i}") for i in range(1000)]
+    assert grants[-1] - grants[0] == pytest.approx(999 / 48)  # ≈ 20.8 s: 1.04× the 20 s floor
