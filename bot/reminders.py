@@ -17,7 +17,6 @@ sends them once, marked late, or skips them as stale (`stale_after`) — never s
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Iterable
@@ -42,16 +41,9 @@ KINDS = (STANDUP, STANDUP_NUDGE, STANDUP_CLOSE, KEYNODE, TASK_DUE, OVERDUE, SIGN
 DONE = "已完成"
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 @dataclass(frozen=True)
 class Policy:
-    """Tunable delays (environment variables in brackets)."""
+    """Tunable delays (settings in brackets, see bot.settings)."""
 
     nudge_after: timedelta = timedelta(minutes=30)      # [STANDUP_NUDGE_MINUTES]
     standup_window: timedelta = timedelta(minutes=60)   # [STANDUP_WINDOW_MINUTES] then the 进度跟踪表
@@ -63,12 +55,12 @@ class Policy:
     grace: timedelta = timedelta(minutes=10)            # a slot this far past is still created
 
     @classmethod
-    def from_env(cls) -> "Policy":
-        return cls(nudge_after=timedelta(minutes=_env_int("STANDUP_NUDGE_MINUTES", 30)),
-                   standup_window=timedelta(minutes=_env_int("STANDUP_WINDOW_MINUTES", 60)),
-                   task_warn=timedelta(hours=_env_int("TASK_WARN_HOURS", 24)),
-                   escalate_after_days=_env_int("OVERDUE_ESCALATE_DAYS", 2),
-                   signoff_after=timedelta(hours=_env_int("SIGNOFF_NUDGE_HOURS", 24)))
+    def from_settings(cls, settings) -> "Policy":
+        return cls(nudge_after=timedelta(minutes=settings.standup_nudge_minutes),
+                   standup_window=timedelta(minutes=settings.standup_window_minutes),
+                   task_warn=timedelta(hours=settings.task_warn_hours),
+                   escalate_after_days=settings.overdue_escalate_days,
+                   signoff_after=timedelta(hours=settings.signoff_nudge_hours))
 
 
 # ---------------------------------------------------------------- pure planning

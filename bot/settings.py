@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot import texts
 
 DEFAULT_DATABASE_URL = "sqlite:///./collab-bot.db"
 
@@ -28,8 +30,12 @@ class Settings(BaseSettings):
     # How far a request's X-Lark-Request-Timestamp may be from our clock (S2).
     signature_window_seconds: int = 300
     max_body_bytes: int = 64 * 1024
-    # Sandbox: a local fake of the Open API and a chat page, for trying the bot without Feishu.
-    sandbox: bool = False
+    # Reminders (step 5): delays and thresholds.
+    standup_nudge_minutes: int = Field(30, ge=1)
+    standup_window_minutes: int = Field(60, ge=5)
+    task_warn_hours: int = Field(24, ge=1)
+    overdue_escalate_days: int = Field(2, ge=1)
+    signoff_nudge_hours: int = Field(24, ge=1)
 
     @field_validator("feishu_base_url")
     @classmethod
@@ -70,4 +76,4 @@ class Settings(BaseSettings):
             if not value.get_secret_value()
         ]
         if missing:
-            raise SettingsError("缺少必需的配置：" + "、".join(missing))
+            raise SettingsError(texts.CLI_MISSING_SETTINGS.format(names="、".join(missing)))

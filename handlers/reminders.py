@@ -28,7 +28,7 @@ from cards import reminders as cards
 from cards.reminders import KEYNODE_OK, STANDUP_SAME, TaskLine
 
 router = Router()
-POLICY = plan.Policy.from_env()
+POLICY = plan.Policy()  # replaced from the settings in register_ticks
 LATE_AFTER = timedelta(minutes=5)
 PLAN_EVERY_S = 60
 
@@ -40,6 +40,9 @@ def plan_tick(factory, now: datetime) -> int:
 
 
 def register_ticks(state) -> None:
+    global POLICY  # noqa: PLW0603 - one policy per process, read from the settings at start
+    POLICY = plan.Policy.from_settings(state.settings)
+
     async def tick() -> None:
         changed = await asyncio.to_thread(plan_tick, state.factory, state.clock.now())
         if changed:

@@ -71,3 +71,13 @@ def test_cli_db_upgrade(tmp_path):
     out = _cli(["db", "upgrade"], env, tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "up.db").exists()
+
+
+def test_sandbox_never_listens_publicly(tmp_path):
+    """A container started without a Feishu app must not expose the login-less sandbox."""
+    from pathlib import Path
+
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/s.db", "PYTHONPATH": str(Path.cwd())}
+    out = _cli(["serve", "--host", "0.0.0.0"], env, tmp_path)
+    assert out.returncode == 2
+    assert "127.0.0.1" in out.stderr

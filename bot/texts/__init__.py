@@ -7,3 +7,4 @@ from bot.texts.longconn import *  # noqa: F401,F403
 from bot.texts.sandbox import *  # noqa: F401,F403
 from bot.texts.steps13 import *  # noqa: F401,F403
 from bot.texts.reminders import *  # noqa: F401,F403
+from bot.texts.cli import *  # noqa: F401,F403

@@ -1,0 +1,18 @@
+"""What the command line and start-up say to the operator."""
+
+CLI_DESCRIPTION = "跨部门协作飞书机器人"
+CLI_SERVE_HELP = "启动 Webhook 服务（未配置飞书应用时启动本地沙盒）"
+CLI_SANDBOX_HELP = "强制启动本地沙盒"
+CLI_WS_HELP = "通过长连接接收事件（无需公网地址）"
+CLI_WS_HOST_HELP = "健康检查端口的监听地址"
+CLI_DB_HELP = "数据库"
+CLI_DB_UPGRADE_HELP = "执行数据库迁移"
+CLI_SETTING_ERROR = "配置错误 {name}: {msg}"
+CLI_MISSING_SETTINGS = "缺少必需的配置：{names}"
+CLI_DB_DOWN = "数据库暂时无法连接，服务先启动并返回 503，连接恢复后自动升级。"
+CLI_DB_UPGRADE_FAILED = "数据库升级失败，未启动：{error}"
+CLI_DB_UPGRADED = "数据库已升级到最新版本。"
+CLI_SANDBOX_LOOPBACK_ONLY = ("未配置飞书应用（FEISHU_APP_ID 为空），本地沙盒只在本机地址（127.0.0.1）上运行；"
+                             "请配置飞书应用后再监听 {host}。")
+CLI_NO_SANDBOX = "未配置飞书应用（FEISHU_APP_ID 为空），且本地沙盒不可用，请先按 README 配置飞书应用。"
+CLI_WS_NEEDS_APP = "长连接模式需要 FEISHU_APP_ID 和 FEISHU_APP_SECRET。"
