@@ -258,6 +258,15 @@ class ChangeRequestView:
     approve: ActionValue | None = None
     reject: ActionValue | None = None
     new_version: int = 0
+    decision_note: str = ""
+
+
+def _decide_form(name: str, field_name: str, label: str, placeholder: str, button: str, value: ActionValue,
+                 button_type: str) -> dict:
+    """One decision with its optional note: the input and the button on one row."""
+    return kit.form(name, [kit.columns([
+        [kit.text_input(field_name, label, placeholder=placeholder, max_length=300)],
+        [kit.submit_button(button, to_name(value), type=button_type)]], [3, 1])])
 
 
 def change_request_card(view: ChangeRequestView) -> dict:
@@ -270,10 +279,14 @@ def change_request_card(view: ChangeRequestView) -> dict:
         body.append(texts.CHANGE_REQ_RETRO.format(note=kit.esc(view.retro_note)))
     if view.status != "pending":
         body.append(texts.CHANGE_REQ_DECIDED[view.status].format(version=view.new_version))
+        if view.decision_note:
+            body.append(texts.CHANGE_REQ_NOTE.format(note=kit.esc(view.decision_note)))
     elements = [kit.md("\n".join(body))]
     if view.status == "pending" and view.approve and view.reject:
-        elements.append(kit.columns([[kit.button(texts.BTN_APPROVE, view.approve, type="primary_filled")],
-                                     [kit.button(texts.BTN_REJECT, view.reject, type="danger")]]))
+        elements.append(_decide_form("cr_approve", "approve_note", texts.FIELD_APPROVE_NOTE, texts.PH_APPROVE_NOTE,
+                                     texts.BTN_APPROVE, view.approve, "primary_filled"))
+        elements.append(_decide_form("cr_reject", "reject_note", texts.FIELD_REJECT_NOTE, texts.PH_REJECT_NOTE,
+                                     texts.BTN_REJECT, view.reject, "danger"))
     return kit.card(texts.CHANGE_REQ_TITLE.format(no=view.no, title=view.title),
                     template={"pending": "orange", "approved": "green", "rejected": "grey"}[view.status],
                     tags=[(text, colour)], elements=elements)
@@ -288,6 +301,7 @@ class PlanDiffView:
     reason: str
     retro_note: str
     notify: tuple[str, ...]     # open_ids of the owners concerned
+    decision_note: str = ""
 
 
 def plan_diff_card(view: PlanDiffView) -> dict:
@@ -295,6 +309,8 @@ def plan_diff_card(view: PlanDiffView) -> dict:
     body.append(texts.CHANGE_REQ_REASON.format(reason=kit.esc(view.reason)))
     if view.retro_note:
         body.append(texts.CHANGE_REQ_RETRO.format(note=kit.esc(view.retro_note)))
+    if view.decision_note:
+        body.append(texts.CHANGE_REQ_NOTE.format(note=kit.esc(view.decision_note)))
     if view.notify:
         body.append(texts.DIFF_NOTIFY.format(who=" ".join(kit.at(o) for o in view.notify)))
     title = texts.DIFF_TITLE.format(version=view.version, title=view.title)

@@ -42,6 +42,11 @@ def parse_when(raw: object, tz: ZoneInfo) -> datetime | None:
     return when.astimezone(ZoneInfo("UTC"))
 
 
+def inert(user_text: str) -> str:
+    """User text for a *text* message: no `<at user_id="all">` or other tags survive."""
+    return str(user_text).replace("<", "＜").replace(">", "＞")
+
+
 def fmt(when: datetime | None, tz: ZoneInfo, pattern: str = texts.DATETIME_FMT) -> str:
     return when.astimezone(tz).strftime(pattern) if when else "—"
 

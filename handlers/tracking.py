@@ -420,7 +420,8 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.request", f"#{no} {cr.reason}")
     ctx.send(outbox.SendText(texts.CHANGE_PLEASE_DECIDE.format(
-        lead=f'<at user_id="{case.lead_open_id}"></at>', no=no, summary=_summary_text(ctx, case, cr), reason=cr.reason)))
+        lead=f'<at user_id="{case.lead_open_id}"></at>', no=no, summary=plan_mod.inert(_summary_text(ctx, case, cr)),
+        reason=plan_mod.inert(cr.reason))))
     return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
 
 
@@ -464,7 +465,7 @@ def _request_card(ctx: Ctx, case: Case, cr: ChangeRequest, new_version: int = 0)
         kind=cr.changes["kind"], lines=lines, reason=cr.reason, retro_note=cr.retro_note, status=cr.status,
         approve=ActionValue(CHANGE_APPROVE, case_id=case.id, row_id=cr.id),
         reject=ActionValue(CHANGE_REJECT, case_id=case.id, row_id=cr.id),
-        new_version=new_version or cr.changes.get("_version", 0)))
+        new_version=new_version or cr.changes.get("_version", 0), decision_note=cr.decision_note or ""))
 
 
 def _decidable(ctx: Ctx, value: ActionValue) -> tuple[Case, ChangeRequest | None, CallbackAnswer | None]:
@@ -475,26 +476,54 @@ def _decidable(ctx: Ctx, value: ActionValue) -> tuple[Case, ChangeRequest | None
     if cr is None:
         raise UserError(texts.CHANGE_NOT_FOUND)
     if cr.status != "pending":  # a second click or a stale card: one effect only
-        return case, None, CallbackAnswer(toast=texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS[cr.status][0]),
-                                          toast_type="info", card=_request_card(ctx, case, cr))
+        return case, None, _already(ctx, case, cr)
     require_step(case, Step.EXECUTION)
     if ctx.actor != case.lead_open_id:
         raise UserError(texts.NOT_LEAD)
     return case, cr, None
 
 
+def _already(ctx: Ctx, case: Case, cr: ChangeRequest) -> CallbackAnswer:
+    return CallbackAnswer(toast=texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS[cr.status][0]),
+                          toast_type="info", card=_request_card(ctx, case, cr))
+
+
+def _decision_note(event: CardAction, key: str) -> str:
+    return str((event.form_value or {}).get(key) or "").strip()[:300]
+
+
+def _claim(ctx: Ctx, case: Case, cr: ChangeRequest, status: str, note: str) -> CallbackAnswer | None:
+    """Compare-and-set pending → status: of two concurrent clicks (approve/approve, approve/reject)
+    exactly one decides; the other is answered like a second click. (If the handler then fails,
+    the dispatcher rolls this back with the rest.)"""
+    won = ctx.session.execute(update(ChangeRequest).where(ChangeRequest.id == cr.id,
+                                                          ChangeRequest.status == "pending")
+                              .values(status=status, decided_by=ctx.actor, decided_at=ctx.now, decision_note=note)
+                              .execution_options(synchronize_session=False)).rowcount
+    ctx.session.refresh(cr)
+    return None if won else _already(ctx, case, cr)
+
+
+def _note_suffix(note: str) -> str:
+    return ("\n" + texts.CHANGE_NOTICE_NOTE.format(note=plan_mod.inert(note))) if note else ""
+
+
 @router.action(CHANGE_REJECT)
-def reject_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case, cr, done = _decidable(ctx, value)
     if done:
         return done
     lines = _change_lines(ctx, case, cr)
-    cr.status, cr.decided_by, cr.decided_at = "rejected", ctx.actor, ctx.now
+    note = _decision_note(event, "reject_note")
+    lost = _claim(ctx, case, cr, "rejected", note)
+    if lost:
+        return lost
     cr.changes = {**cr.changes, "_lines": lines}
     no = _request_no(ctx.session, cr)
-    audit(ctx, case, "change.reject", f"#{no} {cr.reason}")
+    audit(ctx, case, "change.reject", f"#{no} {cr.reason}" + (f" · {note}" if note else ""))
     ctx.send(outbox.SendText(texts.CHANGE_REJECTED_NOTICE.format(
-        who=f'<at user_id="{cr.requested_by}"></at>', no=no, summary=_summary_text(ctx, case, cr))))
+        who=f'<at user_id="{cr.requested_by}"></at>', no=no,
+        summary=plan_mod.inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
     return CallbackAnswer(toast=texts.CHANGE_REJECTED.format(no=no), card=_request_card(ctx, case, cr))
 
 
@@ -530,11 +559,15 @@ def _apply_change(ctx: Ctx, case: Case, cr: ChangeRequest) -> set[str]:
 
 
 @router.action(CHANGE_APPROVE)
-def approve_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case, cr, done = _decidable(ctx, value)
     if done:
         return done
     lines = _change_lines(ctx, case, cr)
+    note = _decision_note(event, "approve_note")
+    lost = _claim(ctx, case, cr, "approved", note)
+    if lost:
+        return lost
     try:
         concerned = _apply_change(ctx, case, cr)
     except ValueError as exc:
@@ -546,11 +579,14 @@ def approve_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> Callback
     ctx.session.add(PlanVersion(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, version=version,
                                 snapshot=plan_mod.plan_snapshot(ctx.session, case), reason=cr.reason,
                                 change_request_id=cr.id, published_by=ctx.actor, published_at=ctx.now))
-    cr.status, cr.decided_by, cr.decided_at = "approved", ctx.actor, ctx.now
     cr.changes = {**cr.changes, "_lines": lines, "_version": version}
     no = _request_no(ctx.session, cr)
-    audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}")
+    audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}" + (f" · {note}" if note else ""))
     ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned))))
+    if cr.requested_by != ctx.actor:  # the requester hears the decision (and the note) by name
+        ctx.send(outbox.SendText(texts.CHANGE_APPROVED_NOTICE.format(
+            who=f'<at user_id="{cr.requested_by}"></at>', no=no, version=version,
+            summary=plan_mod.inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.CHANGE_APPROVED.format(no=no, version=version),
                           card=_request_card(ctx, case, cr, version))
@@ -592,7 +628,8 @@ def diff_card_for(session: Session, case: Case, version: int, no: int, cr: Chang
                   notify: list[str]) -> dict:
     lines = diff_lines(baseline(session, case), plan_mod.plan_snapshot(session, case), tz)
     return plan_diff_card(PlanDiffView(title=case.title, version=version, no=no, lines=tuple(lines), reason=cr.reason,
-                                       retro_note=cr.retro_note, notify=tuple(notify)))
+                                       retro_note=cr.retro_note, notify=tuple(notify),
+                                       decision_note=cr.decision_note or ""))
 
 
 # ---------------------------------------------------------------- closing execution
@@ -628,7 +665,7 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
     step = advance(Step(case.step), repository.facts(ctx.session, case))
     repository.enter_step(ctx.session, case, step, now=ctx.now, reason=reason[:500])
     audit(ctx, case, "execution.close", reason)
-    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=reason)))
+    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=plan_mod.inert(reason))))
     case_card.announce_step(ctx, case, Step.EXECUTION)
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))

@@ -22,6 +22,14 @@ def change_form(world, user=TECH_DEV):
     return world.last_card(title_contains="调整申请 · ")["message_id"]
 
 
+def approve(world, user, mid, note=""):
+    return world.submit(user, mid, {"approve_note": note} if note else {}, form_name="cr_approve")
+
+
+def reject(world, user, mid, note=""):
+    return world.submit(user, mid, {"reject_note": note} if note else {}, form_name="cr_reject")
+
+
 def task(world, task_id):
     with world.state.factory() as s:
         return s.get(Task, task_id)
@@ -41,9 +49,16 @@ def test_change_approved_creates_version_with_diff(world):
     assert_snapshot("steps46_change_request_pending", world.card(mid))
     assert any(f'<at user_id="{LEAD}"></at> 请审批调整申请 #1' in t for t in world.texts())
     # only the lead decides
-    assert world.press(TECH_HEAD, mid, "批准")["toast"]["content"] == "只有协作组长可以执行此操作。"
-    ans = world.press(LEAD, mid, "批准")
+    assert approve(world, TECH_HEAD, mid)["toast"]["content"] == "只有协作组长可以执行此操作。"
+    ans = approve(world, LEAD, mid, "同意顺延，请同步客户")
     assert ans["toast"]["content"] == "已批准调整申请 #1，方案更新为版本 2。"
+    assert_snapshot("steps46_change_request_approved", world.card(mid))
+    assert "**组长意见：**同意顺延，请同步客户" in card_text(world.card(mid))
+    notice = [t for t in world.texts() if "已批准" in t]
+    assert notice == [f'<at user_id="{TECH_DEV}"></at> 你的调整申请 #1（调整 #1 完成用户数据加密接口开发）已批准，'
+                      "方案更新为版本 2。\n组长意见：同意顺延，请同步客户"]
+    with world.state.factory() as s:
+        assert s.scalar(select(ChangeRequest.decision_note)) == "同意顺延，请同步客户"
     assert task(world, t1).due_at.isoformat() == "2026-12-11T10:00:00+00:00"
     with world.state.factory() as s:
         versions = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id).order_by(PlanVersion.version)).all()
@@ -53,7 +68,7 @@ def test_change_approved_creates_version_with_diff(world):
     assert_snapshot("steps46_plan_diff", diff)
     text = card_text(diff)
     assert "#1 完成用户数据加密接口开发：截止 12-10 09:00 → 12-11 18:00" in text
-    assert f"<at id={TECH_DEV}></at>" in text and "复盘会：顺延1天" in text
+    assert f"<at id={TECH_DEV}></at>" in text and "复盘会：顺延1天" in text and "同意顺延" in text
     # the second click on the same card changes nothing
     again = world.click(LEAD, mid, value={"a": "change.approve", "c": case_id, "r": versions[1].change_request_id})
     assert again["toast"]["content"] == "这条调整申请已批准，无需重复操作。"
@@ -66,10 +81,14 @@ def test_change_rejected_keeps_plan(world):
     mid = change_form(world, DESIGN_HEAD)
     world.press(DESIGN_HEAD, mid, "取消任务")
     world.submit(DESIGN_HEAD, mid, {"task": str(t2), "reason": "页面不再需要适配"}, form_name="change_drop")
-    ans = world.press(LEAD, mid, "驳回")
+    ans = reject(world, LEAD, mid, "上线前不能取消适配<at user_id=\"all\"></at>")
     assert ans["toast"]["content"] == "已驳回调整申请 #1。"
     assert not task(world, t2).dropped
-    assert any(f'<at user_id="{DESIGN_HEAD}"></at> 你的调整申请 #1' in t for t in world.texts())
+    notice = [t for t in world.texts() if "未获批准" in t]
+    assert notice == [f'<at user_id="{DESIGN_HEAD}"></at> 你的调整申请 #1（取消任务 #2 协调设计部完成页面适配）未获批准，'
+                      '原计划不变。\n组长意见：上线前不能取消适配＜at user_id="all"＞＜/at＞']  # inert
+    with world.state.factory() as s:
+        assert s.scalar(select(ChangeRequest.decision_note)).startswith("上线前不能取消适配")
     assert_snapshot("steps46_change_request_rejected", world.card(mid))
     with world.state.factory() as s:
         assert s.scalar(select(ChangeRequest.status)) == "rejected"
@@ -87,14 +106,15 @@ def test_new_task_and_owner_change(world):
     world.submit(LEAD, mid, {"content": "紧急推广功能", "owner": TECH_HEAD, "start": "2026-12-09 09:00 +0800",
                              "due": "2026-12-10 12:00 +0800", "standard": "功能上线", "reason": "竞品提前发布"},
                  form_name="change_add")
-    world.press(LEAD, mid, "批准")
+    approve(world, LEAD, mid)
     with world.state.factory() as s:
         new = s.scalar(select(Task).where(Task.case_id == case_id, Task.content == "紧急推广功能"))
         assert new.seq == 3 and new.owner_open_id == TECH_HEAD
     assert "#3 紧急推广功能：新增" in card_text(world.last_card(title_contains="版本 2")["content"])
     mid = change_form(world, LEAD)
     world.submit(LEAD, mid, {"task": str(t2), "owner": TECH_DEV, "reason": "设计部人手不足"}, form_name="change_edit")
-    world.press(LEAD, mid, "批准")
+    approve(world, LEAD, mid)
+    assert not [t for t in world.texts() if "已批准" in t]  # the lead asked and decided: no notice to self
     assert task(world, t2).owner_open_id == TECH_DEV
     text = card_text(world.last_card(title_contains="版本 3")["content"])
     assert f"负责人 <at id={DESIGN_HEAD}></at> → <at id={TECH_DEV}></at>" in text
@@ -122,3 +142,73 @@ def test_lead_closes_execution_with_reason(world):
         assert s.get(Case, case_id).step == 6
         log = s.scalar(select(StepLog).where(StepLog.case_id == case_id, StepLog.step == 6))
         assert log.reason == "推广活动已上线，剩余优化转入常规迭代"
+
+
+def _concurrently(world, mid, clicks):
+    """Store every click first, then process them at the same moment on the real database."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.envelope import parse_event
+    from feishu_fake import events as ev
+    from tests.driver import CHAT
+
+    ids = []
+    for user, name, form in clicks:
+        payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=user, value=None,
+                                       form_value=form, name=name, **world._common())  # noqa: SLF001
+        event = parse_event(payload)
+        assert world.state.dispatcher.store(payload, event)
+        ids.append(event.header.event_id)
+    barrier = threading.Barrier(len(ids))
+
+    def run(event_id):
+        barrier.wait()
+        return world.state.dispatcher.process(event_id)
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        answers = list(pool.map(run, ids))
+    world.drain()
+    return [a.toast for a in answers]
+
+
+def _pending_request(world, user=TECH_DEV):
+    case_id, (t1, _t2) = setup(world)
+    mid = change_form(world, user)
+    world.submit(user, mid, {"task": str(t1), "due": "2026-12-11 18:00 +0800", "reason": "加密方案变更"},
+                 form_name="change_edit")
+    return case_id, mid
+
+
+def test_double_clicks_on_approve_decide_once(world):
+    from tests.driver import find_submit
+    case_id, mid = _pending_request(world)
+    card = world.card(mid)
+    ok, no = find_submit(card, "cr_approve"), find_submit(card, "cr_reject")
+    toasts = _concurrently(world, mid, [(LEAD, ok, {"approve_note": "同意"}), (LEAD, ok, {"approve_note": "同意"}),
+                                        (LEAD, no, {"reject_note": "不同意"})])
+    decided = [t for t in toasts if t.startswith(("已批准调整申请", "已驳回调整申请"))]
+    assert len(decided) == 1, toasts
+    assert all(t in decided or t.startswith("这条调整申请已") for t in toasts), toasts
+    with world.state.factory() as s:
+        cr = s.scalar(select(ChangeRequest))
+        versions = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()
+        assert len(versions) == (2 if cr.status == "approved" else 1)
+        assert cr.decision_note == ("同意" if cr.status == "approved" else "不同意")
+    notices = [t for t in world.texts() if "你的调整申请 #1" in t]
+    assert len(notices) == 1, notices
+    # and a later click on the old card changes nothing either
+    again = world.click(LEAD, mid, form={"reject_note": "再点一次"}, name=no)
+    assert again["toast"]["content"].startswith("这条调整申请已")
+    with world.state.factory() as s:
+        assert s.scalar(select(ChangeRequest.decision_note)) == cr.decision_note
+
+
+def test_double_clicks_on_reject_decide_once(world):
+    from tests.driver import find_submit
+    _case_id, mid = _pending_request(world, DESIGN_HEAD)
+    no = find_submit(world.card(mid), "cr_reject")
+    toasts = _concurrently(world, mid, [(LEAD, no, {"reject_note": "人手够"})] * 3)
+    assert toasts.count("已驳回调整申请 #1。") == 1, toasts
+    assert toasts.count("这条调整申请已驳回，无需重复操作。") == 2, toasts
+    assert len([t for t in world.texts() if "未获批准" in t]) == 1

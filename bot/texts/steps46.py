@@ -337,3 +337,12 @@ RISK_CLOSE_NOT_ALLOWED = "只有风险负责人（{owner}）或协作组长可�
 RISK_OWNER_FALLBACK = "登记的负责人"
 PERSON_ROLE = "{dept}{role}"
 HEAD_WORD = "负责人"
+
+# ---------------------------------------------------------------- change requests: the lead's note
+FIELD_APPROVE_NOTE = "批准说明（可选）"
+PH_APPROVE_NOTE = "例如：同意顺延，请同步客户"
+FIELD_REJECT_NOTE = "驳回理由（可选，会告知申请人）"
+PH_REJECT_NOTE = "例如：上线日期不能再推迟，请改为加派人手"
+CHANGE_REQ_NOTE = "**组长意见：**{note}"
+CHANGE_NOTICE_NOTE = "组长意见：{note}"
+CHANGE_APPROVED_NOTICE = "{who} 你的调整申请 #{no}（{summary}）已批准，方案更新为版本 {version}。"
