@@ -13,6 +13,14 @@ class Entry:
     kind: str
     content: str
     author: str
+    entry_id: int = 0
+
+
+@dataclass(frozen=True)
+class RetroActions:
+    """Action names for editing entries (constants of handlers.retro)."""
+    edit: str       # row_id = entry → the form switches to editing it; no row → back to adding
+    delete: str     # row_id = entry
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,28 @@ class RetroView:
     submit: ActionValue
     finalise: ActionValue
     typed: dict[str, str] = field(default_factory=dict)
+    actions: RetroActions | None = None
+    editing: Entry | None = None    # the entry shown in the form (submit then saves it)
+
+
+PANEL_ROWS = 20  # entries listed in the edit panel (newest first); keeps the card small
+
+
+def _edit_panel(view: RetroView, a: RetroActions) -> dict:
+    case_id = view.submit.case_id
+    newest = sorted(view.entries, key=lambda e: -e.entry_id)
+    rows: list[dict] = []
+    for e in newest[:PANEL_ROWS]:
+        line = texts.RETRO_PANEL_LINE.format(kind=e.kind, content=kit.esc(e.content[:60]), author=kit.at(e.author))
+        rows.append(kit.columns([[kit.md(line)],
+                                 [kit.button(texts.BTN_RETRO_EDIT, ActionValue(a.edit, case_id=case_id,
+                                                                              row_id=e.entry_id))],
+                                 [kit.button(texts.BTN_RETRO_DELETE, ActionValue(a.delete, case_id=case_id,
+                                                                                row_id=e.entry_id),
+                                             type="danger", confirm=texts.RETRO_DELETE_CONFIRM)]], [4, 1, 1]))
+    if len(newest) > PANEL_ROWS:
+        rows.append(kit.md(texts.RETRO_PANEL_MORE.format(n=PANEL_ROWS)))
+    return kit.collapsible(texts.RETRO_EDIT_PANEL, rows, expanded=view.editing is not None)
 
 
 def _entries_table(entries: tuple[Entry, ...]) -> dict:
@@ -38,14 +68,26 @@ def retro_card(view: RetroView) -> dict:
     elements.append(_entries_table(view.entries) if view.entries else kit.md(texts.RETRO_EMPTY))
     elements.append(kit.md(texts.RETRO_MISSING.format(who=" ".join(kit.at(o) for o in view.missing))
                            if view.missing else texts.RETRO_ALL_IN))
-    elements.append(kit.form("retro_entry", [
+    if view.actions is not None and view.entries:
+        elements.append(_edit_panel(view, view.actions))
+    ed = view.editing
+    kind = view.typed.get("kind") or (ed.kind if ed else None)
+    content = view.typed.get("content") or (ed.content if ed else None)
+    fields = [kit.md(texts.RETRO_FORM_EDIT)] if ed else []
+    submit = view.submit if ed is None else ActionValue(view.submit.action, case_id=view.submit.case_id,
+                                                        row_id=ed.entry_id)
+    elements.append(kit.form("retro_entry", fields + [
         kit.select_static("kind", [(k, k) for k in texts.RETRO_KINDS], placeholder=texts.PH_RETRO_KIND, required=True,
-                          initial=view.typed.get("kind") or None),
+                          initial=kind or None),
         kit.text_input("content", texts.FIELD_RETRO_CONTENT, placeholder=texts.PH_RETRO_CONTENT, required=True,
-                       multiline=True, default=view.typed.get("content") or None, max_length=1000),
-        kit.submit_button(texts.BTN_RETRO_ADD, to_name(view.submit))]))
-    elements.append(kit.columns([[kit.button(texts.BTN_RETRO_FINALISE, view.finalise, type="primary_filled",
-                                             confirm=texts.RETRO_FINALISE_CONFIRM)]]))
+                       multiline=True, default=content or None, max_length=1000),
+        kit.submit_button(texts.BTN_RETRO_SAVE if ed else texts.BTN_RETRO_ADD, to_name(submit))]))
+    buttons = [kit.button(texts.BTN_RETRO_FINALISE, view.finalise, type="primary_filled",
+                          confirm=texts.RETRO_FINALISE_CONFIRM)]
+    if ed is not None and view.actions is not None:
+        buttons.insert(0, kit.button(texts.BTN_RETRO_CANCEL, ActionValue(view.actions.edit,
+                                                                         case_id=view.submit.case_id)))
+    elements.append(kit.columns([[b] for b in buttons]))
     title = texts.RETRO_TITLE.format(title=view.title)
     return kit.card(title, template="orange", elements=elements, summary=title)
 

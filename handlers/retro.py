@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
@@ -19,7 +19,7 @@ from bot.envelope import CardAction
 from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Step, advance
-from cards.retro import ChangeRow, Entry, PlanActualRow, ReportView, RetroView, rate, report_card, retro_card
+from cards.retro import ChangeRow, Entry, RetroActions, PlanActualRow, ReportView, RetroView, rate, report_card, retro_card
 from handlers import case_card, templates
 from handlers.plan import audit, fmt, load_case, require_step, tasks_of, team_open_ids
 from handlers.tracking import baseline
@@ -30,22 +30,30 @@ router.include(templates.router)  # /模板 (handlers/__init__ loads the step mo
 RETRO_OPEN = "retro.open"
 RETRO_ADD = "retro.add"
 RETRO_FINALISE = "retro.finalise"
+RETRO_EDIT = "retro.edit"        # row_id = entry: edit it in the form; no row: back to adding
+RETRO_DELETE = "retro.delete"    # row_id = entry
 TEMPLATE_SAVE = "template.save"
 
 
 # ---------------------------------------------------------------- collection
 def _entries(session: Session, case: Case) -> tuple[Entry, ...]:
-    return tuple(Entry(kind=e.kind, content=e.content, author=e.author_open_id)
+    return tuple(Entry(kind=e.kind, content=e.content, author=e.author_open_id, entry_id=e.id)
                  for e in repository.retro_entries(session, case))
 
 
-def retro_card_for(session: Session, case: Case, typed: dict[str, str] | None = None) -> dict:
+def retro_card_for(session: Session, case: Case, typed: dict[str, str] | None = None,
+                   editing: RetroEntry | None = None) -> dict:
+    """The collection card; while the case is in step 6 authors can edit or delete their entries."""
     entries = _entries(session, case)
     wrote = {e.author for e in entries}
     missing = tuple(sorted(o for o in team_open_ids(session, case) if o not in wrote))
+    open_ = case.step == Step.RETRO and case.status == "active"
+    ed = next((e for e in entries if editing is not None and e.entry_id == editing.id), None)
     return retro_card(RetroView(title=case.title, entries=entries, missing=missing,
                                 submit=ActionValue(RETRO_ADD, case_id=case.id),
-                                finalise=ActionValue(RETRO_FINALISE, case_id=case.id), typed=typed or {}))
+                                finalise=ActionValue(RETRO_FINALISE, case_id=case.id), typed=typed or {},
+                                actions=RetroActions(edit=RETRO_EDIT, delete=RETRO_DELETE) if open_ else None,
+                                editing=ed if open_ else None))
 
 
 def _member_case(ctx: Ctx, value: ActionValue) -> Case:
@@ -64,27 +72,85 @@ def open_retro(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
     return CallbackAnswer(toast=texts.BTN_OPEN_RETRO)
 
 
-@router.action(RETRO_ADD)
-def add_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = _member_case(ctx, value)
-    form = event.form_value or {}
+def _read_entry(ctx: Ctx, case: Case, form: dict, editing: RetroEntry | None) -> dict[str, str]:
     typed = {"kind": str(form.get("kind") or "").strip(), "content": str(form.get("content") or "").strip()}
     problem = (texts.RETRO_BAD_KIND if typed["kind"] not in texts.RETRO_KINDS else
                texts.RETRO_NEED_CONTENT if not typed["content"] else None)
     if problem:
-        raise UserError(problem, card=retro_card_for(ctx.session, case, typed))
+        raise UserError(problem, card=retro_card_for(ctx.session, case, typed, editing))
+    typed["content"] = typed["content"][:1000]
+    return typed
+
+
+def _own_entry(ctx: Ctx, case: Case, entry_id: int | None) -> RetroEntry | None:
+    """The entry if it exists; refuses anyone but its author (toast naming who may)."""
+    entry = ctx.session.scalar(select(RetroEntry).where(
+        RetroEntry.id == (entry_id or 0), RetroEntry.case_id == case.id, RetroEntry.tenant_key == case.tenant_key,
+        RetroEntry.chat_id == case.chat_id))
+    if entry is not None and entry.author_open_id != ctx.actor:
+        from handlers.tracking import person_desc  # noqa: PLC0415
+        raise UserError(texts.RETRO_NOT_AUTHOR.format(who=person_desc(ctx.session, case, entry.author_open_id)))
+    return entry
+
+
+@router.action(RETRO_ADD)
+def add_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    """Add an entry, or (row_id) save the author's edit of one."""
+    case = _member_case(ctx, value)
+    form = event.form_value or {}
+    if value.row_id:
+        return _save_edit(ctx, case, value.row_id, form)
+    typed = _read_entry(ctx, case, form, None)
     exists = ctx.session.scalar(select(RetroEntry.id).where(
         RetroEntry.case_id == case.id, RetroEntry.tenant_key == case.tenant_key, RetroEntry.chat_id == case.chat_id,
         RetroEntry.author_open_id == ctx.actor, RetroEntry.kind == typed["kind"],
-        RetroEntry.content == typed["content"][:1000]))
+        RetroEntry.content == typed["content"]))
     if exists:
         return CallbackAnswer(toast=texts.RETRO_DUPLICATE, toast_type="info", card=retro_card_for(ctx.session, case))
     ctx.session.add(RetroEntry(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                               author_open_id=ctx.actor, kind=typed["kind"], content=typed["content"][:1000],
+                               author_open_id=ctx.actor, kind=typed["kind"], content=typed["content"],
                                created_at=ctx.now))
     audit(ctx, case, "retro.entry", f"{typed['kind']}：{typed['content'][:100]}")
     ctx.session.flush()
     return CallbackAnswer(toast=texts.RETRO_ADDED.format(kind=typed["kind"]), card=retro_card_for(ctx.session, case))
+
+
+def _save_edit(ctx: Ctx, case: Case, entry_id: int, form: dict) -> CallbackAnswer:
+    entry = _own_entry(ctx, case, entry_id)
+    if entry is None:
+        raise UserError(texts.RETRO_ENTRY_GONE, card=retro_card_for(ctx.session, case), kind="info")
+    typed = _read_entry(ctx, case, form, entry)
+    if (entry.kind, entry.content) == (typed["kind"], typed["content"]):  # a double submit saves once
+        return CallbackAnswer(toast=texts.RETRO_UNCHANGED, toast_type="info", card=retro_card_for(ctx.session, case))
+    before = f"{entry.kind}：{entry.content[:100]}"
+    entry.kind, entry.content = typed["kind"], typed["content"]
+    audit(ctx, case, "retro.edit", f"{before} → {typed['kind']}：{typed['content'][:100]}")
+    ctx.session.flush()
+    return CallbackAnswer(toast=texts.RETRO_SAVED.format(kind=typed["kind"]), card=retro_card_for(ctx.session, case))
+
+
+@router.action(RETRO_EDIT)
+def edit_entry(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _member_case(ctx, value)
+    if not value.row_id:
+        return CallbackAnswer(card=retro_card_for(ctx.session, case))
+    entry = _own_entry(ctx, case, value.row_id)
+    if entry is None:
+        raise UserError(texts.RETRO_ENTRY_GONE, card=retro_card_for(ctx.session, case), kind="info")
+    return CallbackAnswer(card=retro_card_for(ctx.session, case, editing=entry))
+
+
+@router.action(RETRO_DELETE)
+def delete_entry(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _member_case(ctx, value)
+    entry = _own_entry(ctx, case, value.row_id)
+    gone = entry is None or not ctx.session.execute(  # compare-and-delete: a double click deletes once
+        delete(RetroEntry).where(RetroEntry.id == entry.id).execution_options(synchronize_session=False)).rowcount
+    if gone:
+        return CallbackAnswer(toast=texts.RETRO_ENTRY_GONE, toast_type="info", card=retro_card_for(ctx.session, case))
+    ctx.session.expunge(entry)
+    audit(ctx, case, "retro.delete", f"{entry.kind}：{entry.content[:100]}")
+    return CallbackAnswer(toast=texts.RETRO_DELETED.format(kind=entry.kind), card=retro_card_for(ctx.session, case))
 
 
 # ---------------------------------------------------------------- the report

@@ -161,3 +161,14 @@ def make_plan_published(factory: sessionmaker[Session], case_id: int, *, now: da
         s.add(StepLog(**sc, step=5, entered_at=now))
         case.step, case.step_entered_at = 5, now
     return ids
+
+
+def make_retro(factory: sessionmaker[Session], case_id: int, *, now: datetime) -> None:
+    """A published case whose execution has ended: put in step 6 (the retrospective)."""
+    with factory() as s, s.begin():
+        case = s.get(Case, case_id)
+        log = s.scalar(select(StepLog).where(StepLog.case_id == case_id, StepLog.left_at.is_(None)))
+        if log is not None:
+            log.left_at = now
+        s.add(StepLog(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id, step=6, entered_at=now))
+        case.step, case.step_entered_at = 6, now

@@ -1,0 +1,102 @@
+"""Step 6 — authors edit or delete their own retrospective entries until the lead finalises."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.actions import ActionValue, to_name
+from bot.models import AuditEntry, RetroEntry
+from tests.cardsnap import assert_snapshot
+from tests.casefactory import make_case_at_step4, make_plan_published, make_retro
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, walk
+
+
+def _retro(world):
+    now = world.clock.now()
+    case_id = make_case_at_step4(world.state.factory, now=now)
+    make_plan_published(world.state.factory, case_id, now=now)
+    make_retro(world.state.factory, case_id, now=now)
+    world.say(LEAD, "/进度")
+    world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
+    mid = world.last_card(title_contains="复盘会")["message_id"]
+    world.submit(TECH_DEV, mid, {"kind": "成功经验", "content": "每日站会让滞后提前暴露"}, form_name="retro_entry")
+    world.submit(DESIGN_HEAD, mid, {"kind": "不足之处", "content": "设计稿晚到"}, form_name="retro_entry")
+    return case_id, mid
+
+
+def _entries(world):
+    with world.state.factory() as s:
+        return {e.author_open_id: (e.id, e.kind, e.content) for e in s.scalars(select(RetroEntry))}
+
+
+def _audit(world, action):
+    with world.state.factory() as s:
+        return [a.detail for a in s.scalars(select(AuditEntry).where(AuditEntry.action == action))]
+
+
+def _click(world, user, mid, action, case_id, row_id=None, form=None):
+    value = ActionValue(action, case_id=case_id, row_id=row_id)
+    if form is not None:
+        return world.click(user, mid, form=form, name=to_name(value))
+    return world.click(user, mid, value=value.dump())
+
+
+def test_author_edits_own_entry_others_cannot(world):
+    case_id, mid = _retro(world)
+    dev_entry = _entries(world)[TECH_DEV][0]
+    # someone else: a toast naming who may, nothing changes
+    for action in ("retro.edit", "retro.delete"):
+        ans = _click(world, DESIGN_HEAD, mid, action, case_id, dev_entry)
+        assert ans["toast"]["type"] == "error"
+        assert ans["toast"]["content"] == "只有填写人（技术部接口人）可以修改或删除这条内容。"
+    forged = _click(world, DESIGN_HEAD, mid, "retro.add", case_id, dev_entry, form={"kind": "成果", "content": "改掉"})
+    assert "只有填写人" in forged["toast"]["content"]
+    assert _entries(world)[TECH_DEV][1:] == ("成功经验", "每日站会让滞后提前暴露")
+    # the author opens the entry in the form
+    ans = _click(world, TECH_DEV, mid, "retro.edit", case_id, dev_entry)
+    assert_snapshot("steps46_retro_editing", world.card(mid))
+    fields = {n["name"]: n for n in walk(ans["card"]["data"]) if n.get("tag") in ("select_static", "input")}
+    assert fields["kind"]["initial_option"] == "成功经验"
+    assert fields["content"]["default_value"] == "每日站会让滞后提前暴露"
+    # a bad edit keeps what was typed
+    bad = world.submit(TECH_DEV, mid, {"kind": "不足之处", "content": " "}, form_name="retro_entry")
+    assert bad["toast"]["content"] == "请填写内容。"
+    kind = next(n for n in walk(bad["card"]["data"]) if n.get("tag") == "select_static")
+    assert kind["initial_option"] == "不足之处"
+    assert any(n.get("text", {}).get("content") == "保存修改" for n in walk(bad["card"]["data"]))
+    ok = world.submit(TECH_DEV, mid, {"kind": "不足之处", "content": "接口加密方案评估晚了"}, form_name="retro_entry")
+    assert ok["toast"]["content"] == "已保存修改：不足之处"
+    assert _entries(world)[TECH_DEV] == (dev_entry, "不足之处", "接口加密方案评估晚了")
+    assert _audit(world, "retro.edit") == ["成功经验：每日站会让滞后提前暴露 → 不足之处：接口加密方案评估晚了"]
+    # the card is back to adding, showing the new text
+    assert "接口加密方案评估晚了" in str(world.card(mid))
+    again = _click(world, TECH_DEV, mid, "retro.add", case_id, dev_entry,
+                   form={"kind": "不足之处", "content": "接口加密方案评估晚了"})
+    assert again["toast"]["content"] == "内容没有变化。" and len(_audit(world, "retro.edit")) == 1
+
+
+def test_author_deletes_own_entry_once(world):
+    case_id, mid = _retro(world)
+    design_entry = _entries(world)[DESIGN_HEAD][0]
+    ans = _click(world, OUTSIDER, mid, "retro.delete", case_id, design_entry)
+    assert ans["toast"]["type"] == "error" and DESIGN_HEAD in _entries(world)
+    ans = _click(world, DESIGN_HEAD, mid, "retro.delete", case_id, design_entry)
+    assert ans["toast"]["content"] == "已删除：不足之处"
+    assert DESIGN_HEAD not in _entries(world) and "设计稿晚到" not in str(world.card(mid))
+    again = _click(world, DESIGN_HEAD, mid, "retro.delete", case_id, design_entry)
+    assert again["toast"]["content"] == "这条内容已经删除了。"
+    assert _audit(world, "retro.delete") == ["不足之处：设计稿晚到"]
+
+
+def test_no_edits_after_the_lead_finalises(world):
+    case_id, mid = _retro(world)
+    dev_entry = _entries(world)[TECH_DEV][0]
+    world.clock.advance(timedelta(seconds=5))
+    world.press(LEAD, mid, "定稿并结案")
+    assert "编辑" not in {n.get("text", {}).get("content") for n in walk(world.card(mid))}
+    for action, form in (("retro.edit", None), ("retro.delete", None),
+                         ("retro.add", {"kind": "成果", "content": "改掉"})):
+        ans = _click(world, TECH_DEV, mid, action, case_id, dev_entry, form=form)
+        assert ans["toast"]["type"] == "error", ans
+    assert _entries(world)[TECH_DEV][1:] == ("成功经验", "每日站会让滞后提前暴露")
