@@ -58,6 +58,7 @@ class PlanActions:
     delete_node: str
     carry: str
     publish: str
+    set_depends: str = ""    # the second, optional step: which task waits for which
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class PlanView:
     nodes: tuple[PlanNode, ...]
     meeting_hours: int = 24
     actions: PlanActions | None = None      # None → read-only (published)
-    mode: str = "task"                       # which form is shown: task | risk | node
+    mode: str = "task"                       # which form is shown: task | risk | node | depends
     editing: PlanTask | None = None          # the task being edited in the task form
     typed: dict[str, str] = field(default_factory=dict)   # what the user typed (after an error)
     carry_count: int = 0
@@ -144,11 +145,10 @@ def _edit_panel(view: PlanView, a: PlanActions) -> dict:
 
 
 def _task_form(view: PlanView, a: PlanActions) -> dict:
+    """Six fields at most (cards.md "short forms"); dependencies are a separate optional step."""
     ed, typed = view.editing, view.typed
     def pick(key: str, stored: str | None) -> str | None:  # noqa: E306
         return typed.get(key) or stored or None
-    deps = [(texts.NO_DEPENDENCY, "0")] + [(f"#{t.seq} {t.content}"[:40], str(t.task_id)) for t in view.tasks
-                                           if ed is None or t.task_id != ed.task_id]
     fields = [
         kit.md(texts.PLAN_FORM_TASK_EDIT.format(seq=ed.seq) if ed else texts.PLAN_FORM_TASK),
         kit.text_input("content", texts.FIELD_CONTENT, placeholder=texts.PH_CONTENT, required=True,
@@ -164,12 +164,23 @@ def _task_form(view: PlanView, a: PlanActions) -> dict:
         kit.text_input("resources", texts.FIELD_RESOURCES, placeholder=texts.PH_RESOURCES,
                        default=pick("resources", ed.resources if ed else None), max_length=300),
     ]
-    if len(deps) > 1:
-        fields.append(kit.select_static("depends", deps, placeholder=texts.PH_DEPENDS,
-                                        initial=pick("depends", None)))
     label = texts.BTN_SAVE_EDIT if ed else texts.BTN_ADD_TASK
     fields.append(kit.submit_button(label, to_name(_value(view, a.add_task, ed.task_id if ed else None))))
     return kit.form("plan_task", fields)
+
+
+def _depends_form(view: PlanView, a: PlanActions) -> dict:
+    t = view.typed
+    options = [(f"#{x.seq} {x.content}"[:40], str(x.task_id)) for x in view.tasks]
+    return kit.form("plan_depends", [
+        kit.md(texts.PLAN_FORM_DEPENDS),
+        kit.columns([[kit.select_static("task", options, placeholder=texts.PH_DEPENDS_TASK, required=True,
+                                        initial=t.get("task") or None)],
+                     [kit.select_static("depends", [(texts.NO_DEPENDENCY, "0")] + options,
+                                        placeholder=texts.PH_DEPENDS, required=True,
+                                        initial=t.get("depends") or None)]]),
+        kit.submit_button(texts.BTN_SAVE_DEPENDS, to_name(_value(view, a.set_depends))),
+    ])
 
 
 def _risk_form(view: PlanView, a: PlanActions) -> dict:
@@ -211,11 +222,15 @@ def plan_card(view: PlanView) -> dict:
     if view.tasks or view.risks or view.nodes:
         elements.append(_edit_panel(view, a))
     elements.append(kit.hr())
-    form = {"task": _task_form, "risk": _risk_form, "node": _node_form}.get(view.mode, _task_form)
+    can_link = len(view.tasks) > 1 and bool(a.set_depends)
+    mode = "task" if view.mode == "depends" and not can_link else view.mode
+    form = {"task": _task_form, "risk": _risk_form, "node": _node_form, "depends": _depends_form}.get(mode, _task_form)
     elements.append(form(view, a))
     buttons = [kit.button(texts.BTN_MODE_TASK, _value(view, a.mode, m="task")),
                kit.button(texts.BTN_MODE_RISK, _value(view, a.mode, m="risk")),
                kit.button(texts.BTN_MODE_NODE, _value(view, a.mode, m="node"))]
+    if can_link:
+        buttons.append(kit.button(texts.BTN_MODE_DEPENDS, _value(view, a.mode, m="depends")))
     if view.carry_count:
         buttons.append(kit.button(texts.BTN_CARRY.format(n=view.carry_count), _value(view, a.carry)))
     buttons.append(kit.button(texts.BTN_PUBLISH, _value(view, a.publish), type="primary_filled",

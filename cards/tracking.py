@@ -209,6 +209,7 @@ class ChangeFormView:
 
 
 def change_form_card(view: ChangeFormView) -> dict:
+    """Six fields at most per mode; a new task starts when the lead approves it."""
     t = view.typed
     def val(k: str) -> str | None:  # noqa: E306
         return t.get(k) or None
@@ -221,9 +222,8 @@ def change_form_card(view: ChangeFormView) -> dict:
     if view.mode == "add":
         fields = [kit.text_input("content", texts.FIELD_CONTENT, placeholder=texts.PH_CONTENT, required=True,
                                  default=val("content"), max_length=200),
-                  kit.select_person("owner", placeholder=texts.PH_OWNER, required=True, initial=val("owner")),
-                  kit.columns([[kit.datetime_picker("start", placeholder=texts.PH_START, required=True,
-                                                    initial=val("start"))],
+                  kit.columns([[kit.select_person("owner", placeholder=texts.PH_OWNER, required=True,
+                                                  initial=val("owner"))],
                                [kit.datetime_picker("due", placeholder=texts.PH_DUE, required=True,
                                                     initial=val("due"))]]),
                   kit.text_input("standard", texts.FIELD_STANDARD, placeholder=texts.PH_STANDARD, required=True,

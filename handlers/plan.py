@@ -151,9 +151,10 @@ PLAN_NODE = "plan.node"
 PLAN_DEL_NODE = "plan.del_node"
 PLAN_CARRY = "plan.carry"
 PLAN_PUBLISH = "plan.publish"
+PLAN_DEPENDS = "plan.depends"    # form: task + the task it waits for ("0": none)
 ACTIONS = PlanActions(mode=PLAN_MODE, add_task=PLAN_TASK, add_risk=PLAN_RISK, add_node=PLAN_NODE,
                       edit_task=PLAN_EDIT, delete_task=PLAN_DEL_TASK, delete_risk=PLAN_DEL_RISK,
-                      delete_node=PLAN_DEL_NODE, carry=PLAN_CARRY, publish=PLAN_PUBLISH)
+                      delete_node=PLAN_DEL_NODE, carry=PLAN_CARRY, publish=PLAN_PUBLISH, set_depends=PLAN_DEPENDS)
 
 
 def meeting_hours(case: Case) -> int:
@@ -201,7 +202,7 @@ def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "ta
     if editing is not None and typed is None:
         typed = {"content": editing.content, "owner": editing.owner_open_id, "standard": editing.delivery_standard,
                  "resources": editing.resources, "start": picker_value(editing.start_at, tz) or "",
-                 "due": picker_value(editing.due_at, tz) or "", "depends": str(editing.depends_on_id or 0)}
+                 "due": picker_value(editing.due_at, tz) or ""}
     ed = next((t for t in tasks if editing is not None and t.task_id == editing.id), None)
     return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
                               meeting_hours=meeting_hours(case), actions=ACTIONS, mode=mode, editing=ed,
@@ -239,8 +240,8 @@ def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
 def switch_mode(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     mode = value.extra.get("m", "task")
-    return CallbackAnswer(card=plan_card_for(ctx.session, case, ctx.tz, mode=mode if mode in ("task", "risk", "node")
-                                             else "task"))
+    return CallbackAnswer(card=plan_card_for(ctx.session, case, ctx.tz,
+                                             mode=mode if mode in ("task", "risk", "node", "depends") else "task"))
 
 
 @router.action(PLAN_EDIT)
@@ -308,21 +309,54 @@ def _check_task(ctx: Ctx, case: Case, form: dict, editing: Task | None) -> dict:
     standard = str(form.get("standard") or "").strip()
     if not standard:
         raise ValueError(texts.ERR_STANDARD)
-    dep_raw = str(form.get("depends") or "0")
-    dep_id = int(dep_raw) if dep_raw.isdigit() and dep_raw != "0" else None
+    dep_id = _depends_id(form, editing)
     tasks = tasks_of(ctx.session, case)
+    _check_depends(tasks, editing.id if editing else -1, dep_id)
+    return dict(content=content[:500], owner_open_id=owner, start_at=start, due_at=due, delivery_standard=standard[:500],
+                resources=str(form.get("resources") or "").strip()[:500], depends_on_id=dep_id)
+
+
+def _depends_id(form: dict, editing: Task | None) -> int | None:
+    """The dependency a form asks for; a form without the field keeps what the task had."""
+    if "depends" not in form:
+        return editing.depends_on_id if editing is not None else None
+    raw = str(form.get("depends") or "0")
+    return int(raw) if raw.isdigit() and raw != "0" else None
+
+
+def _check_depends(tasks: list[Task], me: int, dep_id: int | None) -> None:
+    """`me` (a task id, -1 for a new task) may wait for `dep_id`: it exists and makes no loop."""
     if dep_id is not None:
-        if dep_id not in {t.id for t in tasks} or (editing and dep_id == editing.id):
+        if dep_id not in {t.id for t in tasks} or dep_id == me:
             raise ValueError(texts.ERR_DEPENDS_UNKNOWN)
         links = {t.id: t.depends_on_id for t in tasks}
-        me = editing.id if editing else -1
         links[me] = dep_id
         loop = find_cycle(links, me)
         if loop:
             seqs = {t.id: t.seq for t in tasks}
             raise ValueError(texts.ERR_CYCLE.format(path=" → ".join(f"#{seqs.get(i, '?')}" for i in loop)))
-    return dict(content=content[:500], owner_open_id=owner, start_at=start, due_at=due, delivery_standard=standard[:500],
-                resources=str(form.get("resources") or "").strip()[:500], depends_on_id=dep_id)
+
+
+@router.action(PLAN_DEPENDS)
+def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    """The optional second step of a task: which task it waits for."""
+    case = _draft_case(ctx, value)
+    form = event.form_value or {}
+    typed = _typed(form, ("task", "depends"))
+    task = get_task(ctx.session, case, int(typed["task"]) if typed["task"].isdigit() else None)
+    try:
+        if task is None:
+            raise ValueError(texts.ERR_DEPENDS_TASK)
+        dep_id = _depends_id(form, task)
+        _check_depends(tasks_of(ctx.session, case), task.id, dep_id)
+    except ValueError as exc:
+        raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, mode="depends", typed=typed)) from exc
+    dep = get_task(ctx.session, case, dep_id)
+    toast = (texts.DEPENDS_SET.format(seq=task.seq, dep=dep.seq) if dep else texts.DEPENDS_CLEARED.format(seq=task.seq))
+    if task.depends_on_id != dep_id:  # a double submit changes nothing twice
+        task.depends_on_id, task.updated_at = dep_id, ctx.now
+        audit(ctx, case, "plan.save", toast)
+    return _answer(ctx, case, toast, mode="depends")
 
 
 @router.action(PLAN_TASK)

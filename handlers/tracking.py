@@ -359,11 +359,14 @@ def _parse_change(ctx: Ctx, case: Case, mode: str, form: dict) -> dict:
     """The requested change as stored in ChangeRequest.changes (times as UTC ISO strings)."""
     if not str(form.get("reason") or "").strip():
         raise ValueError(texts.CHANGE_NEED_REASON)
-    if mode == "add":
-        data = plan_mod._check_task(ctx, case, dict(form, depends="0"), None)  # noqa: SLF001 - same rules as step 4
+    if mode == "add":  # same rules as step 4; the task starts when the lead approves it
+        start = plan_mod.picker_value(ctx.now, ctx.tz)
+        due = plan_mod._when(form, "due", texts.FIELD_DUE, ctx.tz)  # noqa: SLF001
+        if due <= ctx.now:  # say so plainly (not "due before start")
+            raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_DUE, value=fmt(due, ctx.tz)))
+        data = plan_mod._check_task(ctx, case, dict(form, depends="0", start=start), None)  # noqa: SLF001
         return {"kind": "add", "content": data["content"], "owner": data["owner_open_id"],
-                "start": data["start_at"].isoformat(), "due": data["due_at"].isoformat(),
-                "standard": data["delivery_standard"]}
+                "due": data["due_at"].isoformat(), "standard": data["delivery_standard"]}
     task = get_task(ctx.session, case, int(form["task"]) if str(form.get("task") or "").isdigit() else None)
     if task is None or task.dropped:
         raise ValueError(texts.CHANGE_NEED_TASK)
@@ -433,8 +436,9 @@ def _request_no(session: Session, cr: ChangeRequest) -> int:
 def _change_lines(ctx: Ctx, case: Case, cr: ChangeRequest) -> list[str]:
     c = cr.changes
     if c["kind"] == "add":
+        start = fmt(datetime.fromisoformat(c["start"]), ctx.tz) if "start" in c else texts.CHANGE_STARTS_ON_APPROVAL
         return [f"{texts.DIFF_ADDED}：{kit.esc(c['content'])} · {kit.at(c['owner'])} · "
-                f"{fmt(datetime.fromisoformat(c['start']), ctx.tz)} → {fmt(datetime.fromisoformat(c['due']), ctx.tz)}"]
+                f"{start} → {fmt(datetime.fromisoformat(c['due']), ctx.tz)}"]
     task = get_task(ctx.session, case, c["task_id"])
     label = f"#{task.seq} {kit.esc(task.content)}" if task else "—"
     if c["kind"] == "drop":
@@ -530,8 +534,9 @@ def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
 def _apply_change(ctx: Ctx, case: Case, cr: ChangeRequest) -> set[str]:
     """Carry the change out on the tasks; returns the owners concerned."""
     c = cr.changes
-    if c["kind"] == "add":
-        start, due = datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["due"])
+    if c["kind"] == "add":  # requests filed before starts were dropped from the form still carry one
+        due = datetime.fromisoformat(c["due"])
+        start = datetime.fromisoformat(c["start"]) if "start" in c else ctx.now
         _check_dates(start, due, ctx.now)
         dept = plan_mod.department_of(ctx.session, case, c["owner"])
         ctx.session.add(Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,

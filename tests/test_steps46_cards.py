@@ -46,3 +46,21 @@ def test_markdown_exports_of_plan_and_tracking(world):
     world.say(LEAD, "/导出 5")
     track = world.texts()[-1]
     assert "# 《进度跟踪表》" in track and "| 未开始 | 0% |" in track
+
+
+def test_every_steps46_form_is_short():
+    """cards.md "short forms": at most six fields in any form of steps 4–6 (every reviewed snapshot)."""
+    import json
+    from pathlib import Path
+
+    from cards.rules import FORM_FIELDS
+    from tests.driver import walk
+
+    checked = 0
+    for path in sorted(Path(__file__).parent.glob("snapshots/steps46_*.json")):
+        card = json.loads(path.read_text(encoding="utf-8"))
+        for form in (n for n in walk(card) if n.get("tag") == "form"):
+            fields = [n["name"] for n in walk(form["elements"]) if n.get("tag") in FORM_FIELDS]
+            assert len(fields) <= 6, (path.name, form["name"], fields)
+            checked += 1
+    assert checked >= 10  # the plan, change, update, risk, retro and template forms are all there

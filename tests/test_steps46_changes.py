@@ -99,17 +99,21 @@ def test_new_task_and_owner_change(world):
     case_id, (t1, t2) = setup(world)
     mid = change_form(world, LEAD)
     world.press(LEAD, mid, "新增任务")
-    bad = world.submit(LEAD, mid, {"content": "紧急推广功能", "owner": TECH_HEAD, "start": "2026-12-09 09:00 +0800",
-                                   "due": "2026-12-09 08:00 +0800", "standard": "功能上线", "reason": "竞品提前发布"},
-                       form_name="change_add")
-    assert "截止时间必须晚于开始时间" in bad["toast"]["content"]
-    world.submit(LEAD, mid, {"content": "紧急推广功能", "owner": TECH_HEAD, "start": "2026-12-09 09:00 +0800",
-                             "due": "2026-12-10 12:00 +0800", "standard": "功能上线", "reason": "竞品提前发布"},
-                 form_name="change_add")
+    bad = world.submit(LEAD, mid, {"content": "紧急推广功能", "owner": TECH_HEAD, "due": "2026-12-08 08:00 +0800",
+                                   "standard": "功能上线", "reason": "竞品提前发布"}, form_name="change_add")
+    assert "已经过去了" in bad["toast"]["content"]
+    kept = {n["name"]: n for n in walk(bad["card"]["data"]) if n.get("name") in ("content", "due", "reason")}
+    assert kept["content"]["default_value"] == "紧急推广功能" and kept["reason"]["default_value"] == "竞品提前发布"
+    assert kept["due"]["initial_datetime"] == "2026-12-08 08:00"
+    world.submit(LEAD, mid, {"content": "紧急推广功能", "owner": TECH_HEAD, "due": "2026-12-10 12:00 +0800",
+                             "standard": "功能上线", "reason": "竞品提前发布"}, form_name="change_add")
+    assert "紧急推广功能 · <at id=ou_head_tech></at> · 批准后开始 → 12-10 12:00" in card_text(world.card(mid))
+    world.clock.advance(timedelta(hours=1))
     approve(world, LEAD, mid)
     with world.state.factory() as s:
         new = s.scalar(select(Task).where(Task.case_id == case_id, Task.content == "紧急推广功能"))
         assert new.seq == 3 and new.owner_open_id == TECH_HEAD
+        assert new.start_at == world.clock.now()  # starts when approved
     assert "#3 紧急推广功能：新增" in card_text(world.last_card(title_contains="版本 2")["content"])
     mid = change_form(world, LEAD)
     world.submit(LEAD, mid, {"task": str(t2), "owner": TECH_DEV, "reason": "设计部人手不足"}, form_name="change_edit")

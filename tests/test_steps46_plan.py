@@ -73,19 +73,36 @@ def test_dependency_cycle_refused(world):
     case_id, mid = open_plan(world)
     world.submit(LEAD, mid, TASK, form_name="plan_task")
     t1 = tasks(world, case_id)[0]
-    world.submit(LEAD, mid, dict(TASK, content="联调测试", depends=str(t1.id)), form_name="plan_task")
+    world.submit(LEAD, mid, dict(TASK, content="联调测试"), form_name="plan_task")
     t2 = tasks(world, case_id)[1]
-    assert t2.depends_on_id == t1.id
-    world.press(LEAD, mid, "编辑 #1")
-    edit_form = fields(world.card(mid))
-    assert edit_form["content"]["default_value"] == TASK["content"]
-    assert edit_form["start"]["initial_datetime"] == "2026-12-08 14:00"
-    ans = world.submit(LEAD, mid, dict(TASK, depends=str(t2.id)), form_name="plan_task")
+    # dependencies are a second, optional step (the task form stays short)
+    world.press(LEAD, mid, "设置依赖")
+    assert_snapshot("steps46_plan_depends_form", world.card(mid))
+    ans = world.submit(LEAD, mid, {"task": str(t2.id), "depends": str(t1.id)}, form_name="plan_depends")
+    assert ans["toast"]["content"] == "已设置：#2 依赖 #1"
+    assert tasks(world, case_id)[1].depends_on_id == t1.id
+    ans = world.submit(LEAD, mid, {"task": str(t1.id), "depends": str(t2.id)}, form_name="plan_depends")
     assert "循环" in ans["toast"]["content"] and "#1 → #2 → #1" in ans["toast"]["content"]
+    picked = {n["name"]: n.get("initial_option") for n in walk(ans["card"]["data"]) if n.get("tag") == "select_static"}
+    assert picked == {"task": str(t1.id), "depends": str(t2.id)}  # what was picked comes back
     assert tasks(world, case_id)[0].depends_on_id is None
+    ans = world.submit(LEAD, mid, {"depends": str(t2.id)}, form_name="plan_depends")
+    assert ans["toast"]["content"] == "请选择要设置依赖的任务。"
+    # editing a task keeps its dependency (the edit form has no dependency field)
+    world.press(LEAD, mid, "编辑 #2")
+    edit_form = fields(world.card(mid))
+    assert edit_form["content"]["default_value"] == "联调测试" and "depends" not in edit_form
+    assert edit_form["start"]["initial_datetime"] == "2026-12-08 14:00"
+    world.submit(LEAD, mid, dict(TASK, content="联调测试（含加密）"), form_name="plan_task")
+    assert tasks(world, case_id)[1].depends_on_id == t1.id
     # deleting a task others depend on is refused clearly
+    world.press(LEAD, mid, "＋任务")
     ans = world.press(LEAD, mid, "删除")
     assert "被 #2 依赖" in ans["toast"]["content"]
+    world.press(LEAD, mid, "设置依赖")
+    ans = world.submit(LEAD, mid, {"task": str(t2.id), "depends": "0"}, form_name="plan_depends")
+    assert ans["toast"]["content"] == "#2 不再依赖其他任务"
+    assert tasks(world, case_id)[1].depends_on_id is None
 
 
 def test_carry_action_items_then_publish_needs_standards(world):

@@ -68,8 +68,8 @@ CASE_SUMMARY_5_LAG = "<font color='red'>滞后</font> #{seq} {content} · {owner
 PLAN_TITLE = "《跨部门协作行动方案》· {title}"
 PLAN_SUBTITLE_DRAFT = "草稿 · 任务 {tasks} · 风险 {risks} · 关键节点 {nodes}"
 PLAN_SUBTITLE_PUBLISHED = "已发布 · 版本 {version}"
-PLAN_INTRO = ("逐条添加任务（任务内容、负责人、起止时间、交付标准、所需资源），再登记风险和关键节点；"
-              "协作组长检查无误后点「发布方案」。")
+PLAN_INTRO = ("逐条添加任务（任务内容、负责人、起止时间、交付标准、所需资源），需要时再「设置依赖」，然后登记风险和"
+              "关键节点；协作组长检查无误后点「发布方案」。")
 PLAN_TASKS_HEAD = "**任务清单**"
 PLAN_RISKS_HEAD = "**风险预判**"
 PLAN_NODES_HEAD = "**关键节点**（节点前 {hours} 小时召开进度确认会）"
@@ -187,7 +187,8 @@ TEMPLATE_PREFILLED = "已按模板《{name}》预填任务、风险和关键节�
 
 # ---------------------------------------------------------------- step 5: change requests
 CHANGE_TITLE = "调整申请 · {title}"
-CHANGE_INTRO = "重大变化时申请调整行动方案：选择调整类型，填写内容和原因，由协作组长审批。可附上复盘会纪要。"
+CHANGE_INTRO = ("重大变化时申请调整行动方案：选择调整类型，填写内容和原因，由协作组长审批。可附上复盘会纪要。"
+                "新增的任务在批准后开始。")
 BTN_CHANGE_EDIT = "调整时间/负责人"
 BTN_CHANGE_ADD = "新增任务"
 BTN_CHANGE_DROP = "取消任务"
@@ -362,3 +363,13 @@ RETRO_DELETED = "已删除：{kind}"
 RETRO_UNCHANGED = "内容没有变化。"
 RETRO_ENTRY_GONE = "这条内容已经删除了。"
 RETRO_NOT_AUTHOR = "只有填写人（{who}）可以修改或删除这条内容。"
+
+# ---------------------------------------------------------------- short forms: dependencies as a second step
+BTN_MODE_DEPENDS = "设置依赖"
+PLAN_FORM_DEPENDS = "**设置依赖**（可选：某项任务要等另一项完成后才能开始）"
+PH_DEPENDS_TASK = "选择任务"
+BTN_SAVE_DEPENDS = "保存依赖"
+DEPENDS_SET = "已设置：#{seq} 依赖 #{dep}"
+DEPENDS_CLEARED = "#{seq} 不再依赖其他任务"
+ERR_DEPENDS_TASK = "请选择要设置依赖的任务。"
+CHANGE_STARTS_ON_APPROVAL = "批准后开始"
