@@ -89,11 +89,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             await client.aclose()
             engine.dispose()
 
-    from bot.webhook import router as webhook_router
+    from bot.webhook import routes as webhook_routes
 
     app = FastAPI(title="collab-bot", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.bot = state
-    app.include_router(webhook_router)
+    app.router.routes.extend(webhook_routes)
     return app
 
 
