@@ -36,7 +36,18 @@ PLAN_EVERY_S = 60
 # ---------------------------------------------------------------- ticks
 def plan_tick(factory, now: datetime) -> int:
     with factory() as session, session.begin():
-        return plan.reconcile_all(session, now, POLICY)
+        changed = plan.reconcile_all(session, now, POLICY)
+    return changed + _steps46_lag_alerts(factory, now)
+
+
+# -- steps 4–6 hook (owned by handlers/tracking.py; its own transaction, after the planning):
+#    @mention the lead once for each task that newly lags as time passes
+def _steps46_lag_alerts(factory, now: datetime) -> int:
+    try:
+        from handlers.tracking import lag_alert_tick
+    except ImportError:  # pragma: no cover - steps 4–6 not installed
+        return 0
+    return lag_alert_tick(factory, now)
 
 
 def register_ticks(state) -> None:

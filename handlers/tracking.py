@@ -7,7 +7,10 @@ first; the lead is @mentioned once per task that newly lags (Task.lag_notified_a
 API for other modules (reminders, standup):
   * tracking_card_for(session, case, now, tz) -> dict   the 《进度跟踪表》 card
   * update_card_for(session, case, actor, now, tz) -> dict | None   an owner's update form
-  * new_lag_ops(session, case, now, tz) -> list[Op]     lead alerts for newly lagging tasks
+  * lag_alert_ops(session, case, now, tz) -> list[Op]   lead alerts for newly lagging tasks
+    (alias new_lag_ops); exactly once per task and lagging episode, safe to call concurrently
+  * lag_alert_tick(factory, now) -> int                 the same for every case in step 5, into
+    the outbox; called from the reminders' planning tick (handlers.reminders.plan_tick)
   * TRACK_OPEN: button action that sends the clicking owner's update form (lead: all tasks)
 """
 from __future__ import annotations
@@ -98,26 +101,73 @@ def update_card_for(session: Session, case: Case, actor: str, now: datetime, tz:
 
 
 # ---------------------------------------------------------------- lag alerts
-def new_lag_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo) -> list[outbox.Op]:
-    """Mention the lead once for every task that newly lags; a task that recovers may alert again."""
+def _lag_alert(case: Case, task: Task, tz: ZoneInfo) -> outbox.SendText:
+    return outbox.SendText(texts.LAG_ALERT.format(
+        lead=f'<at user_id="{case.lead_open_id}"></at>', seq=task.seq, content=plan_mod.inert(task.content),
+        owner=f'<at user_id="{task.owner_open_id}"></at>', status=task.status, progress=task.progress,
+        due=fmt(task.due_at, tz)))
+
+
+def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
+                  tasks: list[Task] | None = None) -> list[outbox.Op]:
+    """The lead's @mention, once for every task of `case` that NEWLY lags at `now`.
+
+    For the reminders engineer's periodic tick as much as for handlers: call it in the tick's
+    transaction and enqueue what it returns (or just call `lag_alert_tick(factory, now)`, which
+    does that for every case in step 5). Exactly once per lagging episode, whoever calls first
+    and however many call at the same moment: Task.lag_notified_at is set by a compare-and-set
+    UPDATE (… WHERE lag_notified_at IS NULL), and only the caller whose UPDATE changed the row
+    gets the op. A task that recovers is cleared, so it may alert again if it lags again.
+    Returns [] outside step 5."""
     ops: list[outbox.Op] = []
-    if case.step != Step.EXECUTION:
+    if case.step != Step.EXECUTION or case.status != "active":
         return ops
-    for task in tasks_of(session, case):
+    for task in tasks if tasks is not None else tasks_of(session, case):
         lagging = is_lagging(task, now)
         if lagging and task.lag_notified_at is None:
-            task.lag_notified_at = now
-            ops.append(outbox.SendText(texts.LAG_ALERT.format(
-                lead=f'<at user_id="{case.lead_open_id}"></at>', seq=task.seq, content=task.content,
-                owner=f'<at user_id="{task.owner_open_id}"></at>', status=task.status, progress=task.progress,
-                due=fmt(task.due_at, tz))))
+            if _cas_lag_flag(session, task, None, now):
+                ops.append(_lag_alert(case, task, tz))
         elif not lagging and task.lag_notified_at is not None:
-            task.lag_notified_at = None
+            _cas_lag_flag(session, task, task.lag_notified_at, None)
     return ops
 
 
+def _cas_lag_flag(session: Session, task: Task, expected: datetime | None, new: datetime | None) -> bool:
+    cond = Task.lag_notified_at.is_(None) if expected is None else Task.lag_notified_at.is_not(None)
+    won = session.execute(update(Task).where(Task.id == task.id, cond).values(lag_notified_at=new)
+                          .execution_options(synchronize_session=False)).rowcount
+    session.refresh(task, ["lag_notified_at"])
+    return bool(won)
+
+
+new_lag_ops = lag_alert_ops  # the name steps 4–6 used first
+
+
+def lag_alert_tick(factory, now: datetime) -> int:
+    """One pass for a periodic tick (handlers.reminders.plan_tick calls it every minute): every
+    active case in step 5, in its own transaction; the alerts go into the outbox as immediate
+    sends keyed by task and time. Returns how many were enqueued (kick the sender if > 0)."""
+    from bot.reminders import case_tz  # noqa: PLC0415 - the reminders' own idea of a case's zone
+    with factory() as session, session.begin():
+        cases = list(session.scalars(select(Case).where(Case.status == "active", Case.step == Step.EXECUTION)))
+        by_case: dict[int, list[Task]] = {}
+        if cases:
+            for t in session.scalars(select(Task).where(Task.case_id.in_([c.id for c in cases]),
+                                                        Task.dropped.is_(False)).order_by(Task.seq, Task.id)):
+                by_case.setdefault(t.case_id, []).append(t)
+        sent = 0
+        for case in cases:
+            tasks = [t for t in by_case.get(case.id, []) if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id]
+            ops = lag_alert_ops(session, case, now, case_tz(case), tasks)
+            if ops:
+                outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id,
+                                   key=f"lag:{case.id}@{now.isoformat()}", now=now, ops=ops, case_id=case.id)
+                sent += len(ops)
+        return sent
+
+
 def _alert_new_lags(ctx: Ctx, case: Case) -> None:
-    for op in new_lag_ops(ctx.session, case, ctx.now, ctx.tz):
+    for op in lag_alert_ops(ctx.session, case, ctx.now, ctx.tz):
         ctx.send(op)
 
 
