@@ -121,6 +121,9 @@ AUDIT_ACTIONS = {
     "retro.finalise": "复盘定稿",
     "template.save": "保存模板",
     "case.close": "结案",
+    "risk.close": "关闭风险",
+    "retro.edit": "修改复盘",
+    "retro.delete": "删除复盘",
 }
 ADDRESSED_HINT = "需要我做什么？发送 /帮助 查看命令，或发送「/问题 标题」发起一个跨部门协作问题。"
 P2P_HINT = "我在群里工作：把我拉进涉及各部门的群，在群里发送「/问题 标题」即可开始。"

@@ -374,7 +374,3 @@ DEPENDS_CLEARED = "#{seq} 不再依赖其他任务"
 ERR_DEPENDS_TASK = "请选择要设置依赖的任务。"
 CHANGE_STARTS_ON_APPROVAL = "批准后开始"
 
-# labels of this module's audit actions in the /日志 card (registered like STEP_BUTTONS: additive)
-from bot.texts.common import AUDIT_ACTIONS as _AUDIT_ACTIONS  # noqa: E402
-
-_AUDIT_ACTIONS.update({"risk.close": "关闭风险", "retro.edit": "修改复盘", "retro.delete": "删除复盘"})
