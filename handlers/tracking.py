@@ -32,7 +32,7 @@ from cards import kit
 from cards.tracking import RiskRow, TaskRow, TrackingView, UpdateItem, UpdateView, field_names, tracking_card, \
     update_card
 from handlers import case_card
-from handlers.plan import audit, department_of, fmt, get_task, load_case, require_step, risks_of, tasks_of
+from handlers.plan import PLAN_OPEN, audit, department_of, fmt, get_task, load_case, require_step, risks_of, tasks_of
 
 router = Router()
 
@@ -332,7 +332,8 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 
 case_card.STEP_BUTTONS[Step.EXECUTION] = [(texts.BTN_SHOW_TRACKING, TRACK_SHOW, True),
-                                          (texts.BTN_UPDATE_MINE, TRACK_OPEN, False)]
+                                          (texts.BTN_UPDATE_MINE, TRACK_OPEN, False),
+                                          (texts.BTN_VIEW_PLAN, PLAN_OPEN, False)]
 case_card.STEP_SUMMARY[Step.EXECUTION] = _summary
 case_card.STEP_STATE[Step.EXECUTION] = lambda ctx, case: (
     "lagging" if any(is_lagging(t, ctx.now) for t in tasks_of(ctx.session, case)) else "info")

@@ -374,3 +374,4 @@ DEPENDS_CLEARED = "#{seq} 不再依赖其他任务"
 ERR_DEPENDS_TASK = "请选择要设置依赖的任务。"
 CHANGE_STARTS_ON_APPROVAL = "批准后开始"
 
+BTN_VIEW_PLAN = "查看行动方案"
