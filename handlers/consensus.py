@@ -299,7 +299,7 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
 
 def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:
     text = args.strip()
-    if not text.startswith(("模板:", "模板：")):
+    if not text.startswith(texts.TEMPLATE_PREFIXES):
         return None, args
     from handlers import templates  # noqa: PLC0415 - steps 4–6 own SOP templates
     name, _, rest = text[3:].strip().partition(" ")
@@ -368,7 +368,7 @@ def _save(ctx: Ctx, case: Case, cv: ConsensusVersion | None, p: Parsed, changes:
     _sync_departments(ctx, case, p.departments)
     touch(ctx, case)
     audit(ctx, case, "consensus.edit" if cv else "consensus.submit",
-          f"版本 {version}" + (f"：{changes}" if changes else ""))
+          texts.AUDIT_VERSION.format(version=version) + (f"：{changes}" if changes else ""))
     heads = " ".join(dict.fromkeys(mention(h) for _, h in p.departments))
     if cv is None:
         ctx.send(outbox.SendText(texts.S1_SUBMITTED_NOTICE.format(version=version, heads=heads)))
@@ -423,7 +423,7 @@ def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     for dept in todo:
         _record(ctx, case, cv, dept, signs.get(dept.id), "signed", None)
     touch(ctx, case)
-    audit(ctx, case, "consensus.sign", f"{names} · 版本 {cv.version}")
+    audit(ctx, case, "consensus.sign", f"{names} · " + texts.AUDIT_VERSION.format(version=cv.version))
     if try_advance(ctx, case):
         return CallbackAnswer(toast=texts.S1_SIGNED_AGREED.format(depts=names), card=table_for(ctx, case))
     case_card.refresh(ctx, case)
@@ -446,7 +446,7 @@ def object_(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
         _record(ctx, case, cv, dept, signs.get(dept.id), "objected", reason)
     touch(ctx, case)
     names = "、".join(d.name for d in mine)
-    audit(ctx, case, "consensus.object", f"{names} · 版本 {cv.version}：{reason}")
+    audit(ctx, case, "consensus.object", f"{names} · " + texts.AUDIT_VERSION.format(version=cv.version) + f"：{reason}")
     ctx.send(outbox.SendText(texts.S1_OBJECTION_NOTICE.format(
         who=mention(ctx.actor), depts=names, version=cv.version, reason=inert(reason),
         lead=mention(case.lead_open_id))))

@@ -64,8 +64,9 @@ def export_consensus(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     goal_date = cv.goal_date.isoformat() if cv.goal_date else "—"
     return "\n".join(_header(case, 1) + [
         texts.EXP_CONS_VERSION.format(version=cv.version, agreed=texts.EXP_AGREED if agreed else ""), "",
-        texts.EXP_PROBLEM, f"- 背景：{cv.background}", f"- 现状：{cv.current_state}", f"- 影响：{cv.impact}", "",
-        texts.EXP_GOAL, f"{cv.goal}（{goal_date} 前）", "", texts.EXP_OUTCOME, cv.expected_outcome, "",
+        texts.EXP_PROBLEM, texts.EXP_BACKGROUND.format(text=cv.background), texts.EXP_CURRENT.format(text=cv.current_state),
+        texts.EXP_IMPACT.format(text=cv.impact), "",
+        texts.EXP_GOAL, texts.EXP_GOAL_LINE.format(goal=cv.goal, date=goal_date), "", texts.EXP_OUTCOME, cv.expected_outcome, "",
         texts.EXP_DEPTS, md_table([texts.S1_COL_DEPT, texts.S1_COL_HEAD, texts.S1_COL_STATUS, texts.S1_COL_WHEN,
                                    texts.S1_COL_REASON], rows)])
 

@@ -314,7 +314,7 @@ def no_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
     except ValueError as exc:
         raise UserError(texts.UNKNOWN_ACTION) from exc
     if day != today:
-        raise UserError(texts.STANDUP_OLD.format(day=f"{day.month}月{day.day}日"), kind="info")
+        raise UserError(texts.STANDUP_OLD.format(day=texts.MONTH_DAY.format(m=day.month, d=day.day)), kind="info")
     owners = {t.owner_open_id for t in _open_tasks(ctx.session, case)}
     if ctx.actor not in owners:
         raise UserError(_owner_names(ctx, owners), kind="info")
@@ -369,10 +369,10 @@ def standup_command(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         return
     if ctx.actor != case.lead_open_id:
         raise UserError(texts.NOT_LEAD)
-    if verb == "时间":
+    if verb == texts.STANDUP_VERB_TIME:
         message = _set_time(ctx, case, rest)
-    elif verb in ("暂停", "恢复"):
-        message = _set_paused(ctx, case, verb == "暂停")
+    elif verb in (texts.STANDUP_VERB_PAUSE, texts.STANDUP_VERB_RESUME):
+        message = _set_paused(ctx, case, verb == texts.STANDUP_VERB_PAUSE)
     else:
         raise UserError(texts.STANDUP_USAGE)
     plan.reconcile_case(ctx.session, case, ctx.now, POLICY)

@@ -210,7 +210,8 @@ def save_input(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     row.resources, row.constraints, row.demands = values["resources"], values["constraints"], values["demands"]
     row.submitted_by, row.submitted_at = ctx.actor, ctx.now
     _changed(ctx, case)
-    audit(ctx, case, "req.input", f"{dept.name}：资源 {row.resources}；限制 {row.constraints}；诉求 {row.demands}")
+    audit(ctx, case, "req.input", texts.AUDIT_REQ_INPUT.format(dept=dept.name, resources=row.resources, constraints=row.constraints,
+                                        demands=row.demands))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.S3_INPUT_SAVED.format(dept=dept.name), card=table_for(ctx, case))
 
@@ -246,7 +247,7 @@ def save_add(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
         created_by=ctx.actor, created_at=ctx.now))
     _changed(ctx, case)
     conflict = "、".join(by_id[c].name for c in others)
-    audit(ctx, case, "req.add", f"{dept.name}：{values['demand']}" + (f"（与{conflict}冲突）" if conflict else ""))
+    audit(ctx, case, "req.add", f"{dept.name}：{values['demand']}" + (texts.AUDIT_REQ_CONFLICT.format(with_=conflict) if conflict else ""))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.S3_REQ_SAVED, card=table_for(ctx, case))
 
@@ -307,7 +308,7 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
                                 artifact="requirements", artifact_version=state.version, department_id=d.id,
                                 status="signed", actor_open_id=ctx.actor, at=ctx.now))
     touch(ctx, case)
-    audit(ctx, case, "req.confirm", f"{names} · 版本 {state.version}")
+    audit(ctx, case, "req.confirm", f"{names} · " + texts.AUDIT_VERSION.format(version=state.version))
     if try_advance(ctx, case):
         state.archived_at = ctx.now
         outbox.cancel(ctx.session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=NUDGE_KIND,

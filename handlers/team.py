@@ -274,7 +274,7 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
         raise UserError(texts.S2_NOT_READY.format(missing="、".join(f"{g}{texts.S2_COL_CONTACT}" for g in gaps)))
     state.archived_at = ctx.now
     touch(ctx, case)
-    audit(ctx, case, "team.confirm", f"版本 {state.version}")
+    audit(ctx, case, "team.confirm", texts.AUDIT_VERSION.format(version=state.version))
     ctx.session.flush()
     ctx.send(outbox.SendCard(cards.team_card(replace(team_view(ctx, case), buttons=None)), pin=True))
     ctx.send(outbox.SendText(_announcement(ctx, case)))

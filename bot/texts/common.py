@@ -141,3 +141,13 @@ GAP_CONFIRM_REQ = "确认需求清单"
 GAP_PUBLISH_PLAN = "发布行动方案"
 GAP_TASK_OPEN = "未完成"
 GAP_RETRO = "协作组长定稿复盘报告"
+
+# Audit-trail details and small formats shared by the step modules
+AUDIT_VERSION = "版本 {version}"
+AUDIT_REQ_INPUT = "{dept}：资源 {resources}；限制 {constraints}；诉求 {demands}"
+AUDIT_REQ_CONFLICT = "（与{with_}冲突）"
+MONTH_DAY = "{m}月{d}日"
+TEMPLATE_PREFIXES = ("模板:", "模板：")   # `/问题 模板:名称 标题`
+STANDUP_VERB_TIME = "时间"                # `/站会 时间 10:00`
+STANDUP_VERB_PAUSE = "暂停"
+STANDUP_VERB_RESUME = "恢复"

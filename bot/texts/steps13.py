@@ -282,3 +282,7 @@ S1_SUBMITTED_NOTICE = "《问题共识表》已提交（版本 {version}），�
 S1_HEAD_OF = "{dept}负责人"
 S1_LEAD_WORD = "协作组长"
 S1_SIGNED_AGREED = "已签字：{depts}。各部门均已签字，已达成共识！"
+EXP_BACKGROUND = "- 背景：{text}"
+EXP_CURRENT = "- 现状：{text}"
+EXP_IMPACT = "- 影响：{text}"
+EXP_GOAL_LINE = "{goal}（{date} 前）"
