@@ -159,10 +159,14 @@ def lag_alert_tick(factory, now: datetime) -> int:
         for case in cases:
             tasks = [t for t in by_case.get(case.id, []) if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id]
             ops = lag_alert_ops(session, case, now, case_tz(case), tasks)
+            if ops and case.card_message_id:  # the live case card turns red along with the alert
+                ctx = Ctx(session=session, now=now, tz=case_tz(case), tenant_key=case.tenant_key,
+                          chat_id=case.chat_id, actor="", event_id=f"lag:{case.id}")
+                ops.append(outbox.PatchCard(case.card_message_id, case_card.build(ctx, case)))
             if ops:
                 outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id,
                                    key=f"lag:{case.id}@{now.isoformat()}", now=now, ops=ops, case_id=case.id)
-                sent += len(ops)
+                sent += sum(isinstance(op, outbox.SendText) for op in ops)
         return sent
 
 
