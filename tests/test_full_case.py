@@ -1,0 +1,346 @@
+"""One case through all six steps, as the sample group lives it: only Feishu-shaped messages and
+card callbacks in (world.say / press / submit / click) and the manual clock; the reminders'
+planning tick is run the way the app runs it. What the group sees is asserted at each step
+boundary; the database is only read."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.models import ActionItem, Case, KeyNode, Task
+from handlers.reminders import plan_tick
+from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title,
+                          find_button, walk)
+from tests.test_steps13_support import CONSENSUS_FORM, INPUTS, dept_ids, has_button, pace
+
+TITLE = "新品推广页面延迟"
+OUTPUTS = ("《问题共识表》", "《协作小组分工表》", "《需求确认清单》", "《跨部门协作行动方案》", "《进度跟踪表》",
+           "《复盘总结报告》")
+
+
+# ---------------------------------------------------------------- reading what the group sees
+def case_row(world, title: str = TITLE) -> Case:
+    with world.state.factory() as s:
+        return s.scalar(select(Case).where(Case.title == title))
+
+
+def case_card(world, title: str = TITLE) -> dict:
+    return world.last_card(title_contains=f"「{title}」")
+
+
+def case_mid(world, title: str = TITLE) -> str:
+    return case_card(world, title)["message_id"]
+
+
+def strip_and_gaps(world, title: str = TITLE) -> tuple[str, str, str]:
+    """(step strip line, 还缺 line or '', header colour) of the live case card."""
+    card = case_card(world, title)["content"]
+    lines = card_text(card).splitlines()
+    strip = next(line for line in lines if "①" in line and "⑥" in line)
+    gaps = next((line for line in lines if line.startswith("**还缺：**")), "")
+    return strip, gaps, card["header"]["template"]
+
+
+def marks(strip: str) -> list[str]:
+    """'✅ ① 问题共识 · ▶ ② …' → ['✅', '▶', '○', …]"""
+    return [tok for tok in strip.split() if tok in ("✅", "▶", "○")]
+
+
+def mentions_in_texts(world, open_id: str, since: int = 0) -> int:
+    return sum(t.count(f'<at user_id="{open_id}"></at>') for t in world.texts()[since:])
+
+
+def tick(world) -> None:
+    """What the app's 'reminders-plan' ticker does every minute, then the outbox sender delivers."""
+    plan_tick(world.state.factory, world.clock.now())
+    world.drain()
+
+
+def titles(world) -> list[str]:
+    return [card_title(m["content"]) for m in world.cards()]
+
+
+# ---------------------------------------------------------------- the scenario
+@pytest.fixture
+def paced(world):
+    """pace() spaces events; within one event (six /导出 texts) the client's own wait before a
+    retry after Feishu's 5/s per-chat refusal is spent on the manual clock, as real time would be."""
+    pace(world)
+
+    async def clock_sleep(seconds: float) -> None:
+        world.clock.advance(timedelta(seconds=seconds))
+
+    world.state.client._sleep = clock_sleep  # noqa: SLF001
+    return world
+
+
+def test_one_case_through_all_six_steps(paced):
+    world = paced
+    f = world.state.factory
+
+    # ======== step 1: 问题共识 ========
+    world.say(LEAD, f"/问题 {TITLE}")
+    strip, gaps, colour = strip_and_gaps(world)
+    assert marks(strip) == ["▶", "○", "○", "○", "○", "○"]
+    assert "提交问题共识表" in gaps and colour == "orange"
+    form = world.last_card(title_contains="新建协作问题")["message_id"]
+    world.submit(LEAD, form, CONSENSUS_FORM)
+    table = form
+    assert card_title(world.card(table)) == "《问题共识表》"
+    _, gaps, _ = strip_and_gaps(world)
+    assert "签字" in gaps
+    for head in (LEAD, TECH_HEAD, DESIGN_HEAD):
+        assert world.press(head, table, "签字确认")["toast"]["type"] == "success"
+    assert world.card(table)["header"]["template"] == "green"
+    assert case_row(world).step == 2
+    strip, gaps, _ = strip_and_gaps(world)
+    assert marks(strip) == ["✅", "▶", "○", "○", "○", "○"]
+    assert "接口人" in gaps
+
+    # ======== step 2: 组建小组 ========
+    world.press(LEAD, case_mid(world), "填写分工")
+    team = world.last_card(title_contains="协作小组分工表")["message_id"]
+    ids = dept_ids(world)
+    world.press(LEAD, team, "设置部门与接口人")
+    world.submit(LEAD, team, {f"kind_{ids['市场部']}": "core", f"contact_{ids['市场部']}": LEAD,
+                              f"kind_{ids['技术部']}": "core", f"contact_{ids['技术部']}": TECH_DEV,
+                              f"kind_{ids['设计部']}": "support", f"contact_{ids['设计部']}": DESIGN_HEAD})
+    for who, dept, role, duty in ((TECH_HEAD, "技术部", "技术负责人", "协调开发资源"),
+                                  (TECH_DEV, "技术部", "接口人", "接口开发"),
+                                  (DESIGN_HEAD, "设计部", "接口人", "页面适配")):
+        world.press(LEAD, team, "添加成员")
+        ans = world.submit(LEAD, team, {"member": who, "dept": str(ids[dept]), "role": role, "duty": duty})
+        assert ans["toast"]["type"] == "success", ans
+    world.press(LEAD, team, "添加行动项")
+    world.submit(LEAD, team, {"content": "整理接口功能清单", "owner": LEAD, "due": "2026-12-09 +0800"})
+    text = card_text(world.card(team))
+    assert "整理接口功能清单" in text and all(who in text for who in (TECH_HEAD, TECH_DEV, DESIGN_HEAD))
+    _, gaps, _ = strip_and_gaps(world)
+    assert "接口人" not in gaps
+    before = len(world.texts())
+    assert world.press(TECH_HEAD, team, "确认分工表")["toast"]["type"] == "error"   # only the lead
+    assert world.press(LEAD, team, "确认分工表")["toast"]["type"] == "success"
+    assert case_row(world).step == 3
+    pinned = [m for m in world.fake.visible(CHAT) if m.get("pinned")]
+    assert len(pinned) == 1 and card_title(pinned[0]["content"]) == "《协作小组分工表》"
+    for who in (LEAD, TECH_HEAD, TECH_DEV, DESIGN_HEAD):        # each member mentioned exactly once
+        assert mentions_in_texts(world, who, before) == 1, who
+    assert mentions_in_texts(world, OUTSIDER, before) == 0
+    # a second click on the (now read-only) table changes nothing and mentions nobody again
+    n_texts = len(world.texts())
+    world.click(LEAD, team, value={"a": "team.confirm", "c": case_row(world).id, "v": 1})
+    assert len(world.texts()) == n_texts
+    strip, gaps, _ = strip_and_gaps(world)
+    assert marks(strip) == ["✅", "✅", "▶", "○", "○", "○"]
+    assert "市场部" in gaps or "提交" in gaps
+
+    # ======== step 3: 需求确认 ========
+    world.press(TECH_DEV, case_mid(world), "查看需求确认清单")
+    reqs = world.last_card(title_contains="需求确认清单")["message_id"]
+    assert world.press(TECH_HEAD, reqs, "提交本部门信息")["toast"]["type"] == "error"  # TECH_DEV is 技术部's 接口人
+    for who, values in INPUTS.items():
+        world.press(who, reqs, "提交本部门信息")
+        assert world.submit(who, reqs, values)["toast"]["type"] == "success"
+    world.press(LEAD, reqs, "新增需求")
+    world.submit(LEAD, reqs, {"dept": str(ids["市场部"]), "demand": "推广页面12月11日前上线", "priority": "高"})
+    world.press(TECH_DEV, reqs, "新增需求")
+    world.submit(TECH_DEV, reqs, {"dept": str(ids["技术部"]), "demand": "接口需增加用户数据加密，需额外1天",
+                                  "priority": "高", "conflict": [str(ids["市场部"])]})
+    assert world.card(reqs)["header"]["template"] == "red"
+    _, gaps, _ = strip_and_gaps(world)
+    assert "冲突" in gaps
+    assert world.press(LEAD, reqs, "确认清单")["toast"]["type"] == "error"       # conflict still open
+    world.press(LEAD, reqs, "决定冲突点")
+    req_id = next(n for n in walk(world.card(reqs)) if n.get("name") == "req")["options"][0]["value"]
+    world.submit(LEAD, reqs, {"req": req_id, "decision": "加密简化为第二期，推广按期上线"})
+    assert world.card(reqs)["header"]["template"] != "red"
+    for who in (LEAD, TECH_HEAD, DESIGN_HEAD):
+        assert world.press(who, reqs, "确认清单")["toast"]["type"] == "success", who
+    assert world.card(reqs)["header"]["template"] == "grey" and not has_button(world.card(reqs), "确认清单")
+    assert case_row(world).step == 4
+    strip, gaps, _ = strip_and_gaps(world)
+    assert marks(strip) == ["✅", "✅", "✅", "▶", "○", "○"]
+    assert gaps
+    assert [t.split("进入")[1][:5] for t in world.texts() if "进入第" in t] == ["第 2 步", "第 3 步", "第 4 步"]
+
+    # ======== step 4: 行动方案 ========
+    world.press(LEAD, case_mid(world), "编制行动方案")
+    plan = world.last_card(title_contains="《跨部门协作行动方案》")["message_id"]
+    assert world.press(LEAD, plan, "导入第2步行动项（1）")["toast"]["type"] == "success"
+    with f() as s:
+        [item] = s.scalars(select(ActionItem)).all()
+        t1 = s.get(Task, item.carried_to_task_id)
+        assert (t1.seq, t1.content, t1.owner_open_id) == (1, "整理接口功能清单", LEAD)
+        t1 = t1.id
+    # the imported item gets its delivery standard (and a working-hours window) by editing it
+    world.press(LEAD, plan, "编辑 #1")
+    ans = world.submit(LEAD, plan, {"content": "整理接口功能清单", "owner": LEAD, "start": "2026-12-09 09:00 +0800",
+                                    "due": "2026-12-09 18:00 +0800", "standard": "清单经技术部确认"},
+                       form_name="plan_task")
+    assert ans["toast"]["type"] == "success", ans
+    world.press(LEAD, plan, "＋任务")
+    for who, values in ((TECH_HEAD, {"content": "完成用户数据加密接口开发", "owner": TECH_DEV,
+                                     "start": "2026-12-09 09:00 +0800", "due": "2026-12-09 18:00 +0800",
+                                     "standard": "12月9日18点前提交测试", "resources": "需市场部提供测试账号"}),
+                        (DESIGN_HEAD, {"content": "页面适配", "owner": DESIGN_HEAD, "start": "2026-12-08 14:00 +0800",
+                                       "due": "2026-12-09 12:00 +0800", "standard": "适配稿评审通过"})):
+        ans = world.submit(who, plan, values, form_name="plan_task")
+        assert ans["toast"]["type"] == "success", ans
+    world.press(LEAD, plan, "＋风险")
+    world.submit(LEAD, plan, {"risk": "测试延迟", "likelihood": "中", "impact": "高",
+                              "response": "技术部安排1名测试人员加班", "owner": TECH_HEAD}, form_name="plan_risk")
+    world.press(LEAD, plan, "＋关键节点")
+    node_at = "2026-12-10 10:00 +0800"   # 上线, about 48 hours ahead
+    world.submit(LEAD, plan, {"name": "上线", "at": node_at}, form_name="plan_node")
+    text = card_text(world.card(plan))
+    assert all(x in text for x in ("整理接口功能清单", "页面适配", "测试延迟", "上线", "12-09 10:00"))
+    with f() as s:
+        t1, t2, t3 = (t.id for t in s.scalars(select(Task).order_by(Task.seq)))
+        assert s.scalar(select(KeyNode.name)) == "上线"
+    _, gaps, _ = strip_and_gaps(world)
+    assert gaps
+    assert world.press(TECH_HEAD, plan, "发布方案")["toast"]["type"] == "error"   # only the lead
+    before = len(world.texts())
+    assert world.press(LEAD, plan, "发布方案")["toast"]["content"] == "行动方案已发布（版本 1）"
+    minutes = card_text(world.last_card(title_contains="会议纪要")["content"])
+    for who, task in ((LEAD, "#1 整理接口功能清单"), (TECH_DEV, "#2 完成用户数据加密接口开发"),
+                      (DESIGN_HEAD, "#3 页面适配")):
+        assert f"<at id={who}></at>：{task}" in minutes
+    assert minutes.count(f"<at id={TECH_HEAD}></at>：") == 0
+    assert case_row(world).step == 5
+    assert any("《跨部门协作行动方案》 已完成" in t for t in world.texts()[before:])
+    strip, _, _ = strip_and_gaps(world)
+    assert marks(strip) == ["✅", "✅", "✅", "✅", "▶", "○"]
+
+    # ======== step 5: 执行跟踪 ========
+    # the app plans reminders every minute; run its tick hourly until the next working day's 09:30
+    tick(world)
+    wed_0930 = world.clock.now().replace(hour=1, minute=30, second=0, microsecond=0) + timedelta(days=1)
+    while world.clock.now() + timedelta(hours=1) < wed_0930:
+        world.clock.advance(timedelta(hours=1))
+        tick(world)
+    world.clock.advance(wed_0930 - world.clock.now())
+    tick(world)
+    standups = [card_title(m["content"]) for m in world.cards() if "今日站会" in card_title(m["content"])]
+    assert len(standups) == 2 and "12月8日" in standups[0] and "12月9日" in standups[1], standups  # Tue's too
+    standup = world.last_card(title_contains="今日站会")["message_id"]
+    stext = card_text(world.card(standup))
+    for who in (LEAD, TECH_DEV, DESIGN_HEAD):
+        assert f"<at id={who}></at>" in stext
+    alerts = [t for t in world.texts() if "任务滞后" in t]   # #3 fell behind overnight: the lead hears once
+    assert len(alerts) == 1 and "#3 页面适配" in alerts[0] and alerts[0].count(f'<at user_id="{LEAD}"></at>') == 1
+    strip, gaps, colour = strip_and_gaps(world)
+    assert colour == "red", colour          # the live case card shows the lag as soon as the lead hears of it
+
+    def update(who: str, task_id: int, values: dict, on: str | None = None) -> dict:
+        world.press(who, on or standup, "更新我的进度")
+        form_mid = world.last_card(title_contains="更新进度")["message_id"]
+        return world.submit(who, form_mid, {f"{k}{task_id}": v for k, v in values.items()}, form_name=f"f{task_id}")
+
+    assert update(LEAD, t1, {"s": "进行中", "p": "50"})["toast"]["type"] == "success"
+    assert update(TECH_DEV, t2, {"s": "进行中", "p": "30"})["toast"]["type"] == "success"
+    lagging = update(DESIGN_HEAD, t3, {"s": "进行中", "p": "60"})
+    assert lagging["toast"]["type"] == "error" and "滞后原因和调整措施" in lagging["toast"]["content"]
+    assert update(DESIGN_HEAD, t3, {"s": "进行中", "p": "60", "r": "素材晚到",
+                                    "a": "申请顺延到今天18点"})["toast"]["type"] == "success"
+    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
+
+    # /调整: the design head asks for more time; the lead approves → version 2
+    world.say(DESIGN_HEAD, "/调整")
+    change = world.last_card(title_contains="调整申请 · ")["message_id"]
+    ans = world.submit(DESIGN_HEAD, change, {"task": str(t3), "due": "2026-12-09 18:00 +0800",
+                                             "reason": "素材晚到半天"})
+    assert ans["toast"]["type"] == "success", ans
+    assert world.submit(TECH_HEAD, change, {}, form_name="cr_approve")["toast"]["type"] == "error"
+    ans = world.submit(LEAD, change, {"approve_note": "同意，请同步客户"}, form_name="cr_approve")
+    assert ans["toast"]["content"] == "已批准调整申请 #1，方案更新为版本 2。"
+    with f() as s:
+        assert s.get(Task, t3).due_at.isoformat() == "2026-12-09T10:00:00+00:00"
+
+    # the 进度确认会 24 hours before 上线 comes once
+    world.clock.advance(world.clock.now().replace(hour=2, minute=0, second=0) - world.clock.now())
+    for _ in range(3):
+        tick(world)
+        world.clock.advance(timedelta(minutes=1))
+    checks = [m for m in world.cards() if "进度确认会" in card_title(m["content"])]
+    assert [card_title(m["content"]) for m in checks] == ["上线前24小时 · 进度确认会"]
+    assert world.press(LEAD, checks[0]["message_id"], "确认可以按期进行")["toast"]["type"] == "success"
+
+    # the standup window closes (its buttons go, 《进度跟踪表》 is posted); later updates come from the case card
+    world.clock.advance(timedelta(hours=1))
+    tick(world)
+    assert not has_button(world.card(standup), "更新我的进度")
+    tracking = world.last_card(title_contains="《进度跟踪表》")["content"]
+    assert "所有任务按计划推进" in card_text(tracking) and "申请顺延到今天18点" in card_text(tracking)
+    for who, task_id in ((LEAD, t1), (TECH_DEV, t2), (DESIGN_HEAD, t3)):
+        ans = update(who, task_id, {"s": "已完成", "p": "100"}, on=case_mid(world))
+        assert ans["toast"]["type"] == "success", ans
+    assert case_row(world).step == 6
+    assert any("所有任务已完成" in t for t in world.texts())
+    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
+    strip, _, _ = strip_and_gaps(world)
+    assert marks(strip) == ["✅", "✅", "✅", "✅", "✅", "▶"]
+
+    # ======== step 6: 复盘 ========
+    world.press(TECH_DEV, case_mid(world), "填写复盘")
+    retro = world.last_card(title_contains="复盘会")["message_id"]
+    for who, kind, content in ((TECH_DEV, "成功经验", "每日站会让滞后提前暴露"),
+                               (DESIGN_HEAD, "不足之处", "需求变更未提前评估风险"),
+                               (DESIGN_HEAD, "改进方向", "建立需求变更评审流程")):
+        assert world.submit(who, retro, {"kind": kind, "content": content})["toast"]["type"] == "success"
+    assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["type"] == "error"    # only the lead
+    world.clock.advance(timedelta(hours=1))
+    assert world.press(LEAD, retro, "定稿并结案")["toast"]["type"] == "success"
+    report = world.last_card(title_contains="《复盘总结报告》")
+    rtext = card_text(report["content"])
+    assert "按时完成率：**100%（3/3" in rtext
+    assert "1 次申请（批准 1 · 驳回 0），当前方案版本 2" in rtext
+    for line in ("每日站会让滞后提前暴露", "需求变更未提前评估风险", "建立需求变更评审流程"):
+        assert line in rtext
+    tables = [n for n in walk(report["content"]["body"]) if n.get("tag") == "table"]
+    plan_rows = {r["task"]: r for r in tables[0]["rows"]}
+    assert set(plan_rows) == {"#1 整理接口功能清单", "#2 完成用户数据加密接口开发", "#3 页面适配"}
+    assert all(r["result"] == "按时" for r in plan_rows.values()), plan_rows
+    days = {r["step"]: r["days"] for r in tables[1]["rows"]}
+    assert list(days) == ["问题共识", "组建小组", "需求确认", "行动方案", "执行跟踪", "复盘"]
+    assert all(0 <= d <= 2 for d in days.values()) and days["执行跟踪"] > 0, days
+    with f() as s:
+        assert (case_row(world).status, case_row(world).step) == ("closed", 7)
+    strip, gaps, colour = strip_and_gaps(world)
+    assert marks(strip) == ["✅"] * 6 and gaps == "" and colour == "grey"
+    # 成果固化: the lead saves the case as an SOP template
+    assert world.submit(TECH_HEAD, report["message_id"], {"name": "跨部门需求对接SOP"})["toast"]["type"] == "error"
+    ans = world.submit(LEAD, report["message_id"], {"name": "跨部门需求对接SOP"})
+    assert ans["toast"]["content"] == "已保存为模板《跨部门需求对接SOP》"
+
+    # ======== the case is closed; everything exports ========
+    world.say(LEAD, "/案例")
+    listing = card_text(world.last_card(title_contains="本群的协作问题")["content"])
+    assert TITLE in listing and "已结案" in listing
+    n_texts = len(world.texts())
+    world.say(LEAD, "/导出")
+    exported = "\n".join(world.texts()[n_texts:])
+    for output in OUTPUTS:
+        assert f"# {output}" in exported, output
+    assert "整理接口功能清单" in exported and "加密简化为第二期" in exported and "素材晚到半天" in exported
+
+    # ======== the SOP opens a second, pre-filled case ========
+    world.say(TECH_HEAD, "/问题 模板:跨部门需求对接SOP 第二个问题")
+    second = world.last_card(title_contains="新建")["content"]
+    defaults = {n["name"]: n.get("default_value") for n in walk(second) if n.get("name")}
+    assert (defaults["dept1_name"], defaults["dept2_name"], defaults["dept3_name"]) == ("市场部", "技术部", "设计部")
+    assert defaults["title"] == "第二个问题"
+    with f() as s:
+        case2 = s.scalar(select(Case).where(Case.title == "第二个问题"))
+        assert case2 is not None and case2.template_id is not None and case2.step == 1
+    strip, gaps, colour = strip_and_gaps(world, "第二个问题")
+    assert marks(strip) == ["▶", "○", "○", "○", "○", "○"] and colour == "orange"
+
+    # ======== what the group saw, throughout ========
+    for m in world.cards():
+        assert len(json.dumps(m["content"], ensure_ascii=False).encode()) < 30 * 1024
+    assert not [t for t in world.texts() if 'user_id="all"' in t]
+    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
