@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from cards.rules import validate_card
 from bot.models import ActionItem, Case, KeyNode, Task
 from handlers.reminders import plan_tick
 from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title,
@@ -216,16 +217,16 @@ def test_one_case_through_all_six_steps(paced):
     assert marks(strip) == ["✅", "✅", "✅", "✅", "▶", "○"]
 
     # ======== step 5: 执行跟踪 ========
-    # the app plans reminders every minute; run its tick hourly until the next working day's 09:30
+    # the app plans reminders every minute; run its tick on every half hour until the next working day's 09:30
     tick(world)
     wed_0930 = world.clock.now().replace(hour=1, minute=30, second=0, microsecond=0) + timedelta(days=1)
-    while world.clock.now() + timedelta(hours=1) < wed_0930:
-        world.clock.advance(timedelta(hours=1))
+    while world.clock.now() < wed_0930:
+        now = world.clock.now()
+        world.clock.advance(now.replace(minute=30 if now.minute < 30 else 0, second=0, microsecond=0)
+                            + (timedelta(hours=1) if now.minute >= 30 else timedelta()) - now)
         tick(world)
-    world.clock.advance(wed_0930 - world.clock.now())
-    tick(world)
     standups = [card_title(m["content"]) for m in world.cards() if "今日站会" in card_title(m["content"])]
-    assert len(standups) == 2 and "12月8日" in standups[0] and "12月9日" in standups[1], standups  # Tue's too
+    assert standups == ["今日站会 · 12月8日", "今日站会 · 12月9日"], standups   # published before Tue 09:30
     standup = world.last_card(title_contains="今日站会")["message_id"]
     stext = card_text(world.card(standup))
     for who in (LEAD, TECH_DEV, DESIGN_HEAD):
@@ -267,12 +268,18 @@ def test_one_case_through_all_six_steps(paced):
         world.clock.advance(timedelta(minutes=1))
     checks = [m for m in world.cards() if "进度确认会" in card_title(m["content"])]
     assert [card_title(m["content"]) for m in checks] == ["上线前24小时 · 进度确认会"]
+    ktext = card_text(checks[0]["content"])
+    assert f"<at id={LEAD}></at>" in ktext and "页面适配" in ktext and "完成用户数据加密接口开发" in ktext
+    assert world.press(TECH_DEV, checks[0]["message_id"], "确认可以按期进行")["toast"]["type"] == "error"
     assert world.press(LEAD, checks[0]["message_id"], "确认可以按期进行")["toast"]["type"] == "success"
+    assert "已确认" in card_text(world.card(checks[0]["message_id"]))
 
     # the standup window closes (its buttons go, 《进度跟踪表》 is posted); later updates come from the case card
     world.clock.advance(timedelta(hours=1))
     tick(world)
     assert not has_button(world.card(standup), "更新我的进度")
+    closed = card_text(world.card(standup))
+    assert "全部负责人已回复" in closed and "站会已结束" in closed and "待回复" not in closed
     tracking = world.last_card(title_contains="《进度跟踪表》")["content"]
     assert "所有任务按计划推进" in card_text(tracking) and "申请顺延到今天18点" in card_text(tracking)
     for who, task_id in ((LEAD, t1), (TECH_DEV, t2), (DESIGN_HEAD, t3)):
@@ -293,8 +300,12 @@ def test_one_case_through_all_six_steps(paced):
         assert world.submit(who, retro, {"kind": kind, "content": content})["toast"]["type"] == "success"
     assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["type"] == "error"    # only the lead
     world.clock.advance(timedelta(hours=1))
+    retro_before = world.card(retro)
     assert world.press(LEAD, retro, "定稿并结案")["toast"]["type"] == "success"
     report = world.last_card(title_contains="《复盘总结报告》")
+    n_cards = len(world.cards())
+    late = world.click(LEAD, retro, value=find_button(retro_before, "定稿并结案"))   # a double click
+    assert late["toast"]["type"] != "success" and len(world.cards()) == n_cards
     rtext = card_text(report["content"])
     assert "按时完成率：**100%（3/3" in rtext
     assert "1 次申请（批准 1 · 驳回 0），当前方案版本 2" in rtext
@@ -340,7 +351,10 @@ def test_one_case_through_all_six_steps(paced):
     assert marks(strip) == ["▶", "○", "○", "○", "○", "○"] and colour == "orange"
 
     # ======== what the group saw, throughout ========
+    assert not [t for t in titles(world) if "补发" in t]      # ticked like the app: nothing went out late
+    assert len([t for t in titles(world) if "进度确认会" in t]) == 1
     for m in world.cards():
+        assert validate_card(m["content"]) == [], card_title(m["content"])
         assert len(json.dumps(m["content"], ensure_ascii=False).encode()) < 30 * 1024
     assert not [t for t in world.texts() if 'user_id="all"' in t]
     assert len([t for t in world.texts() if "任务滞后" in t]) == 1
