@@ -207,7 +207,8 @@ def main() -> int:
     cards = standup_cards(args.n)
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s; bot: uvicorn 1 worker on 127.0.0.1, background on, "
           f"SQLite; fake Open API in its own process (limits on, 20–60 ms); N = {args.n}; "
-          f"{os.cpu_count()} CPUs", flush=True)
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} (other work on the machine skews both phases)",
+          flush=True)
 
     base, fake = serve_fake(args.n, PREFIX)
     bot = None
@@ -290,7 +291,7 @@ def report(args, idle: dict, during: dict, state: dict, seen: dict, wall: float,
     print()
     for text, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {text}")
-    print(f"total {total:.0f} s")
+    print(f"total {total:.0f} s; load average at the end {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     ok = all(checks.values())
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
