@@ -190,6 +190,15 @@ class FakeFeishu:
         with self._lock:
             return self._store(self._chats[chat_id], "text", {"text": text}, None, sender=open_id).message_id
 
+    def apply_callback_card(self, message_id: str, card: dict) -> None:
+        """What Feishu does with the card in a callback's answer: the clicked message shows it
+        (no API call is involved; the card travels in the HTTP answer)."""
+        with self._lock:
+            msg = self._messages[message_id]
+            msg.content = copy.deepcopy(card)
+            msg.update_time = self.clock.now()
+            msg.updated = True
+
     def issue_card_token(self, message_id: str) -> str:
         """The `c-…` token a card callback carries for this card (30 min, 2 uses)."""
         with self._lock:

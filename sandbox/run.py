@@ -8,7 +8,6 @@ through the real outbox and HTTP client; reminders come from the real scheduler 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import re
 import secrets
@@ -215,12 +214,7 @@ class Sandbox:
     def _replace_card(self, message_id: str, card: dict[str, Any]) -> None:
         # What Feishu does with a callback answer's card; the fake has no endpoint for it because
         # the bot never asks for it — the card travels in the HTTP answer.
-        fake = self.fake
-        with fake._lock:  # noqa: SLF001
-            msg = fake._messages[message_id]  # noqa: SLF001
-            msg.content = copy.deepcopy(card)
-            msg.update_time = self.clock.now()
-            msg.updated = True
+        self.fake.apply_callback_card(message_id, card)
         self._changes += 1
 
     # ------------------------------------------------------------ waiting for the bot

@@ -94,7 +94,7 @@ class FeishuWorld:
         assert resp.status_code == 200, resp.text
         answer = resp.json()
         if "card" in answer:  # Feishu replaces the clicked card with the returned one
-            self.fake._messages[message_id].content = answer["card"]["data"]  # noqa: SLF001
+            self.fake.apply_callback_card(message_id, answer["card"]["data"])
         self.drain()
         return answer
 
