@@ -129,6 +129,8 @@ def standup_view(session: Session, case: Case, day: date, now: datetime, *, show
     by_owner: dict[str, list[TaskLine]] = {}
     escalate = []
     for task in _open_tasks(session, case):
+        if task.start_at > now:
+            continue  # not started yet: nothing to report, nobody to @mention
         line = _line(task, now, cal, tz)
         by_owner.setdefault(task.owner_open_id, []).append(line)
         if line.overdue_days is not None and line.overdue_days >= POLICY.escalate_after_days:
@@ -160,6 +162,8 @@ def render_standup(session: Session, row: Outbox, now: datetime) -> list[outbox.
         return None
     day = plan.parse_standup_key(row.fire_key)[0]
     view = standup_view(session, case, day, now, late=_late(row, now))
+    if not view.owners:
+        return None  # every open task starts later: no standup today
     return [outbox.SendCard(cards.standup_card(view))]
 
 
