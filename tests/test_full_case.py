@@ -226,7 +226,9 @@ def test_one_case_through_all_six_steps(paced):
                             + (timedelta(hours=1) if now.minute >= 30 else timedelta()) - now)
         tick(world)
     standups = [card_title(m["content"]) for m in world.cards() if "今日站会" in card_title(m["content"])]
-    assert standups == ["今日站会 · 12月8日", "今日站会 · 12月9日"], standups   # published before Tue 09:30
+    # Tue 09:30 came right after publishing, with no task started yet: no standup, nobody nudged
+    assert standups == ["今日站会 · 12月9日"], standups
+    assert not [t for t in world.texts() if "今日站会还没收到" in t]
     standup = world.last_card(title_contains="今日站会")["message_id"]
     stext = card_text(world.card(standup))
     for who in (LEAD, TECH_DEV, DESIGN_HEAD):
