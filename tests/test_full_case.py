@@ -320,8 +320,8 @@ def test_one_case_through_all_six_steps(paced):
     days = {r["step"]: r["days"] for r in tables[1]["rows"]}
     assert list(days) == ["问题共识", "组建小组", "需求确认", "行动方案", "执行跟踪", "复盘"]
     assert all(0 <= d <= 2 for d in days.values()) and days["执行跟踪"] > 0, days
-    with f() as s:
-        assert (case_row(world).status, case_row(world).step) == ("closed", 7)
+    closed_case = case_row(world)
+    assert (closed_case.status, closed_case.step) == ("closed", 7)
     strip, gaps, colour = strip_and_gaps(world)
     assert marks(strip) == ["✅"] * 6 and gaps == "" and colour == "grey"
     # 成果固化: the lead saves the case as an SOP template
