@@ -20,7 +20,7 @@ from bot.models import Case, ConsensusVersion, Department, Signoff
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Blocked, Step, advance
 from cards import consensus as cards
-from handlers import case_card
+from handlers import case_card, people
 
 router = Router()
 
@@ -98,17 +98,29 @@ def try_advance(ctx: Ctx, case: Case) -> bool:
     return True
 
 
-def heads_of(depts: list[Department]) -> str:
-    return "、".join(texts.S1_HEAD_OF.format(dept=d.name) for d in depts)
+def heads_of(ctx: Ctx, depts: list[Department]) -> str:
+    return "、".join(people.who(ctx.session, ctx.tenant_key, d.head_open_id, texts.S1_HEAD_OF.format(dept=d.name))
+                    for d in depts)
+
+
+def signed_as(ctx: Ctx, depts: list[Department]) -> str:
+    """For a success toast: 「技术部 李娜」 (the departments the actor acted for, then their name)."""
+    return people.with_name(ctx.session, ctx.tenant_key, ctx.actor, "、".join(d.name for d in depts))
 
 
 def is_lead_or_head(ctx: Ctx, case: Case, depts: list[Department]) -> bool:
     return ctx.actor == case.lead_open_id or any(d.head_open_id == ctx.actor for d in depts)
 
 
+def not_lead(ctx: Ctx, case: Case) -> UserError:
+    """The refusal of a lead-only action: 「只有协作组长陈静可以执行此操作。」."""
+    return UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.S_ONLY_LEAD))
+
+
 def require_lead_or_head(ctx: Ctx, case: Case, depts: list[Department]) -> None:
     if not is_lead_or_head(ctx, case, depts):
-        who = "、".join([texts.S1_LEAD_WORD] + [texts.S1_HEAD_OF.format(dept=d.name) for d in depts])
+        lead = people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.S1_LEAD_WORD)
+        who = "、".join([lead, heads_of(ctx, depts)] if depts else [lead])
         raise UserError(texts.S_ONLY_LEAD_OR_HEADS.format(who=who))
 
 
@@ -392,7 +404,7 @@ def _my_departments(ctx: Ctx, case: Case, value: ActionValue) -> tuple[Consensus
     depts = repository.departments(ctx.session, case)
     mine = [d for d in depts if d.head_open_id == ctx.actor]
     if not mine:
-        raise UserError(texts.S1_ONLY_HEAD.format(who=heads_of(depts)))
+        raise UserError(texts.S1_ONLY_HEAD.format(who=heads_of(ctx, depts)))
     return cv, mine, repository.signoffs(ctx.session, case, artifact="consensus", version=cv.version)
 
 
@@ -415,9 +427,10 @@ def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     cv, mine, signs = checked
     todo = [d for d in mine if d.id not in signs or signs[d.id].status != "signed"]
     names = "、".join(d.name for d in (todo or mine))
+    signer = signed_as(ctx, todo or mine)
     if not todo:  # a double click, or a case sent back to step 1 with everything signed
         if try_advance(ctx, case):
-            return CallbackAnswer(toast=texts.S1_SIGNED_AGREED.format(depts=names), card=table_for(ctx, case))
+            return CallbackAnswer(toast=texts.S1_SIGNED_AGREED.format(depts=signer), card=table_for(ctx, case))
         return CallbackAnswer(toast=texts.S1_ALREADY_SIGNED.format(depts=names, version=cv.version),
                               toast_type="info", card=table_for(ctx, case))
     for dept in todo:
@@ -425,9 +438,9 @@ def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     touch(ctx, case)
     audit(ctx, case, "consensus.sign", f"{names} · " + texts.AUDIT_VERSION.format(version=cv.version))
     if try_advance(ctx, case):
-        return CallbackAnswer(toast=texts.S1_SIGNED_AGREED.format(depts=names), card=table_for(ctx, case))
+        return CallbackAnswer(toast=texts.S1_SIGNED_AGREED.format(depts=signer), card=table_for(ctx, case))
     case_card.refresh(ctx, case)
-    return CallbackAnswer(toast=texts.S1_SIGNED.format(depts=names), card=table_for(ctx, case))
+    return CallbackAnswer(toast=texts.S1_SIGNED.format(depts=signer), card=table_for(ctx, case))
 
 
 @router.action(OBJECT)
@@ -451,7 +464,7 @@ def object_(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
         who=mention(ctx.actor), depts=names, version=cv.version, reason=inert(reason),
         lead=mention(case.lead_open_id))))
     case_card.refresh(ctx, case)
-    return CallbackAnswer(toast=texts.S1_OBJECTED.format(depts=names), toast_type="warning",
+    return CallbackAnswer(toast=texts.S1_OBJECTED.format(depts=signed_as(ctx, mine)), toast_type="warning",
                           card=table_for(ctx, case))
 
 

@@ -136,7 +136,7 @@ from bot.routing import CallbackAnswer, Router  # noqa: E402
 from bot.workflow import Blocked, Step, advance  # noqa: E402
 from cards.plan import MinutesView, PlanActions, PlanNode, PlanRisk, PlanTask, PlanView, minutes_card, \
     plan_card  # noqa: E402
-from handlers import case_card  # noqa: E402
+from handlers import case_card, people  # noqa: E402
 
 router = Router()
 
@@ -549,7 +549,7 @@ def minutes_card_for(session: Session, case: Case, version: int, now: datetime, 
 def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     if value.version is not None and value.version != case.version:
         return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=plan_card_for(ctx.session, case, ctx.tz))
     problems = publish_problems(ctx.session, case, ctx.now, ctx.tz)

@@ -26,6 +26,7 @@ from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workdays import WorkCalendar, calendar_for
 from cards import reminders as cards
 from cards.reminders import KEYNODE_OK, STANDUP_SAME, TaskLine
+from handlers import people
 
 router = Router()
 POLICY = plan.Policy()  # replaced from the settings in register_ticks
@@ -338,16 +339,17 @@ def _owner_names(ctx: Ctx, owners: set[str]) -> str:
         return texts.STANDUP_NOT_OWNER_NONE
     from bot.models import Member
 
-    names = dict(ctx.session.execute(select(Member.open_id, Member.role).where(
+    names = repository.names(ctx.session, tenant_key=ctx.tenant_key, open_ids=list(owners))
+    roles = dict(ctx.session.execute(select(Member.open_id, Member.role).where(
         Member.tenant_key == ctx.tenant_key, Member.chat_id == ctx.chat_id, Member.open_id.in_(owners))).all())
-    return texts.STANDUP_NOT_OWNER.format(owners="、".join(sorted(names.get(o) or o for o in owners)))
+    return texts.STANDUP_NOT_OWNER.format(owners="、".join(sorted(names.get(o) or roles.get(o) or o for o in owners)))
 
 
 @router.action(KEYNODE_OK)
 def keynode_ok(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _load(ctx, value)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     node = ctx.session.scalar(select(KeyNode).where(KeyNode.id == (value.row_id or 0), KeyNode.case_id == case.id,
                                                     KeyNode.tenant_key == case.tenant_key,
                                                     KeyNode.chat_id == case.chat_id))
@@ -372,7 +374,7 @@ def standup_command(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         ctx.send(outbox.SendText(_status(case)))
         return
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     if verb == texts.STANDUP_VERB_TIME:
         message = _set_time(ctx, case, rest)
     elif verb in (texts.STANDUP_VERB_PAUSE, texts.STANDUP_VERB_RESUME):

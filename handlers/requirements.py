@@ -20,8 +20,9 @@ from bot.models import Case, Department, DepartmentInput, Outbox, Requirement, S
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Step
 from cards import requirements as cards
-from handlers import case_card
-from handlers.consensus import audit, form_text, inert, load_case, local, mention, require_step, touch, try_advance
+from handlers import case_card, people
+from handlers.consensus import (audit, form_text, inert, load_case, local, mention, not_lead, require_step, signed_as,
+                                touch, try_advance)
 from handlers.team import NUDGE_KIND
 
 router = Router()
@@ -123,8 +124,20 @@ def _represents(ctx: Ctx, case: Case, dept: Department) -> bool:
     return ctx.actor in (case.lead_open_id, dept.contact_open_id, dept.head_open_id)
 
 
-def _contacts_desc(depts: list[Department]) -> str:
-    return "、".join(f"{d.name}{texts.S2_COL_CONTACT}" for d in depts)
+def _contacts_desc(ctx: Ctx, depts: list[Department]) -> str:
+    return "、".join(people.who(ctx.session, ctx.tenant_key, d.contact_open_id, f"{d.name}{texts.S2_COL_CONTACT}")
+                    for d in depts)
+
+
+def _not_dept_member(ctx: Ctx, case: Case, dept: Department) -> str:
+    """Who may add a requirement for `dept`, by name when known (else today's wording)."""
+    if not any(people.name(ctx.session, ctx.tenant_key, o)
+               for o in (case.lead_open_id, dept.contact_open_id, dept.head_open_id)):
+        return texts.S3_NOT_DEPT_MEMBER.format(dept=dept.name)
+    reps = [people.who(ctx.session, ctx.tenant_key, o, f"{dept.name}{role}")
+            for o, role in ((dept.contact_open_id, texts.S2_COL_CONTACT), (dept.head_open_id, texts.S2_COL_HEAD)) if o]
+    who = people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.S1_LEAD_WORD) + "、" + texts.S3_OR.join(reps)
+    return texts.S3_NOT_DEPT_MEMBER_NAMED.format(who=who, dept=dept.name)
 
 
 # ---------------------------------------------------------------- showing
@@ -147,7 +160,7 @@ def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
     if value.action == FORM_INPUT:
         mine = _contact_of(ctx, depts)
         if not mine:
-            raise UserError(texts.S3_NOT_CONTACT.format(who=_contacts_desc(depts)))
+            raise UserError(texts.S3_NOT_CONTACT.format(who=_contacts_desc(ctx, depts)))
         given = inputs(ctx.session, case)
         first = given.get(mine[0].id)
         values = {"dept": str(mine[0].id), "resources": first.resources, "constraints": first.constraints,
@@ -163,7 +176,7 @@ def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
 def _resolve_form(ctx: Ctx, case: Case, depts: list[Department], values: dict | None = None,
                   error: str = "") -> dict:
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.S_ONLY_LEAD)
+        raise not_lead(ctx, case)
     names = {d.id: d.name for d in depts}
     open_ = [(_conflict_label(r, names), str(r.id)) for r in requirements(ctx.session, case)
              if r.is_conflict and not r.resolved_at]
@@ -190,13 +203,13 @@ def save_input(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     case, depts = _editable(ctx, value)
     mine = {str(d.id): d for d in _contact_of(ctx, depts)}
     if not mine:
-        raise UserError(texts.S3_NOT_CONTACT.format(who=_contacts_desc(depts)))
+        raise UserError(texts.S3_NOT_CONTACT.format(who=_contacts_desc(ctx, depts)))
     values, errors = _texts(event.form_value, (("resources", texts.S3_COL_RESOURCES, True),
                                                ("constraints", texts.S3_COL_CONSTRAINTS, True),
                                                ("demands", texts.S3_COL_DEMANDS, True)))
     values["dept"] = form_text(event.form_value, "dept") or (next(iter(mine)) if len(mine) == 1 else "")
     if values["dept"] not in mine:
-        errors.insert(0, texts.S3_NOT_CONTACT.format(who=_contacts_desc(depts)))
+        errors.insert(0, texts.S3_NOT_CONTACT.format(who=_contacts_desc(ctx, depts)))
     if errors:
         raise UserError(errors[0], card=cards.input_form(
             _fv(case, texts.S3_FORM_INPUT, SAVE_INPUT, values, "\n".join(errors)),
@@ -230,7 +243,7 @@ def save_add(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     if dept is None:
         errors.insert(0, texts.S2_BAD_DEPT)
     elif not _represents(ctx, case, dept):
-        raise UserError(texts.S3_NOT_DEPT_MEMBER.format(dept=dept.name))
+        raise UserError(_not_dept_member(ctx, case, dept))
     if values["priority"] not in texts.S3_PRIORITIES:
         errors.append(texts.S3_BAD_PRIORITY)
     others = values["conflict"]
@@ -256,7 +269,7 @@ def save_add(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
 def save_resolve(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case, depts = _editable(ctx, value)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.S_ONLY_LEAD)
+        raise not_lead(ctx, case)
     values, errors = _texts(event.form_value, (("decision", texts.S3_F_DECISION.rstrip(" *"), True),))
     values["req"] = form_text(event.form_value, "req")
     target = next((r for r in requirements(ctx.session, case)
@@ -286,7 +299,8 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     mine = [d for d in depts if ctx.actor in (d.contact_open_id, d.head_open_id)]
     if not mine:
         raise UserError(texts.S3_ONLY_CONTACT_OR_HEAD.format(who="、".join(
-            f"{d.name}{texts.S2_COL_CONTACT}/{texts.S2_COL_HEAD}" for d in depts)))
+            people.who(ctx.session, ctx.tenant_key, d.contact_open_id, f"{d.name}{texts.S2_COL_CONTACT}") + "/"
+            + people.who(ctx.session, ctx.tenant_key, d.head_open_id, texts.S2_COL_HEAD) for d in depts)))
     f = repository.facts(ctx.session, case)
     what = f"{texts.S3_COL_RESOURCES}/{texts.S3_COL_CONSTRAINTS}/{texts.S3_COL_DEMANDS}"
     gaps = tuple(f"{n}{what}" for n in f.inputs_missing)
@@ -297,10 +311,11 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     done = repository.signoffs(ctx.session, case, artifact="requirements", version=state.version)
     todo = [d for d in mine if d.id not in done]
     names = "、".join(d.name for d in (todo or mine))
+    confirmer = signed_as(ctx, todo or mine)
     if not todo:  # a double click, or a case sent back to step 3 with everything confirmed
         if try_advance(ctx, case):
             state.archived_at = ctx.now
-            return CallbackAnswer(toast=texts.S3_CONFIRMED.format(depts=names), card=table_for(ctx, case))
+            return CallbackAnswer(toast=texts.S3_CONFIRMED.format(depts=confirmer), card=table_for(ctx, case))
         return CallbackAnswer(toast=texts.S3_ALREADY_CONFIRMED.format(depts=names, version=state.version),
                               toast_type="info", card=table_for(ctx, case))
     for d in todo:
@@ -315,7 +330,7 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
                       case_id=case.id)
     else:
         case_card.refresh(ctx, case)
-    return CallbackAnswer(toast=texts.S3_CONFIRMED.format(depts=names), card=table_for(ctx, case))
+    return CallbackAnswer(toast=texts.S3_CONFIRMED.format(depts=confirmer), card=table_for(ctx, case))
 
 
 # ---------------------------------------------------------------- the one reminder

@@ -20,7 +20,7 @@ from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, Retro
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Step, advance
 from cards.retro import ChangeRow, Entry, RetroActions, PlanActualRow, ReportView, RetroView, rate, report_card, retro_card
-from handlers import case_card, templates
+from handlers import case_card, people, templates
 from handlers.plan import audit, fmt, load_case, require_step, tasks_of, team_open_ids
 from handlers.tracking import baseline
 
@@ -275,7 +275,7 @@ def finalise(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer
         return CallbackAnswer(toast=texts.RETRO_ALREADY_FINAL, toast_type="info")
     require_step(case, Step.RETRO)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     if not repository.retro_entries(ctx.session, case):
         raise UserError(texts.RETRO_NEED_ENTRY)
     repository.artifact_state(ctx.session, case, "retro").archived_at = ctx.now
@@ -295,7 +295,7 @@ def save_template(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     if case.step < Step.RETRO:
         require_step(case, Step.RETRO)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     name = str((event.form_value or {}).get("name") or "").strip()
     try:
         tpl = templates.save_template(ctx.session, case, name, ctx.actor, ctx.now)

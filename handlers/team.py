@@ -19,8 +19,8 @@ from bot.models import ActionItem, Case, Department, Member
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Step
 from cards import team as cards
-from handlers import case_card
-from handlers.consensus import (audit, form_person, form_text, load_case, local, mention, parse_day,
+from handlers import case_card, people
+from handlers.consensus import (audit, form_person, form_text, load_case, local, mention, not_lead, parse_day,
                                 require_lead_or_head, require_step, touch, try_advance)
 
 router = Router()
@@ -129,7 +129,7 @@ def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
     if value.action == FORM_ITEM:
         return CallbackAnswer(card=cards.item_form(_fv(case, texts.S2_FORM_ITEM, SAVE_ITEM)))
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.S_ONLY_LEAD)
+        raise not_lead(ctx, case)
     return CallbackAnswer(card=cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD)))
 
 
@@ -206,7 +206,8 @@ def save_member(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
         existing.department_id, existing.role, existing.duty = by_id[values["dept"]].id, values["role"], values["duty"]
     _changed(ctx, case)
     audit(ctx, case, "team.save", f"{by_id[values['dept']].name} · {values['role']}：{values['duty']}")
-    toast = (texts.S2_MEMBER_UPDATED if existing else texts.S2_MEMBER_SAVED).format(role=values["role"])
+    role = people.who(ctx.session, ctx.tenant_key, values["member"], values["role"])
+    toast = (texts.S2_MEMBER_UPDATED if existing else texts.S2_MEMBER_SAVED).format(role=role)
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=toast, card=table_for(ctx, case))
 
@@ -243,19 +244,23 @@ def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     case = load_case(ctx, value)
     require_step(case, 2, texts.OUTPUTS[2])
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.S_ONLY_LEAD)
+        raise not_lead(ctx, case)
     new = form_person(event.form_value, "lead")
     if not mention(new):
         raise UserError(texts.S_BAD_PERSON.format(field=texts.S2_F_NEW_LEAD),
                         card=cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD)))
     if new == case.lead_open_id:
-        return CallbackAnswer(toast=texts.S2_LEAD_SAME, toast_type="info", card=table_for(ctx, case))
+        known = people.name(ctx.session, ctx.tenant_key, new)
+        toast = texts.S2_LEAD_SAME_NAMED.format(name=known) if known else texts.S2_LEAD_SAME
+        return CallbackAnswer(toast=toast, toast_type="info", card=table_for(ctx, case))
     old, case.lead_open_id = case.lead_open_id, new
     _changed(ctx, case)
     audit(ctx, case, "team.lead", f"{old} → {new}")
     ctx.send(outbox.SendText(texts.S2_LEAD_NOTICE.format(old=mention(old), new=mention(new))))
     case_card.refresh(ctx, case)
-    return CallbackAnswer(toast=texts.S2_LEAD_HANDED, card=table_for(ctx, case))
+    known = people.name(ctx.session, ctx.tenant_key, new)
+    toast = texts.S2_LEAD_HANDED_TO.format(name=known) if known else texts.S2_LEAD_HANDED
+    return CallbackAnswer(toast=toast, card=table_for(ctx, case))
 
 
 # ---------------------------------------------------------------- confirming
@@ -265,7 +270,7 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     if case.step != Step.TEAM:
         return CallbackAnswer(toast=texts.S2_ALREADY_CONFIRMED, toast_type="info", card=table_for(ctx, case))
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.S_ONLY_LEAD)
+        raise not_lead(ctx, case)
     state = repository.artifact_state(ctx.session, case, "team")
     if value.version != state.version:
         return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=table_for(ctx, case))

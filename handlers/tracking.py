@@ -31,7 +31,7 @@ from bot.workflow import Blocked, Step, advance
 from cards import kit
 from cards.tracking import RiskRow, TaskRow, TrackingView, UpdateItem, UpdateView, field_names, tracking_card, \
     update_card
-from handlers import case_card
+from handlers import case_card, people
 from handlers.plan import PLAN_OPEN, audit, department_of, fmt, get_task, load_case, require_step, risks_of, tasks_of
 
 router = Router()
@@ -228,7 +228,7 @@ def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     if task is None or task.dropped:
         raise UserError(texts.TASK_NOT_FOUND)
     if ctx.actor not in (task.owner_open_id, case.lead_open_id):
-        raise UserError(texts.NOT_TASK_OWNER.format(seq=task.seq, content=task.content))
+        raise UserError(_not_task_owner(ctx, case, task))
     typed = _read_form(event.form_value or {}, task.id)
     try:
         status, progress = _validate(task, typed, ctx.now)
@@ -248,6 +248,16 @@ def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     case_card.refresh(ctx, case)
     card = update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz)
     return CallbackAnswer(toast=toast, card=card or update_card(UpdateView(case.title, ctx.actor, ())))
+
+
+def _not_task_owner(ctx: Ctx, case: Case, task: Task) -> str:
+    owner, lead = (people.name(ctx.session, ctx.tenant_key, o) for o in (task.owner_open_id, case.lead_open_id))
+    if not (owner or lead):
+        return texts.NOT_TASK_OWNER.format(seq=task.seq, content=task.content)
+    return texts.NOT_TASK_OWNER_NAMED.format(
+        owner=people.who(ctx.session, ctx.tenant_key, task.owner_open_id, texts.TASK_OWNER_WORD),
+        lead=people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.COL_LEAD), seq=task.seq,
+        content=task.content)
 
 
 def _last_update_by(session: Session, task: Task, actor: str) -> bool:
@@ -288,10 +298,12 @@ def person_desc(session: Session, case: Case, open_id: str) -> str:
                                                  Member.tenant_key == case.tenant_key, Member.chat_id == case.chat_id))
     dept = department_of(session, case, open_id)
     if member is not None and member.role:
-        return texts.PERSON_ROLE.format(dept=dept.name if dept else "", role=member.role)
-    if dept is not None:
-        return texts.PERSON_ROLE.format(dept=dept.name, role=texts.HEAD_WORD)
-    return texts.RISK_OWNER_FALLBACK
+        role = texts.PERSON_ROLE.format(dept=dept.name if dept else "", role=member.role)
+    elif dept is not None:
+        role = texts.PERSON_ROLE.format(dept=dept.name, role=texts.HEAD_WORD)
+    else:
+        return people.name(session, case.tenant_key, open_id) or texts.RISK_OWNER_FALLBACK
+    return people.who(session, case.tenant_key, open_id, role)
 
 
 @router.action(RISK_CLOSE)
@@ -308,7 +320,8 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
         raise UserError(message, card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz, typed))
     if ctx.actor not in (risk.owner_open_id, case.lead_open_id):
         raise UserError(texts.RISK_CLOSE_NOT_ALLOWED.format(
-            owner=person_desc(ctx.session, case, risk.owner_open_id), risk=risk.risk[:40]))
+            owner=person_desc(ctx.session, case, risk.owner_open_id), risk=risk.risk[:40],
+            lead=people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.COL_LEAD)))
     # compare-and-set: of two concurrent clicks exactly one closes the risk (and audits it)
     closed = ctx.session.execute(update(Risk).where(Risk.id == risk.id, Risk.status == "open")
                                  .values(status="closed").execution_options(synchronize_session=False)).rowcount
@@ -538,7 +551,7 @@ def _decidable(ctx: Ctx, value: ActionValue) -> tuple[Case, ChangeRequest | None
         return case, None, _already(ctx, case, cr)
     require_step(case, Step.EXECUTION)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     return case, cr, None
 
 
@@ -698,7 +711,7 @@ def open_close(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
     case = load_case(ctx, value.case_id)
     require_step(case, Step.EXECUTION)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     ctx.send(outbox.SendCard(_close_card(ctx, case)))
     return CallbackAnswer(toast=texts.BTN_CLOSE_EXECUTION)
 
@@ -716,7 +729,7 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
         return CallbackAnswer(toast=texts.EXEC_ALREADY_CLOSED, toast_type="info")
     require_step(case, Step.EXECUTION)
     if ctx.actor != case.lead_open_id:
-        raise UserError(texts.NOT_LEAD)
+        raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     reason = str((event.form_value or {}).get("reason") or "").strip()
     if not reason:
         raise UserError(texts.EXEC_CLOSE_NEED_REASON, card=_close_card(ctx, case))

@@ -8,3 +8,4 @@ from bot.texts.sandbox import *  # noqa: F401,F403
 from bot.texts.steps13 import *  # noqa: F401,F403
 from bot.texts.reminders import *  # noqa: F401,F403
 from bot.texts.cli import *  # noqa: F401,F403
+from bot.texts.people import *  # noqa: F401,F403

@@ -1,0 +1,131 @@
+"""Toasts name the person behind a role when the bot knows their name (from the group's member
+list), and fall back to the role alone when it does not."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, select
+
+from bot.actions import ActionValue
+from bot.models import Person, RetroEntry, Risk
+from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published, make_retro
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD
+from tests.test_steps13_support import (INPUTS, fill_consensus, open_case, reach_step2, reach_step3,
+                                        sign, team_card_mid)
+from tests.test_steps13_support import paced  # noqa: F401 (fixture)
+
+
+def _toast(ans: dict) -> str:
+    return ans["toast"]["content"]
+
+
+def _forget_names(world) -> None:
+    with world.state.factory() as s, s.begin():
+        s.execute(delete(Person))
+
+
+@pytest.mark.usefixtures("paced")
+def test_step1_toasts_name_heads_and_signer(world):
+    mid = open_case(world)
+    world.drain()  # the member list is read after /问题
+    fill_consensus(world, mid)
+    ans = sign(world, OUTSIDER, mid)
+    assert ans["toast"]["type"] == "error"
+    assert _toast(ans) == ("只有涉及部门的负责人可以签字或提出异议："
+                           "市场部负责人陈静、技术部负责人李娜、设计部负责人王芳。")
+    assert _toast(world.press(OUTSIDER, mid, "修改内容")) == (
+        "只有协作组长或各部门负责人可以修改：协作组长陈静、市场部负责人陈静、技术部负责人李娜、设计部负责人王芳。")
+    assert _toast(sign(world, TECH_HEAD, mid)) == "已签字：技术部 李娜"
+    ans = world.submit(DESIGN_HEAD, mid, {"reason": "3天不够"})
+    assert _toast(ans).startswith("已记录异议：设计部 王芳。")
+    # names unknown: today's wording
+    _forget_names(world)
+    assert _toast(sign(world, OUTSIDER, mid)) == "只有涉及部门的负责人可以签字或提出异议：市场部负责人、技术部负责人、设计部负责人。"
+    assert _toast(sign(world, LEAD, mid)) == "已签字：市场部"
+
+
+@pytest.mark.usefixtures("paced")
+def test_step2_and_step3_toasts_name_people(world):
+    reach_step2(world)
+    world.drain()
+    mid = team_card_mid(world)
+    assert _toast(world.press(TECH_HEAD, mid, "移交组长")) == "只有协作组长陈静可以执行此操作。"
+    world.press(LEAD, mid, "添加成员")
+    ids = _dept_ids(world)
+    ans = world.submit(LEAD, mid, {"member": TECH_DEV, "dept": str(ids["技术部"]), "role": "接口开发", "duty": "加密接口"})
+    assert _toast(ans) == "已添加成员：接口开发刘洋"
+    world.press(LEAD, mid, "移交组长")
+    assert _toast(world.submit(LEAD, mid, {"lead": LEAD})) == "陈静已经是协作组长了。"
+
+    _forget_names(world)
+    assert _toast(world.press(TECH_HEAD, mid, "移交组长")) == "只有协作组长可以执行此操作（当前组长见进度卡片）。"
+
+
+def _dept_ids(world):
+    from tests.test_steps13_support import dept_ids
+    return dept_ids(world)
+
+
+@pytest.mark.usefixtures("paced")
+def test_step3_toasts_name_contacts_and_confirmer(world):
+    mid = reach_step3(world)
+    world.drain()
+    assert _toast(world.press(OUTSIDER, mid, "提交本部门信息")) == (
+        "只有本部门的接口人可以提交部门信息：市场部接口人陈静、技术部接口人刘洋、设计部接口人王芳。")
+    for who, form in INPUTS.items():
+        world.press(who, mid, "提交本部门信息")
+        world.submit(who, mid, form)
+    ids = _dept_ids(world)
+    world.press(OUTSIDER, mid, "新增需求")
+    ans = world.submit(OUTSIDER, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "高"})
+    assert _toast(ans) == "只有协作组长陈静、技术部接口人刘洋或技术部负责人李娜可以为技术部提出需求。"
+    world.submit(TECH_DEV, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "高"})
+    ans = world.press(OUTSIDER, mid, "确认清单")
+    assert _toast(ans).startswith("只有各部门的接口人或负责人可以确认清单：市场部接口人陈静/负责人陈静、技术部接口人刘洋/负责人李娜")
+    assert _toast(world.press(TECH_DEV, mid, "确认清单")) == "已确认：技术部 刘洋"
+
+
+def _steps46(world, *, retro: bool = False):
+    world.add_bot()  # reads the member list: names known
+    now = world.clock.now()
+    case_id = make_case_at_step4(world.state.factory, now=now)
+    from datetime import timedelta
+    make_plan_published(world.state.factory, case_id, now=now, tasks=[
+        TaskSpec("接口开发", TECH_DEV, now - timedelta(days=1), now + timedelta(days=2), progress=10, status="进行中")])
+    if retro:
+        make_retro(world.state.factory, case_id, now=now)
+    return case_id
+
+
+def test_step5_refusals_name_owner_and_lead(world):
+    case_id = _steps46(world)
+    with world.state.factory() as s:
+        risk = s.scalars(select(Risk).where(Risk.case_id == case_id)).first()
+    world.say(LEAD, "/进度")
+    world.press(LEAD, world.last_card(title_contains="新品推广页面延迟")["message_id"], "查看进度跟踪表")
+    mid = world.last_card(title_contains="《进度跟踪表》")["message_id"]
+    ans = world.submit(DESIGN_HEAD, mid, {"risk": str(risk.id)}, form_name="risk_close")
+    assert _toast(ans) == f"只有风险负责人（技术部技术负责人李娜）或协作组长陈静可以关闭风险「{risk.risk[:40]}」。"
+    assert _toast(world.press(TECH_DEV, mid, "结束执行")) == "只有协作组长陈静可以执行此操作。"
+    world.press(TECH_DEV, mid, "更新我的进度")
+    form = world.last_card(title_contains="更新进度")
+    task_form = next(n for n in _forms(form["content"]))
+    ans = world.submit(DESIGN_HEAD, form["message_id"], {}, form_name=task_form)
+    assert _toast(ans) == "只有任务负责人刘洋或协作组长陈静可以更新「#1 接口开发」。"
+
+
+def _forms(card):
+    from tests.driver import walk
+    return [n["name"] for n in walk(card) if n.get("tag") == "form"]
+
+
+def test_step6_refusal_names_the_author(world):
+    case_id = _steps46(world, retro=True)
+    world.say(LEAD, "/进度")
+    world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
+    mid = world.last_card(title_contains="复盘会")["message_id"]
+    world.submit(TECH_DEV, mid, {"kind": "成功经验", "content": "站会有效"}, form_name="retro_entry")
+    with world.state.factory() as s:
+        entry = s.scalar(select(RetroEntry.id).where(RetroEntry.author_open_id == TECH_DEV))
+    ans = world.click(DESIGN_HEAD, mid, value=ActionValue("retro.delete", case_id=case_id, row_id=entry).dump())
+    assert _toast(ans) == "只有填写人（技术部接口人刘洋）可以修改或删除这条内容。"
+
