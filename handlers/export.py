@@ -18,6 +18,7 @@ from bot import outbox, repository, texts
 from bot.envelope import MessageEvent
 from bot.models import ActionItem, Case, Member
 from bot.routing import Ctx, Router, UserError
+from handlers import people
 from handlers.consensus import inert
 
 router = Router()
@@ -56,11 +57,12 @@ def export_consensus(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     depts = repository.departments(session, case)
     signs = repository.signoffs(session, case, artifact="consensus", version=cv.version)
     agreed = bool(depts) and all(d.id in signs and signs[d.id].status == "signed" for d in depts)
+    name = people.namer(session, case.tenant_key, [d.head_open_id for d in depts])
     rows = []
     for d in depts:
         s = signs.get(d.id)
         status = texts.S1_STATUS[s.status if s else "pending"][0]
-        rows.append([d.name, d.head_open_id, status, when(s.at if s else None, tz), (s.reason or "") if s else ""])
+        rows.append([d.name, name(d.head_open_id), status, when(s.at if s else None, tz), (s.reason or "") if s else ""])
     goal_date = cv.goal_date.isoformat() if cv.goal_date else "—"
     return "\n".join(_header(case, 1) + [
         texts.EXP_CONS_VERSION.format(version=cv.version, agreed=texts.EXP_AGREED if agreed else ""), "",
@@ -77,23 +79,27 @@ def export_team(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     depts = repository.departments(session, case)
     names = {d.id: d.name for d in depts}
     state = repository.artifact_state(session, case, "team")
-    members = session.scalars(select(Member).where(Member.case_id == case.id, Member.tenant_key == case.tenant_key,
-                                                   Member.chat_id == case.chat_id).order_by(Member.id))
-    items = session.scalars(select(ActionItem).where(
+    members = list(session.scalars(select(Member).where(
+        Member.case_id == case.id, Member.tenant_key == case.tenant_key, Member.chat_id == case.chat_id)
+        .order_by(Member.id)))
+    items = list(session.scalars(select(ActionItem).where(
         ActionItem.case_id == case.id, ActionItem.tenant_key == case.tenant_key,
-        ActionItem.chat_id == case.chat_id).order_by(ActionItem.id))
+        ActionItem.chat_id == case.chat_id).order_by(ActionItem.id)))
+    name = people.namer(session, case.tenant_key, [case.lead_open_id, *(m.open_id for m in members),
+                                                   *(i.owner_open_id for i in items),
+                                                   *(o for d in depts for o in (d.head_open_id, d.contact_open_id))])
     return "\n".join(_header(case, 2) + [
-        texts.EXP_LEAD.format(lead=case.lead_open_id),
+        texts.EXP_LEAD.format(lead=name(case.lead_open_id)),
         texts.EXP_STATE_CONFIRMED.format(at=when(state.archived_at, tz)) if state.archived_at
         else texts.EXP_STATE_DRAFT, "",
         texts.EXP_DEPTS_TEAM, md_table([texts.S2_COL_DEPT, texts.S2_COL_KIND, texts.S2_COL_HEAD, texts.S2_COL_CONTACT],
-                                       [[d.name, texts.S2_KINDS.get(d.kind, ("",))[0], d.head_open_id,
-                                         d.contact_open_id or ""] for d in depts]), "",
+                                       [[d.name, texts.S2_KINDS.get(d.kind, ("",))[0], name(d.head_open_id),
+                                         name(d.contact_open_id)] for d in depts]), "",
         texts.EXP_MEMBERS, md_table([texts.S2_COL_MEMBER, texts.S2_COL_DEPT, texts.S2_COL_ROLE, texts.S2_COL_DUTY],
-                                    [[m.open_id, names.get(m.department_id or 0, ""), m.role, m.duty]
+                                    [[name(m.open_id), names.get(m.department_id or 0, ""), m.role, m.duty]
                                      for m in members]), "",
         texts.EXP_ITEMS, md_table([texts.S2_COL_ITEM, texts.S2_COL_OWNER, texts.S2_COL_DUE],
-                                  [[i.content, i.owner_open_id, i.due_date.isoformat() if i.due_date else ""]
+                                  [[i.content, name(i.owner_open_id), i.due_date.isoformat() if i.due_date else ""]
                                    for i in items])])
 
 

@@ -582,6 +582,7 @@ def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
         return None
     from handlers.export import md_table  # noqa: PLC0415
     tasks, risks, nodes = _parts(session, case, tz)
+    name = people.namer(session, case.tenant_key, [t.owner for t in tasks] + [r.owner for r in risks])
     version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
                              .order_by(PlanVersion.version.desc()).limit(1))
     state = texts.EXP_PLAN_STATE["published" if version else "draft"]
@@ -591,13 +592,13 @@ def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
         texts.EXP_PLAN_TASKS,
         md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_START, texts.COL_DUE, texts.COL_STANDARD,
                   texts.COL_RESOURCES, texts.COL_DEPENDS],
-                 [[f"#{t.seq} {t.content}", t.owner, t.start, t.due, t.standard, t.resources, t.depends]
+                 [[f"#{t.seq} {t.content}", name(t.owner), t.start, t.due, t.standard, t.resources, t.depends]
                   for t in tasks]), "",
         texts.EXP_PLAN_NODES,
         md_table([texts.COL_NODE, texts.COL_NODE_AT, texts.COL_MEETING], [[n.name, n.at, n.meeting] for n in nodes]),
         "", texts.EXP_PLAN_RISKS,
         md_table([texts.COL_RISK, texts.COL_LIKELIHOOD, texts.COL_IMPACT, texts.COL_RESPONSE, texts.COL_OWNER],
-                 [[r.risk, r.likelihood, r.impact, r.response, r.owner] for r in risks])])
+                 [[r.risk, r.likelihood, r.impact, r.response, name(r.owner)] for r in risks])])
 
 
 try:  # /导出 belongs to handlers.export; register our step when it is there

@@ -312,6 +312,7 @@ def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     from handlers.export import md_table  # noqa: PLC0415
     v = report_view(session, case, case.closed_at or case.updated_at, tz, with_template_form=False)
     approved = sum(1 for c in v.changes if c.status == "approved")
+    name = people.namer(session, case.tenant_key, [r.owner for r in v.plan_rows] + [e.author for e in v.entries])
     out = [texts.EXP_RETRO_HEAD, f"「{case.title}」#{case.seq}", "",
            _plain(texts.REPORT_OVERVIEW.format(rate=rate(v.on_time, v.total), on_time=v.on_time, total=v.total,
                                                changes=len(v.changes), approved=approved,
@@ -321,14 +322,15 @@ def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
            texts.REPORT_PLAN_HEAD,
            md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_PLANNED_START, texts.COL_PLANNED_DUE,
                      texts.COL_ACTUAL_DONE, texts.COL_RESULT],
-                    [[r.task, r.owner, r.planned_start, r.planned_due, r.actual_done, r.result] for r in v.plan_rows]),
+                    [[r.task, name(r.owner), r.planned_start, r.planned_due, r.actual_done, r.result] for r in v.plan_rows]),
            "", texts.REPORT_STEPS_HEAD, md_table([texts.COL_STEP_NAME, texts.COL_DAYS], [list(x) for x in v.step_days]),
            "", texts.REPORT_SIGN_HEAD, *[f"- {line}" for line in v.sign_lines], "", texts.REPORT_CHANGES_HEAD,
            md_table([texts.COL_CHANGE_NO, texts.COL_CHANGE, texts.COL_REASON, texts.COL_RESULT],
                     [[c.no, c.change, c.reason, texts.CHANGE_STATUS[c.status][0]] for c in v.changes])]
     for kind in texts.RETRO_KINDS:
         out += ["", texts.REPORT_ENTRIES_HEAD.format(kind=kind)]
-        out += [f"- {e.content}（{e.author}）" for e in v.entries if e.kind == kind] or ["- —"]
+        out += [texts.REPORT_ENTRY.format(content=e.content, author=name(e.author)) for e in v.entries
+                if e.kind == kind] or [texts.REPORT_NO_ENTRY]
     return "\n".join(out)
 
 

@@ -754,6 +754,7 @@ def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     now = (case.closed_at or case.step_entered_at) if case.step > Step.EXECUTION else max(
         [case.updated_at] + [t.updated_at for t in tasks])
     view = tracking_view(session, case, now, tz)
+    name = people.namer(session, case.tenant_key, [t.owner for t in view.tasks] + [r.owner for r in view.risks])
     lagging = sum(1 for t in view.tasks if t.lagging)
     done = sum(1 for t in view.tasks if t.status == DONE)
     return "\n".join([
@@ -762,11 +763,11 @@ def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
         texts.EXP_TRACK_TASKS,
         md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_STATUS_T, texts.COL_PROGRESS, texts.COL_DUE,
                   texts.COL_LAG_REASON, texts.COL_ADJUSTMENT],
-                 [[f"#{t.seq} {t.content}", t.owner, t.status + (f" · {texts.LAGGING_TAG}" if t.lagging else ""),
+                 [[f"#{t.seq} {t.content}", name(t.owner), t.status + (f" · {texts.LAGGING_TAG}" if t.lagging else ""),
                    f"{t.progress}%", t.due, t.lag_reason, t.adjustment] for t in view.tasks]), "",
         texts.EXP_TRACK_RISKS,
         md_table([texts.COL_RISK, texts.COL_LIKELIHOOD, texts.COL_IMPACT, texts.COL_RESPONSE, texts.COL_OWNER],
-                 [[r.risk, r.likelihood, r.impact, r.response, r.owner] for r in view.risks])])
+                 [[r.risk, r.likelihood, r.impact, r.response, name(r.owner)] for r in view.risks])])
 
 
 try:  # /导出 belongs to handlers.export; register our step when it is there

@@ -129,3 +129,33 @@ def test_step6_refusal_names_the_author(world):
     ans = world.click(DESIGN_HEAD, mid, value=ActionValue("retro.delete", case_id=case_id, row_id=entry).dump())
     assert _toast(ans) == "只有填写人（技术部接口人刘洋）可以修改或删除这条内容。"
 
+
+
+@pytest.mark.usefixtures("paced")
+def test_exports_of_steps_4_to_6_show_names(world):
+    _steps46(world, retro=True)
+    world.say(LEAD, "/进度")
+    world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
+    mid = world.last_card(title_contains="复盘会")["message_id"]
+    world.submit(TECH_DEV, mid, {"kind": "成功经验", "content": "站会有效"}, form_name="retro_entry")
+    out = []
+    for step in (4, 5, 6):
+        world.say(LEAD, f"/导出 {step}")
+        out.append(world.texts()[-1])
+    plan, tracking, retro = out
+    assert "| #1 接口开发 | 刘洋 |" in plan and "| #1 接口开发 | 刘洋 |" in tracking and "| #1 接口开发 | 刘洋 |" in retro
+    assert "- 站会有效（刘洋）" in retro
+    assert "ou_" not in "".join(out)
+
+
+@pytest.mark.usefixtures("paced")
+def test_export_falls_back_to_open_id_when_name_unknown(world):
+    mid = reach_step3(world)
+    world.drain()
+    with world.state.factory() as s, s.begin():
+        s.execute(delete(Person).where(Person.open_id == TECH_DEV))
+    before = len(world.texts())
+    world.say(LEAD, "/导出 2")
+    team = world.texts()[before]
+    assert "| 技术部 | 核心 | 李娜 | ou_dev_tech |" in team and "协作组长：陈静" in team
+    assert mid

@@ -17,9 +17,10 @@ def test_export_each_output(world):
     world.say(LEAD, "/导出")
     out = world.texts()[before:]
     assert len(out) == 3
-    assert "《问题共识表》" in out[0] and "| 技术部 | ou_head_tech | 已签字 |" in out[0]
+    assert "《问题共识表》" in out[0] and "| 技术部 | 李娜 | 已签字 |" in out[0]
     assert "推广活动延迟3天" in out[0] and "（已达成共识）" in out[0]
-    assert "《协作小组分工表》" in out[1] and "| 技术部 | 核心 | ou_head_tech | ou_dev_tech |" in out[1]
+    assert "《协作小组分工表》" in out[1] and "| 技术部 | 核心 | 李娜 | 刘洋 |" in out[1]
+    assert "协作组长：陈静" in out[1] and "ou_" not in "".join(out)  # names, not open_ids
     assert "《需求确认清单》" in out[2] and "可抽调2人开发接口" in out[2]
     world.say(LEAD, "/导出 2")
     assert len(world.texts()) == before + 4 and "协作小组分工表" in world.texts()[-1]
