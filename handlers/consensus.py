@@ -93,6 +93,9 @@ def try_advance(ctx: Ctx, case: Case) -> bool:
         return False
     done = case.step
     repository.enter_step(ctx.session, case, int(new), now=ctx.now)
+    if case.step == Step.TEAM and done == Step.CONSENSUS:
+        from handlers import team  # noqa: PLC0415 - team imports this module
+        team.prefill_from_template(ctx, case)
     audit(ctx, case, "step.enter", f"{done} → {int(new)}")
     case_card.announce_step(ctx, case, done)
     return True

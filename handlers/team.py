@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction
-from bot.models import ActionItem, Case, Department, Member
+from bot.models import ActionItem, Case, Department, Member, Template
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Step
 from cards import team as cards
@@ -101,6 +101,19 @@ def _fv(case: Case, title: str, submit: str, values: dict | None = None, error: 
         version: int | None = None) -> cards.FormView:
     return cards.FormView(title=title, submit=ActionValue(submit, case_id=case.id, version=version),
                           cancel=ActionValue(VIEW, case_id=case.id), error=error, values=values or {})
+
+
+def prefill_from_template(ctx: Ctx, case: Case) -> None:
+    """Entering step 2 of a case opened from an SOP template: same-named departments take the
+    template's 核心/支持. (Roles need people, so they are not pre-created.)"""
+    tpl = ctx.session.scalar(select(Template).where(Template.id == case.template_id,
+                                                    Template.tenant_key == case.tenant_key)) if case.template_id else None
+    if tpl is None:
+        return
+    kinds = {d.get("name"): d.get("kind") for d in tpl.body.get("departments", [])}
+    for d in repository.departments(ctx.session, case):
+        if kinds.get(d.name) in texts.S2_KINDS:
+            d.kind = kinds[d.name]
 
 
 # ---------------------------------------------------------------- showing

@@ -159,3 +159,21 @@ def test_export_falls_back_to_open_id_when_name_unknown(world):
     team = world.texts()[before]
     assert "| 技术部 | 核心 | 李娜 | ou_dev_tech |" in team and "协作组长：陈静" in team
     assert mid
+
+
+@pytest.mark.usefixtures("paced")
+def test_case_from_template_starts_step2_with_department_kinds(world):
+    from bot.models import Department, Template
+    from tests.driver import TENANT
+    with world.state.factory() as s, s.begin():
+        s.add(Template(tenant_key=TENANT, name="对接SOP", created_by=LEAD, created_at=world.clock.now(),
+                       body={"departments": [{"name": "设计部", "kind": "support"}, {"name": "技术部", "kind": "core"}],
+                             "roles": [], "tasks": [], "risks": [], "key_nodes": []}))
+    world.say(LEAD, "/问题 模板:对接SOP 新品推广页面延迟")
+    mid = world.last_card(title_contains="新建协作问题")["message_id"]
+    fill_consensus(world, mid)
+    for head in (LEAD, TECH_HEAD, DESIGN_HEAD):
+        sign(world, head, mid)
+    with world.state.factory() as s:
+        kinds = {d.name: d.kind for d in s.scalars(select(Department))}
+    assert kinds == {"市场部": "core", "技术部": "core", "设计部": "support"}
