@@ -25,7 +25,8 @@ router = Router()
 
 Exporter = Callable[[Session, Case, ZoneInfo], "str | None"]
 EXPORTERS: dict[int, Exporter] = {}
-MAX_CHARS = 60_000  # a text message may be 150 KB; keep well inside
+# A text message may be 150 KB (UTF-8, and a Chinese character is 3 bytes); keep well inside.
+MAX_BYTES = 100_000
 
 
 # ---------------------------------------------------------------- markdown helpers
@@ -144,6 +145,27 @@ EXPORTERS[2] = export_team
 EXPORTERS[3] = export_requirements
 
 
+def _cut(text: str, limit: int) -> str:
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def pack(parts: list[str], limit: int = MAX_BYTES) -> list[str]:
+    """Join the outputs into as few text messages as fit Feishu's size limit (few messages in a
+    busy group); an output larger than a message on its own is cut at the limit."""
+    messages: list[str] = []
+    for part in parts:
+        part = _cut(part, limit)
+        joined = f"{messages[-1]}{SEPARATOR}{part}" if messages else part
+        if messages and len(joined.encode("utf-8")) <= limit:
+            messages[-1] = joined
+        else:
+            messages.append(part)
+    return messages
+
+
+SEPARATOR = "\n\n---\n\n"
+
+
 # ---------------------------------------------------------------- the command
 def _case(ctx: Ctx) -> Case:
     case = repository.active_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
@@ -162,7 +184,7 @@ def export(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         raise UserError(texts.EXP_USAGE)
     case = _case(ctx)
     steps = [int(arg)] if arg else sorted(EXPORTERS)
-    sent = 0
+    parts = []
     for step in steps:
         fn = EXPORTERS.get(step)
         if fn is None:
@@ -173,7 +195,9 @@ def export(ctx: Ctx, _event: MessageEvent, args: str) -> None:
                 raise UserError(texts.EXP_NOT_YET.format(step=step, output=texts.OUTPUTS[step]))
             continue
         head = texts.EXP_HEADER.format(title=case.title, output=texts.OUTPUTS[step])
-        ctx.send(outbox.SendText(inert(f"{head}\n\n{body}")[:MAX_CHARS]))
-        sent += 1
+        parts.append(inert(f"{head}\n\n{body}"))
+    for message in pack(parts):  # one message for the whole export unless it is too large
+        ctx.send(outbox.SendText(message))
+    sent = len(parts)
     if not sent:
         raise UserError(texts.EXP_NOTHING.format(title=case.title))

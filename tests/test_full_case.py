@@ -67,14 +67,9 @@ def titles(world) -> list[str]:
 # ---------------------------------------------------------------- the scenario
 @pytest.fixture
 def paced(world):
-    """pace() spaces events; within one event (six /导出 texts) the client's own wait before a
-    retry after Feishu's 5/s per-chat refusal is spent on the manual clock, as real time would be."""
+    """pace() spaces events by 1.5 s of manual time: the fake, like Feishu, allows 5 messages/s
+    per group, and the test clock never moves on its own."""
     pace(world)
-
-    async def clock_sleep(seconds: float) -> None:
-        world.clock.advance(timedelta(seconds=seconds))
-
-    world.state.client._sleep = clock_sleep  # noqa: SLF001
     return world
 
 

@@ -16,14 +16,25 @@ def test_export_each_output(world):
     before = len(world.texts())
     world.say(LEAD, "/导出")
     out = world.texts()[before:]
-    assert len(out) == 3
-    assert "《问题共识表》" in out[0] and "| 技术部 | 李娜 | 已签字 |" in out[0]
-    assert "推广活动延迟3天" in out[0] and "（已达成共识）" in out[0]
-    assert "《协作小组分工表》" in out[1] and "| 技术部 | 核心 | 李娜 | 刘洋 |" in out[1]
-    assert "协作组长：陈静" in out[1] and "ou_" not in "".join(out)  # names, not open_ids
-    assert "《需求确认清单》" in out[2] and "可抽调2人开发接口" in out[2]
+    assert len(out) == 1  # one message for the whole export: few messages in a busy group
+    consensus, team, reqs = out[0].split("\n\n---\n\n")
+    assert "《问题共识表》" in consensus and "| 技术部 | 李娜 | 已签字 |" in consensus
+    assert "推广活动延迟3天" in consensus and "（已达成共识）" in consensus
+    assert "《协作小组分工表》" in team and "| 技术部 | 核心 | 李娜 | 刘洋 |" in team
+    assert "协作组长：陈静" in team and "ou_" not in out[0]  # names, not open_ids
+    assert "《需求确认清单》" in reqs and "可抽调2人开发接口" in reqs
     world.say(LEAD, "/导出 2")
-    assert len(world.texts()) == before + 4 and "协作小组分工表" in world.texts()[-1]
+    assert len(world.texts()) == before + 2 and "协作小组分工表" in world.texts()[-1]
+
+
+def test_pack_splits_only_when_too_large():
+    from handlers.export import pack
+
+    assert pack(["甲", "乙"], limit=100) == ["甲\n\n---\n\n乙"]
+    big = "字" * 40  # 120 bytes in UTF-8
+    out = pack(["甲", big, "乙"], limit=100)
+    assert [len(m.encode()) <= 100 for m in out] == [True, True, True]
+    assert out[0] == "甲" and out[1] == "字" * 33 and out[2] == "乙"
 
 
 @pytest.mark.usefixtures("paced")
