@@ -31,7 +31,7 @@ import uvicorn
 from bot import db
 from bot.clock import ManualClock
 from bot.feishu import FeishuClient
-from bot.models import Base, Case, Task
+from bot.models import Case, Task
 from bot.outbox import OutboxSender
 from bot.pacer import Pacer
 from feishu_fake import FakeFeishu

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import httpx
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select

@@ -7,7 +7,7 @@ inputs and a confirmed 《需求确认清单》, with a realistic step history (
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select

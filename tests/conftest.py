@@ -82,3 +82,13 @@ def world(database_url, clock):
         yield w
     finally:
         w.close()
+
+
+@pytest.fixture
+def paced(world):
+    """A world whose events are 1.5 s of manual time apart: the fake Open API, like Feishu,
+    refuses more than 5 messages per second in one group, and the ManualClock never moves alone."""
+    from tests.test_steps13_support import pace
+
+    pace(world)
+    return world

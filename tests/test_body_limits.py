@@ -19,7 +19,6 @@ def _asgi_post(world, headers: dict[str, str], chunks: int, chunk: int = 4096) -
     status = 0
 
     async def call() -> None:
-        nonlocal pulled, status
         left = chunks
 
         async def receive():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from cards.rules import validate_card
@@ -15,7 +14,7 @@ from bot.models import ActionItem, Case, KeyNode, Task
 from handlers.reminders import plan_tick
 from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title,
                           find_button, walk)
-from tests.test_steps13_support import CONSENSUS_FORM, INPUTS, dept_ids, has_button, pace
+from tests.test_steps13_support import CONSENSUS_FORM, INPUTS, dept_ids, has_button
 
 TITLE = "新品推广页面延迟"
 OUTPUTS = ("《问题共识表》", "《协作小组分工表》", "《需求确认清单》", "《跨部门协作行动方案》", "《进度跟踪表》",
@@ -65,14 +64,6 @@ def titles(world) -> list[str]:
 
 
 # ---------------------------------------------------------------- the scenario
-@pytest.fixture
-def paced(world):
-    """pace() spaces events by 1.5 s of manual time: the fake, like Feishu, allows 5 messages/s
-    per group, and the test clock never moves on its own."""
-    pace(world)
-    return world
-
-
 def test_one_case_through_all_six_steps(paced):
     world = paced
     f = world.state.factory

@@ -11,7 +11,6 @@ from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published,
 from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD
 from tests.test_steps13_support import (INPUTS, fill_consensus, open_case, reach_step2, reach_step3,
                                         sign, team_card_mid)
-from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 
 def _toast(ans: dict) -> str:

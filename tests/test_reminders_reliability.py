@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot import db, outbox
 from bot.models import Outbox
 from bot.outbox import OutboxSender
-from tests.driver import CHAT, NAMES, TECH_HEAD, TENANT, card_title
+from tests.driver import NAMES, TECH_HEAD, card_title
 from tests.test_reminders_standup import at, make_case, rows, run_until, standard_case, tick, titled
 
 MSG_PATH = "/open-apis/im/v1/messages"

@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 from bot.models import Case, ConsensusVersion, Signoff
 from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_HEAD, card_text
 from tests.test_steps13_support import CONSENSUS_FORM, fill_consensus, has_button, open_case, sign
-from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 
 def _db(world):

@@ -6,7 +6,6 @@ import pytest
 from handlers import export
 from tests.driver import LEAD, OTHER_CHAT, TECH_DEV
 from tests.test_steps13_support import fill_consensus, open_case, reach_step3, submit_inputs
-from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 
 @pytest.mark.usefixtures("paced")

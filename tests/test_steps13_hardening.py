@@ -15,7 +15,6 @@ from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HE
                           find_submit)
 from tests.test_steps13_support import (CONSENSUS_FORM, HEADS, fill_consensus, has_button, open_case,
                                         reach_step2, reach_step3, sign)
-from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 
 def _count(world, model, *where):
@@ -117,7 +116,7 @@ def test_stale_card_click_does_not_sign_new_version(world):
 
 @pytest.mark.usefixtures("paced")
 def test_send_back_to_step1_keeps_old_signatures_and_stays_editable(world):
-    mid = reach_step2(world)
+    reach_step2(world)
     world.say(TECH_HEAD, "/回退 1 目标要调整")
     assert any("协作组长" in t for t in world.texts()[-1:])
     world.say(LEAD, "/回退 1 技术方案变化，目标要调整")

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from bot.models import ArtifactState, Case, Signoff
 from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, find_button
 from tests.test_steps13_support import INPUTS, dept_ids, has_button, reach_step3, submit_inputs
-from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 
 def add_req(world, mid, user, dept, demand, conflict=(), priority="高", solution=""):

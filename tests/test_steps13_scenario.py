@@ -12,7 +12,6 @@ from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD
                           find_button, walk)
 from tests.test_steps13_support import (CONSENSUS_FORM, INPUTS, dept_ids, has_button, set_contacts, sign,
                                         team_card_mid)
-from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 INJECT = '<at id=all></at><at user_id="all"></at>'
 

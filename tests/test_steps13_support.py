@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
 
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, find_button
 
@@ -37,10 +36,6 @@ def pace(world) -> None:
     world.drain = paced_drain
 
 
-@pytest.fixture
-def paced(world):
-    pace(world)
-    return world
 
 
 def open_case(world, title: str = "新品推广页面延迟", user: str = LEAD) -> str:
@@ -127,6 +122,6 @@ def text_of(world, mid: str) -> str:
     return card_text(world.card(mid))
 
 
-__all__ = ["pace", "paced", "CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign",
+__all__ = ["pace", "CONSENSUS_FORM", "HEADS", "GOAL_DATE", "open_case", "fill_consensus", "sign",
            "reach_step2", "team_card_mid", "dept_ids", "set_contacts", "reach_step3", "INPUTS", "submit_inputs",
            "has_button", "text_of", "TECH_DEV"]

@@ -7,7 +7,6 @@ from sqlalchemy import select
 from bot.models import Case, Member, Outbox
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text
 from tests.test_steps13_support import dept_ids, has_button, set_contacts, reach_step2, team_card_mid
-from tests.test_steps13_support import paced  # noqa: F401 (fixture)
 
 
 @pytest.mark.usefixtures("paced")

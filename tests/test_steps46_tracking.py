@@ -9,7 +9,7 @@ from cards.rules import validate_card
 from handlers.tracking import tracking_card_for
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, card_text, walk
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, walk
 
 TZ = ZoneInfo("Asia/Shanghai")
 
