@@ -99,6 +99,9 @@ def serve(kind: str, port: int, database_url: str, process: bool) -> None:
         if not process:
             # The ack path only: verified, stored in the inbox and answered; the rows stay pending.
             app.state.bot.dispatcher.process = lambda event_id: None
+    from bot.app import settle_memory
+
+    settle_memory()  # as `collab-bot serve` does before serving (both apps, for a fair ratio)
     uvicorn.Server(uvicorn_config(app, port)).run()
 
 

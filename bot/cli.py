@@ -66,9 +66,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _upgrade_or_exit(settings)
     import uvicorn
 
-    from bot.app import create_app
+    from bot.app import create_app, settle_memory
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+    app = create_app(settings)
+    settle_memory()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info",
                 limit_concurrency=args.limit_concurrency, proxy_headers=True)
     return 0
 

@@ -245,7 +245,10 @@ class LongConnectionServer:
 
 
 def run_long_connection(settings: Settings, *, host: str, port: int) -> int:
+    from bot.app import settle_memory
+
     server = LongConnectionServer(settings, host=host, port=port)
+    settle_memory()
     code = server.run()
     if code:
         import sys
