@@ -349,9 +349,12 @@ def report(rows: list, args: argparse.Namespace, engine: str) -> int:
                if _k == "webhook" and r["requests"] <= args.bodies_per_second * args.duration)
     r_ack = statistics.median(ratios)
     p99 = max(idle_p99)
-    ok = r_ack >= 0.35 and p99 <= 50 and non2xx == 0
+    # Targets: the 0.35 on SQLite; the design file's 0.15 on PostgreSQL (a network round
+    # trip per group commit).
+    target = 0.35 if engine == "SQLite" else 0.15
+    ok = r_ack >= target and p99 <= 50 and non2xx == 0
     print()
-    print(f"P1 R_ack (median of {len(ratios)} runs at c={args.connections}) = {r_ack:.2f}  (target >= 0.35)")
+    print(f"P1 R_ack (median of {len(ratios)} runs at c={args.connections}) = {r_ack:.2f}  (target >= {target})")
     print(f"P2 ack p99 at c={args.idle_connections} (worst run) = {p99:.2f} ms  (target <= 50 ms)")
     print(f"webhook non-2xx: {non2xx}; answered 200 but not in the inbox: {max(lost, 0)}")
     print("PASS" if ok else "FAIL")
