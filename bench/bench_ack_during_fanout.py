@@ -65,9 +65,10 @@ def settings_for(database_url: str, base_url: str):
 def serve_bot(port: int, database_url: str, base_url: str) -> None:
     import uvicorn
 
-    from bot.app import create_app
+    from bot.app import create_app, settle_memory
 
     app = create_app(settings_for(database_url, base_url))  # background=True: as `collab-bot serve`
+    settle_memory()  # as `collab-bot serve` does before serving
     uvicorn.Server(wh.uvicorn_config(app, port)).run()
 
 
