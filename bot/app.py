@@ -106,6 +106,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     return app
 
 
+DB_RETRY_SECONDS = 5.0
+
+
 async def _start(state: BotState) -> None:
     """Upgrade the schema (waiting for the database if it is down), then start the clock."""
     while True:
@@ -114,8 +117,8 @@ async def _start(state: BotState) -> None:
             await asyncio.to_thread(db.set_wal, state.engine)
             break
         except OperationalError:
-            log.warning("database unreachable; retrying the schema upgrade in 5 s")
-            await asyncio.sleep(5)
+            log.warning("database unreachable; retrying the schema upgrade in %s s", DB_RETRY_SECONDS)
+            await asyncio.sleep(DB_RETRY_SECONDS)
     state.spawn(state.sender.run_forever())
     state.spawn(_identify(state))
     import handlers

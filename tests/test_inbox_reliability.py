@@ -93,3 +93,41 @@ def test_secrets_never_logged(database_url, clock, caplog):
     for secret in (APP_SECRET, ENCRYPT_KEY, VERIFICATION_TOKEN):
         assert secret not in logged
     assert "t-" + "fake" not in logged
+
+
+def test_database_down_at_start_then_recovers(tmp_path, clock, monkeypatch):
+    """F4: no crash loop; 503 and an unhealthy /healthz while the database is away; once it is
+    back the schema is upgraded, the clock starts and events are accepted again."""
+    import bot.app as app_module
+    from tests.driver import make_settings
+
+    monkeypatch.setattr(app_module, "DB_RETRY_SECONDS", 0.05)
+    missing_dir = tmp_path / "not-yet"
+    settings = make_settings(f"sqlite:///{missing_dir}/bot.db")
+    world = FeishuWorld(settings.database_url, clock)  # a database file whose folder does not exist
+    try:
+        state = world.state
+        task = world.http.portal.call(lambda: _spawn_start(state))
+        assert world.post(_msg(world)).status_code == 503
+        assert world.http.get("/healthz").status_code == 503
+        assert not state.ready.is_set()
+        missing_dir.mkdir()                      # the database comes back
+        world.http.portal.call(_wait_ready, state)
+        assert world.http.get("/healthz").status_code == 200
+        assert world.post(_msg(world)).status_code == 200
+        assert task is not None
+    finally:
+        world.state.ticker.shutdown()
+        world.close()
+
+
+async def _spawn_start(state):
+    import bot.app as app_module
+
+    return state.spawn(app_module._start(state))  # noqa: SLF001 - the lifespan's start-up path
+
+
+async def _wait_ready(state):
+    import asyncio
+
+    await asyncio.wait_for(state.ready.wait(), timeout=20)
