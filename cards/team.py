@@ -52,6 +52,8 @@ class TeamView:
     items: tuple[ItemLine, ...] = ()
     confirmed_at: datetime | None = None   # in the group's time zone
     buttons: TeamButtons | None = None     # None: read-only
+    # Roles an SOP template suggests and nobody holds yet: (department, role, duty)
+    suggested_roles: tuple[tuple[str, str, str], ...] = ()
 
 
 def team_card(view: TeamView) -> dict:
@@ -77,6 +79,10 @@ def team_card(view: TeamView) -> dict:
                                    for m in view.members]))
     else:
         elements.append(kit.md(texts.S2_NO_MEMBERS))
+    if view.suggested_roles and view.confirmed_at is None:
+        elements.append(kit.md(texts.S2_TEMPLATE_ROLES + "\n" + "\n".join(
+            texts.S2_TEMPLATE_ROLE_LINE.format(dept=kit.esc(d), role=kit.esc(r), duty=kit.esc(u) or "—")
+            for d, r, u in view.suggested_roles)))
     if view.items:
         elements.append(kit.table([("item", texts.S2_COL_ITEM, "text"), ("owner", texts.S2_COL_OWNER, "persons"),
                                    ("due", texts.S2_COL_DUE, "text")],

@@ -73,7 +73,27 @@ def team_view(ctx: Ctx, case: Case) -> cards.TeamView:
                                        role=m.role, duty=m.duty) for m in members(ctx, case)),
         items=tuple(cards.ItemLine(content=i.content, owner_open_id=i.owner_open_id, due=i.due_date)
                     for i in items(ctx, case)),
-        confirmed_at=local(ctx, state.archived_at), buttons=buttons)
+        confirmed_at=local(ctx, state.archived_at), buttons=buttons,
+        suggested_roles=_template_roles(ctx, case) if live else ())
+
+
+def _template_roles(ctx: Ctx, case: Case) -> tuple[tuple[str, str, str], ...]:
+    """The roles of the SOP template this case was opened from that nobody holds yet: roles
+    need people, so they are shown as a checklist rather than created."""
+    if not case.template_id:
+        return ()
+    tpl = ctx.session.scalar(select(Template).where(Template.id == case.template_id,
+                                                    Template.tenant_key == case.tenant_key))
+    if tpl is None:
+        return ()
+    depts = {d.id: d.name for d in repository.departments(ctx.session, case)}
+    held = {(depts.get(m.department_id or 0, ""), m.role) for m in members(ctx, case)}
+    out = []
+    for r in tpl.body.get("roles", []):
+        key = (str(r.get("department") or ""), str(r.get("role") or ""))
+        if key[1] and key not in held and key[1] != texts.S2_CONTACT_ROLE:
+            out.append((key[0], key[1], str(r.get("duty") or "")))
+    return tuple(dict.fromkeys(out))
 
 
 def table_for(ctx: Ctx, case: Case) -> dict:

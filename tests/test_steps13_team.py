@@ -91,3 +91,42 @@ def test_stale_confirm_after_edit(world):
     assert "过期" in ans["toast"]["content"]
     with world.state.factory() as s:
         assert s.scalar(select(Case.step)) == 2
+
+
+@pytest.mark.usefixtures("paced")
+def test_template_roles_are_a_checklist_in_step2(world):
+    """A case opened from an SOP template shows the template's roles nobody holds yet."""
+    from datetime import timezone
+
+    from bot.models import Case, Template
+    from tests.driver import TENANT
+
+    with world.state.factory() as s, s.begin():
+        s.add(Template(tenant_key=TENANT, name="跨部门需求对接SOP", body={
+            "departments": [{"name": "技术部", "kind": "core"}, {"name": "设计部", "kind": "support"}],
+            "roles": [{"department": "技术部", "role": "技术负责人", "duty": "协调接口开发资源"},
+                      {"department": "设计部", "role": "视觉设计", "duty": "页面适配"},
+                      {"department": "技术部", "role": "接口人", "duty": ""}],
+            "tasks": [], "risks": [], "key_nodes": []},
+            created_by=LEAD, created_at=world.clock.now().astimezone(timezone.utc)))
+    world.say(LEAD, "/问题 模板:跨部门需求对接SOP 第二个问题")
+    with world.state.factory() as s:
+        assert s.scalar(select(Case.template_id)) is not None
+    from tests.test_steps13_support import HEADS, fill_consensus, sign
+
+    form = world.last_card(title_contains="新建协作问题")["message_id"]
+    fill_consensus(world, form, title="第二个问题")
+    for head in HEADS:
+        sign(world, head, form)
+    mid = team_card_mid(world)
+    text = card_text(world.card(mid))
+    assert "SOP 模板建议的角色" in text and "技术部 · 技术负责人" in text and "设计部 · 视觉设计" in text
+    assert "技术部 · 接口人" not in text  # 接口人 are set per department, not from the checklist
+    from cards.rules import validate_card
+    assert validate_card(world.card(mid)) == []
+    ids = dept_ids(world)
+    world.press(TECH_HEAD, mid, "添加成员")
+    world.submit(TECH_HEAD, mid, {"member": TECH_HEAD, "dept": str(ids["技术部"]), "role": "技术负责人",
+                                  "duty": "协调接口开发资源"})
+    text = card_text(world.card(mid))
+    assert "技术部 · 技术负责人" not in text and "设计部 · 视觉设计" in text
