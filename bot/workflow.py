@@ -1,14 +1,13 @@
 """THE six-step state machine. Pure: facts in, next step (or the reasons it is blocked) out.
-Handlers never set `case.step` themselves; they call `advance`, `send_back` or `close`.
+Handlers never set `case.step` themselves; they call `advance` or `send_back`.
 
-    ┌──────────┐ all heads signed   ┌──────┐ every dept has 接口人 ┌────────────┐
-    │1 问题共识 │──────────────────▶│2 小组 │──────────────────────▶│3 需求确认   │
-    └──────────┘  current version   └──────┘  + table confirmed    └────────────┘
-          ▲                                                               │ inputs in, conflicts
-          │ send_back(lead, reason) from any later step                   ▼ resolved, all confirmed
-    ┌──────────┐ retro finalised ┌────────┐ all tasks done or  ┌──────────┐ plan published
-    │7 已结案   │◀───────────────│6 复盘   │◀──────────────────│5 执行跟踪 │◀───────────── 4 行动方案
-    └──────────┘   (lead closes)  └────────┘ lead closes execution└──────────┘
+    1 问题共识 ──(every head signed the current version)──────────────▶ 2 组建小组
+    2 组建小组 ──(every department has a 接口人, the lead confirmed)──▶ 3 需求确认
+    3 需求确认 ──(inputs in, conflicts decided, all confirmed)───────▶ 4 行动方案
+    4 行动方案 ──(the plan is published: baseline version 1)─────────▶ 5 执行跟踪
+    5 执行跟踪 ──(every task done, or the lead closed execution)─────▶ 6 复盘
+    6 复盘 ──────(the lead finalised the report)──────────────────────▶ 7 已结案
+    any step ◀──(send_back: the lead, with a reason, to an earlier step)
 """
 from __future__ import annotations
 
