@@ -10,12 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.models import (ArtifactState, AuditEntry, Case, Chat, ConsensusVersion, Department,
                         DepartmentInput, Person, Requirement, RetroEntry, Signoff, StepLog, Task)
-from bot.routing import Ctx
 from bot.workflow import Facts, Step
-
-
-def scope(ctx: Ctx) -> dict[str, str]:
-    return {"tenant_key": ctx.tenant_key, "chat_id": ctx.chat_id}
 
 
 def ensure_chat(session: Session, *, tenant_key: str, chat_id: str, now: datetime, name: str = "") -> Chat:
