@@ -8,30 +8,17 @@ from bot.routing import Router
 
 
 def build_router() -> Router:
-    from handlers import general
+    from handlers import (consensus, export, general, plan, reminders, requirements, retro, team,
+                          templates, tracking)
 
     router = Router()
-    router.include(general.router)
-    for name in ("consensus", "team", "requirements", "plan", "tracking", "retro", "reminders"):
-        module = _optional(name)
-        if module is not None and hasattr(module, "router"):
-            router.include(module.router)
+    for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
+                   reminders):
+        router.include(module.router)
     return router
 
 
 def register_ticks(state: Any) -> None:
-    for name in ("jobs", "reminders"):
-        module = _optional(name)
-        if module is not None and hasattr(module, "register_ticks"):
-            module.register_ticks(state)
+    from handlers import reminders
 
-
-def _optional(name: str):
-    import importlib
-
-    try:
-        return importlib.import_module(f"handlers.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"handlers.{name}":
-            raise
-        return None
+    reminders.register_ticks(state)

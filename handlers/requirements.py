@@ -364,9 +364,3 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 case_card.STEP_BUTTONS[3] = [(texts.S3_BTN_OPEN, OPEN, True)]
 case_card.STEP_SUMMARY[3] = _summary
-
-# `/导出` lives in handlers/export.py, which handlers/__init__.py does not list: its command
-# rides on this router (remove this line if "export" is ever added to that list).
-from handlers import export as _export  # noqa: E402
-
-router.include(_export.router)

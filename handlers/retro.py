@@ -25,7 +25,6 @@ from handlers.plan import audit, fmt, load_case, require_step, tasks_of, team_op
 from handlers.tracking import baseline
 
 router = Router()
-router.include(templates.router)  # /模板 (handlers/__init__ loads the step modules by name)
 
 RETRO_OPEN = "retro.open"
 RETRO_ADD = "retro.add"
