@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+MAX_ID = 2 ** 31 - 1  # ids and versions are INTEGER columns; a larger one is not ours
+
+
 class ActionError(ValueError):
     """The callback's value is not one of ours."""
 
@@ -41,17 +44,21 @@ class ActionValue:
                 return None
             if isinstance(val, bool) or not isinstance(val, (int, str)):
                 raise ActionError(f"bad {key}")
-            try:
-                return int(val)
-            except ValueError as exc:
-                raise ActionError(f"bad {key}") from exc
+            if isinstance(val, str) and not (val.isascii() and val.isdigit()):
+                raise ActionError(f"bad {key}")
+            number = int(val) if len(str(val)) <= 12 else MAX_ID + 1
+            if not 0 <= number <= MAX_ID:
+                raise ActionError(f"{key} out of range")
+            return number
 
         extra = raw.get("x") or {}
         if not isinstance(extra, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
         ):
             raise ActionError("bad extra")
-        return cls(action=raw["a"][:64], case_id=_int("c"), version=_int("v"),
+        if len(raw["a"]) > 64:
+            raise ActionError("bad action")
+        return cls(action=raw["a"], case_id=_int("c"), version=_int("v"),
                    row_id=_int("r"), extra=extra)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -49,18 +49,33 @@ class Dispatcher:
         self.on_outbox = on_outbox
         self.bot_open_id = ""
         self._batch_loop: asyncio.AbstractEventLoop | None = None
-        self._batch: list[tuple[dict[str, Any], Event, asyncio.Future[bool]]] = []
+        self._batch: list[tuple[dict[str, Any], Event, asyncio.Future[bool | None]]] = []
         self._flushing = False
 
     # ------------------------------------------------------------ inbox
-    def store(self, payload: dict[str, Any], event: Event) -> bool:
-        """True if this is the first delivery of the event."""
+    def store(self, payload: dict[str, Any], event: Event) -> bool | None:
+        """True if this is the first delivery of the event (None: refused, see store_many)."""
         return self.store_many([(payload, event)])[0]
 
-    def store_many(self, items: list[tuple[dict[str, Any], Event]]) -> list[bool]:
+    def store_many(self, items: list[tuple[dict[str, Any], Event]]) -> list[bool | None]:
         """Insert several events in ONE committed transaction (group commit); for each, True if
-        it is the first delivery. Duplicates (event_id, or message_id for messages) are skipped
-        by the database, including duplicates within the batch."""
+        it is the first delivery, False for a duplicate (event_id, or message_id for messages,
+        also within the batch), None if the database refused that row's data. A refused row
+        never fails its neighbours: the batch is then written again row by row."""
+        rows, owner = self._inbox_rows(items)
+        try:
+            inserted = self._insert(rows)
+        except OperationalError as exc:
+            raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
+        except (StatementError, ValueError, TypeError) as exc:
+            log.warning("inbox batch of %d refused (%s); writing row by row", len(rows), type(exc).__name__)
+            inserted, refused = self._insert_one_by_one(rows)
+            return [None if i is not None and i in refused else
+                    (i is not None and rows[i]["event_id"] in inserted) for i in owner]
+        return [i is not None and rows[i]["event_id"] in inserted for i in owner]
+
+    def _inbox_rows(self, items: list[tuple[dict[str, Any], Event]]
+                    ) -> tuple[list[dict[str, Any]], list[int | None]]:
         now = self.clock.now()
         rows: list[dict[str, Any]] = []
         first_of: dict[tuple[str, str], int] = {}
@@ -78,24 +93,36 @@ class Dispatcher:
             rows.append(dict(event_id=h.event_id, event_type=h.event_type, tenant_key=h.tenant_key,
                              chat_id=_chat_of(event), payload=payload, received_at=now, message_id=message_id,
                              status="pending", attempts=0))
-        try:
-            with self.factory() as session, session.begin():
-                # Core insert on the connection: the ORM bulk path costs ~15 µs more per row.
-                conn = session.connection()
-                stmt = _insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id)
-                inserted = set(conn.execute(stmt, rows).scalars())
-        except OperationalError as exc:
-            raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
-        return [i is not None and rows[i]["event_id"] in inserted for i in owner]
+        return rows, owner
 
-    async def astore(self, payload: dict[str, Any], event: Event) -> bool:
+    def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        with self.factory() as session, session.begin():
+            # Core insert on the connection: the ORM bulk path costs ~15 µs more per row.
+            conn = session.connection()
+            stmt = _insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id)
+            return set(conn.execute(stmt, rows).scalars())
+
+    def _insert_one_by_one(self, rows: list[dict[str, Any]]) -> tuple[set[str], set[int]]:
+        inserted: set[str] = set()
+        refused: set[int] = set()
+        for index, row in enumerate(rows):
+            try:
+                inserted |= self._insert([row])
+            except OperationalError as exc:
+                raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
+            except (StatementError, ValueError, TypeError) as exc:
+                log.warning("inbox refused event %s: %s", row["event_id"], type(exc).__name__)
+                refused.add(index)
+        return inserted, refused
+
+    async def astore(self, payload: dict[str, Any], event: Event) -> bool | None:
         """`store` for the event loop: concurrent callers share one transaction (the inbox insert
         dominates the ack path; one commit per request caps it at a few hundred per second on
         SQLite). Each caller still gets its answer only after its row is committed."""
         loop = asyncio.get_running_loop()
         if self._batch_loop is not loop:
             self._batch_loop, self._batch, self._flushing = loop, [], False
-        future: asyncio.Future[bool] = loop.create_future()
+        future: asyncio.Future[bool | None] = loop.create_future()
         self._batch.append((payload, event, future))
         if not self._flushing:
             self._flushing = True
@@ -224,6 +251,8 @@ class Dispatcher:
                                    people=[(m.open_id, m.name) for m in event.mentions
                                            if m.open_id and m.open_id != self.bot_open_id])
         parsed = split_command(event.text)
+        if parsed is not None and event.unreadable:
+            raise UserError(texts.UNREADABLE_TEXT)
         if parsed is None:
             addressed = any(m.open_id and m.open_id == self.bot_open_id for m in event.mentions)
             if addressed and (hint := self.router.events.get("bot.addressed")):
@@ -247,6 +276,8 @@ class Dispatcher:
     def _action(self, ctx: Ctx, event: CardAction) -> CallbackAnswer:
         if not event.chat_id:
             raise UserError(texts.WRONG_CHAT)
+        if event.unreadable:
+            raise UserError(texts.UNREADABLE_INPUT)
         try:
             value = ActionValue.parse(event.value) if isinstance(event.value, dict) and event.value \
                 else from_name(event.name)

@@ -2,11 +2,12 @@
 Anything we cannot read raises Malformed (→ 400); event types we do not handle are `None`."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import jsonsafe
+from bot.jsonsafe import REPLACEMENT
 from bot.security import Malformed
 
 MAX_TEXT = 4000  # characters of a chat message we read (S9)
@@ -40,6 +41,7 @@ class MessageEvent:
     text: str                      # mention placeholders replaced by "@名字"
     mentions: tuple[Mention, ...] = ()
     thread_id: str | None = None
+    unreadable: bool = False       # the text had characters we cannot store (NUL, lone surrogates)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class CardAction:
     option: str | None = None
     chat_id: str = ""
     message_id: str = ""
+    unreadable: bool = False       # a typed value had characters we cannot store
 
 
 Event = MessageEvent | BotAddedEvent | BotRemovedEvent | CardAction
@@ -79,26 +82,51 @@ def _obj(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _str(obj: dict[str, Any], key: str, *, required: bool = True, limit: int = 256) -> str:
+def _opt_obj(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    return _obj(value, what)
+
+
+# Feishu's ids (event, app, tenant, chat, message, open_id) are printable ASCII; anything else
+# — a NUL, a lone surrogate (scrubbed to U+FFFD by jsonsafe), a space — is not from Feishu.
+_IDENT = re.compile(r"[!-~]*")
+
+
+def _ident(obj: dict[str, Any], key: str, *, required: bool = True, limit: int = 64) -> str:
     value = obj.get(key)
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value):
         raise Malformed(f"{key} missing")
+    if len(value) > limit or not _IDENT.fullmatch(value):
+        raise Malformed(f"{key} is not an id")
+    return value
+
+
+def _text(obj: dict[str, Any], key: str, *, limit: int) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Malformed(f"{key} is not text")
     return value[:limit]
+
+
+MAX_CREATE_TIME_MS = 10 ** 14  # the year 5138
 
 
 def parse_header(payload: dict[str, Any]) -> Header:
     if payload.get("schema") != "2.0":
         raise Malformed("only schema 2.0 events are supported")
     h = _obj(payload.get("header"), "header")
-    try:
-        created = int(h.get("create_time") or 0)
-    except (TypeError, ValueError) as exc:
-        raise Malformed("create_time") from exc
-    return Header(event_id=_str(h, "event_id", limit=128), event_type=_str(h, "event_type", limit=64),
-                  tenant_key=_str(h, "tenant_key", required=False, limit=64),
-                  app_id=_str(h, "app_id", required=False, limit=64), create_time_ms=created)
+    raw = h.get("create_time") or "0"
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not str(raw).isdigit() \
+            or int(raw) >= MAX_CREATE_TIME_MS:
+        raise Malformed("create_time")
+    return Header(event_id=_ident(h, "event_id", limit=128), event_type=_ident(h, "event_type", limit=64),
+                  tenant_key=_ident(h, "tenant_key", required=False, limit=64),
+                  app_id=_ident(h, "app_id", required=False, limit=64), create_time_ms=int(raw))
 
 
 def parse_event(payload: dict[str, Any]) -> Event | None:
@@ -111,64 +139,102 @@ def parse_event(payload: dict[str, Any]) -> Event | None:
 _PLACEHOLDER = re.compile(r"@_user_\d+|@_all")
 
 
+def _mentions(raw: Any) -> tuple[Mention, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > 100:
+        raise Malformed("mentions")
+    out = []
+    for item in raw:
+        m = _obj(item, "mention")
+        ident = _opt_obj(m.get("id"), "mention id")
+        name = _text(m, "name", limit=64)
+        out.append(Mention(key=_ident(m, "key", required=False, limit=32),
+                           open_id=_ident(ident, "open_id", required=False, limit=64),
+                           name="" if REPLACEMENT in name else name))
+    return tuple(out)
+
+
+def _message_text(msg: dict[str, Any], mentions: tuple[Mention, ...]) -> str:
+    if msg.get("message_type") != "text":
+        return ""
+    try:
+        content = jsonsafe.loads(_text(msg, "content", limit=1 << 20))  # the body cap bounds it
+    except jsonsafe.Unreadable as exc:
+        raise Malformed("content is not JSON") from exc
+    raw = content.get("text", "") if isinstance(content, dict) else ""
+    if not isinstance(raw, str):
+        raise Malformed("text")
+    by_key = {m.key: m for m in mentions}
+    return _PLACEHOLDER.sub(lambda mo: "@" + (by_key[mo.group(0)].name if mo.group(0) in by_key else "所有人"),
+                            raw[:MAX_TEXT])
+
+
 def _message(header: Header, event: dict[str, Any]) -> MessageEvent:
     sender = _obj(event.get("sender"), "sender")
     msg = _obj(event.get("message"), "message")
     sender_id = _obj(sender.get("sender_id"), "sender_id")
-    mentions = []
-    for m in msg.get("mentions") or []:
-        m = _obj(m, "mention")
-        ident = m.get("id") if isinstance(m.get("id"), dict) else {}
-        mentions.append(Mention(key=str(m.get("key", ""))[:32], open_id=str(ident.get("open_id") or "")[:64],
-                                name=str(m.get("name") or "")[:64]))
-    text = ""
-    if msg.get("message_type") == "text":
-        try:
-            content = json.loads(_str(msg, "content", limit=MAX_TEXT * 4))
-        except ValueError as exc:
-            raise Malformed("content is not JSON") from exc
-        raw = content.get("text", "") if isinstance(content, dict) else ""
-        if not isinstance(raw, str):
-            raise Malformed("text")
-        by_key = {m.key: m for m in mentions}
-        text = _PLACEHOLDER.sub(lambda mo: "@" + (by_key[mo.group(0)].name if mo.group(0) in by_key else "所有人"),
-                                raw[:MAX_TEXT])
-    return MessageEvent(header=header, chat_id=_str(msg, "chat_id", limit=64),
-                        chat_type=_str(msg, "chat_type", required=False, limit=16),
-                        message_id=_str(msg, "message_id", limit=128),
-                        sender_open_id=_str(sender_id, "open_id", required=False, limit=64),
-                        sender_type=_str(sender, "sender_type", required=False, limit=16),
-                        message_type=_str(msg, "message_type", limit=32), text=text,
-                        mentions=tuple(mentions), thread_id=msg.get("thread_id") or None)
+    mentions = _mentions(msg.get("mentions"))
+    text = _message_text(msg, mentions)
+    thread_id = _ident(msg, "thread_id", required=False, limit=128)
+    return MessageEvent(header=header, chat_id=_ident(msg, "chat_id", limit=64),
+                        chat_type=_ident(msg, "chat_type", required=False, limit=16),
+                        message_id=_ident(msg, "message_id", limit=128),
+                        sender_open_id=_ident(sender_id, "open_id", required=False, limit=64),
+                        sender_type=_ident(sender, "sender_type", required=False, limit=16),
+                        message_type=_ident(msg, "message_type", limit=32), text=text,
+                        mentions=mentions, thread_id=thread_id or None, unreadable=REPLACEMENT in text)
 
 
 def _bot_added(header: Header, event: dict[str, Any]) -> BotAddedEvent:
-    op = event.get("operator_id") if isinstance(event.get("operator_id"), dict) else {}
-    return BotAddedEvent(header=header, chat_id=_str(event, "chat_id", limit=64),
-                         operator_open_id=str(op.get("open_id") or "")[:64],
-                         chat_name=_str(event, "name", required=False, limit=200))
+    op = _opt_obj(event.get("operator_id"), "operator_id")
+    name = _text(event, "name", limit=200)
+    return BotAddedEvent(header=header, chat_id=_ident(event, "chat_id", limit=64),
+                         operator_open_id=_ident(op, "open_id", required=False, limit=64),
+                         chat_name="" if REPLACEMENT in name else name)
 
 
 def _bot_removed(header: Header, event: dict[str, Any]) -> BotRemovedEvent:
-    return BotRemovedEvent(header=header, chat_id=_str(event, "chat_id", limit=64))
+    return BotRemovedEvent(header=header, chat_id=_ident(event, "chat_id", limit=64))
+
+
+MAX_FORM_FIELDS = 100
+
+
+def _form_value(raw: Any) -> tuple[dict[str, Any], bool]:
+    """What Feishu's form components submit: text, a number, a checkbox, or a list of texts
+    (multi-selects). Returns the form and whether any text in it was unreadable."""
+    if raw is None:
+        return {}, False
+    if not isinstance(raw, dict) or len(raw) > MAX_FORM_FIELDS:
+        raise Malformed("form_value")
+    unreadable = False
+    for name, value in raw.items():
+        texts = value if isinstance(value, list) else [value]
+        for item in texts:
+            if isinstance(item, str):
+                unreadable = unreadable or REPLACEMENT in item
+            elif isinstance(value, list) or not (item is None or isinstance(item, (bool, int, float))):
+                raise Malformed(f"form field {name[:32]}")
+        unreadable = unreadable or REPLACEMENT in name
+    return raw, unreadable
 
 
 def _card_action(header: Header, event: dict[str, Any]) -> CardAction:
     operator = _obj(event.get("operator"), "operator")
     action = _obj(event.get("action"), "action")
-    context = event.get("context") if isinstance(event.get("context"), dict) else {}
-    form_value = action.get("form_value") or {}
-    if not isinstance(form_value, dict):
-        raise Malformed("form_value")
+    context = _opt_obj(event.get("context"), "context")
+    form_value, unreadable = _form_value(action.get("form_value"))
     option = action.get("option")
-    return CardAction(header=header, operator_open_id=_str(operator, "open_id", limit=64),
-                      token=_str(event, "token", required=False, limit=256),
-                      tag=_str(action, "tag", required=False, limit=32),
-                      name=_str(action, "name", required=False, limit=128),
+    return CardAction(header=header, operator_open_id=_ident(operator, "open_id", limit=64),
+                      token=_ident(event, "token", required=False, limit=256),
+                      tag=_ident(action, "tag", required=False, limit=32),
+                      name=_text(action, "name", limit=128),
                       value=action.get("value"), form_value=form_value,
                       option=option if isinstance(option, str) else None,
-                      chat_id=_str(context, "open_chat_id", required=False, limit=64),
-                      message_id=_str(context, "open_message_id", required=False, limit=128))
+                      chat_id=_ident(context, "open_chat_id", required=False, limit=64),
+                      message_id=_ident(context, "open_message_id", required=False, limit=128),
+                      unreadable=unreadable or (isinstance(option, str) and REPLACEMENT in option))
 
 
 _PARSERS = {

@@ -32,6 +32,7 @@ from lark_oapi.event.dispatcher_handler import EventDispatcherHandler
 
 from bot import texts
 from bot.envelope import CardAction, parse_event
+from bot import jsonsafe
 from bot.security import Malformed
 from bot.settings import Settings
 
@@ -60,7 +61,7 @@ class _InboxHandler(EventDispatcherHandler):
 
     def _do_without_validation(self, payload: bytes) -> Any:  # called by ws.Client per event frame
         try:
-            data = json.loads(payload)
+            data = jsonsafe.loads(payload)
             if not isinstance(data, dict):
                 raise Malformed("not an object")
             event = parse_event(data)
@@ -70,7 +71,11 @@ class _InboxHandler(EventDispatcherHandler):
             return None
         if event is None:
             return None  # a type we don't handle: ack so Feishu does not redeliver
-        from bot.webhook import accept
+        from bot.webhook import accept, for_this_app
+
+        if not for_this_app(self.state.settings, event):
+            log.warning("long-connection event for another app ignored")
+            return None
 
         future = asyncio.run_coroutine_threadsafe(accept(self.state, data, event), self.bot_loop)
         callback = isinstance(event, CardAction)

@@ -1,5 +1,5 @@
-"""The webhook's front door: decrypt, check the token, the signature and the timestamp
-window — before anything is parsed into our models or stored.
+"""The webhook's front door: the signature over the raw bytes and the timestamp window first,
+then decrypt and check the Verification Token — before anything is parsed into our models.
 
 Feishu's scheme (platform.md §1.4–1.6): AES-256-CBC with key = SHA-256(Encrypt Key), IV
 prefixed, PKCS#7; signature = hex(SHA-256(timestamp + nonce + encrypt_key + raw body)), not
@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from Crypto.Cipher import AES
 
+from bot import jsonsafe
 from bot.clock import Clock
 
 
@@ -74,7 +75,8 @@ def encrypt(plaintext: bytes, encrypt_key: str, iv: bytes | None = None) -> str:
 
 
 def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
-    return hashlib.sha256((timestamp + nonce + encrypt_key).encode("utf-8") + body).hexdigest()
+    # Header values arrive as latin-1 text; "replace" keeps a hostile one from raising.
+    return hashlib.sha256((timestamp + nonce + encrypt_key).encode("utf-8", "replace") + body).hexdigest()
 
 
 def seal(payload: dict[str, Any], *, encrypt_key: str, timestamp: int, nonce: str | None = None
@@ -93,9 +95,9 @@ def seal(payload: dict[str, Any], *, encrypt_key: str, timestamp: int, nonce: st
 
 def _loads(data: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Malformed("not JSON") from exc
+        obj = jsonsafe.loads(data)
+    except jsonsafe.Unreadable as exc:
+        raise Malformed(str(exc)) from exc
     if not isinstance(obj, dict):
         raise Malformed("not an object")
     return obj
@@ -109,57 +111,116 @@ def _token_of(payload: dict[str, Any]) -> str:
     return tok if isinstance(tok, str) else ""
 
 
+def _header(headers: Mapping[str, str], name: str) -> str:
+    return headers.get(name.lower()) or headers.get(name) or ""
+
+
 def open_envelope(raw_body: bytes, headers: Mapping[str, str], *, encrypt_key: str,
                   verification_token: str, clock: Clock, window_seconds: int = 300) -> Opened:
     """Verify a webhook request and return its plaintext payload.
 
-    Order matters: the signature covers the raw bytes, so it is checked before we trust
-    anything; url_verification is the one request Feishu sends unsigned.
+    With an Encrypt Key, nothing is decrypted or parsed before the signature over the raw bytes
+    holds, and every failure before that is the same Rejected: an unsigned request can teach an
+    attacker nothing about a ciphertext (no padding oracle). The one request Feishu sends
+    unsigned, url_verification, has its own path that fails just as uniformly.
     """
+    if not encrypt_key:
+        payload = _loads(raw_body)  # plaintext mode: nothing secret to leak, the token decides
+        _check_token(payload, verification_token)
+        return _opened(payload)
+    if not any(_header(headers, h) for h in _SIGNATURE_HEADERS):
+        return _open_unsigned_challenge(raw_body, encrypt_key, verification_token)
+    _check_signature(raw_body, headers, encrypt_key, clock, window_seconds)
+    # Authentic from here on: what cannot be read is a 400 (Feishu's or our bug), not a forgery.
     outer = _loads(raw_body)
-    if encrypt_key:
-        if "encrypt" not in outer or not isinstance(outer["encrypt"], str):
-            raise Rejected("plaintext body while an Encrypt Key is configured")
-        try:
-            plain = decrypt(outer["encrypt"], encrypt_key)
-        except Malformed:
-            # Undecryptable: either garbage or encrypted with another key. Without a valid
-            # signature we cannot tell, so the signature decides 401 vs 400.
-            _check_signature(raw_body, headers, encrypt_key, clock, window_seconds)
-            raise
-        payload = _loads(plain)
-    else:
-        payload = outer
+    if not isinstance(outer.get("encrypt"), str):
+        raise Rejected("plaintext body while an Encrypt Key is configured")  # S4
+    payload = _loads(decrypt(outer["encrypt"], encrypt_key))
+    _check_token(payload, verification_token)
+    return _opened(payload)
 
+
+_SIGNATURE_HEADERS = ("X-Lark-Request-Timestamp", "X-Lark-Request-Nonce", "X-Lark-Signature")
+_CHALLENGE_KEYS = frozenset({"challenge", "token", "type"})
+MAX_CHALLENGE_BYTES = 2048  # a real challenge body is ~200 bytes
+
+
+def _open_unsigned_challenge(raw_body: bytes, encrypt_key: str, verification_token: str) -> Opened:
+    """Accept an unsigned request only if it is exactly a url_verification with our token.
+
+    Every way of failing — not JSON, bad base64, bad padding, not JSON inside, wrong shape,
+    wrong token — raises the same Rejected after the same steps, so neither the answer nor its
+    timing says whether the padding was valid."""
+    ok = len(raw_body) <= MAX_CHALLENGE_BYTES
+    payload: Any = None
+    try:
+        outer = _loads(raw_body) if ok else {}
+        sealed = outer.get("encrypt")
+        plain, pad_ok = _decrypt_uniform(sealed if isinstance(sealed, str) and ok else "", encrypt_key)
+        try:
+            payload = jsonsafe.loads(plain)
+        except jsonsafe.Unreadable:
+            payload = None
+        ok = ok and pad_ok
+    except Malformed:
+        ok = False
+    shaped = (isinstance(payload, dict) and set(payload) == _CHALLENGE_KEYS
+              and payload.get("type") == "url_verification" and isinstance(payload.get("challenge"), str)
+              and isinstance(payload.get("token"), str))
+    token = payload["token"] if shaped else ""
+    token_ok = hmac.compare_digest(token.encode(), verification_token.encode())
+    if not (ok and shaped and token_ok):
+        raise Rejected("unsigned request that is not our url_verification")
+    return Opened(payload=payload, challenge=payload["challenge"])
+
+
+def _decrypt_uniform(encrypted_b64: str, encrypt_key: str) -> tuple[bytes, bool]:
+    """Decrypt without branching on the padding: (plaintext, whether the padding was valid)."""
+    try:
+        raw = base64.b64decode(encrypted_b64, validate=True)
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) < 32 or len(raw) % 16:
+        raw, shaped = bytes(32), False
+    else:
+        shaped = True
+    blocks = _block_decryptor(encrypt_key).decrypt(raw[16:])
+    mask = int.from_bytes(raw[:-16], "big")
+    plain = (int.from_bytes(blocks, "big") ^ mask).to_bytes(len(blocks), "big")
+    pad = plain[-1]
+    pad_ok = 1 <= pad <= 16 and hmac.compare_digest(plain[-pad:] if pad else b"x", bytes([pad]) * pad)
+    cut = pad if pad_ok else 0
+    return plain[:len(plain) - cut], shaped and pad_ok
+
+
+def _check_token(payload: dict[str, Any], verification_token: str) -> None:
     if not hmac.compare_digest(_token_of(payload).encode(), verification_token.encode()):
         raise Rejected("verification token mismatch")
 
+
+def _opened(payload: dict[str, Any]) -> Opened:
     if payload.get("type") == "url_verification":
         challenge = payload.get("challenge")
         if not isinstance(challenge, str):
             raise Malformed("challenge missing")
         return Opened(payload=payload, challenge=challenge)
-
-    if encrypt_key:
-        _check_signature(raw_body, headers, encrypt_key, clock, window_seconds)
     return Opened(payload=payload)
+
+
+MAX_TIMESTAMP_DIGITS = 12  # seconds since 1970 until the year 33658
 
 
 def _check_signature(raw_body: bytes, headers: Mapping[str, str], encrypt_key: str, clock: Clock,
                      window_seconds: int) -> None:
-    ts = headers.get("x-lark-request-timestamp") or headers.get("X-Lark-Request-Timestamp") or ""
-    nonce = headers.get("x-lark-request-nonce") or headers.get("X-Lark-Request-Nonce") or ""
-    sig = headers.get("x-lark-signature") or headers.get("X-Lark-Signature") or ""
+    ts, nonce, sig = (_header(headers, h) for h in _SIGNATURE_HEADERS)
     if not (ts and nonce and sig):
         raise Rejected("signature headers missing")
     expected = signature(ts, nonce, encrypt_key, raw_body)
-    if not hmac.compare_digest(expected.encode(), sig.encode()):
+    if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
         raise Rejected("bad signature")
-    try:
-        sent = int(ts)
-    except ValueError as exc:
-        raise Rejected("bad timestamp") from exc
-    if abs(clock.now().timestamp() - sent) > window_seconds:
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= MAX_TIMESTAMP_DIGITS):
+        raise Rejected("bad timestamp")
+    if abs(clock.now().timestamp() - int(ts)) > window_seconds:
         raise Rejected("timestamp outside the window")
 
 

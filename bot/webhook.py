@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -20,6 +20,10 @@ class TooLarge(Exception):
     pass
 
 
+class HungUp(Exception):
+    """The client closed the connection before sending the whole body."""
+
+
 async def read_capped(request: Request, limit: int) -> bytes:
     """Refuse a large body before reading it whole (uvicorn accepts any size by default)."""
     declared = request.headers.get("content-length")
@@ -30,10 +34,13 @@ async def read_capped(request: Request, limit: int) -> bytes:
         except ValueError as exc:
             raise Malformed("bad content-length") from exc
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise TooLarge
+    except ClientDisconnect as exc:
+        raise HungUp from exc
     return bytes(body)
 
 
@@ -55,15 +62,29 @@ async def feishu_events(request: Request) -> JSONResponse:
         event = parse_event(opened.payload)
     except TooLarge:
         return _answer(413, "payload too large")
+    except HungUp:
+        log.info("client hung up before the body was complete")
+        return _answer(400, "bad request")
     except Rejected as exc:
         log.info("rejected webhook request: %s", exc)  # reason only; never the body or keys
         return _answer(401, "unauthorized")
     except Malformed as exc:
         log.info("malformed webhook request: %s", exc)
         return _answer(400, "bad request")
+    except Exception as exc:  # noqa: BLE001 - a parser bug must still not be a 500
+        log.error("unreadable webhook request (%s); answered 400", type(exc).__name__)
+        return _answer(400, "bad request")
     if event is None:
         return _answer(200, "ignored")  # a type we don't subscribe to: don't make Feishu retry
+    if not for_this_app(settings, event):
+        log.info("rejected webhook request: event for app %r", event.header.app_id[:64])
+        return _answer(401, "unauthorized")
     return await accept(state, opened.payload, event)
+
+
+def for_this_app(settings, event) -> bool:
+    """An event signed with our key but addressed to another app is not ours to act on."""
+    return not settings.feishu_app_id or event.header.app_id == settings.feishu_app_id
 
 
 async def accept(state, payload: dict, event) -> JSONResponse:
@@ -72,6 +93,11 @@ async def accept(state, payload: dict, event) -> JSONResponse:
         first = await state.dispatcher.astore(payload, event)  # group commit with concurrent requests
     except DatabaseUnavailable:
         return _answer(503, "temporarily unavailable")
+    except Exception as exc:  # noqa: BLE001 - never a 500: Feishu retries a 503
+        log.error("inbox write failed (%s); answered 503", type(exc).__name__)
+        return _answer(503, "temporarily unavailable")
+    if first is None:
+        return _answer(400, "bad request")  # the database refused this event's data
     if isinstance(event, CardAction):
         if not first:
             return JSONResponse({})
