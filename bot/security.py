@@ -82,8 +82,11 @@ def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
 def seal(payload: dict[str, Any], *, encrypt_key: str, timestamp: int, nonce: str | None = None
          ) -> tuple[bytes, dict[str, str]]:
     """Encrypt and sign a payload exactly as Feishu delivers it: (raw body, headers)."""
-    body = json.dumps({"encrypt": encrypt(json.dumps(payload, ensure_ascii=False).encode(), encrypt_key)}
-                      ).encode()
+    try:
+        plain = json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate: Feishu would send it as a \u escape
+        plain = json.dumps(payload).encode()
+    body = json.dumps({"encrypt": encrypt(plain, encrypt_key)}).encode()
     ts, nonce = str(timestamp), nonce or os.urandom(8).hex()
     return body, {
         "Content-Type": "application/json",
