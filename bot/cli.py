@@ -64,14 +64,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve_sandbox(settings, host=args.host, port=args.port)
     _require_feishu(settings)
     _upgrade_or_exit(settings)
-    import uvicorn
-
     from bot.app import create_app, settle_memory
+    from bot.server import Limits, serve
 
     app = create_app(settings)
+    limits = Limits.from_settings(settings, limit_concurrency=args.limit_concurrency)
     settle_memory()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info",
-                limit_concurrency=args.limit_concurrency, proxy_headers=True)
+    # uvicorn with header/body deadlines and connection caps: slow clients are cut off (S13).
+    serve(app, host=args.host, port=args.port, limits=limits)
     return 0
 
 
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--sandbox", action="store_true", help=texts.CLI_SANDBOX_HELP)
+    # Requests being handled at once (body received, answer not sent) beyond which the server answers
+    # 503; connections still sending do not count (bot/server.py). 0: no limit.
     serve.add_argument("--limit-concurrency", type=int, default=1000)
     serve.set_defaults(fn=cmd_serve)
     ws = sub.add_parser("ws", help=texts.CLI_WS_HELP)

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     # How far a request's X-Lark-Request-Timestamp may be from our clock (S2).
     signature_window_seconds: int = 300
     max_body_bytes: int = 64 * 1024
+    # Slow or stalled clients (S13), enforced by `collab-bot serve` (bot/server.py): a request's
+    # headers must arrive within header_timeout_seconds, its body within body_timeout_seconds after
+    # them; connections per client address beyond max_connections_per_client are refused (0: no cap,
+    # for a reverse proxy in front); at max_connections the longest-waiting connection is closed.
+    header_timeout_seconds: float = Field(5.0, gt=0)
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    max_connections_per_client: int = Field(32, ge=0)
+    max_connections: int = Field(4096, ge=0)
     # Reminders (step 5): delays and thresholds.
     standup_nudge_minutes: int = Field(30, ge=1)
     standup_window_minutes: int = Field(60, ge=5)
