@@ -191,7 +191,9 @@ def _decrypt_uniform(encrypted_b64: str, encrypt_key: str) -> tuple[bytes, bool]
     mask = int.from_bytes(raw[:-16], "big")
     plain = (int.from_bytes(blocks, "big") ^ mask).to_bytes(len(blocks), "big")
     pad = plain[-1]
-    pad_ok = 1 <= pad <= 16 and hmac.compare_digest(plain[-pad:] if pad else b"x", bytes([pad]) * pad)
+    in_range = 1 <= pad <= 16
+    width = pad if in_range else 16  # the same comparison whether or not the byte is a padding length
+    pad_ok = hmac.compare_digest(plain[-width:], bytes([width]) * width) and in_range
     cut = pad if pad_ok else 0
     return plain[:len(plain) - cut], shaped and pad_ok
 
