@@ -196,7 +196,7 @@ class Dispatcher:
                 return None
             ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
                       chat_id=_chat_of(event), actor=_actor(event), event_id=event_id,
-                      bot_open_id=self.bot_open_id)
+                      bot_open_id=self.bot_open_id, effects=self.router.effects)
             answer = self._route(ctx, event)
             outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,
                                now=now, ops=ctx.ops)

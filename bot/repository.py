@@ -121,7 +121,6 @@ def facts(session: Session, case: Case) -> Facts:
     else:
         out["consensus_submitted"] = False
     out["departments_without_contact"] = tuple(d.name for d in depts if not d.contact_open_id)
-    out["team_confirmed"] = artifact_state(session, case, "team").archived_at is not None
     inputs = set(session.scalars(select(DepartmentInput.department_id).where(
         DepartmentInput.case_id == case.id, DepartmentInput.tenant_key == case.tenant_key)))
     out["inputs_missing"] = tuple(d.name for d in depts if d.id not in inputs)
@@ -132,12 +131,11 @@ def facts(session: Session, case: Case) -> Facts:
     req_state = artifact_state(session, case, "requirements")
     confirmed = signoffs(session, case, artifact="requirements", version=req_state.version)
     out["unconfirmed_departments"] = tuple(d.name for d in depts if d.id not in confirmed)
-    out["plan_published"] = artifact_state(session, case, "plan").archived_at is not None
     tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
                                                     Task.dropped.is_(False))))
+    out["task_count"] = len(tasks)
     out["open_tasks"] = tuple(t.content[:20] for t in tasks if t.status != "已完成")
-    out["execution_closed"] = artifact_state(session, case, "execution").archived_at is not None
-    out["retro_finalised"] = artifact_state(session, case, "retro").archived_at is not None
+    out["retro_entry_count"] = len(retro_entries(session, case))
     return Facts(**out)  # type: ignore[arg-type]
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from bot.envelope import CardAction, MessageEvent
 from bot.outbox import Op
+from bot.workflow import Effect, Step
 
 
 class UserError(Exception):
@@ -40,6 +41,7 @@ class Ctx:
     event_id: str
     bot_open_id: str = ""
     ops: list[Op] = field(default_factory=list)
+    effects: Mapping[Effect, Callable[..., None]] = field(default_factory=dict)  # Router.effects
 
     def send(self, op: Op) -> None:
         self.ops.append(op)
@@ -63,6 +65,7 @@ class CallbackAnswer:
 CommandHandler = Callable[[Ctx, MessageEvent, str], None]
 ActionHandler = Callable[[Ctx, CardAction, Any], CallbackAnswer]
 EventHandler = Callable[[Ctx, Any], None]
+EffectHandler = Callable[[Ctx, Any, Step], None]   # (ctx, case, the step it left)
 
 
 class Router:
@@ -70,6 +73,7 @@ class Router:
         self.commands: dict[str, CommandHandler] = {}
         self.actions: dict[str, ActionHandler] = {}
         self.events: dict[str, EventHandler] = {}
+        self.effects: dict[Effect, EffectHandler] = {}   # on-enter work of the state machine
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -95,9 +99,17 @@ class Router:
             return fn
         return deco
 
+    def effect(self, effect: Effect) -> Callable[[EffectHandler], EffectHandler]:
+        def deco(fn: EffectHandler) -> EffectHandler:
+            if effect in self.effects:
+                raise ValueError(f"effect {effect} registered twice")
+            self.effects[effect] = fn
+            return fn
+        return deco
+
     def include(self, other: "Router") -> None:
         for table, theirs in ((self.commands, other.commands), (self.actions, other.actions),
-                              (self.events, other.events)):
+                              (self.events, other.events), (self.effects, other.effects)):
             for key, fn in theirs.items():
                 if key in table:
                     raise ValueError(f"{key} registered twice")

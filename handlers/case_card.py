@@ -11,7 +11,7 @@ from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.models import Case
 from bot.routing import Ctx
-from bot.workflow import missing
+from bot.workflow import Gap, Step, missing
 from cards.case import CaseButton, CaseView, case_card
 
 # step -> list of (label, action name, primary?)
@@ -22,9 +22,14 @@ STEP_SUMMARY: dict[int, Callable[[Ctx, Case], str]] = {}
 STEP_STATE: dict[int, Callable[[Ctx, Case], str]] = {}
 
 
+def gap_labels(gaps: tuple[Gap, ...]) -> tuple[str, ...]:
+    """「技术部 负责人签字」… for the state machine's gap codes."""
+    return tuple(texts.GAP_LABELS[g.kind.value].format(subject=g.subject) for g in gaps)
+
+
 def view(ctx: Ctx, case: Case) -> CaseView:
     step = case.step
-    gaps = missing(step, repository.facts(ctx.session, case)) if step < 7 else ()
+    gaps = gap_labels(missing(step, repository.facts(ctx.session, case))) if step < Step.CLOSED else ()
     buttons = tuple(CaseButton(label, ActionValue(name, case_id=case.id, version=case.version), primary)
                     for label, name, primary in STEP_BUTTONS.get(step, []))
     summary = STEP_SUMMARY[step](ctx, case) if step in STEP_SUMMARY else ""

@@ -18,9 +18,11 @@ from bot.actions import ActionValue
 from bot.envelope import CardAction, MessageEvent
 from bot.models import Case, ConsensusVersion, Department, Signoff
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
-from bot.workflow import Blocked, Step, advance
+from bot import workflow
+from bot.workflow import Check, Facts, Open, Step
 from cards import consensus as cards
 from handlers import case_card, people
+from handlers.common import transition
 
 router = Router()
 
@@ -85,20 +87,8 @@ def local(ctx: Ctx, when: datetime | None) -> datetime | None:
 
 
 def try_advance(ctx: Ctx, case: Case) -> bool:
-    """Move on if the workflow's guards allow it; announce the new step. False if blocked."""
-    ctx.session.flush()
-    try:
-        new = advance(Step(case.step), repository.facts(ctx.session, case))
-    except Blocked:
-        return False
-    done = case.step
-    repository.enter_step(ctx.session, case, int(new), now=ctx.now)
-    if case.step == Step.TEAM and done == Step.CONSENSUS:
-        from handlers import team  # noqa: PLC0415 - team imports this module
-        team.prefill_from_template(ctx, case)
-    audit(ctx, case, "step.enter", f"{done} → {int(new)}")
-    case_card.announce_step(ctx, case, done)
-    return True
+    """Move on if the workflow's guards allow it (the new step is announced). False if blocked."""
+    return transition(ctx, case, Check()) is not None
 
 
 def heads_of(ctx: Ctx, depts: list[Department]) -> str:
@@ -293,14 +283,15 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         raise UserError(texts.ALREADY_ACTIVE_CASE.format(title=active.title, seq=active.seq))
     prefill, args = _template_prefix(ctx, args)  # `/问题 模板:名称 标题` (handlers.templates)
     title = args.strip()[:LIMITS["title"]]
+    first = workflow.apply(None, Open(), Facts(), actor_is_lead=True).step
     case = Case(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
                 seq=repository.next_seq(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id),
-                title=title or texts.S1_UNTITLED, step=1, status="active", opener_open_id=ctx.actor,
+                title=title or texts.S1_UNTITLED, step=first, status="active", opener_open_id=ctx.actor,
                 lead_open_id=ctx.actor, created_at=ctx.now, updated_at=ctx.now, step_entered_at=ctx.now,
                 timezone=ctx.tz.key)
     ctx.session.add(case)
     ctx.session.flush()
-    repository.enter_step(ctx.session, case, 1, now=ctx.now)
+    repository.enter_step(ctx.session, case, first, now=ctx.now)
     audit(ctx, case, "case.open", case.title)
     case_card.post(ctx, case)
     values = {"title": title}

@@ -133,10 +133,11 @@ from bot.actions import ActionValue  # noqa: E402
 from bot.envelope import CardAction  # noqa: E402
 from bot.models import ActionItem, PlanVersion  # noqa: E402
 from bot.routing import CallbackAnswer, Router  # noqa: E402
-from bot.workflow import Blocked, Step, advance  # noqa: E402
+from bot.workflow import Blocked, Publish, Step  # noqa: E402
 from cards.plan import MinutesView, PlanActions, PlanNode, PlanRisk, PlanTask, PlanView, minutes_card, \
     plan_card  # noqa: E402
 from handlers import case_card, people  # noqa: E402
+from handlers.common import gap_labels, transition  # noqa: E402
 
 router = Router()
 
@@ -561,15 +562,12 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     ctx.session.add(PlanVersion(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, version=1,
                                 snapshot=plan_snapshot(ctx.session, case), published_by=ctx.actor,
                                 published_at=ctx.now))
-    ctx.session.flush()
-    try:
-        step = advance(Step(case.step), repository.facts(ctx.session, case))
-    except Blocked as exc:
-        raise UserError(texts.PUBLISH_PROBLEMS.format(problems="、".join(exc.missing))) from exc
-    repository.enter_step(ctx.session, case, step, now=ctx.now)
     audit(ctx, case, "plan.publish", texts.PLAN_PUBLISHED)
     ctx.send(outbox.SendCard(minutes_card_for(ctx.session, case, 1, ctx.now, ctx.tz), pin=True))
-    case_card.announce_step(ctx, case, Step.PLAN)
+    try:
+        transition(ctx, case, Publish())
+    except Blocked as exc:  # rolls back the publication and the minutes
+        raise UserError(texts.PUBLISH_PROBLEMS.format(problems="、".join(gap_labels(exc.missing)))) from exc
     return CallbackAnswer(toast=texts.PLAN_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz))
 
 

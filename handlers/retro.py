@@ -18,9 +18,10 @@ from bot.actions import ActionValue
 from bot.envelope import CardAction
 from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
-from bot.workflow import Step, advance
+from bot.workflow import Blocked, Finalise, Step
 from cards.retro import ChangeRow, Entry, RetroActions, PlanActualRow, ReportView, RetroView, rate, report_card, retro_card
 from handlers import case_card, people, templates
+from handlers.common import transition
 from handlers.plan import audit, fmt, load_case, require_step, tasks_of, team_open_ids
 from handlers.tracking import baseline
 
@@ -275,16 +276,14 @@ def finalise(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer
     require_step(case, Step.RETRO)
     if ctx.actor != case.lead_open_id:
         raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
-    if not repository.retro_entries(ctx.session, case):
-        raise UserError(texts.RETRO_NEED_ENTRY)
+    try:
+        transition(ctx, case, Finalise())
+    except Blocked as exc:
+        raise UserError(texts.RETRO_NEED_ENTRY) from exc
     repository.artifact_state(ctx.session, case, "retro").archived_at = ctx.now
-    ctx.session.flush()
-    step = advance(Step(case.step), repository.facts(ctx.session, case))
-    repository.enter_step(ctx.session, case, step, now=ctx.now)
     audit(ctx, case, "retro.finalise", texts.RETRO_FINALISED)
     ctx.send(outbox.SendCard(report_card_for(ctx.session, case, ctx.now, ctx.tz), pin=True))
     ctx.send(outbox.SendText(texts.RETRO_FINALISED))
-    case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.RETRO_FINALISED, card=retro_card_for(ctx.session, case))
 
 

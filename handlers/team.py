@@ -17,11 +17,12 @@ from bot.actions import ActionValue
 from bot.envelope import CardAction
 from bot.models import ActionItem, Case, Department, Member, Template
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
-from bot.workflow import Step
+from bot.workflow import Blocked, ConfirmTeam, Effect, Step
 from cards import team as cards
 from handlers import case_card, people
+from handlers.common import transition
 from handlers.consensus import (audit, form_person, form_text, load_case, local, mention, not_lead, parse_day,
-                                require_lead_or_head, require_step, touch, try_advance)
+                                require_lead_or_head, require_step, touch)
 
 router = Router()
 
@@ -121,6 +122,12 @@ def _fv(case: Case, title: str, submit: str, values: dict | None = None, error: 
         version: int | None = None) -> cards.FormView:
     return cards.FormView(title=title, submit=ActionValue(submit, case_id=case.id, version=version),
                           cancel=ActionValue(VIEW, case_id=case.id), error=error, values=values or {})
+
+
+@router.effect(Effect.PREFILL_TEAM)
+def _prefill_on_enter(ctx: Ctx, case: Case, before: Step) -> None:
+    if before == Step.CONSENSUS:
+        prefill_from_template(ctx, case)
 
 
 def prefill_from_template(ctx: Ctx, case: Case) -> None:
@@ -307,16 +314,18 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     state = repository.artifact_state(ctx.session, case, "team")
     if value.version != state.version:
         return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=table_for(ctx, case))
-    gaps = repository.facts(ctx.session, case).departments_without_contact
-    if gaps:
-        raise UserError(texts.S2_NOT_READY.format(missing="、".join(f"{g}{texts.S2_COL_CONTACT}" for g in gaps)))
     state.archived_at = ctx.now
     touch(ctx, case)
     audit(ctx, case, "team.confirm", texts.AUDIT_VERSION.format(version=state.version))
     ctx.session.flush()
     ctx.send(outbox.SendCard(cards.team_card(replace(team_view(ctx, case), buttons=None)), pin=True))
     ctx.send(outbox.SendText(_announcement(ctx, case)))
-    if try_advance(ctx, case) and case.step == Step.REQUIREMENTS:
+    try:
+        transition(ctx, case, ConfirmTeam())
+    except Blocked as exc:  # rolls back the confirmation and everything sent above
+        raise UserError(texts.S2_NOT_READY.format(
+            missing="、".join(f"{g.subject}{texts.S2_COL_CONTACT}" for g in exc.missing))) from exc
+    if case.step == Step.REQUIREMENTS:
         outbox.enqueue(ctx.session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=NUDGE_KIND,
                        fire_key=f"{case.id}", due_at=ctx.now + NUDGE_AFTER, case_id=case.id)
     return CallbackAnswer(toast=texts.S2_CONFIRMED, card=table_for(ctx, case))

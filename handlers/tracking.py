@@ -27,11 +27,12 @@ from bot.envelope import CardAction
 from bot.lagging import BLOCKED, DONE, STATUSES, is_lagging, lag_reason_required
 from bot.models import Case, Member, Risk, Task, TaskUpdate
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
-from bot.workflow import Blocked, Step, advance
+from bot.workflow import Check, CloseExecution, Step
 from cards import kit
 from cards.tracking import RiskRow, TaskRow, TrackingView, UpdateItem, UpdateView, field_names, tracking_card, \
     update_card
 from handlers import case_card, people
+from handlers.common import transition
 from handlers.plan import PLAN_OPEN, audit, department_of, fmt, get_task, load_case, require_step, risks_of, tasks_of
 
 router = Router()
@@ -280,14 +281,10 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: str, progress: int, typed: 
 
 def _maybe_finish(ctx: Ctx, case: Case) -> bool:
     """Every task done: the case moves on to the retrospective."""
-    ctx.session.flush()
-    try:
-        step = advance(Step(case.step), repository.facts(ctx.session, case))
-    except Blocked:
+    mark = len(ctx.ops)
+    if transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE) is None:
         return False
-    repository.enter_step(ctx.session, case, step, now=ctx.now, reason=texts.ALL_TASKS_DONE)
-    ctx.send(outbox.SendText(texts.ALL_TASKS_DONE))
-    case_card.announce_step(ctx, case, Step.EXECUTION)
+    ctx.ops.insert(mark, outbox.SendText(texts.ALL_TASKS_DONE))  # said before the new step is announced
     return True
 
 
@@ -734,12 +731,9 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
     if not reason:
         raise UserError(texts.EXEC_CLOSE_NEED_REASON, card=_close_card(ctx, case))
     repository.artifact_state(ctx.session, case, "execution").archived_at = ctx.now
-    ctx.session.flush()
-    step = advance(Step(case.step), repository.facts(ctx.session, case))
-    repository.enter_step(ctx.session, case, step, now=ctx.now, reason=reason[:500])
     audit(ctx, case, "execution.close", reason)
     ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=plan_mod.inert(reason))))
-    case_card.announce_step(ctx, case, Step.EXECUTION)
+    transition(ctx, case, CloseExecution(reason), reason=reason[:500])
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
 

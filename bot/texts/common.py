@@ -130,19 +130,23 @@ AUDIT_ACTIONS = {
 ADDRESSED_HINT = "需要我做什么？发送 /帮助 查看命令，或发送「/问题 标题」发起一个跨部门协作问题。"
 P2P_HINT = "我在群里工作：把我拉进涉及各部门的群，在群里发送「/问题 标题」即可开始。"
 
-# What is still missing before a step can move on (bot.workflow.missing)
-GAP_SUBMIT_CONSENSUS = "提交问题共识表"
-GAP_OBJECTION = "提出异议待处理"
-GAP_HEAD_SIGN = "负责人签字"
-GAP_CONTACT = "接口人"
-GAP_TEAM_CONFIRM = "协作组长确认分工表"
-GAP_INPUT = "提交资源/限制/诉求"
-GAP_REQUIREMENT = "至少一条需求"
-GAP_CONFLICT = "冲突点待组长决定"
-GAP_CONFIRM_REQ = "确认需求清单"
-GAP_PUBLISH_PLAN = "发布行动方案"
-GAP_TASK_OPEN = "未完成"
-GAP_RETRO = "协作组长定稿复盘报告"
+# What is still missing before a step can move on: labels of bot.workflow.GapKind
+GAP_LABELS = {
+    "submit_consensus": "提交问题共识表",
+    "objection": "{subject} 提出异议待处理",
+    "head_sign": "{subject} 负责人签字",
+    "contact": "{subject} 接口人",
+    "team_confirm": "协作组长确认分工表",
+    "input": "{subject} 提交资源/限制/诉求",
+    "requirement": "至少一条需求",
+    "conflict": "{subject} 冲突点待组长决定",
+    "confirm_requirements": "{subject} 确认需求清单",
+    "add_task": "至少一项任务",
+    "publish_plan": "发布行动方案",
+    "task_open": "{subject} 未完成",
+    "retro_entry": "至少一条复盘内容",
+    "finalise": "协作组长定稿复盘报告",
+}
 
 # Audit-trail details and small formats shared by the step modules
 AUDIT_VERSION = "版本 {version}"
