@@ -29,6 +29,7 @@ from bot import outbox
 from bot.models import (ArtifactState, Case, ConsensusVersion, Department, DepartmentInput, KeyNode,
                         Outbox, Signoff, Task)
 from bot.workdays import WorkCalendar, calendar_for
+from bot.workflow import Step
 
 STANDUP = "standup"
 STANDUP_NUDGE = "standup_nudge"
@@ -143,7 +144,7 @@ def overdue_slot(due_at: datetime, cal: WorkCalendar, tz: ZoneInfo) -> datetime:
 
 
 def standup_slots(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) -> list[Slot]:
-    if not f.active or f.step != 5 or f.paused:
+    if not f.active or f.step != Step.EXECUTION or f.paused:
         return []
     out: list[Slot] = []
     today = now.astimezone(f.tz).date()
@@ -169,7 +170,7 @@ def plan_case(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) ->
     """Every slot this case should have right now (past ones included; `reconcile` decides
     which still need a row)."""
     slots = standup_slots(f, cal, now, policy)
-    if f.active and f.step == 5:
+    if f.active and f.step == Step.EXECUTION:
         for node in f.nodes:
             for h in f.offsets_h:
                 due = node.at - timedelta(hours=h)
@@ -265,7 +266,7 @@ def pending_signoffs(session: Session, case: Case) -> tuple[PendingSignoff, ...]
     depts = missing_departments(session, case)
     if not depts:
         return ()
-    if case.step == 1:
+    if case.step == Step.CONSENSUS:
         cv = _consensus(session, case)
         return (PendingSignoff(f"s1v{cv.version}", cv.created_at),) if cv else ()
     state = _requirements_state(session, case)
@@ -295,7 +296,7 @@ def missing_departments(session: Session, case: Case) -> list[tuple[Department, 
         Department.case_id == case.id, Department.tenant_key == case.tenant_key,
         Department.chat_id == case.chat_id, Department.active.is_(True))
         .order_by(Department.position, Department.id)))
-    if case.step == 1:
+    if case.step == Step.CONSENSUS:
         cv = _consensus(session, case)
         if cv is None:
             return []

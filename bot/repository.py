@@ -92,7 +92,7 @@ def audit_entries(session: Session, *, tenant_key: str, chat_id: str, case_id: i
     return list(session.scalars(q.order_by(AuditEntry.id.desc()).limit(limit)))
 
 
-def enter_step(session: Session, case: Case, step: int, *, now: datetime, reason: str | None = None) -> None:
+def enter_step(session: Session, case: Case, step: Step, *, now: datetime, reason: str | None = None) -> None:
     """Record the step change (the caller got `step` from bot.workflow)."""
     open_log = session.scalar(select(StepLog).where(StepLog.case_id == case.id, StepLog.left_at.is_(None))
                               .order_by(StepLog.id.desc()))

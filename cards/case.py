@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot import texts
 from bot.actions import ActionValue
+from bot.workflow import Step
 from cards import kit
 
 COLOUR_BY_STATE = {"waiting": "orange", "done": "green", "lagging": "red", "info": "blue", "closed": "grey"}
@@ -32,9 +33,9 @@ class CaseView:
 
 
 def case_card(view: CaseView) -> dict:
-    closed = view.step >= 7
-    done = set(range(1, min(view.step, 7)))
-    lines = [kit.step_strip(view.step if not closed else 7, done)]
+    closed = view.step >= Step.CLOSED
+    done = set(range(Step.CONSENSUS, min(view.step, Step.CLOSED)))
+    lines = [kit.step_strip(view.step if not closed else Step.CLOSED, done)]
     if closed:
         lines.append(texts.CASE_CARD_CLOSED)
     else:
@@ -49,7 +50,7 @@ def case_card(view: CaseView) -> dict:
     if view.buttons and not closed:
         elements.append(kit.columns([[kit.button(b.label, b.value, type="primary_filled" if b.primary else "default")]
                                      for b in view.buttons]))
-    subtitle = texts.CASE_CARD_SUBTITLE.format(seq=view.seq, step=min(view.step, 6))
+    subtitle = texts.CASE_CARD_SUBTITLE.format(seq=view.seq, step=min(view.step, Step.RETRO))
     return kit.card(texts.CASE_CARD_TITLE.format(title=view.title), subtitle=subtitle,
                     template=COLOUR_BY_STATE["closed" if closed else view.state], elements=elements,
                     summary=f"{view.title} · {texts.STEP_SHORT[view.step]}")

@@ -472,5 +472,5 @@ def _summary(ctx: Ctx, case: Case) -> str:
     return texts.S1_SUMMARY.format(version=cv.version, signed=signed, total=len(depts))
 
 
-case_card.STEP_BUTTONS[1] = [(texts.S1_BTN_OPEN, OPEN, True)]
-case_card.STEP_SUMMARY[1] = _summary
+case_card.STEP_BUTTONS[Step.CONSENSUS] = [(texts.S1_BTN_OPEN, OPEN, True)]
+case_card.STEP_SUMMARY[Step.CONSENSUS] = _summary

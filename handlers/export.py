@@ -18,6 +18,7 @@ from bot import outbox, repository, texts
 from bot.envelope import MessageEvent
 from bot.models import ActionItem, Case, Member
 from bot.routing import Ctx, Router, UserError
+from bot.workflow import Step
 from handlers import people
 from handlers.consensus import inert
 
@@ -75,7 +76,7 @@ def export_consensus(session: Session, case: Case, tz: ZoneInfo) -> str | None:
 
 
 def export_team(session: Session, case: Case, tz: ZoneInfo) -> str | None:
-    if case.step < 2:
+    if case.step < Step.TEAM:
         return None
     depts = repository.departments(session, case)
     names = {d.id: d.name for d in depts}
@@ -107,7 +108,7 @@ def export_team(session: Session, case: Case, tz: ZoneInfo) -> str | None:
 def export_requirements(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     from handlers.requirements import inputs, requirements
 
-    if case.step < 3:
+    if case.step < Step.REQUIREMENTS:
         return None
     depts = repository.departments(session, case)
     names = {d.id: d.name for d in depts}

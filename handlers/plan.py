@@ -116,7 +116,7 @@ def load_case(ctx: Ctx, case_id: int | None) -> Case:
 
 
 def require_step(case: Case, step: int) -> None:
-    if case.status == "closed" or case.step >= 7:
+    if case.status == "closed" or case.step >= Step.CLOSED:
         raise UserError(texts.CASE_CLOSED)
     if case.step != step:
         raise UserError(texts.WRONG_STEP.format(current=texts.STEP_NAMES[case.step], expected=texts.STEP_NAMES[step]))

@@ -24,6 +24,7 @@ from bot.envelope import CardAction, MessageEvent
 from bot.models import Case, KeyNode, Outbox, StandupReply, Task, TaskUpdate
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workdays import WorkCalendar, calendar_for
+from bot.workflow import Step
 from cards import reminders as cards
 from cards.reminders import KEYNODE_OK, STANDUP_SAME, TaskLine
 from handlers import people
@@ -144,7 +145,7 @@ def standup_view(session: Session, case: Case, day: date, now: datetime, *, show
 
 def _standup_live(session: Session, case: Case | None, key: str) -> bool:
     """The standup slot `key` is still what the case wants (step 5, running, same time, workday)."""
-    if case is None or case.step != 5 or case.standup_paused:
+    if case is None or case.step != Step.EXECUTION or case.standup_paused:
         return False
     day, at = plan.parse_standup_key(key)
     return at == (plan.parse_hhmm(case.standup_time or "") or at) and \
@@ -170,7 +171,7 @@ def render_standup(session: Session, row: Outbox, now: datetime) -> list[outbox.
 
 def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
     case, standup = _case_of(session, row), _standup_row(session, row)
-    if case is None or case.step != 5 or standup is None or standup.status != "sent" or not standup.message_id:
+    if case is None or case.step != Step.EXECUTION or standup is None or standup.status != "sent" or not standup.message_id:
         return None
     day = plan.parse_standup_key(row.fire_key)[0]
     view = standup_view(session, case, day, now, show_missing=True, late=standup.late)
@@ -184,7 +185,7 @@ def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op
 
 def render_close(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
     case, standup = _case_of(session, row), _standup_row(session, row)
-    if case is None or case.step != 5 or standup is None or standup.status not in ("sent", "skipped_stale"):
+    if case is None or case.step != Step.EXECUTION or standup is None or standup.status not in ("sent", "skipped_stale"):
         return None
     ops: list[outbox.Op] = []
     if standup.status == "sent" and standup.message_id:
@@ -226,7 +227,7 @@ def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: d
 
 def render_keynode(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
     case = _case_of(session, row)
-    found = _node_for(session, case, row.fire_key) if case is not None and case.step == 5 else None
+    found = _node_for(session, case, row.fire_key) if case is not None and case.step == Step.EXECUTION else None
     if found is None:
         return None
     view = keynode_view(session, case, *found, now, late=_late(row, now))
@@ -236,7 +237,7 @@ def render_keynode(session: Session, row: Outbox, now: datetime) -> list[outbox.
 # ---------------------------------------------------------------- tasks
 def render_task_due(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
     case = _case_of(session, row)
-    if case is None or case.step != 5:
+    if case is None or case.step != Step.EXECUTION:
         return None
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     slot = row.fire_key.partition("@")[2]
@@ -261,7 +262,7 @@ def _overdue_tasks(session: Session, case: Case, key: str, now: datetime, cal: W
 
 def render_overdue(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
     case = _case_of(session, row)
-    if case is None or case.step != 5:
+    if case is None or case.step != Step.EXECUTION:
         return None
     if row.fire_key.startswith("daily@") and not case.standup_paused:
         return None  # the standup card carries the daily repeat
@@ -282,10 +283,10 @@ def render_signoff(session: Session, row: Outbox, now: datetime) -> list[outbox.
         return None
     if row.fire_key not in {p.tag for p in plan.pending_signoffs(session, case)}:
         return None
-    missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == 3 and d.contact_open_id
+    missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == Step.REQUIREMENTS and d.contact_open_id
                                       else d.head_open_id, what)
                     for d, what in plan.missing_departments(session, case))
-    view = cards.SignoffNudgeView(step=case.step, output=texts.OUTPUTS[1 if case.step == 1 else 3],
+    view = cards.SignoffNudgeView(step=case.step, output=texts.OUTPUTS[Step.CONSENSUS if case.step == Step.CONSENSUS else Step.REQUIREMENTS],
                                   hours=int(POLICY.signoff_after.total_seconds() // 3600), missing=missing,
                                   late=_late(row, now))
     return [outbox.SendCard(cards.signoff_nudge_card(view))]
@@ -387,7 +388,7 @@ def standup_command(ctx: Ctx, _event: MessageEvent, args: str) -> None:
 
 def _status(case: Case) -> str:
     state = (texts.STANDUP_STATE_PAUSED if case.standup_paused else
-             texts.STANDUP_STATE_ON if case.step == 5 else texts.STANDUP_STATE_IDLE)
+             texts.STANDUP_STATE_ON if case.step == Step.EXECUTION else texts.STANDUP_STATE_IDLE)
     return texts.STANDUP_STATUS.format(time=case.standup_time, tz=case.timezone, state=state)
 
 

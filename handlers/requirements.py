@@ -362,5 +362,5 @@ def _summary(ctx: Ctx, case: Case) -> str:
         confirmed=len(repository.signoffs(ctx.session, case, artifact="requirements", version=state.version)))
 
 
-case_card.STEP_BUTTONS[3] = [(texts.S3_BTN_OPEN, OPEN, True)]
-case_card.STEP_SUMMARY[3] = _summary
+case_card.STEP_BUTTONS[Step.REQUIREMENTS] = [(texts.S3_BTN_OPEN, OPEN, True)]
+case_card.STEP_SUMMARY[Step.REQUIREMENTS] = _summary

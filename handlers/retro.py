@@ -175,7 +175,7 @@ def sign_times(session: Session, case: Case) -> dict[str, list[tuple[str, float]
     made = {v.version: v.created_at for v in session.scalars(select(ConsensusVersion).where(
         ConsensusVersion.case_id == case.id, ConsensusVersion.tenant_key == case.tenant_key))}
     step3 = [log.entered_at for log in session.scalars(select(StepLog).where(
-        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == 3).order_by(StepLog.id))]
+        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == Step.REQUIREMENTS).order_by(StepLog.id))]
     out: dict[str, list[tuple[str, float]]] = {"consensus": [], "requirements": []}
     for s in session.scalars(select(Signoff).where(Signoff.case_id == case.id, Signoff.tenant_key == case.tenant_key,
                                                    Signoff.status == "signed").order_by(Signoff.id)):

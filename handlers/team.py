@@ -355,5 +355,5 @@ def _summary(ctx: Ctx, case: Case) -> str:
                                    members=len(members(ctx, case)), items=len(items(ctx, case)))
 
 
-case_card.STEP_BUTTONS[2] = [(texts.S2_BTN_OPEN, OPEN, True)]
-case_card.STEP_SUMMARY[2] = _summary
+case_card.STEP_BUTTONS[Step.TEAM] = [(texts.S2_BTN_OPEN, OPEN, True)]
+case_card.STEP_SUMMARY[Step.TEAM] = _summary
