@@ -49,7 +49,7 @@ FD_RESERVE = 256     # descriptors kept for the database, outbound HTTP, logs…
 class Limits:
     header_timeout: float = 5.0
     body_timeout: float = 10.0
-    max_per_client: int = 32      # 0: no cap per address
+    max_per_client: int = 64      # 0: no cap per address
     max_connections: int = 4096   # 0: no cap
     limit_concurrency: int | None = 1000  # requests being handled; beyond: 503
 
@@ -291,14 +291,20 @@ def raise_fd_limit(limits: Limits) -> Limits:
 
 
 def make_server(app: Any, *, host: str, port: int, limits: Limits, log_level: str = "info",
-                access_log: bool = True, proxy_headers: bool = True) -> uvicorn.Server:
-    """The server `collab-bot serve` runs (tests and benchmarks start the same one)."""
+                access_log: bool = True, **config: Any) -> uvicorn.Server:
+    """The server `collab-bot serve` runs (tests and benchmarks start the same one); `config`:
+    other uvicorn.Config arguments (benchmarks: log_config=None)."""
     limits = raise_fd_limit(limits)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
-                            http=protocol_for(limits), ws="none", loop="auto",
-                            limit_concurrency=None, proxy_headers=proxy_headers,
-                            timeout_keep_alive=5, backlog=2048)
-    return uvicorn.Server(config)
+    options: dict[str, Any] = dict(proxy_headers=True, timeout_keep_alive=5, backlog=2048, loop="auto")
+    options.update(config)
+    return _Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                                  http=protocol_for(limits), ws="none", limit_concurrency=None, **options))
+
+
+class _Server(uvicorn.Server):
+    async def shutdown(self, sockets: Any = None) -> None:
+        await super().shutdown(sockets)
+        guard_of(self).report()  # what the last summary line had not told yet
 
 
 def guard_of(server: uvicorn.Server) -> Guard:

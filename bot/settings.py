@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # for a reverse proxy in front); at max_connections the longest-waiting connection is closed.
     header_timeout_seconds: float = Field(5.0, gt=0)
     body_timeout_seconds: float = Field(10.0, gt=0)
-    max_connections_per_client: int = Field(32, ge=0)
+    max_connections_per_client: int = Field(64, ge=0)
     max_connections: int = Field(4096, ge=0)
     # Reminders (step 5): delays and thresholds.
     standup_nudge_minutes: int = Field(30, ge=1)
