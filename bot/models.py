@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer,
-                        String, Text, UniqueConstraint)
+                        SmallInteger, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 from datetime import timezone
@@ -67,12 +67,16 @@ class Outbox(GroupScoped, Base):
 
     __tablename__ = "outbox"
     __table_args__ = (UniqueConstraint("tenant_key", "chat_id", "kind", "fire_key"),
-                      Index("ix_outbox_due", "status", "due_at"))
+                      Index("ix_outbox_due", "status", "priority", "due_at"),
+                      # "does this chat have a send in flight?" on every claim
+                      Index("ix_outbox_chat_status", "tenant_key", "chat_id", "status"))
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     fire_key: Mapped[str] = mapped_column(String(96))
     due_at: Mapped[datetime]
+    # claimed lowest first when the quota is short: 0 a reply to a person, 1 reminders, 2 hints
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     stale_after: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # pending|sending|sent|failed|cancelled|skipped_stale

@@ -3,6 +3,10 @@ transaction as the state change that caused it, then claimed with a lease and se
 Feishu `uuid` derived from its unique key. A crash anywhere neither loses nor doubles a send
 (Feishu keeps one message per uuid for an hour; our lease is far shorter).
 
+Rows carry a priority (replies to people, then reminders, then hints): claimed in that order and
+granted the pacer's slots in that order, so when the app's quota is the bottleneck a person's
+answer does not queue behind a fan-out.
+
 Rows are (tenant, chat, kind, fire_key)-unique, so planning the same reminder twice is
 harmless. What a row sends is decided by a *renderer* registered for its kind, called at
 delivery time with a database session — so a reminder always shows the current state.
@@ -13,22 +17,37 @@ import asyncio
 import hashlib
 import logging
 import os
+import secrets
 import socket
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import IntEnum
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.clock import Clock
 from bot.models import Outbox
+from bot.pacer import send_priority
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
+# Short, so a dead worker's rows move on within seconds; safe because live workers renew
+# theirs (see OutboxSender). Far below Feishu's one-hour uuid dedupe either way.
+LEASE = timedelta(seconds=15)
+HEARTBEAT_SECONDS = 5.0
 MAX_ATTEMPTS = 8
+
+
+class Priority(IntEnum):
+    """Claimed lowest first, and granted pacer slots in that order, when the quota is short."""
+
+    REPLY = 0   # the answer to a command or a click: a person is waiting
+    BULK = 1    # reminders, nudges, fan-outs
+    HINT = 2    # "what can I do for you?" after a bare @mention
 
 
 # ---------------------------------------------------------------- operations
@@ -75,7 +94,7 @@ def feishu_uuid(row: Outbox, index: int = 0) -> str:
 # ---------------------------------------------------------------- writing
 def enqueue(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_key: str,
             due_at: datetime, case_id: int | None = None, payload: dict[str, Any] | None = None,
-            stale_after: datetime | None = None) -> bool:
+            stale_after: datetime | None = None, priority: int = Priority.BULK) -> bool:
     """Add a send; False if the same (tenant, chat, kind, fire_key) already exists."""
     exists = session.scalar(select(Outbox.id).where(
         Outbox.tenant_key == tenant_key, Outbox.chat_id == chat_id, Outbox.kind == kind,
@@ -86,18 +105,34 @@ def enqueue(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_
         with session.begin_nested():
             session.add(Outbox(tenant_key=tenant_key, chat_id=chat_id, kind=kind, fire_key=fire_key,
                                due_at=due_at, case_id=case_id, payload=payload or {},
-                               stale_after=stale_after))
+                               stale_after=stale_after, priority=int(priority)))
     except IntegrityError:
         return False  # a concurrent planner won; same row
     return True
 
 
 def enqueue_ops(session: Session, *, tenant_key: str, chat_id: str, key: str, now: datetime,
-                ops: Iterable[Op], case_id: int | None = None) -> None:
+                ops: Iterable[Op], case_id: int | None = None, priority: int = Priority.REPLY) -> None:
     """Immediate sends caused by one event (key = event id): one row per op, in order."""
     for i, op in enumerate(ops):
         enqueue(session, tenant_key=tenant_key, chat_id=chat_id, kind="immediate", fire_key=f"{key}#{i}",
-                due_at=now, case_id=case_id, payload=dump_op(op))
+                due_at=now, case_id=case_id, payload=dump_op(op), priority=priority)
+
+
+def enqueue_throttled(session: Session, *, tenant_key: str, chat_id: str, kind: str, who: str,
+                      now: datetime, every: timedelta, op: Op, priority: int = Priority.HINT) -> bool:
+    """At most one `kind` send per person per chat per `every`; False if one went out lately.
+    The time bucket in the fire_key lets the unique key settle two events racing; the look-back
+    covers a bucket edge (10:59 and then 11:00 are one hint, not two)."""
+    prefix = f"{who}@"
+    recent = session.scalar(select(Outbox.id).where(
+        Outbox.tenant_key == tenant_key, Outbox.chat_id == chat_id, Outbox.kind == kind,
+        Outbox.fire_key.startswith(prefix, autoescape=True), Outbox.due_at > now - every).limit(1))
+    if recent is not None:
+        return False
+    bucket = int(now.timestamp() // every.total_seconds())
+    return enqueue(session, tenant_key=tenant_key, chat_id=chat_id, kind=kind, fire_key=f"{prefix}{bucket}",
+                   due_at=now, payload=dump_op(op), priority=priority)
 
 
 def dump_op(op: Op) -> dict[str, Any]:
@@ -125,7 +160,12 @@ def load_op(data: dict[str, Any]) -> Op:
     raise ValueError(f"unknown op {kind!r}")
 
 
-register_renderer("immediate", lambda _s, row, _now: [load_op(row.payload)])
+def _stored_op(_session: Session, row: Outbox, _now: datetime) -> list[Op]:
+    return [load_op(row.payload)]
+
+
+register_renderer("immediate", _stored_op)
+register_renderer("hint", _stored_op)
 
 
 def cancel(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_key_prefix: str = "",
@@ -142,23 +182,57 @@ def cancel(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_k
 
 # ---------------------------------------------------------------- claiming
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{id(object()) % 100000}"
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    tenant_key: str
+    chat_id: str
+    priority: int
+    due_at: datetime
 
 
 def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: int = 100,
-              lease: timedelta = LEASE) -> list[int]:
-    """Lease up to `batch` due rows (or rows whose lease expired) to this worker."""
+              lease: timedelta = LEASE, exclude: Iterable[int] = ()) -> list[Claim]:
+    """Lease up to `batch` due rows (or rows whose lease expired) to this worker, most urgent
+    first. Rows of a chat that has a send in flight (a live lease, any worker) wait, so one
+    chat's messages go out one after another; `exclude` are rows this worker still holds."""
     with factory() as session, session.begin():
-        due = or_(and_(Outbox.status == "pending", Outbox.due_at <= now),
-                  and_(Outbox.status == "sending", Outbox.claimed_at < now - lease))
-        pick = select(Outbox.id).where(due).order_by(Outbox.due_at, Outbox.id).limit(batch)
+        row, busy_row = aliased(Outbox), aliased(Outbox)
+        chat_busy = exists().where(busy_row.tenant_key == row.tenant_key, busy_row.chat_id == row.chat_id,
+                                   busy_row.status == "sending", busy_row.claimed_at >= now - lease)
+        expired = and_(row.status == "sending", row.claimed_at < now - lease)
+        held = list(exclude)
+        if held:
+            expired = and_(expired, row.id.not_in(held))
+        due = or_(and_(row.status == "pending", row.due_at <= now, ~chat_busy), expired)
+        pick = select(row.id).where(due).order_by(row.priority, row.due_at, row.id).limit(batch)
         if session.bind.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
+            pick = pick.with_for_update(skip_locked=True, of=row)
         stmt = (update(Outbox).where(Outbox.id.in_(pick.scalar_subquery()))
                 .values(status="sending", claimed_by=me, claimed_at=now, attempts=Outbox.attempts + 1)
-                .returning(Outbox.id))
-        ids = list(session.scalars(stmt.execution_options(synchronize_session=False)))
-    return sorted(ids)
+                .returning(Outbox.id, Outbox.tenant_key, Outbox.chat_id, Outbox.priority, Outbox.due_at))
+        claims = [Claim(*r) for r in session.execute(stmt.execution_options(synchronize_session=False))]
+    return sorted(claims, key=lambda c: (c.priority, c.due_at, c.id))
+
+
+def renew(factory: sessionmaker[Session], *, me: str, ids: list[int], now: datetime) -> int:
+    """Heartbeat: keep this worker's leases alive while their sends are queued or in flight."""
+    with factory() as session, session.begin():
+        return session.execute(update(Outbox).where(
+            Outbox.id.in_(ids), Outbox.claimed_by == me, Outbox.status == "sending")
+            .values(claimed_at=now)).rowcount or 0
+
+
+def release(factory: sessionmaker[Session], *, me: str, ids: list[int]) -> int:
+    """On shutdown: hand unfinished rows back so the next process sends them at once. A send
+    that was cut off mid-call is repeated with the same uuid, as after a crash."""
+    with factory() as session, session.begin():
+        return session.execute(update(Outbox).where(
+            Outbox.id.in_(ids), Outbox.claimed_by == me, Outbox.status == "sending")
+            .values(status="pending", claimed_by=None)).rowcount or 0
 
 
 @dataclass
@@ -172,58 +246,156 @@ class Delivery:
 
 
 class OutboxSender:
-    """Claims due rows and sends them through the Feishu client, one chat's rows in order."""
+    """Claims due rows continuously and sends them concurrently, one chain per chat.
+
+    Each chat has at most one send in flight and its rows go out in claim order (a patch never
+    overtakes the send it patches); different chats never wait for each other, so a call that
+    hangs for a minute delays only its own chat. `concurrency` bounds the chats in flight; the
+    claim loop keeps claiming while sends are running, whenever a chain finishes, a row is
+    written (kick) or every `idle_seconds`.
+
+    Leases: a short LEASE renewed by a heartbeat every HEARTBEAT_SECONDS for every row this
+    worker holds (queued or in flight, however long the call). A live worker never loses a
+    row, so two live processes never send the same row; a dead one stops renewing and its rows
+    are taken over within LEASE. This works across hosts and containers, where a pid check
+    ("is that process still alive?") cannot see the other process.
+    """
 
     def __init__(self, factory: sessionmaker[Session], client: Any, clock: Clock, *,
-                 me: str | None = None, lease: timedelta = LEASE, concurrency: int = 64) -> None:
+                 me: str | None = None, lease: timedelta = LEASE, concurrency: int = 64,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         self.factory, self.client, self.clock = factory, client, clock
         self.me = me or worker_id()
         self.lease = lease
-        self._sem = asyncio.Semaphore(concurrency)
-        self._kick = asyncio.Event()
+        self.concurrency = concurrency
+        self.heartbeat_seconds = heartbeat_seconds
+        self._wake = asyncio.Event()
+        self._chains: dict[tuple[str, str], deque[Claim]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._held: set[int] = set()           # claimed by us and not finished
+        self._listeners: list[list[Delivery]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def kick(self) -> None:
-        self._kick.set()
+        """New rows were written: claim now. Safe from any thread (handlers run in threads)."""
+        loop = self._loop
+        if loop is None:
+            return  # not running: the next run claims them anyway
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            self._wake.set()
+        else:
+            try:
+                loop.call_soon_threadsafe(self._wake.set)
+            except RuntimeError:
+                pass  # the loop is closing
 
-    async def run_forever(self, idle_seconds: float = 1.0) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # noqa: BLE001 - keep the loop alive; the DB may be down (F4)
-                log.exception("outbox pass failed")
-            try:
-                await asyncio.wait_for(self._kick.wait(), timeout=idle_seconds)
-            except asyncio.TimeoutError:
-                pass
-            self._kick.clear()
+    async def run_forever(self, idle_seconds: float = 1.0, batch: int = 200) -> None:
+        self._loop = asyncio.get_running_loop()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    if await self._claim_more(batch):
+                        continue
+                except Exception:  # noqa: BLE001 - keep the loop alive; the DB may be down (F4)
+                    log.exception("outbox claim failed")
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            heartbeat.cancel()
+            await self._stop()
 
     async def run_once(self, batch: int = 200) -> list[Delivery]:
+        """Send everything due now; return when nothing due is left and nothing is in flight."""
+        self._loop = asyncio.get_running_loop()
         results: list[Delivery] = []
+        self._listeners.append(results)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            while True:
+                self._wake.clear()
+                if await self._claim_more(batch):
+                    continue
+                if not self._chains:
+                    return results
+                await self._wake.wait()  # a chain moved on: its chat may have more rows
+        finally:
+            heartbeat.cancel()
+            self._listeners.remove(results)
+
+    async def _claim_more(self, batch: int) -> bool:
+        """Claim into free chains; True if there may be more to claim right away."""
+        room = min(batch, self.concurrency - len(self._chains))
+        if room <= 0:
+            return False
+        claims = await asyncio.to_thread(claim_due, self.factory, me=self.me, now=self.clock.now(),
+                                         batch=room, lease=self.lease, exclude=set(self._held))
+        for claim in claims:
+            self._take(claim)
+        return len(claims) == room and len(self._chains) < self.concurrency
+
+    def _take(self, claim: Claim) -> None:
+        self._held.add(claim.id)
+        key = (claim.tenant_key, claim.chat_id)
+        queue = self._chains.get(key)
+        if queue is not None:
+            queue.append(claim)  # behind the chat's send in flight
+            return
+        self._chains[key] = deque([claim])
+        task = asyncio.create_task(self._run_chain(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_chain(self, key: tuple[str, str]) -> None:
+        queue = self._chains[key]
+        try:
+            while queue:
+                claim = queue[0]
+                send_priority.set(claim.priority)  # this task's sends, in the pacer's queue
+                delivery = await self._deliver_safely(claim.id)
+                queue.popleft()
+                self._held.discard(claim.id)
+                for results in self._listeners:
+                    results.append(delivery)
+                self._wake.set()
+        finally:
+            self._chains.pop(key, None)
+            self._wake.set()
+
+    async def _deliver_safely(self, row_id: int) -> Delivery:
+        try:
+            return await self._deliver(row_id)
+        except Exception as exc:  # noqa: BLE001 - the row stays leased and is retried after LEASE
+            log.exception("outbox row %s: delivery failed", row_id)
+            return Delivery(row_id, "error", error=type(exc).__name__)
+
+    async def _heartbeat(self) -> None:
         while True:
-            ids = await asyncio.to_thread(claim_due, self.factory, me=self.me, now=self.clock.now(),
-                                          batch=batch, lease=self.lease)
-            if not ids:
-                return results
-            by_chat: dict[str, list[int]] = {}
-            rows = await asyncio.to_thread(self._load, ids)
-            for row in rows:
-                by_chat.setdefault(row.chat_id, []).append(row.id)
-            chunks = await asyncio.gather(*(self._send_chat(chat_ids) for chat_ids in by_chat.values()))
-            for chunk in chunks:
-                results.extend(chunk)
-            if len(ids) < batch:
-                return results
+            await asyncio.sleep(self.heartbeat_seconds)
+            if self._held:
+                try:
+                    await asyncio.to_thread(renew, self.factory, me=self.me, ids=list(self._held),
+                                            now=self.clock.now())
+                except Exception:  # noqa: BLE001 - next beat; the lease has room for two misses
+                    log.warning("outbox heartbeat failed", exc_info=True)
 
-    def _load(self, ids: list[int]) -> list[Outbox]:
-        with self.factory() as session:
-            return list(session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.due_at, Outbox.id)))
-
-    async def _send_chat(self, ids: list[int]) -> list[Delivery]:
-        out = []
-        for row_id in ids:  # in order within a chat: a patch never overtakes the send it patches
-            async with self._sem:
-                out.append(await self._deliver(row_id))
-        return out
+    async def _stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        held, self._held = list(self._held), set()
+        if held:
+            try:
+                await asyncio.to_thread(release, self.factory, me=self.me, ids=held)
+            except Exception:  # noqa: BLE001 - the lease expires on its own
+                log.warning("could not release %d outbox rows", len(held), exc_info=True)
 
     def _render(self, row_id: int) -> tuple[Outbox | None, list[Op] | None]:
         with self.factory() as session, session.begin():

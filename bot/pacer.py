@@ -11,16 +11,57 @@ Slots are granted one at a time under a lock and spaced from the *actual* time o
 grant: when the event loop is busy and sleepers wake late, they must not all send at once (a
 late wake-up used to release a burst of 52–65 requests into one second at the server). Time is
 injectable so tests run a 1,000-send schedule in milliseconds.
+
+When sends queue for slots, they are granted by priority, then in arrival order: a reply to a
+person waits behind at most the one send already holding the next slot, not behind a fan-out of
+reminders queued before it. The priority travels in a context variable (`send_priority`), set
+by the outbox per row, so the Feishu client needs no extra argument on every call.
 """
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["Pacer"]
+__all__ = ["Pacer", "send_priority"]
+
+# Lower is more urgent (the outbox's Priority values); unset = the middle, like a reminder.
+send_priority: ContextVar[int] = ContextVar("send_priority", default=1)
+
+
+class _PriorityLock:
+    """An asyncio lock whose waiters get it by (priority, arrival) instead of arrival only."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if not self._held and not self._waiters:
+            self._held = True
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed the lock just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _priority, _seq, future = heapq.heappop(self._waiters)
+            if not future.done():  # skip waiters that were cancelled meanwhile
+                future.set_result(None)
+                return
+        self._held = False
 
 
 @dataclass
@@ -68,7 +109,7 @@ class Pacer:
         self._monotonic = monotonic
         self._sleep = sleep
         self._tat = float("-inf")  # earliest time of the next grant (GCRA, and pause())
-        self._lock = asyncio.Lock()
+        self._lock = _PriorityLock()
         # Granted slot times; only the last `cap` matter: slot N may not start before
         # slot N-cap + window, which keeps any window-long span at <= cap attempts.
         self._log: deque[float] = deque(maxlen=cap)
@@ -105,7 +146,8 @@ class Pacer:
             state.next_at = max(state.next_at, until)
 
     async def _global_slot(self) -> float:
-        async with self._lock:
+        await self._lock.acquire(send_priority.get())
+        try:
             while True:
                 now = self._monotonic()
                 slot = max(now, self._tat)
@@ -119,6 +161,8 @@ class Pacer:
             self._tat = now + self._interval
             self._log.append(now)
             return now
+        finally:
+            self._lock.release()
 
     def _prune(self) -> None:
         now = self._monotonic()
