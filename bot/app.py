@@ -7,7 +7,7 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Awaitable
 
 import httpx
@@ -111,6 +111,7 @@ DB_RETRY_SECONDS = 5.0
 
 async def _start(state: BotState) -> None:
     """Upgrade the schema (waiting for the database if it is down), then start the clock."""
+    started = state.clock.now()
     while True:
         try:
             await asyncio.to_thread(db.upgrade, state.settings.database_url)
@@ -127,10 +128,24 @@ async def _start(state: BotState) -> None:
     state.ticker.every(30, "inbox-sweep", lambda: asyncio.to_thread(
         state.dispatcher.process_pending, timedelta(seconds=20)))
     state.ticker.start()
-    # Finish what a crash left. Only rows older than a few seconds: a callback that arrives while
-    # we start is handled by its own request (else it would be answered with an empty card).
-    await asyncio.to_thread(state.dispatcher.process_pending, timedelta(seconds=5))
+    await asyncio.to_thread(_finish_left_over, state, started)
     state.ready.set()
+
+
+def _finish_left_over(state: BotState, started: datetime) -> None:
+    """Handle at once every event stored before this process started: the previous one answered
+    200 and died. Events stored since belong to their own request, which is left to handle them
+    (a callback taken from it would be answered with an empty card). Handling is a compare-and-set
+    claim, so a replica working on the same row at the same time is harmless."""
+    dispatcher, seen = state.dispatcher, set()
+    while True:
+        older_than = state.clock.now() - started + timedelta(microseconds=1)  # strictly before start
+        fresh = [event_id for event_id in dispatcher.pending_ids(older_than) if event_id not in seen]
+        if not fresh:
+            return  # done, or only rows left pending by a database error (the sweep retries them)
+        for event_id in fresh:
+            dispatcher.process(event_id)
+        seen.update(fresh)
 
 
 async def _identify(state: BotState) -> None:
