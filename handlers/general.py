@@ -1,6 +1,8 @@
 """Help, welcome, the case card on demand, the audit log, the case list and sending back."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot import outbox, repository, texts
 from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
 from bot.routing import Ctx, Router, UserError
@@ -23,9 +25,16 @@ def show_help(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
     ctx.send(outbox.SendCard(help_card()))
 
 
+HINT_EVERY = timedelta(hours=1)
+
+
 @router.event("bot.addressed")
 def addressed(ctx: Ctx, event: MessageEvent) -> None:
-    ctx.send(outbox.SendText(texts.ADDRESSED_HINT if event.chat_type == "group" else texts.P2P_HINT))
+    """Once per person per group per hour, behind real replies: sent for every bare @mention,
+    the hint was more than half of everything the bot sent."""
+    hint = texts.ADDRESSED_HINT if event.chat_type == "group" else texts.P2P_HINT
+    outbox.enqueue_throttled(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, kind="hint",
+                             who=ctx.actor, now=ctx.now, every=HINT_EVERY, op=outbox.SendText(hint))
 
 
 @router.event("im.chat.member.bot.added_v1")
