@@ -1,8 +1,9 @@
 """Snapshot helper for cards: a card must be valid Card JSON 2.0 *and* match its reviewed JSON.
 
 Usage: `assert_snapshot("case_card_step2", build_case_card(...))`.
-A missing snapshot (or env UPDATE_SNAPSHOTS=1) writes tests/snapshots/<name>.json and passes;
-review the file in the diff like any other code change.
+A missing snapshot fails the test; with env UPDATE_SNAPSHOTS=1 the snapshot is (re)written
+to tests/snapshots/<name>.json and the test passes: review the file in the diff like any other
+code change.
 """
 from __future__ import annotations
 
@@ -33,10 +34,14 @@ def assert_snapshot(name: str, card: dict) -> None:
                              + "\n  ".join(problems))
     path = SNAPSHOT_DIR / f"{name}.json"
     text = _dump(card)
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return
+    if not path.exists():
+        raise AssertionError(
+            f"card {name!r} has no snapshot tests/snapshots/{name}.json: run the test with "
+            f"UPDATE_SNAPSHOTS=1 to write it, then review it in the diff")
     old = path.read_text(encoding="utf-8")
     if old != text:
         diff = "".join(difflib.unified_diff(

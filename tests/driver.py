@@ -3,6 +3,7 @@ through the real webhook; the fake Open API records what each group sees."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterator
 
 import httpx
@@ -140,6 +141,21 @@ class FeishuWorld:
                 return m
         raise AssertionError(f"no card titled {title_contains!r}; titles: "
                              f"{[card_title(m['content']) for m in self.cards(chat)]}")
+
+
+# ---------------------------------------------------------------- reading texts and toasts
+def fits(template: str, text: str) -> bool:
+    """Whether `text` is the bot.texts format string `template` with every field filled in, e.g.
+    `fits(texts.STANDUP_NUDGE, t)`: a toast or reply checked against its constant, not a copy of it."""
+    parts = re.split(r"\{[^{}]*\}", template)
+    return re.fullmatch("(.+?)".join(re.escape(p) for p in parts), text, re.S) is not None
+
+
+def step_entered(step: int) -> str:
+    """The group's line when a case enters `step` (the previous step's output is done)."""
+    from bot import texts
+
+    return texts.STEP_ENTERED.format(done=texts.OUTPUTS.get(step - 1, ""), step=step, name=texts.STEP_NAMES[step])
 
 
 # ---------------------------------------------------------------- card reading helpers

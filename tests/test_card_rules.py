@@ -247,7 +247,12 @@ def test_snapshot_roundtrip(tmp_path, monkeypatch):
     monkeypatch.setattr(cardsnap, "SNAPSHOT_DIR", tmp_path)
     monkeypatch.delenv("UPDATE_SNAPSHOTS", raising=False)
     card = base(kit.md("一"))
-    cardsnap.assert_snapshot("demo", card)  # missing → written
+    with pytest.raises(AssertionError, match=r"no snapshot.*UPDATE_SNAPSHOTS=1"):
+        cardsnap.assert_snapshot("demo", card)  # missing → fails, writes nothing
+    assert not (tmp_path / "demo.json").exists()
+    monkeypatch.setenv("UPDATE_SNAPSHOTS", "1")
+    cardsnap.assert_snapshot("demo", card)  # missing, asked to write → written
+    monkeypatch.delenv("UPDATE_SNAPSHOTS")
     text = (tmp_path / "demo.json").read_text(encoding="utf-8")
     assert '"一"' in text and text.endswith("\n")
     cardsnap.assert_snapshot("demo", card)  # same → passes

@@ -10,10 +10,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from cards.rules import validate_card
+from bot import texts
 from bot.models import ActionItem, Case, KeyNode, Task
 from handlers.reminders import plan_tick
 from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title,
-                          find_button, walk)
+                          find_button, fits, step_entered, walk)
 from tests.test_steps13_support import CONSENSUS_FORM, INPUTS, dept_ids, has_button
 
 TITLE = "新品推广页面延迟"
@@ -151,7 +152,8 @@ def test_one_case_through_all_six_steps(paced):
     strip, gaps, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "▶", "○", "○"]
     assert gaps
-    assert [t.split("进入")[1][:5] for t in world.texts() if "进入第" in t] == ["第 2 步", "第 3 步", "第 4 步"]
+    assert [t for t in world.texts() if t in {step_entered(n) for n in range(2, 7)}] == \
+        [step_entered(2), step_entered(3), step_entered(4)]
 
     # ======== step 4: 行动方案 ========
     world.press(LEAD, case_mid(world), "编制行动方案")
@@ -191,14 +193,14 @@ def test_one_case_through_all_six_steps(paced):
     assert gaps
     assert world.press(TECH_HEAD, plan, "发布方案")["toast"]["type"] == "error"   # only the lead
     before = len(world.texts())
-    assert world.press(LEAD, plan, "发布方案")["toast"]["content"] == "行动方案已发布（版本 1）"
+    assert world.press(LEAD, plan, "发布方案")["toast"]["content"] == texts.PLAN_PUBLISHED
     minutes = card_text(world.last_card(title_contains="会议纪要")["content"])
     for who, task in ((LEAD, "#1 整理接口功能清单"), (TECH_DEV, "#2 完成用户数据加密接口开发"),
                       (DESIGN_HEAD, "#3 页面适配")):
         assert f"<at id={who}></at>：{task}" in minutes
     assert minutes.count(f"<at id={TECH_HEAD}></at>：") == 0
     assert case_row(world).step == 5
-    assert any("《跨部门协作行动方案》 已完成" in t for t in world.texts()[before:])
+    assert step_entered(5) in world.texts()[before:]
     strip, _, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "✅", "▶", "○"]
 
@@ -214,12 +216,12 @@ def test_one_case_through_all_six_steps(paced):
     standups = [card_title(m["content"]) for m in world.cards() if "今日站会" in card_title(m["content"])]
     # Tue 09:30 came right after publishing, with no task started yet: no standup, nobody nudged
     assert standups == ["今日站会 · 12月9日"], standups
-    assert not [t for t in world.texts() if "今日站会还没收到" in t]
+    assert not [t for t in world.texts() if fits(texts.STANDUP_NUDGE, t)]
     standup = world.last_card(title_contains="今日站会")["message_id"]
     stext = card_text(world.card(standup))
     for who in (LEAD, TECH_DEV, DESIGN_HEAD):
         assert f"<at id={who}></at>" in stext
-    alerts = [t for t in world.texts() if "任务滞后" in t]   # #3 fell behind overnight: the lead hears once
+    alerts = [t for t in world.texts() if fits(texts.LAG_ALERT, t)]   # #3 fell behind overnight: the lead hears once
     assert len(alerts) == 1 and "#3 页面适配" in alerts[0] and alerts[0].count(f'<at user_id="{LEAD}"></at>') == 1
     strip, gaps, colour = strip_and_gaps(world)
     assert colour == "red", colour          # the live case card shows the lag as soon as the lead hears of it
@@ -232,10 +234,10 @@ def test_one_case_through_all_six_steps(paced):
     assert update(LEAD, t1, {"s": "进行中", "p": "50"})["toast"]["type"] == "success"
     assert update(TECH_DEV, t2, {"s": "进行中", "p": "30"})["toast"]["type"] == "success"
     lagging = update(DESIGN_HEAD, t3, {"s": "进行中", "p": "60"})
-    assert lagging["toast"]["type"] == "error" and "滞后原因和调整措施" in lagging["toast"]["content"]
+    assert lagging["toast"] == {"type": "error", "content": texts.LAG_FIELDS_REQUIRED.format(seq=3, content="页面适配")}
     assert update(DESIGN_HEAD, t3, {"s": "进行中", "p": "60", "r": "素材晚到",
                                     "a": "申请顺延到今天18点"})["toast"]["type"] == "success"
-    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
+    assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1
 
     # /调整: the design head asks for more time; the lead approves → version 2
     world.say(DESIGN_HEAD, "/调整")
@@ -245,7 +247,7 @@ def test_one_case_through_all_six_steps(paced):
     assert ans["toast"]["type"] == "success", ans
     assert world.submit(TECH_HEAD, change, {}, form_name="cr_approve")["toast"]["type"] == "error"
     ans = world.submit(LEAD, change, {"approve_note": "同意，请同步客户"}, form_name="cr_approve")
-    assert ans["toast"]["content"] == "已批准调整申请 #1，方案更新为版本 2。"
+    assert ans["toast"]["content"] == texts.CHANGE_APPROVED.format(no=1, version=2)
     with f() as s:
         assert s.get(Task, t3).due_at.isoformat() == "2026-12-09T10:00:00+00:00"
 
@@ -274,8 +276,8 @@ def test_one_case_through_all_six_steps(paced):
         ans = update(who, task_id, {"s": "已完成", "p": "100"}, on=case_mid(world))
         assert ans["toast"]["type"] == "success", ans
     assert case_row(world).step == 6
-    assert any("所有任务已完成" in t for t in world.texts())
-    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
+    assert texts.ALL_TASKS_DONE in world.texts()
+    assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1
     strip, _, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "✅", "✅", "▶"]
 
@@ -313,7 +315,7 @@ def test_one_case_through_all_six_steps(paced):
     # 成果固化: the lead saves the case as an SOP template
     assert world.submit(TECH_HEAD, report["message_id"], {"name": "跨部门需求对接SOP"})["toast"]["type"] == "error"
     ans = world.submit(LEAD, report["message_id"], {"name": "跨部门需求对接SOP"})
-    assert ans["toast"]["content"] == "已保存为模板《跨部门需求对接SOP》"
+    assert ans["toast"]["content"] == texts.TEMPLATE_SAVED.format(name="跨部门需求对接SOP")
 
     # ======== the case is closed; everything exports ========
     world.say(LEAD, "/案例")
@@ -345,4 +347,4 @@ def test_one_case_through_all_six_steps(paced):
         assert validate_card(m["content"]) == [], card_title(m["content"])
         assert len(json.dumps(m["content"], ensure_ascii=False).encode()) < 30 * 1024
     assert not [t for t in world.texts() if 'user_id="all"' in t]
-    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
+    assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from cards.case import CaseButton, CaseView, case_card
 from cards.general import CaseRow, audit_card, cases_card, help_card, welcome_card
+from bot import texts
 from bot.actions import ActionValue
 from tests.cardsnap import assert_snapshot
 from tests.driver import CHAT, LEAD, OUTSIDER, card_text
@@ -31,19 +32,19 @@ def test_bot_addressed_by_open_id_not_name(world):
     assert world.messages() == []
     # The bot itself (by open_id), whatever the display name: a short hint.
     world.say(LEAD, "@_user_1 在吗", mentions=[{"key": "@_user_1", "open_id": bot, "name": "别名"}])
-    assert any("/帮助" in t for t in world.texts())
+    assert world.texts() == [texts.ADDRESSED_HINT]
 
 
 def test_command_after_mention_and_without_space(world):
     bot = world.fake.bot_open_id
     world.say(LEAD, "@_user_1 /帮助", mentions=[{"key": "@_user_1", "open_id": bot, "name": "协作助手"}])
     world.say(LEAD, "/help")
-    assert sum("使用说明" in card_text(c["content"]) for c in world.cards()) == 2
+    assert sum(texts.HELP_TITLE in card_text(c["content"]) for c in world.cards()) == 2
 
 
 def test_progress_without_case(world):
     world.say(LEAD, "/进度")
-    assert any("还没有进行中的协作问题" in t for t in world.texts())
+    assert world.texts() == [texts.NO_ACTIVE_CASE]
 
 
 def test_p2p_message_gets_hint(world):
@@ -56,7 +57,7 @@ def test_p2p_message_gets_hint(world):
     world.fake.add_chat("oc_p2p", members=[(LEAD, "陈静")])
     assert world.post(payload).status_code == 200
     world.drain()
-    assert any("群里" in m["content"].get("text", "") for m in world.fake.visible("oc_p2p"))
+    assert [m["content"].get("text") for m in world.fake.visible("oc_p2p")] == [texts.P2P_HINT]
     assert CHAT
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from bot import db
@@ -31,7 +32,30 @@ def test_group_rows_carry_tenant_and_chat(database_url):
     engine.dispose()
 
 
+def _revision(url: str) -> tuple[str, ...]:
+    engine = create_engine(db.normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+
+
+def test_migrations_have_exactly_one_head():
+    heads = ScriptDirectory.from_config(db.alembic_config("sqlite://")).get_heads()
+    assert len(heads) == 1, f"migrations branch into several heads {heads}: merge them"
+
+
+def test_upgraded_database_is_at_head(database_url):
+    """The test database (SQLite or PostgreSQL) was upgraded to the one head, not short of it."""
+    script = ScriptDirectory.from_config(db.alembic_config(database_url))
+    assert _revision(database_url) == (script.get_current_head(),)
+
+
 def test_upgrade_is_idempotent(tmp_path):
     url = f"sqlite:///{tmp_path}/twice.db"
+    head = ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
     db.upgrade(url)
+    assert _revision(url) == (head,)
     db.upgrade(url)
+    assert _revision(url) == (head,)

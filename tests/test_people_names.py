@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select
 
+from bot import texts
 from bot.actions import ActionValue
 from bot.models import Person, RetroEntry, Risk
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published, make_retro
@@ -29,17 +30,16 @@ def test_step1_toasts_name_heads_and_signer(world):
     fill_consensus(world, mid)
     ans = sign(world, OUTSIDER, mid)
     assert ans["toast"]["type"] == "error"
-    assert _toast(ans) == ("只有涉及部门的负责人可以签字或提出异议："
-                           "市场部负责人陈静、技术部负责人李娜、设计部负责人王芳。")
-    assert _toast(world.press(OUTSIDER, mid, "修改内容")) == (
-        "只有协作组长或各部门负责人可以修改：协作组长陈静、市场部负责人陈静、技术部负责人李娜、设计部负责人王芳。")
-    assert _toast(sign(world, TECH_HEAD, mid)) == "已签字：技术部 李娜"
+    assert _toast(ans) == texts.S1_ONLY_HEAD.format(who="市场部负责人陈静、技术部负责人李娜、设计部负责人王芳")
+    assert _toast(world.press(OUTSIDER, mid, "修改内容")) == texts.S_ONLY_LEAD_OR_HEADS.format(
+        who="协作组长陈静、市场部负责人陈静、技术部负责人李娜、设计部负责人王芳")
+    assert _toast(sign(world, TECH_HEAD, mid)) == texts.S1_SIGNED.format(depts="技术部 李娜")
     ans = world.submit(DESIGN_HEAD, mid, {"reason": "3天不够"})
-    assert _toast(ans).startswith("已记录异议：设计部 王芳。")
+    assert _toast(ans) == texts.S1_OBJECTED.format(depts="设计部 王芳")
     # names unknown: today's wording
     _forget_names(world)
-    assert _toast(sign(world, OUTSIDER, mid)) == "只有涉及部门的负责人可以签字或提出异议：市场部负责人、技术部负责人、设计部负责人。"
-    assert _toast(sign(world, LEAD, mid)) == "已签字：市场部"
+    assert _toast(sign(world, OUTSIDER, mid)) == texts.S1_ONLY_HEAD.format(who="市场部负责人、技术部负责人、设计部负责人")
+    assert _toast(sign(world, LEAD, mid)) == texts.S1_SIGNED.format(depts="市场部")
 
 
 @pytest.mark.usefixtures("paced")
@@ -47,16 +47,16 @@ def test_step2_and_step3_toasts_name_people(world):
     reach_step2(world)
     world.drain()
     mid = team_card_mid(world)
-    assert _toast(world.press(TECH_HEAD, mid, "移交组长")) == "只有协作组长陈静可以执行此操作。"
+    assert _toast(world.press(TECH_HEAD, mid, "移交组长")) == texts.LEAD_ONLY_NAMED.format(name="陈静")
     world.press(LEAD, mid, "添加成员")
     ids = _dept_ids(world)
     ans = world.submit(LEAD, mid, {"member": TECH_DEV, "dept": str(ids["技术部"]), "role": "接口开发", "duty": "加密接口"})
-    assert _toast(ans) == "已添加成员：接口开发刘洋"
+    assert _toast(ans) == texts.S2_MEMBER_SAVED.format(role="接口开发刘洋")
     world.press(LEAD, mid, "移交组长")
-    assert _toast(world.submit(LEAD, mid, {"lead": LEAD})) == "陈静已经是协作组长了。"
+    assert _toast(world.submit(LEAD, mid, {"lead": LEAD})) == texts.S2_LEAD_SAME_NAMED.format(name="陈静")
 
     _forget_names(world)
-    assert _toast(world.press(TECH_HEAD, mid, "移交组长")) == "只有协作组长可以执行此操作（当前组长见进度卡片）。"
+    assert _toast(world.press(TECH_HEAD, mid, "移交组长")) == texts.S_ONLY_LEAD
 
 
 def _dept_ids(world):
@@ -68,19 +68,21 @@ def _dept_ids(world):
 def test_step3_toasts_name_contacts_and_confirmer(world):
     mid = reach_step3(world)
     world.drain()
-    assert _toast(world.press(OUTSIDER, mid, "提交本部门信息")) == (
-        "只有本部门的接口人可以提交部门信息：市场部接口人陈静、技术部接口人刘洋、设计部接口人王芳。")
+    assert _toast(world.press(OUTSIDER, mid, "提交本部门信息")) == texts.S3_NOT_CONTACT.format(
+        who="市场部接口人陈静、技术部接口人刘洋、设计部接口人王芳")
     for who, form in INPUTS.items():
         world.press(who, mid, "提交本部门信息")
         world.submit(who, mid, form)
     ids = _dept_ids(world)
     world.press(OUTSIDER, mid, "新增需求")
     ans = world.submit(OUTSIDER, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "高"})
-    assert _toast(ans) == "只有协作组长陈静、技术部接口人刘洋或技术部负责人李娜可以为技术部提出需求。"
+    assert _toast(ans) == texts.S3_NOT_DEPT_MEMBER_NAMED.format(who="协作组长陈静、技术部接口人刘洋或技术部负责人李娜",
+                                                            dept="技术部")
     world.submit(TECH_DEV, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "高"})
     ans = world.press(OUTSIDER, mid, "确认清单")
-    assert _toast(ans).startswith("只有各部门的接口人或负责人可以确认清单：市场部接口人陈静/负责人陈静、技术部接口人刘洋/负责人李娜")
-    assert _toast(world.press(TECH_DEV, mid, "确认清单")) == "已确认：技术部 刘洋"
+    assert _toast(ans) == texts.S3_ONLY_CONTACT_OR_HEAD.format(
+        who="市场部接口人陈静/负责人陈静、技术部接口人刘洋/负责人李娜、设计部接口人王芳/负责人王芳")
+    assert _toast(world.press(TECH_DEV, mid, "确认清单")) == texts.S3_CONFIRMED.format(depts="技术部 刘洋")
 
 
 def _steps46(world, *, retro: bool = False):
@@ -103,13 +105,15 @@ def test_step5_refusals_name_owner_and_lead(world):
     world.press(LEAD, world.last_card(title_contains="新品推广页面延迟")["message_id"], "查看进度跟踪表")
     mid = world.last_card(title_contains="《进度跟踪表》")["message_id"]
     ans = world.submit(DESIGN_HEAD, mid, {"risk": str(risk.id)}, form_name="risk_close")
-    assert _toast(ans) == f"只有风险负责人（技术部技术负责人李娜）或协作组长陈静可以关闭风险「{risk.risk[:40]}」。"
-    assert _toast(world.press(TECH_DEV, mid, "结束执行")) == "只有协作组长陈静可以执行此操作。"
+    assert _toast(ans) == texts.RISK_CLOSE_NOT_ALLOWED.format(owner="技术部技术负责人李娜", lead="协作组长陈静",
+                                                              risk=risk.risk[:40])
+    assert _toast(world.press(TECH_DEV, mid, "结束执行")) == texts.LEAD_ONLY_NAMED.format(name="陈静")
     world.press(TECH_DEV, mid, "更新我的进度")
     form = world.last_card(title_contains="更新进度")
     task_form = next(n for n in _forms(form["content"]))
     ans = world.submit(DESIGN_HEAD, form["message_id"], {}, form_name=task_form)
-    assert _toast(ans) == "只有任务负责人刘洋或协作组长陈静可以更新「#1 接口开发」。"
+    assert _toast(ans) == texts.NOT_TASK_OWNER_NAMED.format(owner="任务负责人刘洋", lead="协作组长陈静", seq=1,
+                                                            content="接口开发")
 
 
 def _forms(card):
@@ -126,7 +130,7 @@ def test_step6_refusal_names_the_author(world):
     with world.state.factory() as s:
         entry = s.scalar(select(RetroEntry.id).where(RetroEntry.author_open_id == TECH_DEV))
     ans = world.click(DESIGN_HEAD, mid, value=ActionValue("retro.delete", case_id=case_id, row_id=entry).dump())
-    assert _toast(ans) == "只有填写人（技术部接口人刘洋）可以修改或删除这条内容。"
+    assert _toast(ans) == texts.RETRO_NOT_AUTHOR.format(who="技术部接口人刘洋")
 
 
 

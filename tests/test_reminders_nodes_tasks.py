@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import ConsensusVersion, Department, KeyNode, Signoff, Task
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title
 from tests.test_reminders_standup import at, make_case, rows, run_until, tick, titled
@@ -25,9 +26,10 @@ def test_key_node_24h_and_2h_list_unfinished_tasks_before_the_node(world):
     text = card_text(first[0]["content"])
     assert "页面设计稿" in text and "接口开发" in text and "上线后回访" not in text
     assert f"<at id={DESIGN_HEAD}></at>" in text and f"<at id={LEAD}></at>" in text
-    assert world.press(TECH_HEAD, first[0]["message_id"], "确认可以按期进行")["toast"]["type"] == "error"
+    refused = world.press(TECH_HEAD, first[0]["message_id"], "确认可以按期进行")
+    assert refused["toast"] == {"type": "error", "content": texts.NOT_LEAD}
     ok = world.press(LEAD, first[0]["message_id"], "确认可以按期进行")
-    assert "已确认" in ok["toast"]["content"]
+    assert ok["toast"]["content"] == texts.KEYNODE_CONFIRMED_TOAST.format(node="上线")
     assert "已确认" in card_text(world.card(first[0]["message_id"]))
     run_until(world, at(2026, 12, 10, 19), timedelta(minutes=30))
     assert [card_title(m["content"]) for m in titled(world, "进度确认会")] == \

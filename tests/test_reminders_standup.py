@@ -7,9 +7,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import Case, KeyNode, Outbox, StandupReply, Task
 from handlers.reminders import plan_tick
-from tests.driver import CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title
+from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title,
+                          fits)
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -90,22 +92,22 @@ def test_no_change_button_records_reply_and_nudge_lists_only_missing(world):
     run_until(world, at(2026, 12, 8, 9, 30), timedelta(minutes=30))
     msg = titled(world, "今日站会")[0]
     answer = world.press(TECH_HEAD, msg["message_id"], "今日无变化")
-    assert answer["toast"]["content"] == "已记录：今日无变化"
+    assert answer["toast"]["content"] == texts.STANDUP_REPLIED
     again = world.press(TECH_HEAD, msg["message_id"], "今日无变化")
-    assert again["toast"]["content"] == "今天已经回复过了"
+    assert again["toast"]["content"] == texts.STANDUP_ALREADY
     outsider = world.press(LEAD, msg["message_id"], "今日无变化")
-    assert outsider["toast"]["type"] == "info"
+    assert outsider["toast"]["type"] == "info" and fits(texts.STANDUP_NOT_OWNER, outsider["toast"]["content"])
     with world.state.factory() as s:
         assert s.scalars(select(StandupReply.open_id)).all() == [TECH_HEAD]
     assert "✅ 已回复" in card_text(world.card(msg["message_id"]))
     run_until(world, at(2026, 12, 8, 10, 0), timedelta(minutes=10))
-    nudges = [t for t in world.texts() if "今日站会还没收到" in t]
+    nudges = [t for t in world.texts() if fits(texts.STANDUP_NUDGE, t)]
     assert len(nudges) == 1
     assert DESIGN_HEAD in nudges[0] and TECH_DEV in nudges[0] and TECH_HEAD not in nudges[0]
     footer = card_text(world.card(msg["message_id"]))   # the lead sees who is missing on the card
     assert "未回复" in footer and f"<at id={DESIGN_HEAD}></at>" in footer.split("未回复")[1]
     run_until(world, at(2026, 12, 8, 12, 0), timedelta(minutes=10))
-    assert len([t for t in world.texts() if "今日站会还没收到" in t]) == 1  # one nudge only
+    assert len([t for t in world.texts() if fits(texts.STANDUP_NUDGE, t)]) == 1  # one nudge only
     assert len(titled(world, "进度跟踪表")) == 1                           # after the window
     assert "站会已结束" in card_text(world.card(msg["message_id"]))
 
@@ -124,7 +126,7 @@ def test_nobody_missing_means_no_nudge(world):
     run_until(world, at(2026, 12, 8, 9, 30), timedelta(minutes=30))
     world.press(TECH_HEAD, titled(world, "今日站会")[0]["message_id"], "今日无变化")
     run_until(world, at(2026, 12, 8, 11, 0), timedelta(minutes=10))
-    assert not [t for t in world.texts() if "今日站会还没收到" in t]
+    assert not [t for t in world.texts() if fits(texts.STANDUP_NUDGE, t)]
     assert [r.status for r in rows(world, "standup_nudge") if r.fire_key.startswith("2026-12-08")] == ["cancelled"]
 
 
@@ -185,7 +187,7 @@ def test_pause_and_resume(world):
     run_until(world, at(2026, 12, 8, 12), timedelta(minutes=30))
     assert titled(world, "今日站会") == []
     world.say(LEAD, "/站会 暂停")
-    assert any("已经是暂停" in t for t in world.texts())
+    assert world.texts()[-1] == texts.STANDUP_ALREADY_PAUSED
     world.say(LEAD, "/站会 恢复")
     run_until(world, at(2026, 12, 9, 10), timedelta(minutes=30))
     assert [card_title(m["content"]) for m in titled(world, "今日站会")] == ["今日站会 · 12月9日"]
@@ -194,11 +196,11 @@ def test_pause_and_resume(world):
 def test_standup_command_rules(world):
     standard_case(world)
     world.say(TECH_HEAD, "/站会 暂停")
-    assert world.texts()[-1] == "只有协作组长可以执行此操作。"
+    assert world.texts()[-1] == texts.NOT_LEAD
     world.say(LEAD, "/站会 时间 25:61")
-    assert "时间格式不对" in world.texts()[-1]
+    assert world.texts()[-1] == texts.STANDUP_BAD_TIME.format(value="25:61")
     world.say(LEAD, "/站会")
-    assert "09:30" in world.texts()[-1]
+    assert fits(texts.STANDUP_STATUS, world.texts()[-1]) and "09:30" in world.texts()[-1]
     with world.state.factory() as s:
         case = s.scalars(select(Case)).one()
         assert (case.standup_time, case.standup_paused) == ("09:30", False)

@@ -1,3 +1,4 @@
+from bot import texts
 from tests.driver import CHAT, LEAD, card_text
 
 
@@ -10,12 +11,12 @@ def test_welcome_when_added(world):
 
 def test_help_card(world):
     world.say(LEAD, "/帮助")
-    assert "使用说明" in card_text(world.cards()[-1]["content"])
+    assert texts.HELP_TITLE in card_text(world.cards()[-1]["content"])
 
 
 def test_unknown_command_hint(world):
     world.say(LEAD, "/不存在")
-    assert any("/帮助" in t for t in world.texts())
+    assert world.texts() == [texts.UNKNOWN_COMMAND.format(command="/不存在")]
 
 
 def test_chatter_ignored(world):

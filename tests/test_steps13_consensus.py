@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from bot import texts
 from bot.models import Case, ConsensusVersion, Signoff
-from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_HEAD, card_text
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_HEAD, card_text, fits, step_entered
 from tests.test_steps13_support import CONSENSUS_FORM, fill_consensus, has_button, open_case, sign
 
 
@@ -36,7 +37,7 @@ def test_open_case_with_mention(world):
 def test_second_case_refused_while_one_is_active(world):
     open_case(world)
     world.say(TECH_HEAD, "/问题 另一个问题")
-    assert any("已有进行中的协作问题" in t for t in world.texts())
+    assert texts.ALREADY_ACTIVE_CASE.format(title="新品推广页面延迟", seq=1) in world.texts()
     with _db(world) as s:
         assert s.scalar(select(func.count()).select_from(Case)) == 1
 
@@ -45,17 +46,17 @@ def test_second_case_refused_while_one_is_active(world):
 def test_submit_sign_and_advance(world):
     mid = open_case(world)
     answer = fill_consensus(world, mid)
-    assert "版本 1" in answer["toast"]["content"]
+    assert answer["toast"]["content"] == texts.S1_SUBMITTED.format(version=1)
     table = world.card(mid)
     assert "问题共识表" in card_text(table) and "待签字" in card_text(table)
     assert any(TECH_HEAD in t and DESIGN_HEAD in t for t in world.texts())  # heads asked once
     for head in (LEAD, TECH_HEAD):
-        assert "已签字" in sign(world, head, mid)["toast"]["content"]
+        assert fits(texts.S1_SIGNED, sign(world, head, mid)["toast"]["content"])
     last = sign(world, DESIGN_HEAD, mid)
-    assert "已达成共识" in last["toast"]["content"]
+    assert fits(texts.S1_SIGNED_AGREED, last["toast"]["content"])
     card = world.card(mid)
     assert card["header"]["template"] == "green" and not has_button(card, "签字确认")
-    assert any("进入第 2 步" in t for t in world.texts())
+    assert step_entered(2) in world.texts()
     with _db(world) as s:
         assert s.scalar(select(Case.step)) == 2
 
@@ -65,7 +66,7 @@ def test_wrong_person_gets_toast_naming_heads(world):
     mid = open_case(world)
     fill_consensus(world, mid)
     answer = sign(world, OUTSIDER, mid)
-    assert answer["toast"]["type"] == "error"
+    assert answer["toast"]["type"] == "error" and fits(texts.S1_ONLY_HEAD, answer["toast"]["content"])
     assert "市场部负责人" in answer["toast"]["content"] and "技术部负责人" in answer["toast"]["content"]
     with _db(world) as s:
         assert s.scalar(select(func.count()).select_from(Signoff)) == 0
@@ -77,7 +78,7 @@ def test_double_click_signs_once(world):
     fill_consensus(world, mid)
     sign(world, TECH_HEAD, mid)
     again = sign(world, TECH_HEAD, mid)
-    assert "无需重复" in again["toast"]["content"]
+    assert fits(texts.S1_ALREADY_SIGNED, again["toast"]["content"])
     with _db(world) as s:
         assert s.scalar(select(func.count()).select_from(Signoff)) == 1
 
@@ -109,7 +110,7 @@ def test_too_few_departments(world):
     mid = open_case(world)
     answer = world.submit(LEAD, mid, {**CONSENSUS_FORM, "dept2_name": "", "dept2_head": "", "dept3_name": "",
                                       "dept3_head": ""})
-    assert "至少需要两个部门" in answer["toast"]["content"]
+    assert answer["toast"]["content"] == texts.S1_DEPT_TOO_FEW.format(count=1)
 
 
 @pytest.mark.usefixtures("paced")
@@ -119,7 +120,7 @@ def test_edit_after_signature_makes_new_version(world):
     sign(world, TECH_HEAD, mid)
     world.press(LEAD, mid, "修改内容")
     answer = world.submit(LEAD, mid, {**CONSENSUS_FORM, "goal": "4天内完成页面对接"})
-    assert "签字已重置" in answer["toast"]["content"]
+    assert answer["toast"]["content"] == texts.S1_EDITED.format(version=2)
     text = card_text(world.card(mid))
     assert "版本 2" in text and "共同目标" in text and "已签字" not in text
     with _db(world) as s:
@@ -132,12 +133,12 @@ def test_objection_then_edit(world):
     mid = open_case(world)
     fill_consensus(world, mid)
     empty = world.submit(TECH_HEAD, mid, {"reason": "  "})
-    assert "异议原因" in empty["toast"]["content"]
+    assert empty["toast"]["content"] == texts.S_FIELD_REQUIRED.format(field=texts.S1_FIELD_NAMES["reason"])
     answer = world.submit(TECH_HEAD, mid, {"reason": "3天不够，接口需要加密"})
-    assert answer["toast"]["type"] == "warning"
+    assert answer["toast"]["type"] == "warning" and fits(texts.S1_OBJECTED, answer["toast"]["content"])
     card = world.card(mid)
     assert card["header"]["template"] == "red" and "3天不够" in card_text(card)
-    assert any("提出异议" in t and LEAD in t for t in world.texts())
+    assert any(fits(texts.S1_OBJECTION_NOTICE, t) and LEAD in t for t in world.texts())
     for head in (LEAD, DESIGN_HEAD):
         sign(world, head, mid)
     with _db(world) as s:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot import texts
 from handlers import export
 from tests.driver import LEAD, OTHER_CHAT, TECH_DEV
 from tests.test_steps13_support import fill_consensus, open_case, reach_step3, submit_inputs
@@ -39,20 +40,20 @@ def test_pack_splits_only_when_too_large():
 @pytest.mark.usefixtures("paced")
 def test_export_usage_nothing_yet_and_escaping(world):
     world.say(LEAD, "/导出")
-    assert "还没有进行中" in world.texts()[-1]
+    assert world.texts()[-1] == texts.NO_ACTIVE_CASE
     mid = open_case(world)
     world.say(LEAD, "/导出")
-    assert "还没有可以导出" in world.texts()[-1]
+    assert world.texts()[-1] == texts.EXP_NOTHING.format(title="新品推广页面延迟")
     fill_consensus(world, mid, background="原计划|上线 <at user_id=\"all\"></at>\n第二行")
     world.say(LEAD, "/导出 3")
-    assert "还没有内容" in world.texts()[-1]
+    assert world.texts()[-1] == texts.EXP_NOT_YET.format(step=3, output=texts.OUTPUTS[3])
     world.say(LEAD, "/导出 九")
-    assert "用法" in world.texts()[-1]
+    assert world.texts()[-1] == texts.EXP_USAGE
     world.say(LEAD, "/导出 1")
     md = world.texts()[-1]
     assert "<at" not in md and "＜at user_id" in md
     world.say(TECH_DEV, "/导出", chat=OTHER_CHAT)
-    assert "还没有进行中" in world.texts(OTHER_CHAT)[-1]
+    assert world.texts(OTHER_CHAT)[-1] == texts.NO_ACTIVE_CASE
 
 
 def test_registry_is_extensible():

@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
+from bot import texts
 from bot.envelope import parse_event
 from bot.models import AuditEntry, Case, ConsensusVersion, Signoff, StepLog
 from feishu_fake import events as ev
 from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, card_text, find_button,
-                          find_submit)
+                          find_submit, fits, step_entered)
 from tests.test_steps13_support import (CONSENSUS_FORM, HEADS, fill_consensus, has_button, open_case,
                                         reach_step2, reach_step3, sign)
 
@@ -51,14 +52,15 @@ def test_concurrent_signoffs_sign_once_and_advance_once(world):
     world.clock.advance(__import__("datetime").timedelta(seconds=2))
     world.drain()
     toasts = [a.toast for a in answers]
-    assert all(t and ("签字" in t or "已达成共识" in t) for t in toasts), toasts   # nobody told to retry
+    signed = (texts.S1_SIGNED, texts.S1_SIGNED_AGREED, texts.S1_ALREADY_SIGNED, texts.S1_ALREADY_AGREED)
+    assert all(t and any(fits(x, t) for x in signed) for t in toasts), toasts   # nobody told to retry
     with world.state.factory() as s:
         rows = s.scalars(select(Signoff)).all()
         assert sorted(r.actor_open_id for r in rows) == sorted(HEADS)      # each head exactly once
         assert s.scalar(select(Case.step)) == 2
         assert s.scalar(select(func.count()).select_from(StepLog).where(StepLog.step == 2)) == 1
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "step.enter")) == 1
-    assert sum("进入第 2 步" in t for t in world.texts()) == 1
+    assert world.texts().count(step_entered(2)) == 1
 
 
 @pytest.mark.usefixtures("paced")
@@ -76,14 +78,14 @@ def test_forged_value_for_other_chat_or_tenant_is_refused(world):
     before_versions = _count(world, ConsensusVersion)
     # a button on our group's card carrying the other group's case id
     answer = world.click(LEAD, mid, value=other_value)
-    assert answer["toast"]["type"] == "error" and "找不到" in answer["toast"]["content"]
+    assert answer["toast"] == {"type": "error", "content": texts.CASE_NOT_FOUND}
     # a form submit naming the other group's case
     answer = world.click(LEAD, mid, form={**CONSENSUS_FORM, "goal": "改掉别人的目标"}, name=other_submit)
-    assert "找不到" in answer["toast"]["content"]
+    assert answer["toast"]["content"] == texts.CASE_NOT_FOUND
     # our own case, but the callback comes from another tenant
     own = find_button(world.card(mid), "签字确认")
     eid = _stored(world, LEAD, mid, own, tenant="tenant_evil")
-    assert "找不到" in world.state.dispatcher.process(eid).toast
+    assert world.state.dispatcher.process(eid).toast == texts.CASE_NOT_FOUND
     assert _count(world, Signoff) == before_sign and _count(world, ConsensusVersion) == before_versions
     with world.state.factory() as s:
         goals = s.scalars(select(ConsensusVersion.goal)).all()
@@ -98,7 +100,7 @@ def test_stale_card_click_does_not_sign_new_version(world):
     world.press(LEAD, mid, "修改内容")
     world.submit(LEAD, mid, {**CONSENSUS_FORM, "goal": "4天内完成对接"})
     answer = world.click(TECH_HEAD, mid, value=find_button(old_card, "签字确认"))
-    assert answer["toast"]["type"] == "warning" and "过期" in answer["toast"]["content"]
+    assert answer["toast"] == {"type": "warning", "content": texts.STALE_CARD}
     assert "版本 2" in card_text(answer["card"]["data"])
     assert _count(world, Signoff) == 0
     # a form opened on version 1 and submitted after version 2 keeps what was typed
@@ -109,7 +111,7 @@ def test_stale_card_click_does_not_sign_new_version(world):
     world.submit(LEAD, mid, {**CONSENSUS_FORM, "goal": "5天内完成对接"})
     late = world.click(DESIGN_HEAD, mid, form={**CONSENSUS_FORM, "goal": "设计部的版本"},
                        name=find_submit(stale_form))
-    assert late["toast"]["type"] == "warning"
+    assert late["toast"]["type"] == "warning" and fits(texts.S_STALE_FORM, late["toast"]["content"])
     assert any(n.get("default_value") == "设计部的版本" for n in _walk(late["card"]["data"]))
     assert _count(world, ConsensusVersion) == 3
 
@@ -118,7 +120,7 @@ def test_stale_card_click_does_not_sign_new_version(world):
 def test_send_back_to_step1_keeps_old_signatures_and_stays_editable(world):
     reach_step2(world)
     world.say(TECH_HEAD, "/回退 1 目标要调整")
-    assert any("协作组长" in t for t in world.texts()[-1:])
+    assert world.texts()[-1] == texts.NOT_LEAD
     world.say(LEAD, "/回退 1 技术方案变化，目标要调整")
     with world.state.factory() as s:
         assert s.scalar(select(Case.step)) == 1
@@ -168,7 +170,6 @@ def test_audit_trail_and_progress(world):
     with world.state.factory() as s:
         actions = [a for a in s.scalars(select(AuditEntry.action).order_by(AuditEntry.id))]
     assert actions == ["case.open", "consensus.submit", "consensus.sign", "consensus.object", "consensus.edit"]
-    from bot import texts
     assert all(a in texts.AUDIT_ACTIONS for a in actions)
     world.say(LEAD, "/记录")
     log = card_text(world.last_card(title_contains="操作记录")["content"])

@@ -7,9 +7,10 @@ import json
 import pytest
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import Case, Signoff
 from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title,
-                          find_button, walk)
+                          find_button, fits, step_entered, walk)
 from tests.test_steps13_support import (CONSENSUS_FORM, INPUTS, dept_ids, has_button, set_contacts, sign,
                                         team_card_mid)
 
@@ -40,9 +41,10 @@ def test_from_problem_to_plan(world):
     form = world.last_card(title_contains="新建协作问题")["message_id"]
 
     # an outsider cannot fill it; a half-filled form comes back with what was typed
-    assert world.submit(OUTSIDER, form, CONSENSUS_FORM)["toast"]["type"] == "error"
+    refused = world.submit(OUTSIDER, form, CONSENSUS_FORM)["toast"]
+    assert refused["type"] == "error" and fits(texts.S_ONLY_LEAD_OR_HEADS, refused["content"])
     bad = world.submit(LEAD, form, {**CONSENSUS_FORM, "impact": "影响很大", "background": f"背景{INJECT}"})
-    assert "数字" in bad["toast"]["content"]
+    assert bad["toast"]["content"] == texts.S1_IMPACT_NEEDS_AMOUNT
     kept = {n.get("name"): n.get("default_value") for n in walk(world.card(form))}
     assert kept["background"] == f"背景{INJECT}"
     world.submit(LEAD, form, {**CONSENSUS_FORM, "title": "", "background": f"背景{INJECT}"})
@@ -51,9 +53,10 @@ def test_from_problem_to_plan(world):
 
     # wrong person, then a double click
     wrong = sign(world, TECH_DEV, table)
-    assert wrong["toast"]["type"] == "error" and "技术部负责人" in wrong["toast"]["content"]
+    assert wrong["toast"]["type"] == "error" and fits(texts.S1_ONLY_HEAD, wrong["toast"]["content"])
+    assert "技术部负责人" in wrong["toast"]["content"]
     sign(world, TECH_HEAD, table)
-    assert "无需重复" in sign(world, TECH_HEAD, table)["toast"]["content"]
+    assert fits(texts.S1_ALREADY_SIGNED, sign(world, TECH_HEAD, table)["toast"]["content"])
     # the design head objects; the lead edits; signatures reset and the change is shown
     world.submit(DESIGN_HEAD, table, {"reason": "设计稿需要2天，3天太紧"})
     assert world.card(table)["header"]["template"] == "red"
@@ -110,11 +113,12 @@ def test_from_problem_to_plan(world):
     assert _step(world) == 4
     case_now = world.last_card(title_contains="「新品推广")["content"]
     assert "✅ ① 问题共识" in card_text(case_now) and "▶ ④ 行动方案" in card_text(case_now)
-    entered = [t for t in world.texts() if "进入第" in t]
-    assert [t.split("进入")[1][:5] for t in entered] == ["第 2 步", "第 3 步", "第 4 步"]
+    entered = [t for t in world.texts() if t in {step_entered(n) for n in range(2, 7)}]
+    assert entered == [step_entered(2), step_entered(3), step_entered(4)]
     _no_raw_mentions_of_all(world)
     assert all(len(json.dumps(c["content"], ensure_ascii=False).encode()) < 30 * 1024 for c in world.cards())
     # a late click on an old copy of the team card changes nothing
     texts_before = len(world.texts())
     late = world.click(LEAD, team, value=find_button(team_before, "确认分工表"))
-    assert late["toast"]["type"] == "info" and _step(world) == 4 and len(world.texts()) == texts_before
+    assert late["toast"] == {"type": "info", "content": texts.S2_ALREADY_CONFIRMED}
+    assert _step(world) == 4 and len(world.texts()) == texts_before

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import Case, Member, Outbox
-from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text
+from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, fits
 from tests.test_steps13_support import dept_ids, has_button, set_contacts, reach_step2, team_card_mid
 
 
@@ -16,26 +17,27 @@ def test_team_flow_confirm_pins_and_mentions(world):
     assert "协作小组分工表" in card_text(world.card(mid))
     # confirming too early names what is missing
     early = world.press(LEAD, mid, "确认分工表")
-    assert early["toast"]["type"] == "error" and "技术部接口人" in early["toast"]["content"]
-    assert set_contacts(world, mid)["toast"]["type"] == "success"
+    assert early["toast"]["type"] == "error" and fits(texts.S2_NOT_READY, early["toast"]["content"])
+    assert "技术部接口人" in early["toast"]["content"]
+    assert set_contacts(world, mid)["toast"] == {"type": "success", "content": texts.S2_DEPTS_SAVED}
     ids = dept_ids(world)
     world.press(TECH_HEAD, mid, "添加成员")
     ans = world.submit(TECH_HEAD, mid, {"member": TECH_HEAD, "dept": str(ids["技术部"]), "role": "技术负责人",
                                         "duty": "协调接口开发资源"})
-    assert ans["toast"]["type"] == "success"
+    assert ans["toast"] == {"type": "success", "content": texts.S2_MEMBER_SAVED.format(role="技术负责人李娜")}
     world.press(LEAD, mid, "添加行动项")
     world.submit(LEAD, mid, {"content": "整理接口功能清单", "owner": TECH_DEV, "due": "2026-12-09 +0800"})
     text = card_text(world.card(mid))
     assert "整理接口功能清单" in text and "技术负责人" in text and "2026-12-09" in text
     # only the lead confirms
     other = world.press(TECH_HEAD, mid, "确认分工表")
-    assert other["toast"]["type"] == "error" and "协作组长" in other["toast"]["content"]
+    assert other["toast"] == {"type": "error", "content": texts.LEAD_ONLY_NAMED.format(name="陈静")}
     done = world.press(LEAD, mid, "确认分工表")
-    assert done["toast"]["type"] == "success"
+    assert done["toast"] == {"type": "success", "content": texts.S2_CONFIRMED}
     pinned = [m for m in world.fake.visible(CHAT) if m.get("pinned")]
     assert len(pinned) == 1 and "已由协作组长确认" in card_text(pinned[0]["content"])
     assert not has_button(pinned[0]["content"], "确认分工表")
-    announcement = next(t for t in world.texts() if "角色与职责" in t)
+    announcement = next(t for t in world.texts() if t.startswith(texts.S2_ANNOUNCE_HEAD))
     for who in (TECH_DEV, TECH_HEAD, DESIGN_HEAD, LEAD):
         assert announcement.count(f'<at user_id="{who}">') == 1
     assert "技术负责人" in announcement and "协调接口开发资源" in announcement
@@ -66,15 +68,19 @@ def test_member_validation_keeps_input(world):
 def test_outsider_cannot_edit_and_lead_handover(world):
     reach_step2(world)
     mid = team_card_mid(world)
-    assert world.press(OUTSIDER, mid, "添加成员")["toast"]["type"] == "error"
-    assert world.press(TECH_HEAD, mid, "移交组长")["toast"]["type"] == "error"
+    outsider = world.press(OUTSIDER, mid, "添加成员")["toast"]
+    assert outsider["type"] == "error" and fits(texts.S_ONLY_LEAD_OR_HEADS, outsider["content"])
+    assert world.press(TECH_HEAD, mid, "移交组长")["toast"] == {"type": "error",
+                                                              "content": texts.LEAD_ONLY_NAMED.format(name="陈静")}
     world.press(LEAD, mid, "移交组长")
     world.submit(LEAD, mid, {"lead": TECH_HEAD})
     with world.state.factory() as s:
         assert s.scalar(select(Case.lead_open_id)) == TECH_HEAD
-    assert any("移交" in t for t in world.texts())
+    assert texts.S2_LEAD_NOTICE.format(old=f'<at user_id="{LEAD}"></at>',
+                                       new=f'<at user_id="{TECH_HEAD}"></at>') in world.texts()
     set_contacts(world, mid, user=TECH_HEAD)
-    assert world.press(LEAD, mid, "确认分工表")["toast"]["type"] == "error"   # no longer the lead
+    assert world.press(LEAD, mid, "确认分工表")["toast"] == {"type": "error",   # no longer the lead
+                                                           "content": texts.LEAD_ONLY_NAMED.format(name="李娜")}
     assert world.press(TECH_HEAD, mid, "确认分工表")["toast"]["type"] == "success"
 
 
@@ -88,7 +94,7 @@ def test_stale_confirm_after_edit(world):
     world.submit(LEAD, mid, {"content": "出设计稿", "owner": DESIGN_HEAD, "due": "2026-12-09 +0800"})
     from tests.driver import find_button
     ans = world.click(LEAD, mid, value=find_button(stale_card, "确认分工表"))
-    assert "过期" in ans["toast"]["content"]
+    assert ans["toast"]["content"] == texts.STALE_CARD
     with world.state.factory() as s:
         assert s.scalar(select(Case.step)) == 2
 

@@ -3,10 +3,20 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import Case, ChangeRequest, PlanVersion, StepLog, Task
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, walk
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, fits, walk
+
+
+def _at(open_id: str) -> str:
+    return f'<at user_id="{open_id}"></at>'
+
+
+def _notices(world, template: str) -> list[str]:
+    """The group texts that are `template` (in their first line: a lead's note may follow)."""
+    return [t for t in world.texts() if fits(template, t.split("\n", 1)[0])]
 
 
 def setup(world):
@@ -40,23 +50,25 @@ def test_change_approved_creates_version_with_diff(world):
     mid = change_form(world)
     assert_snapshot("steps46_change_form_edit", world.card(mid))
     bad = world.submit(TECH_DEV, mid, {"task": str(t1), "due": "2026-12-11 18:00 +0800"}, form_name="change_edit")
-    assert bad["toast"]["content"] == "请填写调整原因。"
+    assert bad["toast"]["content"] == texts.CHANGE_NEED_REASON
     due = next(n for n in walk(bad["card"]["data"]) if n.get("name") == "due")
     assert due["initial_datetime"] == "2026-12-11 18:00"
     ans = world.submit(TECH_DEV, mid, {"task": str(t1), "due": "2026-12-11 18:00 +0800", "reason": "加密方案变更",
                                        "retro_note": "复盘会：顺延1天"}, form_name="change_edit")
-    assert ans["toast"]["content"] == "已提交调整申请，等待协作组长审批。"
+    assert ans["toast"]["content"] == texts.CHANGE_SUBMITTED
     assert_snapshot("steps46_change_request_pending", world.card(mid))
-    assert any(f'<at user_id="{LEAD}"></at> 请审批调整申请 #1' in t for t in world.texts())
+    assert texts.CHANGE_PLEASE_DECIDE.format(lead=_at(LEAD), no=1, summary="调整 #1 完成用户数据加密接口开发",
+                                             reason="加密方案变更") in world.texts()
     # only the lead decides
-    assert approve(world, TECH_HEAD, mid)["toast"]["content"] == "只有协作组长可以执行此操作。"
+    assert approve(world, TECH_HEAD, mid)["toast"]["content"] == texts.NOT_LEAD
     ans = approve(world, LEAD, mid, "同意顺延，请同步客户")
-    assert ans["toast"]["content"] == "已批准调整申请 #1，方案更新为版本 2。"
+    assert ans["toast"]["content"] == texts.CHANGE_APPROVED.format(no=1, version=2)
     assert_snapshot("steps46_change_request_approved", world.card(mid))
     assert "**组长意见：**同意顺延，请同步客户" in card_text(world.card(mid))
-    notice = [t for t in world.texts() if "已批准" in t]
-    assert notice == [f'<at user_id="{TECH_DEV}"></at> 你的调整申请 #1（调整 #1 完成用户数据加密接口开发）已批准，'
-                      "方案更新为版本 2。\n组长意见：同意顺延，请同步客户"]
+    notice = _notices(world, texts.CHANGE_APPROVED_NOTICE)
+    assert notice == [texts.CHANGE_APPROVED_NOTICE.format(who=_at(TECH_DEV), no=1, summary="调整 #1 完成用户数据加密接口开发",
+                                                          version=2)
+                      + "\n" + texts.CHANGE_NOTICE_NOTE.format(note="同意顺延，请同步客户")]
     with world.state.factory() as s:
         assert s.scalar(select(ChangeRequest.decision_note)) == "同意顺延，请同步客户"
     assert task(world, t1).due_at.isoformat() == "2026-12-11T10:00:00+00:00"
@@ -71,7 +83,7 @@ def test_change_approved_creates_version_with_diff(world):
     assert f"<at id={TECH_DEV}></at>" in text and "复盘会：顺延1天" in text and "同意顺延" in text
     # the second click on the same card changes nothing
     again = world.click(LEAD, mid, value={"a": "change.approve", "c": case_id, "r": versions[1].change_request_id})
-    assert again["toast"]["content"] == "这条调整申请已批准，无需重复操作。"
+    assert again["toast"]["content"] == texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS["approved"][0])
     with world.state.factory() as s:
         assert len(s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()) == 2
 
@@ -82,11 +94,11 @@ def test_change_rejected_keeps_plan(world):
     world.press(DESIGN_HEAD, mid, "取消任务")
     world.submit(DESIGN_HEAD, mid, {"task": str(t2), "reason": "页面不再需要适配"}, form_name="change_drop")
     ans = reject(world, LEAD, mid, "上线前不能取消适配<at user_id=\"all\"></at>")
-    assert ans["toast"]["content"] == "已驳回调整申请 #1。"
+    assert ans["toast"]["content"] == texts.CHANGE_REJECTED.format(no=1)
     assert not task(world, t2).dropped
-    notice = [t for t in world.texts() if "未获批准" in t]
-    assert notice == [f'<at user_id="{DESIGN_HEAD}"></at> 你的调整申请 #1（取消任务 #2 协调设计部完成页面适配）未获批准，'
-                      '原计划不变。\n组长意见：上线前不能取消适配＜at user_id="all"＞＜/at＞']  # inert
+    notice = _notices(world, texts.CHANGE_REJECTED_NOTICE)
+    assert notice == [texts.CHANGE_REJECTED_NOTICE.format(who=_at(DESIGN_HEAD), no=1, summary="取消任务 #2 协调设计部完成页面适配")
+                      + "\n" + texts.CHANGE_NOTICE_NOTE.format(note='上线前不能取消适配＜at user_id="all"＞＜/at＞')]  # inert
     with world.state.factory() as s:
         assert s.scalar(select(ChangeRequest.decision_note)).startswith("上线前不能取消适配")
     assert_snapshot("steps46_change_request_rejected", world.card(mid))
@@ -101,7 +113,7 @@ def test_new_task_and_owner_change(world):
     world.press(LEAD, mid, "新增任务")
     bad = world.submit(LEAD, mid, {"content": "紧急推广功能", "owner": TECH_HEAD, "due": "2026-12-08 08:00 +0800",
                                    "standard": "功能上线", "reason": "竞品提前发布"}, form_name="change_add")
-    assert "已经过去了" in bad["toast"]["content"]
+    assert bad["toast"]["content"] == texts.ERR_PAST.format(field=texts.FIELD_DUE, value="12-08 08:00")
     kept = {n["name"]: n for n in walk(bad["card"]["data"]) if n.get("name") in ("content", "due", "reason")}
     assert kept["content"]["default_value"] == "紧急推广功能" and kept["reason"]["default_value"] == "竞品提前发布"
     assert kept["due"]["initial_datetime"] == "2026-12-08 08:00"
@@ -118,7 +130,7 @@ def test_new_task_and_owner_change(world):
     mid = change_form(world, LEAD)
     world.submit(LEAD, mid, {"task": str(t2), "owner": TECH_DEV, "reason": "设计部人手不足"}, form_name="change_edit")
     approve(world, LEAD, mid)
-    assert not [t for t in world.texts() if "已批准" in t]  # the lead asked and decided: no notice to self
+    assert not _notices(world, texts.CHANGE_APPROVED_NOTICE)  # the lead asked and decided: no notice to self
     assert task(world, t2).owner_open_id == TECH_DEV
     text = card_text(world.last_card(title_contains="版本 3")["content"])
     assert f"负责人 <at id={DESIGN_HEAD}></at> → <at id={TECH_DEV}></at>" in text
@@ -128,7 +140,7 @@ def test_new_task_and_owner_change(world):
 def test_outsider_cannot_request_changes(world):
     setup(world)
     world.say(OUTSIDER, "/调整")
-    assert any("协作小组的成员" in t for t in world.texts())
+    assert texts.NOT_TEAM_MEMBER in world.texts()
 
 
 def test_lead_closes_execution_with_reason(world):
@@ -136,11 +148,11 @@ def test_lead_closes_execution_with_reason(world):
     world.say(LEAD, "/进度")
     world.press(LEAD, world.last_card(title_contains="新品推广页面延迟")["message_id"], "查看进度跟踪表")
     track = world.last_card(title_contains="《进度跟踪表》")["message_id"]
-    assert world.press(TECH_DEV, track, "结束执行")["toast"]["content"] == "只有协作组长可以执行此操作。"
+    assert world.press(TECH_DEV, track, "结束执行")["toast"]["content"] == texts.NOT_LEAD
     world.press(LEAD, track, "结束执行")
     mid = world.last_card(title_contains="结束执行")["message_id"]
     assert_snapshot("steps46_close_execution", world.card(mid))
-    assert world.submit(LEAD, mid, {"reason": " "})["toast"]["content"] == "请填写结束执行的原因。"
+    assert world.submit(LEAD, mid, {"reason": " "})["toast"]["content"] == texts.EXEC_CLOSE_NEED_REASON
     world.submit(LEAD, mid, {"reason": "推广活动已上线，剩余优化转入常规迭代"})
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 6
@@ -191,19 +203,19 @@ def test_double_clicks_on_approve_decide_once(world):
     ok, no = find_submit(card, "cr_approve"), find_submit(card, "cr_reject")
     toasts = _concurrently(world, mid, [(LEAD, ok, {"approve_note": "同意"}), (LEAD, ok, {"approve_note": "同意"}),
                                         (LEAD, no, {"reject_note": "不同意"})])
-    decided = [t for t in toasts if t.startswith(("已批准调整申请", "已驳回调整申请"))]
+    decided = [t for t in toasts if t in (texts.CHANGE_APPROVED.format(no=1, version=2), texts.CHANGE_REJECTED.format(no=1))]
     assert len(decided) == 1, toasts
-    assert all(t in decided or t.startswith("这条调整申请已") for t in toasts), toasts
+    assert all(t in decided or fits(texts.CHANGE_ALREADY, t) for t in toasts), toasts
     with world.state.factory() as s:
         cr = s.scalar(select(ChangeRequest))
         versions = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()
         assert len(versions) == (2 if cr.status == "approved" else 1)
         assert cr.decision_note == ("同意" if cr.status == "approved" else "不同意")
-    notices = [t for t in world.texts() if "你的调整申请 #1" in t]
+    notices = _notices(world, texts.CHANGE_APPROVED_NOTICE) + _notices(world, texts.CHANGE_REJECTED_NOTICE)
     assert len(notices) == 1, notices
     # and a later click on the old card changes nothing either
     again = world.click(LEAD, mid, form={"reject_note": "再点一次"}, name=no)
-    assert again["toast"]["content"].startswith("这条调整申请已")
+    assert again["toast"]["content"] == texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS[cr.status][0])
     with world.state.factory() as s:
         assert s.scalar(select(ChangeRequest.decision_note)) == cr.decision_note
 
@@ -213,6 +225,6 @@ def test_double_clicks_on_reject_decide_once(world):
     _case_id, mid = _pending_request(world, DESIGN_HEAD)
     no = find_submit(world.card(mid), "cr_reject")
     toasts = _concurrently(world, mid, [(LEAD, no, {"reject_note": "人手够"})] * 3)
-    assert toasts.count("已驳回调整申请 #1。") == 1, toasts
-    assert toasts.count("这条调整申请已驳回，无需重复操作。") == 2, toasts
-    assert len([t for t in world.texts() if "未获批准" in t]) == 1
+    assert toasts.count(texts.CHANGE_REJECTED.format(no=1)) == 1, toasts
+    assert toasts.count(texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS["rejected"][0])) == 2, toasts
+    assert len(_notices(world, texts.CHANGE_REJECTED_NOTICE)) == 1

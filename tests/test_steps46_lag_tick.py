@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot import db
+from bot import db, texts
 from bot.models import Task
 from handlers.reminders import plan_tick
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, fits
 
 
 def _setup(world):
@@ -28,7 +28,7 @@ def _tick(world):
 
 
 def _alerts(world):
-    return [t for t in world.texts() if "任务滞后" in t]
+    return [t for t in world.texts() if fits(texts.LAG_ALERT, t)]
 
 
 def test_tick_mentions_the_lead_once_per_newly_lagging_task(world):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot import texts
 from handlers.reminders import plan_tick
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, card_text
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, card_text, fits
 
 
 def test_tick_lag_alert_patches_the_live_case_card(world):
@@ -21,7 +22,7 @@ def test_tick_lag_alert_patches_the_live_case_card(world):
     world.clock.advance(timedelta(days=1, minutes=1))   # task 2's deadline has passed
     assert plan_tick(world.state.factory, world.clock.now()) >= 1
     world.drain()
-    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
+    assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1
     card = world.card(live)
     assert card["header"]["template"] == "red" and "滞后 1" in card_text(card)
     assert "#2 协调设计部完成页面适配" in card_text(card)
@@ -30,5 +31,5 @@ def test_tick_lag_alert_patches_the_live_case_card(world):
     world.clock.advance(timedelta(minutes=1))
     plan_tick(world.state.factory, world.clock.now())
     world.drain()
-    assert len([t for t in world.texts() if "任务滞后" in t]) == 1
+    assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1
     assert len([c for c in world.fake.calls if c.method == "PATCH"]) == patches

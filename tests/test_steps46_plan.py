@@ -1,10 +1,11 @@
 """Step 4 — drafting and publishing 《跨部门协作行动方案》 through cards."""
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import ActionItem, Case, PlanVersion, Task
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import make_case_at_step4
-from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, walk
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, step_entered, walk
 
 TASK = {"content": "完成用户数据加密接口开发", "owner": TECH_DEV, "start": "2026-12-08 14:00 +0800",
         "due": "2026-12-10 18:00 +0800", "standard": "12月10日18点前提交测试", "resources": "需市场部提供测试账号"}
@@ -30,7 +31,7 @@ def test_add_task_and_card_snapshots(world):
     case_id, mid = open_plan(world)
     assert_snapshot("steps46_plan_empty", world.card(mid))
     ans = world.submit(TECH_HEAD, mid, TASK, form_name="plan_task")
-    assert ans["toast"]["content"] == "已添加任务 #1"
+    assert ans["toast"]["content"] == texts.TASK_ADDED.format(seq=1)
     [t] = tasks(world, case_id)
     assert (t.owner_open_id, t.delivery_standard, t.resources) == (TECH_DEV, "12月10日18点前提交测试", "需市场部提供测试账号")
     assert t.start_at.isoformat() == "2026-12-08T06:00:00+00:00" and t.due_at.isoformat() == "2026-12-10T10:00:00+00:00"
@@ -38,22 +39,23 @@ def test_add_task_and_card_snapshots(world):
     assert "完成用户数据加密接口开发" in card_text(world.card(mid))
     # a double submit does not add the task twice
     again = world.submit(TECH_HEAD, mid, TASK, form_name="plan_task")
-    assert "没有重复添加" in again["toast"]["content"] and len(tasks(world, case_id)) == 1
+    assert again["toast"]["content"] == texts.TASK_ALREADY_ADDED.format(seq=1) and len(tasks(world, case_id)) == 1
     assert_snapshot("steps46_plan_one_task", world.card(mid))
 
 
 def test_validation_failures_keep_what_was_typed(world):
     case_id, mid = open_plan(world)
     cases = [
-        (dict(TASK, due="2026-12-08 12:00 +0800"), "截止时间必须晚于开始时间"),
-        (dict(TASK, start="2026-12-01 09:00 +0800", due="2026-12-02 09:00 +0800"), "开始时间不能早于今天"),
-        (dict(TASK, standard=""), "交付标准"),
-        (dict(TASK, owner=""), "负责人"),
-        (dict(TASK, due="2026-02-30 18:00 +0800"), "看不懂"),
+        (dict(TASK, due="2026-12-08 12:00 +0800"), texts.ERR_END_BEFORE_START),
+        (dict(TASK, start="2026-12-01 09:00 +0800", due="2026-12-02 09:00 +0800"), texts.ERR_START_PAST),
+        (dict(TASK, standard=""), texts.ERR_STANDARD),
+        (dict(TASK, owner=""), texts.ERR_OWNER),
+        (dict(TASK, due="2026-02-30 18:00 +0800"),
+         texts.BAD_DATETIME.format(field=texts.FIELD_DUE, value="2026-02-30 18:00 +0800")),
     ]
     for form, message in cases:
         ans = world.submit(LEAD, mid, form, form_name="plan_task")
-        assert ans["toast"]["type"] == "error" and message in ans["toast"]["content"], (form, ans)
+        assert ans["toast"] == {"type": "error", "content": message}, (form, ans)
         refilled = fields(ans["card"]["data"])
         assert refilled["content"]["default_value"] == TASK["content"]
         if form["standard"]:
@@ -65,7 +67,7 @@ def test_validation_failures_keep_what_was_typed(world):
 def test_outsider_cannot_edit_the_plan(world):
     case_id, mid = open_plan(world)
     ans = world.submit(OUTSIDER, mid, TASK, form_name="plan_task")
-    assert ans["toast"]["type"] == "error" and "协作小组的成员" in ans["toast"]["content"]
+    assert ans["toast"] == {"type": "error", "content": texts.NOT_TEAM_MEMBER}
     assert tasks(world, case_id) == []
 
 
@@ -79,15 +81,15 @@ def test_dependency_cycle_refused(world):
     world.press(LEAD, mid, "设置依赖")
     assert_snapshot("steps46_plan_depends_form", world.card(mid))
     ans = world.submit(LEAD, mid, {"task": str(t2.id), "depends": str(t1.id)}, form_name="plan_depends")
-    assert ans["toast"]["content"] == "已设置：#2 依赖 #1"
+    assert ans["toast"]["content"] == texts.DEPENDS_SET.format(seq=2, dep=1)
     assert tasks(world, case_id)[1].depends_on_id == t1.id
     ans = world.submit(LEAD, mid, {"task": str(t1.id), "depends": str(t2.id)}, form_name="plan_depends")
-    assert "循环" in ans["toast"]["content"] and "#1 → #2 → #1" in ans["toast"]["content"]
+    assert ans["toast"]["content"] == texts.ERR_CYCLE.format(path="#1 → #2 → #1")
     picked = {n["name"]: n.get("initial_option") for n in walk(ans["card"]["data"]) if n.get("tag") == "select_static"}
     assert picked == {"task": str(t1.id), "depends": str(t2.id)}  # what was picked comes back
     assert tasks(world, case_id)[0].depends_on_id is None
     ans = world.submit(LEAD, mid, {"depends": str(t2.id)}, form_name="plan_depends")
-    assert ans["toast"]["content"] == "请选择要设置依赖的任务。"
+    assert ans["toast"]["content"] == texts.ERR_DEPENDS_TASK
     # editing a task keeps its dependency (the edit form has no dependency field)
     world.press(LEAD, mid, "编辑 #2")
     edit_form = fields(world.card(mid))
@@ -98,10 +100,10 @@ def test_dependency_cycle_refused(world):
     # deleting a task others depend on is refused clearly
     world.press(LEAD, mid, "＋任务")
     ans = world.press(LEAD, mid, "删除")
-    assert "被 #2 依赖" in ans["toast"]["content"]
+    assert ans["toast"]["content"] == texts.DEPENDED_ON.format(seq=1, other=2)
     world.press(LEAD, mid, "设置依赖")
     ans = world.submit(LEAD, mid, {"task": str(t2.id), "depends": "0"}, form_name="plan_depends")
-    assert ans["toast"]["content"] == "#2 不再依赖其他任务"
+    assert ans["toast"]["content"] == texts.DEPENDS_CLEARED.format(seq=2)
     assert tasks(world, case_id)[1].depends_on_id is None
 
 
@@ -114,9 +116,10 @@ def test_carry_action_items_then_publish_needs_standards(world):
     with world.state.factory() as s:
         assert all(i.carried_to_task_id for i in s.scalars(select(ActionItem).where(ActionItem.case_id == case_id)))
     ans = world.press(TECH_HEAD, mid, "发布方案")
-    assert ans["toast"]["content"] == "只有协作组长可以执行此操作。"
+    assert ans["toast"]["content"] == texts.NOT_LEAD
     ans = world.press(LEAD, mid, "发布方案")
-    assert "#1 缺少交付标准" in ans["toast"]["content"] and "#2 缺少交付标准" in ans["toast"]["content"]
+    missing = [texts.PUBLISH_TASK_PROBLEM.format(seq=n, problem=texts.PROBLEM_NO_STANDARD) for n in (1, 2)]
+    assert ans["toast"]["content"] == texts.PUBLISH_PROBLEMS.format(problems="；".join(missing))
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 4
 
@@ -126,14 +129,14 @@ def test_risk_and_key_node_forms(world):
     world.press(LEAD, mid, "＋风险")
     bad = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "很高", "impact": "高", "response": "加班",
                                    "owner": TECH_HEAD}, form_name="plan_risk")
-    assert "高、中或低" in bad["toast"]["content"]
+    assert bad["toast"]["content"] == texts.ERR_LEVEL
     assert fields(bad["card"]["data"])["risk"]["default_value"] == "测试延迟"
     ok = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "中", "impact": "高",
                                   "response": "技术部安排1名测试人员加班", "owner": TECH_HEAD}, form_name="plan_risk")
-    assert ok["toast"]["content"] == "已添加风险"
+    assert ok["toast"]["content"] == texts.RISK_ADDED
     world.press(LEAD, mid, "＋关键节点")
     past = world.submit(LEAD, mid, {"name": "上线", "at": "2026-12-07 12:00 +0800"}, form_name="plan_node")
-    assert "已经过去" in past["toast"]["content"]
+    assert past["toast"]["content"] == texts.ERR_PAST.format(field=texts.FIELD_NODE_AT, value="12-07 12:00")
     assert fields(past["card"]["data"])["name"]["default_value"] == "上线"
     world.submit(LEAD, mid, {"name": "上线", "at": "2026-12-11 12:00 +0800"}, form_name="plan_node")
     text = card_text(world.card(mid))
@@ -147,7 +150,7 @@ def test_publish_posts_minutes_and_moves_to_step5(world):
     world.submit(LEAD, mid, dict(TASK, content="页面适配", owner=DESIGN_HEAD, standard="适配稿评审通过"),
                  form_name="plan_task")
     ans = world.press(LEAD, mid, "发布方案")
-    assert ans["toast"]["content"] == "行动方案已发布（版本 1）"
+    assert ans["toast"]["content"] == texts.PLAN_PUBLISHED
     minutes = world.last_card(title_contains="会议纪要")["content"]
     assert_snapshot("steps46_minutes", minutes)
     text = card_text(minutes)
@@ -158,10 +161,10 @@ def test_publish_posts_minutes_and_moves_to_step5(world):
         assert case.step == 5
         [pv] = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()
         assert pv.version == 1 and [t["seq"] for t in pv.snapshot["tasks"]] == [1, 2]
-    assert any("《跨部门协作行动方案》 已完成" in t for t in world.texts())
+    assert step_entered(5) in world.texts()
     assert_snapshot("steps46_plan_published", world.card(mid))
     # a stale publish click changes nothing
     ans = world.click(LEAD, mid, value={"a": "plan.publish", "c": case_id, "v": 1})
-    assert ans["toast"]["content"] == "行动方案已经发布过了。"
+    assert ans["toast"]["content"] == texts.PLAN_ALREADY_PUBLISHED
     with world.state.factory() as s:
         assert len(s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()) == 1

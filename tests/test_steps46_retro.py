@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot import texts
 from bot.actions import ActionValue, to_name
 from bot.models import AuditEntry, RetroEntry
 from tests.cardsnap import assert_snapshot
@@ -49,9 +50,9 @@ def test_author_edits_own_entry_others_cannot(world):
     for action in ("retro.edit", "retro.delete"):
         ans = _click(world, DESIGN_HEAD, mid, action, case_id, dev_entry)
         assert ans["toast"]["type"] == "error"
-        assert ans["toast"]["content"] == "只有填写人（技术部接口人）可以修改或删除这条内容。"
+        assert ans["toast"]["content"] == texts.RETRO_NOT_AUTHOR.format(who="技术部接口人")
     forged = _click(world, DESIGN_HEAD, mid, "retro.add", case_id, dev_entry, form={"kind": "成果", "content": "改掉"})
-    assert "只有填写人" in forged["toast"]["content"]
+    assert forged["toast"]["content"] == texts.RETRO_NOT_AUTHOR.format(who="技术部接口人")
     assert _entries(world)[TECH_DEV][1:] == ("成功经验", "每日站会让滞后提前暴露")
     # the author opens the entry in the form
     ans = _click(world, TECH_DEV, mid, "retro.edit", case_id, dev_entry)
@@ -61,31 +62,32 @@ def test_author_edits_own_entry_others_cannot(world):
     assert fields["content"]["default_value"] == "每日站会让滞后提前暴露"
     # a bad edit keeps what was typed
     bad = world.submit(TECH_DEV, mid, {"kind": "不足之处", "content": " "}, form_name="retro_entry")
-    assert bad["toast"]["content"] == "请填写内容。"
+    assert bad["toast"]["content"] == texts.RETRO_NEED_CONTENT
     kind = next(n for n in walk(bad["card"]["data"]) if n.get("tag") == "select_static")
     assert kind["initial_option"] == "不足之处"
     assert any(n.get("text", {}).get("content") == "保存修改" for n in walk(bad["card"]["data"]))
     ok = world.submit(TECH_DEV, mid, {"kind": "不足之处", "content": "接口加密方案评估晚了"}, form_name="retro_entry")
-    assert ok["toast"]["content"] == "已保存修改：不足之处"
+    assert ok["toast"]["content"] == texts.RETRO_SAVED.format(kind="不足之处")
     assert _entries(world)[TECH_DEV] == (dev_entry, "不足之处", "接口加密方案评估晚了")
     assert _audit(world, "retro.edit") == ["成功经验：每日站会让滞后提前暴露 → 不足之处：接口加密方案评估晚了"]
     # the card is back to adding, showing the new text
     assert "接口加密方案评估晚了" in str(world.card(mid))
     again = _click(world, TECH_DEV, mid, "retro.add", case_id, dev_entry,
                    form={"kind": "不足之处", "content": "接口加密方案评估晚了"})
-    assert again["toast"]["content"] == "内容没有变化。" and len(_audit(world, "retro.edit")) == 1
+    assert again["toast"]["content"] == texts.RETRO_UNCHANGED and len(_audit(world, "retro.edit")) == 1
 
 
 def test_author_deletes_own_entry_once(world):
     case_id, mid = _retro(world)
     design_entry = _entries(world)[DESIGN_HEAD][0]
     ans = _click(world, OUTSIDER, mid, "retro.delete", case_id, design_entry)
-    assert ans["toast"]["type"] == "error" and DESIGN_HEAD in _entries(world)
+    assert ans["toast"] == {"type": "error", "content": texts.NOT_TEAM_MEMBER}
+    assert DESIGN_HEAD in _entries(world)
     ans = _click(world, DESIGN_HEAD, mid, "retro.delete", case_id, design_entry)
-    assert ans["toast"]["content"] == "已删除：不足之处"
+    assert ans["toast"]["content"] == texts.RETRO_DELETED.format(kind="不足之处")
     assert DESIGN_HEAD not in _entries(world) and "设计稿晚到" not in str(world.card(mid))
     again = _click(world, DESIGN_HEAD, mid, "retro.delete", case_id, design_entry)
-    assert again["toast"]["content"] == "这条内容已经删除了。"
+    assert again["toast"]["content"] == texts.RETRO_ENTRY_GONE
     assert _audit(world, "retro.delete") == ["不足之处：设计稿晚到"]
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bot import texts
 from bot.actions import ActionValue, to_name
 from bot.envelope import parse_event
 from bot.models import AuditEntry, Case, Risk
@@ -62,16 +63,17 @@ def test_only_owner_or_lead_closes_a_risk_with_a_note(world):
     # someone else: a toast naming who may, nothing changes
     ans = world.submit(TECH_DEV, mid, {"risk": str(risk_id), "note": "我来关"}, form_name="risk_close")
     assert ans["toast"]["type"] == "error"
-    assert ans["toast"]["content"] == "只有风险负责人（技术部技术负责人）或协作组长可以关闭风险「测试延迟」。"
+    assert ans["toast"]["content"] == texts.RISK_CLOSE_NOT_ALLOWED.format(owner="技术部技术负责人", lead=texts.S1_LEAD_WORD,
+                                                                          risk="测试延迟")
     assert _status(world, risk_id) == "open" and _audits(world) == []
     # nothing picked: the form comes back with the note that was typed
     ans = world.submit(TECH_HEAD, mid, {"note": "测试人员已到位"}, form_name="risk_close")
-    assert ans["toast"]["content"] == "请选择要关闭的风险。"
+    assert ans["toast"]["content"] == texts.RISK_PICK_MISSING
     note = next(n for n in walk(ans["card"]["data"]) if n.get("name") == "note")
     assert note["default_value"] == "测试人员已到位"
     # the owner closes it; the card updates in place
     ans = world.submit(TECH_HEAD, mid, {"risk": str(risk_id), "note": "测试人员已到位"}, form_name="risk_close")
-    assert ans["toast"]["type"] == "success" and ans["toast"]["content"] == "已关闭风险「测试延迟」"
+    assert ans["toast"] == {"type": "success", "content": texts.RISK_CLOSED.format(risk="测试延迟")}
     assert _status(world, risk_id) == "closed"
     assert _audits(world) == ["测试延迟：测试人员已到位"]
     card = world.card(mid)
@@ -83,7 +85,7 @@ def test_only_owner_or_lead_closes_a_risk_with_a_note(world):
     # a second submit of the old form: one effect only
     name = to_name(ActionValue("risk.close", case_id=case_id))
     again = world.click(LEAD, mid, form={"risk": str(risk_id)}, name=name)
-    assert again["toast"]["content"] == "风险「测试延迟」已经关闭了。"
+    assert again["toast"]["content"] == texts.RISK_ALREADY_CLOSED.format(risk="测试延迟")
     assert len(_audits(world)) == 1
 
 
@@ -92,11 +94,13 @@ def test_lead_may_close_and_outsiders_and_other_chats_may_not(world):
     mid = _tracking(world)
     name = to_name(ActionValue("risk.close", case_id=case_id))
     ans = world.click(OUTSIDER, mid, form={"risk": str(risk_id)}, name=name)
-    assert ans["toast"]["type"] == "error" and _status(world, risk_id) == "open"
+    assert ans["toast"] == {"type": "error", "content": texts.RISK_CLOSE_NOT_ALLOWED.format(
+        owner="技术部技术负责人", lead=texts.S1_LEAD_WORD, risk="测试延迟")}
+    assert _status(world, risk_id) == "open"
     ans = world.click(LEAD, mid, form={"risk": "999999"}, name=name)
-    assert ans["toast"]["content"] == "找不到这项风险，可能已被删除。"
+    assert ans["toast"]["content"] == texts.RISK_NOT_FOUND
     ans = world.submit(LEAD, mid, {"risk": str(risk_id)}, form_name="risk_close")
-    assert ans["toast"]["content"] == "已关闭风险「测试延迟」"
+    assert ans["toast"]["content"] == texts.RISK_CLOSED.format(risk="测试延迟")
     assert _audits(world) == ["测试延迟"]
 
 
@@ -121,8 +125,8 @@ def test_concurrent_close_clicks_close_once(world):
     with ThreadPoolExecutor(len(ids)) as pool:
         answers = list(pool.map(run, ids))
     toasts = sorted(a.toast for a in answers)
-    assert toasts.count("已关闭风险「测试延迟」") == 1, toasts
-    assert toasts.count("风险「测试延迟」已经关闭了。") == 2, toasts
+    assert toasts.count(texts.RISK_CLOSED.format(risk="测试延迟")) == 1, toasts
+    assert toasts.count(texts.RISK_ALREADY_CLOSED.format(risk="测试延迟")) == 2, toasts
     with world.state.factory() as s:
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "risk.close")) == 1
 

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import Case, Task, Template
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import fast_forward_to_step4, make_case_at_step4
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, walk
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, fits, walk
 
 
 def later(world, **kw):
@@ -38,7 +39,7 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.press(LEAD, plan, "＋关键节点")
     world.submit(LEAD, plan, {"name": "上线", "at": "2026-12-11 12:00 +0800"})
     later(world, minutes=30)
-    assert world.press(LEAD, plan, "发布方案")["toast"]["content"] == "行动方案已发布（版本 1）"
+    assert world.press(LEAD, plan, "发布方案")["toast"]["content"] == texts.PLAN_PUBLISHED
     with f() as s:
         t1, t2 = (t.id for t in s.scalars(select(Task).where(Task.case_id == case_id).order_by(Task.seq)))
         assert s.get(Case, case_id).step == 5
@@ -50,18 +51,18 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.press(LEAD, case_card(world), "更新我的进度")
     lead_form = world.last_card(title_contains="更新进度")["message_id"]
     ans = world.submit(TECH_DEV, lead_form, {f"s{t2}": "已完成", f"p{t2}": "100"}, form_name=f"f{t2}")
-    assert ans["toast"]["type"] == "error" and "「#2 页面适配」" in ans["toast"]["content"]
+    assert ans["toast"] == {"type": "error", "content": texts.NOT_TASK_OWNER.format(seq=2, content="页面适配")}
     later(world, seconds=5)
     world.press(TECH_DEV, case_card(world), "更新我的进度")
     dev_form = world.last_card(title_contains="更新进度")["message_id"]
     world.submit(TECH_DEV, dev_form, {f"s{t1}": "进行中", f"p{t1}": "60"}, form_name=f"f{t1}")
-    alerts = [t for t in world.texts() if "任务滞后" in t]
+    alerts = [t for t in world.texts() if fits(texts.LAG_ALERT, t)]
     assert len(alerts) == 1 and "#2 页面适配" in alerts[0] and f'<at user_id="{LEAD}"></at>' in alerts[0]
     later(world, seconds=5)
     world.press(DESIGN_HEAD, case_card(world), "更新我的进度")
     design_form = world.last_card(title_contains="更新进度")["message_id"]
     ans = world.submit(DESIGN_HEAD, design_form, {f"s{t2}": "进行中", f"p{t2}": "80"}, form_name=f"f{t2}")
-    assert "滞后原因和调整措施" in ans["toast"]["content"]
+    assert ans["toast"]["content"] == texts.LAG_FIELDS_REQUIRED.format(seq=2, content="页面适配")
     world.submit(DESIGN_HEAD, design_form, {f"s{t2}": "进行中", f"p{t2}": "80", f"r{t2}": "素材晚到",
                                             f"a{t2}": "加班完成"}, form_name=f"f{t2}")
     world.press(LEAD, case_card(world), "查看进度跟踪表")
@@ -107,7 +108,7 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.submit(LEAD, retro, {"kind": "成果", "content": "推广页面按期上线"})
     world.submit(DESIGN_HEAD, retro, {"kind": "改进方向", "content": "建立需求变更评审流程"})
     assert_snapshot("steps46_retro_collect", world.card(retro))
-    assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["content"] == "只有协作组长可以执行此操作。"
+    assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["content"] == texts.NOT_LEAD
     later(world, hours=1)
     world.press(LEAD, retro, "定稿并结案")
     report = world.last_card(title_contains="《复盘总结报告》")
@@ -130,7 +131,7 @@ def test_steps_4_to_6_and_sop_reuse(world):
         assert (case.status, case.step) == ("closed", 7)
     # archived read-only; /案例 shows it closed; the report exports as Markdown
     closed = world.click(LEAD, plan, value={"a": "plan.mode", "c": case_id, "x": {"m": "risk"}})
-    assert closed["toast"]["content"] == "这个协作问题已结案归档，内容只读。"
+    assert closed["toast"]["content"] == texts.CASE_CLOSED
     world.say(LEAD, "/案例")
     assert "已结案" in card_text(world.last_card(title_contains="本群的协作问题")["content"])
     later(world, seconds=5)
@@ -142,16 +143,17 @@ def test_steps_4_to_6_and_sop_reuse(world):
     later(world, seconds=5)
     report_id = report["message_id"]
     assert world.submit(TECH_HEAD, report_id, {"name": "跨部门需求对接SOP"})["toast"]["type"] == "error"
-    assert world.submit(LEAD, report_id, {"name": "跨部门需求对接SOP"})["toast"]["content"] == "已保存为模板《跨部门需求对接SOP》"
+    assert world.submit(LEAD, report_id, {"name": "跨部门需求对接SOP"})["toast"]["content"] == \
+        texts.TEMPLATE_SAVED.format(name="跨部门需求对接SOP")
     again = world.submit(LEAD, report_id, {"name": "跨部门需求对接SOP"})
-    assert "已有同名模板" in again["toast"]["content"]
+    assert again["toast"]["content"] == texts.TEMPLATE_NAME_TAKEN.format(name="跨部门需求对接SOP")
     with f() as s:
         assert len(s.scalars(select(Template)).all()) == 1
     world.say(LEAD, "/模板")
     assert "《跨部门需求对接SOP》" in card_text(world.last_card(title_contains="SOP 模板")["content"])
     later(world, days=5)  # Tue 2026-12-15
     world.say(TECH_HEAD, "/问题 模板:不存在的SOP 新问题")
-    assert any("找不到模板《不存在的SOP》" in t for t in world.texts())
+    assert texts.TEMPLATE_NOT_FOUND.format(name="不存在的SOP") in world.texts()
     later(world, seconds=5)
     world.say(TECH_HEAD, "/问题 模板:跨部门需求对接SOP 会员页面上线")
     form = world.last_card(title_contains="新建")["content"]
@@ -172,6 +174,6 @@ def test_steps_4_to_6_and_sop_reuse(world):
                                                              ("页面适配", DESIGN_HEAD)]
     assert tasks[0].start_at.isoformat() == "2026-12-16T01:00:00+00:00"
     assert tasks[0].due_at - tasks[0].start_at == timedelta(days=2, hours=4)
-    assert any("已按模板《跨部门需求对接SOP》预填" in t for t in world.texts())
+    assert texts.TEMPLATE_PREFILLED.format(name="跨部门需求对接SOP") in world.texts()
     plan2 = world.last_card(title_contains="《跨部门协作行动方案》")["content"]
     assert "测试延迟" in card_text(plan2) and "上线" in card_text(plan2)

@@ -4,12 +4,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot import texts
 from bot.models import Case, Task, TaskUpdate
 from cards.rules import validate_card
 from handlers.tracking import tracking_card_for
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, walk
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, fits, walk
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -63,13 +64,13 @@ def test_tracking_card_lagging_first_with_chart(world):
 def test_owner_updates_own_task_and_is_recorded(world):
     case_id, (t1, t2) = _setup(world)
     answer, form = _open_update_form(world, TECH_DEV)
-    assert answer["toast"]["content"].startswith("已发出")
+    assert answer["toast"]["content"] == texts.UPDATE_FORM_SENT
     assert_snapshot("steps46_update_form", form["content"])
     assert f"f{t1}" in {n.get("name") for n in walk(form["content"]) if n.get("tag") == "form"}
     assert f"f{t2}" not in {n.get("name") for n in walk(form["content"]) if n.get("tag") == "form"}
     world.clock.advance(timedelta(hours=2))
     ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "40"}, form_name=f"f{t1}")
-    assert ans["toast"]["content"] == "已更新 #1：进行中 40%"
+    assert ans["toast"]["content"] == texts.TASK_UPDATED.format(seq=1, status="进行中", progress=40)
     task = _task(world, t1)
     assert (task.status, task.progress) == ("进行中", 40)
     with world.state.factory() as s:
@@ -77,7 +78,7 @@ def test_owner_updates_own_task_and_is_recorded(world):
     assert [(u.actor_open_id, u.progress, u.at) for u in ups] == [(TECH_DEV, 40, world.clock.now())]
     # a double submit records nothing new
     again = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "40"}, form_name=f"f{t1}")
-    assert "已是最新" in again["toast"]["content"]
+    assert again["toast"]["content"] == texts.TASK_UPDATE_SAME.format(seq=1)
     with world.state.factory() as s:
         assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()) == 1
 
@@ -86,12 +87,11 @@ def test_wrong_person_cannot_update_someone_elses_task(world):
     case_id, (t1, _t2) = _setup(world)
     _answer, form = _open_update_form(world, TECH_DEV)
     ans = world.submit(DESIGN_HEAD, form["message_id"], {f"s{t1}": "已完成", f"p{t1}": "100"}, form_name=f"f{t1}")
-    assert ans["toast"]["type"] == "error"
-    assert "只有任务负责人或协作组长" in ans["toast"]["content"]
+    assert ans["toast"]["type"] == "error" and fits(texts.NOT_TASK_OWNER, ans["toast"]["content"])
     assert _task(world, t1).status == "未开始"
     # the lead may update anyone's task
     ans = world.submit(LEAD, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "30"}, form_name=f"f{t1}")
-    assert ans["toast"]["type"] == "success"
+    assert ans["toast"] == {"type": "success", "content": texts.TASK_UPDATED.format(seq=1, status="进行中", progress=30)}
     assert _task(world, t1).progress == 30
 
 
@@ -101,7 +101,7 @@ def test_lagging_update_requires_reason_and_keeps_typed_values(world):
     _answer, form = _open_update_form(world, TECH_DEV)
     ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "15", f"r{t1}": "加密方案难"},
                        form_name=f"f{t1}")
-    assert ans["toast"]["type"] == "error" and "滞后原因和调整措施" in ans["toast"]["content"]
+    assert ans["toast"]["type"] == "error" and fits(texts.LAG_FIELDS_REQUIRED, ans["toast"]["content"])
     refilled = ans["card"]["data"]
     fields = {n["name"]: n for n in walk(refilled) if n.get("name", "").endswith(str(t1))}
     assert fields[f"p{t1}"]["default_value"] == "15"
@@ -113,19 +113,19 @@ def test_lagging_update_requires_reason_and_keeps_typed_values(world):
     task = _task(world, t1)
     assert (task.lag_reason, task.adjustment) == ("加密方案难", "资深工程师协助")
     assert task.lag_notified_at is not None
-    alerts = [t for t in world.texts() if "任务滞后" in t]
+    alerts = [t for t in world.texts() if fits(texts.LAG_ALERT, t)]
     assert len(alerts) == 2  # both tasks lag (task 2 is past due); the lead is told once per task
     assert all(f'<at user_id="{LEAD}"></at>' in a for a in alerts)
     world.say(LEAD, "/进度")
     world.press(LEAD, world.last_card(title_contains="新品推广页面延迟")["message_id"], "查看进度跟踪表")
-    assert len([t for t in world.texts() if "任务滞后" in t]) == 2  # not again
+    assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 2  # not again
 
 
 def test_bad_progress_is_refused_clearly(world):
     case_id, (t1, _t2) = _setup(world)
     _answer, form = _open_update_form(world, TECH_DEV)
     ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "120"}, form_name=f"f{t1}")
-    assert "0 到 100" in ans["toast"]["content"]
+    assert ans["toast"]["content"] == texts.BAD_PROGRESS.format(value="120")
     assert _task(world, t1).progress == 0
 
 
@@ -134,7 +134,7 @@ def test_person_without_tasks_gets_a_clear_answer(world):
     ans, _ = _open_update_form(world, TECH_DEV)
     world.say(LEAD, "/进度")
     ans = world.press("ou_head_tech", world.last_card(title_contains="新品推广页面延迟")["message_id"], "更新我的进度")
-    assert ans["toast"]["content"] == "你在本问题中没有未完成的任务。"
+    assert ans["toast"]["content"] == texts.NO_OPEN_TASKS_FOR_YOU
 
 
 def test_all_tasks_done_moves_to_retro(world):
@@ -145,4 +145,4 @@ def test_all_tasks_done_moves_to_retro(world):
     world.submit(LEAD, form["message_id"], {f"s{t2}": "已完成", f"p{t2}": "100"}, form_name=f"f{t2}")
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 6
-    assert any("所有任务已完成" in t for t in world.texts())
+    assert texts.ALL_TASKS_DONE in world.texts()
