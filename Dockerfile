@@ -23,5 +23,13 @@ ENV DATABASE_URL=sqlite:////home/bot/data/collab-bot.db \
 RUN mkdir -p /home/bot/data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status==200 else 1)"
-# Migrations first, then the webhook server.
+# Migrations first, then the webhook server. `collab-bot serve` faces the network itself: it cuts
+# requests whose headers take over HEADER_TIMEOUT_SECONDS (5) or whose body takes over
+# BODY_TIMEOUT_SECONDS (10), allows MAX_CONNECTIONS_PER_CLIENT (64) connections per client address
+# and MAX_CONNECTIONS (4096) in all (bot/server.py). The per-address cap needs the real client
+# address: Docker's published ports keep it (iptables), but where Docker's userland proxy carries
+# the traffic (e.g. IPv6 to an IPv4-only container) or a reverse proxy is in front, every client
+# has the same address — set MAX_CONNECTIONS_PER_CLIENT=0 there and cap per client in the proxy.
+# Each connection is a file descriptor: the server raises its soft limit to fit MAX_CONNECTIONS
+# (within the hard limit, e.g. `docker run --ulimit nofile=8192`).
 CMD ["sh", "-c", "collab-bot db upgrade && exec collab-bot serve --host 0.0.0.0 --port 8000"]
