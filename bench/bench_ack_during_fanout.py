@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench import bench_webhook as wh  # noqa: E402
-from bench.bench_fanout import APP_ID, APP_SECRET, TENANT, serve as serve_fake  # noqa: E402
+from bench.bench_fanout import APP_ID, APP_SECRET, TENANT  # noqa: E402
+from bench.bench_fanout import serve as serve_fake  # noqa: E402
 
 PREFIX = "oc_ackfan_"
 WEBHOOK = "/feishu/events"
@@ -272,7 +273,8 @@ def report(args, idle: dict, during: dict, state: dict, seen: dict, wall: float,
     print("| fan-out | value |")
     print("|---|---|")
     print(f"| delivered (outbox rows sent) | {sent} / {args.n} |")
-    print(f"| other outcomes | {', '.join(f'{k} {v}' for k, v in state['by_status'].items() if k != 'sent') or 'none'} |")
+    others = ', '.join(f'{k} {v}' for k, v in state['by_status'].items() if k != 'sent') or 'none'
+    print(f"| other outcomes | {others} |")
     print(f"| wall time, first claim → last sent | {wall:.1f} s (minimum {args.n / 50:.1f} s, "
           f"ratio {wall / (args.n / 50):.2f}) |")
     print(f"| insert → first claim | {pickup:.2f} s |")

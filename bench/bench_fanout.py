@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import random
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+import handlers
 from bot import db
 from bot.clock import ManualClock
 from bot.feishu import FeishuClient
@@ -144,7 +145,7 @@ def seed_cases(factory, chats: list[str], now: datetime) -> None:
             s.flush()
             s.add(Task(tenant_key=TENANT, chat_id=chat, case_id=case.id, seq=1, content="接口开发",
                        owner_open_id=f"ou_owner_{i % 50}", start_at=now - timedelta(days=1),
-                       due_at=now + timedelta(days=3), delivery_standard="可上线", status="进行中",
+                       due_at=now + timedelta(days=3), delivery_standard="可上线", status="doing",
                        progress=30, updated_at=now))
 
 
@@ -173,11 +174,11 @@ async def fanout(n: int, fail: float, url: str | None, seed: int, reserve: int =
             reconcile_all(s, clock.now(), reminders.POLICY)
         client = FeishuClient(app_id=APP_ID, app_secret=APP_SECRET, base_url=base,
                               pacer=Pacer(rate=rate, reserve=reserve))
-        await client._tenant_token()  # noqa: SLF001 - warm the token like a running bot has
+        await client._tenant_token()
         if fail:
             httpx.post(f"{base}/_bench/fail?p={fail}")
         clock.set(MORNING + timedelta(minutes=1))  # 09:30: every standup is due
-        sender = OutboxSender(factory, client, clock, me="bench")
+        sender = OutboxSender(factory, client, clock, me="bench", renderers=handlers.build_router().renderers)
         start = time.perf_counter()
         results = await sender.run_once(batch=200)
         wall = time.perf_counter() - start
@@ -186,7 +187,8 @@ async def fanout(n: int, fail: float, url: str | None, seed: int, reserve: int =
         proc.terminate()
         proc.wait(10)
         engine.dispose()
-    return {"n": n, "fail": fail, "pacer_reserve": reserve, "pacer_rate": rate, "wall_s": round(wall, 2), "minimum_s": n / 50,
+    return {"n": n, "fail": fail, "pacer_reserve": reserve, "pacer_rate": rate, "wall_s": round(wall, 2),
+            "minimum_s": n / 50,
             "ratio": round(wall / (n / 50), 3), "sent_rows": sum(d.status == "sent" for d in results), **seen}
 
 

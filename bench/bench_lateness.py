@@ -16,11 +16,10 @@ import asyncio
 import statistics
 import tempfile
 import time
-
-import httpx
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 from sqlalchemy import select
 
 from bench.bench_fanout import APP_ID, APP_SECRET, TENANT, prepare_db, seed_cases, serve
@@ -43,7 +42,6 @@ def _render(session, row: Outbox, now: datetime):
 
 
 async def lateness(n: int, spread: float, url: str | None) -> dict:
-    outbox.register_renderer(KIND, _render)
     with tempfile.TemporaryDirectory() as tmp:
         url = prepare_db(url, Path(tmp))
         engine = db.make_engine(url)
@@ -59,8 +57,8 @@ async def lateness(n: int, spread: float, url: str | None) -> dict:
                 outbox.enqueue(s, tenant_key=TENANT, chat_id=case.chat_id, kind=KIND, fire_key=f"r{i}",
                                due_at=start + timedelta(seconds=spread * i / n), case_id=case.id)
         client = FeishuClient(app_id=APP_ID, app_secret=APP_SECRET, base_url=base, pacer=Pacer())
-        await client._tenant_token()  # noqa: SLF001
-        sender = OutboxSender(factory, client, clock, me="bench")
+        await client._tenant_token()
+        sender = OutboxSender(factory, client, clock, me="bench", renderers={KIND: _render})
         loop = asyncio.create_task(sender.run_forever(idle_seconds=1.0))
         deadline = time.monotonic() + spread + 30
         while time.monotonic() < deadline:

@@ -276,7 +276,7 @@ def main() -> int:
                                                   args.duration))))
         return 0
 
-    global PROCESS
+    global PROCESS  # noqa: PLW0603 - a one-shot CLI run picks the process model for the whole bench
     PROCESS = args.process
     load = args.load if args.load != "auto" else ("wrk" if shutil.which("wrk") else "python")
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhook-"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 MAX_ID = 2 ** 31 - 1  # ids and versions are INTEGER columns; a larger one is not ours
 
 
@@ -78,3 +77,13 @@ def from_name(name: str) -> ActionValue:
         raise ActionError("not an action name")
     return ActionValue.parse({"a": parts[0], "c": parts[1] or None, "v": parts[2] or None,
                               "r": parts[3] or None})
+
+
+# Action names more than one module puts on a card (the handler lives in the first module named).
+PLAN_OPEN = "plan.open"              # handlers.plan: show the plan card
+TRACK_OPEN = "track.open"            # handlers.tracking: send the clicking owner's update form
+TRACK_UPDATE = "track.update"        # submit one task's update (row_id = task id)
+TRACK_SHOW = "track.show"            # post the 《进度跟踪表》
+RISK_CLOSE = "risk.close"            # form submit: close the picked open risk (its 负责人 or the lead)
+CHANGE_OPEN = "change.open"          # handlers.tracking: the change-request form (/调整 does the same)
+EXEC_CLOSE_OPEN = "exec.close_open"  # handlers.tracking: the lead's form to end step 5 early

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+import handlers
 from bot import db
 from bot.clock import Clock, SystemClock
 from bot.dispatch import Dispatcher
@@ -25,6 +26,7 @@ from bot.pacer import Pacer
 from bot.routing import Router
 from bot.scheduler import Ticker
 from bot.settings import Settings
+from bot.webhook import routes as webhook_routes
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,6 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-def build_router() -> Router:
-    import handlers
-
-    return handlers.build_router()
-
-
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                transport: httpx.AsyncBaseTransport | None = None, router: Router | None = None,
                background: bool = True, pacer: Pacer | None | bool = True) -> FastAPI:
@@ -78,8 +74,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                           base_url=settings.feishu_base_url, transport=transport,
                           # evenly spaced sends within Feishu's limits; tests may pass pacer=None
                           pacer=Pacer() if pacer is True else (pacer or None))
-    sender = OutboxSender(factory, client, clock)
-    dispatcher = Dispatcher(factory, router or build_router(), clock, settings.tz, on_outbox=sender.kick)
+    router = router or handlers.build_router()
+    sender = OutboxSender(factory, client, clock, renderers=router.renderers)
+    dispatcher = Dispatcher(factory, router, clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)
     state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,
                      client=client, sender=sender, ticker=ticker)
@@ -97,8 +94,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             await asyncio.gather(*state.tasks, return_exceptions=True)
             await client.aclose()
             engine.dispose()
-
-    from bot.webhook import routes as webhook_routes
 
     app = FastAPI(title="collab-bot", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.bot = state
@@ -122,8 +117,6 @@ async def _start(state: BotState) -> None:
             await asyncio.sleep(DB_RETRY_SECONDS)
     state.spawn(state.sender.run_forever())
     state.spawn(_identify(state))
-    import handlers
-
     handlers.register_ticks(state)
     state.ticker.every(30, "inbox-sweep", lambda: asyncio.to_thread(
         state.dispatcher.process_pending, timedelta(seconds=20)))

@@ -6,10 +6,13 @@ import logging
 import sys
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
-from bot import texts
+from bot import db, texts
+from bot.app import create_app, settle_memory
+from bot.longconn import run_long_connection
+from bot.server import Limits, serve
 from bot.settings import Settings, SettingsError
-
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -36,10 +39,6 @@ def _require_feishu(settings: Settings) -> None:
 def _upgrade_or_exit(settings: Settings) -> None:
     """Upgrade the schema before serving; refuse clearly if it cannot be upgraded. An unreachable
     database is not fatal: the bot answers 503 (Feishu retries) and upgrades once it is back."""
-    from sqlalchemy.exc import OperationalError
-
-    from bot import db
-
     try:
         db.upgrade(settings.database_url)
     except OperationalError:
@@ -57,16 +56,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(texts.CLI_SANDBOX_LOOPBACK_ONLY.format(host=args.host), file=sys.stderr)
             return 2
         try:
-            from sandbox.run import serve_sandbox
+            # the sandbox (fake Open API, chat page) is loaded only when it runs
+            from sandbox.run import serve_sandbox  # noqa: PLC0415
         except ModuleNotFoundError:
             print(texts.CLI_NO_SANDBOX, file=sys.stderr)
             return 2
         return serve_sandbox(settings, host=args.host, port=args.port)
     _require_feishu(settings)
     _upgrade_or_exit(settings)
-    from bot.app import create_app, settle_memory
-    from bot.server import Limits, serve
-
     app = create_app(settings)
     limits = Limits.from_settings(settings, limit_concurrency=args.limit_concurrency)
     settle_memory()
@@ -80,14 +77,10 @@ def cmd_ws(args: argparse.Namespace) -> int:
     if not settings.feishu_configured or not settings.feishu_app_secret.get_secret_value():
         print(texts.CLI_WS_NEEDS_APP, file=sys.stderr)
         return 2
-    from bot.longconn import run_long_connection
-
     return run_long_connection(settings, host=args.host, port=args.port)
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
-    from bot import db
-
     settings = _settings()
     db.upgrade(settings.database_url)
     print(texts.CLI_DB_UPGRADED)

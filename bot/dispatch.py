@@ -18,6 +18,8 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -176,7 +178,7 @@ class Dispatcher:
             except OperationalError:
                 log.warning("event %s: database unavailable, left pending", event_id)
                 return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
-            except Exception:  # noqa: BLE001 - the one place unexpected errors become answers
+            except Exception:
                 ref = uuidlib.uuid4().hex[:8]
                 log.exception("event %s failed, ref %s", event_id, ref)
                 return self._dead(event_id, ref)
@@ -196,7 +198,7 @@ class Dispatcher:
                 return None
             ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
                       chat_id=_chat_of(event), actor=_actor(event), event_id=event_id,
-                      bot_open_id=self.bot_open_id, effects=self.router.effects)
+                      bot_open_id=self.bot_open_id, registry=self.router)
             answer = self._route(ctx, event)
             outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,
                                now=now, ops=ctx.ops)
@@ -216,7 +218,7 @@ class Dispatcher:
                                            key=event_id, now=self.clock.now(),
                                            ops=[outbox.SendText(texts.INTERNAL_ERROR.format(ref=ref))])
             self.on_outbox()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not park event %s", event_id)
         return CallbackAnswer(toast=texts.INTERNAL_ERROR.format(ref=ref), toast_type="error")
 
@@ -291,10 +293,7 @@ class Dispatcher:
 
 def _insert_ignoring_duplicates(dialect: str):
     """INSERT … ON CONFLICT DO NOTHING for the inbox, in the connection's dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return insert(InboxEvent.__table__).on_conflict_do_nothing()
 
 

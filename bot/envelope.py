@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from bot import jsonsafe
 from bot.jsonsafe import REPLACEMENT
@@ -237,7 +237,7 @@ def _card_action(header: Header, event: dict[str, Any]) -> CardAction:
                       unreadable=unreadable or (isinstance(option, str) and REPLACEMENT in option))
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[Header, dict[str, Any]], Event]] = {
     "im.message.receive_v1": _message,
     "im.chat.member.bot.added_v1": _bot_added,
     "im.chat.member.bot.deleted_v1": _bot_removed,

@@ -15,14 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from bot.domain import TaskStatus
+
 LAG_MARGIN = 20  # percentage points of slack before a task counts as behind
-DONE = "已完成"
-BLOCKED = "受阻"
-STATUSES = ("未开始", "进行中", "已完成", "受阻")
 
 
 class TaskLike(Protocol):
-    status: str
+    status: TaskStatus
     progress: int
     start_at: datetime
     due_at: datetime
@@ -38,10 +37,10 @@ def elapsed_percent(start: datetime, due: datetime, now: datetime) -> float:
     return max(0.0, min(100.0, used / total * 100))
 
 
-def _lagging(status: str, progress: int, start: datetime, due: datetime, now: datetime) -> bool:
-    if status == DONE:
+def _lagging(status: TaskStatus, progress: int, start: datetime, due: datetime, now: datetime) -> bool:
+    if status == TaskStatus.DONE:
         return False
-    if status == BLOCKED or now > due:
+    if status == TaskStatus.BLOCKED or now > due:
         return True
     return progress + LAG_MARGIN < elapsed_percent(start, due, now)
 
@@ -53,7 +52,7 @@ def is_lagging(task: TaskLike, now: datetime) -> bool:
     return _lagging(task.status, int(task.progress or 0), task.start_at, task.due_at, now)
 
 
-def lag_reason_required(task: TaskLike, now: datetime, *, status: str | None = None,
+def lag_reason_required(task: TaskLike, now: datetime, *, status: TaskStatus | None = None,
                         progress: int | None = None) -> bool:
     """Would the task lag with the reported status/progress? Then 滞后原因 and 调整措施 are
     required in the update. Without a report it asks about the task as stored."""

@@ -22,19 +22,24 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import sys
 import threading
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
 import lark_oapi as lark
+import lark_oapi.ws.client as wsc
+import uvicorn
 from fastapi import FastAPI
 from lark_oapi.event.dispatcher_handler import EventDispatcherHandler
+from starlette.responses import JSONResponse
 
-from bot import texts
+from bot import jsonsafe, texts
+from bot.app import create_app, settle_memory
 from bot.envelope import CardAction, parse_event
-from bot import jsonsafe
 from bot.security import Malformed
 from bot.settings import Settings
+from bot.webhook import accept, for_this_app
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +76,6 @@ class _InboxHandler(EventDispatcherHandler):
             return None
         if event is None:
             return None  # a type we don't handle: ack so Feishu does not redeliver
-        from bot.webhook import accept, for_this_app
-
         if not for_this_app(self.state.settings, event):
             log.warning("long-connection event for another app ignored")
             return None
@@ -118,8 +121,6 @@ class LongConnection:
         self._built.wait(5)
 
     def _run(self, handler: _InboxHandler) -> None:
-        import lark_oapi.ws.client as wsc
-
         loop = asyncio.new_event_loop()
         wsc.loop = loop                # 1.7.5: start() runs on this module-level loop
         asyncio.set_event_loop(loop)   # the client's ExpiringCache schedules on the current loop
@@ -156,10 +157,10 @@ class LongConnection:
             for task in tasks:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            conn = client._conn
+            conn = client._conn  # noqa: SLF001 - lark-oapi's ws.Client has no public handle on its socket
             if conn is not None:
                 loop.run_until_complete(asyncio.wait_for(conn.close(), 2))
-        except BaseException:  # noqa: BLE001 - closing is best effort
+        except BaseException:
             log.debug("closing the long connection", exc_info=True)
         finally:
             loop.close()
@@ -167,7 +168,7 @@ class LongConnection:
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True
         if self._client is not None:
-            self._client._auto_reconnect = False
+            self._client._auto_reconnect = False  # noqa: SLF001 - lark-oapi's only way to stop reconnecting
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
@@ -186,8 +187,6 @@ class _NoWebhook:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].rstrip("/") == WEBHOOK_PATH:
-            from starlette.responses import JSONResponse
-
             await JSONResponse({"msg": "not found"}, status_code=404)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -229,10 +228,6 @@ class LongConnectionServer:
     """uvicorn serving /healthz with the bot's lifespan, plus the long connection."""
 
     def __init__(self, settings: Settings, *, host: str, port: int, **create_kw: Any) -> None:
-        import uvicorn
-
-        from bot.app import create_app
-
         self.app = create_app(settings, **create_kw)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="info",
                                                     lifespan="on"))
@@ -250,13 +245,10 @@ class LongConnectionServer:
 
 
 def run_long_connection(settings: Settings, *, host: str, port: int) -> int:
-    from bot.app import settle_memory
 
     server = LongConnectionServer(settings, host=host, port=port)
     settle_memory()
     code = server.run()
     if code:
-        import sys
-
         print(texts.LONGCONN_FAILED.format(error=server.conn.fatal), file=sys.stderr)
     return code

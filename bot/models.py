@@ -2,14 +2,42 @@
 chat_id, and every repository query filters on both (tenant isolation, S8)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer,
-                        SmallInteger, String, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
-from datetime import timezone
+
+from bot.domain import Level, RetroKind, TaskStatus
+from bot.workflow import Step
+
+
+class StepType(TypeDecorator):
+    """A case's step: an INTEGER column, a workflow.Step in Python."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else int(Step(value))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Step(value)
 
 
 class UTCDateTime(TypeDecorator):
@@ -31,6 +59,24 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+class CodeType(TypeDecorator):
+    """A domain code (bot.domain): a VARCHAR column holding the code, the StrEnum member in
+    Python. Binding anything that is not one of the enum's codes (a label, a typo) raises."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int):
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -106,7 +152,7 @@ class Case(GroupScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)  # #1, #2 … within the group
     title: Mapped[str] = mapped_column(String(200))
-    step: Mapped[int] = mapped_column(Integer, default=1)   # 1..6; 7 = closed
+    step: Mapped[Step] = mapped_column(StepType, default=Step.CONSENSUS)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|closed
     opener_open_id: Mapped[str] = mapped_column(String(64))
     lead_open_id: Mapped[str] = mapped_column(String(64))
@@ -132,7 +178,7 @@ class StepLog(GroupScoped, Base):
     __tablename__ = "step_log"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    step: Mapped[int] = mapped_column(Integer)
+    step: Mapped[Step] = mapped_column(StepType)
     entered_at: Mapped[datetime]
     left_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
@@ -244,7 +290,7 @@ class Requirement(GroupScoped, Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
     demand: Mapped[str] = mapped_column(Text)
     solution: Mapped[str] = mapped_column(Text, default="")
-    priority: Mapped[str] = mapped_column(String(4), default="中")  # 高/中/低
+    priority: Mapped[Level] = mapped_column(CodeType(Level, 4), default=Level.MID)
     adjustment: Mapped[str] = mapped_column(Text, default="")       # 调整说明
     is_conflict: Mapped[bool] = mapped_column(Boolean, default=False)
     conflict_department_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -282,7 +328,7 @@ class Task(GroupScoped, Base):
     delivery_standard: Mapped[str] = mapped_column(Text)
     resources: Mapped[str] = mapped_column(Text, default="")
     depends_on_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(8), default="未开始")  # 未开始/进行中/已完成/受阻
+    status: Mapped[TaskStatus] = mapped_column(CodeType(TaskStatus, 8), default=TaskStatus.TODO)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     lag_reason: Mapped[str] = mapped_column(Text, default="")
     adjustment: Mapped[str] = mapped_column(Text, default="")
@@ -300,7 +346,7 @@ class TaskUpdate(GroupScoped, Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     actor_open_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(8))
+    status: Mapped[TaskStatus] = mapped_column(CodeType(TaskStatus, 8))
     progress: Mapped[int] = mapped_column(Integer)
     lag_reason: Mapped[str] = mapped_column(Text, default="")
     adjustment: Mapped[str] = mapped_column(Text, default="")
@@ -313,8 +359,8 @@ class Risk(GroupScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     risk: Mapped[str] = mapped_column(Text)
-    likelihood: Mapped[str] = mapped_column(String(4), default="中")
-    impact: Mapped[str] = mapped_column(String(4), default="中")
+    likelihood: Mapped[Level] = mapped_column(CodeType(Level, 4), default=Level.MID)
+    impact: Mapped[Level] = mapped_column(CodeType(Level, 4), default=Level.MID)
     response: Mapped[str] = mapped_column(Text, default="")
     owner_open_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(8), default="open")  # open|closed
@@ -377,7 +423,7 @@ class RetroEntry(GroupScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     author_open_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(8))  # 成果/成功经验/不足之处/改进方向
+    kind: Mapped[RetroKind] = mapped_column(CodeType(RetroKind, 8))
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
 

@@ -23,15 +23,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import and_, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.clock import Clock
+from bot.feishu import FeishuError, Permanent
 from bot.models import Outbox
 from bot.pacer import send_priority
+from bot.repository import remember_people
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +78,9 @@ class SyncMembers:
 
 
 Op = SendCard | SendText | PatchCard | SyncMembers
-# A renderer turns a claimed row into what to send now; returning None skips the row.
+# A renderer turns a claimed row into what to send now; returning None skips the row. Reminder
+# kinds register theirs on a Router (`@router.renderer(kind)`); the sender is given them.
 Renderer = Callable[[Session, Outbox, datetime], "list[Op] | None"]
-_RENDERERS: dict[str, Renderer] = {}
-
-
-def register_renderer(kind: str, fn: Renderer) -> None:
-    _RENDERERS[kind] = fn
 
 
 def feishu_uuid(row: Outbox, index: int = 0) -> str:
@@ -164,8 +162,8 @@ def _stored_op(_session: Session, row: Outbox, _now: datetime) -> list[Op]:
     return [load_op(row.payload)]
 
 
-register_renderer("immediate", _stored_op)
-register_renderer("hint", _stored_op)
+# Rows that carry their ops: replies written by handlers, and hints.
+BUILTIN_RENDERERS: dict[str, Renderer] = {"immediate": _stored_op, "hint": _stored_op}
 
 
 def cancel(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_key_prefix: str = "",
@@ -263,8 +261,10 @@ class OutboxSender:
 
     def __init__(self, factory: sessionmaker[Session], client: Any, clock: Clock, *,
                  me: str | None = None, lease: timedelta = LEASE, concurrency: int = 64,
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS,
+                 renderers: Mapping[str, Renderer] | None = None) -> None:
         self.factory, self.client, self.clock = factory, client, clock
+        self.renderers: dict[str, Renderer] = {**BUILTIN_RENDERERS, **(renderers or {})}
         self.me = me or worker_id()
         self.lease = lease
         self.concurrency = concurrency
@@ -302,7 +302,7 @@ class OutboxSender:
                 try:
                     if await self._claim_more(batch):
                         continue
-                except Exception:  # noqa: BLE001 - keep the loop alive; the DB may be down (F4)
+                except Exception:
                     log.exception("outbox claim failed")
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
@@ -372,7 +372,7 @@ class OutboxSender:
     async def _deliver_safely(self, row_id: int) -> Delivery:
         try:
             return await self._deliver(row_id)
-        except Exception as exc:  # noqa: BLE001 - the row stays leased and is retried after LEASE
+        except Exception as exc:
             log.exception("outbox row %s: delivery failed", row_id)
             return Delivery(row_id, "error", error=type(exc).__name__)
 
@@ -383,7 +383,7 @@ class OutboxSender:
                 try:
                     await asyncio.to_thread(renew, self.factory, me=self.me, ids=list(self._held),
                                             now=self.clock.now())
-                except Exception:  # noqa: BLE001 - next beat; the lease has room for two misses
+                except Exception:
                     log.warning("outbox heartbeat failed", exc_info=True)
 
     async def _stop(self) -> None:
@@ -394,7 +394,7 @@ class OutboxSender:
         if held:
             try:
                 await asyncio.to_thread(release, self.factory, me=self.me, ids=held)
-            except Exception:  # noqa: BLE001 - the lease expires on its own
+            except Exception:
                 log.warning("could not release %d outbox rows", len(held), exc_info=True)
 
     def _render(self, row_id: int) -> tuple[Outbox | None, list[Op] | None]:
@@ -407,7 +407,7 @@ class OutboxSender:
                 row.status = "skipped_stale"
                 log.info("outbox row %s (%s) skipped: stale", row.id, row.kind)
                 return None, None
-            renderer = _RENDERERS.get(row.kind)
+            renderer = self.renderers.get(row.kind)
             if renderer is None:
                 row.status, row.last_error = "failed", f"no renderer for {row.kind}"
                 return None, None
@@ -419,7 +419,6 @@ class OutboxSender:
             return row, ops
 
     async def _deliver(self, row_id: int) -> Delivery:
-        from bot.feishu import FeishuError, Permanent  # the only Open API boundary
 
         row, ops = await asyncio.to_thread(self._render, row_id)
         if row is None or ops is None:
@@ -460,7 +459,6 @@ class OutboxSender:
         return op.message_id
 
     def _remember(self, tenant_key: str, people: list[tuple[str, str]]) -> None:
-        from bot.repository import remember_people
 
         with self.factory() as session, session.begin():
             remember_people(session, tenant_key=tenant_key, people=people, now=self.clock.now())

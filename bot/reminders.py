@@ -25,9 +25,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import outbox
-from bot.models import (ArtifactState, Case, ConsensusVersion, Department, DepartmentInput, KeyNode,
-                        Outbox, Signoff, Task)
+from bot import outbox, texts
+from bot.domain import TaskStatus
+from bot.models import (
+    ArtifactState,
+    Case,
+    ConsensusVersion,
+    Department,
+    DepartmentInput,
+    KeyNode,
+    Outbox,
+    Signoff,
+    Task,
+)
 from bot.workdays import WorkCalendar, calendar_for
 from bot.workflow import Step
 
@@ -39,7 +49,6 @@ TASK_DUE = "task_due"
 OVERDUE = "overdue"
 SIGNOFF = "signoff_nudge"
 KINDS = (STANDUP, STANDUP_NUDGE, STANDUP_CLOSE, KEYNODE, TASK_DUE, OVERDUE, SIGNOFF)
-DONE = "已完成"
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,8 @@ class Slot:
     stale_after: datetime | None = None
 
 
-def _minute(dt: datetime) -> str:
+def minute_key(dt: datetime) -> str:
+    """A slot's minute in fire keys: UTC, e.g. 20250301T0130Z."""
     return dt.astimezone(ZoneInfo("UTC")).strftime("%Y%m%dT%H%MZ")
 
 
@@ -174,7 +184,7 @@ def plan_case(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) ->
         for node in f.nodes:
             for h in f.offsets_h:
                 due = node.at - timedelta(hours=h)
-                slots.append(Slot(KEYNODE, f"{node.id}:{h}h@{_minute(node.at)}", due, node.at))
+                slots.append(Slot(KEYNODE, f"{node.id}:{h}h@{minute_key(node.at)}", due, node.at))
         due_groups: dict[datetime, datetime] = {}
         over_groups: set[datetime] = set()
         for t in f.tasks:
@@ -184,9 +194,9 @@ def plan_case(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) ->
             due_groups[s] = min(due_groups.get(s, t.due_at), t.due_at)
             over_groups.add(overdue_slot(t.due_at, cal, f.tz))
         for s, first_deadline in due_groups.items():
-            slots.append(Slot(TASK_DUE, f"due@{_minute(s)}", s, first_deadline))
+            slots.append(Slot(TASK_DUE, f"due@{minute_key(s)}", s, first_deadline))
         for s in over_groups:
-            slots.append(Slot(OVERDUE, f"over@{_minute(s)}", s, s + timedelta(days=1)))
+            slots.append(Slot(OVERDUE, f"over@{minute_key(s)}", s, s + timedelta(days=1)))
         if f.paused:  # the daily repeat normally rides on the standup card
             today = now.astimezone(f.tz).date()
             firsts = [overdue_slot(t.due_at, cal, f.tz).astimezone(f.tz).date() for t in f.tasks if t.open]
@@ -249,7 +259,8 @@ def case_tz(case: Case) -> ZoneInfo:
     return _tz(case.timezone)
 
 
-def _offsets(case: Case) -> tuple[int, ...]:
+def keynode_offsets(case: Case) -> tuple[int, ...]:
+    """Hours before each key node to remind, largest first (24 h when none are valid)."""
     out = []
     for v in case.key_node_offsets_h or [24]:
         try:
@@ -288,9 +299,7 @@ def _requirements_state(session: Session, case: Case) -> ArtifactState | None:
 def missing_departments(session: Session, case: Case) -> list[tuple[Department, str]]:
     """(department, what is missing) for a case waiting in step 1 (signatures) or 3 (inputs,
     confirmations). Empty when nothing waits."""
-    from bot import texts
-
-    if case.status != "active" or case.step not in (1, 3):
+    if case.status != "active" or case.step not in (Step.CONSENSUS, Step.REQUIREMENTS):
         return []
     depts = list(session.scalars(select(Department).where(
         Department.case_id == case.id, Department.tenant_key == case.tenant_key,
@@ -320,7 +329,7 @@ def missing_departments(session: Session, case: Case) -> list[tuple[Department, 
 
 
 def _open(t: Task) -> bool:
-    return t.status != DONE and not t.dropped
+    return t.status != TaskStatus.DONE and not t.dropped
 
 
 def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None, nodes: list[KeyNode] | None = None,
@@ -335,7 +344,7 @@ def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None,
     return CaseFacts(
         case_id=case.id, active=case.status == "active", step=case.step, step_entered_at=case.step_entered_at,
         tz=case_tz(case), standup_time=parse_hhmm(case.standup_time or "") or time(9, 30),
-        paused=bool(case.standup_paused), offsets_h=_offsets(case),
+        paused=bool(case.standup_paused), offsets_h=keynode_offsets(case),
         tasks=tuple(TaskFact(t.id, t.due_at, _open(t)) for t in tasks),
         nodes=tuple(NodeFact(n.id, n.at) for n in nodes),
         signoffs=pending_signoffs(session, case) if case.step in (1, 3) else (),

@@ -8,8 +8,25 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.models import (ArtifactState, AuditEntry, Case, Chat, ConsensusVersion, Department,
-                        DepartmentInput, Person, Requirement, RetroEntry, Signoff, StepLog, Task)
+from bot.domain import Level, TaskStatus
+from bot.models import (
+    ArtifactState,
+    AuditEntry,
+    Case,
+    Chat,
+    ConsensusVersion,
+    Department,
+    DepartmentInput,
+    KeyNode,
+    Member,
+    Person,
+    Requirement,
+    RetroEntry,
+    Risk,
+    Signoff,
+    StepLog,
+    Task,
+)
 from bot.workflow import Facts, Step
 
 
@@ -134,7 +151,7 @@ def facts(session: Session, case: Case) -> Facts:
     tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
                                                     Task.dropped.is_(False))))
     out["task_count"] = len(tasks)
-    out["open_tasks"] = tuple(t.content[:20] for t in tasks if t.status != "已完成")
+    out["open_tasks"] = tuple(t.content[:20] for t in tasks if t.status != TaskStatus.DONE)
     out["retro_entry_count"] = len(retro_entries(session, case))
     return Facts(**out)  # type: ignore[arg-type]
 
@@ -175,3 +192,74 @@ def names(session: Session, *, tenant_key: str, open_ids: list[str]) -> dict[str
 
 def name_of(session: Session, *, tenant_key: str, open_id: str, default: str = "") -> str:
     return names(session, tenant_key=tenant_key, open_ids=[open_id]).get(open_id, default)
+
+
+# ---------------------------------------------------------------- steps 4–6
+def tasks_of(session: Session, case: Case, *, include_dropped: bool = False) -> list[Task]:
+    q = select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key, Task.chat_id == case.chat_id)
+    if not include_dropped:
+        q = q.where(Task.dropped.is_(False))
+    return list(session.scalars(q.order_by(Task.seq, Task.id)))
+
+
+def get_task(session: Session, case: Case, task_id: int | None) -> Task | None:
+    if task_id is None:
+        return None
+    return session.scalar(select(Task).where(Task.id == task_id, Task.case_id == case.id,
+                                             Task.tenant_key == case.tenant_key, Task.chat_id == case.chat_id))
+
+
+def risks_of(session: Session, case: Case) -> list[Risk]:
+    return list(session.scalars(select(Risk).where(Risk.case_id == case.id, Risk.tenant_key == case.tenant_key,
+                                                   Risk.chat_id == case.chat_id).order_by(Risk.id)))
+
+
+def nodes_of(session: Session, case: Case) -> list[KeyNode]:
+    return list(session.scalars(select(KeyNode).where(KeyNode.case_id == case.id, KeyNode.tenant_key == case.tenant_key,
+                                                      KeyNode.chat_id == case.chat_id)
+                                .order_by(KeyNode.at, KeyNode.id)))
+
+
+def team_open_ids(session: Session, case: Case) -> set[str]:
+    """Everyone who belongs to the case: lead, heads, 接口人, members and task owners."""
+    ids = {case.lead_open_id}
+    for d in departments(session, case):
+        ids.add(d.head_open_id)
+        if d.contact_open_id:
+            ids.add(d.contact_open_id)
+    ids.update(session.scalars(select(Member.open_id).where(Member.case_id == case.id,
+                                                            Member.tenant_key == case.tenant_key,
+                                                            Member.chat_id == case.chat_id)))
+    ids.update(t.owner_open_id for t in tasks_of(session, case))
+    return ids
+
+
+def department_of(session: Session, case: Case, open_id: str) -> Department | None:
+    """The department a person works for in this case (member row, else head/接口人)."""
+    dept_id = session.scalar(select(Member.department_id).where(Member.case_id == case.id, Member.open_id == open_id,
+                                                                Member.tenant_key == case.tenant_key))
+    depts = departments(session, case)
+    for d in depts:
+        if d.id == dept_id:
+            return d
+    for d in depts:
+        if open_id in (d.head_open_id, d.contact_open_id):
+            return d
+    return None
+
+
+# ---------------------------------------------------------------- step 3
+def department_inputs(session: Session, case: Case) -> dict[int, DepartmentInput]:
+    rows = session.scalars(select(DepartmentInput).where(
+        DepartmentInput.case_id == case.id, DepartmentInput.tenant_key == case.tenant_key,
+        DepartmentInput.chat_id == case.chat_id))
+    return {r.department_id: r for r in rows}
+
+
+def requirements_of(session: Session, case: Case) -> list[Requirement]:
+    rows = list(session.scalars(select(Requirement).where(
+        Requirement.case_id == case.id, Requirement.tenant_key == case.tenant_key,
+        Requirement.chat_id == case.chat_id)))
+    order = {p: i for i, p in enumerate(Level)}
+    # conflicts first (undecided before decided), then by priority
+    return sorted(rows, key=lambda r: (not r.is_conflict, r.resolved_at is not None, order.get(r.priority, 9), r.id))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from bot.envelope import CardAction, MessageEvent
-from bot.outbox import Op
+from bot.outbox import Op, Renderer
 from bot.workflow import Effect, Step
 
 
@@ -41,7 +41,7 @@ class Ctx:
     event_id: str
     bot_open_id: str = ""
     ops: list[Op] = field(default_factory=list)
-    effects: Mapping[Effect, Callable[..., None]] = field(default_factory=dict)  # Router.effects
+    registry: "Router | None" = None   # the composed Router: effects, case-card parts, exporters
 
     def send(self, op: Op) -> None:
         self.ops.append(op)
@@ -66,6 +66,7 @@ CommandHandler = Callable[[Ctx, MessageEvent, str], None]
 ActionHandler = Callable[[Ctx, CardAction, Any], CallbackAnswer]
 EventHandler = Callable[[Ctx, Any], None]
 EffectHandler = Callable[[Ctx, Any, Step], None]   # (ctx, case, the step it left)
+CaseButtonSpec = tuple[str, str, bool]              # (label, action name, primary)
 
 
 class Router:
@@ -74,6 +75,12 @@ class Router:
         self.actions: dict[str, ActionHandler] = {}
         self.events: dict[str, EventHandler] = {}
         self.effects: dict[Effect, EffectHandler] = {}   # on-enter work of the state machine
+        # what the live case card shows in each step, and how /导出 writes each step's output
+        self.case_buttons: dict[Step, tuple[CaseButtonSpec, ...]] = {}
+        self.case_summaries: dict[Step, Callable[[Ctx, Any], str]] = {}
+        self.case_states: dict[Step, Callable[[Ctx, Any], str]] = {}
+        self.exporters: dict[Step, Callable[..., "str | None"]] = {}
+        self.renderers: dict[str, Renderer] = {}   # outbox row kind -> what to send at delivery
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -107,9 +114,37 @@ class Router:
             return fn
         return deco
 
+    def buttons(self, step: Step, *buttons: CaseButtonSpec) -> None:
+        """The case card's buttons while the case is in `step`: (label, action name, primary)."""
+        self.case_buttons[step] = buttons
+
+    def summary(self, step: Step) -> Callable[[Callable[[Ctx, Any], str]], Callable[[Ctx, Any], str]]:
+        return self._register(self.case_summaries, step)
+
+    def state(self, step: Step) -> Callable[[Callable[[Ctx, Any], str]], Callable[[Ctx, Any], str]]:
+        return self._register(self.case_states, step)
+
+    def renderer(self, kind: str) -> Callable[[Renderer], Renderer]:
+        return self._register(self.renderers, kind)
+
+    def exporter(self, step: Step) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._register(self.exporters, step)
+
+    @staticmethod
+    def _register(table: dict, key: Any) -> Callable[[Any], Any]:
+        def deco(fn: Any) -> Any:
+            if key in table:
+                raise ValueError(f"{key} registered twice")
+            table[key] = fn
+            return fn
+        return deco
+
     def include(self, other: "Router") -> None:
         for table, theirs in ((self.commands, other.commands), (self.actions, other.actions),
-                              (self.events, other.events), (self.effects, other.effects)):
+                              (self.events, other.events), (self.effects, other.effects),
+                              (self.case_buttons, other.case_buttons), (self.case_summaries, other.case_summaries),
+                              (self.case_states, other.case_states), (self.exporters, other.exporters),
+                              (self.renderers, other.renderers)):
             for key, fn in theirs.items():
                 if key in table:
                     raise ValueError(f"{key} registered twice")

@@ -27,7 +27,7 @@ class Ticker:
             async with lock:  # a pass run now (run_all_now) never overlaps a scheduled one
                 try:
                     await fn()
-                except Exception:  # noqa: BLE001 - a failing tick must not stop the clock
+                except Exception:
                     log.exception("tick %s failed", name)
 
         # coalesce + max_instances=1: a slow pass is never run twice at once or replayed in bursts.

@@ -14,8 +14,8 @@ import hmac
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Mapping
 
 from Crypto.Cipher import AES

@@ -135,7 +135,7 @@ class GuardedHttp(HttpToolsProtocol):
             if victim is None:
                 self._close("over the connection cap", peer)
                 return
-            victim._expire("evicted at the connection cap")
+            victim.expire("evicted at the connection cap")
         self._arm("header timeout")
         guard.waiting[self] = None
 
@@ -210,7 +210,7 @@ class GuardedHttp(HttpToolsProtocol):
     def _arm(self, reason: str) -> None:
         limits = self.guard.limits
         seconds = limits.body_timeout if reason == "body timeout" else limits.header_timeout
-        self._timer = self.loop.call_later(seconds, self._expire, reason)
+        self._timer = self.loop.call_later(seconds, self.expire, reason)
         self._timer_reason = reason
 
     def _disarm(self) -> None:
@@ -227,7 +227,7 @@ class GuardedHttp(HttpToolsProtocol):
         else:
             waiting.pop(self, None)
 
-    def _expire(self, reason: str) -> None:
+    def expire(self, reason: str) -> None:
         """A deadline passed, or the connection is evicted to make room for a new one."""
         self._disarm()
         if self.transport.is_closing():

@@ -174,6 +174,7 @@ class Effect(Enum):
 
     ANNOUNCE_STEP = "announce_step"          # the live case card moves on; one line says so
     PREFILL_TEAM = "prefill_team"            # a case from an SOP template gets its roles
+    PLAN_INPUT_NUDGE = "plan_input_nudge"    # 接口人 who have not submitted are nudged once
     POST_CASE_CARD = "post_case_card"        # after a send-back: the case card again
     REFRESH_CASE_CARD = "refresh_case_card"  # the case is archived: the live card shows it
 
@@ -189,7 +190,7 @@ class Edge:
 FORWARD_EFFECTS = (Effect.ANNOUNCE_STEP,)
 ON_ENTER: dict[Step, tuple[Effect, ...]] = {
     Step.TEAM: (Effect.PREFILL_TEAM,) + FORWARD_EFFECTS,
-    Step.REQUIREMENTS: FORWARD_EFFECTS,
+    Step.REQUIREMENTS: (Effect.PLAN_INPUT_NUDGE,) + FORWARD_EFFECTS,
     Step.PLAN: FORWARD_EFFECTS,
     Step.EXECUTION: FORWARD_EFFECTS,
     Step.RETRO: FORWARD_EFFECTS,

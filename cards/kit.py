@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.actions import ActionValue
@@ -181,6 +181,11 @@ def select_static(
     return out
 
 
+def code_options(labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """select_static options of a domain code: the label shown, the code sent ({code: label})."""
+    return [(label, str(code)) for code, label in labels.items()]
+
+
 def _check_open_ids(ids: Iterable[str]) -> list[str]:
     ids = list(ids)
     for oid in ids:
@@ -263,7 +268,7 @@ def columns(cols: Sequence[Sequence[Element]], weights: Sequence[int] | None = N
 
 
 def table(
-    columns: Sequence[tuple[str, str, str]],  # noqa: A002 - (name, display_name, data_type)
+    columns: Sequence[tuple[str, str, str]],
     rows: Iterable[dict[str, Any]],
     *,
     page_size: int = 10,

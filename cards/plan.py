@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 from bot import texts
 from bot.actions import ActionValue, to_name
+from bot.domain import Level
 from cards import kit
 from cards.tracking import RiskRow, risks_table
 
-LEVELS = [(x, x) for x in texts.PRIORITY_LEVELS]
+LEVELS = kit.code_options(texts.LEVEL_LABELS)
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ class PlanTask:
 class PlanRisk:
     risk_id: int
     risk: str
-    likelihood: str
-    impact: str
+    likelihood: Level
+    impact: Level
     response: str
     owner: str
     open: bool = True
@@ -147,7 +148,7 @@ def _edit_panel(view: PlanView, a: PlanActions) -> dict:
 def _task_form(view: PlanView, a: PlanActions) -> dict:
     """Six fields at most (cards.md "short forms"); dependencies are a separate optional step."""
     ed, typed = view.editing, view.typed
-    def pick(key: str, stored: str | None) -> str | None:  # noqa: E306
+    def pick(key: str, stored: str | None) -> str | None:
         return typed.get(key) or stored or None
     fields = [
         kit.md(texts.PLAN_FORM_TASK_EDIT.format(seq=ed.seq) if ed else texts.PLAN_FORM_TASK),

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot import texts
 from bot.actions import ActionValue, to_name
+from bot.domain import Level
 from cards import kit
 
 
@@ -25,7 +26,7 @@ class ReqLine:
     department: str
     demand: str
     solution: str
-    priority: str
+    priority: Level
     adjustment: str
     conflict_with: tuple[str, ...] = ()   # department names; non-empty = a 冲突点
     resolved: bool = False
@@ -89,7 +90,7 @@ def requirements_card(view: ReqView) -> dict:
              ("solution", texts.S3_COL_SOLUTION, "text"), ("prio", texts.S3_COL_PRIORITY, "options"),
              ("conflict", texts.S3_COL_CONFLICT, "text"), ("adjust", texts.S3_COL_ADJUST, "text")],
             [{"dept": r.department, "demand": r.demand, "solution": r.solution or texts.S_EMPTY,
-              "prio": kit.tag_option(r.priority, texts.S3_PRIORITY_COLOURS.get(r.priority, "neutral")),
+              "prio": kit.tag_option(texts.LEVEL_LABELS[r.priority], texts.S3_PRIORITY_COLOURS[r.priority]),
               "conflict": _conflict_cell(r), "adjust": r.adjustment or texts.S_EMPTY}
              for r in view.requirements]))
     else:
@@ -181,8 +182,8 @@ def add_form(view: FormView, depts: tuple[tuple[str, str], ...]) -> dict:
         kit.text_input("solution", texts.S3_F_SOLUTION, placeholder=texts.S3_PH_SOLUTION,
                        default=_s(v, "solution"), max_length=300),
         kit.md(f"**{texts.S3_F_PRIORITY}**"),
-        kit.select_static("priority", [(p, p) for p in texts.S3_PRIORITIES], placeholder=texts.S3_PH_PRIORITY,
-                          initial=_s(v, "priority") or "中"),
+        kit.select_static("priority", kit.code_options(texts.LEVEL_LABELS), placeholder=texts.S3_PH_PRIORITY,
+                          initial=_s(v, "priority") or Level.MID),
         kit.md(f"**{texts.S3_F_CONFLICT}**"),
         multi,
         kit.text_input("adjustment", texts.S3_F_ADJUST, placeholder=texts.S3_PH_ADJUST,

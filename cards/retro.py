@@ -5,12 +5,13 @@ from dataclasses import dataclass, field
 
 from bot import texts
 from bot.actions import ActionValue, to_name
+from bot.domain import RetroKind
 from cards import kit
 
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str
+    kind: RetroKind
     content: str
     author: str
     entry_id: int = 0
@@ -43,7 +44,8 @@ def _edit_panel(view: RetroView, a: RetroActions) -> dict:
     newest = sorted(view.entries, key=lambda e: -e.entry_id)
     rows: list[dict] = []
     for e in newest[:PANEL_ROWS]:
-        line = texts.RETRO_PANEL_LINE.format(kind=e.kind, content=kit.esc(e.content[:60]), author=kit.at(e.author))
+        line = texts.RETRO_PANEL_LINE.format(kind=texts.RETRO_KIND_LABELS[e.kind], content=kit.esc(e.content[:60]),
+                                             author=kit.at(e.author))
         rows.append(kit.columns([[kit.md(line)],
                                  [kit.button(texts.BTN_RETRO_EDIT, ActionValue(a.edit, case_id=case_id,
                                                                               row_id=e.entry_id))],
@@ -56,9 +58,9 @@ def _edit_panel(view: RetroView, a: RetroActions) -> dict:
 
 
 def _entries_table(entries: tuple[Entry, ...]) -> dict:
-    order = {k: i for i, k in enumerate(texts.RETRO_KINDS)}
-    rows = [{"kind": e.kind, "content": e.content, "author": [e.author]}
-            for e in sorted(entries, key=lambda e: order.get(e.kind, 9))]
+    order = {k: i for i, k in enumerate(RetroKind)}
+    rows = [{"kind": texts.RETRO_KIND_LABELS[e.kind], "content": e.content, "author": [e.author]}
+            for e in sorted(entries, key=lambda e: order[e.kind])]
     return kit.table([("kind", texts.COL_KIND, "text"), ("content", texts.COL_CONTENT, "text"),
                       ("author", texts.COL_AUTHOR, "persons")], rows)
 
@@ -77,8 +79,8 @@ def retro_card(view: RetroView) -> dict:
     submit = view.submit if ed is None else ActionValue(view.submit.action, case_id=view.submit.case_id,
                                                         row_id=ed.entry_id)
     elements.append(kit.form("retro_entry", fields + [
-        kit.select_static("kind", [(k, k) for k in texts.RETRO_KINDS], placeholder=texts.PH_RETRO_KIND, required=True,
-                          initial=kind or None),
+        kit.select_static("kind", kit.code_options(texts.RETRO_KIND_LABELS), placeholder=texts.PH_RETRO_KIND,
+                          required=True, initial=kind or None),
         kit.text_input("content", texts.FIELD_RETRO_CONTENT, placeholder=texts.PH_RETRO_CONTENT, required=True,
                        multiline=True, default=content or None, max_length=1000),
         kit.submit_button(texts.BTN_RETRO_SAVE if ed else texts.BTN_RETRO_ADD, to_name(submit))]))
@@ -159,10 +161,11 @@ def report_card(view: ReportView) -> dict:
                                "status": kit.tag_option(*texts.CHANGE_STATUS[c.status])} for c in view.changes]))
     else:
         els.append(kit.md(texts.REPORT_NO_CHANGES))
-    for kind in texts.RETRO_KINDS:
+    for kind in RetroKind:
         lines = [texts.REPORT_ENTRY.format(content=kit.esc(e.content), author=kit.at(e.author))
                  for e in view.entries if e.kind == kind] or [texts.REPORT_NO_ENTRY]
-        els.append(kit.md(texts.REPORT_ENTRIES_HEAD.format(kind=kind) + "\n" + "\n".join(lines)))
+        els.append(kit.md(texts.REPORT_ENTRIES_HEAD.format(kind=texts.RETRO_KIND_LABELS[kind]) + "\n"
+                          + "\n".join(lines)))
     if view.save_template is not None:
         els.append(kit.hr())
         els.append(kit.form("save_template", [

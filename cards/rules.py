@@ -626,7 +626,7 @@ def _collect(node: Any, form: str | None, out: list[dict]) -> None:
         return
     for b in node.get("behaviors") or []:
         if isinstance(b, dict) and b.get("type") == "callback":
-            out.append(b.get("value"))
+            out.append(b.get("value") or {})
     if node.get("tag") == "button" and node.get("form_action_type") == "submit":
         out.append({"submit": node.get("name"), "form": form})
     if node.get("tag") == "form":

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from bot import texts
 from bot.actions import ActionValue, to_name
+from bot.domain import Level, TaskStatus
 from cards import kit
 
 MAX_FORMS = 6  # forms per update card (each is 4 fields + a button)
@@ -16,7 +17,7 @@ class TaskRow:
     seq: int
     content: str
     owner: str            # open_id
-    status: str
+    status: TaskStatus
     progress: int
     due: str              # already formatted in the group's time zone
     lag_reason: str = ""
@@ -28,8 +29,8 @@ class TaskRow:
 @dataclass(frozen=True)
 class RiskRow:
     risk: str
-    likelihood: str
-    impact: str
+    likelihood: Level
+    impact: Level
     response: str
     owner: str
     open: bool = True
@@ -51,7 +52,7 @@ class TrackingView:
 
 
 def _status_cell(row: TaskRow) -> list[dict[str, str]]:
-    cell = kit.tag_option(row.status, texts.STATUS_COLOURS.get(row.status, "neutral"))
+    cell = kit.tag_option(texts.TASK_STATUS_LABELS[row.status], texts.TASK_STATUS_COLOURS[row.status])
     if row.lagging:
         cell += kit.tag_option(texts.LAGGING_TAG, "red")
     return cell
@@ -70,17 +71,17 @@ def _tasks_table(tasks: list[TaskRow]) -> dict:
                       ("adjust", texts.COL_ADJUSTMENT, "text")], rows)
 
 
-def risk_status_cell(open_: bool, impact: str) -> list[dict[str, str]]:
+def risk_status_cell(open_: bool, impact: Level) -> list[dict[str, str]]:
     """未关闭 orange (plus a red 高影响 tag), 已关闭 green."""
     cell = kit.tag_option(*texts.RISK_STATUS["open" if open_ else "closed"])
-    if open_ and impact == texts.PRIORITY_LEVELS[0]:
+    if open_ and impact == Level.HIGH:
         cell += kit.tag_option(*texts.RISK_HIGH_TAG)
     return cell
 
 
 def risks_table(risks: list[RiskRow]) -> dict:
-    rows = [{"risk": r.risk, "status": risk_status_cell(r.open, r.impact), "l": r.likelihood, "i": r.impact,
-             "resp": r.response or "—", "owner": [r.owner]} for r in risks]
+    rows = [{"risk": r.risk, "status": risk_status_cell(r.open, r.impact), "l": texts.LEVEL_LABELS[r.likelihood],
+             "i": texts.LEVEL_LABELS[r.impact], "resp": r.response or "—", "owner": [r.owner]} for r in risks]
     return kit.table([("risk", texts.COL_RISK, "text"), ("status", texts.COL_RISK_STATUS, "options"),
                       ("l", texts.COL_LIKELIHOOD, "text"), ("i", texts.COL_IMPACT, "text"),
                       ("resp", texts.COL_RESPONSE, "text"), ("owner", texts.COL_OWNER, "persons")], rows)
@@ -105,7 +106,7 @@ def tracking_card(view: TrackingView) -> dict:
     others = [t for t in view.tasks if not t.lagging]
     open_risks = [r for r in view.risks if r.open]
     closed_risks = [r for r in view.risks if not r.open]
-    done = sum(1 for t in view.tasks if t.status == "已完成")
+    done = sum(1 for t in view.tasks if t.status == TaskStatus.DONE)
     elements: list[dict] = []
     elements.append(kit.md(texts.TRACK_LAGGING_HEAD.format(n=len(lagging)) if lagging else texts.TRACK_ALL_ON_TRACK))
     if lagging:
@@ -147,7 +148,7 @@ class UpdateItem:
     row: TaskRow
     submit: ActionValue
     # what the form shows: the stored values, or what the user typed before an error
-    status: str = ""
+    status: str = ""            # a TaskStatus code
     progress: str = ""
     lag_reason: str = ""
     adjustment: str = ""
@@ -174,12 +175,13 @@ def update_card(view: UpdateView) -> dict:
         row = item.row
         s, p, r, a = field_names(row.task_id)
         head = texts.UPDATE_TASK_HEAD.format(seq=row.seq, content=kit.esc(row.content), owner=kit.at(row.owner),
-                                             due=row.due, status=row.status, progress=row.progress)
+                                             due=row.due, status=texts.TASK_STATUS_LABELS[row.status],
+                                             progress=row.progress)
         if row.lagging:
             head += texts.UPDATE_TASK_LAGGING
         elements.append(kit.form(f"f{row.task_id}", [
             kit.md(head),
-            kit.select_static(s, [(x, x) for x in texts.TASK_STATUSES], placeholder=texts.PH_STATUS,
+            kit.select_static(s, kit.code_options(texts.TASK_STATUS_LABELS), placeholder=texts.PH_STATUS,
                               required=True, initial=item.status or None),
             kit.text_input(p, texts.FIELD_PROGRESS, placeholder=texts.PH_PROGRESS, required=True,
                            default=item.progress, max_length=3),
@@ -211,7 +213,7 @@ class ChangeFormView:
 def change_form_card(view: ChangeFormView) -> dict:
     """Six fields at most per mode; a new task starts when the lead approves it."""
     t = view.typed
-    def val(k: str) -> str | None:  # noqa: E306
+    def val(k: str) -> str | None:
         return t.get(k) or None
     reason = kit.text_input("reason", texts.FIELD_REASON, placeholder=texts.PH_REASON, required=True,
                             default=val("reason"), max_length=500)

@@ -34,6 +34,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from bot.clock import Clock, SystemClock
 
@@ -291,11 +295,6 @@ class FakeFeishu:
 
     def asgi_app(self):
         """A Starlette app serving this fake (for the sandbox on 127.0.0.1)."""
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-
         async def endpoint(request: Request) -> Response:
             body = await request.body()
             req = httpx.Request(request.method, str(request.url), headers=request.headers.raw,

@@ -1,16 +1,16 @@
-"""Handlers: one module per command / step / job. `build_router` collects their routes;
-`register_ticks` adds the scheduled scans."""
+"""Handlers: one module per command, step or job, over shared helpers (common, case_card, views,
+people, tasks, lag_alerts, templates). `build_router` is the composition: every module's Router
+in one, with its commands, actions, events, on-enter effects, case-card parts, exporters and
+outbox renderers; `register_ticks` adds the scheduled scans."""
 from __future__ import annotations
 
 from typing import Any
 
 from bot.routing import Router
+from handlers import consensus, export, general, plan, reminders, requirements, retro, team, templates, tracking
 
 
 def build_router() -> Router:
-    from handlers import (consensus, export, general, plan, reminders, requirements, retro, team,
-                          templates, tracking)
-
     router = Router()
     for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
                    reminders):
@@ -19,6 +19,4 @@ def build_router() -> Router:
 
 
 def register_ticks(state: Any) -> None:
-    from handlers import reminders
-
     reminders.register_ticks(state)

@@ -1,11 +1,10 @@
 """Builds the live case card from the database and keeps it current.
 
-Step modules register the buttons their step needs (`STEP_BUTTONS`) and call
-`refresh(ctx, case)` after any change: the live card is patched in place (cards.md: one live
-card per case); `post(ctx, case)` sends it anew (`/进度`, step changes)."""
+Step modules register the buttons and summary their step needs on their Router
+(`router.buttons(step, …)`, `@router.summary(step)`) and call `refresh(ctx, case)` after any
+change: the live card is patched in place (cards.md: one live card per case); `post(ctx, case)`
+sends it anew (`/进度`, step changes)."""
 from __future__ import annotations
-
-from typing import Callable
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
@@ -13,13 +12,6 @@ from bot.models import Case
 from bot.routing import Ctx
 from bot.workflow import Gap, Step, missing
 from cards.case import CaseButton, CaseView, case_card
-
-# step -> list of (label, action name, primary?)
-STEP_BUTTONS: dict[int, list[tuple[str, str, bool]]] = {}
-# step -> function adding a short summary under the strip (e.g. lagging tasks in step 5)
-STEP_SUMMARY: dict[int, Callable[[Ctx, Case], str]] = {}
-# step -> colour key override (e.g. "lagging" when tasks lag)
-STEP_STATE: dict[int, Callable[[Ctx, Case], str]] = {}
 
 
 def gap_labels(gaps: tuple[Gap, ...]) -> tuple[str, ...]:
@@ -30,10 +22,12 @@ def gap_labels(gaps: tuple[Gap, ...]) -> tuple[str, ...]:
 def view(ctx: Ctx, case: Case) -> CaseView:
     step = case.step
     gaps = gap_labels(missing(step, repository.facts(ctx.session, case))) if step < Step.CLOSED else ()
+    parts = ctx.registry
+    assert parts is not None, "the case card needs the composed Router"
     buttons = tuple(CaseButton(label, ActionValue(name, case_id=case.id, version=case.version), primary)
-                    for label, name, primary in STEP_BUTTONS.get(step, []))
-    summary = STEP_SUMMARY[step](ctx, case) if step in STEP_SUMMARY else ""
-    state = STEP_STATE[step](ctx, case) if step in STEP_STATE else ("waiting" if gaps else "done")
+                    for label, name, primary in parts.case_buttons.get(step, ()))
+    summary = parts.case_summaries[step](ctx, case) if step in parts.case_summaries else ""
+    state = parts.case_states[step](ctx, case) if step in parts.case_states else ("waiting" if gaps else "done")
     return CaseView(case_id=case.id, seq=case.seq, title=case.title, step=step, lead_open_id=case.lead_open_id,
                     missing=gaps, buttons=buttons, state=state, extra_markdown=summary)
 

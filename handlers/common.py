@@ -1,16 +1,25 @@
-"""What every step's handlers share: the one way a case changes step (`transition`), and the
-small checks and records around it."""
+"""What every step's handlers share: the one way a case changes step (`transition`), loading the
+case a card points at, the step and permission checks, the audit trail, and reading forms."""
 from __future__ import annotations
 
-from bot import repository, workflow
-from bot.models import Case
-from bot.routing import Ctx
+import re
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm.attributes import flag_modified
+
+from bot import repository, texts, workflow
+from bot.models import Case, Department
+from bot.routing import Ctx, UserError
 from bot.workflow import Blocked, Check, Command, Effect, Outcome, SendBack, Step
-from handlers import case_card
+from handlers import case_card, people
 from handlers.case_card import gap_labels
 
-__all__ = ["transition", "gap_labels"]
+__all__ = ["transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step"]
 
+_OPEN_ID = re.compile(r"^ou_[A-Za-z0-9_-]{1,64}$")
+_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
+_WHEN = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$")
 
 def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = None) -> Outcome | None:
     """Hand `command` to the state machine; record the step change and carry out its effects.
@@ -46,4 +55,161 @@ def _run(ctx: Ctx, case: Case, effect: Effect, before: Step) -> None:
     elif effect is Effect.REFRESH_CASE_CARD:
         case_card.refresh(ctx, case)
     else:  # effects owned by a step module, registered on its Router
-        ctx.effects[effect](ctx, case, before)
+        assert ctx.registry is not None, "a transition needs the composed Router"
+        ctx.registry.effects[effect](ctx, case, before)
+
+
+def try_advance(ctx: Ctx, case: Case) -> bool:
+    """Move on if the step's guard now holds (the new step is announced). False if not yet."""
+    return transition(ctx, case, Check()) is not None
+
+
+# ---------------------------------------------------------------- the case a card points at
+def load_case(ctx: Ctx, case_id: int | None) -> Case:
+    """The case, in THIS tenant and chat only (S7/S8), whatever its status."""
+    case = repository.get_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, case_id=case_id or 0)
+    if case is None:
+        raise UserError(texts.CASE_NOT_FOUND)
+    return case
+
+
+def load_active_case(ctx: Ctx, case_id: int | None) -> Case:
+    """The case, refused when it is archived (read-only)."""
+    case = load_case(ctx, case_id)
+    if case.status != "active":
+        raise UserError(texts.CASE_CLOSED)
+    return case
+
+
+def require_step(case: Case, step: Step, what: str = "") -> None:
+    """Refuse an action that belongs to another step, naming where the case is."""
+    if case.status == "closed" or case.step >= Step.CLOSED:
+        raise UserError(texts.CASE_CLOSED)
+    if case.step != step:
+        raise UserError(texts.S_NOT_IN_STEP.format(current=int(case.step), name=texts.STEP_NAMES[case.step],
+                                                   what=what or texts.OUTPUTS[step], step=int(step)))
+
+
+def touch(ctx: Ctx, case: Case) -> None:
+    """Bump the case's version: concurrent writers to one case conflict and are retried."""
+    case.updated_at = ctx.now
+    flag_modified(case, "updated_at")  # an UPDATE (and a version bump) even if `now` did not move
+    ctx.session.flush()
+
+
+def audit(ctx: Ctx, case: Case, action: str, detail: str) -> None:
+    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
+                     action=action, detail=detail, now=ctx.now)
+
+
+def not_lead(ctx: Ctx, case: Case) -> UserError:
+    """The refusal of a lead-only action: 「只有协作组长陈静可以执行此操作。」."""
+    return UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.S_ONLY_LEAD))
+
+
+def is_lead_or_head(ctx: Ctx, case: Case, depts: list[Department]) -> bool:
+    return ctx.actor == case.lead_open_id or any(d.head_open_id == ctx.actor for d in depts)
+
+
+def require_lead_or_head(ctx: Ctx, case: Case, depts: list[Department]) -> None:
+    if not is_lead_or_head(ctx, case, depts):
+        lead = people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.S1_LEAD_WORD)
+        who = "、".join([lead, heads_of(ctx, depts)] if depts else [lead])
+        raise UserError(texts.S_ONLY_LEAD_OR_HEADS.format(who=who))
+
+
+def heads_of(ctx: Ctx, depts: list[Department]) -> str:
+    return "、".join(people.who(ctx.session, ctx.tenant_key, d.head_open_id, texts.S1_HEAD_OF.format(dept=d.name))
+                    for d in depts)
+
+
+def signed_as(ctx: Ctx, depts: list[Department]) -> str:
+    """For a success toast: 「技术部 李娜」 (the departments the actor acted for, then their name)."""
+    return people.with_name(ctx.session, ctx.tenant_key, ctx.actor, "、".join(d.name for d in depts))
+
+
+# ---------------------------------------------------------------- text and markup in messages
+def inert(user_text: str) -> str:
+    """User text for a *text* message: no `<at user_id=all>` or other tags can survive."""
+    return str(user_text).replace("<", "＜").replace(">", "＞")
+
+
+def mention(open_id: str) -> str:
+    return f'<at user_id="{open_id}"></at>' if _OPEN_ID.match(open_id or "") else ""
+
+
+# ---------------------------------------------------------------- times and forms
+def local(ctx: Ctx, when: datetime | None) -> datetime | None:
+    return when.astimezone(ctx.tz) if when else None
+
+
+def parse_when(raw: object, tz: ZoneInfo) -> datetime | None:
+    """'2026-12-11 12:00 +0800' (picker_datetime) or '2026-12-10 +0800' (date_picker, → 18:00)
+    → aware UTC datetime; None when empty. Raises ValueError for anything else or impossible dates."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise ValueError(raw)
+    m = _WHEN.match(raw)
+    if not m:
+        raise ValueError(raw)
+    y, mo, d, hh, mm, sign, oh, om = m.groups()
+    hour, minute = (int(hh), int(mm)) if hh is not None else (18, 0)
+    if sign:
+        offset = timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
+        zone = timezone(offset)
+    else:
+        zone = tz
+    when = datetime(int(y), int(mo), int(d), hour, minute, tzinfo=zone)  # ValueError on 2月30日
+    return when.astimezone(ZoneInfo("UTC"))
+
+
+def fmt(when: datetime | None, tz: ZoneInfo, pattern: str = texts.DATETIME_FMT) -> str:
+    return when.astimezone(tz).strftime(pattern) if when else "—"
+
+
+def picker_value(when: datetime | None, tz: ZoneInfo) -> str | None:
+    """A stored time as a picker's initial value ('yyyy-MM-dd HH:mm' in the group's zone)."""
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M") if when else None
+
+
+def parse_day(raw: object, field: str, *, today: date, keep: date | None = None) -> tuple[date | None, str]:
+    """A date picker value ("2026-12-10 +0800") → date, or an error message."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text:
+        return None, texts.S_FIELD_REQUIRED.format(field=field)
+    m = _DATE.match(text)
+    try:
+        day = date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+    except ValueError:
+        day = None
+    if day is None:
+        return None, texts.S_BAD_DATE.format(field=field)
+    if day < today and day != keep:
+        return None, texts.S_DATE_PAST.format(field=field, date=day.isoformat())
+    return day, ""
+
+
+def form_text(form: dict, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def form_person(form: dict, name: str) -> str:
+    value = form.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return value.strip() if isinstance(value, str) else ""
+
+
+# ---------------------------------------------------------------- Markdown for /导出
+def cell(value: object) -> str:
+    """One Markdown table cell: no pipes or line breaks can break the row."""
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", " / ").strip() or "—"
+
+
+def md_table(head: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

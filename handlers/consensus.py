@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
-from sqlalchemy.orm.attributes import flag_modified
-
-from bot import outbox, repository, texts
+from bot import outbox, repository, texts, workflow
 from bot.actions import ActionValue
 from bot.envelope import CardAction, MessageEvent
 from bot.models import Case, ConsensusVersion, Department, Signoff
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
-from bot import workflow
-from bot.workflow import Check, Facts, Open, Step
+from bot.workflow import Facts, Open, Step
 from cards import consensus as cards
-from handlers import case_card, people
-from handlers.common import transition
+from handlers import case_card, templates
+from handlers.common import (
+    audit,
+    form_person,
+    form_text,
+    heads_of,
+    inert,
+    load_active_case,
+    local,
+    mention,
+    parse_day,
+    require_lead_or_head,
+    require_step,
+    signed_as,
+    touch,
+    try_advance,
+)
 
 router = Router()
 
@@ -39,111 +51,6 @@ _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
 LIMITS = {"title": 60, "background": 500, "current_state": 500, "impact": 500, "goal": 300,
           "expected_outcome": 500}
 REQUIRED = ("background", "current_state", "impact", "goal", "expected_outcome")
-
-
-# ---------------------------------------------------------------- helpers shared by steps 1–3
-def load_case(ctx: Ctx, value: ActionValue) -> Case:
-    """The case the card points at, in THIS tenant and chat only (S7/S8)."""
-    case = None
-    if value.case_id is not None:
-        case = repository.get_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
-                                   case_id=value.case_id)
-    if case is None:
-        raise UserError(texts.CASE_NOT_FOUND)
-    if case.status != "active":
-        raise UserError(texts.CASE_CLOSED)
-    return case
-
-
-def require_step(case: Case, step: int, what: str) -> None:
-    if case.step != step:
-        raise UserError(texts.S_NOT_IN_STEP.format(current=case.step, name=texts.STEP_NAMES[case.step],
-                                                   what=what, step=step))
-
-
-def touch(ctx: Ctx, case: Case) -> None:
-    """Bump the case's version: concurrent writers to one case conflict and are retried."""
-    case.updated_at = ctx.now
-    flag_modified(case, "updated_at")  # an UPDATE (and a version bump) even if `now` did not move
-    ctx.session.flush()
-
-
-def audit(ctx: Ctx, case: Case, action: str, detail: str) -> None:
-    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
-                     action=action, detail=detail, now=ctx.now)
-
-
-def inert(user_text: str) -> str:
-    """User text for a *text* message: no `<at user_id=all>` or other tags can survive."""
-    return str(user_text).replace("<", "＜").replace(">", "＞")
-
-
-def mention(open_id: str) -> str:
-    return f'<at user_id="{open_id}"></at>' if _OPEN_ID.match(open_id or "") else ""
-
-
-def local(ctx: Ctx, when: datetime | None) -> datetime | None:
-    return when.astimezone(ctx.tz) if when else None
-
-
-def try_advance(ctx: Ctx, case: Case) -> bool:
-    """Move on if the workflow's guards allow it (the new step is announced). False if blocked."""
-    return transition(ctx, case, Check()) is not None
-
-
-def heads_of(ctx: Ctx, depts: list[Department]) -> str:
-    return "、".join(people.who(ctx.session, ctx.tenant_key, d.head_open_id, texts.S1_HEAD_OF.format(dept=d.name))
-                    for d in depts)
-
-
-def signed_as(ctx: Ctx, depts: list[Department]) -> str:
-    """For a success toast: 「技术部 李娜」 (the departments the actor acted for, then their name)."""
-    return people.with_name(ctx.session, ctx.tenant_key, ctx.actor, "、".join(d.name for d in depts))
-
-
-def is_lead_or_head(ctx: Ctx, case: Case, depts: list[Department]) -> bool:
-    return ctx.actor == case.lead_open_id or any(d.head_open_id == ctx.actor for d in depts)
-
-
-def not_lead(ctx: Ctx, case: Case) -> UserError:
-    """The refusal of a lead-only action: 「只有协作组长陈静可以执行此操作。」."""
-    return UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.S_ONLY_LEAD))
-
-
-def require_lead_or_head(ctx: Ctx, case: Case, depts: list[Department]) -> None:
-    if not is_lead_or_head(ctx, case, depts):
-        lead = people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.S1_LEAD_WORD)
-        who = "、".join([lead, heads_of(ctx, depts)] if depts else [lead])
-        raise UserError(texts.S_ONLY_LEAD_OR_HEADS.format(who=who))
-
-
-def parse_day(raw: object, field: str, *, today: date, keep: date | None = None) -> tuple[date | None, str]:
-    """A date picker value ("2026-12-10 +0800") → date, or an error message."""
-    text = raw.strip() if isinstance(raw, str) else ""
-    if not text:
-        return None, texts.S_FIELD_REQUIRED.format(field=field)
-    m = _DATE.match(text)
-    try:
-        day = date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
-    except ValueError:
-        day = None
-    if day is None:
-        return None, texts.S_BAD_DATE.format(field=field)
-    if day < today and day != keep:
-        return None, texts.S_DATE_PAST.format(field=field, date=day.isoformat())
-    return day, ""
-
-
-def form_text(form: dict, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def form_person(form: dict, name: str) -> str:
-    value = form.get(name)
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return value.strip() if isinstance(value, str) else ""
 
 
 # ---------------------------------------------------------------- the form
@@ -307,7 +214,6 @@ def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:
     text = args.strip()
     if not text.startswith(texts.TEMPLATE_PREFIXES):
         return None, args
-    from handlers import templates  # noqa: PLC0415 - steps 4–6 own SOP templates
     name, _, rest = text[3:].strip().partition(" ")
     prefill = templates.template_prefill(ctx.session, ctx.tenant_key, name, ctx.now)
     if prefill is None:
@@ -317,20 +223,20 @@ def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:
 
 @router.action(OPEN)
 def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     ctx.send(outbox.SendCard(table_for(ctx, case)))
     return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
 
 
 @router.action(VIEW)
 def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
 
 
 @router.action(EDIT)
 def edit(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     require_step(case, 1, texts.OUTPUTS[1])
     cv = repository.current_consensus(ctx.session, case)
     require_lead_or_head(ctx, case, repository.departments(ctx.session, case))
@@ -341,7 +247,7 @@ def edit(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
 
 @router.action(SUBMIT)
 def submit(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     require_step(case, 1, texts.OUTPUTS[1])
     cv = repository.current_consensus(ctx.session, case)
     depts = repository.departments(ctx.session, case) if cv else []
@@ -414,7 +320,7 @@ def _record(ctx: Ctx, case: Case, cv: ConsensusVersion, dept: Department, existi
 
 @router.action(SIGN)
 def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     checked = _my_departments(ctx, case, value)
     if isinstance(checked, CallbackAnswer):
         return checked
@@ -439,7 +345,7 @@ def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
 
 @router.action(OBJECT)
 def object_(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     checked = _my_departments(ctx, case, value)
     if isinstance(checked, CallbackAnswer):
         return checked
@@ -472,5 +378,5 @@ def _summary(ctx: Ctx, case: Case) -> str:
     return texts.S1_SUMMARY.format(version=cv.version, signed=signed, total=len(depts))
 
 
-case_card.STEP_BUTTONS[Step.CONSENSUS] = [(texts.S1_BTN_OPEN, OPEN, True)]
-case_card.STEP_SUMMARY[Step.CONSENSUS] = _summary
+router.buttons(Step.CONSENSUS, (texts.S1_BTN_OPEN, OPEN, True))
+router.summary(Step.CONSENSUS)(_summary)

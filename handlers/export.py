@@ -1,14 +1,13 @@
 """`/导出 [步骤号]` — each step's output as Markdown, sent as a text message to copy.
 
-Steps register an exporter: `EXPORTERS[step] = fn(session, case, tz) -> markdown | None`
-(None = nothing to export yet). Steps 1–3 are registered below; steps 4–6 add theirs from
-their own modules. The command exports the group's active case, or its latest case when none
-is active; `/导出 3` exports one step only.
+Each step's exporter is registered on a Router (`@router.exporter(step)`, fn(session, case, tz)
+-> markdown | None, None = nothing to export yet): steps 1–3 below, steps 4–6 in their modules.
+The command exports the group's active case, or its latest case when none is active; `/导出 3`
+exports one step only.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -17,32 +16,19 @@ from sqlalchemy.orm import Session
 from bot import outbox, repository, texts
 from bot.envelope import MessageEvent
 from bot.models import ActionItem, Case, Member
+from bot.repository import department_inputs, requirements_of
 from bot.routing import Ctx, Router, UserError
 from bot.workflow import Step
 from handlers import people
-from handlers.consensus import inert
+from handlers.common import inert, md_table
 
 router = Router()
 
-Exporter = Callable[[Session, Case, ZoneInfo], "str | None"]
-EXPORTERS: dict[int, Exporter] = {}
 # A text message may be 150 KB (UTF-8, and a Chinese character is 3 bytes); keep well inside.
 MAX_BYTES = 100_000
 
 
 # ---------------------------------------------------------------- markdown helpers
-def cell(value: object) -> str:
-    """One Markdown table cell: no pipes or line breaks can break the row."""
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", " / ").strip() or "—"
-
-
-def md_table(head: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def when(at: datetime | None, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else "—"
 
@@ -64,13 +50,15 @@ def export_consensus(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     for d in depts:
         s = signs.get(d.id)
         status = texts.S1_STATUS[s.status if s else "pending"][0]
-        rows.append([d.name, name(d.head_open_id), status, when(s.at if s else None, tz), (s.reason or "") if s else ""])
+        rows.append([d.name, name(d.head_open_id), status, when(s.at if s else None, tz),
+                     (s.reason or "") if s else ""])
     goal_date = cv.goal_date.isoformat() if cv.goal_date else "—"
     return "\n".join(_header(case, 1) + [
         texts.EXP_CONS_VERSION.format(version=cv.version, agreed=texts.EXP_AGREED if agreed else ""), "",
-        texts.EXP_PROBLEM, texts.EXP_BACKGROUND.format(text=cv.background), texts.EXP_CURRENT.format(text=cv.current_state),
-        texts.EXP_IMPACT.format(text=cv.impact), "",
-        texts.EXP_GOAL, texts.EXP_GOAL_LINE.format(goal=cv.goal, date=goal_date), "", texts.EXP_OUTCOME, cv.expected_outcome, "",
+        texts.EXP_PROBLEM, texts.EXP_BACKGROUND.format(text=cv.background),
+        texts.EXP_CURRENT.format(text=cv.current_state), texts.EXP_IMPACT.format(text=cv.impact), "",
+        texts.EXP_GOAL, texts.EXP_GOAL_LINE.format(goal=cv.goal, date=goal_date), "",
+        texts.EXP_OUTCOME, cv.expected_outcome, "",
         texts.EXP_DEPTS, md_table([texts.S1_COL_DEPT, texts.S1_COL_HEAD, texts.S1_COL_STATUS, texts.S1_COL_WHEN,
                                    texts.S1_COL_REASON], rows)])
 
@@ -106,14 +94,13 @@ def export_team(session: Session, case: Case, tz: ZoneInfo) -> str | None:
 
 
 def export_requirements(session: Session, case: Case, tz: ZoneInfo) -> str | None:
-    from handlers.requirements import inputs, requirements
 
     if case.step < Step.REQUIREMENTS:
         return None
     depts = repository.departments(session, case)
     names = {d.id: d.name for d in depts}
     state = repository.artifact_state(session, case, "requirements")
-    given = inputs(session, case)
+    given = department_inputs(session, case)
     confirmed = repository.signoffs(session, case, artifact="requirements", version=state.version)
 
     def conflict(r) -> str:
@@ -133,17 +120,17 @@ def export_requirements(session: Session, case: Case, tz: ZoneInfo) -> str | Non
         texts.EXP_REQS,
         md_table([texts.S3_COL_DEPT, texts.S3_COL_DEMAND, texts.S3_COL_SOLUTION, texts.S3_COL_PRIORITY,
                   texts.S3_COL_CONFLICT, texts.S3_COL_ADJUST],
-                 [[names.get(r.department_id, ""), r.demand, r.solution, r.priority, conflict(r), r.adjustment]
-                  for r in requirements(session, case)]), "",
+                 [[names.get(r.department_id, ""), r.demand, r.solution, texts.LEVEL_LABELS[r.priority], conflict(r),
+                   r.adjustment] for r in requirements_of(session, case)]), "",
         texts.EXP_CONFIRMS,
         md_table([texts.S3_COL_DEPT, texts.S3_COL_STATE, texts.S3_COL_WHEN],
                  [[d.name, texts.S3_CONFIRM_STATE["done" if d.id in confirmed else "pending"][0],
                    when(confirmed[d.id].at if d.id in confirmed else None, tz)] for d in depts])])
 
 
-EXPORTERS[1] = export_consensus
-EXPORTERS[2] = export_team
-EXPORTERS[3] = export_requirements
+router.exporter(Step.CONSENSUS)(export_consensus)
+router.exporter(Step.TEAM)(export_team)
+router.exporter(Step.REQUIREMENTS)(export_requirements)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -184,10 +171,11 @@ def export(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     if arg and not (arg.isdigit() and 1 <= int(arg) <= 6):
         raise UserError(texts.EXP_USAGE)
     case = _case(ctx)
-    steps = [int(arg)] if arg else sorted(EXPORTERS)
+    exporters = ctx.registry.exporters if ctx.registry is not None else {}
+    steps = [Step(int(arg))] if arg else sorted(exporters)
     parts = []
     for step in steps:
-        fn = EXPORTERS.get(step)
+        fn = exporters.get(step)
         if fn is None:
             raise UserError(texts.EXP_NO_EXPORTER.format(step=step))
         body = fn(ctx.session, case, ctx.tz)

@@ -6,9 +6,10 @@ from datetime import timedelta
 from bot import outbox, repository, texts
 from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
 from bot.routing import Ctx, Router, UserError
-from bot.workflow import NotAllowed, Step, send_back
+from bot.workflow import NotAllowed, SendBack
 from cards.general import CaseRow, LogLine, audit_card, cases_card, help_card, welcome_card
 from handlers import case_card
+from handlers.common import transition
 
 router = Router()
 
@@ -77,19 +78,16 @@ def list_cases(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
 def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     case = require_case(ctx)
     target, _, reason = args.partition(" ")
-    if not target.isdigit():
+    if not target.isdigit() or len(target) > 2:
         raise UserError(texts.BACK_USAGE)
     try:
-        step = send_back(Step(case.step), int(target), actor_is_lead=ctx.actor == case.lead_open_id,
-                         reason=reason)
+        outcome = transition(ctx, case, SendBack(int(target), reason))
     except NotAllowed as exc:
         if ctx.actor != case.lead_open_id:
             raise UserError(texts.NOT_LEAD) from exc
         if not reason.strip():
             raise UserError(texts.BACK_USAGE) from exc
         raise UserError(texts.BACK_BAD_STEP.format(max=case.step - 1)) from exc
-    repository.enter_step(ctx.session, case, step, now=ctx.now, reason=reason.strip())
-    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
-                     action="step.back", detail=f"→ {step}：{reason.strip()}", now=ctx.now)
-    ctx.send(outbox.SendText(texts.BACK_DONE.format(step=texts.STEP_NAMES[step], reason=reason.strip())))
-    case_card.post(ctx, case)
+    assert outcome is not None
+    ctx.ops.insert(0, outbox.SendText(texts.BACK_DONE.format(step=texts.STEP_NAMES[outcome.step],
+                                                             reason=reason.strip())))

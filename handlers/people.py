@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import repository, texts
+from bot.models import Case, Member
+from bot.repository import department_of
 
 
 def name(session: Session, tenant_key: str, open_id: str | None) -> str:
@@ -36,3 +39,17 @@ def namer(session: Session, tenant_key: str, open_ids: Iterable[str | None]) -> 
     """For exports: open_id -> display name, the open_id itself when unknown, "" for none."""
     known = repository.names(session, tenant_key=tenant_key, open_ids=[i for i in open_ids if i])
     return lambda open_id: known.get(open_id or "", open_id or "")
+
+
+def person_desc(session: Session, case: Case, open_id: str) -> str:
+    """Who someone is in this case, in words a toast can show (toasts cannot render mentions)."""
+    member = session.scalar(select(Member).where(Member.case_id == case.id, Member.open_id == open_id,
+                                                 Member.tenant_key == case.tenant_key, Member.chat_id == case.chat_id))
+    dept = department_of(session, case, open_id)
+    if member is not None and member.role:
+        role = texts.PERSON_ROLE.format(dept=dept.name if dept else "", role=member.role)
+    elif dept is not None:
+        role = texts.PERSON_ROLE.format(dept=dept.name, role=texts.HEAD_WORD)
+    else:
+        return name(session, case.tenant_key, open_id) or texts.RISK_OWNER_FALLBACK
+    return who(session, case.tenant_key, open_id, role)

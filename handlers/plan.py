@@ -5,143 +5,61 @@ publishes: the plan goes out as 会议纪要, each owner is @mentioned with thei
 stored as the baseline and the case moves to step 5. Shared helpers of steps 4–6 live here too."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import repository, texts
-from bot.models import Case, Department, KeyNode, Member, Risk, Task
-from bot.routing import Ctx, UserError
-
-# ---------------------------------------------------------------- shared helpers (steps 4–6)
-_WHEN = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$")
-
-
-def parse_when(raw: object, tz: ZoneInfo) -> datetime | None:
-    """'2026-12-11 12:00 +0800' (picker_datetime) or '2026-12-10 +0800' (date_picker, → 18:00)
-    → aware UTC datetime; None when empty. Raises ValueError for anything else or impossible dates."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if not isinstance(raw, str):
-        raise ValueError(raw)
-    m = _WHEN.match(raw)
-    if not m:
-        raise ValueError(raw)
-    y, mo, d, hh, mm, sign, oh, om = m.groups()
-    hour, minute = (int(hh), int(mm)) if hh is not None else (18, 0)
-    if sign:
-        from datetime import timezone
-        offset = timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
-        zone = timezone(offset)
-    else:
-        zone = tz
-    when = datetime(int(y), int(mo), int(d), hour, minute, tzinfo=zone)  # ValueError on 2月30日
-    return when.astimezone(ZoneInfo("UTC"))
-
-
-def inert(user_text: str) -> str:
-    """User text for a *text* message: no `<at user_id="all">` or other tags survive."""
-    return str(user_text).replace("<", "＜").replace(">", "＞")
-
-
-def fmt(when: datetime | None, tz: ZoneInfo, pattern: str = texts.DATETIME_FMT) -> str:
-    return when.astimezone(tz).strftime(pattern) if when else "—"
-
-
-def picker_value(when: datetime | None, tz: ZoneInfo) -> str | None:
-    """A stored time as a picker's initial value ('yyyy-MM-dd HH:mm' in the group's zone)."""
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M") if when else None
-
-
-def tasks_of(session: Session, case: Case, *, include_dropped: bool = False) -> list[Task]:
-    q = select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key, Task.chat_id == case.chat_id)
-    if not include_dropped:
-        q = q.where(Task.dropped.is_(False))
-    return list(session.scalars(q.order_by(Task.seq, Task.id)))
-
-
-def get_task(session: Session, case: Case, task_id: int | None) -> Task | None:
-    if task_id is None:
-        return None
-    return session.scalar(select(Task).where(Task.id == task_id, Task.case_id == case.id,
-                                             Task.tenant_key == case.tenant_key, Task.chat_id == case.chat_id))
-
-
-def risks_of(session: Session, case: Case) -> list[Risk]:
-    return list(session.scalars(select(Risk).where(Risk.case_id == case.id, Risk.tenant_key == case.tenant_key,
-                                                   Risk.chat_id == case.chat_id).order_by(Risk.id)))
-
-
-def nodes_of(session: Session, case: Case) -> list[KeyNode]:
-    return list(session.scalars(select(KeyNode).where(KeyNode.case_id == case.id, KeyNode.tenant_key == case.tenant_key,
-                                                      KeyNode.chat_id == case.chat_id).order_by(KeyNode.at, KeyNode.id)))
-
-
-def team_open_ids(session: Session, case: Case) -> set[str]:
-    """Everyone who belongs to the case: lead, heads, 接口人, members and task owners."""
-    ids = {case.lead_open_id}
-    for d in repository.departments(session, case):
-        ids.add(d.head_open_id)
-        if d.contact_open_id:
-            ids.add(d.contact_open_id)
-    ids.update(session.scalars(select(Member.open_id).where(Member.case_id == case.id,
-                                                            Member.tenant_key == case.tenant_key,
-                                                            Member.chat_id == case.chat_id)))
-    ids.update(t.owner_open_id for t in tasks_of(session, case))
-    return ids
-
-
-def department_of(session: Session, case: Case, open_id: str) -> Department | None:
-    """The department a person works for in this case (member row, else head/接口人)."""
-    dept_id = session.scalar(select(Member.department_id).where(Member.case_id == case.id, Member.open_id == open_id,
-                                                                Member.tenant_key == case.tenant_key))
-    depts = repository.departments(session, case)
-    for d in depts:
-        if d.id == dept_id:
-            return d
-    for d in depts:
-        if open_id in (d.head_open_id, d.contact_open_id):
-            return d
-    return None
-
-
-def load_case(ctx: Ctx, case_id: int | None) -> Case:
-    case = repository.get_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, case_id=case_id or 0)
-    if case is None:
-        raise UserError(texts.CASE_NOT_FOUND)
-    return case
-
-
-def require_step(case: Case, step: int) -> None:
-    if case.status == "closed" or case.step >= Step.CLOSED:
-        raise UserError(texts.CASE_CLOSED)
-    if case.step != step:
-        raise UserError(texts.WRONG_STEP.format(current=texts.STEP_NAMES[case.step], expected=texts.STEP_NAMES[step]))
-
-
-def audit(ctx: Ctx, case: Case, action: str, detail: str) -> None:
-    repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
-                     action=action, detail=detail, now=ctx.now)
-
-
 # ---------------------------------------------------------------- step 4 handlers
-from bot import outbox  # noqa: E402
-from bot.actions import ActionValue  # noqa: E402
-from bot.envelope import CardAction  # noqa: E402
-from bot.models import ActionItem, PlanVersion  # noqa: E402
-from bot.routing import CallbackAnswer, Router  # noqa: E402
-from bot.workflow import Blocked, Publish, Step  # noqa: E402
-from cards.plan import MinutesView, PlanActions, PlanNode, PlanRisk, PlanTask, PlanView, minutes_card, \
-    plan_card  # noqa: E402
-from handlers import case_card, people  # noqa: E402
-from handlers.common import gap_labels, transition  # noqa: E402
+from bot import (
+    outbox,
+    repository,
+    texts,
+)
+from bot.actions import PLAN_OPEN, ActionValue
+from bot.domain import Level, parse
+from bot.envelope import CardAction
+from bot.lagging import is_lagging
+from bot.models import ActionItem, Case, KeyNode, PlanVersion, Risk, Task
+from bot.repository import department_of, get_task, nodes_of, risks_of, tasks_of, team_open_ids
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.workflow import Blocked, Publish, Step
+from cards.plan import (
+    MinutesView,
+    PlanActions,
+    PlanNode,
+    PlanRisk,
+    PlanTask,
+    PlanView,
+    minutes_card,
+    plan_card,
+)
+from handlers import people, templates
+from handlers.common import (
+    audit,
+    fmt,
+    gap_labels,
+    load_case,
+    md_table,
+    parse_when,
+    picker_value,
+    require_step,
+    transition,
+)
+from handlers.tasks import (
+    check_depends,
+    check_task,
+    depends_id,
+    find_cycle,
+    next_task_seq,
+    plan_snapshot,
+    today_start,
+    when_field,
+)
 
 router = Router()
 
-PLAN_OPEN = "plan.open"
 PLAN_MODE = "plan.mode"
 PLAN_TASK = "plan.task"          # add (no row) or save an edited task (row = task id)
 PLAN_EDIT = "plan.edit"
@@ -165,7 +83,6 @@ def meeting_hours(case: Case) -> int:
 
 def _plan_tasks(tasks: list[Task], tz: ZoneInfo, now: datetime | None = None) -> tuple[PlanTask, ...]:
     """The plan's task rows; with `now` (a published plan being carried out) lagging ones are marked."""
-    from bot.lagging import is_lagging  # noqa: PLC0415
     seqs = {t.id: t.seq for t in tasks}
     return tuple(PlanTask(task_id=t.id, seq=t.seq, content=t.content, owner=t.owner_open_id, start=fmt(t.start_at, tz),
                           due=fmt(t.due_at, tz), standard=t.delivery_standard, resources=t.resources,
@@ -229,7 +146,6 @@ def _answer(ctx: Ctx, case: Case, toast: str, **kw) -> CallbackAnswer:
 def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     if case.step == Step.PLAN:
-        from handlers import templates  # noqa: PLC0415 - optional pre-fill from an SOP
         templates.prefill_plan(ctx, case)
     elif case.step < Step.PLAN:
         require_step(case, Step.PLAN)
@@ -265,79 +181,6 @@ def _typed(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _when(form: dict, key: str, label: str, tz: ZoneInfo) -> datetime:
-    raw = form.get(key)
-    try:
-        when = parse_when(raw, tz)
-    except ValueError as exc:
-        raise ValueError(texts.BAD_DATETIME.format(field=label, value=str(raw)[:30])) from exc
-    if when is None:
-        raise ValueError(texts.ERR_TIME_MISSING.format(field=label))
-    return when
-
-
-def _today_start(now: datetime, tz: ZoneInfo) -> datetime:
-    local = now.astimezone(tz)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def find_cycle(depends: dict[int, int | None], start: int) -> list[int] | None:
-    """Follow depends_on links from `start`; the ids on the loop if it comes back, else None."""
-    path, node = [start], depends.get(start)
-    while node is not None:
-        if node in path:
-            return path[path.index(node):] + [node]
-        path.append(node)
-        node = depends.get(node)
-    return None
-
-
-def _check_task(ctx: Ctx, case: Case, form: dict, editing: Task | None) -> dict:
-    content = str(form.get("content") or "").strip()
-    if not content:
-        raise ValueError(texts.ERR_CONTENT)
-    owner = str(form.get("owner") or "").strip()
-    if not owner.startswith("ou_"):
-        raise ValueError(texts.ERR_OWNER)
-    start = _when(form, "start", texts.FIELD_START, ctx.tz)
-    due = _when(form, "due", texts.FIELD_DUE, ctx.tz)
-    if due <= start:
-        raise ValueError(texts.ERR_END_BEFORE_START)
-    if start < _today_start(ctx.now, ctx.tz):
-        raise ValueError(texts.ERR_START_PAST)
-    if due <= ctx.now:
-        raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_DUE, value=fmt(due, ctx.tz)))
-    standard = str(form.get("standard") or "").strip()
-    if not standard:
-        raise ValueError(texts.ERR_STANDARD)
-    dep_id = _depends_id(form, editing)
-    tasks = tasks_of(ctx.session, case)
-    _check_depends(tasks, editing.id if editing else -1, dep_id)
-    return dict(content=content[:500], owner_open_id=owner, start_at=start, due_at=due, delivery_standard=standard[:500],
-                resources=str(form.get("resources") or "").strip()[:500], depends_on_id=dep_id)
-
-
-def _depends_id(form: dict, editing: Task | None) -> int | None:
-    """The dependency a form asks for; a form without the field keeps what the task had."""
-    if "depends" not in form:
-        return editing.depends_on_id if editing is not None else None
-    raw = str(form.get("depends") or "0")
-    return int(raw) if raw.isdigit() and raw != "0" else None
-
-
-def _check_depends(tasks: list[Task], me: int, dep_id: int | None) -> None:
-    """`me` (a task id, -1 for a new task) may wait for `dep_id`: it exists and makes no loop."""
-    if dep_id is not None:
-        if dep_id not in {t.id for t in tasks} or dep_id == me:
-            raise ValueError(texts.ERR_DEPENDS_UNKNOWN)
-        links = {t.id: t.depends_on_id for t in tasks}
-        links[me] = dep_id
-        loop = find_cycle(links, me)
-        if loop:
-            seqs = {t.id: t.seq for t in tasks}
-            raise ValueError(texts.ERR_CYCLE.format(path=" → ".join(f"#{seqs.get(i, '?')}" for i in loop)))
-
-
 @router.action(PLAN_DEPENDS)
 def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     """The optional second step of a task: which task it waits for."""
@@ -348,8 +191,8 @@ def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
     try:
         if task is None:
             raise ValueError(texts.ERR_DEPENDS_TASK)
-        dep_id = _depends_id(form, task)
-        _check_depends(tasks_of(ctx.session, case), task.id, dep_id)
+        dep_id = depends_id(form, task)
+        check_depends(tasks_of(ctx.session, case), task.id, dep_id)
     except ValueError as exc:
         raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, mode="depends", typed=typed)) from exc
     dep = get_task(ctx.session, case, dep_id)
@@ -368,7 +211,7 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     if value.row_id and editing is None:
         raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
     try:
-        data = _check_task(ctx, case, form, editing)
+        data = check_task(ctx, case, form, editing)
     except ValueError as exc:
         typed = _typed(form, ("content", "owner", "start", "due", "standard", "resources", "depends"))
         raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, editing=editing, typed=typed)) from exc
@@ -383,18 +226,12 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
         if (t.content, t.owner_open_id, t.start_at, t.due_at) == (data["content"], data["owner_open_id"],
                                                                   data["start_at"], data["due_at"]):
             return _answer(ctx, case, texts.TASK_ALREADY_ADDED.format(seq=t.seq))
-    task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, seq=_next_seq(ctx.session, case),
+    task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, seq=next_task_seq(ctx.session, case),
                 department_id=dept.id if dept else None, updated_at=ctx.now, **data)
     ctx.session.add(task)
     ctx.session.flush()
     audit(ctx, case, "plan.save", f"+#{task.seq} {task.content}")
     return _answer(ctx, case, texts.TASK_ADDED.format(seq=task.seq))
-
-
-def _next_seq(session: Session, case: Case) -> int:
-    top = session.scalar(select(Task.seq).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key)
-                         .order_by(Task.seq.desc()).limit(1))
-    return (top or 0) + 1
 
 
 @router.action(PLAN_DEL_TASK)
@@ -420,14 +257,15 @@ def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     form = event.form_value or {}
     typed = _typed(form, ("risk", "likelihood", "impact", "response", "owner"))
     problem = (texts.ERR_RISK if not typed["risk"] else
-               texts.ERR_LEVEL if typed["likelihood"] not in texts.PRIORITY_LEVELS
-               or typed["impact"] not in texts.PRIORITY_LEVELS else
+               texts.ERR_LEVEL if parse(Level, typed["likelihood"]) is None
+               or parse(Level, typed["impact"]) is None else
                texts.ERR_RISK_OWNER if not typed["owner"].startswith("ou_") else None)
     if problem:
         raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, mode="risk", typed=typed))
     if not any(r.risk == typed["risk"] and r.owner_open_id == typed["owner"] for r in risks_of(ctx.session, case)):
-        ctx.session.add(Risk(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, risk=typed["risk"][:500],
-                             likelihood=typed["likelihood"], impact=typed["impact"], response=typed["response"][:500],
+        ctx.session.add(Risk(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                             risk=typed["risk"][:500], likelihood=Level(typed["likelihood"]),
+                             impact=Level(typed["impact"]), response=typed["response"][:500],
                              owner_open_id=typed["owner"]))
         audit(ctx, case, "plan.save", f"+{texts.COL_RISK} {typed['risk']}")
     return _answer(ctx, case, texts.RISK_ADDED, mode="risk")
@@ -441,7 +279,7 @@ def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     try:
         if not typed["name"]:
             raise ValueError(texts.ERR_NODE_NAME)
-        at = _when(form, "at", texts.FIELD_NODE_AT, ctx.tz)
+        at = when_field(form, "at", texts.FIELD_NODE_AT, ctx.tz)
         if at <= ctx.now:
             raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_NODE_AT, value=fmt(at, ctx.tz)))
     except ValueError as exc:
@@ -491,8 +329,9 @@ def carry_items(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAns
     for item in items:
         due = parse_when(f"{item.due_date.isoformat()} 18:00", ctx.tz) if item.due_date else None
         dept = department_of(ctx.session, case, item.owner_open_id)
-        task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, seq=_next_seq(ctx.session, case),
-                    content=item.content, owner_open_id=item.owner_open_id, department_id=dept.id if dept else None,
+        task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                    seq=next_task_seq(ctx.session, case), content=item.content, owner_open_id=item.owner_open_id,
+                    department_id=dept.id if dept else None,
                     start_at=start, due_at=due if due and due > start else start + timedelta(days=1),
                     delivery_standard="", updated_at=ctx.now)
         ctx.session.add(task)
@@ -514,7 +353,7 @@ def publish_problems(session: Session, case: Case, now: datetime, tz: ZoneInfo) 
                              (not t.delivery_standard.strip(), texts.PROBLEM_NO_STANDARD),
                              (t.due_at <= t.start_at, texts.PROBLEM_END_BEFORE_START),
                              (t.due_at <= now, texts.PROBLEM_DUE_PAST),
-                             (t.start_at < _today_start(now, tz), texts.PROBLEM_START_PAST)):
+                             (t.start_at < today_start(now, tz), texts.PROBLEM_START_PAST)):
             if bad:
                 out.append(texts.PUBLISH_TASK_PROBLEM.format(seq=t.seq, problem=problem))
         loop = find_cycle(links, t.id)
@@ -523,21 +362,6 @@ def publish_problems(session: Session, case: Case, now: datetime, tz: ZoneInfo) 
             out.append(texts.ERR_CYCLE.format(path=" → ".join(f"#{seqs[i]}" for i in loop)))
     out += [texts.PROBLEM_NODE_PAST.format(name=n.name) for n in nodes_of(session, case) if n.at <= now]
     return out
-
-
-def plan_snapshot(session: Session, case: Case) -> dict:
-    """The plan as stored in plan_versions (UTC ISO times); the baseline is version 1."""
-    tasks = tasks_of(session, case, include_dropped=True)
-    seqs = {t.id: t.seq for t in tasks}
-    return {
-        "tasks": [{"id": t.id, "seq": t.seq, "content": t.content, "owner": t.owner_open_id,
-                   "department_id": t.department_id, "start": t.start_at.isoformat(), "due": t.due_at.isoformat(),
-                   "standard": t.delivery_standard, "resources": t.resources,
-                   "depends_on_seq": seqs.get(t.depends_on_id), "dropped": t.dropped} for t in tasks],
-        "risks": [{"risk": r.risk, "likelihood": r.likelihood, "impact": r.impact, "response": r.response,
-                   "owner": r.owner_open_id} for r in risks_of(session, case)],
-        "nodes": [{"name": n.name, "at": n.at.isoformat()} for n in nodes_of(session, case)],
-    }
 
 
 def minutes_card_for(session: Session, case: Case, version: int, now: datetime, tz: ZoneInfo) -> dict:
@@ -552,7 +376,8 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     if ctx.actor != case.lead_open_id:
         raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
     if value.version is not None and value.version != case.version:
-        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=plan_card_for(ctx.session, case, ctx.tz))
+        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning",
+                              card=plan_card_for(ctx.session, case, ctx.tz))
     problems = publish_problems(ctx.session, case, ctx.now, ctx.tz)
     if problems:
         raise UserError(texts.PUBLISH_PROBLEMS.format(problems="；".join(problems[:8])),
@@ -571,14 +396,13 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     return CallbackAnswer(toast=texts.PLAN_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz))
 
 
-case_card.STEP_BUTTONS[Step.PLAN] = [(texts.BTN_OPEN_PLAN, PLAN_OPEN, True)]
+router.buttons(Step.PLAN, (texts.BTN_OPEN_PLAN, PLAN_OPEN, True))
 
 
 # ---------------------------------------------------------------- Markdown export (/导出 4)
 def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     if case.step < Step.PLAN:
         return None
-    from handlers.export import md_table  # noqa: PLC0415
     tasks, risks, nodes = _parts(session, case, tz)
     name = people.namer(session, case.tenant_key, [t.owner for t in tasks] + [r.owner for r in risks])
     version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
@@ -596,11 +420,8 @@ def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
         md_table([texts.COL_NODE, texts.COL_NODE_AT, texts.COL_MEETING], [[n.name, n.at, n.meeting] for n in nodes]),
         "", texts.EXP_PLAN_RISKS,
         md_table([texts.COL_RISK, texts.COL_LIKELIHOOD, texts.COL_IMPACT, texts.COL_RESPONSE, texts.COL_OWNER],
-                 [[r.risk, r.likelihood, r.impact, r.response, name(r.owner)] for r in risks])])
+                 [[r.risk, texts.LEVEL_LABELS[r.likelihood], texts.LEVEL_LABELS[r.impact], r.response, name(r.owner)]
+                  for r in risks])])
 
 
-try:  # /导出 belongs to handlers.export; register our step when it is there
-    from handlers import export as _export
-    _export.EXPORTERS[Step.PLAN] = export_plan
-except ImportError:  # pragma: no cover
-    pass
+router.exporter(Step.PLAN)(export_plan)

@@ -20,14 +20,18 @@ from sqlalchemy.orm import Session
 from bot import outbox, repository, texts
 from bot import reminders as plan
 from bot.actions import ActionValue
+from bot.domain import TaskStatus
 from bot.envelope import CardAction, MessageEvent
-from bot.models import Case, KeyNode, Outbox, StandupReply, Task, TaskUpdate
+from bot.lagging import is_lagging
+from bot.models import Case, KeyNode, Member, Outbox, StandupReply, Task, TaskUpdate
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workdays import WorkCalendar, calendar_for
 from bot.workflow import Step
 from cards import reminders as cards
 from cards.reminders import KEYNODE_OK, STANDUP_SAME, TaskLine
-from handlers import people
+from handlers import case_card, people
+from handlers.lag_alerts import lag_alert_ops
+from handlers.views import tracking_card_for
 
 router = Router()
 POLICY = plan.Policy()  # replaced from the settings in register_ticks
@@ -36,20 +40,40 @@ PLAN_EVERY_S = 60
 
 
 # ---------------------------------------------------------------- ticks
-def plan_tick(factory, now: datetime) -> int:
+def plan_tick(factory, now: datetime, registry: Router) -> int:
+    """`registry`: the composed Router (the live case card is rebuilt when a task newly lags)."""
     with factory() as session, session.begin():
         changed = plan.reconcile_all(session, now, POLICY)
-    return changed + _steps46_lag_alerts(factory, now)
+    return changed + lag_alert_tick(factory, now, registry)
 
 
-# -- steps 4–6 hook (owned by handlers/tracking.py; its own transaction, after the planning):
-#    @mention the lead once for each task that newly lags as time passes
-def _steps46_lag_alerts(factory, now: datetime) -> int:
-    try:
-        from handlers.tracking import lag_alert_tick
-    except ImportError:  # pragma: no cover - steps 4–6 not installed
-        return 0
-    return lag_alert_tick(factory, now)
+# Every minute: @mention the lead once for each task that newly lags as time passes (each case in
+# its own pass of one transaction, after the planning).
+def lag_alert_tick(factory, now: datetime, registry: Router) -> int:
+    """One pass for a periodic tick (handlers.reminders.plan_tick calls it every minute): every
+    active case in step 5, in its own transaction; the alerts go into the outbox as immediate
+    sends keyed by task and time. Returns how many were enqueued (kick the sender if > 0)."""
+    with factory() as session, session.begin():
+        cases = list(session.scalars(select(Case).where(Case.status == "active", Case.step == Step.EXECUTION)))
+        by_case: dict[int, list[Task]] = {}
+        if cases:
+            for t in session.scalars(select(Task).where(Task.case_id.in_([c.id for c in cases]),
+                                                        Task.dropped.is_(False)).order_by(Task.seq, Task.id)):
+                by_case.setdefault(t.case_id, []).append(t)
+        sent = 0
+        for case in cases:
+            tasks = [t for t in by_case.get(case.id, [])
+                     if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id]
+            ops = lag_alert_ops(session, case, now, plan.case_tz(case), tasks)
+            if ops and case.card_message_id:  # the live case card turns red along with the alert
+                ctx = Ctx(session=session, now=now, tz=plan.case_tz(case), tenant_key=case.tenant_key,
+                          chat_id=case.chat_id, actor="", event_id=f"lag:{case.id}", registry=registry)
+                ops.append(outbox.PatchCard(case.card_message_id, case_card.build(ctx, case)))
+            if ops:
+                outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id,
+                                   key=f"lag:{case.id}@{now.isoformat()}", now=now, ops=ops, case_id=case.id)
+                sent += sum(isinstance(op, outbox.SendText) for op in ops)
+        return sent
 
 
 def register_ticks(state) -> None:
@@ -57,7 +81,7 @@ def register_ticks(state) -> None:
     POLICY = plan.Policy.from_settings(state.settings)
 
     async def tick() -> None:
-        changed = await asyncio.to_thread(plan_tick, state.factory, state.clock.now())
+        changed = await asyncio.to_thread(plan_tick, state.factory, state.clock.now(), state.dispatcher.router)
         if changed:
             state.sender.kick()
 
@@ -84,15 +108,7 @@ def _tasks(session: Session, case: Case) -> list[Task]:
 
 
 def _open_tasks(session: Session, case: Case) -> list[Task]:
-    return [t for t in _tasks(session, case) if t.status != plan.DONE and not t.dropped]
-
-
-def _lagging(task: Task, now: datetime) -> bool:
-    try:
-        from bot.lagging import is_lagging
-    except ImportError:  # pragma: no cover - steps 4–6 not installed
-        return task.status != plan.DONE and now > task.due_at
-    return is_lagging(task, now)
+    return [t for t in _tasks(session, case) if t.status != TaskStatus.DONE and not t.dropped]
 
 
 def _overdue_days(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> int | None:
@@ -104,7 +120,7 @@ def _overdue_days(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) ->
 
 def _line(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> TaskLine:
     return TaskLine(owner_open_id=task.owner_open_id, content=task.content, due=_fmt(task.due_at, tz),
-                    progress=int(task.progress or 0), lagging=_lagging(task, now),
+                    progress=int(task.progress or 0), lagging=is_lagging(task, now),
                     overdue_days=_overdue_days(task, now, cal, tz))
 
 
@@ -171,7 +187,8 @@ def render_standup(session: Session, row: Outbox, now: datetime) -> list[outbox.
 
 def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
     case, standup = _case_of(session, row), _standup_row(session, row)
-    if case is None or case.step != Step.EXECUTION or standup is None or standup.status != "sent" or not standup.message_id:
+    if (case is None or case.step != Step.EXECUTION or standup is None or standup.status != "sent"
+            or not standup.message_id):
         return None
     day = plan.parse_standup_key(row.fire_key)[0]
     view = standup_view(session, case, day, now, show_missing=True, late=standup.late)
@@ -185,17 +202,14 @@ def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op
 
 def render_close(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
     case, standup = _case_of(session, row), _standup_row(session, row)
-    if case is None or case.step != Step.EXECUTION or standup is None or standup.status not in ("sent", "skipped_stale"):
+    if (case is None or case.step != Step.EXECUTION or standup is None
+            or standup.status not in ("sent", "skipped_stale")):
         return None
     ops: list[outbox.Op] = []
     if standup.status == "sent" and standup.message_id:
         day = plan.parse_standup_key(row.fire_key)[0]
         view = standup_view(session, case, day, now, closed=True, late=standup.late)
         ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
-    try:
-        from handlers.tracking import tracking_card_for
-    except ImportError:  # pragma: no cover - step 5 tracking not installed
-        return ops or None
     ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case))))
     return ops
 
@@ -209,7 +223,7 @@ def _node_for(session: Session, case: Case, key: str) -> tuple[KeyNode, int] | N
     node = session.scalar(select(KeyNode).where(KeyNode.id == int(node_part), KeyNode.case_id == case.id,
                                                 KeyNode.tenant_key == case.tenant_key,
                                                 KeyNode.chat_id == case.chat_id))
-    if node is None or plan._minute(node.at) != at or int(hours) not in plan._offsets(case):
+    if node is None or plan.minute_key(node.at) != at or int(hours) not in plan.keynode_offsets(case):
         return None
     return node, int(hours)
 
@@ -242,7 +256,7 @@ def render_task_due(session: Session, row: Outbox, now: datetime) -> list[outbox
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     slot = row.fire_key.partition("@")[2]
     tasks = [t for t in _open_tasks(session, case)
-             if plan._minute(plan.task_due_slot(t.due_at, cal, tz, POLICY)) == slot and t.due_at > now]
+             if plan.minute_key(plan.task_due_slot(t.due_at, cal, tz, POLICY)) == slot and t.due_at > now]
     if not tasks:
         return None
     view = cards.TaskReminderView(case.id, "due", tuple(_line(t, now, cal, tz) for t in tasks),
@@ -255,7 +269,7 @@ def _overdue_tasks(session: Session, case: Case, key: str, now: datetime, cal: W
     kind, _, slot = key.partition("@")
     late = [t for t in _open_tasks(session, case) if t.due_at <= now]
     if kind == "over":  # became overdue in this slot
-        return [t for t in late if plan._minute(plan.overdue_slot(t.due_at, cal, tz)) == slot]
+        return [t for t in late if plan.minute_key(plan.overdue_slot(t.due_at, cal, tz)) == slot]
     day = date.fromisoformat(slot)  # daily repeat (standup paused): overdue before that day
     return [t for t in late if plan.overdue_slot(t.due_at, cal, tz).astimezone(tz).date() < day]
 
@@ -286,7 +300,8 @@ def render_signoff(session: Session, row: Outbox, now: datetime) -> list[outbox.
     missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == Step.REQUIREMENTS and d.contact_open_id
                                       else d.head_open_id, what)
                     for d, what in plan.missing_departments(session, case))
-    view = cards.SignoffNudgeView(step=case.step, output=texts.OUTPUTS[Step.CONSENSUS if case.step == Step.CONSENSUS else Step.REQUIREMENTS],
+    output = texts.OUTPUTS[Step.CONSENSUS if case.step == Step.CONSENSUS else Step.REQUIREMENTS]
+    view = cards.SignoffNudgeView(step=case.step, output=output,
                                   hours=int(POLICY.signoff_after.total_seconds() // 3600), missing=missing,
                                   late=_late(row, now))
     return [outbox.SendCard(cards.signoff_nudge_card(view))]
@@ -296,7 +311,7 @@ for _kind, _fn in ((plan.STANDUP, render_standup), (plan.STANDUP_NUDGE, render_n
                    (plan.STANDUP_CLOSE, render_close), (plan.KEYNODE, render_keynode),
                    (plan.TASK_DUE, render_task_due), (plan.OVERDUE, render_overdue),
                    (plan.SIGNOFF, render_signoff)):
-    outbox.register_renderer(_kind, _fn)
+    router.renderer(_kind)(_fn)
 
 
 # ---------------------------------------------------------------- card actions
@@ -338,7 +353,6 @@ def no_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
 def _owner_names(ctx: Ctx, owners: set[str]) -> str:
     if not owners:
         return texts.STANDUP_NOT_OWNER_NONE
-    from bot.models import Member
 
     names = repository.names(ctx.session, tenant_key=ctx.tenant_key, open_ids=list(owners))
     roles = dict(ctx.session.execute(select(Member.open_id, Member.role).where(

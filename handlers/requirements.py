@@ -8,22 +8,34 @@ department has confirmed, the list is archived read-only and the case moves to s
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
+from bot.domain import Level, parse
 from bot.envelope import CardAction
 from bot.models import Case, Department, DepartmentInput, Outbox, Requirement, Signoff
+from bot.repository import department_inputs, requirements_of
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
-from bot.workflow import Step
+from bot.workflow import Effect, Step
 from cards import requirements as cards
 from handlers import case_card, people
-from handlers.consensus import (audit, form_text, inert, load_case, local, mention, not_lead, require_step, signed_as,
-                                touch, try_advance)
-from handlers.team import NUDGE_KIND
+from handlers.common import (
+    audit,
+    form_text,
+    inert,
+    load_active_case,
+    local,
+    mention,
+    not_lead,
+    require_step,
+    signed_as,
+    touch,
+    try_advance,
+)
 
 router = Router()
 
@@ -39,23 +51,17 @@ CONFIRM = "req.confirm"
 LIMIT = 500
 
 
+NUDGE_KIND = "req_input_nudge"
+NUDGE_AFTER = timedelta(hours=24)
+
+
+@router.effect(Effect.PLAN_INPUT_NUDGE)
+def _plan_input_nudge(ctx: Ctx, case: Case, _before: Step) -> None:
+    outbox.enqueue(ctx.session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=NUDGE_KIND,
+                   fire_key=f"{case.id}", due_at=ctx.now + NUDGE_AFTER, case_id=case.id)
+
+
 # ---------------------------------------------------------------- reading
-def inputs(session: Session, case: Case) -> dict[int, DepartmentInput]:
-    rows = session.scalars(select(DepartmentInput).where(
-        DepartmentInput.case_id == case.id, DepartmentInput.tenant_key == case.tenant_key,
-        DepartmentInput.chat_id == case.chat_id))
-    return {r.department_id: r for r in rows}
-
-
-def requirements(session: Session, case: Case) -> list[Requirement]:
-    rows = list(session.scalars(select(Requirement).where(
-        Requirement.case_id == case.id, Requirement.tenant_key == case.tenant_key,
-        Requirement.chat_id == case.chat_id)))
-    order = {p: i for i, p in enumerate(texts.S3_PRIORITIES)}
-    # conflicts first (undecided before decided), then by priority
-    return sorted(rows, key=lambda r: (not r.is_conflict, r.resolved_at is not None, order.get(r.priority, 9), r.id))
-
-
 def _conflict_label(r: Requirement, names: dict[int, str]) -> str:
     return f"{names.get(r.department_id, '')}：{r.demand[:30]}"
 
@@ -64,8 +70,8 @@ def list_view(ctx: Ctx, case: Case) -> cards.ReqView:
     state = repository.artifact_state(ctx.session, case, "requirements")
     depts = repository.departments(ctx.session, case)
     names = {d.id: d.name for d in depts}
-    given = inputs(ctx.session, case)
-    reqs = requirements(ctx.session, case)
+    given = department_inputs(ctx.session, case)
+    reqs = requirements_of(ctx.session, case)
     confirmed = repository.signoffs(ctx.session, case, artifact="requirements", version=state.version)
     live = case.step == Step.REQUIREMENTS and case.status == "active"
     v = state.version
@@ -111,7 +117,7 @@ def _fv(case: Case, title: str, submit: str, values: dict | None = None, error: 
 
 
 def _editable(ctx: Ctx, value: ActionValue) -> tuple[Case, list[Department]]:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     require_step(case, 3, texts.OUTPUTS[3])
     return case, repository.departments(ctx.session, case)
 
@@ -143,14 +149,14 @@ def _not_dept_member(ctx: Ctx, case: Case, dept: Department) -> str:
 # ---------------------------------------------------------------- showing
 @router.action(OPEN)
 def open_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     ctx.send(outbox.SendCard(table_for(ctx, case)))
     return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
 
 
 @router.action(VIEW)
 def view_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
 
 
@@ -161,7 +167,7 @@ def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
         mine = _contact_of(ctx, depts)
         if not mine:
             raise UserError(texts.S3_NOT_CONTACT.format(who=_contacts_desc(ctx, depts)))
-        given = inputs(ctx.session, case)
+        given = department_inputs(ctx.session, case)
         first = given.get(mine[0].id)
         values = {"dept": str(mine[0].id), "resources": first.resources, "constraints": first.constraints,
                   "demands": first.demands} if first else {}
@@ -178,7 +184,7 @@ def _resolve_form(ctx: Ctx, case: Case, depts: list[Department], values: dict | 
     if ctx.actor != case.lead_open_id:
         raise not_lead(ctx, case)
     names = {d.id: d.name for d in depts}
-    open_ = [(_conflict_label(r, names), str(r.id)) for r in requirements(ctx.session, case)
+    open_ = [(_conflict_label(r, names), str(r.id)) for r in requirements_of(ctx.session, case)
              if r.is_conflict and not r.resolved_at]
     if not open_:
         raise UserError(texts.S3_NO_CONFLICTS, kind="info")
@@ -215,7 +221,7 @@ def save_input(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
             _fv(case, texts.S3_FORM_INPUT, SAVE_INPUT, values, "\n".join(errors)),
             tuple((d.name, k) for k, d in mine.items())))
     dept = mine[str(values["dept"])]
-    row = inputs(ctx.session, case).get(dept.id)
+    row = department_inputs(ctx.session, case).get(dept.id)
     if row is None:
         row = DepartmentInput(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
                               department_id=dept.id, submitted_by=ctx.actor, submitted_at=ctx.now)
@@ -223,8 +229,8 @@ def save_input(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     row.resources, row.constraints, row.demands = values["resources"], values["constraints"], values["demands"]
     row.submitted_by, row.submitted_at = ctx.actor, ctx.now
     _changed(ctx, case)
-    audit(ctx, case, "req.input", texts.AUDIT_REQ_INPUT.format(dept=dept.name, resources=row.resources, constraints=row.constraints,
-                                        demands=row.demands))
+    audit(ctx, case, "req.input", texts.AUDIT_REQ_INPUT.format(dept=dept.name, resources=row.resources,
+                                                               constraints=row.constraints, demands=row.demands))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.S3_INPUT_SAVED.format(dept=dept.name), card=table_for(ctx, case))
 
@@ -236,7 +242,7 @@ def save_add(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     by_id = {str(d.id): d for d in depts}
     values, errors = _texts(form, (("demand", texts.S3_COL_DEMAND, True), ("solution", texts.S3_COL_SOLUTION, False),
                                    ("adjustment", texts.S3_COL_ADJUST, False)))
-    values["dept"], values["priority"] = form_text(form, "dept"), form_text(form, "priority") or "中"
+    values["dept"], values["priority"] = form_text(form, "dept"), form_text(form, "priority") or Level.MID
     raw = form.get("conflict") or []
     values["conflict"] = [c for c in (raw if isinstance(raw, list) else [raw]) if isinstance(c, str)]
     dept = by_id.get(str(values["dept"]))
@@ -244,7 +250,7 @@ def save_add(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
         errors.insert(0, texts.S2_BAD_DEPT)
     elif not _represents(ctx, case, dept):
         raise UserError(_not_dept_member(ctx, case, dept))
-    if values["priority"] not in texts.S3_PRIORITIES:
+    if parse(Level, values["priority"]) is None:
         errors.append(texts.S3_BAD_PRIORITY)
     others = values["conflict"]
     if any(c not in by_id or c == values["dept"] for c in others):
@@ -255,12 +261,13 @@ def save_add(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
                                                        tuple((d.name, str(d.id)) for d in depts)))
     ctx.session.add(Requirement(
         tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, department_id=dept.id,
-        demand=values["demand"], solution=values["solution"], priority=values["priority"],
+        demand=values["demand"], solution=values["solution"], priority=Level(values["priority"]),
         adjustment=values["adjustment"], is_conflict=bool(others), conflict_department_ids=[int(c) for c in others],
         created_by=ctx.actor, created_at=ctx.now))
     _changed(ctx, case)
     conflict = "、".join(by_id[c].name for c in others)
-    audit(ctx, case, "req.add", f"{dept.name}：{values['demand']}" + (texts.AUDIT_REQ_CONFLICT.format(with_=conflict) if conflict else ""))
+    audit(ctx, case, "req.add",
+          f"{dept.name}：{values['demand']}" + (texts.AUDIT_REQ_CONFLICT.format(with_=conflict) if conflict else ""))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.S3_REQ_SAVED, card=table_for(ctx, case))
 
@@ -272,7 +279,7 @@ def save_resolve(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAns
         raise not_lead(ctx, case)
     values, errors = _texts(event.form_value, (("decision", texts.S3_F_DECISION.rstrip(" *"), True),))
     values["req"] = form_text(event.form_value, "req")
-    target = next((r for r in requirements(ctx.session, case)
+    target = next((r for r in requirements_of(ctx.session, case)
                    if str(r.id) == values["req"] and r.is_conflict and not r.resolved_at), None)
     if target is None:
         errors.insert(0, texts.S3_BAD_CONFLICT)
@@ -289,7 +296,7 @@ def save_resolve(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAns
 # ---------------------------------------------------------------- confirming
 @router.action(CONFIRM)
 def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     if case.step != Step.REQUIREMENTS:
         return CallbackAnswer(toast=texts.S3_ARCHIVED, toast_type="info", card=table_for(ctx, case))
     state = repository.artifact_state(ctx.session, case, "requirements")
@@ -340,7 +347,7 @@ def render_nudge(session: Session, row: Outbox, _now: datetime) -> list[outbox.O
                                              Case.chat_id == row.chat_id))
     if case is None or case.status != "active" or case.step != Step.REQUIREMENTS:
         return None
-    given = inputs(session, case)
+    given = department_inputs(session, case)
     missing = [d for d in repository.departments(session, case) if d.id not in given]
     if not missing:
         return None
@@ -349,18 +356,18 @@ def render_nudge(session: Session, row: Outbox, _now: datetime) -> list[outbox.O
     return [outbox.SendText("\n".join(lines))]
 
 
-outbox.register_renderer(NUDGE_KIND, render_nudge)
+router.renderer(NUDGE_KIND)(render_nudge)
 
 
 def _summary(ctx: Ctx, case: Case) -> str:
     state = repository.artifact_state(ctx.session, case, "requirements")
     depts = repository.departments(ctx.session, case)
-    reqs = requirements(ctx.session, case)
+    reqs = requirements_of(ctx.session, case)
     return texts.S3_SUMMARY.format(
-        inputs=len(inputs(ctx.session, case)), total=len(depts), reqs=len(reqs),
+        inputs=len(department_inputs(ctx.session, case)), total=len(depts), reqs=len(reqs),
         conflicts=sum(1 for r in reqs if r.is_conflict and not r.resolved_at),
         confirmed=len(repository.signoffs(ctx.session, case, artifact="requirements", version=state.version)))
 
 
-case_card.STEP_BUTTONS[Step.REQUIREMENTS] = [(texts.S3_BTN_OPEN, OPEN, True)]
-case_card.STEP_SUMMARY[Step.REQUIREMENTS] = _summary
+router.buttons(Step.REQUIREMENTS, (texts.S3_BTN_OPEN, OPEN, True))
+router.summary(Step.REQUIREMENTS)(_summary)

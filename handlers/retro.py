@@ -7,6 +7,9 @@ exportable as Markdown (/导出 6), and the case is closed read-only. The lead c
 case as an SOP template (handlers.templates)."""
 from __future__ import annotations
 
+import html
+import re
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -15,15 +18,26 @@ from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
+from bot.domain import RetroKind, parse
 from bot.envelope import CardAction
 from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
+from bot.repository import tasks_of, team_open_ids
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Blocked, Finalise, Step
-from cards.retro import ChangeRow, Entry, RetroActions, PlanActualRow, ReportView, RetroView, rate, report_card, retro_card
-from handlers import case_card, people, templates
-from handlers.common import transition
-from handlers.plan import audit, fmt, load_case, require_step, tasks_of, team_open_ids
-from handlers.tracking import baseline
+from cards.retro import (
+    ChangeRow,
+    Entry,
+    PlanActualRow,
+    ReportView,
+    RetroActions,
+    RetroView,
+    rate,
+    report_card,
+    retro_card,
+)
+from handlers import people, templates
+from handlers.common import audit, fmt, load_case, md_table, require_step, transition
+from handlers.tasks import baseline
 
 router = Router()
 
@@ -73,13 +87,19 @@ def open_retro(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
 
 
 def _read_entry(ctx: Ctx, case: Case, form: dict, editing: RetroEntry | None) -> dict[str, str]:
+    """{"kind": a RetroKind, "content"}; refuses (re-showing what was typed) an unknown kind or no text."""
     typed = {"kind": str(form.get("kind") or "").strip(), "content": str(form.get("content") or "").strip()}
-    problem = (texts.RETRO_BAD_KIND if typed["kind"] not in texts.RETRO_KINDS else
+    kind = parse(RetroKind, typed["kind"])
+    problem = (texts.RETRO_BAD_KIND if kind is None else
                texts.RETRO_NEED_CONTENT if not typed["content"] else None)
     if problem:
         raise UserError(problem, card=retro_card_for(ctx.session, case, typed, editing))
-    typed["content"] = typed["content"][:1000]
-    return typed
+    return {"kind": kind, "content": typed["content"][:1000]}
+
+
+def _said(kind: RetroKind, content: str) -> str:
+    """An entry as the audit log shows it: 成功经验：每日站会……"""
+    return f"{texts.RETRO_KIND_LABELS[kind]}：{content[:100]}"
 
 
 def _own_entry(ctx: Ctx, case: Case, entry_id: int | None) -> RetroEntry | None:
@@ -88,8 +108,7 @@ def _own_entry(ctx: Ctx, case: Case, entry_id: int | None) -> RetroEntry | None:
         RetroEntry.id == (entry_id or 0), RetroEntry.case_id == case.id, RetroEntry.tenant_key == case.tenant_key,
         RetroEntry.chat_id == case.chat_id))
     if entry is not None and entry.author_open_id != ctx.actor:
-        from handlers.tracking import person_desc  # noqa: PLC0415
-        raise UserError(texts.RETRO_NOT_AUTHOR.format(who=person_desc(ctx.session, case, entry.author_open_id)))
+        raise UserError(texts.RETRO_NOT_AUTHOR.format(who=people.person_desc(ctx.session, case, entry.author_open_id)))
     return entry
 
 
@@ -110,9 +129,10 @@ def add_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     ctx.session.add(RetroEntry(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
                                author_open_id=ctx.actor, kind=typed["kind"], content=typed["content"],
                                created_at=ctx.now))
-    audit(ctx, case, "retro.entry", f"{typed['kind']}：{typed['content'][:100]}")
+    audit(ctx, case, "retro.entry", _said(typed["kind"], typed["content"]))
     ctx.session.flush()
-    return CallbackAnswer(toast=texts.RETRO_ADDED.format(kind=typed["kind"]), card=retro_card_for(ctx.session, case))
+    return CallbackAnswer(toast=texts.RETRO_ADDED.format(kind=texts.RETRO_KIND_LABELS[typed["kind"]]),
+                          card=retro_card_for(ctx.session, case))
 
 
 def _save_edit(ctx: Ctx, case: Case, entry_id: int, form: dict) -> CallbackAnswer:
@@ -122,11 +142,12 @@ def _save_edit(ctx: Ctx, case: Case, entry_id: int, form: dict) -> CallbackAnswe
     typed = _read_entry(ctx, case, form, entry)
     if (entry.kind, entry.content) == (typed["kind"], typed["content"]):  # a double submit saves once
         return CallbackAnswer(toast=texts.RETRO_UNCHANGED, toast_type="info", card=retro_card_for(ctx.session, case))
-    before = f"{entry.kind}：{entry.content[:100]}"
+    before = _said(entry.kind, entry.content)
     entry.kind, entry.content = typed["kind"], typed["content"]
-    audit(ctx, case, "retro.edit", f"{before} → {typed['kind']}：{typed['content'][:100]}")
+    audit(ctx, case, "retro.edit", f"{before} → {_said(entry.kind, entry.content)}")
     ctx.session.flush()
-    return CallbackAnswer(toast=texts.RETRO_SAVED.format(kind=typed["kind"]), card=retro_card_for(ctx.session, case))
+    return CallbackAnswer(toast=texts.RETRO_SAVED.format(kind=texts.RETRO_KIND_LABELS[entry.kind]),
+                          card=retro_card_for(ctx.session, case))
 
 
 @router.action(RETRO_EDIT)
@@ -149,8 +170,9 @@ def delete_entry(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAn
     if gone:
         return CallbackAnswer(toast=texts.RETRO_ENTRY_GONE, toast_type="info", card=retro_card_for(ctx.session, case))
     ctx.session.expunge(entry)
-    audit(ctx, case, "retro.delete", f"{entry.kind}：{entry.content[:100]}")
-    return CallbackAnswer(toast=texts.RETRO_DELETED.format(kind=entry.kind), card=retro_card_for(ctx.session, case))
+    audit(ctx, case, "retro.delete", _said(entry.kind, entry.content))
+    return CallbackAnswer(toast=texts.RETRO_DELETED.format(kind=texts.RETRO_KIND_LABELS[entry.kind]),
+                          card=retro_card_for(ctx.session, case))
 
 
 # ---------------------------------------------------------------- the report
@@ -175,7 +197,8 @@ def sign_times(session: Session, case: Case) -> dict[str, list[tuple[str, float]
     made = {v.version: v.created_at for v in session.scalars(select(ConsensusVersion).where(
         ConsensusVersion.case_id == case.id, ConsensusVersion.tenant_key == case.tenant_key))}
     step3 = [log.entered_at for log in session.scalars(select(StepLog).where(
-        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == Step.REQUIREMENTS).order_by(StepLog.id))]
+        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == Step.REQUIREMENTS)
+        .order_by(StepLog.id))]
     out: dict[str, list[tuple[str, float]]] = {"consensus": [], "requirements": []}
     for s in session.scalars(select(Signoff).where(Signoff.case_id == case.id, Signoff.tenant_key == case.tenant_key,
                                                    Signoff.status == "signed").order_by(Signoff.id)):
@@ -239,8 +262,6 @@ def _change_rows(session: Session, case: Case) -> list[ChangeRow]:
 
 def _plain(markup: str) -> str:
     """Table text cells do not render markup: show mentions as '@' and unescape entities."""
-    import html
-    import re
     return html.unescape(re.sub(r"<at id=([^>]+)></at>", "@", markup))
 
 
@@ -263,7 +284,6 @@ def report_view(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, wi
 def report_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, typed_name: str = "") -> dict:
     view = report_view(session, case, now, tz, with_template_form=True)
     if typed_name:
-        from dataclasses import replace
         view = replace(view, template_name=typed_name)
     return report_card(view)
 
@@ -307,7 +327,6 @@ def save_template(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
 def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     if case.step < Step.RETRO:
         return None
-    from handlers.export import md_table  # noqa: PLC0415
     v = report_view(session, case, case.closed_at or case.updated_at, tz, with_template_form=False)
     approved = sum(1 for c in v.changes if c.status == "approved")
     name = people.namer(session, case.tenant_key, [r.owner for r in v.plan_rows] + [e.author for e in v.entries])
@@ -320,21 +339,18 @@ def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
            texts.REPORT_PLAN_HEAD,
            md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_PLANNED_START, texts.COL_PLANNED_DUE,
                      texts.COL_ACTUAL_DONE, texts.COL_RESULT],
-                    [[r.task, name(r.owner), r.planned_start, r.planned_due, r.actual_done, r.result] for r in v.plan_rows]),
+                    [[r.task, name(r.owner), r.planned_start, r.planned_due, r.actual_done, r.result]
+                     for r in v.plan_rows]),
            "", texts.REPORT_STEPS_HEAD, md_table([texts.COL_STEP_NAME, texts.COL_DAYS], [list(x) for x in v.step_days]),
            "", texts.REPORT_SIGN_HEAD, *[f"- {line}" for line in v.sign_lines], "", texts.REPORT_CHANGES_HEAD,
            md_table([texts.COL_CHANGE_NO, texts.COL_CHANGE, texts.COL_REASON, texts.COL_RESULT],
                     [[c.no, c.change, c.reason, texts.CHANGE_STATUS[c.status][0]] for c in v.changes])]
-    for kind in texts.RETRO_KINDS:
-        out += ["", texts.REPORT_ENTRIES_HEAD.format(kind=kind)]
+    for kind in RetroKind:
+        out += ["", texts.REPORT_ENTRIES_HEAD.format(kind=texts.RETRO_KIND_LABELS[kind])]
         out += [texts.REPORT_ENTRY.format(content=e.content, author=name(e.author)) for e in v.entries
                 if e.kind == kind] or [texts.REPORT_NO_ENTRY]
     return "\n".join(out)
 
 
-case_card.STEP_BUTTONS[Step.RETRO] = [(texts.BTN_OPEN_RETRO, RETRO_OPEN, True)]
-try:  # /导出 belongs to handlers.export; register our steps when it is there
-    from handlers import export as _export
-    _export.EXPORTERS[Step.RETRO] = export_retro
-except ImportError:  # pragma: no cover - export module not installed
-    pass
+router.buttons(Step.RETRO, (texts.BTN_OPEN_RETRO, RETRO_OPEN, True))
+router.exporter(Step.RETRO)(export_retro)

@@ -8,7 +8,6 @@ needs a 接口人), the table is posted and pinned, each member is mentioned onc
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -20,9 +19,21 @@ from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Blocked, ConfirmTeam, Effect, Step
 from cards import team as cards
 from handlers import case_card, people
-from handlers.common import transition
-from handlers.consensus import (audit, form_person, form_text, load_case, local, mention, not_lead, parse_day,
-                                require_lead_or_head, require_step, touch)
+from handlers.common import (
+    audit,
+    form_person,
+    form_text,
+    inert,
+    load_active_case,
+    local,
+    mention,
+    not_lead,
+    parse_day,
+    require_lead_or_head,
+    require_step,
+    touch,
+    transition,
+)
 
 router = Router()
 
@@ -37,8 +48,6 @@ SAVE_MEMBER = "team.save_member"
 SAVE_ITEM = "team.save_item"
 SAVE_LEAD = "team.save_lead"
 CONFIRM = "team.confirm"
-NUDGE_KIND = "req_input_nudge"
-NUDGE_AFTER = timedelta(hours=24)
 
 
 # ---------------------------------------------------------------- reading
@@ -103,7 +112,7 @@ def table_for(ctx: Ctx, case: Case) -> dict:
 
 
 def _editable(ctx: Ctx, value: ActionValue) -> tuple[Case, list[Department]]:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     require_step(case, 2, texts.OUTPUTS[2])
     depts = repository.departments(ctx.session, case)
     require_lead_or_head(ctx, case, depts)
@@ -133,8 +142,9 @@ def _prefill_on_enter(ctx: Ctx, case: Case, before: Step) -> None:
 def prefill_from_template(ctx: Ctx, case: Case) -> None:
     """Entering step 2 of a case opened from an SOP template: same-named departments take the
     template's 核心/支持. (Roles need people, so they are not pre-created.)"""
-    tpl = ctx.session.scalar(select(Template).where(Template.id == case.template_id,
-                                                    Template.tenant_key == case.tenant_key)) if case.template_id else None
+    tpl = (ctx.session.scalar(select(Template).where(Template.id == case.template_id,
+                                                     Template.tenant_key == case.tenant_key))
+           if case.template_id else None)
     if tpl is None:
         return
     kinds = {d.get("name"): d.get("kind") for d in tpl.body.get("departments", [])}
@@ -146,14 +156,14 @@ def prefill_from_template(ctx: Ctx, case: Case) -> None:
 # ---------------------------------------------------------------- showing
 @router.action(OPEN)
 def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     ctx.send(outbox.SendCard(table_for(ctx, case)))
     return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
 
 
 @router.action(VIEW)
 def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
 
 
@@ -281,7 +291,7 @@ def save_item(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
 
 @router.action(SAVE_LEAD)
 def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     require_step(case, 2, texts.OUTPUTS[2])
     if ctx.actor != case.lead_open_id:
         raise not_lead(ctx, case)
@@ -306,7 +316,7 @@ def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
 # ---------------------------------------------------------------- confirming
 @router.action(CONFIRM)
 def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_case(ctx, value)
+    case = load_active_case(ctx, value.case_id)
     if case.step != Step.TEAM:
         return CallbackAnswer(toast=texts.S2_ALREADY_CONFIRMED, toast_type="info", card=table_for(ctx, case))
     if ctx.actor != case.lead_open_id:
@@ -325,14 +335,10 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     except Blocked as exc:  # rolls back the confirmation and everything sent above
         raise UserError(texts.S2_NOT_READY.format(
             missing="、".join(f"{g.subject}{texts.S2_COL_CONTACT}" for g in exc.missing))) from exc
-    if case.step == Step.REQUIREMENTS:
-        outbox.enqueue(ctx.session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=NUDGE_KIND,
-                       fire_key=f"{case.id}", due_at=ctx.now + NUDGE_AFTER, case_id=case.id)
     return CallbackAnswer(toast=texts.S2_CONFIRMED, card=table_for(ctx, case))
 
 
 def _announcement(ctx: Ctx, case: Case) -> str:
-    from handlers.consensus import inert
 
     names = {d.id: d.name for d in repository.departments(ctx.session, case)}
     lines, seen = [texts.S2_ANNOUNCE_HEAD], set()
@@ -355,5 +361,5 @@ def _summary(ctx: Ctx, case: Case) -> str:
                                    members=len(members(ctx, case)), items=len(items(ctx, case)))
 
 
-case_card.STEP_BUTTONS[Step.TEAM] = [(texts.S2_BTN_OPEN, OPEN, True)]
-case_card.STEP_SUMMARY[Step.TEAM] = _summary
+router.buttons(Step.TEAM, (texts.S2_BTN_OPEN, OPEN, True))
+router.summary(Step.TEAM)(_summary)

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from bot import outbox, repository, texts
 from bot.envelope import MessageEvent
 from bot.models import Case, KeyNode, Member, Risk, Task, Template
+from bot.repository import department_of, nodes_of, risks_of, tasks_of
 from bot.routing import Ctx, Router, UserError
 from cards.templates import TemplateRow, templates_card
-from handlers.plan import department_of, nodes_of, risks_of, tasks_of
 
 router = Router()
 
@@ -122,8 +122,9 @@ def prefill_plan(ctx: Ctx, case: Case) -> bool:
     for t in body["tasks"]:
         who, dept_id = owner(t.get("department"))
         task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, seq=t["seq"],
-                    content=t["content"], owner_open_id=who, department_id=dept_id, start_at=t["start"], due_at=t["due"],
-                    delivery_standard=t.get("standard", ""), resources=t.get("resources", ""), updated_at=ctx.now)
+                    content=t["content"], owner_open_id=who, department_id=dept_id, start_at=t["start"],
+                    due_at=t["due"], delivery_standard=t.get("standard", ""), resources=t.get("resources", ""),
+                    updated_at=ctx.now)
         ctx.session.add(task)
         ids[t["seq"]] = task
     ctx.session.flush()
@@ -149,7 +150,8 @@ def list_templates(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
                                    .order_by(Template.created_at, Template.id)):
         tasks = tpl.body.get("tasks", [])
         span = max((t["start_offset_h"] + t["duration_h"] for t in tasks), default=0) / 24
-        rows.append(TemplateRow(name=tpl.name, departments="、".join(d["name"] for d in tpl.body.get("departments", [])),
+        departments = "、".join(d["name"] for d in tpl.body.get("departments", []))
+        rows.append(TemplateRow(name=tpl.name, departments=departments,
                                 tasks=len(tasks), days=round(span, 1),
                                 saved=tpl.created_at.astimezone(ctx.tz).strftime("%Y-%m-%d")))
     ctx.send(outbox.SendCard(templates_card(rows)))

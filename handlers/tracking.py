@@ -18,69 +18,58 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
-from bot.actions import ActionValue
-from bot.envelope import CardAction
-from bot.lagging import BLOCKED, DONE, STATUSES, is_lagging, lag_reason_required
-from bot.models import Case, Member, Risk, Task, TaskUpdate
+from bot.actions import (
+    CHANGE_OPEN,
+    EXEC_CLOSE_OPEN,
+    PLAN_OPEN,
+    RISK_CLOSE,
+    TRACK_OPEN,
+    TRACK_SHOW,
+    TRACK_UPDATE,
+    ActionValue,
+)
+from bot.domain import TaskStatus, parse
+from bot.envelope import CardAction, MessageEvent
+from bot.lagging import is_lagging, lag_reason_required
+from bot.models import Case, ChangeRequest, PlanVersion, Risk, Task, TaskUpdate
+from bot.repository import department_of, get_task, tasks_of, team_open_ids
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Check, CloseExecution, Step
 from cards import kit
-from cards.tracking import RiskRow, TaskRow, TrackingView, UpdateItem, UpdateView, field_names, tracking_card, \
-    update_card
+from cards.tracking import (
+    ChangeFormView,
+    ChangeRequestView,
+    CloseView,
+    PlanDiffView,
+    UpdateItem,
+    UpdateView,
+    change_form_card,
+    change_request_card,
+    close_card,
+    field_names,
+    plan_diff_card,
+    update_card,
+)
 from handlers import case_card, people
-from handlers.common import transition
-from handlers.plan import PLAN_OPEN, audit, department_of, fmt, get_task, load_case, require_step, risks_of, tasks_of
+from handlers.common import audit, fmt, inert, load_case, md_table, picker_value, require_step, transition
+from handlers.lag_alerts import lag_alert_ops
+from handlers.tasks import baseline, check_task, next_task_seq, plan_snapshot, when_field
+from handlers.views import ordered_tasks, task_row, tracking_card_for, tracking_view
 
 router = Router()
 
-TRACK_OPEN = "track.open"        # send the clicking owner's update form
-TRACK_UPDATE = "track.update"    # submit one task's update (row_id = task id)
-TRACK_SHOW = "track.show"        # post the 《进度跟踪表》
-RISK_CLOSE = "risk.close"        # form submit: close the picked open risk (its 负责人 or the lead)
 
 
 # ---------------------------------------------------------------- views
-def _row(task: Task, now: datetime, tz: ZoneInfo) -> TaskRow:
-    return TaskRow(task_id=task.id, seq=task.seq, content=task.content, owner=task.owner_open_id, status=task.status,
-                   progress=task.progress, due=fmt(task.due_at, tz), lag_reason=task.lag_reason,
-                   adjustment=task.adjustment, lagging=is_lagging(task, now))
-
-
-def _ordered(tasks: list[Task], now: datetime) -> list[Task]:
-    """Lagging first, then open, then done; by seq within each group."""
-    return sorted(tasks, key=lambda t: (not is_lagging(t, now), t.status == DONE, t.seq))
-
-
-def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo,
-                  typed: dict[str, str] | None = None) -> TrackingView:
-    tasks = _ordered(tasks_of(session, case), now)
-    risks = sorted(risks_of(session, case), key=lambda r: r.status != "open")
-    archived = case.step != Step.EXECUTION
-    return TrackingView(
-        case_id=case.id, case_version=case.version, title=case.title, when=fmt(now, tz),
-        tasks=tuple(_row(t, now, tz) for t in tasks),
-        risks=tuple(RiskRow(risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
-                            owner=r.owner_open_id, open=r.status == "open", risk_id=r.id) for r in risks),
-        buttons=() if archived else track_buttons(case), archived=archived,
-        close_risk=None if archived else ActionValue(RISK_CLOSE, case_id=case.id), typed=typed or {})
-
-
-def tracking_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo,
-                      typed: dict[str, str] | None = None) -> dict:
-    """《进度跟踪表》 for a case: lagging tasks, then open risks (with the 关闭风险 form), then the
-    other tasks, a completion chart and the closed risks."""
-    return tracking_card(tracking_view(session, case, now, tz, typed))
-
-
 def _open_tasks_for(session: Session, case: Case, actor: str, now: datetime) -> list[Task]:
-    tasks = [t for t in tasks_of(session, case) if t.status != DONE]
+    tasks = [t for t in tasks_of(session, case) if t.status != TaskStatus.DONE]
     if actor != case.lead_open_id:
         tasks = [t for t in tasks if t.owner_open_id == actor]
-    return _ordered(tasks, now)
+    return ordered_tasks(tasks, now)
 
 
 def update_card_for(session: Session, case: Case, actor: str, now: datetime, tz: ZoneInfo,
@@ -95,80 +84,13 @@ def update_card_for(session: Session, case: Case, actor: str, now: datetime, tz:
     for t in tasks:
         mine = typed.get(t.id, {})
         items.append(UpdateItem(
-            row=_row(t, now, tz), submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id),
+            row=task_row(t, now, tz), submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id),
             status=mine.get("status", t.status), progress=mine.get("progress", str(t.progress)),
             lag_reason=mine.get("lag_reason", t.lag_reason), adjustment=mine.get("adjustment", t.adjustment)))
     return update_card(UpdateView(title=case.title, who=actor, items=tuple(items)))
 
 
 # ---------------------------------------------------------------- lag alerts
-def _lag_alert(case: Case, task: Task, tz: ZoneInfo) -> outbox.SendText:
-    return outbox.SendText(texts.LAG_ALERT.format(
-        lead=f'<at user_id="{case.lead_open_id}"></at>', seq=task.seq, content=plan_mod.inert(task.content),
-        owner=f'<at user_id="{task.owner_open_id}"></at>', status=task.status, progress=task.progress,
-        due=fmt(task.due_at, tz)))
-
-
-def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
-                  tasks: list[Task] | None = None) -> list[outbox.Op]:
-    """The lead's @mention, once for every task of `case` that NEWLY lags at `now`.
-
-    For the reminders engineer's periodic tick as much as for handlers: call it in the tick's
-    transaction and enqueue what it returns (or just call `lag_alert_tick(factory, now)`, which
-    does that for every case in step 5). Exactly once per lagging episode, whoever calls first
-    and however many call at the same moment: Task.lag_notified_at is set by a compare-and-set
-    UPDATE (… WHERE lag_notified_at IS NULL), and only the caller whose UPDATE changed the row
-    gets the op. A task that recovers is cleared, so it may alert again if it lags again.
-    Returns [] outside step 5."""
-    ops: list[outbox.Op] = []
-    if case.step != Step.EXECUTION or case.status != "active":
-        return ops
-    for task in tasks if tasks is not None else tasks_of(session, case):
-        lagging = is_lagging(task, now)
-        if lagging and task.lag_notified_at is None:
-            if _cas_lag_flag(session, task, None, now):
-                ops.append(_lag_alert(case, task, tz))
-        elif not lagging and task.lag_notified_at is not None:
-            _cas_lag_flag(session, task, task.lag_notified_at, None)
-    return ops
-
-
-def _cas_lag_flag(session: Session, task: Task, expected: datetime | None, new: datetime | None) -> bool:
-    cond = Task.lag_notified_at.is_(None) if expected is None else Task.lag_notified_at.is_not(None)
-    won = session.execute(update(Task).where(Task.id == task.id, cond).values(lag_notified_at=new)
-                          .execution_options(synchronize_session=False)).rowcount
-    session.refresh(task, ["lag_notified_at"])
-    return bool(won)
-
-
-new_lag_ops = lag_alert_ops  # the name steps 4–6 used first
-
-
-def lag_alert_tick(factory, now: datetime) -> int:
-    """One pass for a periodic tick (handlers.reminders.plan_tick calls it every minute): every
-    active case in step 5, in its own transaction; the alerts go into the outbox as immediate
-    sends keyed by task and time. Returns how many were enqueued (kick the sender if > 0)."""
-    from bot.reminders import case_tz  # noqa: PLC0415 - the reminders' own idea of a case's zone
-    with factory() as session, session.begin():
-        cases = list(session.scalars(select(Case).where(Case.status == "active", Case.step == Step.EXECUTION)))
-        by_case: dict[int, list[Task]] = {}
-        if cases:
-            for t in session.scalars(select(Task).where(Task.case_id.in_([c.id for c in cases]),
-                                                        Task.dropped.is_(False)).order_by(Task.seq, Task.id)):
-                by_case.setdefault(t.case_id, []).append(t)
-        sent = 0
-        for case in cases:
-            tasks = [t for t in by_case.get(case.id, []) if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id]
-            ops = lag_alert_ops(session, case, now, case_tz(case), tasks)
-            if ops and case.card_message_id:  # the live case card turns red along with the alert
-                ctx = Ctx(session=session, now=now, tz=case_tz(case), tenant_key=case.tenant_key,
-                          chat_id=case.chat_id, actor="", event_id=f"lag:{case.id}")
-                ops.append(outbox.PatchCard(case.card_message_id, case_card.build(ctx, case)))
-            if ops:
-                outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id,
-                                   key=f"lag:{case.id}@{now.isoformat()}", now=now, ops=ops, case_id=case.id)
-                sent += sum(isinstance(op, outbox.SendText) for op in ops)
-        return sent
 
 
 def _alert_new_lags(ctx: Ctx, case: Case) -> None:
@@ -204,17 +126,18 @@ def _read_form(form: dict, task_id: int) -> dict[str, str]:
     return {"status": get(s), "progress": get(p), "lag_reason": get(r), "adjustment": get(a)}
 
 
-def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[str, int]:
-    if typed["status"] not in STATUSES:
+def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskStatus, int]:
+    status = parse(TaskStatus, typed["status"])
+    if status is None:
         raise ValueError(texts.BAD_STATUS)
     raw = typed["progress"].rstrip("%").strip()
     if not raw.isdigit() or not 0 <= int(raw) <= 100:
         raise ValueError(texts.BAD_PROGRESS.format(value=typed["progress"][:10]))
-    status, progress = typed["status"], int(raw)
-    if status == DONE:
+    progress = int(raw)
+    if status == TaskStatus.DONE:
         progress = 100
-    elif progress == 100 and status != BLOCKED:
-        status = DONE
+    elif progress == 100 and status != TaskStatus.BLOCKED:
+        status = TaskStatus.DONE
     if lag_reason_required(task, now, status=status, progress=progress) and not (
             typed["lag_reason"] and typed["adjustment"]):
         raise ValueError(texts.LAG_FIELDS_REQUIRED.format(seq=task.seq, content=task.content))
@@ -242,7 +165,7 @@ def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
         return CallbackAnswer(toast=texts.TASK_UPDATE_SAME.format(seq=task.seq), toast_type="info",
                               card=update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz))
     _apply(ctx, case, task, status, progress, typed)
-    toast = texts.TASK_UPDATED.format(seq=task.seq, status=status, progress=progress)
+    toast = texts.TASK_UPDATED.format(seq=task.seq, status=texts.TASK_STATUS_LABELS[status], progress=progress)
     if _maybe_finish(ctx, case):
         return CallbackAnswer(toast=toast)
     _alert_new_lags(ctx, case)
@@ -267,16 +190,17 @@ def _last_update_by(session: Session, task: Task, actor: str) -> bool:
     return last is not None and last.actor_open_id == actor
 
 
-def _apply(ctx: Ctx, case: Case, task: Task, status: str, progress: int, typed: dict[str, str]) -> None:
+def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, typed: dict[str, str]) -> None:
     task.status, task.progress = status, progress
     task.lag_reason, task.adjustment = typed["lag_reason"], typed["adjustment"]
-    task.done_at = (task.done_at or ctx.now) if status == DONE else None
+    task.done_at = (task.done_at or ctx.now) if status == TaskStatus.DONE else None
     task.updated_at = ctx.now
     ctx.session.add(TaskUpdate(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, task_id=task.id,
                                actor_open_id=ctx.actor, status=status, progress=progress,
                                lag_reason=typed["lag_reason"], adjustment=typed["adjustment"],
                                standup_day=ctx.now.astimezone(ctx.tz).date(), at=ctx.now))
-    audit(ctx, case, "task.update", f"#{task.seq} {status} {progress}% {typed['lag_reason']}".strip())
+    label = texts.TASK_STATUS_LABELS[status]
+    audit(ctx, case, "task.update", f"#{task.seq} {label} {progress}% {typed['lag_reason']}".strip())
 
 
 def _maybe_finish(ctx: Ctx, case: Case) -> bool:
@@ -289,20 +213,6 @@ def _maybe_finish(ctx: Ctx, case: Case) -> bool:
 
 
 # ---------------------------------------------------------------- closing risks
-def person_desc(session: Session, case: Case, open_id: str) -> str:
-    """Who someone is in this case, in words a toast can show (toasts cannot render mentions)."""
-    member = session.scalar(select(Member).where(Member.case_id == case.id, Member.open_id == open_id,
-                                                 Member.tenant_key == case.tenant_key, Member.chat_id == case.chat_id))
-    dept = department_of(session, case, open_id)
-    if member is not None and member.role:
-        role = texts.PERSON_ROLE.format(dept=dept.name if dept else "", role=member.role)
-    elif dept is not None:
-        role = texts.PERSON_ROLE.format(dept=dept.name, role=texts.HEAD_WORD)
-    else:
-        return people.name(session, case.tenant_key, open_id) or texts.RISK_OWNER_FALLBACK
-    return people.who(session, case.tenant_key, open_id, role)
-
-
 @router.action(RISK_CLOSE)
 def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
@@ -317,7 +227,7 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
         raise UserError(message, card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz, typed))
     if ctx.actor not in (risk.owner_open_id, case.lead_open_id):
         raise UserError(texts.RISK_CLOSE_NOT_ALLOWED.format(
-            owner=person_desc(ctx.session, case, risk.owner_open_id), risk=risk.risk[:40],
+            owner=people.person_desc(ctx.session, case, risk.owner_open_id), risk=risk.risk[:40],
             lead=people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.COL_LEAD)))
     # compare-and-set: of two concurrent clicks exactly one closes the risk (and audits it)
     closed = ctx.session.execute(update(Risk).where(Risk.id == risk.id, Risk.status == "open")
@@ -336,7 +246,7 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
 def _summary(ctx: Ctx, case: Case) -> str:
     tasks = tasks_of(ctx.session, case)
     lagging = [t for t in tasks if is_lagging(t, ctx.now)]
-    done = sum(1 for t in tasks if t.status == DONE)
+    done = sum(1 for t in tasks if t.status == TaskStatus.DONE)
     line = texts.CASE_SUMMARY_5.format(done=done, total=len(tasks), lagging=len(lagging))
     if lagging:
         line += "\n" + "\n".join(texts.CASE_SUMMARY_5_LAG.format(seq=t.seq, content=kit.esc(t.content),
@@ -345,44 +255,32 @@ def _summary(ctx: Ctx, case: Case) -> str:
     return line
 
 
-case_card.STEP_BUTTONS[Step.EXECUTION] = [(texts.BTN_SHOW_TRACKING, TRACK_SHOW, True),
-                                          (texts.BTN_UPDATE_MINE, TRACK_OPEN, False),
-                                          (texts.BTN_VIEW_PLAN, PLAN_OPEN, False)]
-case_card.STEP_SUMMARY[Step.EXECUTION] = _summary
-case_card.STEP_STATE[Step.EXECUTION] = lambda ctx, case: (
-    "lagging" if any(is_lagging(t, ctx.now) for t in tasks_of(ctx.session, case)) else "info")
+router.buttons(Step.EXECUTION, (texts.BTN_SHOW_TRACKING, TRACK_SHOW, True),
+               (texts.BTN_UPDATE_MINE, TRACK_OPEN, False), (texts.BTN_VIEW_PLAN, PLAN_OPEN, False))
+router.summary(Step.EXECUTION)(_summary)
+
+
+@router.state(Step.EXECUTION)
+def _colour(ctx: Ctx, case: Case) -> str:
+    return "lagging" if any(is_lagging(t, ctx.now) for t in tasks_of(ctx.session, case)) else "info"
 
 
 # ---------------------------------------------------------------- dynamic adjustment (change requests)
-from sqlalchemy import func  # noqa: E402
-
-from bot.models import ChangeRequest, PlanVersion  # noqa: E402
-from bot.envelope import MessageEvent  # noqa: E402
-from cards.tracking import ChangeFormView, ChangeRequestView, CloseView, PlanDiffView, change_form_card, \
-    change_request_card, close_card, plan_diff_card  # noqa: E402
-from handlers import plan as plan_mod  # noqa: E402
-
-CHANGE_OPEN = "change.open"        # send the change-request form (/调整 does the same)
 CHANGE_MODE = "change.mode"        # switch the form: edit | add | drop
 CHANGE_SUBMIT = "change.submit"
 CHANGE_APPROVE = "change.approve"  # row_id = change request id
 CHANGE_REJECT = "change.reject"
-EXEC_CLOSE_OPEN = "exec.close_open"
 EXEC_CLOSE = "exec.close"
 _FORM_KEYS = ("task", "start", "due", "owner", "content", "standard", "reason", "retro_note")
 
 
-def track_buttons(case: Case) -> tuple[tuple[str, ActionValue, bool], ...]:
-    return ((texts.BTN_UPDATE_MINE, ActionValue(TRACK_OPEN, case_id=case.id), True),
-            (texts.BTN_REQUEST_CHANGE, ActionValue(CHANGE_OPEN, case_id=case.id), False),
-            (texts.BTN_CLOSE_EXECUTION, ActionValue(EXEC_CLOSE_OPEN, case_id=case.id), False))
-
-
 def change_form_for(session: Session, case: Case, mode: str = "edit", typed: dict[str, str] | None = None) -> dict:
-    options = tuple((f"#{t.seq} {t.content}"[:40], str(t.id)) for t in tasks_of(session, case) if t.status != DONE)
+    options = tuple((f"#{t.seq} {t.content}"[:40], str(t.id)) for t in tasks_of(session, case)
+                    if t.status != TaskStatus.DONE)
     return change_form_card(ChangeFormView(case_id=case.id, title=case.title, mode=mode,
                                            task_options=options or ((texts.PLAN_NONE, "0"),), mode_action=CHANGE_MODE,
-                                           submit=ActionValue(CHANGE_SUBMIT, case_id=case.id, row_id=_MODES.index(mode)),
+                                           submit=ActionValue(CHANGE_SUBMIT, case_id=case.id,
+                                                              row_id=_MODES.index(mode)),
                                            typed=typed or {}))
 
 
@@ -392,7 +290,7 @@ _MODES = ("edit", "add", "drop")
 def _team_case(ctx: Ctx, case_id: int | None) -> Case:
     case = load_case(ctx, case_id)
     require_step(case, Step.EXECUTION)
-    if ctx.actor not in plan_mod.team_open_ids(ctx.session, case):
+    if ctx.actor not in team_open_ids(ctx.session, case):
         raise UserError(texts.NOT_TEAM_MEMBER)
     return case
 
@@ -425,22 +323,22 @@ def _parse_change(ctx: Ctx, case: Case, mode: str, form: dict) -> dict:
     if not str(form.get("reason") or "").strip():
         raise ValueError(texts.CHANGE_NEED_REASON)
     if mode == "add":  # same rules as step 4; the task starts when the lead approves it
-        start = plan_mod.picker_value(ctx.now, ctx.tz)
-        due = plan_mod._when(form, "due", texts.FIELD_DUE, ctx.tz)  # noqa: SLF001
+        start = picker_value(ctx.now, ctx.tz)
+        due = when_field(form, "due", texts.FIELD_DUE, ctx.tz)
         if due <= ctx.now:  # say so plainly (not "due before start")
             raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_DUE, value=fmt(due, ctx.tz)))
-        data = plan_mod._check_task(ctx, case, dict(form, depends="0", start=start), None)  # noqa: SLF001
+        data = check_task(ctx, case, dict(form, depends="0", start=start), None)
         return {"kind": "add", "content": data["content"], "owner": data["owner_open_id"],
                 "due": data["due_at"].isoformat(), "standard": data["delivery_standard"]}
     task = get_task(ctx.session, case, int(form["task"]) if str(form.get("task") or "").isdigit() else None)
     if task is None or task.dropped:
         raise ValueError(texts.CHANGE_NEED_TASK)
-    if task.status == DONE:
+    if task.status == TaskStatus.DONE:
         raise ValueError(texts.CHANGE_TASK_DONE.format(seq=task.seq))
     if mode == "drop":
         return {"kind": "drop", "task_id": task.id}
-    start = plan_mod._when(form, "start", texts.FIELD_START, ctx.tz) if form.get("start") else None  # noqa: SLF001
-    due = plan_mod._when(form, "due", texts.FIELD_DUE, ctx.tz) if form.get("due") else None  # noqa: SLF001
+    start = when_field(form, "start", texts.FIELD_START, ctx.tz) if form.get("start") else None
+    due = when_field(form, "due", texts.FIELD_DUE, ctx.tz) if form.get("due") else None
     owner = str(form.get("owner") or "").strip()
     owner = owner if owner.startswith("ou_") and owner != task.owner_open_id else ""
     if not (start or due or owner):
@@ -488,8 +386,8 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.request", f"#{no} {cr.reason}")
     ctx.send(outbox.SendText(texts.CHANGE_PLEASE_DECIDE.format(
-        lead=f'<at user_id="{case.lead_open_id}"></at>', no=no, summary=plan_mod.inert(_summary_text(ctx, case, cr)),
-        reason=plan_mod.inert(cr.reason))))
+        lead=f'<at user_id="{case.lead_open_id}"></at>', no=no, summary=inert(_summary_text(ctx, case, cr)),
+        reason=inert(cr.reason))))
     return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
 
 
@@ -574,7 +472,7 @@ def _claim(ctx: Ctx, case: Case, cr: ChangeRequest, status: str, note: str) -> C
 
 
 def _note_suffix(note: str) -> str:
-    return ("\n" + texts.CHANGE_NOTICE_NOTE.format(note=plan_mod.inert(note))) if note else ""
+    return ("\n" + texts.CHANGE_NOTICE_NOTE.format(note=inert(note))) if note else ""
 
 
 @router.action(CHANGE_REJECT)
@@ -592,7 +490,7 @@ def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     audit(ctx, case, "change.reject", f"#{no} {cr.reason}" + (f" · {note}" if note else ""))
     ctx.send(outbox.SendText(texts.CHANGE_REJECTED_NOTICE.format(
         who=f'<at user_id="{cr.requested_by}"></at>', no=no,
-        summary=plan_mod.inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
+        summary=inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
     return CallbackAnswer(toast=texts.CHANGE_REJECTED.format(no=no), card=_request_card(ctx, case, cr))
 
 
@@ -603,14 +501,14 @@ def _apply_change(ctx: Ctx, case: Case, cr: ChangeRequest) -> set[str]:
         due = datetime.fromisoformat(c["due"])
         start = datetime.fromisoformat(c["start"]) if "start" in c else ctx.now
         _check_dates(start, due, ctx.now)
-        dept = plan_mod.department_of(ctx.session, case, c["owner"])
+        dept = department_of(ctx.session, case, c["owner"])
         ctx.session.add(Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                             seq=plan_mod._next_seq(ctx.session, case), content=c["content"],  # noqa: SLF001
+                             seq=next_task_seq(ctx.session, case), content=c["content"],
                              owner_open_id=c["owner"], department_id=dept.id if dept else None, start_at=start,
                              due_at=due, delivery_standard=c["standard"], updated_at=ctx.now))
         return {c["owner"]}
     task = get_task(ctx.session, case, c["task_id"])
-    if task is None or task.dropped or task.status == DONE:
+    if task is None or task.dropped or task.status == TaskStatus.DONE:
         raise ValueError(texts.CHANGE_NEED_TASK if task is None or task.dropped
                          else texts.CHANGE_TASK_DONE.format(seq=task.seq))
     concerned = {task.owner_open_id}
@@ -647,7 +545,7 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     version = (ctx.session.scalar(select(func.max(PlanVersion.version)).where(PlanVersion.case_id == case.id)) or 1) + 1
     state.version = version
     ctx.session.add(PlanVersion(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, version=version,
-                                snapshot=plan_mod.plan_snapshot(ctx.session, case), reason=cr.reason,
+                                snapshot=plan_snapshot(ctx.session, case), reason=cr.reason,
                                 change_request_id=cr.id, published_by=ctx.actor, published_at=ctx.now))
     cr.changes = {**cr.changes, "_lines": lines, "_version": version}
     no = _request_no(ctx.session, cr)
@@ -656,16 +554,10 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     if cr.requested_by != ctx.actor:  # the requester hears the decision (and the note) by name
         ctx.send(outbox.SendText(texts.CHANGE_APPROVED_NOTICE.format(
             who=f'<at user_id="{cr.requested_by}"></at>', no=no, version=version,
-            summary=plan_mod.inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
+            summary=inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.CHANGE_APPROVED.format(no=no, version=version),
                           card=_request_card(ctx, case, cr, version))
-
-
-def baseline(session: Session, case: Case) -> dict:
-    pv = session.scalar(select(PlanVersion).where(PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key,
-                                                  PlanVersion.version == 1))
-    return pv.snapshot if pv else {"tasks": []}
 
 
 def diff_lines(base: dict, now: dict, tz: ZoneInfo) -> list[str]:
@@ -677,7 +569,8 @@ def diff_lines(base: dict, now: dict, tz: ZoneInfo) -> list[str]:
         before = old.get(t["id"])
         if before is None:
             if not t["dropped"]:
-                out.append(texts.DIFF_LINE.format(seq=t["seq"], content=kit.esc(t["content"]), changes=texts.DIFF_ADDED))
+                out.append(texts.DIFF_LINE.format(seq=t["seq"], content=kit.esc(t["content"]),
+                                                  changes=texts.DIFF_ADDED))
             continue
         if t["dropped"] and not before.get("dropped"):
             out.append(f"{label}：{texts.DIFF_DROPPED}")
@@ -696,7 +589,7 @@ def diff_lines(base: dict, now: dict, tz: ZoneInfo) -> list[str]:
 
 def diff_card_for(session: Session, case: Case, version: int, no: int, cr: ChangeRequest, tz: ZoneInfo,
                   notify: list[str]) -> dict:
-    lines = diff_lines(baseline(session, case), plan_mod.plan_snapshot(session, case), tz)
+    lines = diff_lines(baseline(session, case), plan_snapshot(session, case), tz)
     return plan_diff_card(PlanDiffView(title=case.title, version=version, no=no, lines=tuple(lines), reason=cr.reason,
                                        retro_note=cr.retro_note, notify=tuple(notify),
                                        decision_note=cr.decision_note or ""))
@@ -714,7 +607,7 @@ def open_close(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
 
 
 def _close_card(ctx: Ctx, case: Case, typed: str = "") -> dict:
-    n = sum(1 for t in tasks_of(ctx.session, case) if t.status != DONE)
+    n = sum(1 for t in tasks_of(ctx.session, case) if t.status != TaskStatus.DONE)
     return close_card(CloseView(title=case.title, open_tasks=n, submit=ActionValue(EXEC_CLOSE, case_id=case.id),
                                 typed_reason=typed))
 
@@ -732,7 +625,7 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
         raise UserError(texts.EXEC_CLOSE_NEED_REASON, card=_close_card(ctx, case))
     repository.artifact_state(ctx.session, case, "execution").archived_at = ctx.now
     audit(ctx, case, "execution.close", reason)
-    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=plan_mod.inert(reason))))
+    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=inert(reason))))
     transition(ctx, case, CloseExecution(reason), reason=reason[:500])
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
@@ -742,7 +635,6 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
 def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     if case.step < Step.EXECUTION:
         return None
-    from handlers.export import md_table  # noqa: PLC0415
     # the export has no clock: show the table as of the end of execution, or of the latest change
     tasks = tasks_of(session, case)
     now = (case.closed_at or case.step_entered_at) if case.step > Step.EXECUTION else max(
@@ -750,22 +642,20 @@ def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     view = tracking_view(session, case, now, tz)
     name = people.namer(session, case.tenant_key, [t.owner for t in view.tasks] + [r.owner for r in view.risks])
     lagging = sum(1 for t in view.tasks if t.lagging)
-    done = sum(1 for t in view.tasks if t.status == DONE)
+    done = sum(1 for t in view.tasks if t.status == TaskStatus.DONE)
     return "\n".join([
         f"# {texts.OUTPUTS[5]}", f"「{case.title}」#{case.seq}",
         texts.EXP_TRACK_AT.format(when=fmt(now, tz), done=done, total=len(view.tasks), lagging=lagging), "",
         texts.EXP_TRACK_TASKS,
         md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_STATUS_T, texts.COL_PROGRESS, texts.COL_DUE,
                   texts.COL_LAG_REASON, texts.COL_ADJUSTMENT],
-                 [[f"#{t.seq} {t.content}", name(t.owner), t.status + (f" · {texts.LAGGING_TAG}" if t.lagging else ""),
+                 [[f"#{t.seq} {t.content}", name(t.owner),
+                   texts.TASK_STATUS_LABELS[t.status] + (f" · {texts.LAGGING_TAG}" if t.lagging else ""),
                    f"{t.progress}%", t.due, t.lag_reason, t.adjustment] for t in view.tasks]), "",
         texts.EXP_TRACK_RISKS,
         md_table([texts.COL_RISK, texts.COL_LIKELIHOOD, texts.COL_IMPACT, texts.COL_RESPONSE, texts.COL_OWNER],
-                 [[r.risk, r.likelihood, r.impact, r.response, name(r.owner)] for r in view.risks])])
+                 [[r.risk, texts.LEVEL_LABELS[r.likelihood], texts.LEVEL_LABELS[r.impact], r.response, name(r.owner)]
+                  for r in view.risks])])
 
 
-try:  # /导出 belongs to handlers.export; register our step when it is there
-    from handlers import export as _export
-    _export.EXPORTERS[Step.EXECUTION] = export_tracking
-except ImportError:  # pragma: no cover
-    pass
+router.exporter(Step.EXECUTION)(export_tracking)

@@ -4,7 +4,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from bot.db import normalise_url
 from bot.models import Base
+from bot.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -14,9 +16,6 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from bot.db import normalise_url
-    from bot.settings import Settings
-
     return normalise_url(Settings().database_url)
 
 

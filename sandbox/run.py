@@ -8,6 +8,7 @@ through the real outbox and HTTP client; reminders come from the real scheduler 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -16,7 +17,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, time as dtime, timedelta
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import httpx
@@ -32,6 +34,8 @@ from bot.settings import DEFAULT_DATABASE_URL, Settings
 from bot.workdays import calendar_for
 from feishu_fake import FakeFeishu
 from feishu_fake import events as ev
+from sandbox import web
+from sandbox.web import SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,6 @@ class Person:
 
 
 MEMBERS = tuple(Person(*m) for m in texts.SANDBOX_MEMBERS)
-
-
-class SandboxError(ValueError):
-    """A request from the page that cannot be carried out; the message is shown as a toast."""
 
 
 def _credentials() -> dict[str, str]:
@@ -87,8 +87,6 @@ class Sandbox:
             self.fake.add_user(p.open_id, p.name, department_name=p.dept)
         self.app = create_app(self.settings, clock=self.clock)
         self.app.state.sandbox = self
-        from sandbox import web
-
         web.install(self.app)
         self._client: httpx.AsyncClient | None = None
         self._changes = 0
@@ -341,8 +339,6 @@ class _FakeServer(uvicorn.Server):
     """The fake Open API's server leaves Ctrl+C to the bot's server (one handler per process)."""
 
     def capture_signals(self):  # type: ignore[override]
-        import contextlib
-
         return contextlib.nullcontext()
 
 

@@ -17,7 +17,7 @@ LEAD, TECH, DESIGN, DEV, QA = (p.open_id for p in MEMBERS)
 
 
 def capture(path: str, chromium: str = "/usr/bin/chromium") -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415 - playwright is a test extra, not installed in production
 
     with tempfile.TemporaryDirectory() as tmp:
         server = SandboxServer(Settings(_env_file=None), host="127.0.0.1", port=0,

@@ -21,6 +21,10 @@ STATIC = Path(__file__).parent / "static"
 router = APIRouter()
 
 
+class SandboxError(ValueError):
+    """A request from the page that cannot be carried out; the message is shown as a toast."""
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/sandbox/static", StaticFiles(directory=STATIC), name="sandbox-static")
@@ -73,8 +77,6 @@ async def state(request: Request, rev: str = "") -> JSONResponse:
 
 @router.post("/sandbox/api/messages")
 async def post_message(request: Request) -> JSONResponse:
-    from sandbox.run import SandboxError
-
     data = await _body(request)
     try:
         result = await _sandbox(request).say(str(data.get("as") or ""), str(data.get("text") or ""))
@@ -85,8 +87,6 @@ async def post_message(request: Request) -> JSONResponse:
 
 @router.post("/sandbox/api/action")
 async def card_action(request: Request) -> JSONResponse:
-    from sandbox.run import SandboxError
-
     data = await _body(request)
     action = data.get("action") if isinstance(data.get("action"), dict) else {}
     try:
@@ -98,8 +98,6 @@ async def card_action(request: Request) -> JSONResponse:
 
 @router.post("/sandbox/api/clock")
 async def clock(request: Request) -> JSONResponse:
-    from sandbox.run import SandboxError
-
     data = await _body(request)
     sandbox = _sandbox(request)
     try:

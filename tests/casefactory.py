@@ -13,8 +13,22 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import (ActionItem, ArtifactState, Case, ConsensusVersion, Department, DepartmentInput, KeyNode,
-                        Member, PlanVersion, Requirement, Risk, Signoff, StepLog, Task)
+from bot.models import (
+    ActionItem,
+    ArtifactState,
+    Case,
+    ConsensusVersion,
+    Department,
+    DepartmentInput,
+    KeyNode,
+    Member,
+    PlanVersion,
+    Requirement,
+    Risk,
+    Signoff,
+    StepLog,
+    Task,
+)
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, TENANT
 
 # (name, head, 接口人)
@@ -32,7 +46,7 @@ class TaskSpec:
     start: datetime
     due: datetime
     standard: str = "提交测试"
-    status: str = "未开始"
+    status: str = "todo"
     progress: int = 0
     department: str | None = None
 
@@ -101,7 +115,7 @@ def _fill_steps_1_to_3(s: Session, case: Case, *, now: datetime, created: dateti
         s.add(Signoff(**sc, case_id=case.id, artifact="requirements", artifact_version=1, department_id=d.id,
                       status="signed", actor_open_id=d.head_open_id, at=step3 + timedelta(hours=4 * (pos + 1))))
     s.add(Requirement(**sc, case_id=case.id, department_id=depts["技术部"].id, demand="接口增加用户数据加密",
-                      solution="额外1天完成", priority="高", created_by=TECH_HEAD, created_at=step3))
+                      solution="额外1天完成", priority="high", created_by=TECH_HEAD, created_at=step3))
     for artifact in ("team", "requirements"):
         s.add(ArtifactState(**sc, case_id=case.id, artifact=artifact, version=1, archived_at=step3))
     if action_items:
@@ -143,14 +157,16 @@ def make_plan_published(factory: sessionmaker[Session], case_id: int, *, now: da
     with factory() as s, s.begin():
         case = s.get(Case, case_id)
         sc = dict(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id)
-        s.add(Risk(**sc, risk="测试延迟", likelihood="中", impact="高", response="安排1名测试加班", owner_open_id=TECH_HEAD))
+        s.add(Risk(**sc, risk="测试延迟", likelihood="mid", impact="high", response="安排1名测试加班",
+                   owner_open_id=TECH_HEAD))
         s.add(KeyNode(**sc, name="上线", at=now + timedelta(days=3)))
         rows = s.scalars(select(Task).where(Task.case_id == case_id)).all()
         snap = {"tasks": [{"id": t.id, "seq": t.seq, "content": t.content, "owner": t.owner_open_id,
                            "start": t.start_at.isoformat(), "due": t.due_at.isoformat(),
                            "standard": t.delivery_standard} for t in rows]}
         s.add(PlanVersion(**sc, version=1, snapshot=snap, published_by=case.lead_open_id, published_at=now))
-        state = s.scalar(select(ArtifactState).where(ArtifactState.case_id == case_id, ArtifactState.artifact == "plan"))
+        state = s.scalar(select(ArtifactState).where(ArtifactState.case_id == case_id,
+                                                     ArtifactState.artifact == "plan"))
         if state is None:
             s.add(ArtifactState(**sc, artifact="plan", version=1, archived_at=now))
         else:

@@ -35,5 +35,28 @@ def test_every_emitted_action_has_a_handler():
     assert not missing, f"actions without a handler: {missing}"
 
 
+def test_every_case_card_button_has_a_handler():
+    """The live case card's buttons come from the registry, not from any snapshot."""
+    router = build_router()
+    buttons = [name for specs in router.case_buttons.values() for _label, name, _primary in specs]
+    assert len(buttons) >= 6
+    assert [b for b in buttons if b not in router.actions] == []
+
+
+def test_every_step_has_its_case_card_parts_and_exporter():
+    from bot.workflow import Step
+
+    router = build_router()
+    open_steps = [s for s in Step if s != Step.CLOSED]
+    assert sorted(router.case_buttons) == open_steps
+    assert sorted(router.exporters) == open_steps
+    # every effect the state machine can ask for has a runner (the case-card ones live in common)
+    from bot.workflow import ON_ENTER, Effect
+
+    wanted = {e for effects in ON_ENTER.values() for e in effects} - {
+        Effect.ANNOUNCE_STEP, Effect.POST_CASE_CARD, Effect.REFRESH_CASE_CARD}
+    assert wanted <= set(router.effects)
+
+
 def test_snapshots_exist():
     assert len(list(SNAPSHOTS.glob("*.json"))) >= 5

@@ -7,8 +7,17 @@ import httpx
 import pytest
 
 from bot.clock import ManualClock
-from bot.feishu import (BotInfo, FeishuClient, Member, Permanent, RateLimited, TokenInvalid, Transient,
-                        User, normalize_uuid)
+from bot.feishu import (
+    BotInfo,
+    FeishuClient,
+    Member,
+    Permanent,
+    RateLimited,
+    TokenInvalid,
+    Transient,
+    User,
+    normalize_uuid,
+)
 from bot.pacer import Pacer
 from feishu_fake import FakeFeishu
 

@@ -55,7 +55,8 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
             raise ConnectionError("closed before an answer")
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
     while len(rest) < length:
         rest += sock.recv(65536)
     return int(head.split(b" ")[1]), rest[:length]

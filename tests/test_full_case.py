@@ -9,12 +9,24 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from cards.rules import validate_card
 from bot import texts
 from bot.models import ActionItem, Case, KeyNode, Task
+from cards.rules import validate_card
 from handlers.reminders import plan_tick
-from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title,
-                          find_button, fits, step_entered, walk)
+from tests.driver import (
+    CHAT,
+    DESIGN_HEAD,
+    LEAD,
+    OUTSIDER,
+    TECH_DEV,
+    TECH_HEAD,
+    card_text,
+    card_title,
+    find_button,
+    fits,
+    step_entered,
+    walk,
+)
 from tests.test_steps13_support import CONSENSUS_FORM, INPUTS, dept_ids, has_button
 
 TITLE = "新品推广页面延迟"
@@ -56,7 +68,7 @@ def mentions_in_texts(world, open_id: str, since: int = 0) -> int:
 
 def tick(world) -> None:
     """What the app's 'reminders-plan' ticker does every minute, then the outbox sender delivers."""
-    plan_tick(world.state.factory, world.clock.now())
+    plan_tick(world.state.factory, world.clock.now(), world.state.dispatcher.router)
     world.drain()
 
 
@@ -133,10 +145,10 @@ def test_one_case_through_all_six_steps(paced):
         world.press(who, reqs, "提交本部门信息")
         assert world.submit(who, reqs, values)["toast"]["type"] == "success"
     world.press(LEAD, reqs, "新增需求")
-    world.submit(LEAD, reqs, {"dept": str(ids["市场部"]), "demand": "推广页面12月11日前上线", "priority": "高"})
+    world.submit(LEAD, reqs, {"dept": str(ids["市场部"]), "demand": "推广页面12月11日前上线", "priority": "high"})
     world.press(TECH_DEV, reqs, "新增需求")
     world.submit(TECH_DEV, reqs, {"dept": str(ids["技术部"]), "demand": "接口需增加用户数据加密，需额外1天",
-                                  "priority": "高", "conflict": [str(ids["市场部"])]})
+                                  "priority": "high", "conflict": [str(ids["市场部"])]})
     assert world.card(reqs)["header"]["template"] == "red"
     _, gaps, _ = strip_and_gaps(world)
     assert "冲突" in gaps
@@ -179,7 +191,7 @@ def test_one_case_through_all_six_steps(paced):
         ans = world.submit(who, plan, values, form_name="plan_task")
         assert ans["toast"]["type"] == "success", ans
     world.press(LEAD, plan, "＋风险")
-    world.submit(LEAD, plan, {"risk": "测试延迟", "likelihood": "中", "impact": "高",
+    world.submit(LEAD, plan, {"risk": "测试延迟", "likelihood": "mid", "impact": "high",
                               "response": "技术部安排1名测试人员加班", "owner": TECH_HEAD}, form_name="plan_risk")
     world.press(LEAD, plan, "＋关键节点")
     node_at = "2026-12-10 10:00 +0800"   # 上线, about 48 hours ahead
@@ -231,11 +243,11 @@ def test_one_case_through_all_six_steps(paced):
         form_mid = world.last_card(title_contains="更新进度")["message_id"]
         return world.submit(who, form_mid, {f"{k}{task_id}": v for k, v in values.items()}, form_name=f"f{task_id}")
 
-    assert update(LEAD, t1, {"s": "进行中", "p": "50"})["toast"]["type"] == "success"
-    assert update(TECH_DEV, t2, {"s": "进行中", "p": "30"})["toast"]["type"] == "success"
-    lagging = update(DESIGN_HEAD, t3, {"s": "进行中", "p": "60"})
+    assert update(LEAD, t1, {"s": "doing", "p": "50"})["toast"]["type"] == "success"
+    assert update(TECH_DEV, t2, {"s": "doing", "p": "30"})["toast"]["type"] == "success"
+    lagging = update(DESIGN_HEAD, t3, {"s": "doing", "p": "60"})
     assert lagging["toast"] == {"type": "error", "content": texts.LAG_FIELDS_REQUIRED.format(seq=3, content="页面适配")}
-    assert update(DESIGN_HEAD, t3, {"s": "进行中", "p": "60", "r": "素材晚到",
+    assert update(DESIGN_HEAD, t3, {"s": "doing", "p": "60", "r": "素材晚到",
                                     "a": "申请顺延到今天18点"})["toast"]["type"] == "success"
     assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1
 
@@ -273,7 +285,7 @@ def test_one_case_through_all_six_steps(paced):
     tracking = world.last_card(title_contains="《进度跟踪表》")["content"]
     assert "所有任务按计划推进" in card_text(tracking) and "申请顺延到今天18点" in card_text(tracking)
     for who, task_id in ((LEAD, t1), (TECH_DEV, t2), (DESIGN_HEAD, t3)):
-        ans = update(who, task_id, {"s": "已完成", "p": "100"}, on=case_mid(world))
+        ans = update(who, task_id, {"s": "done", "p": "100"}, on=case_mid(world))
         assert ans["toast"]["type"] == "success", ans
     assert case_row(world).step == 6
     assert texts.ALL_TASKS_DONE in world.texts()
@@ -284,9 +296,9 @@ def test_one_case_through_all_six_steps(paced):
     # ======== step 6: 复盘 ========
     world.press(TECH_DEV, case_mid(world), "填写复盘")
     retro = world.last_card(title_contains="复盘会")["message_id"]
-    for who, kind, content in ((TECH_DEV, "成功经验", "每日站会让滞后提前暴露"),
-                               (DESIGN_HEAD, "不足之处", "需求变更未提前评估风险"),
-                               (DESIGN_HEAD, "改进方向", "建立需求变更评审流程")):
+    for who, kind, content in ((TECH_DEV, "success", "每日站会让滞后提前暴露"),
+                               (DESIGN_HEAD, "weakness", "需求变更未提前评估风险"),
+                               (DESIGN_HEAD, "improve", "建立需求变更评审流程")):
         assert world.submit(who, retro, {"kind": kind, "content": content})["toast"]["type"] == "success"
     assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["type"] == "error"    # only the lead
     world.clock.advance(timedelta(hours=1))

@@ -1,10 +1,10 @@
 """Commands everyone sees from the first minute, and the cards behind them."""
 from __future__ import annotations
 
-from cards.case import CaseButton, CaseView, case_card
-from cards.general import CaseRow, audit_card, cases_card, help_card, welcome_card
 from bot import texts
 from bot.actions import ActionValue
+from cards.case import CaseButton, CaseView, case_card
+from cards.general import CaseRow, audit_card, cases_card, help_card, welcome_card
 from tests.cardsnap import assert_snapshot
 from tests.driver import CHAT, LEAD, OUTSIDER, card_text
 

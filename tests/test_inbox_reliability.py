@@ -124,7 +124,7 @@ def test_database_down_at_start_then_recovers(tmp_path, clock, monkeypatch):
 async def _spawn_start(state):
     import bot.app as app_module
 
-    return state.spawn(app_module._start(state))  # noqa: SLF001 - the lifespan's start-up path
+    return state.spawn(app_module._start(state))
 
 
 async def _wait_ready(state):

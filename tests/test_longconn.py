@@ -19,14 +19,13 @@ from sqlalchemy import func, select
 from websockets.sync.server import serve as ws_serve
 
 from bot.actions import ActionValue
-from bot.app import build_router
 from bot.longconn import LongConnectionServer
 from bot.models import InboxEvent
 from bot.routing import CallbackAnswer
 from feishu_fake import FakeFeishu
 from feishu_fake import events as ev
-from tests.driver import (APP_ID, APP_SECRET, CHAT, LEAD, NAMES, TENANT, VERIFICATION_TOKEN, card_text,
-                          make_settings)
+from handlers import build_router
+from tests.driver import APP_ID, APP_SECRET, CHAT, LEAD, NAMES, TENANT, VERIFICATION_TOKEN, card_text, make_settings
 
 WAIT = 10.0  # upper bound for any single wait; normally each takes milliseconds
 ECHO = "test.ws_echo"
@@ -55,7 +54,7 @@ class FakeLongConnService:
         service = self
 
         class Endpoint(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 service.endpoint_requests.append({"path": self.path, "body": body})
                 answer = json.dumps(service.refuse or {"code": 0, "data": {

@@ -86,7 +86,7 @@ def sender_through(world, gate: Gate, *, pacer: Pacer | None = None, me: str = "
                    **kw) -> OutboxSender:
     client = FeishuClient(app_id=APP_ID, app_secret=APP_SECRET, transport=httpx.MockTransport(gate.handle),
                           timeout=60, pacer=pacer)
-    return OutboxSender(world.state.factory, client, world.clock, me=me, **kw)
+    return OutboxSender(world.state.factory, client, world.clock, me=me, renderers=world.state.sender.renderers, **kw)
 
 
 @contextmanager
@@ -231,7 +231,8 @@ def test_claims_come_most_urgent_first_and_skip_busy_groups(world):
     now = world.clock.now()
     with world.state.factory() as s, s.begin():
         for fire_key, chat, priority in [("hint", "oc_a", outbox.Priority.HINT), ("bulk", "oc_b", outbox.Priority.BULK),
-                                         ("reply", "oc_c", outbox.Priority.REPLY), ("later", "oc_busy", outbox.Priority.REPLY)]:
+                                         ("reply", "oc_c", outbox.Priority.REPLY),
+                                         ("later", "oc_busy", outbox.Priority.REPLY)]:
             outbox.enqueue(s, tenant_key=TENANT, chat_id=chat, kind="immediate", fire_key=fire_key, due_at=now,
                            payload=outbox.dump_op(SendText(fire_key)), priority=priority)
         outbox.enqueue(s, tenant_key=TENANT, chat_id="oc_busy", kind="immediate", fire_key="in-flight",

@@ -19,7 +19,7 @@ from bot.clock import SystemClock
 from bot.models import Outbox
 from bot.outbox import OutboxSender, SendText
 from tests.driver import NAMES, TENANT
-from tests.test_outbox_concurrency import Gate, MSG_PATH, add_chats, running, sender_through, wait_until
+from tests.test_outbox_concurrency import MSG_PATH, Gate, add_chats, running, sender_through, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DOOMED = """
@@ -68,7 +68,8 @@ def test_rows_of_a_killed_worker_are_sent_by_a_new_one_within_the_lease(world):
         if doomed.poll() is None:
             doomed.kill()
         silent.close()
-    new = OutboxSender(world.state.factory, world.state.client, SystemClock(), me="new-worker")
+    new = OutboxSender(world.state.factory, world.state.client, SystemClock(), me="new-worker",
+                       renderers=world.state.sender.renderers)
     first_try = world.http.portal.call(new.run_once)
     assert first_try == [], "a lease that may still be alive is respected"
     deliveries = []
@@ -95,7 +96,8 @@ def test_a_live_workers_long_call_keeps_its_lease(world):
     gate.hold(lambda c, _path: c == chat)
     holder = sender_through(world, gate, me="worker-a")
     holder.heartbeat_seconds = 0.02
-    rival = OutboxSender(world.state.factory, world.state.client, world.clock, me="worker-b")
+    rival = OutboxSender(world.state.factory, world.state.client, world.clock, me="worker-b",
+                         renderers=world.state.sender.renderers)
     rival_got = []
     with running(world, holder):
         wait_until(lambda: gate.waiting(chat), "worker-a's call is in flight")

@@ -21,7 +21,7 @@ def _help(world, chat):
 async def _start(state):
     import bot.app as app_module
 
-    state.spawn(app_module._start(state))  # noqa: SLF001 - the lifespan's start-up path
+    state.spawn(app_module._start(state))
     await asyncio.wait_for(state.ready.wait(), timeout=20)
 
 

@@ -10,8 +10,7 @@ from bot.actions import ActionValue
 from bot.models import Person, RetroEntry, Risk
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published, make_retro
 from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD
-from tests.test_steps13_support import (INPUTS, fill_consensus, open_case, reach_step2, reach_step3,
-                                        sign, team_card_mid)
+from tests.test_steps13_support import INPUTS, fill_consensus, open_case, reach_step2, reach_step3, sign, team_card_mid
 
 
 def _toast(ans: dict) -> str:
@@ -38,7 +37,8 @@ def test_step1_toasts_name_heads_and_signer(world):
     assert _toast(ans) == texts.S1_OBJECTED.format(depts="设计部 王芳")
     # names unknown: today's wording
     _forget_names(world)
-    assert _toast(sign(world, OUTSIDER, mid)) == texts.S1_ONLY_HEAD.format(who="市场部负责人、技术部负责人、设计部负责人")
+    assert _toast(sign(world, OUTSIDER, mid)) == texts.S1_ONLY_HEAD.format(
+        who="市场部负责人、技术部负责人、设计部负责人")
     assert _toast(sign(world, LEAD, mid)) == texts.S1_SIGNED.format(depts="市场部")
 
 
@@ -50,7 +50,8 @@ def test_step2_and_step3_toasts_name_people(world):
     assert _toast(world.press(TECH_HEAD, mid, "移交组长")) == texts.LEAD_ONLY_NAMED.format(name="陈静")
     world.press(LEAD, mid, "添加成员")
     ids = _dept_ids(world)
-    ans = world.submit(LEAD, mid, {"member": TECH_DEV, "dept": str(ids["技术部"]), "role": "接口开发", "duty": "加密接口"})
+    ans = world.submit(LEAD, mid, {"member": TECH_DEV, "dept": str(ids["技术部"]), "role": "接口开发",
+                                   "duty": "加密接口"})
     assert _toast(ans) == texts.S2_MEMBER_SAVED.format(role="接口开发刘洋")
     world.press(LEAD, mid, "移交组长")
     assert _toast(world.submit(LEAD, mid, {"lead": LEAD})) == texts.S2_LEAD_SAME_NAMED.format(name="陈静")
@@ -75,10 +76,10 @@ def test_step3_toasts_name_contacts_and_confirmer(world):
         world.submit(who, mid, form)
     ids = _dept_ids(world)
     world.press(OUTSIDER, mid, "新增需求")
-    ans = world.submit(OUTSIDER, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "高"})
+    ans = world.submit(OUTSIDER, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "high"})
     assert _toast(ans) == texts.S3_NOT_DEPT_MEMBER_NAMED.format(who="协作组长陈静、技术部接口人刘洋或技术部负责人李娜",
                                                             dept="技术部")
-    world.submit(TECH_DEV, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "高"})
+    world.submit(TECH_DEV, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "high"})
     ans = world.press(OUTSIDER, mid, "确认清单")
     assert _toast(ans) == texts.S3_ONLY_CONTACT_OR_HEAD.format(
         who="市场部接口人陈静/负责人陈静、技术部接口人刘洋/负责人李娜、设计部接口人王芳/负责人王芳")
@@ -91,7 +92,7 @@ def _steps46(world, *, retro: bool = False):
     case_id = make_case_at_step4(world.state.factory, now=now)
     from datetime import timedelta
     make_plan_published(world.state.factory, case_id, now=now, tasks=[
-        TaskSpec("接口开发", TECH_DEV, now - timedelta(days=1), now + timedelta(days=2), progress=10, status="进行中")])
+        TaskSpec("接口开发", TECH_DEV, now - timedelta(days=1), now + timedelta(days=2), progress=10, status="doing")])
     if retro:
         make_retro(world.state.factory, case_id, now=now)
     return case_id
@@ -126,7 +127,7 @@ def test_step6_refusal_names_the_author(world):
     world.say(LEAD, "/进度")
     world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
     mid = world.last_card(title_contains="复盘会")["message_id"]
-    world.submit(TECH_DEV, mid, {"kind": "成功经验", "content": "站会有效"}, form_name="retro_entry")
+    world.submit(TECH_DEV, mid, {"kind": "success", "content": "站会有效"}, form_name="retro_entry")
     with world.state.factory() as s:
         entry = s.scalar(select(RetroEntry.id).where(RetroEntry.author_open_id == TECH_DEV))
     ans = world.click(DESIGN_HEAD, mid, value=ActionValue("retro.delete", case_id=case_id, row_id=entry).dump())
@@ -140,13 +141,14 @@ def test_exports_of_steps_4_to_6_show_names(world):
     world.say(LEAD, "/进度")
     world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
     mid = world.last_card(title_contains="复盘会")["message_id"]
-    world.submit(TECH_DEV, mid, {"kind": "成功经验", "content": "站会有效"}, form_name="retro_entry")
+    world.submit(TECH_DEV, mid, {"kind": "success", "content": "站会有效"}, form_name="retro_entry")
     out = []
     for step in (4, 5, 6):
         world.say(LEAD, f"/导出 {step}")
         out.append(world.texts()[-1])
     plan, tracking, retro = out
-    assert "| #1 接口开发 | 刘洋 |" in plan and "| #1 接口开发 | 刘洋 |" in tracking and "| #1 接口开发 | 刘洋 |" in retro
+    row = "| #1 接口开发 | 刘洋 |"
+    assert row in plan and row in tracking and row in retro
     assert "- 站会有效（刘洋）" in retro
     assert "ou_" not in "".join(out)
 

@@ -75,7 +75,7 @@ def test_done_task_is_not_reminded(world):
     tick(world)
     with world.state.factory() as s, s.begin():
         task = s.scalars(select(Task)).one()
-        task.status, task.progress = "已完成", 100
+        task.status, task.progress = "done", 100
     run_until(world, at(2026, 12, 11, 10), timedelta(hours=1))
     assert titled(world, "任务即将到期") == [] and titled(world, "任务已逾期") == []
 

@@ -113,7 +113,8 @@ def test_two_senders_share_one_database_without_duplicates(world):
     tick(world)
     world.clock.set(at(2026, 12, 8, 9, 30))
     engines = [db.make_engine(world.settings.database_url) for _ in range(2)]
-    senders = [OutboxSender(db.make_sessionmaker(e), world.state.client, world.clock, me=f"replica-{i}")
+    senders = [OutboxSender(db.make_sessionmaker(e), world.state.client, world.clock, me=f"replica-{i}",
+                            renderers=world.state.sender.renderers)
                for i, e in enumerate(engines)]
 
     async def both():
@@ -143,7 +144,8 @@ def test_two_planners_racing_create_each_row_once(world):
     factories = [db.make_sessionmaker(e) for e in engines]
 
     async def both():
-        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now()) for f in factories),
+        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now(), world.state.dispatcher.router)
+                                      for f in factories),
                                     return_exceptions=True)
 
     try:
@@ -158,7 +160,8 @@ def test_two_planners_racing_create_each_row_once(world):
     assert keys, "the racing planners planned nothing"
     assert len(keys) == len(set(keys)), Counter(keys).most_common(3)
     assert sum(results) >= len(keys)                      # the racers, not a later tick, created them
-    assert plan_tick(world.state.factory, world.clock.now()) == 0   # a third planner finds nothing to add
+    # a third planner finds nothing to add
+    assert plan_tick(world.state.factory, world.clock.now(), world.state.dispatcher.router) == 0
     assert [(r.kind, r.fire_key) for r in rows(world)] == keys
 
 
@@ -170,7 +173,7 @@ def test_rate_limited_fake_still_delivers_once(world):
     async def no_sleep(_seconds):
         return None
 
-    world.state.client._sleep = no_sleep                  # noqa: SLF001 - the client's injectable sleep
+    world.state.client._sleep = no_sleep
     world.fake.fail_next(1, status=429, reset=2)
     world.fake.fail_next(1, status=400, code=230020)
     world.fake.fail_next(1, status=503)

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import Case, KeyNode, Outbox, StandupReply, Task
 from handlers.reminders import plan_tick
-from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title,
-                          fits)
+from tests.driver import CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title, fits
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -33,14 +32,14 @@ def make_case(world, *, tasks=(), nodes=(), chat=CHAT, step=5, entered=None, **f
         for i, (owner, content, due) in enumerate(tasks, start=1):
             s.add(Task(tenant_key=TENANT, chat_id=chat, case_id=case.id, seq=i, content=content,
                        owner_open_id=owner, start_at=now - timedelta(days=2), due_at=due,
-                       delivery_standard="可上线", status="进行中", progress=30, updated_at=now))
+                       delivery_standard="可上线", status="doing", progress=30, updated_at=now))
         for name, when in nodes:
             s.add(KeyNode(tenant_key=TENANT, chat_id=chat, case_id=case.id, name=name, at=when))
         return case.id
 
 
 def tick(world) -> None:
-    plan_tick(world.state.factory, world.clock.now())
+    plan_tick(world.state.factory, world.clock.now(), world.state.dispatcher.router)
     world.drain()
 
 

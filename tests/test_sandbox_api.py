@@ -227,7 +227,7 @@ def test_jump_to_24_hours_before_a_key_node_brings_its_reminder(sandbox):
         s.flush()
         s.add(Task(**scope, case_id=case.id, seq=1, content="接口联调测试", owner_open_id=DEV,
                    start_at=now - timedelta(days=1), due_at=now + timedelta(days=2), delivery_standard="提交测试",
-                   status="进行中", progress=30, updated_at=now))
+                   status="doing", progress=30, updated_at=now))
         s.add(KeyNode(**scope, case_id=case.id, name="推广页上线", at=now + timedelta(days=3)))
     r = client.post("/sandbox/api/clock", json={"advance": "key_node"})
     assert r.status_code == 200, r.text

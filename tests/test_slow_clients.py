@@ -185,7 +185,7 @@ class Loris:
                 for k in range(10**6):
                     writer.write(HEAD[k % len(HEAD):k % len(HEAD) + 1])
                     try:
-                        chunk = await asyncio.wait_for(reader.read(4096), self.every)
+                        await asyncio.wait_for(reader.read(4096), self.every)
                     except asyncio.TimeoutError:
                         if self._stop.is_set():
                             break

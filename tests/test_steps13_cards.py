@@ -64,8 +64,8 @@ def _reqs(**kw):
         title="新品推广页面延迟", version=4,
         inputs=(requirements.InputLine("市场部", A, "设计稿", "档期固定", "接口按期", True),
                 requirements.InputLine("技术部", B)),
-        requirements=(requirements.ReqLine("技术部", "接口加密", "多投入1天", "高", "", ("市场部",), False),
-                      requirements.ReqLine("市场部", "按期上线", "", "中", "")),
+        requirements=(requirements.ReqLine("技术部", "接口加密", "多投入1天", "high", "", ("市场部",), False),
+                      requirements.ReqLine("市场部", "按期上线", "", "mid", "")),
         confirms=(requirements.ConfirmLine("市场部", True, AT), requirements.ConfirmLine("技术部", False)),
         buttons=requirements.ReqButtons(ActionValue(h3.FORM_INPUT, 1, 4), ActionValue(h3.FORM_ADD, 1, 4),
                                         ActionValue(h3.CONFIRM, 1, 4), ActionValue(h3.FORM_RESOLVE, 1, 4)))
@@ -134,7 +134,7 @@ def test_user_text_is_inert_everywhere():
               members=(team.MemberLine(A, EVIL, EVIL, EVIL),), items=(team.ItemLine(EVIL, A, None),)),
         team.depts_form(_tfv(h2.SAVE_DEPTS, error=EVIL, values={"contact_1": EVIL}), (DEPTS[0],)),
         _reqs(title=EVIL, inputs=(requirements.InputLine(EVIL, None, EVIL, EVIL, EVIL, False),),
-              requirements=(requirements.ReqLine(EVIL, EVIL, EVIL, "高", EVIL, (EVIL,)),)),
+              requirements=(requirements.ReqLine(EVIL, EVIL, EVIL, "high", EVIL, (EVIL,)),)),
     ]
     for card in cards:
         assert validate_card(card) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from bot import texts
-from handlers import export
 from tests.driver import LEAD, OTHER_CHAT, TECH_DEV
 from tests.test_steps13_support import fill_consensus, open_case, reach_step3, submit_inputs
 
@@ -56,6 +55,9 @@ def test_export_usage_nothing_yet_and_escaping(world):
     assert world.texts(OTHER_CHAT)[-1] == texts.NO_ACTIVE_CASE
 
 
-def test_registry_is_extensible():
-    assert set(export.EXPORTERS) >= {1, 2, 3}
-    assert export.md_table(["a", "b"], [["x|y", "1\n2"]]).splitlines()[-1] == "| x\\|y | 1 / 2 |"
+def test_every_step_registers_an_exporter_and_cells_cannot_break_a_row():
+    from handlers import build_router
+    from handlers.common import md_table
+
+    assert sorted(build_router().exporters) == [1, 2, 3, 4, 5, 6]
+    assert md_table(["a", "b"], [["x|y", "1\n2"]]).splitlines()[-1] == "| x\\|y | 1 / 2 |"

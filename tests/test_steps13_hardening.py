@@ -12,10 +12,29 @@ from bot import texts
 from bot.envelope import parse_event
 from bot.models import AuditEntry, Case, ConsensusVersion, Signoff, StepLog
 from feishu_fake import events as ev
-from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, card_text, find_button,
-                          find_submit, fits, step_entered)
-from tests.test_steps13_support import (CONSENSUS_FORM, HEADS, fill_consensus, has_button, open_case,
-                                        reach_step2, reach_step3, sign)
+from tests.driver import (
+    CHAT,
+    DESIGN_HEAD,
+    LEAD,
+    OTHER_CHAT,
+    TECH_DEV,
+    TECH_HEAD,
+    card_text,
+    find_button,
+    find_submit,
+    fits,
+    step_entered,
+)
+from tests.test_steps13_support import (
+    CONSENSUS_FORM,
+    HEADS,
+    fill_consensus,
+    has_button,
+    open_case,
+    reach_step2,
+    reach_step3,
+    sign,
+)
 
 
 def _count(world, model, *where):
@@ -24,7 +43,7 @@ def _count(world, model, *where):
 
 
 def _stored(world, user, mid, value, *, chat=CHAT, tenant=None, form=None, name=None):
-    common = world._common()  # noqa: SLF001
+    common = world._common()
     if tenant:
         common["tenant_key"] = tenant
     payload = ev.card_action_event(chat_id=chat, message_id=mid, operator_open_id=user, value=value,

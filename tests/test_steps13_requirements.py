@@ -9,12 +9,11 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import ArtifactState, Case, Signoff
-from tests.driver import (DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, find_button, fits,
-                          step_entered)
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, find_button, fits, step_entered
 from tests.test_steps13_support import INPUTS, dept_ids, has_button, reach_step3, submit_inputs
 
 
-def add_req(world, mid, user, dept, demand, conflict=(), priority="高", solution=""):
+def add_req(world, mid, user, dept, demand, conflict=(), priority="high", solution=""):
     ids = dept_ids(world)
     world.press(user, mid, "新增需求")
     return world.submit(user, mid, {"dept": str(ids[dept]), "demand": demand, "priority": priority,
@@ -57,7 +56,8 @@ def test_conflict_blocks_until_decided_then_confirm_and_archive(world):
     # someone not representing the department cannot add for it
     refused = add_req(world, mid, DESIGN_HEAD, "技术部", "x")["toast"]
     assert refused["type"] == "error"
-    assert fits(texts.S3_NOT_DEPT_MEMBER, refused["content"]) or fits(texts.S3_NOT_DEPT_MEMBER_NAMED, refused["content"])
+    assert (fits(texts.S3_NOT_DEPT_MEMBER, refused["content"])
+            or fits(texts.S3_NOT_DEPT_MEMBER_NAMED, refused["content"]))
     world.press(LEAD, mid, "取消")
     card = world.card(mid)
     rows = next(n for n in card["body"]["elements"] if n.get("tag") == "table" and
@@ -67,7 +67,8 @@ def test_conflict_blocks_until_decided_then_confirm_and_archive(world):
     assert blocked["toast"]["type"] == "error" and fits(texts.S3_NOT_READY, blocked["toast"]["content"])
     assert "冲突" in blocked["toast"]["content"]
     not_lead = world.press(TECH_HEAD, mid, "决定冲突点")["toast"]  # lead only
-    assert not_lead["type"] == "error" and not_lead["content"] in (texts.S_ONLY_LEAD, texts.LEAD_ONLY_NAMED.format(name="陈静"))
+    assert not_lead["type"] == "error"
+    assert not_lead["content"] in (texts.S_ONLY_LEAD, texts.LEAD_ONLY_NAMED.format(name="陈静"))
     world.press(LEAD, mid, "决定冲突点")
     ids = dept_ids(world)
     from tests.driver import walk
@@ -99,7 +100,7 @@ def test_change_after_confirmation_needs_new_confirmation(world):
     add_req(world, mid, LEAD, "市场部", "推广页面12月11日前上线")
     world.press(LEAD, mid, "确认清单")
     old = world.card(mid)
-    add_req(world, mid, TECH_DEV, "技术部", "需要测试账号", priority="中")
+    add_req(world, mid, TECH_DEV, "技术部", "需要测试账号", priority="mid")
     stale = world.click(TECH_DEV, mid, value=find_button(old, "确认清单"))
     assert stale["toast"]["content"] == texts.STALE_CARD
     text = card_text(world.card(mid))

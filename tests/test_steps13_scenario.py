@@ -9,10 +9,21 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import Case, Signoff
-from tests.driver import (CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title,
-                          find_button, fits, step_entered, walk)
-from tests.test_steps13_support import (CONSENSUS_FORM, INPUTS, dept_ids, has_button, set_contacts, sign,
-                                        team_card_mid)
+from tests.driver import (
+    CHAT,
+    DESIGN_HEAD,
+    LEAD,
+    OUTSIDER,
+    TECH_DEV,
+    TECH_HEAD,
+    card_text,
+    card_title,
+    find_button,
+    fits,
+    step_entered,
+    walk,
+)
+from tests.test_steps13_support import CONSENSUS_FORM, INPUTS, dept_ids, has_button, set_contacts, sign, team_card_mid
 
 INJECT = '<at id=all></at><at user_id="all"></at>'
 
@@ -94,10 +105,10 @@ def test_from_problem_to_plan(world):
         world.submit(who, reqs, form_values)
     ids = dept_ids(world)
     world.press(LEAD, reqs, "新增需求")
-    world.submit(LEAD, reqs, {"dept": str(ids["市场部"]), "demand": "推广页面12月12日前上线", "priority": "高"})
+    world.submit(LEAD, reqs, {"dept": str(ids["市场部"]), "demand": "推广页面12月12日前上线", "priority": "high"})
     world.press(TECH_DEV, reqs, "新增需求")
     world.submit(TECH_DEV, reqs, {"dept": str(ids["技术部"]), "demand": "接口需增加用户数据加密，需额外1天",
-                                  "priority": "高", "conflict": [str(ids["市场部"])]})
+                                  "priority": "high", "conflict": [str(ids["市场部"])]})
     assert world.card(reqs)["header"]["template"] == "red"
     assert world.press(TECH_HEAD, reqs, "确认清单")["toast"]["type"] == "error"
     world.press(LEAD, reqs, "决定冲突点")

@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, find_button
 
 GOAL_DATE = "2026-12-11 +0800"   # the test clock is 2026-12-08 09:00 Shanghai
@@ -98,7 +97,8 @@ def reach_step3(world) -> str:
 
 
 INPUTS = {
-    LEAD: {"resources": "设计稿和接口功能清单", "constraints": "推广档期不能晚于12月12日", "demands": "接口12月10日前可联调"},
+    LEAD: {"resources": "设计稿和接口功能清单", "constraints": "推广档期不能晚于12月12日",
+           "demands": "接口12月10日前可联调"},
     TECH_DEV: {"resources": "可抽调2人开发接口，需2天", "constraints": "人力紧张", "demands": "市场部提供测试账号"},
     DESIGN_HEAD: {"resources": "1名设计师", "constraints": "本周还有其他项目", "demands": "12月9日前确认需求"},
 }

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import Case, Member, Outbox
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, fits
-from tests.test_steps13_support import dept_ids, has_button, set_contacts, reach_step2, team_card_mid
+from tests.test_steps13_support import dept_ids, has_button, reach_step2, set_contacts, team_card_mid
 
 
 @pytest.mark.usefixtures("paced")

@@ -28,7 +28,7 @@ def test_change_forms_snapshots():
 
 def test_archived_tracking_card_has_no_buttons():
     card = tracking_card(TrackingView(case_id=1, case_version=3, title="新品推广页面延迟", when="12-10 17:00",
-                                      tasks=(TaskRow(1, 1, "接口开发<at id=ou_x></at>", TECH_DEV, "已完成", 100,
+                                      tasks=(TaskRow(1, 1, "接口开发<at id=ou_x></at>", TECH_DEV, "done", 100,
                                                      "12-10 18:00"),), archived=True))
     assert card["header"]["template"] == "grey"
     assert "button" not in str(card)

@@ -66,14 +66,16 @@ def test_change_approved_creates_version_with_diff(world):
     assert_snapshot("steps46_change_request_approved", world.card(mid))
     assert "**组长意见：**同意顺延，请同步客户" in card_text(world.card(mid))
     notice = _notices(world, texts.CHANGE_APPROVED_NOTICE)
-    assert notice == [texts.CHANGE_APPROVED_NOTICE.format(who=_at(TECH_DEV), no=1, summary="调整 #1 完成用户数据加密接口开发",
+    assert notice == [texts.CHANGE_APPROVED_NOTICE.format(who=_at(TECH_DEV), no=1,
+                                                          summary="调整 #1 完成用户数据加密接口开发",
                                                           version=2)
                       + "\n" + texts.CHANGE_NOTICE_NOTE.format(note="同意顺延，请同步客户")]
     with world.state.factory() as s:
         assert s.scalar(select(ChangeRequest.decision_note)) == "同意顺延，请同步客户"
     assert task(world, t1).due_at.isoformat() == "2026-12-11T10:00:00+00:00"
     with world.state.factory() as s:
-        versions = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id).order_by(PlanVersion.version)).all()
+        versions = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)
+                             .order_by(PlanVersion.version)).all()
         assert [(v.version, v.reason) for v in versions] == [(1, ""), (2, "加密方案变更")]
         assert versions[1].change_request_id is not None
     diff = world.last_card(title_contains="版本 2")["content"]
@@ -97,8 +99,10 @@ def test_change_rejected_keeps_plan(world):
     assert ans["toast"]["content"] == texts.CHANGE_REJECTED.format(no=1)
     assert not task(world, t2).dropped
     notice = _notices(world, texts.CHANGE_REJECTED_NOTICE)
-    assert notice == [texts.CHANGE_REJECTED_NOTICE.format(who=_at(DESIGN_HEAD), no=1, summary="取消任务 #2 协调设计部完成页面适配")
-                      + "\n" + texts.CHANGE_NOTICE_NOTE.format(note='上线前不能取消适配＜at user_id="all"＞＜/at＞')]  # inert
+    assert notice == [texts.CHANGE_REJECTED_NOTICE.format(who=_at(DESIGN_HEAD), no=1,
+                                                          summary="取消任务 #2 协调设计部完成页面适配")
+                      + "\n"  # the note's mention is made inert
+                      + texts.CHANGE_NOTICE_NOTE.format(note='上线前不能取消适配＜at user_id="all"＞＜/at＞')]
     with world.state.factory() as s:
         assert s.scalar(select(ChangeRequest.decision_note)).startswith("上线前不能取消适配")
     assert_snapshot("steps46_change_request_rejected", world.card(mid))
@@ -172,7 +176,7 @@ def _concurrently(world, mid, clicks):
     ids = []
     for user, name, form in clicks:
         payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=user, value=None,
-                                       form_value=form, name=name, **world._common())  # noqa: SLF001
+                                       form_value=form, name=name, **world._common())
         event = parse_event(payload)
         assert world.state.dispatcher.store(payload, event)
         ids.append(event.header.event_id)
@@ -203,7 +207,8 @@ def test_double_clicks_on_approve_decide_once(world):
     ok, no = find_submit(card, "cr_approve"), find_submit(card, "cr_reject")
     toasts = _concurrently(world, mid, [(LEAD, ok, {"approve_note": "同意"}), (LEAD, ok, {"approve_note": "同意"}),
                                         (LEAD, no, {"reject_note": "不同意"})])
-    decided = [t for t in toasts if t in (texts.CHANGE_APPROVED.format(no=1, version=2), texts.CHANGE_REJECTED.format(no=1))]
+    decided = [t for t in toasts
+               if t in (texts.CHANGE_APPROVED.format(no=1, version=2), texts.CHANGE_REJECTED.format(no=1))]
     assert len(decided) == 1, toasts
     assert all(t in decided or fits(texts.CHANGE_ALREADY, t) for t in toasts), toasts
     with world.state.factory() as s:

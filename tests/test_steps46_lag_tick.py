@@ -17,13 +17,13 @@ from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, fits
 def _setup(world):
     now = world.clock.now()
     case_id = make_case_at_step4(world.state.factory, now=now)
-    tasks = [TaskSpec("完成用户数据加密接口开发", TECH_DEV, now, now + timedelta(days=2), status="进行中", progress=60),
-             TaskSpec("协调设计部完成页面适配", DESIGN_HEAD, now, now + timedelta(days=1), status="进行中", progress=80)]
+    tasks = [TaskSpec("完成用户数据加密接口开发", TECH_DEV, now, now + timedelta(days=2), status="doing", progress=60),
+             TaskSpec("协调设计部完成页面适配", DESIGN_HEAD, now, now + timedelta(days=1), status="doing", progress=80)]
     return case_id, make_plan_published(world.state.factory, case_id, now=now, tasks=tasks)
 
 
 def _tick(world):
-    plan_tick(world.state.factory, world.clock.now())
+    plan_tick(world.state.factory, world.clock.now(), world.state.dispatcher.router)
     world.drain()
 
 
@@ -86,7 +86,8 @@ def test_two_ticks_racing_alert_once(world):
     factories = [db.make_sessionmaker(e) for e in engines]
 
     async def race():
-        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now()) for f in factories),
+        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now(), world.state.dispatcher.router)
+                                      for f in factories),
                                     return_exceptions=True)
 
     try:

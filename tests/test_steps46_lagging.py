@@ -8,7 +8,7 @@ T0 = datetime(2026, 12, 8, 1, 0, tzinfo=timezone.utc)
 
 @dataclass
 class T:
-    status: str = "进行中"
+    status: str = "doing"
     progress: int = 0
     start_at: datetime = T0
     due_at: datetime = T0 + timedelta(days=10)
@@ -31,8 +31,8 @@ def test_behind_by_more_than_margin_lags():
 def test_deadline_passed_blocked_done_dropped():
     late = T0 + timedelta(days=10, minutes=1)
     assert is_lagging(T(progress=99), late)
-    assert not is_lagging(T(status="已完成", progress=100), late)
-    assert is_lagging(T(status="受阻", progress=90), T0)
+    assert not is_lagging(T(status="done", progress=100), late)
+    assert is_lagging(T(status="blocked", progress=90), T0)
     assert not is_lagging(T(progress=0, dropped=True), late)
 
 
@@ -41,5 +41,5 @@ def test_lag_reason_required_uses_reported_values():
     task = T(progress=10)
     assert lag_reason_required(task, half)
     assert not lag_reason_required(task, half, progress=40)
-    assert lag_reason_required(task, half, status="受阻", progress=40)
-    assert not lag_reason_required(task, half, status="已完成", progress=100)
+    assert lag_reason_required(task, half, status="blocked", progress=40)
+    assert not lag_reason_required(task, half, status="done", progress=100)

@@ -33,7 +33,8 @@ def test_add_task_and_card_snapshots(world):
     ans = world.submit(TECH_HEAD, mid, TASK, form_name="plan_task")
     assert ans["toast"]["content"] == texts.TASK_ADDED.format(seq=1)
     [t] = tasks(world, case_id)
-    assert (t.owner_open_id, t.delivery_standard, t.resources) == (TECH_DEV, "12月10日18点前提交测试", "需市场部提供测试账号")
+    assert (t.owner_open_id, t.delivery_standard, t.resources) == (TECH_DEV, "12月10日18点前提交测试",
+                                                                    "需市场部提供测试账号")
     assert t.start_at.isoformat() == "2026-12-08T06:00:00+00:00" and t.due_at.isoformat() == "2026-12-10T10:00:00+00:00"
     assert t.department_id is not None  # TECH_DEV is 技术部's member
     assert "完成用户数据加密接口开发" in card_text(world.card(mid))
@@ -127,11 +128,11 @@ def test_carry_action_items_then_publish_needs_standards(world):
 def test_risk_and_key_node_forms(world):
     case_id, mid = open_plan(world)
     world.press(LEAD, mid, "＋风险")
-    bad = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "很高", "impact": "高", "response": "加班",
+    bad = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "很高", "impact": "high", "response": "加班",
                                    "owner": TECH_HEAD}, form_name="plan_risk")
     assert bad["toast"]["content"] == texts.ERR_LEVEL
     assert fields(bad["card"]["data"])["risk"]["default_value"] == "测试延迟"
-    ok = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "中", "impact": "高",
+    ok = world.submit(LEAD, mid, {"risk": "测试延迟", "likelihood": "mid", "impact": "high",
                                   "response": "技术部安排1名测试人员加班", "owner": TECH_HEAD}, form_name="plan_risk")
     assert ok["toast"]["content"] == texts.RISK_ADDED
     world.press(LEAD, mid, "＋关键节点")

@@ -21,8 +21,8 @@ def _retro(world):
     world.say(LEAD, "/进度")
     world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
     mid = world.last_card(title_contains="复盘会")["message_id"]
-    world.submit(TECH_DEV, mid, {"kind": "成功经验", "content": "每日站会让滞后提前暴露"}, form_name="retro_entry")
-    world.submit(DESIGN_HEAD, mid, {"kind": "不足之处", "content": "设计稿晚到"}, form_name="retro_entry")
+    world.submit(TECH_DEV, mid, {"kind": "success", "content": "每日站会让滞后提前暴露"}, form_name="retro_entry")
+    world.submit(DESIGN_HEAD, mid, {"kind": "weakness", "content": "设计稿晚到"}, form_name="retro_entry")
     return case_id, mid
 
 
@@ -51,29 +51,30 @@ def test_author_edits_own_entry_others_cannot(world):
         ans = _click(world, DESIGN_HEAD, mid, action, case_id, dev_entry)
         assert ans["toast"]["type"] == "error"
         assert ans["toast"]["content"] == texts.RETRO_NOT_AUTHOR.format(who="技术部接口人")
-    forged = _click(world, DESIGN_HEAD, mid, "retro.add", case_id, dev_entry, form={"kind": "成果", "content": "改掉"})
+    forged = _click(world, DESIGN_HEAD, mid, "retro.add", case_id, dev_entry,
+                    form={"kind": "outcome", "content": "改掉"})
     assert forged["toast"]["content"] == texts.RETRO_NOT_AUTHOR.format(who="技术部接口人")
-    assert _entries(world)[TECH_DEV][1:] == ("成功经验", "每日站会让滞后提前暴露")
+    assert _entries(world)[TECH_DEV][1:] == ("success", "每日站会让滞后提前暴露")
     # the author opens the entry in the form
     ans = _click(world, TECH_DEV, mid, "retro.edit", case_id, dev_entry)
     assert_snapshot("steps46_retro_editing", world.card(mid))
     fields = {n["name"]: n for n in walk(ans["card"]["data"]) if n.get("tag") in ("select_static", "input")}
-    assert fields["kind"]["initial_option"] == "成功经验"
+    assert fields["kind"]["initial_option"] == "success"
     assert fields["content"]["default_value"] == "每日站会让滞后提前暴露"
     # a bad edit keeps what was typed
-    bad = world.submit(TECH_DEV, mid, {"kind": "不足之处", "content": " "}, form_name="retro_entry")
+    bad = world.submit(TECH_DEV, mid, {"kind": "weakness", "content": " "}, form_name="retro_entry")
     assert bad["toast"]["content"] == texts.RETRO_NEED_CONTENT
     kind = next(n for n in walk(bad["card"]["data"]) if n.get("tag") == "select_static")
-    assert kind["initial_option"] == "不足之处"
+    assert kind["initial_option"] == "weakness"
     assert any(n.get("text", {}).get("content") == "保存修改" for n in walk(bad["card"]["data"]))
-    ok = world.submit(TECH_DEV, mid, {"kind": "不足之处", "content": "接口加密方案评估晚了"}, form_name="retro_entry")
+    ok = world.submit(TECH_DEV, mid, {"kind": "weakness", "content": "接口加密方案评估晚了"}, form_name="retro_entry")
     assert ok["toast"]["content"] == texts.RETRO_SAVED.format(kind="不足之处")
-    assert _entries(world)[TECH_DEV] == (dev_entry, "不足之处", "接口加密方案评估晚了")
+    assert _entries(world)[TECH_DEV] == (dev_entry, "weakness", "接口加密方案评估晚了")
     assert _audit(world, "retro.edit") == ["成功经验：每日站会让滞后提前暴露 → 不足之处：接口加密方案评估晚了"]
     # the card is back to adding, showing the new text
     assert "接口加密方案评估晚了" in str(world.card(mid))
     again = _click(world, TECH_DEV, mid, "retro.add", case_id, dev_entry,
-                   form={"kind": "不足之处", "content": "接口加密方案评估晚了"})
+                   form={"kind": "weakness", "content": "接口加密方案评估晚了"})
     assert again["toast"]["content"] == texts.RETRO_UNCHANGED and len(_audit(world, "retro.edit")) == 1
 
 
@@ -98,7 +99,7 @@ def test_no_edits_after_the_lead_finalises(world):
     world.press(LEAD, mid, "定稿并结案")
     assert "编辑" not in {n.get("text", {}).get("content") for n in walk(world.card(mid))}
     for action, form in (("retro.edit", None), ("retro.delete", None),
-                         ("retro.add", {"kind": "成果", "content": "改掉"})):
+                         ("retro.add", {"kind": "outcome", "content": "改掉"})):
         ans = _click(world, TECH_DEV, mid, action, case_id, dev_entry, form=form)
         assert ans["toast"]["type"] == "error", ans
-    assert _entries(world)[TECH_DEV][1:] == ("成功经验", "每日站会让滞后提前暴露")
+    assert _entries(world)[TECH_DEV][1:] == ("success", "每日站会让滞后提前暴露")

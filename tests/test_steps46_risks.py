@@ -26,9 +26,9 @@ def _setup(world):
     now = world.clock.now()
     case_id = make_case_at_step4(world.state.factory, now=now)
     tasks = [TaskSpec("页面适配", DESIGN_HEAD, now - timedelta(days=2), now + timedelta(days=2), progress=60,
-                      status="进行中"),
+                      status="doing"),
              TaskSpec("接口开发", TECH_DEV, now - timedelta(days=2), now + timedelta(days=2), progress=10,
-                      status="进行中")]
+                      status="doing")]
     make_plan_published(world.state.factory, case_id, now=now, tasks=tasks)
     with world.state.factory() as s:
         risk_id = s.scalar(select(Risk.id).where(Risk.case_id == case_id))
@@ -63,7 +63,8 @@ def test_only_owner_or_lead_closes_a_risk_with_a_note(world):
     # someone else: a toast naming who may, nothing changes
     ans = world.submit(TECH_DEV, mid, {"risk": str(risk_id), "note": "我来关"}, form_name="risk_close")
     assert ans["toast"]["type"] == "error"
-    assert ans["toast"]["content"] == texts.RISK_CLOSE_NOT_ALLOWED.format(owner="技术部技术负责人", lead=texts.S1_LEAD_WORD,
+    assert ans["toast"]["content"] == texts.RISK_CLOSE_NOT_ALLOWED.format(owner="技术部技术负责人",
+                                                                         lead=texts.S1_LEAD_WORD,
                                                                           risk="测试延迟")
     assert _status(world, risk_id) == "open" and _audits(world) == []
     # nothing picked: the form comes back with the note that was typed
@@ -112,7 +113,7 @@ def test_concurrent_close_clicks_close_once(world):
     for user in (LEAD, TECH_HEAD, LEAD):
         payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=user, value=None,
                                        form_value={"risk": str(risk_id)}, name=name,
-                                       **world._common())  # noqa: SLF001
+                                       **world._common())
         event = parse_event(payload)
         assert world.state.dispatcher.store(payload, event)
         ids.append(event.header.event_id)

@@ -34,7 +34,7 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.submit(LEAD, plan, {"content": "页面适配", "owner": DESIGN_HEAD, "start": "2026-12-08 14:00 +0800",
                               "due": "2026-12-09 18:00 +0800", "standard": "适配稿评审通过"})
     world.press(LEAD, plan, "＋风险")
-    world.submit(LEAD, plan, {"risk": "测试延迟", "likelihood": "中", "impact": "高",
+    world.submit(LEAD, plan, {"risk": "测试延迟", "likelihood": "mid", "impact": "high",
                               "response": "技术部安排1名测试人员加班", "owner": TECH_HEAD})
     world.press(LEAD, plan, "＋关键节点")
     world.submit(LEAD, plan, {"name": "上线", "at": "2026-12-11 12:00 +0800"})
@@ -50,20 +50,20 @@ def test_steps_4_to_6_and_sop_reuse(world):
     assert "滞后 2" in card_text(world.card(case_card(world)))  # task 1 is at 58 % of its time with 0 % done
     world.press(LEAD, case_card(world), "更新我的进度")
     lead_form = world.last_card(title_contains="更新进度")["message_id"]
-    ans = world.submit(TECH_DEV, lead_form, {f"s{t2}": "已完成", f"p{t2}": "100"}, form_name=f"f{t2}")
+    ans = world.submit(TECH_DEV, lead_form, {f"s{t2}": "done", f"p{t2}": "100"}, form_name=f"f{t2}")
     assert ans["toast"] == {"type": "error", "content": texts.NOT_TASK_OWNER.format(seq=2, content="页面适配")}
     later(world, seconds=5)
     world.press(TECH_DEV, case_card(world), "更新我的进度")
     dev_form = world.last_card(title_contains="更新进度")["message_id"]
-    world.submit(TECH_DEV, dev_form, {f"s{t1}": "进行中", f"p{t1}": "60"}, form_name=f"f{t1}")
+    world.submit(TECH_DEV, dev_form, {f"s{t1}": "doing", f"p{t1}": "60"}, form_name=f"f{t1}")
     alerts = [t for t in world.texts() if fits(texts.LAG_ALERT, t)]
     assert len(alerts) == 1 and "#2 页面适配" in alerts[0] and f'<at user_id="{LEAD}"></at>' in alerts[0]
     later(world, seconds=5)
     world.press(DESIGN_HEAD, case_card(world), "更新我的进度")
     design_form = world.last_card(title_contains="更新进度")["message_id"]
-    ans = world.submit(DESIGN_HEAD, design_form, {f"s{t2}": "进行中", f"p{t2}": "80"}, form_name=f"f{t2}")
+    ans = world.submit(DESIGN_HEAD, design_form, {f"s{t2}": "doing", f"p{t2}": "80"}, form_name=f"f{t2}")
     assert ans["toast"]["content"] == texts.LAG_FIELDS_REQUIRED.format(seq=2, content="页面适配")
-    world.submit(DESIGN_HEAD, design_form, {f"s{t2}": "进行中", f"p{t2}": "80", f"r{t2}": "素材晚到",
+    world.submit(DESIGN_HEAD, design_form, {f"s{t2}": "doing", f"p{t2}": "80", f"r{t2}": "素材晚到",
                                             f"a{t2}": "加班完成"}, form_name=f"f{t2}")
     world.press(LEAD, case_card(world), "查看进度跟踪表")
     table = world.last_card(title_contains="《进度跟踪表》")["content"]
@@ -89,11 +89,11 @@ def test_steps_4_to_6_and_sop_reuse(world):
     later(world, hours=14)  # Thu 10:00
     world.press(DESIGN_HEAD, case_card(world), "更新我的进度")
     world.submit(DESIGN_HEAD, world.last_card(title_contains="更新进度")["message_id"],
-                 {f"s{t2}": "已完成", f"p{t2}": "100"}, form_name=f"f{t2}")
+                 {f"s{t2}": "done", f"p{t2}": "100"}, form_name=f"f{t2}")
     later(world, hours=7)  # Thu 17:00
     world.press(TECH_DEV, case_card(world), "更新我的进度")
     world.submit(TECH_DEV, world.last_card(title_contains="更新进度")["message_id"],
-                 {f"s{t1}": "已完成", f"p{t1}": "100"}, form_name=f"f{t1}")
+                 {f"s{t1}": "done", f"p{t1}": "100"}, form_name=f"f{t1}")
     with f() as s:
         assert s.get(Case, case_id).step == 6
 
@@ -102,11 +102,12 @@ def test_steps_4_to_6_and_sop_reuse(world):
     retro = world.last_card(title_contains="复盘会")["message_id"]
     bad = world.submit(TECH_DEV, retro, {"kind": "", "content": "每日站会让滞后提前暴露"})
     assert bad["toast"]["type"] == "error"
-    assert next(n for n in walk(bad["card"]["data"]) if n.get("name") == "content")["default_value"] == "每日站会让滞后提前暴露"
-    world.submit(TECH_DEV, retro, {"kind": "成功经验", "content": "每日站会让滞后提前暴露"})
-    world.submit(TECH_DEV, retro, {"kind": "不足之处", "content": "需求变更未提前评估风险"})
-    world.submit(LEAD, retro, {"kind": "成果", "content": "推广页面按期上线"})
-    world.submit(DESIGN_HEAD, retro, {"kind": "改进方向", "content": "建立需求变更评审流程"})
+    content = next(n for n in walk(bad["card"]["data"]) if n.get("name") == "content")
+    assert content["default_value"] == "每日站会让滞后提前暴露"
+    world.submit(TECH_DEV, retro, {"kind": "success", "content": "每日站会让滞后提前暴露"})
+    world.submit(TECH_DEV, retro, {"kind": "weakness", "content": "需求变更未提前评估风险"})
+    world.submit(LEAD, retro, {"kind": "outcome", "content": "推广页面按期上线"})
+    world.submit(DESIGN_HEAD, retro, {"kind": "improve", "content": "建立需求变更评审流程"})
     assert_snapshot("steps46_retro_collect", world.card(retro))
     assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["content"] == texts.NOT_LEAD
     later(world, hours=1)

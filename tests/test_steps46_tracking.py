@@ -42,9 +42,9 @@ def _open_update_form(world, user):
 def test_tracking_card_lagging_first_with_chart(world):
     now = world.clock.now()
     tasks = [TaskSpec("页面适配", DESIGN_HEAD, now - timedelta(days=2), now + timedelta(days=2), progress=60,
-                      status="进行中"),
+                      status="doing"),
              TaskSpec("接口开发", TECH_DEV, now - timedelta(days=2), now + timedelta(days=2), progress=10,
-                      status="进行中")]
+                      status="doing")]
     case_id, _ = _setup(world, tasks)
     card = _tracking_card(world, case_id)
     assert validate_card(card) == []
@@ -69,15 +69,15 @@ def test_owner_updates_own_task_and_is_recorded(world):
     assert f"f{t1}" in {n.get("name") for n in walk(form["content"]) if n.get("tag") == "form"}
     assert f"f{t2}" not in {n.get("name") for n in walk(form["content"]) if n.get("tag") == "form"}
     world.clock.advance(timedelta(hours=2))
-    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "40"}, form_name=f"f{t1}")
+    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "40"}, form_name=f"f{t1}")
     assert ans["toast"]["content"] == texts.TASK_UPDATED.format(seq=1, status="进行中", progress=40)
     task = _task(world, t1)
-    assert (task.status, task.progress) == ("进行中", 40)
+    assert (task.status, task.progress) == ("doing", 40)
     with world.state.factory() as s:
         ups = s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()
     assert [(u.actor_open_id, u.progress, u.at) for u in ups] == [(TECH_DEV, 40, world.clock.now())]
     # a double submit records nothing new
-    again = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "40"}, form_name=f"f{t1}")
+    again = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "40"}, form_name=f"f{t1}")
     assert again["toast"]["content"] == texts.TASK_UPDATE_SAME.format(seq=1)
     with world.state.factory() as s:
         assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()) == 1
@@ -86,12 +86,13 @@ def test_owner_updates_own_task_and_is_recorded(world):
 def test_wrong_person_cannot_update_someone_elses_task(world):
     case_id, (t1, _t2) = _setup(world)
     _answer, form = _open_update_form(world, TECH_DEV)
-    ans = world.submit(DESIGN_HEAD, form["message_id"], {f"s{t1}": "已完成", f"p{t1}": "100"}, form_name=f"f{t1}")
+    ans = world.submit(DESIGN_HEAD, form["message_id"], {f"s{t1}": "done", f"p{t1}": "100"}, form_name=f"f{t1}")
     assert ans["toast"]["type"] == "error" and fits(texts.NOT_TASK_OWNER, ans["toast"]["content"])
-    assert _task(world, t1).status == "未开始"
+    assert _task(world, t1).status == "todo"
     # the lead may update anyone's task
-    ans = world.submit(LEAD, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "30"}, form_name=f"f{t1}")
-    assert ans["toast"] == {"type": "success", "content": texts.TASK_UPDATED.format(seq=1, status="进行中", progress=30)}
+    ans = world.submit(LEAD, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "30"}, form_name=f"f{t1}")
+    assert ans["toast"] == {"type": "success",
+                            "content": texts.TASK_UPDATED.format(seq=1, status="进行中", progress=30)}
     assert _task(world, t1).progress == 30
 
 
@@ -99,7 +100,7 @@ def test_lagging_update_requires_reason_and_keeps_typed_values(world):
     case_id, (t1, _t2) = _setup(world)
     world.clock.advance(timedelta(days=1, hours=6))  # 62 % of task 1's time gone
     _answer, form = _open_update_form(world, TECH_DEV)
-    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "15", f"r{t1}": "加密方案难"},
+    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "15", f"r{t1}": "加密方案难"},
                        form_name=f"f{t1}")
     assert ans["toast"]["type"] == "error" and fits(texts.LAG_FIELDS_REQUIRED, ans["toast"]["content"])
     refilled = ans["card"]["data"]
@@ -107,7 +108,7 @@ def test_lagging_update_requires_reason_and_keeps_typed_values(world):
     assert fields[f"p{t1}"]["default_value"] == "15"
     assert fields[f"r{t1}"]["default_value"] == "加密方案难"
     assert _task(world, t1).progress == 0
-    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "15", f"r{t1}": "加密方案难",
+    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "15", f"r{t1}": "加密方案难",
                                                        f"a{t1}": "资深工程师协助"}, form_name=f"f{t1}")
     assert ans["toast"]["type"] == "success"
     task = _task(world, t1)
@@ -124,7 +125,7 @@ def test_lagging_update_requires_reason_and_keeps_typed_values(world):
 def test_bad_progress_is_refused_clearly(world):
     case_id, (t1, _t2) = _setup(world)
     _answer, form = _open_update_form(world, TECH_DEV)
-    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "进行中", f"p{t1}": "120"}, form_name=f"f{t1}")
+    ans = world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "120"}, form_name=f"f{t1}")
     assert ans["toast"]["content"] == texts.BAD_PROGRESS.format(value="120")
     assert _task(world, t1).progress == 0
 
@@ -140,9 +141,9 @@ def test_person_without_tasks_gets_a_clear_answer(world):
 def test_all_tasks_done_moves_to_retro(world):
     case_id, (t1, t2) = _setup(world)
     _answer, form = _open_update_form(world, LEAD)  # the lead sees every open task
-    world.submit(LEAD, form["message_id"], {f"s{t1}": "已完成", f"p{t1}": "100"}, form_name=f"f{t1}")
+    world.submit(LEAD, form["message_id"], {f"s{t1}": "done", f"p{t1}": "100"}, form_name=f"f{t1}")
     form = world.last_card(title_contains="更新进度")
-    world.submit(LEAD, form["message_id"], {f"s{t2}": "已完成", f"p{t2}": "100"}, form_name=f"f{t2}")
+    world.submit(LEAD, form["message_id"], {f"s{t2}": "done", f"p{t2}": "100"}, form_name=f"f{t2}")
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 6
     assert texts.ALL_TASKS_DONE in world.texts()

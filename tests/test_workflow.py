@@ -8,8 +8,26 @@ import re
 import pytest
 
 from bot import texts, workflow
-from bot.workflow import (TRANSITIONS, Blocked, Check, CloseExecution, ConfirmTeam, Effect, Facts, Finalise, Gap,
-                          GapKind, NotAllowed, Open, Outcome, Publish, SendBack, Step, apply, missing)
+from bot.workflow import (
+    TRANSITIONS,
+    Blocked,
+    Check,
+    CloseExecution,
+    ConfirmTeam,
+    Effect,
+    Facts,
+    Finalise,
+    Gap,
+    GapKind,
+    NotAllowed,
+    Open,
+    Outcome,
+    Publish,
+    SendBack,
+    Step,
+    apply,
+    missing,
+)
 
 READY = {  # facts under which each step's guard holds
     Step.CONSENSUS: Facts(),

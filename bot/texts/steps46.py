@@ -1,9 +1,10 @@
 """Strings of steps 4–6: 行动方案, 进度跟踪, 调整, 复盘, SOP 模板."""
 
 # ---------------------------------------------------------------- shared
-PRIORITY_LEVELS = ("高", "中", "低")
-TASK_STATUSES = ("未开始", "进行中", "已完成", "受阻")
-STATUS_COLOURS = {"未开始": "neutral", "进行中": "blue", "已完成": "green", "受阻": "red"}
+# labels of the codes in bot.domain, keyed by code, in the order forms list them
+LEVEL_LABELS = {"high": "高", "mid": "中", "low": "低"}
+TASK_STATUS_LABELS = {"todo": "未开始", "doing": "进行中", "done": "已完成", "blocked": "受阻"}
+TASK_STATUS_COLOURS = {"todo": "neutral", "doing": "blue", "done": "green", "blocked": "red"}
 LAGGING_TAG = "滞后"
 DATETIME_FMT = "%m-%d %H:%M"
 NOT_TEAM_MEMBER = "只有本协作小组的成员（协作组长、各部门负责人、接口人和任务负责人）可以操作。"
@@ -246,7 +247,7 @@ EXEC_CLOSED = "执行阶段已结束：{reason}"
 EXEC_CLOSE_NEED_REASON = "请填写结束执行的原因。"
 
 # ---------------------------------------------------------------- step 6: retrospective
-RETRO_KINDS = ("成果", "成功经验", "不足之处", "改进方向")
+RETRO_KIND_LABELS = {"outcome": "成果", "success": "成功经验", "weakness": "不足之处", "improve": "改进方向"}
 RETRO_TITLE = "复盘会 · {title}"
 RETRO_INTRO = ("每位成员可以多次提交，每次一条：**成果**、**成功经验**（如每日站会有效跟踪进度）、"
                "**不足之处**（如需求变更未提前评估风险）、**改进方向**（如建立需求变更评审流程）。"

@@ -167,7 +167,7 @@ def _seed_execution_case(sandbox) -> None:
         for seq, (owner, content) in enumerate(((TECH, "完成用户数据加密接口开发"), (DEV, "接口联调测试")), start=1):
             s.add(Task(**scope, case_id=case.id, seq=seq, content=content, owner_open_id=owner,
                        start_at=now - timedelta(days=1), due_at=now + timedelta(days=6),
-                       delivery_standard="提交测试", status="进行中", progress=30, updated_at=now))
+                       delivery_standard="提交测试", status="doing", progress=30, updated_at=now))
 
 
 def test_move_the_clock_to_the_standup_and_answer_it(page, sandbox):
@@ -188,7 +188,7 @@ def test_move_the_clock_to_the_standup_and_answer_it(page, sandbox):
         standup.get_by_role("button", name="更新我的进度").click()
         form_mid = card_titled(pg, "更新进度")
         form = message(pg, form_mid)
-        form.locator("select").first.select_option("进行中")
+        form.locator("select").first.select_option("doing")
         form.get_by_label("完成率").first.fill("60")
         form.get_by_role("button", name=re.compile(r"^保存")).first.click()
         toast(pg, "60%")
@@ -201,11 +201,13 @@ def test_renderer_shows_unsupported_features_and_renders_markdown_faithfully(pag
       const ctx = {members: {ou_a: {name: '李娜', dept: '技术部'}}, bot: {open_id: 'ou_bot', name: '协作助手'},
                    texts: {unsupported: '[不支持的组件: {tag}]', unsupported_markdown: '[不支持的 Markdown: {what}]',
                            unknown_user: '未知用户', at_all: '所有人', page_prev: '上一页', page_next: '下一页',
-                           page_of: '第 {page}/{pages} 页', select_placeholder: '请选择', person_placeholder: '选择成员'},
+                           page_of: '第 {page}/{pages} 页', select_placeholder: '请选择',
+                           person_placeholder: '选择成员'},
                    tzOffset: '+0800', onAction: () => Promise.resolve(), toast: () => {}, busy: (n, p) => p};
       const card = {schema: '2.0', header: {title: {tag: 'plain_text', content: 'T'}, template: 'red'},
         body: {elements: [
-          {tag: 'markdown', content: "**粗** &#42;不是斜体&#42; <at id=ou_a></at> <font color='red'>红</font>\\n- 一\\n- 二"},
+          {tag: 'markdown',
+           content: "**粗** &#42;不是斜体&#42; <at id=ou_a></at> <font color='red'>红</font>\\n- 一\\n- 二"},
           {tag: 'img', img_key: 'img_x'},
           {tag: 'column_set', columns: [{tag: 'column', elements: [{tag: 'audio'}]}]},
           {tag: 'chart', chart_spec: {type: 'pie', data: {values: []}}},
@@ -214,12 +216,14 @@ def test_renderer_shows_unsupported_features_and_renders_markdown_faithfully(pag
           {tag: 'table', page_size: 1, columns: [{name: 's', display_name: '状态', data_type: 'options'},
                                                  {name: 'p', display_name: '人', data_type: 'persons'},
                                                  {name: 'x', display_name: 'X', data_type: 'weird'}],
-           rows: [{s: [{text: '已签字', color: 'green'}], p: 'ou_a', x: 1}, {s: [{text: '待签字', color: 'orange'}], p: [], x: 2}]},
+           rows: [{s: [{text: '已签字', color: 'green'}], p: 'ou_a', x: 1},
+                  {s: [{text: '待签字', color: 'orange'}], p: [], x: 2}]},
         ]}};
       const el = window.SandboxCards.render(card, ctx);
       document.body.appendChild(el);
       return {text: el.innerText, strong: el.querySelector('strong').textContent, em: el.querySelectorAll('em').length,
-              unsupported: Array.from(el.querySelectorAll('[data-unsupported]')).map(e => e.getAttribute('data-unsupported')),
+              unsupported: Array.from(el.querySelectorAll('[data-unsupported]'))
+                .map(e => e.getAttribute('data-unsupported')),
               bars: el.querySelectorAll('.chart-bar').length, li: el.querySelectorAll('li').length,
               red: el.querySelector('.fc-red').textContent, header: el.querySelector('.card-header').className};
     }""")
@@ -242,13 +246,15 @@ def test_every_card_the_bot_sends_renders_without_placeholders(page):
       const ctx = {members: {}, bot: {open_id: 'ou_bot', name: '协作助手'},
                    texts: {unsupported: '[不支持的组件: {tag}]', unsupported_markdown: '[不支持的 Markdown: {what}]',
                            unknown_user: '未知用户', at_all: '所有人', page_prev: '上一页', page_next: '下一页',
-                           page_of: '第 {page}/{pages} 页', select_placeholder: '请选择', person_placeholder: '选择成员',
-                           date_placeholder: '选择日期', time_placeholder: '选择时间', datetime_placeholder: '选择日期时间'},
+                           page_of: '第 {page}/{pages} 页', select_placeholder: '请选择',
+                           person_placeholder: '选择成员', date_placeholder: '选择日期', time_placeholder: '选择时间',
+                           datetime_placeholder: '选择日期时间'},
                    tzOffset: '+0800', onAction: () => Promise.resolve(), toast: () => {}, busy: (n, p) => p};
       const out = {};
       for (const [name, card] of Object.entries(cards)) {
         const el = window.SandboxCards.render(card, ctx);
-        out[name] = {bad: Array.from(el.querySelectorAll('[data-unsupported]')).map(e => e.getAttribute('data-unsupported')),
+        out[name] = {bad: Array.from(el.querySelectorAll('[data-unsupported]'))
+                       .map(e => e.getAttribute('data-unsupported')),
                      text: el.textContent.length};
       }
       return out;

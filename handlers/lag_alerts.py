@@ -1,0 +1,56 @@
+"""The lead's @mention when a task newly lags — the same rule for a progress update (handlers)
+and for time passing (the minute tick in handlers.reminders)."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from bot import outbox, texts
+from bot.lagging import is_lagging
+from bot.models import Case, Task
+from bot.repository import tasks_of
+from bot.workflow import Step
+from handlers.common import fmt, inert
+
+
+def _lag_alert(case: Case, task: Task, tz: ZoneInfo) -> outbox.SendText:
+    return outbox.SendText(texts.LAG_ALERT.format(
+        lead=f'<at user_id="{case.lead_open_id}"></at>', seq=task.seq, content=inert(task.content),
+        owner=f'<at user_id="{task.owner_open_id}"></at>', status=texts.TASK_STATUS_LABELS[task.status],
+        progress=task.progress,
+        due=fmt(task.due_at, tz)))
+
+
+def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
+                  tasks: list[Task] | None = None) -> list[outbox.Op]:
+    """The lead's @mention, once for every task of `case` that NEWLY lags at `now`.
+
+    For the reminders engineer's periodic tick as much as for handlers: call it in the tick's
+    transaction and enqueue what it returns (or just call `lag_alert_tick(factory, now)`, which
+    does that for every case in step 5). Exactly once per lagging episode, whoever calls first
+    and however many call at the same moment: Task.lag_notified_at is set by a compare-and-set
+    UPDATE (… WHERE lag_notified_at IS NULL), and only the caller whose UPDATE changed the row
+    gets the op. A task that recovers is cleared, so it may alert again if it lags again.
+    Returns [] outside step 5."""
+    ops: list[outbox.Op] = []
+    if case.step != Step.EXECUTION or case.status != "active":
+        return ops
+    for task in tasks if tasks is not None else tasks_of(session, case):
+        lagging = is_lagging(task, now)
+        if lagging and task.lag_notified_at is None:
+            if _cas_lag_flag(session, task, None, now):
+                ops.append(_lag_alert(case, task, tz))
+        elif not lagging and task.lag_notified_at is not None:
+            _cas_lag_flag(session, task, task.lag_notified_at, None)
+    return ops
+
+
+def _cas_lag_flag(session: Session, task: Task, expected: datetime | None, new: datetime | None) -> bool:
+    cond = Task.lag_notified_at.is_(None) if expected is None else Task.lag_notified_at.is_not(None)
+    won = session.execute(update(Task).where(Task.id == task.id, cond).values(lag_notified_at=new)
+                          .execution_options(synchronize_session=False)).rowcount
+    session.refresh(task, ["lag_notified_at"])
+    return bool(won)
