@@ -14,10 +14,10 @@ import asyncio
 import logging
 import uuid as uuidlib
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Callable, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
@@ -27,6 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot import outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
 from bot.clock import Clock
+from bot.db import rowcount
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
 from bot.models import InboxEvent
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, split_command
@@ -187,12 +188,12 @@ class Dispatcher:
     def _process_once(self, event_id: str) -> CallbackAnswer | None:
         now = self.clock.now()
         with self.factory() as session, session.begin():
-            claimed = session.execute(
+            claimed = rowcount(session.execute(
                 update(InboxEvent).where(InboxEvent.event_id == event_id, InboxEvent.status == "pending")
-                .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1)).rowcount
+                .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1)))
             if not claimed:
                 return None  # someone else finished it
-            payload = session.scalar(select(InboxEvent.payload).where(InboxEvent.event_id == event_id))
+            payload = session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id)).scalar_one()
             event = parse_event(payload)
             if event is None:
                 return None
@@ -291,10 +292,12 @@ class Dispatcher:
         return handler(ctx, event, value) or CallbackAnswer()
 
 
-def _insert_ignoring_duplicates(dialect: str):
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
     """INSERT … ON CONFLICT DO NOTHING for the inbox, in the connection's dialect."""
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return insert(InboxEvent.__table__).on_conflict_do_nothing()
+    table = cast(Table, InboxEvent.__table__)  # declarative types __table__ as any FromClause
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def _actor(event: Event) -> str:

@@ -93,7 +93,7 @@ class _InboxHandler(EventDispatcherHandler):
         if response.status_code >= 500:
             raise DeliveryFailed(f"status {response.status_code}")  # DB down: let Feishu retry
         if callback:
-            return json.loads(response.body)
+            return json.loads(bytes(response.body))
         return None
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.clock import Clock
+from bot.db import rowcount
 from bot.feishu import FeishuError, Permanent
 from bot.models import Outbox
 from bot.pacer import send_priority
@@ -175,7 +176,7 @@ def cancel(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_k
         cond.append(Outbox.fire_key.startswith(fire_key_prefix))
     if case_id is not None:
         cond.append(Outbox.case_id == case_id)
-    return session.execute(update(Outbox).where(*cond).values(status="cancelled")).rowcount or 0
+    return rowcount(session.execute(update(Outbox).where(*cond).values(status="cancelled")))
 
 
 # ---------------------------------------------------------------- claiming
@@ -207,7 +208,7 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
             expired = and_(expired, row.id.not_in(held))
         due = or_(and_(row.status == "pending", row.due_at <= now, ~chat_busy), expired)
         pick = select(row.id).where(due).order_by(row.priority, row.due_at, row.id).limit(batch)
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True, of=row)
         stmt = (update(Outbox).where(Outbox.id.in_(pick.scalar_subquery()))
                 .values(status="sending", claimed_by=me, claimed_at=now, attempts=Outbox.attempts + 1)
@@ -219,18 +220,18 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
 def renew(factory: sessionmaker[Session], *, me: str, ids: list[int], now: datetime) -> int:
     """Heartbeat: keep this worker's leases alive while their sends are queued or in flight."""
     with factory() as session, session.begin():
-        return session.execute(update(Outbox).where(
+        return rowcount(session.execute(update(Outbox).where(
             Outbox.id.in_(ids), Outbox.claimed_by == me, Outbox.status == "sending")
-            .values(claimed_at=now)).rowcount or 0
+            .values(claimed_at=now)))
 
 
 def release(factory: sessionmaker[Session], *, me: str, ids: list[int]) -> int:
     """On shutdown: hand unfinished rows back so the next process sends them at once. A send
     that was cut off mid-call is repeated with the same uuid, as after a crash."""
     with factory() as session, session.begin():
-        return session.execute(update(Outbox).where(
+        return rowcount(session.execute(update(Outbox).where(
             Outbox.id.in_(ids), Outbox.claimed_by == me, Outbox.status == "sending")
-            .values(status="pending", claimed_by=None)).rowcount or 0
+            .values(status="pending", claimed_by=None)))
 
 
 @dataclass

@@ -26,6 +26,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import outbox, texts
+from bot.db import rowcount
 from bot.domain import TaskStatus
 from bot.models import (
     ArtifactState,
@@ -355,9 +356,10 @@ def _existing(session: Session, case_ids: list[int], since: datetime) -> dict[in
     rows = session.execute(select(Outbox.case_id, Outbox.kind, Outbox.fire_key, Outbox.status, Outbox.due_at).where(
         Outbox.case_id.in_(case_ids), Outbox.kind.in_(KINDS),
         or_(Outbox.status == "pending", Outbox.due_at >= since))).all()
-    out: dict[int, list] = {}
+    out: dict[int, list[ExistingRow]] = {}
     for case_id, kind, key, status, due_at in rows:
-        out.setdefault(case_id, []).append(ExistingRow(kind, key, status, due_at))
+        if case_id is not None:  # always: the query picks rows of these cases
+            out.setdefault(case_id, []).append(ExistingRow(kind, key, status, due_at))
     return out
 
 
@@ -367,15 +369,15 @@ def _apply(session: Session, case: Case, changes: Changes) -> int:
         n += outbox.enqueue(session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=s.kind,
                             fire_key=s.fire_key, due_at=s.due_at, case_id=case.id, stale_after=s.stale_after)
     for s in changes.revive:
-        n += session.execute(update(Outbox).where(
+        n += rowcount(session.execute(update(Outbox).where(
             Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.kind == s.kind,
             Outbox.fire_key == s.fire_key, Outbox.status == "cancelled")
-            .values(status="pending", due_at=s.due_at, stale_after=s.stale_after, attempts=0)).rowcount or 0
+            .values(status="pending", due_at=s.due_at, stale_after=s.stale_after, attempts=0)))
     if changes.cancel:
         conds = [and_(Outbox.kind == k, Outbox.fire_key == key) for k, key in changes.cancel]
-        n += session.execute(update(Outbox).where(
+        n += rowcount(session.execute(update(Outbox).where(
             Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.case_id == case.id,
-            Outbox.status == "pending", or_(*conds)).values(status="cancelled")).rowcount or 0
+            Outbox.status == "pending", or_(*conds)).values(status="cancelled")))
     return n
 
 

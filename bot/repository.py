@@ -131,10 +131,11 @@ def facts(session: Session, case: Case) -> Facts:
     consensus = current_consensus(session, case)
     if consensus is not None:
         signs = signoffs(session, case, artifact="consensus", version=consensus.version)
+        objections = tuple(names[i] for i, s in signs.items() if s.status == "objected" and i in names)
+        out["objections"] = objections
         out["unsigned_departments"] = tuple(d.name for d in depts
-                                            if d.id not in signs or signs[d.id].status != "signed")
-        out["objections"] = tuple(names[i] for i, s in signs.items() if s.status == "objected" and i in names)
-        out["unsigned_departments"] = tuple(n for n in out["unsigned_departments"] if n not in out["objections"])
+                                            if (d.id not in signs or signs[d.id].status != "signed")
+                                            and d.name not in objections)
     else:
         out["consensus_submitted"] = False
     out["departments_without_contact"] = tuple(d.name for d in depts if not d.contact_open_id)

@@ -140,11 +140,13 @@ class Router:
         return deco
 
     def include(self, other: "Router") -> None:
-        for table, theirs in ((self.commands, other.commands), (self.actions, other.actions),
-                              (self.events, other.events), (self.effects, other.effects),
-                              (self.case_buttons, other.case_buttons), (self.case_summaries, other.case_summaries),
-                              (self.case_states, other.case_states), (self.exporters, other.exporters),
-                              (self.renderers, other.renderers)):
+        tables: tuple[tuple[dict[Any, Any], dict[Any, Any]], ...] = (
+            (self.commands, other.commands), (self.actions, other.actions),
+            (self.events, other.events), (self.effects, other.effects),
+            (self.case_buttons, other.case_buttons), (self.case_summaries, other.case_summaries),
+            (self.case_states, other.case_states), (self.exporters, other.exporters),
+            (self.renderers, other.renderers))
+        for table, theirs in tables:
             for key, fn in theirs.items():
                 if key in table:
                     raise ValueError(f"{key} registered twice")

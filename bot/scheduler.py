@@ -11,7 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
-Tick = Callable[[], Awaitable[None]]
+Tick = Callable[[], Awaitable[object]]  # whatever a pass returns is ignored
 
 
 class Ticker:

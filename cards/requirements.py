@@ -102,7 +102,7 @@ def requirements_card(view: ReqView) -> dict:
         [{"dept": c.department, "state": kit.tag_option(*texts.S3_CONFIRM_STATE["done" if c.confirmed else "pending"]),
           "when": c.at.strftime(texts.S_DATE_FMT) if c.at else texts.S_EMPTY} for c in view.confirms],
         page_size=6))
-    if archived:
+    if view.archived_at is not None:
         elements.append(kit.md(texts.S3_ARCHIVED_LINE.format(at=view.archived_at.strftime(texts.S_DATE_FMT))))
     if view.buttons is not None:
         b = view.buttons

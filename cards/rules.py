@@ -610,23 +610,24 @@ def validate_card(card: dict) -> list[str]:
 # ---------------------------------------------------------------- actions
 
 
-def iter_actions(card: dict) -> list[dict]:
+def iter_actions(card: dict) -> list[Any]:
     """Every callback a card can emit, so tests can check each has a handler:
     the `value` of every callback behavior (buttons, checkers, pickers, containers…), plus
-    `{"submit": <button name>, "form": <form name>}` for each form submit button."""
-    out: list[dict] = []
+    `{"submit": <button name>, "form": <form name>}` for each form submit button. A value is
+    whatever the card carries (normally a dict; validate_card checks it)."""
+    out: list[Any] = []
     elements = (card.get("body") or {}).get("elements") or []
     for el in elements:
         _collect(el, None, out)
     return out
 
 
-def _collect(node: Any, form: str | None, out: list[dict]) -> None:
+def _collect(node: Any, form: str | None, out: list[Any]) -> None:
     if not isinstance(node, dict):
         return
     for b in node.get("behaviors") or []:
         if isinstance(b, dict) and b.get("type") == "callback":
-            out.append(b.get("value") or {})
+            out.append(b.get("value"))
     if node.get("tag") == "button" and node.get("form_action_type") == "submit":
         out.append({"submit": node.get("name"), "form": form})
     if node.get("tag") == "form":
