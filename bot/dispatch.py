@@ -289,7 +289,21 @@ class Dispatcher:
         handler = self.router.actions.get(value.action)
         if handler is None:
             raise UserError(texts.UNKNOWN_ACTION)
-        return handler(ctx, event, value) or CallbackAnswer()
+        stale = self._stale(ctx, value)
+        return stale or handler(ctx, event, value) or CallbackAnswer()
+
+    def _stale(self, ctx: Ctx, value: ActionValue) -> CallbackAnswer | None:
+        """A click on a card whose content has changed since it was drawn gets the current card
+        and changes nothing (one place for every button that acts on what it showed)."""
+        spec = self.router.versioned.get(value.action)
+        if spec is None or value.case_id is None:
+            return None
+        case = repository.get_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
+                                   case_id=value.case_id)
+        if case is None or case.status != "active" or case.step != spec.step \
+                or value.version == spec.current(ctx.session, case, value):
+            return None
+        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=spec.card(ctx, case, value))
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:

@@ -26,6 +26,7 @@ from bot.models import (
     Signoff,
     StepLog,
     Task,
+    TaskUpdate,
 )
 from bot.workflow import Facts, Step
 
@@ -264,3 +265,8 @@ def requirements_of(session: Session, case: Case) -> list[Requirement]:
     order = {p: i for i, p in enumerate(Level)}
     # conflicts first (undecided before decided), then by priority
     return sorted(rows, key=lambda r: (not r.is_conflict, r.resolved_at is not None, order.get(r.priority, 9), r.id))
+
+
+def updates_of(session: Session, task_id: int) -> int:
+    """How many progress updates a task has had: the version an update form carries."""
+    return session.scalar(select(func.count()).select_from(TaskUpdate).where(TaskUpdate.task_id == task_id)) or 0

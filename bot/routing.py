@@ -62,6 +62,18 @@ class CallbackAnswer:
         return out
 
 
+@dataclass(frozen=True)
+class Versioned:
+    """What a button acts on, for the one stale-click check (bot.dispatch): the version the card
+    showed must still be current, else the clicker gets the current card and nothing happens.
+    Buttons that only open a form or show something need none: they never act on what they showed."""
+
+    step: Step                                    # checked while the case is in this step; after
+    #                                               it, the handler says what became of it
+    current: Callable[[Session, Any, Any], int]   # (session, case, ActionValue) -> the version now
+    card: Callable[[Ctx, Any, Any], dict]         # (ctx, case, ActionValue) -> the current card
+
+
 CommandHandler = Callable[[Ctx, MessageEvent, str], None]
 ActionHandler = Callable[[Ctx, CardAction, Any], CallbackAnswer]
 EventHandler = Callable[[Ctx, Any], None]
@@ -81,6 +93,7 @@ class Router:
         self.case_states: dict[Step, Callable[[Ctx, Any], str]] = {}
         self.exporters: dict[Step, Callable[..., "str | None"]] = {}
         self.renderers: dict[str, Renderer] = {}   # outbox row kind -> what to send at delivery
+        self.versioned: dict[str, Versioned] = {}  # action -> the version its button must carry
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -91,12 +104,15 @@ class Router:
             return fn
         return deco
 
-    def action(self, *names: str) -> Callable[[ActionHandler], ActionHandler]:
+    def action(self, *names: str, versioned: Versioned | None = None
+               ) -> Callable[[ActionHandler], ActionHandler]:
         def deco(fn: ActionHandler) -> ActionHandler:
             for name in names:
                 if name in self.actions:
                     raise ValueError(f"action {name} registered twice")
                 self.actions[name] = fn
+                if versioned is not None:
+                    self.versioned[name] = versioned
             return fn
         return deco
 
@@ -145,7 +161,7 @@ class Router:
             (self.events, other.events), (self.effects, other.effects),
             (self.case_buttons, other.case_buttons), (self.case_summaries, other.case_summaries),
             (self.case_states, other.case_states), (self.exporters, other.exporters),
-            (self.renderers, other.renderers))
+            (self.renderers, other.renderers), (self.versioned, other.versioned))
         for table, theirs in tables:
             for key, fn in theirs.items():
                 if key in table:

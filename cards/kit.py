@@ -12,12 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.actions import ActionValue
+from bot.ids import OPEN_ID
 from bot.texts import cards as T
 
 Element = dict[str, Any]
 
 # open_id form; anything else inside <at id=...> could smuggle markup (e.g. "all" or "x></at><font").
-_OPEN_ID = re.compile(r"^ou_[A-Za-z0-9_-]{1,64}$")
+_OPEN_ID = OPEN_ID
 
 
 # --------------------------------------------------------------------------- text

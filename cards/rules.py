@@ -42,6 +42,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from bot.ids import OPEN_ID
+
 MAX_ELEMENTS = 200
 MAX_BYTES = 30 * 1024
 MAX_TABLES = 5
@@ -143,7 +145,7 @@ _PX = re.compile(r"^(\d+)px$")
 _AT_TAG = re.compile(r"<at\b([^>]*)>", re.IGNORECASE)
 _AT_ATTR = re.compile(r"^(id|ids|email)\s*=\s*(['\"]?)([^'\"]*)\2$", re.IGNORECASE)
 _AT_ID = re.compile(r"^(ou_[A-Za-z0-9_-]{1,64}|all)$")
-_OPEN_ID = re.compile(r"^ou_[A-Za-z0-9_-]{1,64}$")
+_OPEN_ID = OPEN_ID
 
 
 # ---------------------------------------------------------------- walking

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot import repository, texts, workflow
+from bot.ids import is_open_id
 from bot.models import Case, Department
 from bot.routing import Ctx, UserError
 from bot.workflow import Blocked, Check, Command, Effect, Outcome, SendBack, Step
@@ -17,7 +18,6 @@ from handlers.case_card import gap_labels
 
 __all__ = ["transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step"]
 
-_OPEN_ID = re.compile(r"^ou_[A-Za-z0-9_-]{1,64}$")
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
 _WHEN = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$")
 
@@ -135,7 +135,7 @@ def inert(user_text: str) -> str:
 
 
 def mention(open_id: str) -> str:
-    return f'<at user_id="{open_id}"></at>' if _OPEN_ID.match(open_id or "") else ""
+    return f'<at user_id="{open_id}"></at>' if is_open_id(open_id) else ""
 
 
 # ---------------------------------------------------------------- times and forms

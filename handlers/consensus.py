@@ -14,8 +14,9 @@ from datetime import date
 from bot import outbox, repository, texts, workflow
 from bot.actions import ActionValue
 from bot.envelope import CardAction, MessageEvent
+from bot.ids import is_open_id
 from bot.models import Case, ConsensusVersion, Department, Signoff
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Facts, Open, Step
 from cards import consensus as cards
 from handlers import case_card, templates
@@ -45,7 +46,6 @@ VIEW = "consensus.view"
 SIGN = "consensus.sign"
 OBJECT = "consensus.object"
 
-_OPEN_ID = re.compile(r"^ou_[A-Za-z0-9_-]{1,64}$")
 _AMOUNT = re.compile(r"[0-9０-９一二两三四五六七八九十百千万]")
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
 LIMITS = {"title": 60, "background": 500, "current_state": 500, "impact": 500, "goal": 300,
@@ -91,7 +91,7 @@ def parse_form(ctx: Ctx, form: dict, keep_date: date | None) -> tuple[dict[str, 
         values[name_f], values[head_f] = name, head
         if not name and not head:
             continue
-        if head and not _OPEN_ID.match(head):
+        if head and not is_open_id(head):
             errors.append(texts.S_BAD_PERSON.format(field=texts.S1_F_DEPT_NAME.format(n=n)))
         elif not name:
             errors.append(texts.S1_DEPT_ROW_NO_NAME.format(n=n))
@@ -234,7 +234,13 @@ def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
     return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
 
 
-@router.action(EDIT)
+# Signing, objecting and editing act on the version of the table the card showed.
+TABLE = Versioned(step=Step.CONSENSUS,
+                  current=lambda s, case, _v: getattr(repository.current_consensus(s, case), "version", 0),
+                  card=lambda ctx, case, _v: table_for(ctx, case))
+
+
+@router.action(EDIT, versioned=TABLE)
 def edit(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     require_step(case, 1, texts.OUTPUTS[1])
@@ -299,8 +305,6 @@ def _my_departments(ctx: Ctx, case: Case, value: ActionValue) -> tuple[Consensus
         raise UserError(texts.S1_NOT_SUBMITTED)
     if case.step != Step.CONSENSUS:
         return CallbackAnswer(toast=texts.S1_ALREADY_AGREED, toast_type="info", card=table_for(ctx, case))
-    if value.version != cv.version:
-        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=table_for(ctx, case))
     depts = repository.departments(ctx.session, case)
     mine = [d for d in depts if d.head_open_id == ctx.actor]
     if not mine:
@@ -318,7 +322,7 @@ def _record(ctx: Ctx, case: Case, cv: ConsensusVersion, dept: Department, existi
         existing.status, existing.reason, existing.actor_open_id, existing.at = status, reason, ctx.actor, ctx.now
 
 
-@router.action(SIGN)
+@router.action(SIGN, versioned=TABLE)
 def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     checked = _my_departments(ctx, case, value)
@@ -343,7 +347,7 @@ def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     return CallbackAnswer(toast=texts.S1_SIGNED.format(depts=signer), card=table_for(ctx, case))
 
 
-@router.action(OBJECT)
+@router.action(OBJECT, versioned=TABLE)
 def object_(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     checked = _my_departments(ctx, case, value)

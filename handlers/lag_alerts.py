@@ -13,13 +13,13 @@ from bot.lagging import is_lagging
 from bot.models import Case, Task
 from bot.repository import tasks_of
 from bot.workflow import Step
-from handlers.common import fmt, inert
+from handlers.common import fmt, inert, mention
 
 
 def _lag_alert(case: Case, task: Task, tz: ZoneInfo) -> outbox.SendText:
     return outbox.SendText(texts.LAG_ALERT.format(
-        lead=f'<at user_id="{case.lead_open_id}"></at>', seq=task.seq, content=inert(task.content),
-        owner=f'<at user_id="{task.owner_open_id}"></at>', status=texts.TASK_STATUS_LABELS[task.status],
+        lead=mention(case.lead_open_id), seq=task.seq, content=inert(task.content),
+        owner=mention(task.owner_open_id), status=texts.TASK_STATUS_LABELS[task.status],
         progress=task.progress,
         due=fmt(task.due_at, tz)))
 

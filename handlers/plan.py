@@ -20,10 +20,11 @@ from bot import (
 from bot.actions import PLAN_OPEN, ActionValue
 from bot.domain import Level, parse
 from bot.envelope import CardAction
+from bot.ids import is_open_id
 from bot.lagging import is_lagging
 from bot.models import ActionItem, Case, KeyNode, PlanVersion, Risk, Task
 from bot.repository import department_of, get_task, nodes_of, risks_of, tasks_of, team_open_ids
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Blocked, Publish, Step
 from cards.plan import (
     MinutesView,
@@ -178,6 +179,8 @@ def _typed(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
     for k in ("start", "due", "at"):  # show picked times back in the picker's own format
         if out.get(k):
             out[k] = out[k][:16]
+    if out.get("owner") and not is_open_id(out["owner"]):
+        out["owner"] = ""  # a person picker can show only a person; the error names the field
     return out
 
 
@@ -234,7 +237,12 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     return _answer(ctx, case, texts.TASK_ADDED.format(seq=task.seq))
 
 
-@router.action(PLAN_DEL_TASK)
+# Publishing, deleting and carrying over act on the plan as the card showed it.
+PLAN_AS_SHOWN = Versioned(step=Step.PLAN, current=lambda _s, case, _v: case.version,
+                          card=lambda ctx, case, _v: plan_card_for(ctx.session, case, ctx.tz))
+
+
+@router.action(PLAN_DEL_TASK, versioned=PLAN_AS_SHOWN)
 def delete_task(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     task = get_task(ctx.session, case, value.row_id)
@@ -259,7 +267,7 @@ def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     problem = (texts.ERR_RISK if not typed["risk"] else
                texts.ERR_LEVEL if parse(Level, typed["likelihood"]) is None
                or parse(Level, typed["impact"]) is None else
-               texts.ERR_RISK_OWNER if not typed["owner"].startswith("ou_") else None)
+               texts.ERR_RISK_OWNER if not is_open_id(typed["owner"]) else None)
     if problem:
         raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, mode="risk", typed=typed))
     if not any(r.risk == typed["risk"] and r.owner_open_id == typed["owner"] for r in risks_of(ctx.session, case)):
@@ -302,12 +310,12 @@ def _delete_row(ctx: Ctx, value: ActionValue, model, toast: str, mode: str) -> C
     return _answer(ctx, case, toast, mode=mode)
 
 
-@router.action(PLAN_DEL_RISK)
+@router.action(PLAN_DEL_RISK, versioned=PLAN_AS_SHOWN)
 def delete_risk(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     return _delete_row(ctx, value, Risk, texts.RISK_DELETED, "risk")
 
 
-@router.action(PLAN_DEL_NODE)
+@router.action(PLAN_DEL_NODE, versioned=PLAN_AS_SHOWN)
 def delete_node(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     return _delete_row(ctx, value, KeyNode, texts.NODE_DELETED, "node")
 
@@ -317,7 +325,7 @@ def _next_morning(now: datetime, tz: ZoneInfo) -> datetime:
     return (local + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0).astimezone(ZoneInfo("UTC"))
 
 
-@router.action(PLAN_CARRY)
+@router.action(PLAN_CARRY, versioned=PLAN_AS_SHOWN)
 def carry_items(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     """Step 2's action items become tasks (start: next morning; due: the item's date 18:00, else
     a day later); the delivery standard is left for people to fill in before publishing."""
@@ -370,14 +378,11 @@ def minutes_card_for(session: Session, case: Case, version: int, now: datetime, 
                                     nodes=nodes, meeting_hours=meeting_hours(case)))
 
 
-@router.action(PLAN_PUBLISH)
+@router.action(PLAN_PUBLISH, versioned=PLAN_AS_SHOWN)
 def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     if ctx.actor != case.lead_open_id:
         raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
-    if value.version is not None and value.version != case.version:
-        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning",
-                              card=plan_card_for(ctx.session, case, ctx.tz))
     problems = publish_problems(ctx.session, case, ctx.now, ctx.tz)
     if problems:
         raise UserError(texts.PUBLISH_PROBLEMS.format(problems="；".join(problems[:8])),

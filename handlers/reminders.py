@@ -30,6 +30,7 @@ from bot.workflow import Step
 from cards import reminders as cards
 from cards.reminders import KEYNODE_OK, STANDUP_SAME, TaskLine
 from handlers import case_card, people
+from handlers.common import mention
 from handlers.lag_alerts import lag_alert_ops
 from handlers.views import tracking_card_for
 
@@ -195,7 +196,7 @@ def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op
     missing = [b.open_id for b in view.owners if not b.answered]
     if not missing or (standup.sent_at and now - standup.sent_at < POLICY.nudge_after / 2):
         return None  # all answered, or the standup itself just went out late: no nudge on its heels
-    people = " ".join(f'<at user_id="{oid}"></at>' for oid in missing)
+    people = " ".join(mention(oid) for oid in missing)
     return [outbox.SendText(texts.STANDUP_NUDGE.format(people=people)),
             outbox.PatchCard(standup.message_id, cards.standup_card(view))]
 

@@ -19,7 +19,7 @@ from bot.domain import Level, parse
 from bot.envelope import CardAction
 from bot.models import Case, Department, DepartmentInput, Outbox, Requirement, Signoff
 from bot.repository import department_inputs, requirements_of
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Effect, Step
 from cards import requirements as cards
 from handlers import case_card, people
@@ -294,14 +294,14 @@ def save_resolve(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAns
 
 
 # ---------------------------------------------------------------- confirming
-@router.action(CONFIRM)
+@router.action(CONFIRM, versioned=Versioned(
+    step=Step.REQUIREMENTS, current=lambda s, case, _v: repository.artifact_state(s, case, "requirements").version,
+    card=lambda ctx, case, _v: table_for(ctx, case)))
 def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     if case.step != Step.REQUIREMENTS:
         return CallbackAnswer(toast=texts.S3_ARCHIVED, toast_type="info", card=table_for(ctx, case))
     state = repository.artifact_state(ctx.session, case, "requirements")
-    if value.version != state.version:
-        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=table_for(ctx, case))
     depts = repository.departments(ctx.session, case)
     mine = [d for d in depts if ctx.actor in (d.contact_open_id, d.head_open_id)]
     if not mine:

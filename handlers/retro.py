@@ -22,7 +22,7 @@ from bot.domain import RetroKind, parse
 from bot.envelope import CardAction
 from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
 from bot.repository import tasks_of, team_open_ids
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Blocked, Finalise, Step
 from cards.retro import (
     ChangeRow,
@@ -65,7 +65,8 @@ def retro_card_for(session: Session, case: Case, typed: dict[str, str] | None = 
     ed = next((e for e in entries if editing is not None and e.entry_id == editing.id), None)
     return retro_card(RetroView(title=case.title, entries=entries, missing=missing,
                                 submit=ActionValue(RETRO_ADD, case_id=case.id),
-                                finalise=ActionValue(RETRO_FINALISE, case_id=case.id), typed=typed or {},
+                                finalise=ActionValue(RETRO_FINALISE, case_id=case.id, version=len(entries)),
+                                typed=typed or {},
                                 actions=RetroActions(edit=RETRO_EDIT, delete=RETRO_DELETE) if open_ else None,
                                 editing=ed if open_ else None))
 
@@ -288,7 +289,9 @@ def report_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo, *
     return report_card(view)
 
 
-@router.action(RETRO_FINALISE)
+@router.action(RETRO_FINALISE, versioned=Versioned(  # finalise the report as the lead saw it
+    step=Step.RETRO, current=lambda s, case, _v: len(repository.retro_entries(s, case)),
+    card=lambda ctx, case, _v: retro_card_for(ctx.session, case)))
 def finalise(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     if case.status == "closed":

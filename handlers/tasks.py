@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import texts
+from bot.ids import is_open_id
 from bot.models import Case, PlanVersion, Task
 from bot.repository import nodes_of, risks_of, tasks_of
 from bot.routing import Ctx
@@ -48,7 +49,7 @@ def check_task(ctx: Ctx, case: Case, form: dict, editing: Task | None) -> dict:
     if not content:
         raise ValueError(texts.ERR_CONTENT)
     owner = str(form.get("owner") or "").strip()
-    if not owner.startswith("ou_"):
+    if not is_open_id(owner):
         raise ValueError(texts.ERR_OWNER)
     start = when_field(form, "start", texts.FIELD_START, ctx.tz)
     due = when_field(form, "due", texts.FIELD_DUE, ctx.tz)

@@ -15,7 +15,7 @@ from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction
 from bot.models import ActionItem, Case, Department, Member, Template
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Blocked, ConfirmTeam, Effect, Step
 from cards import team as cards
 from handlers import case_card, people
@@ -314,7 +314,9 @@ def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
 
 
 # ---------------------------------------------------------------- confirming
-@router.action(CONFIRM)
+@router.action(CONFIRM, versioned=Versioned(
+    step=Step.TEAM, current=lambda s, case, _v: repository.artifact_state(s, case, "team").version,
+    card=lambda ctx, case, _v: table_for(ctx, case)))
 def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     if case.step != Step.TEAM:
@@ -322,8 +324,6 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     if ctx.actor != case.lead_open_id:
         raise not_lead(ctx, case)
     state = repository.artifact_state(ctx.session, case, "team")
-    if value.version != state.version:
-        return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=table_for(ctx, case))
     state.archived_at = ctx.now
     touch(ctx, case)
     audit(ctx, case, "team.confirm", texts.AUDIT_VERSION.format(version=state.version))

@@ -34,10 +34,11 @@ from bot.actions import (
 )
 from bot.domain import TaskStatus, parse
 from bot.envelope import CardAction, MessageEvent
+from bot.ids import is_open_id
 from bot.lagging import is_lagging, lag_reason_required
 from bot.models import Case, ChangeRequest, PlanVersion, Risk, Task, TaskUpdate
-from bot.repository import department_of, get_task, tasks_of, team_open_ids
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.repository import department_of, get_task, tasks_of, team_open_ids, updates_of
+from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Check, CloseExecution, Step
 from cards import kit
 from cards.tracking import (
@@ -55,7 +56,7 @@ from cards.tracking import (
     update_card,
 )
 from handlers import case_card, people
-from handlers.common import audit, fmt, inert, load_case, md_table, picker_value, require_step, transition
+from handlers.common import audit, fmt, inert, load_case, md_table, mention, picker_value, require_step, transition
 from handlers.lag_alerts import lag_alert_ops
 from handlers.tasks import baseline, check_task, next_task_seq, plan_snapshot, when_field
 from handlers.views import ordered_tasks, task_row, tracking_card_for, tracking_view
@@ -84,7 +85,8 @@ def update_card_for(session: Session, case: Case, actor: str, now: datetime, tz:
     for t in tasks:
         mine = typed.get(t.id, {})
         items.append(UpdateItem(
-            row=task_row(t, now, tz), submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id),
+            row=task_row(t, now, tz),
+            submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id, version=updates_of(session, t.id)),
             status=mine.get("status", t.status), progress=mine.get("progress", str(t.progress)),
             lag_reason=mine.get("lag_reason", t.lag_reason), adjustment=mine.get("adjustment", t.adjustment)))
     return update_card(UpdateView(title=case.title, who=actor, items=tuple(items)))
@@ -144,7 +146,9 @@ def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskSta
     return status, progress
 
 
-@router.action(TRACK_UPDATE)
+@router.action(TRACK_UPDATE, versioned=Versioned(  # someone else updated the task since the form was drawn
+    step=Step.EXECUTION, current=lambda s, _case, v: updates_of(s, v.row_id or 0),
+    card=lambda ctx, case, _v: update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz) or {}))
 def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     require_step(case, Step.EXECUTION)
@@ -340,7 +344,7 @@ def _parse_change(ctx: Ctx, case: Case, mode: str, form: dict) -> dict:
     start = when_field(form, "start", texts.FIELD_START, ctx.tz) if form.get("start") else None
     due = when_field(form, "due", texts.FIELD_DUE, ctx.tz) if form.get("due") else None
     owner = str(form.get("owner") or "").strip()
-    owner = owner if owner.startswith("ou_") and owner != task.owner_open_id else ""
+    owner = owner if is_open_id(owner) and owner != task.owner_open_id else ""
     if not (start or due or owner):
         raise ValueError(texts.CHANGE_NEED_SOMETHING)
     _check_dates(start or task.start_at, due or task.due_at, ctx.now)
@@ -386,7 +390,7 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.request", f"#{no} {cr.reason}")
     ctx.send(outbox.SendText(texts.CHANGE_PLEASE_DECIDE.format(
-        lead=f'<at user_id="{case.lead_open_id}"></at>', no=no, summary=inert(_summary_text(ctx, case, cr)),
+        lead=mention(case.lead_open_id), no=no, summary=inert(_summary_text(ctx, case, cr)),
         reason=inert(cr.reason))))
     return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
 
@@ -489,7 +493,7 @@ def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.reject", f"#{no} {cr.reason}" + (f" · {note}" if note else ""))
     ctx.send(outbox.SendText(texts.CHANGE_REJECTED_NOTICE.format(
-        who=f'<at user_id="{cr.requested_by}"></at>', no=no,
+        who=mention(cr.requested_by), no=no,
         summary=inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
     return CallbackAnswer(toast=texts.CHANGE_REJECTED.format(no=no), card=_request_card(ctx, case, cr))
 
@@ -553,7 +557,7 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned))))
     if cr.requested_by != ctx.actor:  # the requester hears the decision (and the note) by name
         ctx.send(outbox.SendText(texts.CHANGE_APPROVED_NOTICE.format(
-            who=f'<at user_id="{cr.requested_by}"></at>', no=no, version=version,
+            who=mention(cr.requested_by), no=no, version=version,
             summary=inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.CHANGE_APPROVED.format(no=no, version=version),

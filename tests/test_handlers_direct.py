@@ -160,15 +160,22 @@ def test_sign_by_someone_who_heads_no_department_raises_and_changes_nothing(fact
 
 
 def test_sign_from_a_stale_card_answers_with_the_fresh_table_and_signs_nothing(factory, router):
+    """Stale clicks are refused in one place, the dispatcher, before any handler runs."""
+    from bot.clock import ManualClock
+    from bot.dispatch import Dispatcher
+
     case_id, _ = open_case(factory, router)
     submit_consensus(factory, router, case_id)
     with factory() as s:
         before = everything(s)
+    dispatcher = Dispatcher(factory, router, ManualClock(NOW), ZoneInfo("Asia/Shanghai"))
     with factory() as s, s.begin():
         ctx = _ctx(s, router, TECH_HEAD, "ev-stale")
-        answer = action(ctx, ActionValue("consensus.sign", case_id=case_id, version=0))
-    assert (answer.toast, answer.toast_type) == (texts.STALE_CARD, "warning")
+        answer = dispatcher._stale(ctx, ActionValue("consensus.sign", case_id=case_id, version=0))
+        fresh = dispatcher._stale(ctx, ActionValue("consensus.sign", case_id=case_id, version=1))
+    assert answer is not None and (answer.toast, answer.toast_type) == (texts.STALE_CARD, "warning")
     assert card_title(answer.card) == texts.S1_TABLE_TITLE and validate_card(answer.card) == []
+    assert fresh is None
     assert ctx.ops == []
     with factory() as s:
         assert everything(s) == before
