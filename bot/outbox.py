@@ -306,8 +306,11 @@ class OutboxSender:
                 except Exception:
                     log.exception("outbox claim failed")
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
-                except asyncio.TimeoutError:
+                    # not wait_for: on 3.11 it swallows a cancel that meets a wake-up, and
+                    # shutdown then waits for this loop forever
+                    async with asyncio.timeout(idle_seconds):
+                        await self._wake.wait()
+                except TimeoutError:
                     pass
         finally:
             heartbeat.cancel()

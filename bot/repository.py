@@ -3,8 +3,9 @@ chat_id (S8): a card value or command from another group or tenant finds nothing
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,8 +44,40 @@ def ensure_chat(session: Session, *, tenant_key: str, chat_id: str, now: datetim
 
 
 def get_case(session: Session, *, tenant_key: str, chat_id: str, case_id: int) -> Case | None:
-    return session.scalar(select(Case).where(Case.id == case_id, Case.tenant_key == tenant_key,
-                                             Case.chat_id == chat_id))
+    """The case, in this tenant and chat only. By primary key, so a request that looks at the same
+    case twice (the stale-click check, then its handler) reads it once."""
+    if not 0 < case_id <= 2 ** 31 - 1:
+        return None
+    case = session.get(Case, case_id)
+    return case if case is not None and (case.tenant_key, case.chat_id) == (tenant_key, chat_id) else None
+
+
+# ---------------------------------------------------------------- reads kept for one transaction
+# A request reads the same departments, table version and signatures several times (the guard, the
+# card it answers with, the live case card). Inside its transaction they are kept, and forgotten as
+# soon as the session flushes a change to that kind of row.
+def _kept(session: Session, model: type, key: tuple, read: Callable[[], Any]) -> Any:
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # what a query would autoflush; it also forgets the reads it changes
+    kept = session.info.setdefault("kept_reads", {})
+    if (model, key) not in kept:
+        kept[(model, key)] = read()
+    return kept[(model, key)]
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_reads(session: Session, _flush_context: Any) -> None:
+    kept = session.info.get("kept_reads")
+    if kept:
+        changed = {type(o) for o in (*session.new, *session.dirty, *session.deleted)}
+        for model, key in [k for k in kept if k[0] in changed]:
+            del kept[(model, key)]
+
+
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_commit")
+def _forget_all_reads(session: Session) -> None:
+    session.info.pop("kept_reads", None)
 
 
 def active_case(session: Session, *, tenant_key: str, chat_id: str) -> Case | None:
@@ -64,24 +97,28 @@ def next_seq(session: Session, *, tenant_key: str, chat_id: str) -> int:
 
 
 def departments(session: Session, case: Case, *, active_only: bool = True) -> list[Department]:
-    q = select(Department).where(Department.case_id == case.id, Department.tenant_key == case.tenant_key,
-                                 Department.chat_id == case.chat_id)
-    if active_only:
-        q = q.where(Department.active.is_(True))
-    return list(session.scalars(q.order_by(Department.position, Department.id)))
+    def read() -> list[Department]:
+        q = select(Department).where(Department.case_id == case.id, Department.tenant_key == case.tenant_key,
+                                     Department.chat_id == case.chat_id)
+        if active_only:
+            q = q.where(Department.active.is_(True))
+        return list(session.scalars(q.order_by(Department.position, Department.id)))
+    return list(_kept(session, Department, (case.id, active_only), read))
 
 
 def current_consensus(session: Session, case: Case) -> ConsensusVersion | None:
-    return session.scalar(select(ConsensusVersion).where(
+    return _kept(session, ConsensusVersion, (case.id,), lambda: session.scalar(select(ConsensusVersion).where(
         ConsensusVersion.case_id == case.id, ConsensusVersion.tenant_key == case.tenant_key,
-        ConsensusVersion.chat_id == case.chat_id).order_by(ConsensusVersion.version.desc()))
+        ConsensusVersion.chat_id == case.chat_id).order_by(ConsensusVersion.version.desc())))
 
 
 def signoffs(session: Session, case: Case, *, artifact: str, version: int) -> dict[int, Signoff]:
-    rows = session.scalars(select(Signoff).where(
-        Signoff.case_id == case.id, Signoff.tenant_key == case.tenant_key, Signoff.chat_id == case.chat_id,
-        Signoff.artifact == artifact, Signoff.artifact_version == version))
-    return {row.department_id: row for row in rows}
+    def read() -> dict[int, Signoff]:
+        rows = session.scalars(select(Signoff).where(
+            Signoff.case_id == case.id, Signoff.tenant_key == case.tenant_key, Signoff.chat_id == case.chat_id,
+            Signoff.artifact == artifact, Signoff.artifact_version == version))
+        return {row.department_id: row for row in rows}
+    return dict(_kept(session, Signoff, (case.id, artifact, version), read))
 
 
 def artifact_state(session: Session, case: Case, artifact: str) -> ArtifactState:
@@ -124,38 +161,58 @@ def enter_step(session: Session, case: Case, step: Step, *, now: datetime, reaso
     case.step, case.step_entered_at, case.updated_at = step, now, now
 
 
-def facts(session: Session, case: Case) -> Facts:
-    """Everything the workflow's guards need, read in one place."""
+def facts(session: Session, case: Case, step: Step | None = None) -> Facts:
+    """What the state machine's guard for `step` (default: the case's step) looks at, read in one
+    place. Only that step's facts are read: a click in step 1 never loads tasks or requirements."""
+    step = Step(case.step) if step is None else step
+    reader = _FACT_READERS.get(step)
+    return Facts(**reader(session, case)) if reader else Facts()
+
+
+def _consensus_facts(session: Session, case: Case) -> dict[str, Any]:
+    consensus = current_consensus(session, case)
+    if consensus is None:
+        return {"consensus_submitted": False}
     depts = departments(session, case)
     names = {d.id: d.name for d in depts}
-    out: dict[str, object] = {}
-    consensus = current_consensus(session, case)
-    if consensus is not None:
-        signs = signoffs(session, case, artifact="consensus", version=consensus.version)
-        objections = tuple(names[i] for i, s in signs.items() if s.status == "objected" and i in names)
-        out["objections"] = objections
-        out["unsigned_departments"] = tuple(d.name for d in depts
-                                            if (d.id not in signs or signs[d.id].status != "signed")
-                                            and d.name not in objections)
-    else:
-        out["consensus_submitted"] = False
-    out["departments_without_contact"] = tuple(d.name for d in depts if not d.contact_open_id)
+    signs = signoffs(session, case, artifact="consensus", version=consensus.version)
+    objections = tuple(names[i] for i, s in signs.items() if s.status == "objected" and i in names)
+    return {"objections": objections,
+            "unsigned_departments": tuple(d.name for d in depts
+                                          if (d.id not in signs or signs[d.id].status != "signed")
+                                          and d.name not in objections)}
+
+
+def _team_facts(session: Session, case: Case) -> dict[str, Any]:
+    return {"departments_without_contact": tuple(d.name for d in departments(session, case) if not d.contact_open_id)}
+
+
+def _requirements_facts(session: Session, case: Case) -> dict[str, Any]:
+    depts = departments(session, case)
     inputs = set(session.scalars(select(DepartmentInput.department_id).where(
         DepartmentInput.case_id == case.id, DepartmentInput.tenant_key == case.tenant_key)))
-    out["inputs_missing"] = tuple(d.name for d in depts if d.id not in inputs)
     reqs = list(session.scalars(select(Requirement).where(Requirement.case_id == case.id,
                                                           Requirement.tenant_key == case.tenant_key)))
-    out["requirements_count"] = len(reqs)
-    out["unresolved_conflicts"] = tuple(r.demand[:20] for r in reqs if r.is_conflict and not r.resolved_at)
     req_state = artifact_state(session, case, "requirements")
     confirmed = signoffs(session, case, artifact="requirements", version=req_state.version)
-    out["unconfirmed_departments"] = tuple(d.name for d in depts if d.id not in confirmed)
+    return {"inputs_missing": tuple(d.name for d in depts if d.id not in inputs),
+            "requirements_count": len(reqs),
+            "unresolved_conflicts": tuple(r.demand[:20] for r in reqs if r.is_conflict and not r.resolved_at),
+            "unconfirmed_departments": tuple(d.name for d in depts if d.id not in confirmed)}
+
+
+def _task_facts(session: Session, case: Case) -> dict[str, Any]:
     tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
                                                     Task.dropped.is_(False))))
-    out["task_count"] = len(tasks)
-    out["open_tasks"] = tuple(t.content[:20] for t in tasks if t.status != TaskStatus.DONE)
-    out["retro_entry_count"] = len(retro_entries(session, case))
-    return Facts(**out)  # type: ignore[arg-type]
+    return {"task_count": len(tasks), "open_tasks": tuple(t.content[:20] for t in tasks if t.status != TaskStatus.DONE)}
+
+
+def _retro_facts(session: Session, case: Case) -> dict[str, Any]:
+    return {"retro_entry_count": len(retro_entries(session, case))}
+
+
+_FACT_READERS = {Step.CONSENSUS: _consensus_facts, Step.TEAM: _team_facts, Step.REQUIREMENTS: _requirements_facts,
+                 Step.PLAN: _task_facts, Step.EXECUTION: _task_facts, Step.RETRO: _retro_facts}
 
 
 def retro_entries(session: Session, case: Case) -> list[RetroEntry]:
@@ -198,10 +255,13 @@ def name_of(session: Session, *, tenant_key: str, open_id: str, default: str = "
 
 # ---------------------------------------------------------------- steps 4–6
 def tasks_of(session: Session, case: Case, *, include_dropped: bool = False) -> list[Task]:
-    q = select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key, Task.chat_id == case.chat_id)
-    if not include_dropped:
-        q = q.where(Task.dropped.is_(False))
-    return list(session.scalars(q.order_by(Task.seq, Task.id)))
+    def read() -> list[Task]:
+        q = select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
+                               Task.chat_id == case.chat_id)
+        if not include_dropped:
+            q = q.where(Task.dropped.is_(False))
+        return list(session.scalars(q.order_by(Task.seq, Task.id)))
+    return list(_kept(session, Task, (case.id, include_dropped), read))
 
 
 def get_task(session: Session, case: Case, task_id: int | None) -> Task | None:

@@ -1,0 +1,70 @@
+"""The facts of a case are computed once per request: the click that completes step 1 and a
+progress update in step 5 each read the database at most BUDGET times, counted on the real engine
+for the whole callback (inbox insert, claim, stale check, handler, the cards it answers with,
+outbox rows). Writes are what the click changes and are not capped."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from feishu_fake import events as ev
+from tests.casefactory import make_case_at_step4, make_plan_published
+from tests.driver import APP_ID, CHAT, TENANT, VERIFICATION_TOKEN, find_button, find_submit
+from tests.test_steps13_support import HEADS, fill_consensus, open_case, sign
+
+BUDGET = 15
+
+
+@contextmanager
+def counted(engine):
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _click(world, user, mid, **kw) -> dict:
+    """One card callback through the webhook, answered inline; nothing sent yet (no drain)."""
+    payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=user, app_id=APP_ID,
+                                   tenant_key=TENANT, token=VERIFICATION_TOKEN,
+                                   create_ms=int(world.clock.now().timestamp() * 1000), **kw)
+    resp = world.post(payload)
+    assert resp.status_code == 200
+    return resp.json()
+
+
+@pytest.mark.usefixtures("paced")
+def test_the_click_that_completes_step_one(world):
+    mid = open_case(world)
+    fill_consensus(world, mid)
+    for head in HEADS[:-1]:
+        sign(world, head, mid)
+    value = find_button(world.card(mid), "签字确认")
+    with counted(world.state.engine) as statements:
+        answer = _click(world, HEADS[-1], mid, value=value)
+    assert "toast" in answer and answer["toast"]["type"] == "success"
+    assert len(statements) <= BUDGET, "\n".join(statements)
+
+
+def test_a_progress_update_in_step_five(world):
+    now = world.clock.now()
+    case_id = make_case_at_step4(world.state.factory, now=now)
+    t1, _t2 = make_plan_published(world.state.factory, case_id, now=now)
+    world.say("ou_lead_market", "/进度")
+    world.press("ou_dev_tech", world.last_card(title_contains="新品推广页面延迟")["message_id"], "更新我的进度")
+    form = world.last_card(title_contains="更新进度")
+    name = find_submit(world.card(form["message_id"]), f"f{t1}")
+    with counted(world.state.engine) as statements:
+        answer = _click(world, "ou_dev_tech", form["message_id"], form_value={f"s{t1}": "doing", f"p{t1}": "40"},
+                        name=name)
+    assert answer["toast"]["type"] == "success"
+    assert len(statements) <= BUDGET, "\n".join(statements)
