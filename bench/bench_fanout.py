@@ -35,6 +35,7 @@ from bot.feishu import FeishuClient
 from bot.models import Case, Task
 from bot.outbox import OutboxSender
 from bot.pacer import Pacer
+from bot.reminders import Policy
 from feishu_fake import FakeFeishu
 
 APP_ID, APP_SECRET, TENANT = "cli_bench", "bench-secret", "tenant_bench"
@@ -158,7 +159,6 @@ def fake_with_chats(n: int, prefix: str = "oc_bench_") -> tuple[FakeFeishu, list
 
 
 async def fanout(n: int, fail: float, url: str | None, seed: int, reserve: int = 0, rate: float = 48.0) -> dict:
-    import handlers.reminders as reminders  # registers the renderers
     from bot.reminders import reconcile_all
 
     random.seed(seed)
@@ -171,14 +171,15 @@ async def fanout(n: int, fail: float, url: str | None, seed: int, reserve: int =
         clock = ManualClock(MORNING)
         seed_cases(factory, chats, clock.now())
         with factory() as s, s.begin():
-            reconcile_all(s, clock.now(), reminders.POLICY)
+            reconcile_all(s, clock.now(), Policy())
         client = FeishuClient(app_id=APP_ID, app_secret=APP_SECRET, base_url=base,
                               pacer=Pacer(rate=rate, reserve=reserve))
         await client._tenant_token()
         if fail:
             httpx.post(f"{base}/_bench/fail?p={fail}")
         clock.set(MORNING + timedelta(minutes=1))  # 09:30: every standup is due
-        sender = OutboxSender(factory, client, clock, me="bench", renderers=handlers.build_router().renderers)
+        sender = OutboxSender(factory, client, clock, me="bench", renderers=handlers.build_router().renderers,
+                              context=Policy())
         start = time.perf_counter()
         results = await sender.run_once(batch=200)
         wall = time.perf_counter() - start

@@ -23,22 +23,23 @@ import httpx
 from sqlalchemy import select
 
 from bench.bench_fanout import APP_ID, APP_SECRET, TENANT, prepare_db, seed_cases, serve
-from bot import db, outbox
+from bot import db
 from bot.clock import SystemClock
 from bot.feishu import FeishuClient
 from bot.models import Case, Outbox
 from bot.outbox import OutboxSender
 from bot.pacer import Pacer
+from bot.reminders import Policy, outbox
 
 KIND = "bench_standup"
 
 
-def _render(session, row: Outbox, now: datetime):
+def _render(session, row: Outbox, now: datetime, _policy):
     from cards.reminders import standup_card
     from handlers.reminders import standup_view
 
     case = session.get(Case, row.case_id)
-    return [outbox.SendCard(standup_card(standup_view(session, case, now.date(), now)))]
+    return [outbox.SendCard(standup_card(standup_view(session, case, now.date(), now, Policy())))]
 
 
 async def lateness(n: int, spread: float, url: str | None) -> dict:

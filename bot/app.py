@@ -23,6 +23,7 @@ from bot.dispatch import Dispatcher
 from bot.feishu import FeishuClient
 from bot.outbox import OutboxSender
 from bot.pacer import Pacer
+from bot.reminders import Policy
 from bot.routing import Router
 from bot.scheduler import Ticker
 from bot.settings import Settings
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                           # evenly spaced sends within Feishu's limits; tests may pass pacer=None
                           pacer=Pacer() if pacer is True else (pacer or None))
     router = router or handlers.build_router()
-    sender = OutboxSender(factory, client, clock, renderers=router.renderers)
+    router.policy = Policy.from_settings(settings)
+    sender = OutboxSender(factory, client, clock, renderers=router.renderers, context=router.policy)
     dispatcher = Dispatcher(factory, router, clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)
     state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,

@@ -81,7 +81,7 @@ class SyncMembers:
 Op = SendCard | SendText | PatchCard | SyncMembers
 # A renderer turns a claimed row into what to send now; returning None skips the row. Reminder
 # kinds register theirs on a Router (`@router.renderer(kind)`); the sender is given them.
-Renderer = Callable[[Session, Outbox, datetime], "list[Op] | None"]
+Renderer = Callable[[Session, Outbox, datetime, Any], "list[Op] | None"]   # the last: the sender's context
 
 
 def feishu_uuid(row: Outbox, index: int = 0) -> str:
@@ -159,7 +159,7 @@ def load_op(data: dict[str, Any]) -> Op:
     raise ValueError(f"unknown op {kind!r}")
 
 
-def _stored_op(_session: Session, row: Outbox, _now: datetime) -> list[Op]:
+def _stored_op(_session: Session, row: Outbox, _now: datetime, _context: Any) -> list[Op]:
     return [load_op(row.payload)]
 
 
@@ -263,8 +263,11 @@ class OutboxSender:
     def __init__(self, factory: sessionmaker[Session], client: Any, clock: Clock, *,
                  me: str | None = None, lease: timedelta = LEASE, concurrency: int = 64,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS,
-                 renderers: Mapping[str, Renderer] | None = None) -> None:
+                 renderers: Mapping[str, Renderer] | None = None, context: Any = None) -> None:
+        """`renderers` come from the composed Router; `context` is handed to each of them (the
+        reminder policy read from the settings)."""
         self.factory, self.client, self.clock = factory, client, clock
+        self.context = context
         self.renderers: dict[str, Renderer] = {**BUILTIN_RENDERERS, **(renderers or {})}
         self.me = me or worker_id()
         self.lease = lease
@@ -415,7 +418,7 @@ class OutboxSender:
             if renderer is None:
                 row.status, row.last_error = "failed", f"no renderer for {row.kind}"
                 return None, None
-            ops = renderer(session, row, now)
+            ops = renderer(session, row, now, self.context)
             if not ops:
                 row.status = "cancelled"
                 return None, None

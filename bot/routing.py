@@ -94,6 +94,7 @@ class Router:
         self.exporters: dict[Step, Callable[..., "str | None"]] = {}
         self.renderers: dict[str, Renderer] = {}   # outbox row kind -> what to send at delivery
         self.versioned: dict[str, Versioned] = {}  # action -> the version its button must carry
+        self.policy: Any = None   # the reminder policy from the settings, set by the composition root
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:

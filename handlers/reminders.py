@@ -35,7 +35,6 @@ from handlers.lag_alerts import lag_alert_ops
 from handlers.views import tracking_card_for
 
 router = Router()
-POLICY = plan.Policy()  # replaced from the settings in register_ticks
 LATE_AFTER = timedelta(minutes=5)
 PLAN_EVERY_S = 60
 
@@ -44,7 +43,7 @@ PLAN_EVERY_S = 60
 def plan_tick(factory, now: datetime, registry: Router) -> int:
     """`registry`: the composed Router (the live case card is rebuilt when a task newly lags)."""
     with factory() as session, session.begin():
-        changed = plan.reconcile_all(session, now, POLICY)
+        changed = plan.reconcile_all(session, now, registry.policy)
     return changed + lag_alert_tick(factory, now, registry)
 
 
@@ -72,14 +71,18 @@ def lag_alert_tick(factory, now: datetime, registry: Router) -> int:
                 ops.append(outbox.PatchCard(case.card_message_id, case_card.build(ctx, case)))
             if ops:
                 outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id,
-                                   key=f"lag:{case.id}@{now.isoformat()}", now=now, ops=ops, case_id=case.id)
+                                   key=f"lag:{case.id}@{now.isoformat()}", now=now, ops=ops, case_id=case.id,
+                                   priority=outbox.Priority.BULK)  # a reminder: behind replies to people
                 sent += sum(isinstance(op, outbox.SendText) for op in ops)
         return sent
 
 
+def _policy(ctx: Ctx) -> plan.Policy:
+    assert ctx.registry is not None and ctx.registry.policy is not None, "the composed Router carries the policy"
+    return ctx.registry.policy
+
+
 def register_ticks(state) -> None:
-    global POLICY  # noqa: PLW0603 - one policy per process, read from the settings at start
-    POLICY = plan.Policy.from_settings(state.settings)
 
     async def tick() -> None:
         changed = await asyncio.to_thread(plan_tick, state.factory, state.clock.now(), state.dispatcher.router)
@@ -141,8 +144,8 @@ def answered(session: Session, case: Case, day: date) -> set[str]:
     return said
 
 
-def standup_view(session: Session, case: Case, day: date, now: datetime, *, show_missing: bool = False,
-                 closed: bool = False, late: bool = False) -> cards.StandupView:
+def standup_view(session: Session, case: Case, day: date, now: datetime, policy: plan.Policy, *,
+                 show_missing: bool = False, closed: bool = False, late: bool = False) -> cards.StandupView:
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     said = answered(session, case, day)
     by_owner: dict[str, list[TaskLine]] = {}
@@ -152,11 +155,11 @@ def standup_view(session: Session, case: Case, day: date, now: datetime, *, show
             continue  # not started yet: nothing to report, nobody to @mention
         line = _line(task, now, cal, tz)
         by_owner.setdefault(task.owner_open_id, []).append(line)
-        if line.overdue_days is not None and line.overdue_days >= POLICY.escalate_after_days:
+        if line.overdue_days is not None and line.overdue_days >= policy.escalate_after_days:
             escalate.append(line)
     owners = tuple(cards.OwnerBlock(oid, tuple(lines), oid in said) for oid, lines in by_owner.items())
     return cards.StandupView(case_id=case.id, title=case.title, day=day, lead_open_id=case.lead_open_id,
-                             owners=owners, escalate=tuple(escalate), escalate_days=POLICY.escalate_after_days,
+                             owners=owners, escalate=tuple(escalate), escalate_days=policy.escalate_after_days,
                              show_missing=show_missing, closed=closed, late=late)
 
 
@@ -175,33 +178,33 @@ def _standup_row(session: Session, row: Outbox) -> Outbox | None:
         Outbox.fire_key == row.fire_key))
 
 
-def render_standup(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+def render_standup(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
     if not _standup_live(session, case, row.fire_key):
         return None
     day = plan.parse_standup_key(row.fire_key)[0]
-    view = standup_view(session, case, day, now, late=_late(row, now))
+    view = standup_view(session, case, day, now, policy, late=_late(row, now))
     if not view.owners:
         return None  # every open task starts later: no standup today
     return [outbox.SendCard(cards.standup_card(view))]
 
 
-def render_nudge(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+def render_nudge(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case, standup = _case_of(session, row), _standup_row(session, row)
     if (case is None or case.step != Step.EXECUTION or standup is None or standup.status != "sent"
             or not standup.message_id):
         return None
     day = plan.parse_standup_key(row.fire_key)[0]
-    view = standup_view(session, case, day, now, show_missing=True, late=standup.late)
+    view = standup_view(session, case, day, now, policy, show_missing=True, late=standup.late)
     missing = [b.open_id for b in view.owners if not b.answered]
-    if not missing or (standup.sent_at and now - standup.sent_at < POLICY.nudge_after / 2):
+    if not missing or (standup.sent_at and now - standup.sent_at < policy.nudge_after / 2):
         return None  # all answered, or the standup itself just went out late: no nudge on its heels
     people = " ".join(mention(oid) for oid in missing)
     return [outbox.SendText(texts.STANDUP_NUDGE.format(people=people)),
             outbox.PatchCard(standup.message_id, cards.standup_card(view))]
 
 
-def render_close(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case, standup = _case_of(session, row), _standup_row(session, row)
     if (case is None or case.step != Step.EXECUTION or standup is None
             or standup.status not in ("sent", "skipped_stale")):
@@ -209,7 +212,7 @@ def render_close(session: Session, row: Outbox, now: datetime) -> list[outbox.Op
     ops: list[outbox.Op] = []
     if standup.status == "sent" and standup.message_id:
         day = plan.parse_standup_key(row.fire_key)[0]
-        view = standup_view(session, case, day, now, closed=True, late=standup.late)
+        view = standup_view(session, case, day, now, policy, closed=True, late=standup.late)
         ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
     ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case))))
     return ops
@@ -240,7 +243,7 @@ def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: d
         confirmed_at=_fmt(now, tz), late=late)
 
 
-def render_keynode(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+def render_keynode(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
     found = _node_for(session, case, row.fire_key) if case is not None and case.step == Step.EXECUTION else None
     if found is None:
@@ -250,18 +253,18 @@ def render_keynode(session: Session, row: Outbox, now: datetime) -> list[outbox.
 
 
 # ---------------------------------------------------------------- tasks
-def render_task_due(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+def render_task_due(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
     if case is None or case.step != Step.EXECUTION:
         return None
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     slot = row.fire_key.partition("@")[2]
     tasks = [t for t in _open_tasks(session, case)
-             if plan.minute_key(plan.task_due_slot(t.due_at, cal, tz, POLICY)) == slot and t.due_at > now]
+             if plan.minute_key(plan.task_due_slot(t.due_at, cal, tz, policy)) == slot and t.due_at > now]
     if not tasks:
         return None
     view = cards.TaskReminderView(case.id, "due", tuple(_line(t, now, cal, tz) for t in tasks),
-                                  warn_hours=int(POLICY.task_warn.total_seconds() // 3600), late=_late(row, now))
+                                  warn_hours=int(policy.task_warn.total_seconds() // 3600), late=_late(row, now))
     return [outbox.SendCard(cards.task_reminder_card(view))]
 
 
@@ -275,7 +278,7 @@ def _overdue_tasks(session: Session, case: Case, key: str, now: datetime, cal: W
     return [t for t in late if plan.overdue_slot(t.due_at, cal, tz).astimezone(tz).date() < day]
 
 
-def render_overdue(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+def render_overdue(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
     if case is None or case.step != Step.EXECUTION:
         return None
@@ -287,12 +290,12 @@ def render_overdue(session: Session, row: Outbox, now: datetime) -> list[outbox.
         return None
     view = cards.TaskReminderView(case.id, "overdue", tuple(_line(t, now, cal, tz) for t in tasks),
                                   late=_late(row, now), lead_open_id=case.lead_open_id,
-                                  escalate_days=POLICY.escalate_after_days)
+                                  escalate_days=policy.escalate_after_days)
     return [outbox.SendCard(cards.task_reminder_card(view))]
 
 
 # ---------------------------------------------------------------- sign-offs (steps 1 and 3)
-def render_signoff(session: Session, row: Outbox, now: datetime) -> list[outbox.Op] | None:
+def render_signoff(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
     if case is None or case.step not in (1, 3):
         return None
@@ -303,7 +306,7 @@ def render_signoff(session: Session, row: Outbox, now: datetime) -> list[outbox.
                     for d, what in plan.missing_departments(session, case))
     output = texts.OUTPUTS[Step.CONSENSUS if case.step == Step.CONSENSUS else Step.REQUIREMENTS]
     view = cards.SignoffNudgeView(step=case.step, output=output,
-                                  hours=int(POLICY.signoff_after.total_seconds() // 3600), missing=missing,
+                                  hours=int(policy.signoff_after.total_seconds() // 3600), missing=missing,
                                   late=_late(row, now))
     return [outbox.SendCard(cards.signoff_nudge_card(view))]
 
@@ -347,7 +350,7 @@ def no_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
                                          day=day, open_id=ctx.actor, at=ctx.now))
     except IntegrityError:
         toast = texts.STANDUP_ALREADY
-    card = cards.standup_card(standup_view(ctx.session, case, day, ctx.now))
+    card = cards.standup_card(standup_view(ctx.session, case, day, ctx.now, _policy(ctx)))
     return CallbackAnswer(toast=toast, card=card)
 
 
@@ -397,7 +400,7 @@ def standup_command(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         message = _set_paused(ctx, case, verb == texts.STANDUP_VERB_PAUSE)
     else:
         raise UserError(texts.STANDUP_USAGE)
-    plan.reconcile_case(ctx.session, case, ctx.now, POLICY)
+    plan.reconcile_case(ctx.session, case, ctx.now, _policy(ctx))
     ctx.send(outbox.SendText(message))
 
 

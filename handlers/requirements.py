@@ -341,7 +341,7 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
 
 
 # ---------------------------------------------------------------- the one reminder
-def render_nudge(session: Session, row: Outbox, _now: datetime) -> list[outbox.Op] | None:
+def render_nudge(session: Session, row: Outbox, _now: datetime, _policy: object) -> list[outbox.Op] | None:
     """At delivery time: who still has not submitted 资源/限制/诉求 (None if nobody)."""
     case = session.scalar(select(Case).where(Case.id == row.case_id, Case.tenant_key == row.tenant_key,
                                              Case.chat_id == row.chat_id))

@@ -86,7 +86,8 @@ def sender_through(world, gate: Gate, *, pacer: Pacer | None = None, me: str = "
                    **kw) -> OutboxSender:
     client = FeishuClient(app_id=APP_ID, app_secret=APP_SECRET, transport=httpx.MockTransport(gate.handle),
                           timeout=60, pacer=pacer)
-    return OutboxSender(world.state.factory, client, world.clock, me=me, renderers=world.state.sender.renderers, **kw)
+    return OutboxSender(world.state.factory, client, world.clock, me=me, renderers=world.state.sender.renderers,
+                        context=world.state.sender.context, **kw)
 
 
 @contextmanager

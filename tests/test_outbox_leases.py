@@ -69,7 +69,7 @@ def test_rows_of_a_killed_worker_are_sent_by_a_new_one_within_the_lease(world):
             doomed.kill()
         silent.close()
     new = OutboxSender(world.state.factory, world.state.client, SystemClock(), me="new-worker",
-                       renderers=world.state.sender.renderers)
+                       renderers=world.state.sender.renderers, context=world.state.sender.context)
     first_try = world.http.portal.call(new.run_once)
     assert first_try == [], "a lease that may still be alive is respected"
     deliveries = []
@@ -97,7 +97,7 @@ def test_a_live_workers_long_call_keeps_its_lease(world):
     holder = sender_through(world, gate, me="worker-a")
     holder.heartbeat_seconds = 0.02
     rival = OutboxSender(world.state.factory, world.state.client, world.clock, me="worker-b",
-                         renderers=world.state.sender.renderers)
+                         renderers=world.state.sender.renderers, context=world.state.sender.context)
     rival_got = []
     with running(world, holder):
         wait_until(lambda: gate.waiting(chat), "worker-a's call is in flight")

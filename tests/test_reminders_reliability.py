@@ -114,7 +114,7 @@ def test_two_senders_share_one_database_without_duplicates(world):
     world.clock.set(at(2026, 12, 8, 9, 30))
     engines = [db.make_engine(world.settings.database_url) for _ in range(2)]
     senders = [OutboxSender(db.make_sessionmaker(e), world.state.client, world.clock, me=f"replica-{i}",
-                            renderers=world.state.sender.renderers)
+                            renderers=world.state.sender.renderers, context=world.state.sender.context)
                for i, e in enumerate(engines)]
 
     async def both():
