@@ -179,6 +179,14 @@ def cancel(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_k
     return rowcount(session.execute(update(Outbox).where(*cond).values(status="cancelled")))
 
 
+def cancel_case_reminders(session: Session, *, tenant_key: str, chat_id: str, case_id: int) -> int:
+    """An archived case sends nothing more: every pending reminder, nudge or check of it is cancelled
+    (replies already written for people, kind "immediate", still go out)."""
+    return rowcount(session.execute(update(Outbox).where(
+        Outbox.tenant_key == tenant_key, Outbox.chat_id == chat_id, Outbox.case_id == case_id,
+        Outbox.status == "pending", Outbox.kind != "immediate").values(status="cancelled")))
+
+
 # ---------------------------------------------------------------- claiming
 def worker_id() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"

@@ -11,6 +11,8 @@ which calls `apply` and carries out the effects.
     5 执行跟踪 ──CloseExecution(the lead, with a reason)───────────────▶ 6 复盘
     6 复盘 ──────Finalise(the report has entries)──────────────────────▶ 7 已结案
     2–6 ───────SendBack(the lead, a reason, an earlier step)───────────▶ 1–5
+    1–6 ───────Cancel(the lead, a reason: the case is dropped)─────────▶ 7 已结案
+    1–6 ───────CloseEarly(the lead, a reason: ended before step 6)─────▶ 7 已结案
 """
 from __future__ import annotations
 
@@ -70,7 +72,21 @@ class SendBack:
     reason: str
 
 
-Command = Open | Check | ConfirmTeam | Publish | CloseExecution | Finalise | SendBack
+@dataclass(frozen=True)
+class Cancel:
+    """The lead drops the case (opened by mistake, no longer needed): archived as cancelled."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CloseEarly:
+    """The lead ends the case before the retrospective (solved another way, merged, …)."""
+
+    reason: str
+
+
+Command = Open | Check | ConfirmTeam | Publish | CloseExecution | Finalise | SendBack | Cancel | CloseEarly
 
 
 # ---------------------------------------------------------------- facts and gaps
@@ -177,6 +193,7 @@ class Effect(Enum):
     PLAN_INPUT_NUDGE = "plan_input_nudge"    # 接口人 who have not submitted are nudged once
     POST_CASE_CARD = "post_case_card"        # after a send-back: the case card again
     REFRESH_CASE_CARD = "refresh_case_card"  # the case is archived: the live card shows it
+    STOP_REMINDERS = "stop_reminders"        # nothing of an archived case is sent any more
 
 
 @dataclass(frozen=True)
@@ -188,13 +205,14 @@ class Edge:
 
 
 FORWARD_EFFECTS = (Effect.ANNOUNCE_STEP,)
+OPEN_STEPS = (Step.CONSENSUS, Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO)
 ON_ENTER: dict[Step, tuple[Effect, ...]] = {
     Step.TEAM: (Effect.PREFILL_TEAM,) + FORWARD_EFFECTS,
     Step.REQUIREMENTS: (Effect.PLAN_INPUT_NUDGE,) + FORWARD_EFFECTS,
     Step.PLAN: FORWARD_EFFECTS,
     Step.EXECUTION: FORWARD_EFFECTS,
     Step.RETRO: FORWARD_EFFECTS,
-    Step.CLOSED: (Effect.REFRESH_CASE_CARD,),
+    Step.CLOSED: (Effect.STOP_REMINDERS, Effect.REFRESH_CASE_CARD),
 }
 
 TRANSITIONS: tuple[Edge, ...] = (
@@ -206,7 +224,8 @@ TRANSITIONS: tuple[Edge, ...] = (
     Edge(Step.EXECUTION, CloseExecution, Step.RETRO),
     Edge(Step.RETRO, Finalise, Step.CLOSED, _retro_gaps),
 ) + tuple(Edge(step, SendBack, None) for step in (Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION,
-                                                  Step.RETRO))
+                                                  Step.RETRO)) \
+  + tuple(Edge(step, ending, Step.CLOSED) for step in OPEN_STEPS for ending in (Cancel, CloseEarly))
 
 _TABLE: dict[tuple[Step, type], Edge] = {(e.source, e.command): e for e in TRANSITIONS}
 
@@ -246,9 +265,10 @@ def apply(step: Step | None, command: Command, facts: Facts, *, actor_is_lead: b
     edge = _TABLE.get((step, type(command)))
     if edge is None:
         raise NotAllowed("not in this step")
-    if isinstance(command, (ConfirmTeam, Publish, CloseExecution, Finalise, SendBack)) and not actor_is_lead:
+    if isinstance(command, (ConfirmTeam, Publish, CloseExecution, Finalise, SendBack, Cancel, CloseEarly)) \
+            and not actor_is_lead:
         raise NotAllowed("lead only")
-    if isinstance(command, (CloseExecution, SendBack)) and not command.reason.strip():
+    if isinstance(command, (CloseExecution, SendBack, Cancel, CloseEarly)) and not command.reason.strip():
         raise NotAllowed("reason required")
     if isinstance(command, SendBack):
         if not 1 <= command.target < step:

@@ -30,14 +30,16 @@ class CaseView:
     buttons: tuple[CaseButton, ...] = ()
     state: str = "waiting"       # colour key
     extra_markdown: str = ""     # a short step-specific summary (trusted markup)
+    status: str = "active"       # active | closed | cancelled
+    done: tuple[int, ...] | None = None  # an archived case's completed steps
 
 
 def case_card(view: CaseView) -> dict:
     closed = view.step >= Step.CLOSED
-    done = set(range(Step.CONSENSUS, min(view.step, Step.CLOSED)))
+    done = set(view.done) if view.done is not None else set(range(Step.CONSENSUS, min(view.step, Step.CLOSED)))
     lines = [kit.step_strip(view.step if not closed else Step.CLOSED, done)]
     if closed:
-        lines.append(texts.CASE_CARD_CLOSED)
+        lines.append(texts.CASE_CARD_CANCELLED if view.status == "cancelled" else texts.CASE_CARD_CLOSED)
     else:
         lines.append(texts.CASE_CARD_NOW.format(step=view.step, name=texts.STEP_NAMES[view.step],
                                                 output=texts.OUTPUTS[view.step]))
@@ -50,6 +52,8 @@ def case_card(view: CaseView) -> dict:
     if view.buttons and not closed:
         elements.append(kit.columns([[kit.button(b.label, b.value, type="primary_filled" if b.primary else "default")]
                                      for b in view.buttons]))
+    if not closed:
+        elements.append(kit.md(texts.CASE_CARD_HOW_TO_END))
     subtitle = texts.CASE_CARD_SUBTITLE.format(seq=view.seq, step=min(view.step, Step.RETRO))
     return kit.card(texts.CASE_CARD_TITLE.format(title=view.title), subtitle=subtitle,
                     template=COLOUR_BY_STATE["closed" if closed else view.state], elements=elements,

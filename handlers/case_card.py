@@ -6,9 +6,11 @@ change: the live card is patched in place (cards.md: one live card per case); `p
 sends it anew (`/进度`, step changes)."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
-from bot.models import Case
+from bot.models import Case, StepLog
 from bot.routing import Ctx
 from bot.workflow import Gap, Step, missing
 from cards.case import CaseButton, CaseView, case_card
@@ -29,7 +31,19 @@ def view(ctx: Ctx, case: Case) -> CaseView:
     summary = parts.case_summaries[step](ctx, case) if step in parts.case_summaries else ""
     state = parts.case_states[step](ctx, case) if step in parts.case_states else ("waiting" if gaps else "done")
     return CaseView(case_id=case.id, seq=case.seq, title=case.title, step=step, lead_open_id=case.lead_open_id,
-                    missing=gaps, buttons=buttons, state=state, extra_markdown=summary)
+                    missing=gaps, buttons=buttons, state=state, extra_markdown=summary, status=case.status,
+                    done=_done_steps(ctx, case) if step >= Step.CLOSED else None)
+
+
+def _done_steps(ctx: Ctx, case: Case) -> tuple[int, ...]:
+    """An archived case's strip: the steps it completed (a case dropped in step 2 completed step 1)."""
+    entered = {int(s) for s in ctx.session.scalars(select(StepLog.step).where(
+        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key))}
+    if not entered:
+        return ()
+    finalised = repository.artifact_state(ctx.session, case, "retro").archived_at is not None
+    last = max(entered)
+    return tuple(sorted(entered - ({last} if not finalised else set())))
 
 
 def build(ctx: Ctx, case: Case) -> dict:

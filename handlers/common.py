@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm.attributes import flag_modified
 
-from bot import repository, texts, workflow
+from bot import outbox, repository, texts, workflow
 from bot.ids import is_open_id
 from bot.models import Case, Department
 from bot.routing import Ctx, UserError
-from bot.workflow import Blocked, Check, Command, Effect, Outcome, SendBack, Step
+from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Outcome, SendBack, Step
 from handlers import case_card, people
 from handlers.case_card import gap_labels
 
@@ -36,12 +36,16 @@ def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = N
             return None
         raise
     back = isinstance(command, SendBack)
-    note = command.reason.strip() if back else reason
+    ending = isinstance(command, (Cancel, CloseEarly))
+    note = command.reason.strip() if back or ending else reason
     repository.enter_step(ctx.session, case, outcome.step, now=ctx.now, reason=note)
+    if isinstance(command, Cancel):
+        case.status = "cancelled"
+    action = "step.back" if back else "case.cancel" if isinstance(command, Cancel) else \
+        "case.close_early" if ending else "step.enter"
+    detail = f"{int(before)} → {int(outcome.step)}" + (f"：{note}" if back or ending else "")
     repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
-                     action="step.back" if back else "step.enter",
-                     detail=f"→ {int(outcome.step)}：{note}" if back else f"{int(before)} → {int(outcome.step)}",
-                     now=ctx.now)
+                     action=action, detail=detail, now=ctx.now)
     for effect in outcome.effects:
         _run(ctx, case, effect, before)
     return outcome
@@ -54,6 +58,8 @@ def _run(ctx: Ctx, case: Case, effect: Effect, before: Step) -> None:
         case_card.post(ctx, case)
     elif effect is Effect.REFRESH_CASE_CARD:
         case_card.refresh(ctx, case)
+    elif effect is Effect.STOP_REMINDERS:
+        outbox.cancel_case_reminders(ctx.session, tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id)
     else:  # effects owned by a step module, registered on its Router
         assert ctx.registry is not None, "a transition needs the composed Router"
         ctx.registry.effects[effect](ctx, case, before)

@@ -189,7 +189,9 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     if active is not None:
         raise UserError(texts.ALREADY_ACTIVE_CASE.format(title=active.title, seq=active.seq))
     prefill, args = _template_prefix(ctx, args)  # `/问题 模板:名称 标题` (handlers.templates)
-    title = args.strip()[:LIMITS["title"]]
+    title = args.strip()
+    if len(title) > LIMITS["title"]:  # refused with the limit named, never cut silently
+        raise UserError(texts.S1_TITLE_TOO_LONG.format(limit=LIMITS["title"], n=len(title)))
     first = workflow.apply(None, Open(), Facts(), actor_is_lead=True).step
     case = Case(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
                 seq=repository.next_seq(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id),

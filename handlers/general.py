@@ -6,10 +6,10 @@ from datetime import timedelta
 from bot import outbox, repository, texts
 from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
 from bot.routing import Ctx, Router, UserError
-from bot.workflow import NotAllowed, SendBack
+from bot.workflow import Cancel, CloseEarly, NotAllowed, SendBack, Step
 from cards.general import CaseRow, LogLine, audit_card, cases_card, help_card, welcome_card
-from handlers import case_card
-from handlers.common import transition
+from handlers import case_card, people
+from handlers.common import inert, transition
 
 router = Router()
 
@@ -80,6 +80,8 @@ def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     target, _, reason = args.partition(" ")
     if not target.isdigit() or len(target) > 2:
         raise UserError(texts.BACK_USAGE)
+    if case.step == Step.CONSENSUS:
+        raise UserError(texts.BACK_NOTHING_EARLIER)
     try:
         outcome = transition(ctx, case, SendBack(int(target), reason))
     except NotAllowed as exc:
@@ -91,3 +93,26 @@ def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     assert outcome is not None
     ctx.ops.insert(0, outbox.SendText(texts.BACK_DONE.format(step=texts.STEP_NAMES[outcome.step],
                                                              reason=reason.strip())))
+
+
+@router.command(texts.CMD_CANCEL)
+def cancel_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
+    _end(ctx, Cancel(args.strip()), texts.CANCEL_USAGE, texts.CASE_CANCELLED)
+
+
+@router.command(texts.CMD_CLOSE)
+def close_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
+    _end(ctx, CloseEarly(args.strip()), texts.CLOSE_USAGE, texts.CASE_CLOSED_EARLY)
+
+
+def _end(ctx: Ctx, command: Cancel | CloseEarly, usage: str, announcement: str) -> None:
+    """The group is never stuck with a case: the lead can drop it or end it early, with a reason."""
+    case = require_case(ctx)
+    try:
+        transition(ctx, case, command)
+    except NotAllowed as exc:
+        if ctx.actor != case.lead_open_id:
+            raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD)) from exc
+        raise UserError(usage) from exc
+    ctx.ops.insert(0, outbox.SendText(announcement.format(title=inert(case.title), seq=case.seq,
+                                                          reason=inert(command.reason))))

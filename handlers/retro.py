@@ -299,11 +299,11 @@ def finalise(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer
     require_step(case, Step.RETRO)
     if ctx.actor != case.lead_open_id:
         raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD))
+    repository.artifact_state(ctx.session, case, "retro").archived_at = ctx.now  # the archive shows it final
     try:
         transition(ctx, case, Finalise())
-    except Blocked as exc:
+    except Blocked as exc:  # rolls the archiving back
         raise UserError(texts.RETRO_NEED_ENTRY) from exc
-    repository.artifact_state(ctx.session, case, "retro").archived_at = ctx.now
     audit(ctx, case, "retro.finalise", texts.RETRO_FINALISED)
     ctx.send(outbox.SendCard(report_card_for(ctx.session, case, ctx.now, ctx.tz), pin=True))
     ctx.send(outbox.SendText(texts.RETRO_FINALISED))

@@ -54,7 +54,7 @@ def test_every_step_has_its_case_card_parts_and_exporter():
     from bot.workflow import ON_ENTER, Effect
 
     wanted = {e for effects in ON_ENTER.values() for e in effects} - {
-        Effect.ANNOUNCE_STEP, Effect.POST_CASE_CARD, Effect.REFRESH_CASE_CARD}
+        Effect.ANNOUNCE_STEP, Effect.POST_CASE_CARD, Effect.REFRESH_CASE_CARD, Effect.STOP_REMINDERS}
     assert wanted <= set(router.effects)
 
 

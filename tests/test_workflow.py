@@ -9,9 +9,12 @@ import pytest
 
 from bot import texts, workflow
 from bot.workflow import (
+    OPEN_STEPS,
     TRANSITIONS,
     Blocked,
+    Cancel,
     Check,
+    CloseEarly,
     CloseExecution,
     ConfirmTeam,
     Effect,
@@ -45,7 +48,8 @@ NOT_READY = {  # facts under which each guarded edge is blocked, and what it rep
     (Step.EXECUTION, Check): (Facts(open_tasks=("接口开发",)), (Gap(GapKind.TASK_OPEN, "接口开发"),)),
     (Step.RETRO, Finalise): (Facts(), (Gap(GapKind.RETRO_ENTRY),)),
 }
-COMMANDS = [Check(), ConfirmTeam(), Publish(), CloseExecution("提前结束"), Finalise(), SendBack(1, "重新对齐")]
+COMMANDS = [Check(), ConfirmTeam(), Publish(), CloseExecution("提前结束"), Finalise(), SendBack(1, "重新对齐"),
+            Cancel("发错了"), CloseEarly("问题已由供应商解决")]
 EXPECTED_EDGES = {
     (Step.CONSENSUS, Check): Step.TEAM,
     (Step.TEAM, ConfirmTeam): Step.REQUIREMENTS,
@@ -55,6 +59,8 @@ EXPECTED_EDGES = {
     (Step.EXECUTION, CloseExecution): Step.RETRO,
     (Step.RETRO, Finalise): Step.CLOSED,
     **{(s, SendBack): Step.CONSENSUS for s in (Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO)},
+    **{(s, Cancel): Step.CLOSED for s in OPEN_STEPS},
+    **{(s, CloseEarly): Step.CLOSED for s in OPEN_STEPS},
 }
 
 
@@ -98,7 +104,8 @@ def test_guarded_edges_are_blocked_with_what_is_missing(key):
     assert blocked.value.missing == gaps
 
 
-@pytest.mark.parametrize("command", [ConfirmTeam(), Publish(), CloseExecution("x"), Finalise(), SendBack(1, "x")])
+@pytest.mark.parametrize("command", [ConfirmTeam(), Publish(), CloseExecution("x"), Finalise(), SendBack(1, "x"),
+                                     Cancel("x"), CloseEarly("x")])
 def test_decisions_are_the_leads(command):
     step = next(s for (s, c) in EXPECTED_EDGES if c is type(command))
     with pytest.raises(NotAllowed) as refused:
@@ -110,7 +117,7 @@ def test_a_check_by_anyone_moves_on():
     assert apply(Step.CONSENSUS, Check(), Facts(), actor_is_lead=False).step == Step.TEAM
 
 
-@pytest.mark.parametrize("command", [CloseExecution("  "), SendBack(2, "")])
+@pytest.mark.parametrize("command", [CloseExecution("  "), SendBack(2, ""), Cancel(" "), CloseEarly("")])
 def test_closing_and_sending_back_need_a_reason(command):
     with pytest.raises(NotAllowed) as refused:
         apply(Step.EXECUTION, command, READY[Step.EXECUTION], actor_is_lead=True)
@@ -122,6 +129,12 @@ def test_send_back_only_to_an_earlier_step(target):
     with pytest.raises(NotAllowed):
         apply(Step.PLAN, SendBack(target, "x"), Facts(), actor_is_lead=True)
     assert apply(Step.PLAN, SendBack(2, "x"), Facts(), actor_is_lead=True).step == Step.TEAM
+
+
+def test_every_way_into_the_archive_stops_the_reminders():
+    for step, command in [(Step.RETRO, Finalise()), (Step.TEAM, Cancel("x")), (Step.EXECUTION, CloseEarly("x"))]:
+        facts = READY.get(step, Facts())
+        assert Effect.STOP_REMINDERS in apply(step, command, facts, actor_is_lead=True).effects
 
 
 def test_entering_step_two_prefills_from_the_template():
@@ -164,7 +177,11 @@ def test_diagram_is_the_table():
             continue
         source, command, target = m.groups()
         if source.strip() == "2–6":
-            drawn |= {(s, "SendBack") for s in (Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO)}
+            drawn |= {(s, command) for s in (Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO)}
+            continue
+        if source.strip() == "1–6":
+            assert target.strip() == name[Step.CLOSED]
+            drawn |= {(s, command) for s in OPEN_STEPS}
             continue
         step = next(s for s in Step if name[s] == source.strip())
         assert next(s for s in Step if name[s] == target.strip()) == EXPECTED_EDGES[(step, getattr(workflow, command))]

@@ -30,6 +30,9 @@ CMD_STANDUP = "/站会"
 CMD_TEMPLATES = "/模板"
 CMD_CASES = "/案例"
 CMD_BACK = "/回退"
+CMD_CANCEL = "/取消"
+S1_TITLE_TOO_LONG = "标题最多 {limit} 个字，这次是 {n} 个字。请缩短后重新发送「/问题 标题」，详细情况可以在表单的「背景」里写。"
+CMD_CLOSE = "/结案"
 
 UNKNOWN_COMMAND = "没有这个命令：{command}。发送 /帮助 查看可用命令。"
 NO_ACTIVE_CASE = "本群还没有进行中的协作问题。发送「/问题 标题」开始一个。"
@@ -49,6 +52,11 @@ ALREADY_ACTIVE_CASE = "本群已有进行中的协作问题「{title}」（#{seq
 BACK_DONE = "协作组长将进度退回到「{step}」，原因：{reason}"
 BACK_USAGE = "用法：/回退 步骤号 原因，例如「/回退 3 技术方案变化，需要重新确认需求」。"
 BACK_BAD_STEP = "只能退回到比当前更早的步骤（1–{max}）。"
+BACK_NOTHING_EARLIER = "现在是第 1 步，没有更早的步骤可以退回。不再需要这个问题时，协作组长可以发送「/取消 原因」。"
+CANCEL_USAGE = "用法：/取消 原因，例如「/取消 发错了，问题已合并到 #2」。取消后问题归档只读，本群可以发起新的问题。"
+CLOSE_USAGE = "用法：/结案 原因，例如「/结案 问题已由供应商解决，无需继续」。结案后问题归档只读，本群可以发起新的问题。"
+CASE_CANCELLED = "协作组长取消了「{title}」（#{seq}），原因：{reason}\n所有提醒已停止，内容已归档只读。本群可以发送「/问题 标题」发起新的问题。"
+CASE_CLOSED_EARLY = "协作组长提前结案「{title}」（#{seq}），原因：{reason}\n所有提醒已停止，内容已归档只读。本群可以发送「/问题 标题」发起新的问题。"
 STEP_ENTERED = "✅ {done} 已完成，进入第 {step} 步：{name}。"
 MISSING_PREFIX = "还缺："
 NOTHING_MISSING = "条件已满足"
@@ -65,6 +73,7 @@ HELP_BODY = (
     "- `/站会 时间 10:00` · `/站会 暂停` · `/站会 恢复`：管理每日站会\n"
     "- `/记录`：最近的操作记录 · `/导出`：导出各阶段输出物（Markdown）\n"
     "- `/回退 步骤号 原因`：协作组长把进度退回到更早的步骤\n"
+    "- `/取消 原因` · `/结案 原因`：协作组长放弃或提前结束当前问题（停止所有提醒，归档只读）\n"
     "- `/模板`：本企业的 SOP 模板 · `/案例`：本群的全部协作问题\n"
     "- `/帮助`：显示本说明"
 )
@@ -82,6 +91,8 @@ CASE_CARD_SUBTITLE = "#{seq} · 步骤 {step}/6"
 CASE_CARD_NOW = "**当前：** 第 {step} 步 {name} —— 输出物 {output}"
 CASE_CARD_LEAD = "**协作组长：** {lead}"
 CASE_CARD_CLOSED = "**已结案**，内容已归档只读。"
+CASE_CARD_CANCELLED = "**已取消**，内容已归档只读。"
+CASE_CARD_HOW_TO_END = "不再需要或要提前结束：协作组长发送 `/取消 原因` 或 `/结案 原因`"
 
 # Audit log and case list
 AUDIT_TITLE = "操作记录 · {title}"
@@ -96,9 +107,11 @@ COL_STATUS = "状态"
 COL_LEAD = "协作组长"
 CASES_TITLE = "本群的协作问题"
 NO_CASES = "本群还没有协作问题。发送「/问题 标题」开始。"
-CASE_STATUS = {"active": ("进行中", "blue"), "closed": ("已结案", "neutral")}
+CASE_STATUS = {"active": ("进行中", "blue"), "closed": ("已结案", "neutral"), "cancelled": ("已取消", "neutral")}
 AUDIT_ACTIONS = {
     "case.open": "发起问题",
+    "case.cancel": "取消问题",
+    "case.close_early": "提前结案",
     "step.enter": "进入步骤",
     "step.back": "退回步骤",
     "consensus.submit": "提交共识表",
