@@ -155,14 +155,56 @@ def _mentions(raw: Any) -> tuple[Mention, ...]:
     return tuple(out)
 
 
+def _post_text(content: Any) -> str:
+    """A rich-text (`post`) message as one text: its text runs (and links' text) joined, each
+    paragraph a line, @mentions as their `@_user_N` placeholder (or the name Feishu gave), the title
+    dropped. Received posts are `{"title", "content": [[run, …], …]}`; a locale wrapper
+    (`{"zh_cn": {…}}`, the shape posts are *sent* in) is read too. Images, emoji and the rest add nothing."""
+    if not isinstance(content, dict):
+        return ""
+    if "content" not in content:
+        inner = next((v for v in content.values() if isinstance(v, dict) and "content" in v), None)
+        content = inner or {}
+    paragraphs = content.get("content") or []
+    if not isinstance(paragraphs, list):
+        raise Malformed("post content")
+    lines = []
+    for para in paragraphs:
+        if not isinstance(para, list):
+            raise Malformed("post paragraph")
+        parts = []
+        for run in para:
+            if not isinstance(run, dict):
+                raise Malformed("post element")
+            tag = run.get("tag")
+            if tag in ("text", "a", "md"):
+                value = run.get("text")
+                parts.append(value if isinstance(value, str) else "")
+            elif tag == "at":
+                uid = run.get("user_id")
+                if isinstance(uid, str) and _PLACEHOLDER.fullmatch(uid):
+                    parts.append(uid)
+                elif uid == "all":
+                    parts.append("@_all")
+                else:
+                    name = run.get("user_name")
+                    parts.append("@" + name if isinstance(name, str) and name else "")
+        lines.append("".join(parts))
+    return "\n".join(lines).strip()
+
+
 def _message_text(msg: dict[str, Any], mentions: tuple[Mention, ...]) -> str:
-    if msg.get("message_type") != "text":
+    kind = msg.get("message_type")
+    if kind not in ("text", "post"):
         return ""
     try:
         content = jsonsafe.loads(_text(msg, "content", limit=1 << 20))  # the body cap bounds it
     except jsonsafe.Unreadable as exc:
         raise Malformed("content is not JSON") from exc
-    raw = content.get("text", "") if isinstance(content, dict) else ""
+    if kind == "post":
+        raw: Any = _post_text(content)
+    else:
+        raw = content.get("text", "") if isinstance(content, dict) else ""
     if not isinstance(raw, str):
         raise Malformed("text")
     by_key = {m.key: m for m in mentions}
