@@ -201,6 +201,21 @@ def form_text(form: dict, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def too_long(value: str, field: str, limit: int) -> str | None:
+    """Input limits are refused, never cut: 「「背景」太长了（最多 500 字）…」 naming the field and
+    its limit when `value` is longer, else None. Every form checks its texts through this."""
+    name = field.split("（", 1)[0]  # 「关闭说明」, not 「关闭说明（可选）」
+    return texts.S_FIELD_TOO_LONG.format(field=name, max=limit) if len(value) > limit else None
+
+
+def first_too_long(values: dict[str, str], limits: dict[str, tuple[str, int]]) -> str | None:
+    """The refusal for the first of `values` over its limit ({key: (field name, limit)}), else None."""
+    for key, (field, limit) in limits.items():
+        if problem := too_long(values.get(key) or "", field, limit):
+            return problem
+    return None
+
+
 def form_person(form: dict, name: str) -> str:
     value = form.get(name)
     if isinstance(value, list):

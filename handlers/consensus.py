@@ -33,6 +33,7 @@ from handlers.common import (
     require_lead_or_head,
     require_step,
     signed_as,
+    too_long,
     touch,
     try_advance,
 )
@@ -75,8 +76,8 @@ def parse_form(ctx: Ctx, form: dict, keep_date: date | None) -> tuple[dict[str, 
         if not values[key]:
             errors.append(texts.S_FIELD_REQUIRED.format(field=texts.S1_FIELD_NAMES[key]))
     for key, limit in LIMITS.items():
-        if len(values[key]) > limit:
-            errors.append(texts.S_FIELD_TOO_LONG.format(field=texts.S1_FIELD_NAMES[key], max=limit))
+        if problem := too_long(values[key], texts.S1_FIELD_NAMES[key], limit):
+            errors.append(problem)
     if values["impact"] and not _AMOUNT.search(values["impact"]):
         errors.append(texts.S1_IMPACT_NEEDS_AMOUNT)
     day, err = parse_day(values["goal_date"], texts.S1_FIELD_NAMES["goal_date"],
@@ -359,8 +360,8 @@ def object_(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     reason = form_text(event.form_value, "reason")
     if not reason:
         raise UserError(texts.S_FIELD_REQUIRED.format(field=texts.S1_FIELD_NAMES["reason"]))
-    if len(reason) > 300:
-        raise UserError(texts.S_FIELD_TOO_LONG.format(field=texts.S1_FIELD_NAMES["reason"], max=300))
+    if problem := too_long(reason, texts.S1_FIELD_NAMES["reason"], 300):
+        raise UserError(problem)
     for dept in mine:
         _record(ctx, case, cv, dept, signs.get(dept.id), "objected", reason)
     touch(ctx, case)

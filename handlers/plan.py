@@ -39,6 +39,7 @@ from cards.plan import (
 from handlers import people, templates
 from handlers.common import (
     audit,
+    first_too_long,
     fmt,
     gap_labels,
     load_case,
@@ -123,9 +124,10 @@ def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "ta
                  "resources": editing.resources, "start": picker_value(editing.start_at, tz) or "",
                  "due": picker_value(editing.due_at, tz) or ""}
     ed = next((t for t in tasks if editing is not None and t.task_id == editing.id), None)
-    return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
+    card = plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
                               meeting_hours=meeting_hours(case), actions=ACTIONS, mode=mode, editing=ed,
                               typed=typed or {}, carry_count=len(_uncarried(session, case))))
+    return templates.with_template_review(session, case, card)  # what a template copied, for the lead to check
 
 
 def _draft_case(ctx: Ctx, value: ActionValue) -> Case:
@@ -267,13 +269,14 @@ def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     problem = (texts.ERR_RISK if not typed["risk"] else
                texts.ERR_LEVEL if parse(Level, typed["likelihood"]) is None
                or parse(Level, typed["impact"]) is None else
-               texts.ERR_RISK_OWNER if not is_open_id(typed["owner"]) else None)
+               texts.ERR_RISK_OWNER if not is_open_id(typed["owner"]) else
+               first_too_long(typed, {"risk": (texts.FIELD_RISK, 500), "response": (texts.FIELD_RESPONSE, 500)}))
     if problem:
         raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, mode="risk", typed=typed))
     if not any(r.risk == typed["risk"] and r.owner_open_id == typed["owner"] for r in risks_of(ctx.session, case)):
         ctx.session.add(Risk(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                             risk=typed["risk"][:500], likelihood=Level(typed["likelihood"]),
-                             impact=Level(typed["impact"]), response=typed["response"][:500],
+                             risk=typed["risk"], likelihood=Level(typed["likelihood"]),
+                             impact=Level(typed["impact"]), response=typed["response"],
                              owner_open_id=typed["owner"]))
         audit(ctx, case, "plan.save", f"+{texts.COL_RISK} {typed['risk']}")
     return _answer(ctx, case, texts.RISK_ADDED, mode="risk")
@@ -287,6 +290,8 @@ def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     try:
         if not typed["name"]:
             raise ValueError(texts.ERR_NODE_NAME)
+        if problem := first_too_long(typed, {"name": (texts.FIELD_NODE_NAME, 64)}):
+            raise ValueError(problem)
         at = when_field(form, "at", texts.FIELD_NODE_AT, ctx.tz)
         if at <= ctx.now:
             raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_NODE_AT, value=fmt(at, ctx.tz)))
@@ -294,7 +299,7 @@ def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
         raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, mode="node", typed=typed)) from exc
     if not any(n.name == typed["name"] and n.at == at for n in nodes_of(ctx.session, case)):
         ctx.session.add(KeyNode(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                                name=typed["name"][:64], at=at))
+                                name=typed["name"], at=at))
         audit(ctx, case, "plan.save", f"+{texts.COL_NODE} {typed['name']} {fmt(at, ctx.tz)}")
     return _answer(ctx, case, texts.NODE_ADDED.format(name=typed["name"]), mode="node")
 

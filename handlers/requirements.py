@@ -33,6 +33,7 @@ from handlers.common import (
     not_lead,
     require_step,
     signed_as,
+    too_long,
     touch,
     try_advance,
 )
@@ -199,8 +200,8 @@ def _texts(form: dict, fields: tuple[tuple[str, str, bool], ...]) -> tuple[dict[
         values[key] = form_text(form, key)
         if required and not values[key]:
             errors.append(texts.S_FIELD_REQUIRED.format(field=label))
-        elif len(str(values[key])) > LIMIT:
-            errors.append(texts.S_FIELD_TOO_LONG.format(field=label, max=LIMIT))
+        elif problem := too_long(str(values[key]), label, LIMIT):
+            errors.append(problem)
     return values, errors
 
 

@@ -36,7 +36,7 @@ from cards.retro import (
     retro_card,
 )
 from handlers import people, templates
-from handlers.common import audit, fmt, load_case, md_table, require_step, transition
+from handlers.common import audit, first_too_long, fmt, load_case, md_table, require_step, transition
 from handlers.tasks import baseline
 
 router = Router()
@@ -87,15 +87,19 @@ def open_retro(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
     return CallbackAnswer(toast=texts.BTN_OPEN_RETRO)
 
 
+RETRO_LIMIT = 1000
+
+
 def _read_entry(ctx: Ctx, case: Case, form: dict, editing: RetroEntry | None) -> dict[str, str]:
     """{"kind": a RetroKind, "content"}; refuses (re-showing what was typed) an unknown kind or no text."""
     typed = {"kind": str(form.get("kind") or "").strip(), "content": str(form.get("content") or "").strip()}
     kind = parse(RetroKind, typed["kind"])
     problem = (texts.RETRO_BAD_KIND if kind is None else
-               texts.RETRO_NEED_CONTENT if not typed["content"] else None)
+               texts.RETRO_NEED_CONTENT if not typed["content"] else
+               first_too_long(typed, {"content": (texts.FIELD_RETRO_CONTENT, RETRO_LIMIT)}))
     if problem:
         raise UserError(problem, card=retro_card_for(ctx.session, case, typed, editing))
-    return {"kind": kind, "content": typed["content"][:1000]}
+    return {"kind": kind, "content": typed["content"]}
 
 
 def _said(kind: RetroKind, content: str) -> str:

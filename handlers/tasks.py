@@ -14,7 +14,7 @@ from bot.ids import is_open_id
 from bot.models import Case, PlanVersion, Task
 from bot.repository import nodes_of, risks_of, tasks_of
 from bot.routing import Ctx
-from handlers.common import fmt, parse_when
+from handlers.common import first_too_long, fmt, parse_when
 
 
 def when_field(form: dict, key: str, label: str, tz: ZoneInfo) -> datetime:
@@ -44,10 +44,19 @@ def find_cycle(depends: dict[int, int | None], start: int) -> list[int] | None:
     return None
 
 
+TASK_LIMITS = {"content": (texts.FIELD_CONTENT, 500), "standard": (texts.FIELD_STANDARD, 500),
+               "resources": (texts.FIELD_RESOURCES, 500)}
+
+
 def check_task(ctx: Ctx, case: Case, form: dict, editing: Task | None) -> dict:
     content = str(form.get("content") or "").strip()
     if not content:
         raise ValueError(texts.ERR_CONTENT)
+    standard = str(form.get("standard") or "").strip()
+    resources = str(form.get("resources") or "").strip()
+    if problem := first_too_long({"content": content, "standard": standard, "resources": resources},
+                                 TASK_LIMITS):
+        raise ValueError(problem)
     owner = str(form.get("owner") or "").strip()
     if not is_open_id(owner):
         raise ValueError(texts.ERR_OWNER)
@@ -59,14 +68,13 @@ def check_task(ctx: Ctx, case: Case, form: dict, editing: Task | None) -> dict:
         raise ValueError(texts.ERR_START_PAST)
     if due <= ctx.now:
         raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_DUE, value=fmt(due, ctx.tz)))
-    standard = str(form.get("standard") or "").strip()
     if not standard:
         raise ValueError(texts.ERR_STANDARD)
     dep_id = depends_id(form, editing)
     tasks = tasks_of(ctx.session, case)
     check_depends(tasks, editing.id if editing else -1, dep_id)
-    return dict(content=content[:500], owner_open_id=owner, start_at=start, due_at=due,
-                delivery_standard=standard[:500], resources=str(form.get("resources") or "").strip()[:500],
+    return dict(content=content, owner_open_id=owner, start_at=start, due_at=due,
+                delivery_standard=standard, resources=resources,
                 depends_on_id=dep_id)
 
 

@@ -31,6 +31,7 @@ from handlers.common import (
     parse_day,
     require_lead_or_head,
     require_step,
+    too_long,
     touch,
     transition,
 )
@@ -242,8 +243,8 @@ def save_member(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
     for key, label, limit in (("role", texts.S2_COL_ROLE, 30), ("duty", texts.S2_COL_DUTY, 300)):
         if not values[key]:
             errors.append(texts.S_FIELD_REQUIRED.format(field=label))
-        elif len(values[key]) > limit:
-            errors.append(texts.S_FIELD_TOO_LONG.format(field=label, max=limit))
+        elif problem := too_long(values[key], label, limit):
+            errors.append(problem)
     if errors:
         raise UserError(errors[0], card=cards.member_form(
             _fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER, values, "\n".join(errors)), _lines(depts)))
@@ -271,8 +272,8 @@ def save_item(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     errors = []
     if not values["content"]:
         errors.append(texts.S_FIELD_REQUIRED.format(field=texts.S2_COL_ITEM))
-    elif len(values["content"]) > 200:
-        errors.append(texts.S_FIELD_TOO_LONG.format(field=texts.S2_COL_ITEM, max=200))
+    elif problem := too_long(values["content"], texts.S2_COL_ITEM, 200):
+        errors.append(problem)
     if not mention(values["owner"]):
         errors.append(texts.S_BAD_PERSON.format(field=texts.S2_COL_OWNER))
     due, err = parse_day(values["due"], texts.S2_COL_DUE, today=ctx.now.astimezone(ctx.tz).date())

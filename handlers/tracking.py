@@ -56,7 +56,18 @@ from cards.tracking import (
     update_card,
 )
 from handlers import case_card, people
-from handlers.common import audit, fmt, inert, load_case, md_table, mention, picker_value, require_step, transition
+from handlers.common import (
+    audit,
+    first_too_long,
+    fmt,
+    inert,
+    load_case,
+    md_table,
+    mention,
+    picker_value,
+    require_step,
+    transition,
+)
 from handlers.lag_alerts import lag_alert_ops
 from handlers.tasks import baseline, check_task, next_task_seq, plan_snapshot, when_field
 from handlers.views import ordered_tasks, task_row, tracking_card_for, tracking_view
@@ -132,6 +143,9 @@ def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskSta
     status = parse(TaskStatus, typed["status"])
     if status is None:
         raise ValueError(texts.BAD_STATUS)
+    if problem := first_too_long(typed, {"lag_reason": (texts.FIELD_LAG_REASON, 500),
+                                         "adjustment": (texts.FIELD_ADJUSTMENT, 500)}):
+        raise ValueError(problem)
     raw = typed["progress"].rstrip("%").strip()
     if not raw.isdigit() or not 0 <= int(raw) <= 100:
         raise ValueError(texts.BAD_PROGRESS.format(value=typed["progress"][:10]))
@@ -233,6 +247,8 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
         raise UserError(texts.RISK_CLOSE_NOT_ALLOWED.format(
             owner=people.person_desc(ctx.session, case, risk.owner_open_id), risk=risk.risk[:40],
             lead=people.who(ctx.session, ctx.tenant_key, case.lead_open_id, texts.COL_LEAD)))
+    if problem := first_too_long(typed, {"note": (texts.FIELD_RISK_NOTE, RISK_NOTE_LIMIT)}):
+        raise UserError(problem, card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz, typed))
     # compare-and-set: of two concurrent clicks exactly one closes the risk (and audits it)
     closed = ctx.session.execute(update(Risk).where(Risk.id == risk.id, Risk.status == "open")
                                  .values(status="closed").execution_options(synchronize_session=False)).rowcount
@@ -240,7 +256,7 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     if not closed:
         return CallbackAnswer(toast=texts.RISK_ALREADY_CLOSED.format(risk=risk.risk[:40]), toast_type="info",
                               card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
-    note = typed["note"][:300]
+    note = typed["note"]
     audit(ctx, case, "risk.close", f"{risk.risk[:200]}" + (f"：{note}" if note else ""))
     return CallbackAnswer(toast=texts.RISK_CLOSED.format(risk=risk.risk[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
@@ -275,6 +291,11 @@ CHANGE_SUBMIT = "change.submit"
 CHANGE_APPROVE = "change.approve"  # row_id = change request id
 CHANGE_REJECT = "change.reject"
 EXEC_CLOSE = "exec.close"
+CHANGE_LIMITS = {"content": (texts.FIELD_CONTENT, 500), "standard": (texts.FIELD_STANDARD, 500),
+                 "reason": (texts.FIELD_REASON, 500), "retro_note": (texts.FIELD_RETRO_NOTE, 1000)}
+RISK_NOTE_LIMIT = 300
+DECISION_NOTE_LIMIT = 300
+CLOSE_REASON_LIMIT = 500
 _FORM_KEYS = ("task", "start", "due", "owner", "content", "standard", "reason", "retro_note")
 
 
@@ -373,6 +394,8 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     typed = {k: (str(form.get(k) or "").strip()[:16] if k in ("start", "due") else str(form.get(k) or "").strip())
              for k in _FORM_KEYS}
     try:
+        if problem := first_too_long(typed, CHANGE_LIMITS):
+            raise ValueError(problem)
         changes = _parse_change(ctx, case, mode, form)
     except ValueError as exc:
         raise UserError(str(exc), card=change_form_for(ctx.session, case, mode, typed)) from exc
@@ -383,7 +406,7 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
         if cr.changes == changes and cr.requested_by == ctx.actor and cr.reason == typed["reason"]:
             return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
     cr = ChangeRequest(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, requested_by=ctx.actor,
-                       reason=typed["reason"][:500], changes=changes, retro_note=typed["retro_note"][:1000],
+                       reason=typed["reason"], changes=changes, retro_note=typed["retro_note"],
                        created_at=ctx.now)
     ctx.session.add(cr)
     ctx.session.flush()
@@ -459,8 +482,12 @@ def _already(ctx: Ctx, case: Case, cr: ChangeRequest) -> CallbackAnswer:
                           toast_type="info", card=_request_card(ctx, case, cr))
 
 
-def _decision_note(event: CardAction, key: str) -> str:
-    return str((event.form_value or {}).get(key) or "").strip()[:300]
+def _decision_note(event: CardAction, key: str, field: str) -> str:
+    """The lead's note on a decision; an over-long one is refused (the form keeps what was typed)."""
+    note = str((event.form_value or {}).get(key) or "").strip()
+    if problem := first_too_long({key: note}, {key: (field, DECISION_NOTE_LIMIT)}):
+        raise UserError(problem)
+    return note
 
 
 def _claim(ctx: Ctx, case: Case, cr: ChangeRequest, status: str, note: str) -> CallbackAnswer | None:
@@ -485,7 +512,7 @@ def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     if done:
         return done
     lines = _change_lines(ctx, case, cr)
-    note = _decision_note(event, "reject_note")
+    note = _decision_note(event, "reject_note", texts.FIELD_REJECT_NOTE)
     lost = _claim(ctx, case, cr, "rejected", note)
     if lost:
         return lost
@@ -536,7 +563,7 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     if done:
         return done
     lines = _change_lines(ctx, case, cr)
-    note = _decision_note(event, "approve_note")
+    note = _decision_note(event, "approve_note", texts.FIELD_APPROVE_NOTE)
     lost = _claim(ctx, case, cr, "approved", note)
     if lost:
         return lost
@@ -627,10 +654,12 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
     reason = str((event.form_value or {}).get("reason") or "").strip()
     if not reason:
         raise UserError(texts.EXEC_CLOSE_NEED_REASON, card=_close_card(ctx, case))
+    if problem := first_too_long({"reason": reason}, {"reason": (texts.FIELD_CLOSE_REASON, CLOSE_REASON_LIMIT)}):
+        raise UserError(problem, card=_close_card(ctx, case, reason))
     repository.artifact_state(ctx.session, case, "execution").archived_at = ctx.now
     audit(ctx, case, "execution.close", reason)
     ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=inert(reason))))
-    transition(ctx, case, CloseExecution(reason), reason=reason[:500])
+    transition(ctx, case, CloseExecution(reason), reason=reason)
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
 

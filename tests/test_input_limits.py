@@ -1,0 +1,70 @@
+"""Input limits are the same everywhere: an over-long text is refused with the field and its limit
+named (never cut silently), the form keeps what was typed, and nothing is stored."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot import texts
+from bot.models import RetroEntry, Risk, Task
+from tests.casefactory import make_case_at_step4, make_plan_published, make_retro
+from tests.driver import LEAD, TECH_DEV, TECH_HEAD, walk
+from tests.test_steps46_plan import TASK, open_plan
+from tests.test_steps46_risks import _setup, _tracking
+
+
+def _too_long(field: str, limit: int) -> str:
+    return texts.S_FIELD_TOO_LONG.format(field=field, max=limit)
+
+
+def _defaults(card: dict) -> set[str]:
+    return {n.get("default_value") for n in walk(card) if n.get("default_value")}
+
+
+def test_retro_entry_over_1000_is_refused_not_cut(world):
+    now = world.clock.now()
+    case_id = make_case_at_step4(world.state.factory, now=now)
+    make_plan_published(world.state.factory, case_id, now=now)
+    make_retro(world.state.factory, case_id, now=now)
+    world.say(LEAD, "/进度")
+    world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
+    mid = world.last_card(title_contains="复盘会")["message_id"]
+    long = "经" * 5000
+    ans = world.submit(TECH_DEV, mid, {"kind": "success", "content": long}, form_name="retro_entry")
+    assert ans["toast"] == {"type": "error", "content": _too_long(texts.FIELD_RETRO_CONTENT, 1000)}
+    assert long in _defaults(ans["card"]["data"])       # what was typed is still in the form
+    with world.state.factory() as s:
+        assert s.scalars(select(RetroEntry).where(RetroEntry.author_open_id == TECH_DEV)).all() == []
+    exact = "经" * 1000                                   # the limit itself is fine, and kept whole
+    ok = world.submit(TECH_DEV, mid, {"kind": "success", "content": exact}, form_name="retro_entry")
+    assert ok["toast"]["type"] == "success"
+    with world.state.factory() as s:
+        assert s.scalar(select(RetroEntry.content).where(RetroEntry.author_open_id == TECH_DEV)) == exact
+
+
+def test_plan_task_and_risk_over_limit_are_refused(world):
+    case_id, mid = open_plan(world)
+    ans = world.submit(LEAD, mid, dict(TASK, standard="测" * 501), form_name="plan_task")
+    assert ans["toast"] == {"type": "error", "content": _too_long(texts.FIELD_STANDARD, 500)}
+    ans = world.submit(LEAD, mid, dict(TASK, content="做" * 501), form_name="plan_task")
+    assert ans["toast"]["content"] == _too_long(texts.FIELD_CONTENT, 500)
+    with world.state.factory() as s:
+        assert s.scalars(select(Task).where(Task.case_id == case_id)).all() == []
+    risk = {"risk": "测试延迟", "likelihood": "mid", "impact": "high", "response": "加" * 501, "owner": TECH_HEAD}
+    world.press(LEAD, mid, "＋风险")
+    ans = world.submit(LEAD, mid, risk, form_name="plan_risk")
+    assert ans["toast"]["content"] == _too_long(texts.FIELD_RESPONSE, 500)
+    assert "加" * 501 in _defaults(ans["card"]["data"])
+    world.press(LEAD, mid, "＋关键节点")
+    ans = world.submit(LEAD, mid, {"name": "节" * 65, "at": "2026-12-11 12:00 +0800"}, form_name="plan_node")
+    assert ans["toast"]["content"] == _too_long(texts.FIELD_NODE_NAME, 64)
+    with world.state.factory() as s:
+        assert s.scalars(select(Risk).where(Risk.case_id == case_id)).all() == []
+
+
+def test_risk_close_note_over_300_is_refused_and_risk_stays_open(world):
+    _case_id, risk_id = _setup(world)
+    mid = _tracking(world)
+    ans = world.submit(LEAD, mid, {"risk": str(risk_id), "note": "说" * 301}, form_name="risk_close")
+    assert ans["toast"] == {"type": "error", "content": _too_long("关闭说明", 300)}
+    with world.state.factory() as s:
+        assert s.get(Risk, risk_id).status == "open"
