@@ -170,10 +170,10 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.press(TECH_HEAD, case_card(world, "会员页面上线"), "编制行动方案")
     with f() as s:
         tasks = s.scalars(select(Task).where(Task.case_id == second_id).order_by(Task.seq)).all()
-    # same tasks, owners from the new case's departments, dates shifted to the next morning (Wed 09:00)
+    # same tasks and owners (both in the new case's team), on the next working day at the original 14:00
     assert [(t.content, t.owner_open_id) for t in tasks] == [("完成用户数据加密接口开发", TECH_DEV),
                                                              ("页面适配", DESIGN_HEAD)]
-    assert tasks[0].start_at.isoformat() == "2026-12-16T01:00:00+00:00"
+    assert tasks[0].start_at.isoformat() == "2026-12-16T06:00:00+00:00"
     assert tasks[0].due_at - tasks[0].start_at == timedelta(days=2, hours=4)
     assert texts.TEMPLATE_PREFILLED.format(name="跨部门需求对接SOP") in world.texts()
     plan2 = world.last_card(title_contains="《跨部门协作行动方案》")["content"]

@@ -187,6 +187,18 @@ TEMPLATE_NAME_MISSING = "请填写模板名称，例如「跨部门需求对接S
 TEMPLATE_NOT_FOUND = "找不到模板《{name}》。发送 /模板 查看本企业的模板。"
 TEMPLATE_NO_TASKS = "这个协作问题还没有任务，不能保存为模板。"
 TEMPLATE_PREFILLED = "已按模板《{name}》预填任务、风险和关键节点，请按实际情况调整。"
+# the plan card of a case pre-filled from a template: what the lead should check
+TEMPLATE_REVIEW_HEAD = "**按模板带入，请协作组长核对**（改好后这里的提示随之消失）："
+TEMPLATE_REVIEW_DATE = "- {what}：文字里有原案例的日期 {found}，请改成本次的日期"
+TEMPLATE_REVIEW_KEPT = "- 负责人按模板建议：{items}（可在「编辑」中更换）"
+TEMPLATE_REVIEW_KEPT_ITEM = "{what} {name}"
+TEMPLATE_REVIEW_FILLED = "- {what}：模板中的负责人 {was} 不在本次协作小组，暂填为 {role} {name}，请确认"
+TEMPLATE_REVIEW_UNKNOWN = "- {what}：模板没有记录负责人，暂填为 {role} {name}，请确认"
+TEMPLATE_REVIEW_TASK = "#{seq} {content}"
+TEMPLATE_REVIEW_RISK = "风险「{risk}」"
+TEMPLATE_REVIEW_NODE = "关键节点「{name}」"
+TEMPLATE_REVIEW_ROLE = "{dept}{role}"
+TEMPLATE_REVIEW_SOMEONE = "（未知成员）"
 
 # ---------------------------------------------------------------- step 5: change requests
 CHANGE_TITLE = "调整申请 · {title}"
