@@ -5,17 +5,28 @@ A task that is not done and not dropped lags when
   * its status is 受阻 (blocked), or
   * its deadline has passed, or
   * its completion is clearly below the share of its time already elapsed:
-    ``progress + LAG_MARGIN < elapsed%`` where elapsed% = (now − start) / (due − start) × 100.
+    ``progress + LAG_MARGIN < elapsed%`` where elapsed% = working time (start → now) / working
+    time (start → due) × 100.
+
+Time counts in working hours (09:00–18:00 on working days, the standups' calendar:
+bot/workdays.py), so nobody falls behind overnight, over a weekend or a holiday. Callers that
+know the tenant's calendar and the case's time zone pass them; the default is China's public
+calendar in Asia/Shanghai.
 
 LAG_MARGIN is 20 percentage points: a task half-way through its time (50 %) lags below 30 %
 done; a task that has not started yet (now < start) never lags on this count.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from bot.domain import TaskStatus
+from bot.workdays import WORK_END, WORK_START, WorkCalendar
+
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+_PUBLIC = WorkCalendar()
 
 LAG_MARGIN = 20  # percentage points of slack before a task counts as behind
 
@@ -28,36 +39,60 @@ class TaskLike(Protocol):
     dropped: bool
 
 
-def elapsed_percent(start: datetime, due: datetime, now: datetime) -> float:
-    """Share of the task's time already used, clamped to 0..100."""
-    total = (due - start).total_seconds()
+def working_seconds(start: datetime, end: datetime, cal: WorkCalendar | None = None,
+                    tz: ZoneInfo | None = None) -> float:
+    """Seconds of working time (09:00–18:00 on working days) between `start` and `end` (0 when
+    end <= start)."""
+    if end <= start:
+        return 0.0
+    cal, tz = cal or _PUBLIC, tz or DEFAULT_TZ
+    a, b = start.astimezone(tz), end.astimezone(tz)
+    total, day = 0.0, a.date()
+    while day <= b.date():
+        if cal.is_workday(day):
+            lo = max(a, datetime.combine(day, WORK_START, tz))
+            hi = min(b, datetime.combine(day, WORK_END, tz))
+            if hi > lo:
+                total += (hi - lo).total_seconds()
+        day += timedelta(days=1)
+    return total
+
+
+def elapsed_percent(start: datetime, due: datetime, now: datetime, cal: WorkCalendar | None = None,
+                    tz: ZoneInfo | None = None) -> float:
+    """Share of the task's working time already used, clamped to 0..100."""
+    if now >= due:
+        return 100.0
+    total = working_seconds(start, due, cal, tz)
     if total <= 0:
-        return 100.0 if now >= due else 0.0
-    used = (now - start).total_seconds()
+        return 0.0  # the whole task lies outside working hours: only its deadline counts
+    used = working_seconds(start, now, cal, tz)
     return max(0.0, min(100.0, used / total * 100))
 
 
-def _lagging(status: TaskStatus, progress: int, start: datetime, due: datetime, now: datetime) -> bool:
+def _lagging(status: TaskStatus, progress: int, start: datetime, due: datetime, now: datetime,
+             cal: WorkCalendar | None, tz: ZoneInfo | None) -> bool:
     if status == TaskStatus.DONE:
         return False
     if status == TaskStatus.BLOCKED or now > due:
         return True
-    return progress + LAG_MARGIN < elapsed_percent(start, due, now)
+    return progress + LAG_MARGIN < elapsed_percent(start, due, now, cal, tz)
 
 
-def is_lagging(task: TaskLike, now: datetime) -> bool:
+def is_lagging(task: TaskLike, now: datetime, cal: WorkCalendar | None = None, tz: ZoneInfo | None = None) -> bool:
     """True when the task is behind (see the module docstring). Dropped tasks never lag."""
     if getattr(task, "dropped", False):
         return False
-    return _lagging(task.status, int(task.progress or 0), task.start_at, task.due_at, now)
+    return _lagging(task.status, int(task.progress or 0), task.start_at, task.due_at, now, cal, tz)
 
 
 def lag_reason_required(task: TaskLike, now: datetime, *, status: TaskStatus | None = None,
-                        progress: int | None = None) -> bool:
+                        progress: int | None = None, cal: WorkCalendar | None = None,
+                        tz: ZoneInfo | None = None) -> bool:
     """Would the task lag with the reported status/progress? Then 滞后原因 and 调整措施 are
     required in the update. Without a report it asks about the task as stored."""
     if getattr(task, "dropped", False):
         return False
     st = task.status if status is None else status
     pr = int(task.progress or 0) if progress is None else progress
-    return _lagging(st, pr, task.start_at, task.due_at, now)
+    return _lagging(st, pr, task.start_at, task.due_at, now, cal, tz)

@@ -11,7 +11,10 @@ it computes the *current* set of slots (kind, fire_key, due_at, stale_after) fro
 The fire_key contains the due slot, so moving a deadline yields a new key: the old row is
 cancelled and the new one is due at the new time. Rows planned ahead (standups for the next
 days, every future deadline) survive downtime: after a restart the sender finds them due and
-sends them once, marked late, or skips them as stale (`stale_after`) — never silently.
+sends them once, marked late, or skips them as stale (`stale_after`) — never silently: every
+skipped reminder gets an audit entry (`/记录`) with its reason (`audit_skipped`). Planning
+catches up from the last planned horizon, not from now: when the bot was down longer than the
+standups are planned ahead, the days in between get their rows too (sent late or skipped).
 
 `plan_case` is pure (facts in, slots out); the rest is the thin database layer around it.
 """
@@ -30,6 +33,7 @@ from bot.db import rowcount
 from bot.domain import TaskStatus
 from bot.models import (
     ArtifactState,
+    AuditEntry,
     Case,
     ConsensusVersion,
     Department,
@@ -50,6 +54,8 @@ TASK_DUE = "task_due"
 OVERDUE = "overdue"
 SIGNOFF = "signoff_nudge"
 KINDS = (STANDUP, STANDUP_NUDGE, STANDUP_CLOSE, KEYNODE, TASK_DUE, OVERDUE, SIGNOFF)
+CATCH_UP_DAYS = 31          # after downtime, standup days are caught up at most this far back
+SKIPPED_NOTED = "stale: recorded in the audit trail"
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class CaseFacts:
     signoffs: tuple[PendingSignoff, ...] = ()
     # days whose standup already went out (or was skipped): day -> the fire_key it used
     standups_done: dict[date, str] = field(default_factory=dict)
+    # the last planned standup still pending: planning catches up from there (after downtime)
+    planned_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,11 @@ def standup_slots(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy
         return []
     out: list[Slot] = []
     today = now.astimezone(f.tz).date()
-    days = sorted(set(cal.workdays_after(today - timedelta(days=1), policy.plan_days + 1)) | set(f.standups_done))
+    first = today - timedelta(days=1)
+    if f.planned_until is not None:  # down longer than we plan ahead: catch up from the horizon
+        first = max(min(first, f.planned_until.astimezone(f.tz).date()), today - timedelta(days=CATCH_UP_DAYS))
+    span = (today - first).days + policy.plan_days
+    days = sorted(set(cal.workdays_after(first, span)) | set(f.standups_done))
     for day in days:
         if day in f.standups_done:
             at = parse_standup_key(f.standups_done[day])[1]
@@ -227,15 +239,25 @@ class Changes:
     cancel: list[tuple[str, str]] = field(default_factory=list)
 
 
+def planned_until(existing: Iterable[ExistingRow]) -> datetime | None:
+    """The planning horizon the outbox shows: the latest standup row still pending."""
+    dues = [r.due_at for r in existing if r.kind == STANDUP and r.status == "pending" and r.due_at is not None]
+    return max(dues) if dues else None
+
+
 def reconcile(slots: Iterable[Slot], existing: Iterable[ExistingRow], now: datetime, policy: Policy) -> Changes:
-    """Pure diff of wanted slots against the outbox rows that exist for the case."""
+    """Pure diff of wanted slots against the outbox rows that exist for the case. A slot already
+    past is created only when it lies beyond the last planned horizon (it was never planned:
+    the bot was down) — the sender then sends it late or skips it, recorded."""
     existing = list(existing)
     have = {(r.kind, r.fire_key): r.status for r in existing}
     wanted = {(s.kind, s.fire_key): s for s in slots}
+    horizon = planned_until(existing)
     ch = Changes()
     for key, slot in wanted.items():
         status = have.get(key)
-        fresh = slot.due_at > now - policy.grace
+        fresh = slot.due_at > now - policy.grace or (status is None and horizon is not None
+                                                     and horizon < slot.due_at <= now)
         if status is None and fresh:
             ch.create.append(slot)
         elif status == "cancelled" and fresh:
@@ -334,7 +356,7 @@ def _open(t: Task) -> bool:
 
 
 def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None, nodes: list[KeyNode] | None = None,
-               done_standups: dict[date, str] | None = None) -> CaseFacts:
+               done_standups: dict[date, str] | None = None, horizon: datetime | None = None) -> CaseFacts:
     if tasks is None:
         tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
                                                         Task.chat_id == case.chat_id)))
@@ -349,7 +371,7 @@ def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None,
         tasks=tuple(TaskFact(t.id, t.due_at, _open(t)) for t in tasks),
         nodes=tuple(NodeFact(n.id, n.at) for n in nodes),
         signoffs=pending_signoffs(session, case) if case.step in (1, 3) else (),
-        standups_done=dict(done_standups or {}))
+        standups_done=dict(done_standups or {}), planned_until=horizon)
 
 
 def _existing(session: Session, case_ids: list[int], since: datetime) -> dict[int, list[ExistingRow]]:
@@ -388,7 +410,7 @@ def reconcile_case(session: Session, case: Case, now: datetime, policy: Policy |
     cal = cal or calendar_for(session, case.tenant_key)
     session.flush()
     rows = _existing(session, [case.id], now - timedelta(days=policy.plan_days + 2)).get(case.id, [])
-    facts = load_facts(session, case, done_standups=_done_standups(rows))
+    facts = load_facts(session, case, done_standups=_done_standups(rows), horizon=planned_until(rows))
     changes = reconcile(plan_case(facts, cal, now, policy), rows, now, policy)
     _apply(session, case, changes)
     return changes
@@ -430,6 +452,26 @@ def reconcile_all(session: Session, now: datetime, policy: Policy | None = None,
                                                      if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id],
                                nodes=[n for n in nodes.get(case.id, [])
                                       if n.tenant_key == case.tenant_key and n.chat_id == case.chat_id],
-                               done_standups=_done_standups(rows))
+                               done_standups=_done_standups(rows), horizon=planned_until(rows))
             changed += _apply(session, case, reconcile(plan_case(facts, cal, now, policy), rows, now, policy))
+    audit_skipped(session, now)
     return changed
+
+
+def audit_skipped(session: Session, now: datetime) -> int:
+    """Every reminder the sender skipped as stale (it fell due while the bot was down and no
+    longer matters) gets one audit entry with its reason, visible in `/记录`."""
+    found = list(session.scalars(select(Outbox).where(
+        Outbox.status == "skipped_stale", Outbox.kind.in_(KINDS), Outbox.case_id.is_not(None),
+        Outbox.last_error.is_(None)).order_by(Outbox.due_at, Outbox.id).limit(500)))
+    for row in found:
+        case = session.get(Case, row.case_id)
+        row.last_error = SKIPPED_NOTED
+        if case is None or case.tenant_key != row.tenant_key or case.chat_id != row.chat_id:
+            continue
+        when = row.due_at.astimezone(case_tz(case)).strftime("%m-%d %H:%M")
+        detail = texts.REMINDER_SKIPPED.format(kind=texts.REMINDER_KINDS.get(row.kind, row.kind), when=when,
+                                               reason=texts.REMINDER_SKIPPED_REASONS.get(row.kind, ""))
+        session.add(AuditEntry(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                               actor_open_id="", action="reminder.skipped", detail=detail, at=now))
+    return len(found)

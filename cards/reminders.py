@@ -147,12 +147,20 @@ class TaskReminderView:
     late: bool = False
     lead_open_id: str = ""
     escalate_days: int = 0    # overdue this many working days or more: the lead is asked to act
+    due_when: str = ""        # "due": the first deadline, e.g. 12月14日（周一）09:00
+    left_hours: int = 0       # "due": working hours left until it
 
 
 def task_reminder_card(v: TaskReminderView) -> dict:
     overdue = v.kind == "overdue"
     title = texts.OVERDUE_TITLE if overdue else texts.TASK_DUE_TITLE
-    intro = texts.OVERDUE_INTRO if overdue else texts.TASK_DUE_INTRO.format(hours=v.warn_hours)
+    if overdue:
+        intro = texts.OVERDUE_INTRO
+    elif v.due_when:  # the real remaining time, not a fixed "24 小时" (a warning pulled out of a weekend)
+        intro = (texts.TASK_DUE_INTRO_AT.format(when=v.due_when, left=v.left_hours) if v.left_hours > 0
+                 else texts.TASK_DUE_INTRO_NEXT.format(when=v.due_when))
+    else:
+        intro = texts.TASK_DUE_INTRO.format(hours=v.warn_hours)
     lines = [intro] + [_task_line(t, with_owner=True) for t in v.tasks]
     elements = [kit.md("\n".join(lines))]
     escalate = [t for t in v.tasks if overdue and v.escalate_days and v.lead_open_id

@@ -12,6 +12,7 @@ from bot import outbox, texts
 from bot.lagging import is_lagging
 from bot.models import Case, Task
 from bot.repository import tasks_of
+from bot.workdays import calendar_for
 from bot.workflow import Step
 from handlers.common import fmt, inert, mention
 
@@ -34,12 +35,17 @@ def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
     and however many call at the same moment: Task.lag_notified_at is set by a compare-and-set
     UPDATE (… WHERE lag_notified_at IS NULL), and only the caller whose UPDATE changed the row
     gets the op. A task that recovers is cleared, so it may alert again if it lags again.
-    Returns [] outside step 5."""
+    Returns [] outside step 5, and outside working hours (09:00–18:00 on the tenant's working
+    days): lag alerts wait for the next working morning — the flag stays unset, so the first tick
+    in working hours sends them."""
     ops: list[outbox.Op] = []
     if case.step != Step.EXECUTION or case.status != "active":
         return ops
+    cal = calendar_for(session, case.tenant_key)
+    if not cal.in_hours(now, tz):
+        return ops
     for task in tasks if tasks is not None else tasks_of(session, case):
-        lagging = is_lagging(task, now)
+        lagging = is_lagging(task, now, cal, tz)
         if lagging and task.lag_notified_at is None:
             if _cas_lag_flag(session, task, None, now):
                 ops.append(_lag_alert(case, task, tz))

@@ -13,7 +13,7 @@ import asyncio
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from bot import reminders as plan
 from bot.actions import ActionValue
 from bot.domain import TaskStatus
 from bot.envelope import CardAction, MessageEvent
-from bot.lagging import is_lagging
+from bot.lagging import is_lagging, working_seconds
 from bot.models import Case, KeyNode, Member, Outbox, StandupReply, Task, TaskUpdate
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workdays import WorkCalendar, calendar_for
@@ -98,6 +98,13 @@ def _fmt(dt: datetime, tz: ZoneInfo) -> str:
     return dt.astimezone(tz).strftime("%m-%d %H:%M")
 
 
+def when_text(dt: datetime, tz: ZoneInfo) -> str:
+    """A day and clock time people read at once: 12月14日（周一）09:00."""
+    local = dt.astimezone(tz)
+    return texts.WHEN_DAY.format(m=local.month, d=local.day, weekday=texts.WEEKDAYS[local.weekday()],
+                                 hhmm=local.strftime("%H:%M"))
+
+
 def _case_of(session: Session, row: Outbox) -> Case | None:
     if row.case_id is None:
         return None
@@ -124,7 +131,7 @@ def _overdue_days(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) ->
 
 def _line(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> TaskLine:
     return TaskLine(owner_open_id=task.owner_open_id, content=task.content, due=_fmt(task.due_at, tz),
-                    progress=int(task.progress or 0), lagging=is_lagging(task, now),
+                    progress=int(task.progress or 0), lagging=is_lagging(task, now, cal, tz),
                     overdue_days=_overdue_days(task, now, cal, tz))
 
 
@@ -145,14 +152,17 @@ def answered(session: Session, case: Case, day: date) -> set[str]:
 
 
 def standup_view(session: Session, case: Case, day: date, now: datetime, policy: plan.Policy, *,
-                 show_missing: bool = False, closed: bool = False, late: bool = False) -> cards.StandupView:
+                 show_missing: bool = False, closed: bool = False, late: bool = False,
+                 asked_at: datetime | None = None) -> cards.StandupView:
+    """`asked_at`: when the standup went out — only the owners of tasks started by then were
+    asked, and only they are listed, nudged and counted as missing (default: now)."""
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     said = answered(session, case, day)
     by_owner: dict[str, list[TaskLine]] = {}
     escalate = []
     for task in _open_tasks(session, case):
-        if task.start_at > now:
-            continue  # not started yet: nothing to report, nobody to @mention
+        if task.start_at > (asked_at or now):
+            continue  # not started (when asked): nothing to report, nobody to @mention
         line = _line(task, now, cal, tz)
         by_owner.setdefault(task.owner_open_id, []).append(line)
         if line.overdue_days is not None and line.overdue_days >= policy.escalate_after_days:
@@ -178,6 +188,28 @@ def _standup_row(session: Session, row: Outbox) -> Outbox | None:
         Outbox.fire_key == row.fire_key))
 
 
+def _sent_standup(session: Session, case: Case, day: date) -> Outbox | None:
+    return session.scalar(select(Outbox).where(
+        Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.kind == plan.STANDUP,
+        Outbox.fire_key.startswith(f"{day.isoformat()}@"), Outbox.status == "sent"))
+
+
+def _keep_nudge_after_late_standup(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> None:
+    """A standup sent late keeps its nudge and its close: both move to the same distance from
+    the moment it actually went out (a row this sender already claimed is put back as pending,
+    so its claim is dropped and it goes out at the new time)."""
+    nudge_at = now + policy.nudge_after
+    close_at = max(row.due_at + policy.standup_window, nudge_at + (policy.standup_window - policy.nudge_after))
+    for kind, due, stale in ((plan.STANDUP_NUDGE, nudge_at, close_at), (plan.STANDUP_CLOSE, close_at, None)):
+        values: dict = {"status": "pending", "due_at": due, "claimed_by": None, "claimed_at": None}
+        if stale is not None:
+            values["stale_after"] = stale
+        session.execute(update(Outbox).where(
+            Outbox.tenant_key == row.tenant_key, Outbox.chat_id == row.chat_id, Outbox.kind == kind,
+            Outbox.fire_key == row.fire_key, Outbox.status.in_(("pending", "sending")), Outbox.due_at < due)
+            .values(**values).execution_options(synchronize_session=False))
+
+
 def render_standup(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
     if not _standup_live(session, case, row.fire_key):
@@ -186,6 +218,8 @@ def render_standup(session: Session, row: Outbox, now: datetime, policy: plan.Po
     view = standup_view(session, case, day, now, policy, late=_late(row, now))
     if not view.owners:
         return None  # every open task starts later: no standup today
+    if _late(row, now):
+        _keep_nudge_after_late_standup(session, row, now, policy)
     return [outbox.SendCard(cards.standup_card(view))]
 
 
@@ -195,10 +229,11 @@ def render_nudge(session: Session, row: Outbox, now: datetime, policy: plan.Poli
             or not standup.message_id):
         return None
     day = plan.parse_standup_key(row.fire_key)[0]
-    view = standup_view(session, case, day, now, policy, show_missing=True, late=standup.late)
+    view = standup_view(session, case, day, now, policy, show_missing=True, late=standup.late,
+                        asked_at=standup.sent_at)
     missing = [b.open_id for b in view.owners if not b.answered]
-    if not missing or (standup.sent_at and now - standup.sent_at < policy.nudge_after / 2):
-        return None  # all answered, or the standup itself just went out late: no nudge on its heels
+    if not missing:
+        return None  # all answered (a late standup moved this row to `nudge_after` after it)
     people = " ".join(mention(oid) for oid in missing)
     return [outbox.SendText(texts.STANDUP_NUDGE.format(people=people)),
             outbox.PatchCard(standup.message_id, cards.standup_card(view))]
@@ -212,7 +247,8 @@ def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Poli
     ops: list[outbox.Op] = []
     if standup.status == "sent" and standup.message_id:
         day = plan.parse_standup_key(row.fire_key)[0]
-        view = standup_view(session, case, day, now, policy, closed=True, late=standup.late)
+        view = standup_view(session, case, day, now, policy, closed=True, late=standup.late,
+                            asked_at=standup.sent_at)
         ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
     ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case))))
     return ops
@@ -263,8 +299,11 @@ def render_task_due(session: Session, row: Outbox, now: datetime, policy: plan.P
              if plan.minute_key(plan.task_due_slot(t.due_at, cal, tz, policy)) == slot and t.due_at > now]
     if not tasks:
         return None
+    first = min(t.due_at for t in tasks)
+    left = working_seconds(now, first, cal, tz) / 3600
     view = cards.TaskReminderView(case.id, "due", tuple(_line(t, now, cal, tz) for t in tasks),
-                                  warn_hours=int(policy.task_warn.total_seconds() // 3600), late=_late(row, now))
+                                  warn_hours=int(policy.task_warn.total_seconds() // 3600), late=_late(row, now),
+                                  due_when=when_text(first, tz), left_hours=round(left))
     return [outbox.SendCard(cards.task_reminder_card(view))]
 
 
@@ -340,7 +379,10 @@ def no_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
         raise UserError(texts.UNKNOWN_ACTION) from exc
     if day != today:
         raise UserError(texts.STANDUP_OLD.format(day=texts.MONTH_DAY.format(m=day.month, d=day.day)), kind="info")
-    owners = {t.owner_open_id for t in _open_tasks(ctx.session, case)}
+    standup = _sent_standup(ctx.session, case, day)
+    asked_at = standup.sent_at if standup is not None and standup.sent_at else ctx.now
+    asked = standup_view(ctx.session, case, day, ctx.now, _policy(ctx), asked_at=asked_at)
+    owners = {b.open_id for b in asked.owners}  # the people this card asked, nobody else
     if ctx.actor not in owners:
         raise UserError(_owner_names(ctx, owners), kind="info")
     toast = texts.STANDUP_REPLIED
@@ -350,7 +392,8 @@ def no_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
                                          day=day, open_id=ctx.actor, at=ctx.now))
     except IntegrityError:
         toast = texts.STANDUP_ALREADY
-    card = cards.standup_card(standup_view(ctx.session, case, day, ctx.now, _policy(ctx)))
+    card = cards.standup_card(standup_view(ctx.session, case, day, ctx.now, _policy(ctx), asked_at=asked_at,
+                                           late=bool(standup is not None and standup.late)))
     return CallbackAnswer(toast=toast, card=card)
 
 

@@ -33,7 +33,9 @@ def test_down_across_the_standup_sends_it_once_marked_late(world):
     row = [r for r in rows(world, "standup") if r.fire_key == "2026-12-08@09:30"][0]
     assert row.status == "sent" and row.late
     assert not [t for t in world.texts() if fits(texts.STANDUP_NUDGE, t)]  # no nudge on the heels of a late standup
-    run_until(world, at(2026, 12, 8, 11), timedelta(minutes=15))
+    run_until(world, at(2026, 12, 8, 10, 35), timedelta(minutes=5))   # the late standup keeps its nudge
+    assert len([t for t in world.texts() if fits(texts.STANDUP_NUDGE, t)]) == 1
+    run_until(world, at(2026, 12, 8, 11, 10), timedelta(minutes=5))
     assert len(titled(world, "进度跟踪表")) == 1 and len(titled(world, "今日站会")) == 1
 
 

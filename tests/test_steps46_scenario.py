@@ -57,7 +57,7 @@ def test_steps_4_to_6_and_sop_reuse(world):
     dev_form = world.last_card(title_contains="更新进度")["message_id"]
     world.submit(TECH_DEV, dev_form, {f"s{t1}": "doing", f"p{t1}": "60"}, form_name=f"f{t1}")
     alerts = [t for t in world.texts() if fits(texts.LAG_ALERT, t)]
-    assert len(alerts) == 1 and "#2 页面适配" in alerts[0] and f'<at user_id="{LEAD}"></at>' in alerts[0]
+    assert alerts == []  # Wed 20:00 is outside working hours: the lead's @mention waits for the morning
     later(world, seconds=5)
     world.press(DESIGN_HEAD, case_card(world), "更新我的进度")
     design_form = world.last_card(title_contains="更新进度")["message_id"]

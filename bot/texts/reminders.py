@@ -55,6 +55,24 @@ KEYNODE_GONE = "这个关键节点已被修改或删除。"
 # task reminders
 TASK_DUE_TITLE = "任务即将到期"
 TASK_DUE_INTRO = "以下任务将在 {hours} 小时内到期，请确认能否按时完成："
+TASK_DUE_INTRO_AT = "以下任务最早于 {when} 到期（还剩 {left} 个工作小时），请确认能否按时完成："
+WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+WHEN_DAY = "{m}月{d}日（{weekday}）{hhmm}"
+TASK_DUE_INTRO_NEXT = "以下任务最早于 {when} 到期（在那之前已没有工作时间），请确认能否按时完成："
+
+# reminders the bot could not send in time (down) and skipped: the audit trail says so
+REMINDER_SKIPPED = "{kind}（{when}）未发送：{reason}"
+REMINDER_KINDS = {"standup": "每日站会", "standup_nudge": "站会催办", "standup_close": "站会小结",
+                  "keynode": "进度确认会", "task_due": "到期提醒", "overdue": "逾期提醒", "signoff_nudge": "签字催办"}
+REMINDER_SKIPPED_REASONS = {
+    "standup": "机器人停机，恢复时已晚于站会时间 3 小时以上",
+    "standup_nudge": "机器人停机，恢复时站会已结束",
+    "standup_close": "机器人停机，恢复时当天已过",
+    "keynode": "机器人停机，恢复时节点时间已过",
+    "task_due": "机器人停机，恢复时任务已到截止时间",
+    "overdue": "机器人停机，恢复时已过一天（逾期任务仍在站会卡片上）",
+    "signoff_nudge": "机器人停机，已过期",
+}
 OVERDUE_TITLE = "任务已逾期"
 OVERDUE_INTRO = "以下任务已超过截止时间，请负责人更新进度并说明原因："
 OVERDUE_TASK_LINE = "- {owner} {content} · 截止 {due} · {progress}%{flag}"

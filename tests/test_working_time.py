@@ -1,0 +1,63 @@
+"""Lag and due times count working time (09:00–18:00 on working days, the standups' calendar):
+nobody lags overnight, over a weekend or a holiday."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.lagging import elapsed_percent, is_lagging, working_seconds
+from bot.workdays import WorkCalendar
+
+SH = ZoneInfo("Asia/Shanghai")
+H = 3600
+
+
+def sh(*a) -> datetime:
+    return datetime(*a, tzinfo=SH)
+
+
+@dataclass
+class T:
+    start_at: datetime
+    due_at: datetime
+    progress: int = 0
+    status: str = "doing"
+    dropped: bool = False
+
+
+def test_working_seconds_skip_nights_weekends_and_holidays():
+    assert working_seconds(sh(2026, 12, 8, 17), sh(2026, 12, 9, 10)) == 2 * H      # Tue 17:00 → Wed 10:00
+    assert working_seconds(sh(2026, 12, 11, 18), sh(2026, 12, 14, 9)) == 0         # Fri evening → Mon 09:00
+    assert working_seconds(sh(2026, 12, 11, 12), sh(2026, 12, 14, 12)) == 9 * H    # over a weekend
+    assert working_seconds(sh(2026, 9, 30, 9), sh(2026, 10, 8, 9)) == 9 * H        # National Day week
+    assert working_seconds(sh(2026, 12, 9, 10), sh(2026, 12, 9, 9)) == 0
+
+
+def test_a_tenant_override_counts_too():
+    off = WorkCalendar({sh(2026, 12, 9).date(): False})
+    assert working_seconds(sh(2026, 12, 8, 9), sh(2026, 12, 10, 9), off) == 9 * H
+
+
+def test_nobody_lags_overnight():
+    # Tue 14:00 → Fri 18:00: 76 clock hours, 31 working hours; the first standup Wed 09:31, 0 % done
+    task = T(sh(2026, 12, 8, 14), sh(2026, 12, 11, 18))
+    assert round(elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 9, 9, 31))) == 15   # clock: 25 %
+    assert not is_lagging(task, sh(2026, 12, 9, 9, 31))
+    assert elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 9, 8, 59)) == \
+        elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 8, 18))   # the night added nothing
+    assert is_lagging(task, sh(2026, 12, 9, 12))             # 7 of 31 working hours: 23 % > 0 % + 20
+
+
+def test_nobody_lags_over_a_weekend():
+    task = T(sh(2026, 12, 11, 9), sh(2026, 12, 15, 18), progress=20)   # Fri → Tue, 27 working hours
+    friday_evening = elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 11, 18))
+    assert friday_evening == elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 14, 8, 50))
+    assert not is_lagging(task, sh(2026, 12, 13, 11))                  # Sunday 11:00
+    assert is_lagging(task, sh(2026, 12, 15, 9) + timedelta(hours=1))
+
+
+def test_past_the_deadline_always_lags_and_a_task_outside_hours_only_by_its_deadline():
+    night = T(sh(2026, 12, 8, 19), sh(2026, 12, 8, 23))
+    assert not is_lagging(night, sh(2026, 12, 8, 22))
+    assert is_lagging(night, sh(2026, 12, 8, 23, 1))
