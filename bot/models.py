@@ -455,6 +455,17 @@ class Person(Base):
     updated_at: Mapped[datetime]
 
 
+class ChatMember(GroupScoped, Base):
+    """Who is in a group, as its member list last said (replaced on every sync: the bot joining,
+    `/问题`). A group with no rows has no known list."""
+
+    __tablename__ = "chat_members"
+    __table_args__ = (UniqueConstraint("tenant_key", "chat_id", "open_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    open_id: Mapped[str] = mapped_column(String(64))
+    synced_at: Mapped[datetime]
+
+
 class CalendarOverride(Base):
     """A tenant's own working-day exception (company holiday, extra workday)."""
 

@@ -34,7 +34,7 @@ from bot.db import rowcount
 from bot.feishu import FeishuError, Permanent
 from bot.models import Outbox
 from bot.pacer import send_priority
-from bot.repository import remember_people
+from bot.repository import remember_members, remember_people
 
 log = logging.getLogger(__name__)
 
@@ -468,15 +468,18 @@ class OutboxSender:
             return await self.client.send_text(row.chat_id, op.text, uuid=uuid)
         if isinstance(op, SyncMembers):
             members = await self.client.chat_members(row.chat_id)
-            await asyncio.to_thread(self._remember, row.tenant_key, [(m.open_id, m.name) for m in members])
+            await asyncio.to_thread(self._remember, row.tenant_key, row.chat_id,
+                                    [(m.open_id, m.name) for m in members])
             return ""
         await self.client.patch_card(op.message_id, op.card)
         return op.message_id
 
-    def _remember(self, tenant_key: str, people: list[tuple[str, str]]) -> None:
+    def _remember(self, tenant_key: str, chat_id: str, people: list[tuple[str, str]]) -> None:
 
         with self.factory() as session, session.begin():
             remember_people(session, tenant_key=tenant_key, people=people, now=self.clock.now())
+            remember_members(session, tenant_key=tenant_key, chat_id=chat_id,
+                             open_ids=[oid for oid, _ in people], now=self.clock.now())
 
     def _finish(self, row_id: int, status: str, message_id: str | None, error: str | None, *,
                 retry_in: timedelta | None = None, ops: list[Op] | None = None,

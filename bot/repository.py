@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,7 @@ from bot.models import (
     AuditEntry,
     Case,
     Chat,
+    ChatMember,
     ConsensusVersion,
     Department,
     DepartmentInput,
@@ -238,6 +239,34 @@ def remember_people(session: Session, *, tenant_key: str, people: list[tuple[str
                 pass  # a concurrent sync stored it first
         elif person.name != name:
             person.name, person.updated_at = name, now
+
+
+def remember_members(session: Session, *, tenant_key: str, chat_id: str, open_ids: list[str],
+                     now: datetime) -> None:
+    """The group's member list as just read (complete): it replaces the one known before.
+    An empty list (a failed or odd read) leaves the known list alone."""
+    wanted = {oid for oid in open_ids if oid}
+    if not wanted:
+        return
+    scope = (ChatMember.tenant_key == tenant_key, ChatMember.chat_id == chat_id)
+    known = set(session.scalars(select(ChatMember.open_id).where(*scope)))
+    gone = known - wanted
+    if gone:
+        session.execute(delete(ChatMember).where(*scope, ChatMember.open_id.in_(list(gone))))
+    for open_id in sorted(wanted - known):
+        try:
+            with session.begin_nested():
+                session.add(ChatMember(tenant_key=tenant_key, chat_id=chat_id, open_id=open_id, synced_at=now))
+        except IntegrityError:
+            pass  # a concurrent sync stored it first
+
+
+def is_member(session: Session, *, tenant_key: str, chat_id: str, open_id: str) -> bool | None:
+    """Whether `open_id` is in the group's known member list; None when no list is known."""
+    scope = (ChatMember.tenant_key == tenant_key, ChatMember.chat_id == chat_id)
+    if session.scalar(select(ChatMember.id).where(*scope, ChatMember.open_id == open_id).limit(1)) is not None:
+        return True
+    return False if session.scalar(select(ChatMember.id).where(*scope).limit(1)) is not None else None
 
 
 def names(session: Session, *, tenant_key: str, open_ids: list[str]) -> dict[str, str]:

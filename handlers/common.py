@@ -216,6 +216,16 @@ def first_too_long(values: dict[str, str], limits: dict[str, tuple[str, int]]) -
     return None
 
 
+def not_member(ctx: Ctx, open_id: str, field: str) -> str | None:
+    """Person fields take members of this group only: the refusal naming the field when the
+    group's member list (learned when the bot joins and on `/问题`) is known and lacks `open_id`;
+    None when they are in it, or no list is known yet (then anyone picked is accepted)."""
+    if not open_id:
+        return None
+    member = repository.is_member(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, open_id=open_id)
+    return texts.S_NOT_CHAT_MEMBER.format(field=field) if member is False else None
+
+
 def form_person(form: dict, name: str) -> str:
     value = form.get(name)
     if isinstance(value, list):

@@ -29,6 +29,7 @@ from handlers.common import (
     load_active_case,
     local,
     mention,
+    not_member,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -100,6 +101,8 @@ def parse_form(ctx: Ctx, form: dict, keep_date: date | None) -> tuple[dict[str, 
             errors.append(texts.S1_DEPT_ROW_NO_HEAD.format(n=n, name=name))
         elif len(name) > 20:
             errors.append(texts.S1_DEPT_NAME_TOO_LONG.format(n=n))
+        elif problem := not_member(ctx, head, texts.S1_F_DEPT_NAME.format(n=n)):
+            errors.append(problem)
         elif any(name == other for other, _ in depts):
             errors.append(texts.S1_DEPT_DUPLICATE.format(name=name))
         else:

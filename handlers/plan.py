@@ -44,6 +44,7 @@ from handlers.common import (
     gap_labels,
     load_case,
     md_table,
+    not_member,
     parse_when,
     picker_value,
     require_step,
@@ -270,6 +271,7 @@ def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
                texts.ERR_LEVEL if parse(Level, typed["likelihood"]) is None
                or parse(Level, typed["impact"]) is None else
                texts.ERR_RISK_OWNER if not is_open_id(typed["owner"]) else
+               not_member(ctx, typed["owner"], texts.COL_OWNER) or
                first_too_long(typed, {"risk": (texts.FIELD_RISK, 500), "response": (texts.FIELD_RESPONSE, 500)}))
     if problem:
         raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, mode="risk", typed=typed))

@@ -14,7 +14,7 @@ from bot.ids import is_open_id
 from bot.models import Case, PlanVersion, Task
 from bot.repository import nodes_of, risks_of, tasks_of
 from bot.routing import Ctx
-from handlers.common import first_too_long, fmt, parse_when
+from handlers.common import first_too_long, fmt, not_member, parse_when
 
 
 def when_field(form: dict, key: str, label: str, tz: ZoneInfo) -> datetime:
@@ -60,6 +60,8 @@ def check_task(ctx: Ctx, case: Case, form: dict, editing: Task | None) -> dict:
     owner = str(form.get("owner") or "").strip()
     if not is_open_id(owner):
         raise ValueError(texts.ERR_OWNER)
+    if problem := not_member(ctx, owner, texts.FIELD_OWNER):
+        raise ValueError(problem)
     start = when_field(form, "start", texts.FIELD_START, ctx.tz)
     due = when_field(form, "due", texts.FIELD_DUE, ctx.tz)
     if due <= start:

@@ -28,6 +28,7 @@ from handlers.common import (
     local,
     mention,
     not_lead,
+    not_member,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -198,6 +199,8 @@ def save_depts(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
             errors.append(texts.S2_BAD_KIND.format(dept=d.name))
         if contact and not mention(contact):
             errors.append(texts.S_BAD_PERSON.format(field=texts.S2_F_CONTACT.format(dept=d.name)))
+        elif problem := not_member(ctx, contact, texts.S2_F_CONTACT.format(dept=d.name)):
+            errors.append(problem)
     if not errors and value.version != version:
         errors.append(texts.S_STALE_FORM.format(version=version))
     if errors:
@@ -238,6 +241,8 @@ def save_member(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
     errors = []
     if not mention(values["member"]):
         errors.append(texts.S_BAD_PERSON.format(field=texts.S2_COL_MEMBER))
+    elif problem := not_member(ctx, values["member"], texts.S2_COL_MEMBER):
+        errors.append(problem)
     if values["dept"] not in by_id:
         errors.append(texts.S2_BAD_DEPT)
     for key, label, limit in (("role", texts.S2_COL_ROLE, 30), ("duty", texts.S2_COL_DUTY, 300)):
@@ -276,6 +281,8 @@ def save_item(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
         errors.append(problem)
     if not mention(values["owner"]):
         errors.append(texts.S_BAD_PERSON.format(field=texts.S2_COL_OWNER))
+    elif problem := not_member(ctx, values["owner"], texts.S2_COL_OWNER):
+        errors.append(problem)
     due, err = parse_day(values["due"], texts.S2_COL_DUE, today=ctx.now.astimezone(ctx.tz).date())
     if err:
         errors.append(err)
@@ -300,6 +307,8 @@ def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     if not mention(new):
         raise UserError(texts.S_BAD_PERSON.format(field=texts.S2_F_NEW_LEAD),
                         card=cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD)))
+    if problem := not_member(ctx, new, texts.S2_F_NEW_LEAD):
+        raise UserError(problem, card=cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD)))
     if new == case.lead_open_id:
         known = people.name(ctx.session, ctx.tenant_key, new)
         toast = texts.S2_LEAD_SAME_NAMED.format(name=known) if known else texts.S2_LEAD_SAME

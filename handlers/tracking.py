@@ -64,6 +64,7 @@ from handlers.common import (
     load_case,
     md_table,
     mention,
+    not_member,
     picker_value,
     require_step,
     transition,
@@ -366,6 +367,8 @@ def _parse_change(ctx: Ctx, case: Case, mode: str, form: dict) -> dict:
     due = when_field(form, "due", texts.FIELD_DUE, ctx.tz) if form.get("due") else None
     owner = str(form.get("owner") or "").strip()
     owner = owner if is_open_id(owner) and owner != task.owner_open_id else ""
+    if problem := not_member(ctx, owner, texts.FIELD_OWNER):
+        raise ValueError(problem)
     if not (start or due or owner):
         raise ValueError(texts.CHANGE_NEED_SOMETHING)
     _check_dates(start or task.start_at, due or task.due_at, ctx.now)

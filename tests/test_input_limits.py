@@ -2,12 +2,14 @@
 named (never cut silently), the form keeps what was typed, and nothing is stored."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from bot import texts
-from bot.models import RetroEntry, Risk, Task
+from bot.models import ConsensusVersion, RetroEntry, Risk, Task
 from tests.casefactory import make_case_at_step4, make_plan_published, make_retro
 from tests.driver import LEAD, TECH_DEV, TECH_HEAD, walk
+from tests.test_steps13_support import fill_consensus, open_case
 from tests.test_steps46_plan import TASK, open_plan
 from tests.test_steps46_risks import _setup, _tracking
 
@@ -68,3 +70,31 @@ def test_risk_close_note_over_300_is_refused_and_risk_stays_open(world):
     assert ans["toast"] == {"type": "error", "content": _too_long("关闭说明", 300)}
     with world.state.factory() as s:
         assert s.get(Risk, risk_id).status == "open"
+
+
+# ---------------------------------------------------------------- person fields: members of this group
+STRANGER = "ou_not_in_this_group"
+
+
+@pytest.mark.usefixtures("paced")
+def test_department_head_must_be_a_member_of_the_group(world):
+    mid = open_case(world)  # `/问题` reads the group's member list
+    ans = fill_consensus(world, mid, dept2_head=STRANGER)
+    problem = texts.S_NOT_CHAT_MEMBER.format(field=texts.S1_F_DEPT_NAME.format(n=2))
+    assert ans["toast"]["type"] == "error" and problem in ans["toast"]["content"]
+    with world.state.factory() as s:
+        assert s.scalars(select(ConsensusVersion)).all() == []
+    ok = fill_consensus(world, mid)  # members of the group are accepted
+    assert ok["toast"]["type"] == "success"
+
+
+def test_task_owner_is_checked_once_the_member_list_is_known(world):
+    case_id, mid = open_plan(world)  # a group whose member list the bot has not read: anyone is accepted
+    assert world.submit(LEAD, mid, dict(TASK, owner=STRANGER), form_name="plan_task")["toast"]["type"] == "success"
+    world.add_bot()  # the bot (re)joins: it reads the member list
+    ans = world.submit(LEAD, mid, dict(TASK, content="联调测试", owner=STRANGER), form_name="plan_task")
+    assert ans["toast"] == {"type": "error", "content": texts.S_NOT_CHAT_MEMBER.format(field=texts.FIELD_OWNER)}
+    ok = world.submit(LEAD, mid, dict(TASK, content="联调测试", owner=TECH_DEV), form_name="plan_task")
+    assert ok["toast"]["type"] == "success"
+    with world.state.factory() as s:
+        assert [t.owner_open_id for t in s.scalars(select(Task).where(Task.case_id == case_id))] == [STRANGER, TECH_DEV]

@@ -166,6 +166,7 @@ AUDIT_VERSION = "版本 {version}"
 AUDIT_REQ_INPUT = "{dept}：资源 {resources}；限制 {constraints}；诉求 {demands}"
 AUDIT_REQ_CONFLICT = "（与{with_}冲突）"
 MONTH_DAY = "{m}月{d}日"
+S_NOT_CHAT_MEMBER = "「{field}」选的人不在本群，请先把 TA 拉进群，或选择群成员。"
 TEMPLATE_PREFIXES = ("模板:", "模板：")   # `/问题 模板:名称 标题`
 STANDUP_VERB_TIME = "时间"                # `/站会 时间 10:00`
 STANDUP_VERB_PAUSE = "暂停"
