@@ -112,6 +112,7 @@ AUDIT_ACTIONS = {
     "case.open": "发起问题",
     "case.cancel": "取消问题",
     "case.close_early": "提前结案",
+    "reminder.skipped": "提醒未发送",
     "step.enter": "进入步骤",
     "step.back": "退回步骤",
     "consensus.submit": "提交共识表",
