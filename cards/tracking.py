@@ -49,6 +49,7 @@ class TrackingView:
     archived: bool = False
     close_risk: ActionValue | None = None   # submit of the 关闭风险 form (None: no form)
     typed: dict[str, str] = field(default_factory=dict)   # the form's values after an error
+    baseline_late: tuple[int, ...] = ()   # seqs of tasks later than their baseline (version 1) deadline
 
 
 def _status_cell(row: TaskRow) -> list[dict[str, str]]:
@@ -108,7 +109,16 @@ def tracking_card(view: TrackingView) -> dict:
     closed_risks = [r for r in view.risks if not r.open]
     done = sum(1 for t in view.tasks if t.status == TaskStatus.DONE)
     elements: list[dict] = []
-    elements.append(kit.md(texts.TRACK_LAGGING_HEAD.format(n=len(lagging)) if lagging else texts.TRACK_ALL_ON_TRACK))
+    late = {"n": len(view.baseline_late), "seqs": "、".join(f"#{s}" for s in view.baseline_late)}
+    if lagging:
+        elements.append(kit.md(texts.TRACK_LAGGING_HEAD.format(n=len(lagging))))
+        if view.baseline_late:
+            elements.append(kit.md(texts.TRACK_BASELINE_LATE.format(**late)))
+    elif view.baseline_late:  # on the current plan, but not on the baseline: say both
+        plan = texts.TRACK_PLAN_ALL_DONE if view.tasks and done == len(view.tasks) else texts.TRACK_PLAN_ON_TRACK
+        elements.append(kit.md(texts.TRACK_VS_BASELINE.format(plan=plan, **late)))
+    else:
+        elements.append(kit.md(texts.TRACK_ALL_ON_TRACK))
     if lagging:
         elements.append(_tasks_table(lagging))
     if open_risks:
@@ -127,7 +137,7 @@ def tracking_card(view: TrackingView) -> dict:
         elements.append(risks_table(closed_risks))
     if not view.risks:
         elements.append(kit.md(texts.TRACK_NO_RISKS))
-    if open_risks and view.close_risk is not None and not view.archived:
+    if open_risks and view.close_risk is not None:  # the presenter offers it in steps 5 and 6
         elements.append(risk_close_form(open_risks, view.close_risk, view.typed))
     if view.buttons and not view.archived:
         elements.append(button_row(view.buttons))

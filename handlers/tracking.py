@@ -37,7 +37,7 @@ from bot.envelope import CardAction, MessageEvent
 from bot.ids import is_open_id
 from bot.lagging import is_lagging, lag_reason_required
 from bot.models import Case, ChangeRequest, PlanVersion, Risk, Task, TaskUpdate
-from bot.repository import department_of, get_task, tasks_of, team_open_ids, updates_of
+from bot.repository import department_of, get_task, risks_of, tasks_of, team_open_ids, updates_of
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Check, CloseExecution, Step
 from cards import kit
@@ -227,15 +227,27 @@ def _maybe_finish(ctx: Ctx, case: Case) -> bool:
     mark = len(ctx.ops)
     if transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE) is None:
         return False
-    ctx.ops.insert(mark, outbox.SendText(texts.ALL_TASKS_DONE))  # said before the new step is announced
+    ctx.ops.insert(mark, outbox.SendText(texts.ALL_TASKS_DONE + _open_risks_text(ctx, case)))  # before the new step
     return True
+
+
+def _open_risks_text(ctx: Ctx, case: Case) -> str:
+    """When execution ends with risks still open, the closing words name them and @mention their
+    owners, asking them to close them (the 关闭风险 form of 《进度跟踪表》 stays usable in step 6)."""
+    open_risks = [r for r in risks_of(ctx.session, case) if r.status == "open"]
+    if not open_risks:
+        return ""
+    lines = "\n".join(texts.EXEC_OPEN_RISK_LINE.format(risk=inert(r.risk), owner=mention(r.owner_open_id))
+                      for r in open_risks)
+    return "\n" + texts.EXEC_OPEN_RISKS.format(n=len(open_risks), lines=lines)
 
 
 # ---------------------------------------------------------------- closing risks
 @router.action(RISK_CLOSE)
 def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
-    require_step(case, Step.EXECUTION)
+    if case.step != Step.RETRO or case.status != "active":  # risks left open may be closed in step 6 too
+        require_step(case, Step.EXECUTION)
     form = event.form_value or {}
     typed = {"risk": str(form.get("risk") or "").strip(), "note": str(form.get("note") or "").strip()}
     risk = ctx.session.scalar(select(Risk).where(
@@ -661,7 +673,7 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
         raise UserError(problem, card=_close_card(ctx, case, reason))
     repository.artifact_state(ctx.session, case, "execution").archived_at = ctx.now
     audit(ctx, case, "execution.close", reason)
-    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=inert(reason))))
+    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=inert(reason)) + _open_risks_text(ctx, case)))
     transition(ctx, case, CloseExecution(reason), reason=reason)
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))

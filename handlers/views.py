@@ -16,6 +16,7 @@ from bot.repository import risks_of, tasks_of
 from bot.workflow import Step
 from cards.tracking import RiskRow, TaskRow, TrackingView, tracking_card
 from handlers.common import fmt
+from handlers.tasks import baseline
 
 
 # ---------------------------------------------------------------- 《进度跟踪表》
@@ -35,13 +36,32 @@ def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo,
     tasks = ordered_tasks(tasks_of(session, case), now)
     risks = sorted(risks_of(session, case), key=lambda r: r.status != "open")
     archived = case.step != Step.EXECUTION
+    # open risks can still be closed after execution ends, until the retrospective is final
+    risk_form = case.status == "active" and case.step in (Step.EXECUTION, Step.RETRO)
     return TrackingView(
         case_id=case.id, case_version=case.version, title=case.title, when=fmt(now, tz),
         tasks=tuple(task_row(t, now, tz) for t in tasks),
         risks=tuple(RiskRow(risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
                             owner=r.owner_open_id, open=r.status == "open", risk_id=r.id) for r in risks),
         buttons=() if archived else track_buttons(case), archived=archived,
-        close_risk=None if archived else ActionValue(RISK_CLOSE, case_id=case.id), typed=typed or {})
+        close_risk=ActionValue(RISK_CLOSE, case_id=case.id) if risk_form else None, typed=typed or {},
+        baseline_late=baseline_late(session, case, tasks, now))
+
+
+def baseline_late(session: Session, case: Case, tasks: list[Task], now: datetime) -> tuple[int, ...]:
+    """Seqs of the tasks later than their deadline in the baseline (plan version 1): done after it,
+    or not done and past it or planned to end after it. Tasks added after the baseline are not counted."""
+    base = {t["id"]: datetime.fromisoformat(t["due"]) for t in baseline(session, case).get("tasks", [])
+            if not t.get("dropped") and t.get("due")}
+    late = []
+    for t in tasks:
+        due = base.get(t.id)
+        if due is None or t.dropped:
+            continue
+        end = (t.done_at or t.updated_at) if t.status == TaskStatus.DONE else max(now, t.due_at)
+        if end is not None and end > due:
+            late.append(t.seq)
+    return tuple(sorted(late))
 
 
 def tracking_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo,

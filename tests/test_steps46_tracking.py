@@ -146,4 +146,5 @@ def test_all_tasks_done_moves_to_retro(world):
     world.submit(LEAD, form["message_id"], {f"s{t2}": "done", f"p{t2}": "100"}, form_name=f"f{t2}")
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 6
-    assert texts.ALL_TASKS_DONE in world.texts()
+    # the closing words name the risk still open (see tests/test_tracking_closing_words.py)
+    assert any(t.startswith(texts.ALL_TASKS_DONE) for t in world.texts())
