@@ -157,6 +157,22 @@ def task_due_slot(due_at: datetime, cal: WorkCalendar, tz: ZoneInfo, policy: Pol
     return cal.last_in_hours(due_at - policy.task_warn, tz)
 
 
+def keynode_check_slot(node_at: datetime, hours: int, cal: WorkCalendar, tz: ZoneInfo) -> datetime:
+    """When to hold the 进度确认会 `hours` before a key node, at an hour people work: a check that
+    would fall on a day off moves to the working day before at the same time of day, and a time
+    outside 09:00–18:00 is brought inside that day; if that is not before the node, the end of
+    the previous working window."""
+    local = (node_at - timedelta(hours=hours)).astimezone(tz)
+    day = local.date()
+    for _ in range(30):
+        if cal.is_workday(day):
+            break
+        day -= timedelta(days=1)
+    at = min(max(local.time().replace(second=0, microsecond=0), time(9, 0)), time(18, 0))
+    when = datetime.combine(day, at, tz)
+    return when if when < node_at else cal.last_in_hours(node_at - timedelta(hours=hours), tz)
+
+
 def overdue_slot(due_at: datetime, cal: WorkCalendar, tz: ZoneInfo) -> datetime:
     """When to say a task became overdue: at the deadline, or the next working morning."""
     return cal.next_in_hours(due_at, tz)
@@ -196,7 +212,7 @@ def plan_case(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) ->
     if f.active and f.step == Step.EXECUTION:
         for node in f.nodes:
             for h in f.offsets_h:
-                due = node.at - timedelta(hours=h)
+                due = keynode_check_slot(node.at, h, cal, f.tz)
                 slots.append(Slot(KEYNODE, f"{node.id}:{h}h@{minute_key(node.at)}", due, node.at))
         due_groups: dict[datetime, datetime] = {}
         over_groups: set[datetime] = set()

@@ -114,7 +114,7 @@ class KeyNodeView:
 
 
 def keynode_card(v: KeyNodeView) -> dict:
-    title = texts.KEYNODE_TITLE.format(node=v.node_name, hours=v.hours_before)
+    title = texts.KEYNODE_TITLE.format(node=v.node_name, hours=max(0, v.hours_left))
     lines = [texts.KEYNODE_WHEN.format(node=kit.esc(v.node_name), at=v.node_at, left=max(0, v.hours_left))]
     if v.open_tasks:
         lines.append(texts.KEYNODE_OPEN)

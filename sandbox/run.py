@@ -29,6 +29,7 @@ from bot import texts
 from bot.app import BotState, create_app
 from bot.clock import OffsetClock
 from bot.models import Case, KeyNode, Outbox
+from bot.reminders import keynode_check_slot
 from bot.security import seal
 from bot.settings import DEFAULT_DATABASE_URL, Settings
 from bot.workdays import calendar_for
@@ -266,13 +267,17 @@ class Sandbox:
         return now + timedelta(days=1)
 
     def next_key_node_eve(self) -> datetime | None:
-        """24 hours before the next key node that is still more than 24 hours away."""
+        """When the 进度确认会 of the next key node still more than 24 hours away is due: 24 hours
+        before it, moved to working hours as the bot does."""
         now = self.clock.now()
         with self.state.factory() as session:
             at = session.scalar(select(func.min(KeyNode.at)).where(
                 KeyNode.tenant_key == self.tenant_key, KeyNode.chat_id == self.chat_id,
                 KeyNode.at > now + timedelta(hours=24)))
-        return at - timedelta(hours=24) if at is not None else None
+            if at is None:
+                return None
+            eve = keynode_check_slot(at, 24, calendar_for(session, self.tenant_key), self.state.settings.tz)
+        return max(eve, now)
 
     async def advance(self, how: str) -> str:
         """Move the sandbox clock forward, then run the scheduler's ticks and deliver what fell due."""

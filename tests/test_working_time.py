@@ -61,3 +61,23 @@ def test_past_the_deadline_always_lags_and_a_task_outside_hours_only_by_its_dead
     night = T(sh(2026, 12, 8, 19), sh(2026, 12, 8, 23))
     assert not is_lagging(night, sh(2026, 12, 8, 22))
     assert is_lagging(night, sh(2026, 12, 8, 23, 1))
+
+
+def test_progress_checks_before_a_key_node_land_on_working_hours():
+    from datetime import datetime as dt
+    from zoneinfo import ZoneInfo as Zone
+
+    from bot.reminders import keynode_check_slot
+    from bot.workdays import WorkCalendar
+
+    tz, cal = Zone("Asia/Shanghai"), WorkCalendar()
+    # Monday 10:00 node: not Sunday 10:00 but Friday 10:00
+    assert keynode_check_slot(dt(2026, 12, 14, 10, 0, tzinfo=tz), 24, cal, tz) == dt(2026, 12, 11, 10, 0, tzinfo=tz)
+    # Thursday 10:00 node: Wednesday 10:00, as before
+    assert keynode_check_slot(dt(2026, 12, 10, 10, 0, tzinfo=tz), 24, cal, tz) == dt(2026, 12, 9, 10, 0, tzinfo=tz)
+    # Tuesday 07:00 node: Monday 09:00, not Monday 07:00
+    assert keynode_check_slot(dt(2026, 12, 8, 7, 0, tzinfo=tz), 24, cal, tz) == dt(2026, 12, 7, 9, 0, tzinfo=tz)
+    # two hours before a Monday 09:30 node: that morning at 09:00, not 07:30
+    assert keynode_check_slot(dt(2026, 12, 14, 9, 30, tzinfo=tz), 2, cal, tz) == dt(2026, 12, 14, 9, 0, tzinfo=tz)
+    # one hour before a Monday 09:00 node: the last working moment before it, Friday 18:00
+    assert keynode_check_slot(dt(2026, 12, 14, 9, 0, tzinfo=tz), 1, cal, tz) == dt(2026, 12, 11, 18, 0, tzinfo=tz)
