@@ -56,14 +56,27 @@ def decrypt(encrypted_b64: str, encrypt_key: str) -> bytes:
         raise Malformed("bad base64") from exc
     if len(raw) < 32 or len(raw) % 16:
         raise Malformed("bad ciphertext length")
-    # CBC: P_i = D(C_i) XOR C_{i-1}, with C_0 the IV (the first 16 bytes).
+    plain, pad_ok = _unpad(_cbc_decrypt(raw, encrypt_key))
+    if not pad_ok:
+        raise Malformed("bad padding")
+    return plain
+
+
+def _cbc_decrypt(raw: bytes, encrypt_key: str) -> bytes:
+    """CBC: P_i = D(C_i) XOR C_{i-1}, with C_0 the IV (the first 16 bytes). Padding left on."""
     blocks = _block_decryptor(encrypt_key).decrypt(raw[16:])
     mask = int.from_bytes(raw[:-16], "big")
-    plain = (int.from_bytes(blocks, "big") ^ mask).to_bytes(len(blocks), "big")
+    return (int.from_bytes(blocks, "big") ^ mask).to_bytes(len(blocks), "big")
+
+
+def _unpad(plain: bytes) -> tuple[bytes, bool]:
+    """Strip PKCS#7 padding: (plaintext, whether the padding was valid), with the same comparison
+    whether or not the last byte is a padding length (no timing difference to learn from)."""
     pad = plain[-1]
-    if not 1 <= pad <= 16 or plain[-pad:] != bytes([pad]) * pad:
-        raise Malformed("bad padding")
-    return plain[:-pad]
+    in_range = 1 <= pad <= 16
+    width = pad if in_range else 16
+    pad_ok = hmac.compare_digest(plain[-width:], bytes([width]) * width) and in_range
+    return plain[:len(plain) - (pad if pad_ok else 0)], pad_ok
 
 
 def encrypt(plaintext: bytes, encrypt_key: str, iv: bytes | None = None) -> str:
@@ -178,24 +191,14 @@ def _open_unsigned_challenge(raw_body: bytes, encrypt_key: str, verification_tok
 
 
 def _decrypt_uniform(encrypted_b64: str, encrypt_key: str) -> tuple[bytes, bool]:
-    """Decrypt without branching on the padding: (plaintext, whether the padding was valid)."""
+    """Decrypt without branching on the padding: (plaintext, whether it was well formed)."""
     try:
         raw = base64.b64decode(encrypted_b64, validate=True)
     except (ValueError, TypeError):
         raw = b""
-    if len(raw) < 32 or len(raw) % 16:
-        raw, shaped = bytes(32), False
-    else:
-        shaped = True
-    blocks = _block_decryptor(encrypt_key).decrypt(raw[16:])
-    mask = int.from_bytes(raw[:-16], "big")
-    plain = (int.from_bytes(blocks, "big") ^ mask).to_bytes(len(blocks), "big")
-    pad = plain[-1]
-    in_range = 1 <= pad <= 16
-    width = pad if in_range else 16  # the same comparison whether or not the byte is a padding length
-    pad_ok = hmac.compare_digest(plain[-width:], bytes([width]) * width) and in_range
-    cut = pad if pad_ok else 0
-    return plain[:len(plain) - cut], shaped and pad_ok
+    shaped = len(raw) >= 32 and len(raw) % 16 == 0
+    plain, pad_ok = _unpad(_cbc_decrypt(raw if shaped else bytes(32), encrypt_key))
+    return plain, shaped and pad_ok
 
 
 def _check_token(payload: dict[str, Any], verification_token: str) -> None:

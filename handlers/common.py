@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm.attributes import flag_modified
@@ -21,8 +22,13 @@ __all__ = ["transition", "try_advance", "gap_labels", "load_case", "load_active_
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
 _WHEN = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$")
 
-def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = None) -> Outcome | None:
+_AUDIT_ACTIONS = {SendBack: "step.back", Cancel: "case.cancel", CloseEarly: "case.close_early"}
+
+
+def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = None,
+               say: Callable[[Outcome], outbox.Op] | None = None) -> Outcome | None:
     """Hand `command` to the state machine; record the step change and carry out its effects.
+    `say` words the change for the group; it is sent before what entering the step brings.
 
     A `Check` whose guard does not hold yet returns None; any other refusal raises the
     workflow's Blocked or NotAllowed for the caller to word for the person who clicked."""
@@ -35,17 +41,15 @@ def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = N
         if isinstance(command, Check):
             return None
         raise
-    back = isinstance(command, SendBack)
-    ending = isinstance(command, (Cancel, CloseEarly))
-    note = command.reason.strip() if back or ending else reason
-    repository.enter_step(ctx.session, case, outcome.step, now=ctx.now, reason=note)
+    given = command.reason.strip() if isinstance(command, (SendBack, Cancel, CloseEarly)) else None
+    repository.enter_step(ctx.session, case, outcome.step, now=ctx.now, reason=given or reason)
     if isinstance(command, Cancel):
         case.status = "cancelled"
-    action = "step.back" if back else "case.cancel" if isinstance(command, Cancel) else \
-        "case.close_early" if ending else "step.enter"
-    detail = f"{int(before)} → {int(outcome.step)}" + (f"：{note}" if back or ending else "")
+    detail = f"{int(before)} → {int(outcome.step)}" + (f"：{given}" if given else "")
     repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
-                     action=action, detail=detail, now=ctx.now)
+                     action=_AUDIT_ACTIONS.get(type(command), "step.enter"), detail=detail, now=ctx.now)
+    if say is not None:
+        ctx.send(say(outcome))
     for effect in outcome.effects:
         _run(ctx, case, effect, before)
     return outcome

@@ -83,16 +83,14 @@ def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     if case.step == Step.CONSENSUS:
         raise UserError(texts.BACK_NOTHING_EARLIER)
     try:
-        outcome = transition(ctx, case, SendBack(int(target), reason))
+        transition(ctx, case, SendBack(int(target), reason), say=lambda outcome: outbox.SendText(
+            texts.BACK_DONE.format(step=texts.STEP_NAMES[outcome.step], reason=reason.strip())))
     except NotAllowed as exc:
         if ctx.actor != case.lead_open_id:
             raise UserError(texts.NOT_LEAD) from exc
         if not reason.strip():
             raise UserError(texts.BACK_USAGE) from exc
         raise UserError(texts.BACK_BAD_STEP.format(max=case.step - 1)) from exc
-    assert outcome is not None
-    ctx.ops.insert(0, outbox.SendText(texts.BACK_DONE.format(step=texts.STEP_NAMES[outcome.step],
-                                                             reason=reason.strip())))
 
 
 @router.command(texts.CMD_CANCEL)
@@ -109,10 +107,9 @@ def _end(ctx: Ctx, command: Cancel | CloseEarly, usage: str, announcement: str) 
     """The group is never stuck with a case: the lead can drop it or end it early, with a reason."""
     case = require_case(ctx)
     try:
-        transition(ctx, case, command)
+        transition(ctx, case, command, say=lambda _outcome: outbox.SendText(announcement.format(
+            title=inert(case.title), seq=case.seq, reason=inert(command.reason))))
     except NotAllowed as exc:
         if ctx.actor != case.lead_open_id:
             raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD)) from exc
         raise UserError(usage) from exc
-    ctx.ops.insert(0, outbox.SendText(announcement.format(title=inert(case.title), seq=case.seq,
-                                                          reason=inert(command.reason))))

@@ -224,11 +224,8 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, 
 
 def _maybe_finish(ctx: Ctx, case: Case) -> bool:
     """Every task done: the case moves on to the retrospective."""
-    mark = len(ctx.ops)
-    if transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE) is None:
-        return False
-    ctx.ops.insert(mark, outbox.SendText(texts.ALL_TASKS_DONE + _open_risks_text(ctx, case)))  # before the new step
-    return True
+    return transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE, say=lambda _outcome: outbox.SendText(
+        texts.ALL_TASKS_DONE + _open_risks_text(ctx, case))) is not None
 
 
 def _open_risks_text(ctx: Ctx, case: Case) -> str:

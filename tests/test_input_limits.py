@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import ConsensusVersion, RetroEntry, Risk, Task
-from tests.casefactory import make_case_at_step4, make_plan_published, make_retro
+from tests.casefactory import open_retro_card
 from tests.driver import LEAD, TECH_DEV, TECH_HEAD, walk
 from tests.test_steps13_support import fill_consensus, open_case
 from tests.test_steps46_plan import TASK, open_plan
@@ -23,13 +23,7 @@ def _defaults(card: dict) -> set[str]:
 
 
 def test_retro_entry_over_1000_is_refused_not_cut(world):
-    now = world.clock.now()
-    case_id = make_case_at_step4(world.state.factory, now=now)
-    make_plan_published(world.state.factory, case_id, now=now)
-    make_retro(world.state.factory, case_id, now=now)
-    world.say(LEAD, "/进度")
-    world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
-    mid = world.last_card(title_contains="复盘会")["message_id"]
+    case_id, mid = open_retro_card(world, TECH_DEV)
     long = "经" * 5000
     ans = world.submit(TECH_DEV, mid, {"kind": "success", "content": long}, form_name="retro_entry")
     assert ans["toast"] == {"type": "error", "content": _too_long(texts.FIELD_RETRO_CONTENT, 1000)}

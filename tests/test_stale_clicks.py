@@ -9,7 +9,7 @@ from bot import texts
 from bot.actions import ActionValue, to_name
 from bot.models import Case, TaskUpdate
 from handlers import build_router
-from tests.casefactory import make_case_at_step4, make_plan_published, make_retro
+from tests.casefactory import make_case_at_step4, make_plan_published, make_retro, open_retro_card
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, find_button
 
 
@@ -34,13 +34,7 @@ def _step(world, case_id) -> int:
 
 
 def test_finalising_a_report_that_gained_entries_shows_them_first(world):
-    now = world.clock.now()
-    case_id = make_case_at_step4(world.state.factory, now=now)
-    make_plan_published(world.state.factory, case_id, now=now)
-    make_retro(world.state.factory, case_id, now=now)
-    world.say(LEAD, "/进度")
-    world.press(LEAD, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
-    mid = world.last_card(title_contains="复盘会")["message_id"]
+    case_id, mid = open_retro_card(world)
     world.submit(TECH_DEV, mid, {"kind": "success", "content": "每日站会让滞后提前暴露"}, form_name="retro_entry")
     seen_by_lead = world.card(mid)
     world.submit(DESIGN_HEAD, mid, {"kind": "weakness", "content": "设计稿晚到"}, form_name="retro_entry")

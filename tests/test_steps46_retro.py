@@ -9,18 +9,12 @@ from bot import texts
 from bot.actions import ActionValue, to_name
 from bot.models import AuditEntry, RetroEntry
 from tests.cardsnap import assert_snapshot
-from tests.casefactory import make_case_at_step4, make_plan_published, make_retro
+from tests.casefactory import open_retro_card
 from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, walk
 
 
 def _retro(world):
-    now = world.clock.now()
-    case_id = make_case_at_step4(world.state.factory, now=now)
-    make_plan_published(world.state.factory, case_id, now=now)
-    make_retro(world.state.factory, case_id, now=now)
-    world.say(LEAD, "/进度")
-    world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
-    mid = world.last_card(title_contains="复盘会")["message_id"]
+    case_id, mid = open_retro_card(world, TECH_DEV)
     world.submit(TECH_DEV, mid, {"kind": "success", "content": "每日站会让滞后提前暴露"}, form_name="retro_entry")
     world.submit(DESIGN_HEAD, mid, {"kind": "weakness", "content": "设计稿晚到"}, form_name="retro_entry")
     return case_id, mid
