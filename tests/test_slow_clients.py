@@ -225,19 +225,23 @@ async def _legit_events(url: str, n: int, over: float) -> tuple[list[int], list[
     statuses: list[int] = []
     latencies: list[float] = []
 
+    # One client without keep-alive: a new connection per event, and the client's own set-up
+    # (its TLS context) is not timed as if it were the server's.
+    client = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
+
     async def one(i: int) -> None:
         await asyncio.sleep(i * over / n)
         body, headers = _event_body(i, run)
         began = time.monotonic()
         try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                resp = await client.post(url + "/feishu/events", content=body, headers=headers)
+            resp = await client.post(url + "/feishu/events", content=body, headers=headers)
             statuses.append(resp.status_code)
         except httpx.HTTPError as exc:
             statuses.append(type(exc).__name__)  # type: ignore[arg-type]
         latencies.append(time.monotonic() - began)
 
-    await asyncio.gather(*(one(i) for i in range(n)))
+    async with client:
+        await asyncio.gather(*(one(i) for i in range(n)))
     return statuses, latencies
 
 
@@ -310,7 +314,10 @@ async def test_events_get_200_while_200_slow_connections_are_held(servers):
         statuses, latencies = await _legit_events(served.url, 60, over=HEADER_TIMEOUT * 1.5)
         sampler.cancel()
     assert statuses == [200] * 60, statuses
-    assert statistics.quantiles(latencies, n=100)[98] < 1.0
+    # the client shares its loop with 200 slow connections, so this bounds both sides: well inside
+    # Feishu's 3-second limit for every event, and typically fast
+    assert max(latencies) < 2.0, sorted(latencies)[-5:]
+    assert statistics.median(latencies) < 0.3, statistics.median(latencies)
     assert min(sampled) >= 150, sampled  # they really were held (reconnecting after each cut)
     assert loris.cuts >= 150 and loris.refused == 0  # each cut once at least
 
