@@ -26,6 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot import outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
+from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
 from bot.db import rowcount
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
@@ -51,9 +52,21 @@ class Dispatcher:
         self.factory, self.router, self.clock, self.tz = factory, router, clock, tz
         self.on_outbox = on_outbox
         self.bot_open_id = ""
+        self.names = NameBook(factory, clock)
         self._batch_loop: asyncio.AbstractEventLoop | None = None
         self._batch: list[tuple[dict[str, Any], Event, asyncio.Future[bool | None]]] = []
         self._flushing = False
+
+    # ------------------------------------------------------------ intake
+    def take_chatter(self, event: Event) -> bool:
+        """True if the event is chatter (bot.chatter): it is not stored; the names its mentions
+        teach are queued for the next batched write (`names.flush_soon`)."""
+        if not is_chatter(event, bot_open_id=self.bot_open_id,
+                          every_message_handled=EVERY_MESSAGE in self.router.events):
+            return False
+        assert isinstance(event, MessageEvent)
+        self.names.note(event.header.tenant_key, mentioned_names(event, self.bot_open_id))
+        return True
 
     # ------------------------------------------------------------ inbox
     def store(self, payload: dict[str, Any], event: Event) -> bool | None:
