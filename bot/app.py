@@ -122,6 +122,8 @@ async def _start(state: BotState) -> None:
     handlers.register_ticks(state)
     state.ticker.every(30, "inbox-sweep", lambda: asyncio.to_thread(
         state.dispatcher.process_pending, timedelta(seconds=20)))
+    keep = timedelta(hours=state.settings.inbox_retention_hours)
+    state.ticker.every(3600, "inbox-prune", lambda: asyncio.to_thread(state.dispatcher.prune_inbox, keep))
     state.ticker.start()
     await asyncio.to_thread(_finish_left_over, state, started)
     state.ready.set()

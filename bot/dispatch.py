@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, Callable, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Insert, Table, select, update
+from sqlalchemy import Insert, Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
@@ -181,6 +181,22 @@ class Dispatcher:
             self.process(event_id)
             done += 1
         return done
+
+    PRUNE_BATCH = 2000
+
+    def prune_inbox(self, keep: timedelta) -> int:
+        """Delete handled rows older than `keep` (past Feishu's redelivery window), a batch per
+        transaction so a large backlog never holds a long lock; returns how many went."""
+        cutoff, total = self.clock.now() - keep, 0
+        while True:
+            with self.factory() as session, session.begin():
+                old = select(InboxEvent.event_id).where(InboxEvent.status == "done", InboxEvent.processed_at < cutoff) \
+                    .limit(self.PRUNE_BATCH)
+                gone = rowcount(session.execute(delete(InboxEvent).where(InboxEvent.event_id.in_(old))
+                                                .execution_options(synchronize_session=False)))
+            total += gone
+            if gone < self.PRUNE_BATCH:
+                return total
 
     # ------------------------------------------------------------ processing
     def process(self, event_id: str) -> CallbackAnswer | None:
