@@ -274,7 +274,7 @@ def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: d
     due = [t for t in _open_tasks(session, case) if t.due_at <= node.at]
     return cards.KeyNodeView(
         case_id=case.id, node_id=node.id, node_name=node.name, node_at=_fmt(node.at, tz), hours_before=hours,
-        hours_left=round((node.at - now).total_seconds() / 3600), lead_open_id=case.lead_open_id,
+        left_seconds=int((node.at - now).total_seconds()), lead_open_id=case.lead_open_id,
         open_tasks=tuple(_line(t, now, cal, tz) for t in due), confirmed_by=confirmed_by,
         confirmed_at=_fmt(now, tz), late=late)
 

@@ -172,3 +172,12 @@ TEMPLATE_PREFIXES = ("模板:", "模板：")   # `/问题 模板:名称 标题`
 STANDUP_VERB_TIME = "时间"                # `/站会 时间 10:00`
 STANDUP_VERB_PAUSE = "暂停"
 STANDUP_VERB_RESUME = "恢复"
+
+
+# Lengths of time (bot.durations.span): under a day in hours and minutes, from a day on in days and hours.
+DUR_NONE = "0 分钟"
+DUR_UNDER_MINUTE = "不到 1 分钟"
+DUR_DAYS = "{n} 天"
+DUR_HOURS = "{n} 小时"
+DUR_MINUTES = "{n} 分钟"
+DUR_MINUTES_AFTER = "{n} 分"     # after hours: 「23 小时 40 分」
