@@ -24,7 +24,7 @@ from bot.domain import TaskStatus
 from bot.envelope import CardAction, MessageEvent
 from bot.lagging import is_lagging, working_seconds
 from bot.models import Case, KeyNode, Member, Outbox, StandupReply, Task, TaskUpdate
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError
 from bot.workdays import WorkCalendar, calendar_for
 from bot.workflow import Step
 from cards import reminders as cards
@@ -364,7 +364,7 @@ def _load(ctx: Ctx, value: ActionValue) -> Case:
     if case is None:
         raise UserError(texts.CASE_NOT_FOUND)
     if case.status != "active":
-        raise UserError(texts.CASE_CLOSED)
+        raise CaseArchived(texts.CASE_CLOSED)
     return case
 
 

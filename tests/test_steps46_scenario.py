@@ -10,7 +10,7 @@ from bot import texts
 from bot.models import Case, Task, Template
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import fast_forward_to_step4, make_case_at_step4
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, fits, walk
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, card_title, fits, walk
 
 
 def later(world, **kw):
@@ -134,7 +134,11 @@ def test_steps_4_to_6_and_sop_reuse(world):
         assert (case.status, case.step) == ("closed", 7)
     # archived read-only; /案例 shows it closed; the report exports as Markdown
     closed = world.click(LEAD, plan, value={"a": "plan.mode", "c": case_id, "x": {"m": "risk"}})
-    assert closed["toast"]["content"] == texts.CASE_CLOSED
+    assert closed["toast"]["content"] == texts.ARCHIVED_SHOWN     # the plan, read-only, instead of a refusal
+    shown = closed["card"]["data"]
+    assert "《跨部门协作行动方案》" in card_title(shown) and shown["header"]["template"] == "grey"
+    assert {b["behaviors"][0]["value"]["a"] for b in walk(shown["body"]) if b.get("tag") == "button"} \
+        == {"archive.view"}
     world.say(LEAD, "/案例")
     assert "已结案" in card_text(world.last_card(title_contains="本群的协作问题")["content"])
     later(world, seconds=5)

@@ -335,6 +335,9 @@ EXP_PLAN_NODES = "## 关键节点"
 EXP_PLAN_RISKS = "## 风险预判"
 EXP_TRACK_AT = "更新于 {when} · 已完成 {done}/{total} · 滞后 {lagging}"
 EXP_TRACK_TASKS = "## 任务进度"
+EXP_TRACK_BASELINE_OK = "对比基线：没有任务晚于基线截止时间。"
+EXP_TRACK_NOT_IN_BASELINE = "—（基线后新增）"
+COL_BASELINE_DUE = "基线截止"
 EXP_TRACK_RISKS = "## 风险项"
 
 # ---------------------------------------------------------------- open risks (steps 4–5)
