@@ -31,7 +31,7 @@ from bot.clock import Clock
 from bot.db import rowcount
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
 from bot.models import InboxEvent
-from bot.routing import CallbackAnswer, Ctx, Router, UserError, split_command
+from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, split_command
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,13 @@ class Dispatcher:
         if handler is None:
             raise UserError(texts.UNKNOWN_ACTION)
         stale = self._stale(ctx, value)
-        return stale or handler(ctx, event, value) or CallbackAnswer()
+        try:
+            return stale or handler(ctx, event, value) or CallbackAnswer()
+        except CaseArchived as exc:  # show what the button was about instead of refusing
+            card = self.router.read_only(ctx, value) if self.router.read_only is not None else None
+            if card is None:
+                raise
+            raise UserError(texts.ARCHIVED_SHOWN, card=card, kind="info") from exc
 
     def _stale(self, ctx: Ctx, value: ActionValue) -> CallbackAnswer | None:
         """A click on a card whose content has changed since it was drawn gets the current card

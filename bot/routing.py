@@ -27,6 +27,11 @@ class UserError(Exception):
         self.message, self.card, self.kind = message, card, kind
 
 
+class CaseArchived(UserError):
+    """The case a click acts on is archived: dispatch answers with the content the button belongs
+    to, read-only (Router.read_only), and only falls back to this refusal when there is none."""
+
+
 @dataclass
 class Ctx:
     """What a handler may use: this event's transaction, the time, who acts, where, and a
@@ -95,6 +100,8 @@ class Router:
         self.renderers: dict[str, Renderer] = {}   # outbox row kind -> what to send at delivery
         self.versioned: dict[str, Versioned] = {}  # action -> the version its button must carry
         self.policy: Any = None   # the reminder policy from the settings, set by the composition root
+        # (ctx, ActionValue) -> the read-only card shown for a click on an archived case's card
+        self.read_only: Callable[[Ctx, Any], "dict[str, Any] | None"] | None = None
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -147,6 +154,13 @@ class Router:
     def exporter(self, step: Step) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return self._register(self.exporters, step)
 
+    def read_only_view(self, fn: Callable[[Ctx, Any], "dict[str, Any] | None"]
+                       ) -> Callable[[Ctx, Any], "dict[str, Any] | None"]:
+        if self.read_only is not None:
+            raise ValueError("read-only view registered twice")
+        self.read_only = fn
+        return fn
+
     @staticmethod
     def _register(table: dict, key: Any) -> Callable[[Any], Any]:
         def deco(fn: Any) -> Any:
@@ -168,6 +182,8 @@ class Router:
                 if key in table:
                     raise ValueError(f"{key} registered twice")
                 table[key] = fn
+        if other.read_only is not None:
+            self.read_only_view(other.read_only)
 
 
 def split_command(text: str) -> tuple[str, str] | None:

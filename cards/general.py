@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import texts
+from bot.actions import ActionValue
 from cards import kit
 
 
@@ -50,3 +51,29 @@ def cases_card(rows: list[CaseRow]) -> dict:
                        ("status", texts.COL_STATUS, "options"), ("lead", texts.COL_LEAD, "persons")], data)] \
         if data else [kit.md(texts.NO_CASES)]
     return kit.card(texts.CASES_TITLE, template="blue", elements=body)
+
+
+@dataclass(frozen=True)
+class ArchiveNav:
+    """The buttons of an archived case: its case card and each output it has."""
+    case: ActionValue                              # back to the case card
+    outputs: tuple[tuple[int, ActionValue], ...]   # (step, show that output)
+    showing: int = 0                               # the step shown now (0: the case card)
+
+
+NAV_PER_ROW = 3
+
+
+def archive_nav(nav: ArchiveNav) -> list[dict]:
+    """「查看其他内容」 and rows of buttons (three a row so they stay readable on a phone)."""
+    buttons = [kit.button(texts.BTN_ARCHIVE_CASE, nav.case, type="primary" if nav.showing == 0 else "default")]
+    buttons += [kit.button(texts.OUTPUTS[step], value, type="primary" if step == nav.showing else "default")
+                for step, value in nav.outputs]
+    rows = [kit.columns([[b] for b in buttons[i:i + NAV_PER_ROW]]) for i in range(0, len(buttons), NAV_PER_ROW)]
+    return [kit.md(texts.ARCHIVE_NAV_HEAD), *rows]
+
+
+def archived_copy(card_json: dict, seq: int, nav: ArchiveNav) -> dict:
+    """An archived case's card or output: read-only, with the buttons to its other contents."""
+    plain = kit.read_only(card_json, texts.ARCHIVE_NOTE.format(seq=seq))
+    return {**plain, "body": {**plain["body"], "elements": plain["body"]["elements"] + archive_nav(nav)}}

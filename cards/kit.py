@@ -351,3 +351,37 @@ def step_strip(current_step: int, done_steps: set[int]) -> str:
             mark = T.STEP_MARK_LATER
         parts.append(f"{mark} {T.STEP_NUMBERS[i - 1]} {short}")
     return T.STEP_SEPARATOR.join(parts)
+
+
+# --------------------------------------------------------------------------- read-only copies
+# What a person can act with: an archived output drops all of them (cards.md principle 10).
+_INTERACTIVE = {"button", "form", "input", "select_static", "multi_select_static", "select_person",
+                "multi_select_person", "date_picker", "picker_time", "picker_datetime", "overflow", "checker",
+                "select_img"}
+
+
+def _without_interactive(nodes: Iterable[Element]) -> list[Element]:
+    out = []
+    for node in nodes:
+        if node.get("tag") in _INTERACTIVE:
+            continue
+        node = dict(node)
+        for key in ("elements", "columns"):
+            if isinstance(node.get(key), list):
+                node[key] = _without_interactive(node[key])
+        if node.get("tag") == "interactive_container":
+            node.pop("behaviors", None)
+        if node.get("tag") in ("column_set", "column", "collapsible_panel", "interactive_container") and not any(
+                node.get(k) for k in ("elements", "columns")):
+            continue   # nothing left to show in it
+        out.append(node)
+    return out
+
+
+def read_only(card_json: dict[str, Any], note: str) -> dict[str, Any]:
+    """A copy of the card without anything to click or fill in, grey, with `note` at the end."""
+    body = dict(card_json.get("body") or {})
+    body["elements"] = _without_interactive(body.get("elements") or []) + [md(note)]
+    header = dict(card_json.get("header") or {})
+    header["template"] = "grey"
+    return {**card_json, "header": header, "body": body}

@@ -8,6 +8,7 @@ from datetime import date
 
 from bot import texts
 from bot.actions import ActionValue
+from bot.durations import span
 from cards import kit
 
 TRACK_OPEN = "track.open"          # handlers.tracking: opens the clicking owner's update form
@@ -105,7 +106,7 @@ class KeyNodeView:
     node_name: str
     node_at: str          # formatted
     hours_before: int
-    hours_left: int
+    left_seconds: int     # from the card's time to the node
     lead_open_id: str
     open_tasks: tuple[TaskLine, ...]
     confirmed_by: str | None = None
@@ -114,8 +115,9 @@ class KeyNodeView:
 
 
 def keynode_card(v: KeyNodeView) -> dict:
-    title = texts.KEYNODE_TITLE.format(node=v.node_name, hours=max(0, v.hours_left))
-    lines = [texts.KEYNODE_WHEN.format(node=kit.esc(v.node_name), at=v.node_at, left=max(0, v.hours_left))]
+    left = span(max(0, v.left_seconds), precise=True)
+    title = texts.KEYNODE_TITLE.format(node=v.node_name, left=left)
+    lines = [texts.KEYNODE_WHEN.format(node=kit.esc(v.node_name), at=v.node_at, left=left)]
     if v.open_tasks:
         lines.append(texts.KEYNODE_OPEN)
         lines += [texts.KEYNODE_TASK_LINE.format(owner=kit.at(t.owner_open_id), content=kit.esc(t.content),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from bot import texts
 from bot.actions import ActionValue, to_name
 from bot.domain import RetroKind
+from bot.durations import span
 from cards import kit
 
 
@@ -119,10 +120,10 @@ class ReportView:
     when: str
     on_time: int
     total: int
-    days_total: float
+    total_seconds: float                   # the case from opening to closing
     version: int
     plan_rows: tuple[PlanActualRow, ...]
-    step_days: tuple[tuple[str, float], ...]
+    step_times: tuple[tuple[str, float], ...]   # (step, seconds spent in it)
     sign_lines: tuple[str, ...]            # trusted markup
     changes: tuple[ChangeRow, ...]
     entries: tuple[Entry, ...]
@@ -140,7 +141,8 @@ def report_card(view: ReportView) -> dict:
     rejected = sum(1 for c in view.changes if c.status == "rejected")
     els = [kit.md(texts.REPORT_OVERVIEW.format(rate=rate(view.on_time, view.total), on_time=view.on_time,
                                                total=view.total, changes=len(view.changes), approved=approved,
-                                               rejected=rejected, version=view.version, days=view.days_total))]
+                                               rejected=rejected, version=view.version,
+                                               elapsed=span(view.total_seconds)))]
     if view.close_reason:
         els.append(kit.md(texts.REPORT_CLOSE_REASON.format(reason=kit.esc(view.close_reason))))
     els.append(kit.md(texts.REPORT_PLAN_HEAD))
@@ -150,8 +152,8 @@ def report_card(view: ReportView) -> dict:
                          [{"task": r.task, "owner": [r.owner], "ps": r.planned_start, "pd": r.planned_due,
                            "done": r.actual_done, "result": r.result} for r in view.plan_rows]))
     els.append(kit.md(texts.REPORT_STEPS_HEAD))
-    els.append(kit.table([("step", texts.COL_STEP_NAME, "text"), ("days", texts.COL_DAYS, "number")],
-                         [{"step": s, "days": d} for s, d in view.step_days]))
+    els.append(kit.table([("step", texts.COL_STEP_NAME, "text"), ("time", texts.COL_STEP_TIME, "text")],
+                         [{"step": s, "time": span(d)} for s, d in view.step_times]))
     els.append(kit.md(texts.REPORT_SIGN_HEAD + "\n" + "\n".join(view.sign_lines)))
     els.append(kit.md(texts.REPORT_CHANGES_HEAD))
     if view.changes:

@@ -7,13 +7,25 @@ from __future__ import annotations
 from typing import Any
 
 from bot.routing import Router
-from handlers import consensus, export, general, plan, reminders, requirements, retro, team, templates, tracking
+from handlers import (
+    archive,
+    consensus,
+    export,
+    general,
+    plan,
+    reminders,
+    requirements,
+    retro,
+    team,
+    templates,
+    tracking,
+)
 
 
 def build_router() -> Router:
     router = Router()
     for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
-                   reminders):
+                   reminders, archive):
         router.include(module.router)
     return router
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from bot import outbox, repository, texts, workflow
 from bot.ids import is_open_id
 from bot.models import Case, Department
-from bot.routing import Ctx, UserError
+from bot.routing import CaseArchived, Ctx, UserError
 from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Outcome, SendBack, Step
 from handlers import case_card, people
 from handlers.case_card import gap_labels
@@ -87,14 +87,14 @@ def load_active_case(ctx: Ctx, case_id: int | None) -> Case:
     """The case, refused when it is archived (read-only)."""
     case = load_case(ctx, case_id)
     if case.status != "active":
-        raise UserError(texts.CASE_CLOSED)
+        raise CaseArchived(texts.CASE_CLOSED)
     return case
 
 
 def require_step(case: Case, step: Step, what: str = "") -> None:
     """Refuse an action that belongs to another step, naming where the case is."""
     if case.status == "closed" or case.step >= Step.CLOSED:
-        raise UserError(texts.CASE_CLOSED)
+        raise CaseArchived(texts.CASE_CLOSED)
     if case.step != step:
         raise UserError(texts.S_NOT_IN_STEP.format(current=int(case.step), name=texts.STEP_NAMES[case.step],
                                                    what=what or texts.OUTPUTS[step], step=int(step)))

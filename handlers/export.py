@@ -21,6 +21,7 @@ from bot.routing import Ctx, Router, UserError
 from bot.workflow import Step
 from handlers import people
 from handlers.common import inert, md_table
+from handlers.pick import case_by_seq
 
 router = Router()
 
@@ -155,7 +156,13 @@ SEPARATOR = "\n\n---\n\n"
 
 
 # ---------------------------------------------------------------- the command
-def _case(ctx: Ctx) -> Case:
+def _case(ctx: Ctx, token: str | None) -> Case:
+    """The case `#N` names, else the active case, else the group's latest."""
+    if token is not None:
+        picked = case_by_seq(ctx, token)
+        if picked is None:
+            raise UserError(texts.EXP_USAGE)
+        return picked
     case = repository.active_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
     if case is None:
         cases = repository.cases_of_chat(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id)
@@ -167,10 +174,13 @@ def _case(ctx: Ctx) -> Case:
 
 @router.command(texts.CMD_EXPORT)
 def export(ctx: Ctx, _event: MessageEvent, args: str) -> None:
-    arg = args.strip()
-    if arg and not (arg.isdigit() and 1 <= int(arg) <= 6):
+    words = args.split()
+    token = next((w for w in words if w[:1] in ("#", "＃")), None)   # 「/导出 #1 3」 or 「/导出 3 #1」
+    rest = [w for w in words if w is not token]
+    arg = rest[0] if len(rest) == 1 else ""
+    if len(rest) > 1 or (arg and not (arg.isdigit() and 1 <= int(arg) <= 6)):
         raise UserError(texts.EXP_USAGE)
-    case = _case(ctx)
+    case = _case(ctx, token)
     exporters = ctx.registry.exporters if ctx.registry is not None else {}
     steps = [Step(int(arg))] if arg else sorted(exporters)
     parts = []

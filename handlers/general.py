@@ -8,7 +8,7 @@ from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
 from bot.routing import Ctx, Router, UserError
 from bot.workflow import Cancel, CloseEarly, NotAllowed, SendBack, Step
 from cards.general import CaseRow, LogLine, audit_card, cases_card, help_card, welcome_card
-from handlers import case_card, people
+from handlers import people
 from handlers.common import inert, transition
 
 router = Router()
@@ -50,11 +50,6 @@ def bot_added(ctx: Ctx, event: BotAddedEvent) -> None:
 def bot_removed(ctx: Ctx, _event: BotRemovedEvent) -> None:
     chat = repository.ensure_chat(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, now=ctx.now)
     chat.active = False
-
-
-@router.command(texts.CMD_PROGRESS)
-def progress(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
-    case_card.post(ctx, require_case(ctx))
 
 
 @router.command(texts.CMD_LOG)

@@ -24,7 +24,7 @@ from bot.domain import TaskStatus
 from bot.envelope import CardAction, MessageEvent
 from bot.lagging import is_lagging, working_seconds
 from bot.models import Case, KeyNode, Member, Outbox, StandupReply, Task, TaskUpdate
-from bot.routing import CallbackAnswer, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError
 from bot.workdays import WorkCalendar, calendar_for
 from bot.workflow import Step
 from cards import reminders as cards
@@ -274,7 +274,7 @@ def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: d
     due = [t for t in _open_tasks(session, case) if t.due_at <= node.at]
     return cards.KeyNodeView(
         case_id=case.id, node_id=node.id, node_name=node.name, node_at=_fmt(node.at, tz), hours_before=hours,
-        hours_left=round((node.at - now).total_seconds() / 3600), lead_open_id=case.lead_open_id,
+        left_seconds=int((node.at - now).total_seconds()), lead_open_id=case.lead_open_id,
         open_tasks=tuple(_line(t, now, cal, tz) for t in due), confirmed_by=confirmed_by,
         confirmed_at=_fmt(now, tz), late=late)
 
@@ -364,7 +364,7 @@ def _load(ctx: Ctx, value: ActionValue) -> Case:
     if case is None:
         raise UserError(texts.CASE_NOT_FOUND)
     if case.status != "active":
-        raise UserError(texts.CASE_CLOSED)
+        raise CaseArchived(texts.CASE_CLOSED)
     return case
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.domain import RetroKind, parse
+from bot.durations import span
 from bot.envelope import CardAction
 from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
 from bot.repository import tasks_of, team_open_ids
@@ -181,22 +182,22 @@ def delete_entry(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAn
 
 
 # ---------------------------------------------------------------- the report
-def _hours(a: datetime, b: datetime) -> float:
-    return (b - a).total_seconds() / 3600
+def _seconds(a: datetime, b: datetime) -> float:
+    return (b - a).total_seconds()
 
 
-def step_days(session: Session, case: Case, now: datetime) -> list[tuple[int, float]]:
-    """Days spent in each step (a step entered twice after a send-back counts both stays)."""
+def step_times(session: Session, case: Case, now: datetime) -> list[tuple[int, float]]:
+    """Seconds spent in each step (a step entered twice after a send-back counts both stays)."""
     totals: dict[int, float] = {}
     for log in session.scalars(select(StepLog).where(StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key)
                                .order_by(StepLog.id)):
         end = log.left_at or case.closed_at or now
-        totals[log.step] = totals.get(log.step, 0.0) + _hours(log.entered_at, end) / 24
-    return [(step, round(days, 1)) for step, days in sorted(totals.items()) if step <= Step.RETRO]
+        totals[log.step] = totals.get(log.step, 0.0) + _seconds(log.entered_at, end)
+    return [(step, secs) for step, secs in sorted(totals.items()) if step <= Step.RETRO]
 
 
 def sign_times(session: Session, case: Case) -> dict[str, list[tuple[str, float]]]:
-    """Hours from 'ready to sign' to each signature: consensus from the version's creation,
+    """Seconds from 'ready to sign' to each signature: consensus from the version's creation,
     requirements from entering step 3."""
     names = {d.id: d.name for d in repository.departments(session, case, active_only=False)}
     made = {v.version: v.created_at for v in session.scalars(select(ConsensusVersion).where(
@@ -213,7 +214,7 @@ def sign_times(session: Session, case: Case) -> dict[str, list[tuple[str, float]
             start = max((t for t in step3 if t <= s.at), default=step3[0])
         else:
             continue
-        out.setdefault(s.artifact, []).append((names.get(s.department_id, ""), round(_hours(start, s.at), 1)))
+        out.setdefault(s.artifact, []).append((names.get(s.department_id, ""), _seconds(start, s.at)))
     return out
 
 
@@ -225,8 +226,8 @@ def _sign_lines(session: Session, case: Case) -> tuple[str, ...]:
             lines.append(texts.REPORT_SIGN_NONE.format(artifact=label))
             continue
         slowest = max(rows, key=lambda r: r[1])
-        lines.append(texts.REPORT_SIGN_LINE.format(artifact=label, avg=round(sum(h for _, h in rows) / len(rows), 1),
-                                                   max=slowest[1], dept=slowest[0]))
+        lines.append(texts.REPORT_SIGN_LINE.format(artifact=label, avg=span(sum(h for _, h in rows) / len(rows)),
+                                                   max=span(slowest[1]), dept=slowest[0]))
     return tuple(lines)
 
 
@@ -247,7 +248,7 @@ def _plan_rows(session: Session, case: Case, tz: ZoneInfo) -> tuple[list[PlanAct
                 on_time += 1
                 result = texts.RESULT_ON_TIME
             else:
-                result = texts.RESULT_LATE.format(days=round(_hours(p_due, t.done_at) / 24, 1))
+                result = texts.RESULT_LATE.format(late=span(t.done_at - p_due))
         rows.append(PlanActualRow(task=f"#{t.seq} {t.content}" + ("" if b else texts.RESULT_ADDED),
                                   owner=t.owner_open_id, planned_start=fmt(p_start, tz), planned_due=fmt(p_due, tz),
                                   actual_done=fmt(t.done_at, tz), result=result))
@@ -272,15 +273,15 @@ def _plain(markup: str) -> str:
 
 def report_view(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, with_template_form: bool) -> ReportView:
     plan_rows, on_time, total = _plan_rows(session, case, tz)
-    days = step_days(session, case, now)
+    times = step_times(session, case, now)
     version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
                              .order_by(PlanVersion.version.desc()).limit(1)) or 0
     closing = session.scalar(select(StepLog.reason).where(StepLog.case_id == case.id, StepLog.step == Step.RETRO)
                              .order_by(StepLog.id.desc()).limit(1))
     return ReportView(
         title=case.title, seq=case.seq, when=fmt(case.closed_at or now, tz), on_time=on_time, total=total,
-        days_total=round(sum(d for _, d in days), 1), version=version, plan_rows=tuple(plan_rows),
-        step_days=tuple((texts.STEP_SHORT[s], d) for s, d in days), sign_lines=_sign_lines(session, case),
+        total_seconds=sum(d for _, d in times), version=version, plan_rows=tuple(plan_rows),
+        step_times=tuple((texts.STEP_SHORT[s], d) for s, d in times), sign_lines=_sign_lines(session, case),
         changes=tuple(_change_rows(session, case)), entries=_entries(session, case),
         close_reason=closing if closing and closing != texts.ALL_TASKS_DONE else "",
         save_template=ActionValue(TEMPLATE_SAVE, case_id=case.id) if with_template_form else None)
@@ -342,13 +343,14 @@ def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
                                                changes=len(v.changes), approved=approved,
                                                rejected=len(v.changes) - approved - sum(
                                                    1 for c in v.changes if c.status == "pending"),
-                                               version=v.version, days=v.days_total)), "",
+                                               version=v.version, elapsed=span(v.total_seconds))), "",
            texts.REPORT_PLAN_HEAD,
            md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_PLANNED_START, texts.COL_PLANNED_DUE,
                      texts.COL_ACTUAL_DONE, texts.COL_RESULT],
                     [[r.task, name(r.owner), r.planned_start, r.planned_due, r.actual_done, r.result]
                      for r in v.plan_rows]),
-           "", texts.REPORT_STEPS_HEAD, md_table([texts.COL_STEP_NAME, texts.COL_DAYS], [list(x) for x in v.step_days]),
+           "", texts.REPORT_STEPS_HEAD, md_table([texts.COL_STEP_NAME, texts.COL_STEP_TIME],
+                                                   [[step, span(secs)] for step, secs in v.step_times]),
            "", texts.REPORT_SIGN_HEAD, *[f"- {line}" for line in v.sign_lines], "", texts.REPORT_CHANGES_HEAD,
            md_table([texts.COL_CHANGE_NO, texts.COL_CHANGE, texts.COL_REASON, texts.COL_RESULT],
                     [[c.no, c.change, c.reason, texts.CHANGE_STATUS[c.status][0]] for c in v.changes])]

@@ -688,15 +688,23 @@ def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     name = people.namer(session, case.tenant_key, [t.owner for t in view.tasks] + [r.owner for r in view.risks])
     lagging = sum(1 for t in view.tasks if t.lagging)
     done = sum(1 for t in view.tasks if t.status == TaskStatus.DONE)
+    # the baseline (plan version 1) beside the current plan, as the card says it
+    base_due = {t["id"]: fmt(datetime.fromisoformat(t["due"]), tz)
+                for t in baseline(session, case).get("tasks", []) if t.get("due")}
+    late = view.baseline_late
+    versus = (texts.TRACK_BASELINE_LATE.format(n=len(late), seqs="、".join(f"#{s}" for s in late)) if late
+              else texts.EXP_TRACK_BASELINE_OK if base_due else "")
     return "\n".join([
         f"# {texts.OUTPUTS[5]}", f"「{case.title}」#{case.seq}",
-        texts.EXP_TRACK_AT.format(when=fmt(now, tz), done=done, total=len(view.tasks), lagging=lagging), "",
+        texts.EXP_TRACK_AT.format(when=fmt(now, tz), done=done, total=len(view.tasks), lagging=lagging),
+        *([versus] if versus else []), "",
         texts.EXP_TRACK_TASKS,
         md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_STATUS_T, texts.COL_PROGRESS, texts.COL_DUE,
-                  texts.COL_LAG_REASON, texts.COL_ADJUSTMENT],
+                  texts.COL_BASELINE_DUE, texts.COL_LAG_REASON, texts.COL_ADJUSTMENT],
                  [[f"#{t.seq} {t.content}", name(t.owner),
                    texts.TASK_STATUS_LABELS[t.status] + (f" · {texts.LAGGING_TAG}" if t.lagging else ""),
-                   f"{t.progress}%", t.due, t.lag_reason, t.adjustment] for t in view.tasks]), "",
+                   f"{t.progress}%", t.due, base_due.get(t.task_id, texts.EXP_TRACK_NOT_IN_BASELINE),
+                   t.lag_reason, t.adjustment] for t in view.tasks]), "",
         texts.EXP_TRACK_RISKS,
         md_table([texts.COL_RISK, texts.COL_LIKELIHOOD, texts.COL_IMPACT, texts.COL_RESPONSE, texts.COL_OWNER],
                  [[r.risk, texts.LEVEL_LABELS[r.likelihood], texts.LEVEL_LABELS[r.impact], r.response, name(r.owner)]

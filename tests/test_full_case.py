@@ -5,6 +5,7 @@ boundary; the database is only read."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -271,7 +272,7 @@ def test_one_case_through_all_six_steps(paced):
         tick(world)
         world.clock.advance(timedelta(minutes=1))
     checks = [m for m in world.cards() if "进度确认会" in card_title(m["content"])]
-    assert [card_title(m["content"]) for m in checks] == ["上线前24小时 · 进度确认会"]
+    assert [card_title(m["content"]) for m in checks] == ["上线前 23 小时 59 分 · 进度确认会"]
     ktext = card_text(checks[0]["content"])
     assert f"<at id={LEAD}></at>" in ktext and "页面适配" in ktext and "完成用户数据加密接口开发" in ktext
     assert world.press(TECH_DEV, checks[0]["message_id"], "确认可以按期进行")["toast"]["type"] == "error"
@@ -322,9 +323,11 @@ def test_one_case_through_all_six_steps(paced):
     plan_rows = {r["task"]: r for r in tables[0]["rows"]}
     assert set(plan_rows) == {"#1 整理接口功能清单", "#2 完成用户数据加密接口开发", "#3 页面适配"}
     assert all(r["result"] == "按时" for r in plan_rows.values()), plan_rows
-    days = {r["step"]: r["days"] for r in tables[1]["rows"]}
-    assert list(days) == ["问题共识", "组建小组", "需求确认", "行动方案", "执行跟踪", "复盘"]
-    assert all(0 <= d <= 2 for d in days.values()) and days["执行跟踪"] > 0, days
+    times = {r["step"]: r["time"] for r in tables[1]["rows"]}
+    assert list(times) == ["问题共识", "组建小组", "需求确认", "行动方案", "执行跟踪", "复盘"]
+    # durations under a day are in hours and minutes, never 「0.0 天」
+    assert all(re.fullmatch(r"(\d+ 天)?( ?\d+ 小时)?( ?\d+ 分钟?)?|不到 1 分钟", t) for t in times.values()), times
+    assert times["执行跟踪"] not in ("0 分钟", "不到 1 分钟"), times
     closed_case = case_row(world)
     assert (closed_case.status, closed_case.step) == ("closed", 7)
     strip, gaps, colour = strip_and_gaps(world)

@@ -26,10 +26,11 @@ def test_standup_missing_late_and_closed():
 
 def test_keynode():
     view = c.KeyNodeView(case_id=1, node_id=3, node_name="上线", node_at="12-10 18:00", hours_before=24,
-                         hours_left=24, lead_open_id=L, open_tasks=(T1, T2))
+                         left_seconds=24 * 3600, lead_open_id=L, open_tasks=(T1, T2))
     assert_snapshot("reminders_keynode", c.keynode_card(view))
     done = c.KeyNodeView(case_id=1, node_id=3, node_name="上线", node_at="12-10 18:00", hours_before=2,
-                         hours_left=2, lead_open_id=L, open_tasks=(), confirmed_by=L, confirmed_at="12-10 16:05")
+                         left_seconds=2 * 3600 - 15 * 60, lead_open_id=L, open_tasks=(), confirmed_by=L,
+                         confirmed_at="12-10 16:05")
     assert_snapshot("reminders_keynode_confirmed", c.keynode_card(done))
 
 

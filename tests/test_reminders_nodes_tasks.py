@@ -22,7 +22,7 @@ def test_key_node_24h_and_2h_list_unfinished_tasks_before_the_node(world):
     assert titled(world, "进度确认会") == []
     run_until(world, at(2026, 12, 9, 18, 0), timedelta(minutes=1))
     first = titled(world, "进度确认会")
-    assert [card_title(m["content"]) for m in first] == ["上线前24小时 · 进度确认会"]
+    assert [card_title(m["content"]) for m in first] == ["上线前 1 天 · 进度确认会"]
     text = card_text(first[0]["content"])
     assert "页面设计稿" in text and "接口开发" in text and "上线后回访" not in text
     assert f"<at id={DESIGN_HEAD}></at>" in text and f"<at id={LEAD}></at>" in text
@@ -33,7 +33,7 @@ def test_key_node_24h_and_2h_list_unfinished_tasks_before_the_node(world):
     assert "已确认" in card_text(world.card(first[0]["message_id"]))
     run_until(world, at(2026, 12, 10, 19), timedelta(minutes=30))
     assert [card_title(m["content"]) for m in titled(world, "进度确认会")] == \
-        ["上线前24小时 · 进度确认会", "上线前2小时 · 进度确认会"]
+        ["上线前 1 天 · 进度确认会", "上线前 2 小时 · 进度确认会"]
 
 
 def test_moving_a_key_node_reschedules_its_check(world):

@@ -68,7 +68,8 @@ def test_key_node_due_during_downtime_goes_out_late_once(world):
     world.clock.set(at(2026, 12, 8, 12, 30))              # due 12:00, back at 12:30
     tick(world)
     tick(world)
-    assert [card_title(m["content"]) for m in titled(world, "进度确认会")] == ["上线前24小时 · 进度确认会（补发）"]
+    assert [card_title(m["content"]) for m in titled(world, "进度确认会")] == [
+        "上线前 23 小时 30 分 · 进度确认会（补发）"]
 
 
 def test_crash_between_claim_and_send(world):

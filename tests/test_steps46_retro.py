@@ -95,5 +95,8 @@ def test_no_edits_after_the_lead_finalises(world):
     for action, form in (("retro.edit", None), ("retro.delete", None),
                          ("retro.add", {"kind": "outcome", "content": "改掉"})):
         ans = _click(world, TECH_DEV, mid, action, case_id, dev_entry, form=form)
-        assert ans["toast"]["type"] == "error", ans
+        # refused, and shown what became of it: the final report, read-only
+        assert ans["toast"] == {"type": "info", "content": texts.ARCHIVED_SHOWN}, ans
+        assert "《复盘总结报告》" in ans["card"]["data"]["header"]["title"]["content"]
+        assert not [n for n in walk(ans["card"]["data"]["body"]) if n.get("tag") in ("form", "input")]
     assert _entries(world)[TECH_DEV][1:] == ("success", "每日站会让滞后提前暴露")

@@ -10,7 +10,7 @@ from bot import texts
 from bot.models import Case, Task, Template
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import fast_forward_to_step4, make_case_at_step4
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, fits, walk
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, card_title, fits, walk
 
 
 def later(world, **kw):
@@ -117,14 +117,16 @@ def test_steps_4_to_6_and_sop_reuse(world):
     text = card_text(report["content"])
     assert "按时完成率：**50%（1/2" in text
     assert "2 次申请（批准 1 · 驳回 1），当前方案版本 2" in text
-    assert "《问题共识表》：平均 5.0 小时，最慢 8.0 小时（设计部）" in text
-    assert "《需求确认清单》：平均 8.0 小时，最慢 12.0 小时（设计部）" in text
+    assert "《问题共识表》：平均 5 小时，最慢 8 小时（设计部）" in text
+    assert "《需求确认清单》：平均 8 小时，最慢 12 小时（设计部）" in text
     tables = [n for n in walk(report["content"]["body"]) if n.get("tag") == "table"]
     plan_rows = {r["task"]: r for r in tables[0]["rows"]}
-    assert plan_rows["#2 页面适配"]["pd"] == "12-09 18:00" and plan_rows["#2 页面适配"]["result"] == "延迟 0.7 天"
+    assert plan_rows["#2 页面适配"]["pd"] == "12-09 18:00"
+    assert plan_rows["#2 页面适配"]["result"] == "延迟 16 小时 30 分"
     assert plan_rows["#1 完成用户数据加密接口开发"]["result"] == "按时"
-    days = {r["step"]: r["days"] for r in tables[1]["rows"]}
-    assert days == {"问题共识": 1.0, "组建小组": 0.5, "需求确认": 1.5, "行动方案": 0.0, "执行跟踪": 2.3, "复盘": 0.0}
+    times = {r["step"]: r["time"] for r in tables[1]["rows"]}
+    assert times == {"问题共识": "1 天", "组建小组": "12 小时", "需求确认": "1 天 12 小时", "行动方案": "30 分钟",
+                     "执行跟踪": "2 天 8 小时", "复盘": "1 小时"}
     assert [r["reason"] for r in tables[2]["rows"]] == ["素材晚到半天", "想改用旧接口"]
     assert "建立需求变更评审流程" in text and f"<at id={DESIGN_HEAD}></at>" in text
     with f() as s:
@@ -132,7 +134,11 @@ def test_steps_4_to_6_and_sop_reuse(world):
         assert (case.status, case.step) == ("closed", 7)
     # archived read-only; /案例 shows it closed; the report exports as Markdown
     closed = world.click(LEAD, plan, value={"a": "plan.mode", "c": case_id, "x": {"m": "risk"}})
-    assert closed["toast"]["content"] == texts.CASE_CLOSED
+    assert closed["toast"]["content"] == texts.ARCHIVED_SHOWN     # the plan, read-only, instead of a refusal
+    shown = closed["card"]["data"]
+    assert "《跨部门协作行动方案》" in card_title(shown) and shown["header"]["template"] == "grey"
+    assert {b["behaviors"][0]["value"]["a"] for b in walk(shown["body"]) if b.get("tag") == "button"} \
+        == {"archive.view"}
     world.say(LEAD, "/案例")
     assert "已结案" in card_text(world.last_card(title_contains="本群的协作问题")["content"])
     later(world, seconds=5)

@@ -68,10 +68,10 @@ HELP_BODY = (
     "**常用命令**（在群里直接发送，不必 @我）\n"
     "- `/问题 标题`：发起协作问题，填写《问题共识表》\n"
     "- `/问题 模板:模板名 标题`：用已有 SOP 模板发起\n"
-    "- `/进度`：重新发送当前问题的进度卡片\n"
+    "- `/进度`：重新发送当前问题的进度卡片 · `/进度 #编号`：查看本群任一协作问题（含已结案的）\n"
     "- `/调整`：执行阶段申请调整计划\n"
     "- `/站会 时间 10:00` · `/站会 暂停` · `/站会 恢复`：管理每日站会\n"
-    "- `/记录`：最近的操作记录 · `/导出`：导出各阶段输出物（Markdown）\n"
+    "- `/记录`：最近的操作记录 · `/导出 [#编号] [步骤号]`：导出各阶段输出物（Markdown）\n"
     "- `/回退 步骤号 原因`：协作组长把进度退回到更早的步骤\n"
     "- `/取消 原因` · `/结案 原因`：协作组长放弃或提前结束当前问题（停止所有提醒，归档只读）\n"
     "- `/模板`：本企业的 SOP 模板 · `/案例`：本群的全部协作问题\n"
@@ -172,3 +172,20 @@ TEMPLATE_PREFIXES = ("模板:", "模板：")   # `/问题 模板:名称 标题`
 STANDUP_VERB_TIME = "时间"                # `/站会 时间 10:00`
 STANDUP_VERB_PAUSE = "暂停"
 STANDUP_VERB_RESUME = "恢复"
+
+
+# Lengths of time (bot.durations.span): under a day in hours and minutes, from a day on in days and hours.
+DUR_NONE = "0 分钟"
+DUR_UNDER_MINUTE = "不到 1 分钟"
+DUR_DAYS = "{n} 天"
+DUR_HOURS = "{n} 小时"
+DUR_MINUTES = "{n} 分钟"
+DUR_MINUTES_AFTER = "{n} 分"     # after hours: 「23 小时 40 分」
+
+# Archived cases stay readable (handlers.archive): `/进度 #N`, `/导出 #N`, old buttons show the content
+ARCHIVED_SHOWN = "这个协作问题已归档，下面是只读内容。"
+ARCHIVE_NOTE = "🔒 #{seq} 已归档，以上内容只读。"
+ARCHIVE_NAV_HEAD = "**查看本案的其他内容：**"
+BTN_ARCHIVE_CASE = "案例概况"
+CASE_SEQ_NOT_FOUND = "本群没有 #{seq} 协作问题。发送 /案例 查看本群的全部协作问题。"
+PROGRESS_USAGE = "用法：/进度 或 /进度 #编号，例如「/进度 #1」查看本群第 1 个协作问题（已结案的也可以）。"
