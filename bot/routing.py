@@ -95,6 +95,9 @@ class Router:
         self.renderers: dict[str, Renderer] = {}   # outbox row kind -> what to send at delivery
         self.versioned: dict[str, Versioned] = {}  # action -> the version its button must carry
         self.policy: Any = None   # the reminder policy from the settings, set by the composition root
+        # extra case-card buttons that depend on the case, not only its step (飞书任务 sync on/off)
+        self.case_extras: list[Callable[[Ctx, Any], tuple[CaseButtonSpec, ...]]] = []
+        self.feishu_tasks: str = "off"   # settings.feishu_tasks, set by the composition root
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -168,6 +171,7 @@ class Router:
                 if key in table:
                     raise ValueError(f"{key} registered twice")
                 table[key] = fn
+        self.case_extras.extend(other.case_extras)
 
 
 def split_command(text: str) -> tuple[str, str] | None:

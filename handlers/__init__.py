@@ -7,16 +7,29 @@ from __future__ import annotations
 from typing import Any
 
 from bot.routing import Router
-from handlers import consensus, export, general, plan, reminders, requirements, retro, team, templates, tracking
+from handlers import (
+    consensus,
+    export,
+    feishu_tasks,
+    general,
+    plan,
+    reminders,
+    requirements,
+    retro,
+    team,
+    templates,
+    tracking,
+)
 
 
 def build_router() -> Router:
     router = Router()
     for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
-                   reminders):
+                   reminders, feishu_tasks):
         router.include(module.router)
     return router
 
 
 def register_ticks(state: Any) -> None:
     reminders.register_ticks(state)
+    feishu_tasks.register_ticks(state)
