@@ -3,6 +3,7 @@ logs, reprs or error pages."""
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
     task_warn_hours: int = Field(24, ge=1)
     overdue_escalate_days: int = Field(2, ge=1)
     signoff_nudge_hours: int = Field(24, ge=1)
+    # 飞书任务 sync (docs/feishu-tasks-bitable.md): off (no button), offer (the lead turns it on
+    # per case from the case card), default (on for every case unless the lead turns it off).
+    feishu_tasks: Literal["off", "offer", "default"] = "off"
 
     @field_validator("feishu_base_url")
     @classmethod
