@@ -75,6 +75,8 @@ class Sandbox:
         values = settings.model_dump()
         values.update(creds, feishu_base_url=fake_base_url,
                       database_url=database_url or settings.database_url)
+        if values.get("feishu_tasks") == "off":   # the fake has 飞书任务: offer it, shown read-only on the page
+            values["feishu_tasks"] = "offer"
         self.settings = Settings(_env_file=None, **values)
         # A tenant per run: a database kept from an earlier run never mixes with this fresh fake.
         self.tenant_key = "tenant_sandbox_" + secrets.token_hex(4)
@@ -326,7 +328,21 @@ class Sandbox:
         rev = self.revision()   # before reading: a change while we read shows up on the next poll
         if since and since == rev:
             return {"rev": rev, "now": self.now_label(), "unchanged": True}
-        return {"rev": rev, "now": self.now_label(), "messages": self.transcript()}
+        return {"rev": rev, "now": self.now_label(), "messages": self.transcript(),
+                "feishu_tasks": self.feishu_tasks()}
+
+    def feishu_tasks(self) -> list[dict[str, Any]]:
+        """The fake's 飞书任务, as the page's read-only panel shows them."""
+        names = {p.open_id: p.name for p in self.members}
+        out = []
+        for t in self.fake.tasks():
+            assignees = [names.get(m["id"], m["id"]) for m in t.get("members", []) if m.get("role") == "assignee"]
+            due = (t.get("due") or {}).get("timestamp")
+            when = (datetime.fromtimestamp(int(due) / 1000, self.settings.tz).strftime("%m-%d %H:%M")
+                    if due else "")
+            out.append({"summary": t["summary"], "assignee": "、".join(assignees), "due": when,
+                        "done": t.get("completed_at", "0") != "0"})
+        return out
 
     def page_config(self) -> dict[str, Any]:
         texts_ = dict(texts.SANDBOX_PAGE)

@@ -342,3 +342,42 @@ def test_off_by_default_no_button_and_no_calls(world):
     form = _update_form(world, TECH_DEV)
     world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "20"}, form_name=f"f{t1}")
     assert world.fake.calls_to("/open-apis/task/v2") == []
+
+
+def test_two_replicas_ticking_queue_one_read_back(tw):
+    case_id, _ids = _published(tw)
+    _turn_on(tw)
+    now = tw.clock.now()
+    assert poll_tick(tw.state.factory, now) == 1
+    assert poll_tick(tw.state.factory, now) == 0            # the other replica, same minute
+    assert poll_tick(tw.state.factory, now + timedelta(minutes=1)) == 1
+
+
+def test_two_senders_racing_create_each_task_once(tw):
+    """Two processes' senders claim at once: the case's chat chain lets one write at a time, and
+    each sync either creates the tasks or finds them made — never twice."""
+    import asyncio
+
+    from bot import outbox
+    from bot.outbox import OutboxSender
+    from bot.sync_tasks import TARGET
+
+    case_id, _ids = _published(tw)
+    with tw.state.factory() as s, s.begin():
+        case = s.get(Case, case_id)
+        s.add(FeishuTaskSync(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id, enabled=True,
+                             changed_at=tw.clock.now()))
+        for key in ("a", "b"):
+            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"race-{key}",
+                               now=tw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+    first = tw.state.sender
+    second = OutboxSender(tw.state.factory, first.client, tw.clock, renderers=first.renderers,
+                          context=first.context, syncers=first.syncers)
+
+    async def race():
+        return await asyncio.gather(first.run_once(), second.run_once())
+
+    one, two = tw.http.portal.call(race)
+    statuses = sorted(d.status for d in one + two)
+    assert statuses == ["sent", "sent"]          # each racer sent one of the two rows
+    assert len(tw.fake.tasklists()) == 1 and len(tw.fake.tasks()) == 2

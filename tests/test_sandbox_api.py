@@ -254,3 +254,34 @@ def test_sandbox_database_is_temporary_unless_chosen_and_never_the_production_on
     assert url == chosen.database_url and "secret" not in shown
     production = Settings(_env_file=None, database_url="postgresql://bot:secret@db/prod", feishu_app_id="cli_real")
     assert database_for(production, str(tmp_path))[0].startswith("sqlite:///")
+
+
+def test_feishu_tasks_appear_read_only_in_the_page_state(sandbox):
+    """The sandbox offers 飞书任务 sync against its fake; the page's state lists the tasks as the
+    simulated Feishu holds them, so a newcomer sees the sync happen."""
+    import time as _time
+
+    from bot.models import Case
+    from tests.casefactory import make_case_at_step4, make_plan_published
+
+    server, client = sandbox
+    sb = server.sandbox
+    assert client.get("/sandbox/api/state").json()["feishu_tasks"] == []
+    lead = MEMBERS[0].open_id
+    now = sb.clock.now()
+    case_id = make_case_at_step4(sb.state.factory, now=now, tenant_key=sb.tenant_key, chat_id=sb.chat_id)
+    with sb.state.factory() as s, s.begin():
+        s.get(Case, case_id).lead_open_id = lead
+    make_plan_published(sb.state.factory, case_id, now=now)
+    client.post("/sandbox/api/messages", json={"as": lead, "text": "/进度"})
+    card = last_card(client, "新品推广页面延迟")
+    answer = client.post("/sandbox/api/action", json={"as": lead, "message_id": card["message_id"], "action": {
+        "tag": "button", "value": button_value(card["content"], "同步到飞书任务")}}).json()
+    assert answer["toast"]["content"] == "已开启飞书任务同步，正在把任务同步到飞书任务", answer
+    deadline = _time.monotonic() + 20
+    tasks: list = []
+    while _time.monotonic() < deadline and len(tasks) < 2:
+        tasks = client.get("/sandbox/api/state").json()["feishu_tasks"]
+        _time.sleep(0.2)
+    assert sorted(t["summary"] for t in tasks) == ["#1 完成用户数据加密接口开发", "#2 协调设计部完成页面适配"]
+    assert all(t["done"] is False and t["due"] for t in tasks)

@@ -8,8 +8,6 @@ FTASKS_OFF_TOAST = "已停止飞书任务同步；飞书中已有的任务保留
 FTASKS_ALREADY_ON = "飞书任务同步已经开启"
 FTASKS_ALREADY_OFF = "飞书任务同步没有开启"
 FTASKS_STEP = "飞书任务同步可在行动方案和执行跟踪阶段开启"
-FTASKS_STATE_ON = "飞书任务：已同步"
-FTASKS_STATE_PROBLEM = "飞书任务：已暂停（缺少权限 {scope}）"
 
 # audit trail (codes are the actions; these are the details)
 AUDIT_FTASKS_ON = "开启飞书任务同步"

@@ -127,10 +127,25 @@
     return row;
   }
 
+  function renderFeishuTasks(tasks) {
+    // What the simulated Feishu holds: read-only, so a newcomer sees the sync happen.
+    var list = $("ftasks");
+    list.textContent = "";
+    if (!tasks.length) { list.appendChild(el("li", "ftask-empty", config.texts.ftasks_empty)); return; }
+    tasks.forEach(function (t) {
+      var li = el("li", "ftask" + (t.done ? " done" : ""));
+      li.appendChild(el("div", "ftask-summary", t.summary));
+      li.appendChild(el("div", "ftask-meta", [t.assignee, t.due, t.done ? config.texts.ftasks_done
+                                                                     : config.texts.ftasks_open].join(" · ")));
+      list.appendChild(li);
+    });
+  }
+
   function applyState(state) {
     $("clock-now").textContent = state.now;
     if (state.unchanged) return;
     rev = state.rev;
+    renderFeishuTasks(state.feishu_tasks || []);
     var box = $("messages");
     var nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
     var added = false;
@@ -213,6 +228,7 @@
     $("acting-label").textContent = T.acting_as;
     $("members-title").textContent = T.members;
     $("clock-title").textContent = T.clock;
+    $("ftasks-title").textContent = T.ftasks;
     $("banner").textContent = T.banner;
     $("composer-text").placeholder = T.composer_placeholder;
     $("composer-send").textContent = T.send;

@@ -1,0 +1,96 @@
+"""The client's Task v2 calls against the fake: documented shapes, idempotent creates, the
+missing-scope error naming the scope, add_members' 100/min limit waited out, deleted tasks."""
+import random
+
+import httpx
+import pytest
+
+from bot.feishu import FeishuClient, MissingScope, Permanent, is_not_found
+from feishu_fake import FakeFeishu
+from tests.test_feishu_client import VirtualTime
+
+
+@pytest.fixture
+def clock():
+    from datetime import datetime, timezone
+
+    from bot.clock import ManualClock
+    return ManualClock(datetime(2026, 12, 8, 1, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def fake(clock):
+    return FakeFeishu(app_id="cli_a", app_secret="s3cret", clock=clock)
+
+
+@pytest.fixture
+async def client(fake, clock):
+    vt = VirtualTime(clock)
+    c = FeishuClient(app_id="cli_a", app_secret="s3cret", transport=httpx.MockTransport(fake.handle),
+                     sleep=vt.sleep, monotonic=vt.monotonic, random=random.Random(7).random)
+    yield c
+    await c.aclose()
+
+
+MEMBERS = [{"id": "ou_owner", "type": "user", "role": "assignee"}, {"id": "ou_f", "type": "user", "role": "follower"}]
+
+
+async def test_create_is_idempotent_by_client_token(fake, client):
+    tl = await client.create_tasklist("新品推广页面延迟", [{"id": "ou_owner", "type": "user", "role": "editor"}])
+    body = {"summary": "#1 接口开发", "members": MEMBERS, "tasklists": [{"tasklist_guid": tl["guid"]}],
+            "start": {"timestamp": "1765155600000", "is_all_day": False},
+            "due": {"timestamp": "1765328400000", "is_all_day": False}}
+    a = await client.create_task(body, client_token="ct-1")
+    b = await client.create_task(body, client_token="ct-1")
+    assert a["guid"] == b["guid"] and len(fake.tasks()) == 1
+    call = fake.calls_to("/open-apis/task/v2/tasks", "POST")[0]
+    assert call.query == {"user_id_type": "open_id"} and call.json["client_token"] == "ct-1"
+    assert a["completed_at"] == "0" and a["due"] == {"timestamp": "1765328400000", "is_all_day": False}
+
+
+async def test_patch_get_and_members(fake, client):
+    t = await client.create_task({"summary": "x", "members": MEMBERS}, client_token="ct-2")
+    done = await client.patch_task(t["guid"], {"completed_at": "1765155600000"}, ["completed_at"])
+    assert done["status"] == "done"
+    assert (await client.get_task(t["guid"]))["completed_at"] == "1765155600000"
+    added = await client.add_task_members(t["guid"], [{"id": "ou_new", "type": "user", "role": "assignee"}],
+                                          client_token="m-1")
+    assert ("ou_new", "assignee") in {(m["id"], m["role"]) for m in added["members"]}
+    removed = await client.remove_task_members(t["guid"], [{"id": "ou_owner", "type": "user", "role": "assignee"}])
+    assert ("ou_owner", "assignee") not in {(m["id"], m["role"]) for m in removed["members"]}
+    with pytest.raises(Permanent):   # members are not patchable; add/remove them
+        await client.patch_task(t["guid"], {"members": []}, ["members"])
+
+
+async def test_missing_scope_names_it(fake, client):
+    fake.revoke_scope("task:tasklist:write")
+    with pytest.raises(MissingScope) as err:
+        await client.create_tasklist("x", [])
+    assert err.value.code == 99991672 and err.value.scopes == ("task:tasklist:write",)
+
+
+async def test_deleted_task_is_not_found(fake, client):
+    t = await client.create_task({"summary": "x"}, client_token="ct-3")
+    fake.user_delete_task(t["guid"])
+    with pytest.raises(Permanent) as err:
+        await client.get_task(t["guid"])
+    assert is_not_found(err.value)
+
+
+async def test_add_members_limit_is_waited_out(fake, client):
+    """100/min on add_members (documented): the 101st call gets 429 and the client waits it out."""
+    t = await client.create_task({"summary": "x"}, client_token="ct-4")
+    for i in range(101):
+        await client.add_task_members(t["guid"], [{"id": f"ou_{i}", "type": "user", "role": "follower"}],
+                                      client_token=f"m-{i}")
+    statuses = [c.status for c in fake.calls_to(f"/open-apis/task/v2/tasks/{t['guid']}/add_members")]
+    assert statuses.count(429) >= 1 and statuses.count(200) == 101
+
+
+async def test_invalid_input_is_refused(fake, client):
+    with pytest.raises(Permanent):
+        await client.create_task({"summary": "x", "start": {"timestamp": "2"}, "due": {"timestamp": "1"}},
+                                 client_token="ct-5")
+    with pytest.raises(Permanent):
+        await client.create_task({"summary": "x", "members": [{"id": "ou_a", "role": "owner"}]}, client_token="ct-6")
+    assert fake.tasks() == []
