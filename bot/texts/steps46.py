@@ -23,6 +23,12 @@ EXEC_OPEN_RISKS = "还有 {n} 项风险未关闭，请负责人确认：已解�
 EXEC_OPEN_RISK_LINE = "· {risk}（负责人 {owner}）"
 TRACK_NO_TASKS = "还没有任务。"
 TRACK_CHART_TITLE = "各任务完成率（%）"
+# timelines (charts): the axis counts days from the first task's start, a chart cannot format dates
+TIMELINE_AXIS = "天（0 = {origin}）"
+PLAN_TIMELINE_TITLE = "任务时间线（虚线：关键节点）"
+REPORT_TIMELINE_TITLE = "计划与实际（计划 = 基线，实际 = 开始到完成）"
+TIMELINE_PLANNED = "计划"
+TIMELINE_ACTUAL = "实际"
 TRACK_NO_RISKS = "没有登记风险。"
 COL_TASK = "任务"
 COL_OWNER = "负责人"
