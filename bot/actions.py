@@ -87,3 +87,5 @@ TRACK_SHOW = "track.show"            # post the 《进度跟踪表》
 RISK_CLOSE = "risk.close"            # form submit: close the picked open risk (its 负责人 or the lead)
 CHANGE_OPEN = "change.open"          # handlers.tracking: the change-request form (/调整 does the same)
 EXEC_CLOSE_OPEN = "exec.close_open"  # handlers.tracking: the lead's form to end step 5 early
+FTASKS_ON = "ftasks.on"              # handlers.feishu_tasks: the lead turns 飞书任务 sync on for the case
+FTASKS_OFF = "ftasks.off"            # … and off

@@ -3,6 +3,7 @@ outbox sender and the scheduler's ticks. The only place in bot/ that imports han
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from contextlib import asynccontextmanager
@@ -27,6 +28,8 @@ from bot.reminders import Policy
 from bot.routing import Router
 from bot.scheduler import Ticker
 from bot.settings import Settings
+from bot.sync_tasks import TARGET as SYNC_TASKS
+from bot.sync_tasks import TaskSync
 from bot.webhook import routes as webhook_routes
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                           pacer=Pacer() if pacer is True else (pacer or None))
     router = router or handlers.build_router()
     router.policy = Policy.from_settings(settings)
-    sender = OutboxSender(factory, client, clock, renderers=router.renderers, context=router.policy)
+    router.feishu_tasks = settings.feishu_tasks
+    task_sync = TaskSync(factory, client, clock,
+                         apply_remote=functools.partial(handlers.tracking.apply_feishu_change, router))
+    sender = OutboxSender(factory, client, clock, renderers=router.renderers, context=router.policy,
+                          syncers={SYNC_TASKS: task_sync})
     dispatcher = Dispatcher(factory, router, clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)
     state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,
@@ -122,6 +129,8 @@ async def _start(state: BotState) -> None:
     handlers.register_ticks(state)
     state.ticker.every(30, "inbox-sweep", lambda: asyncio.to_thread(
         state.dispatcher.process_pending, timedelta(seconds=20)))
+    keep = timedelta(hours=state.settings.inbox_retention_hours)
+    state.ticker.every(3600, "inbox-prune", lambda: asyncio.to_thread(state.dispatcher.prune_inbox, keep))
     state.ticker.start()
     await asyncio.to_thread(_finish_left_over, state, started)
     state.ready.set()

@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = Limits.from_settings(settings, limit_concurrency=args.limit_concurrency)
     settle_memory()
     # uvicorn with header/body deadlines and connection caps: slow clients are cut off (S13).
-    serve(app, host=args.host, port=args.port, limits=limits)
+    serve(app, host=args.host, port=args.port, limits=limits, access_log=settings.access_log)
     return 0
 
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, Callable, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Insert, Table, select, update
+from sqlalchemy import Insert, Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
@@ -26,6 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot import outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
+from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
 from bot.db import rowcount
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
@@ -51,9 +52,21 @@ class Dispatcher:
         self.factory, self.router, self.clock, self.tz = factory, router, clock, tz
         self.on_outbox = on_outbox
         self.bot_open_id = ""
+        self.names = NameBook(factory, clock)
         self._batch_loop: asyncio.AbstractEventLoop | None = None
         self._batch: list[tuple[dict[str, Any], Event, asyncio.Future[bool | None]]] = []
         self._flushing = False
+
+    # ------------------------------------------------------------ intake
+    def take_chatter(self, event: Event) -> bool:
+        """True if the event is chatter (bot.chatter): it is not stored; the names its mentions
+        teach are queued for the next batched write (`names.flush_soon`)."""
+        if not is_chatter(event, bot_open_id=self.bot_open_id,
+                          every_message_handled=EVERY_MESSAGE in self.router.events):
+            return False
+        assert isinstance(event, MessageEvent)
+        self.names.note(event.header.tenant_key, mentioned_names(event, self.bot_open_id))
+        return True
 
     # ------------------------------------------------------------ inbox
     def store(self, payload: dict[str, Any], event: Event) -> bool | None:
@@ -168,6 +181,22 @@ class Dispatcher:
             self.process(event_id)
             done += 1
         return done
+
+    PRUNE_BATCH = 2000
+
+    def prune_inbox(self, keep: timedelta) -> int:
+        """Delete handled rows older than `keep` (past Feishu's redelivery window), a batch per
+        transaction so a large backlog never holds a long lock; returns how many went."""
+        cutoff, total = self.clock.now() - keep, 0
+        while True:
+            with self.factory() as session, session.begin():
+                old = select(InboxEvent.event_id).where(InboxEvent.status == "done", InboxEvent.processed_at < cutoff) \
+                    .limit(self.PRUNE_BATCH)
+                gone = rowcount(session.execute(delete(InboxEvent).where(InboxEvent.event_id.in_(old))
+                                                .execution_options(synchronize_session=False)))
+            total += gone
+            if gone < self.PRUNE_BATCH:
+                return total
 
     # ------------------------------------------------------------ processing
     def process(self, event_id: str) -> CallbackAnswer | None:

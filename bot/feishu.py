@@ -34,7 +34,7 @@ from bot.pacer import Pacer
 
 __all__ = [
     "FeishuClient", "FeishuError", "RateLimited", "Transient", "Permanent", "TokenInvalid",
-    "Member", "User", "BotInfo", "normalize_uuid",
+    "Member", "User", "BotInfo", "normalize_uuid", "MissingScope", "is_not_found",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 TOKEN_INVALID_CODES = frozenset({99991663, 99991664, 99991665, 99991666, 99991668})
 RATE_LIMIT_CODES = frozenset({99991400, 99991402, 230020})
+MISSING_SCOPE_CODE = 99991672   # "Access denied. One of the following scopes is required: [...]"
+TASK_NOT_FOUND_CODE = 1470404   # approx. (no page pins it down): a deleted or unknown task guid
+TASK_PARAMS = {"user_id_type": "open_id"}
 UUID_MAX = 50
 
 
@@ -77,6 +80,19 @@ class Permanent(FeishuError):
 
 class TokenInvalid(Permanent):
     """The tenant token was rejected even after a fresh one was fetched."""
+
+
+class MissingScope(Permanent):
+    """99991672: the app lacks a scope; `scopes` are the ones Feishu named (permission_violations)."""
+
+    def __init__(self, *args: Any, scopes: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.scopes = scopes
+
+
+def is_not_found(exc: FeishuError) -> bool:
+    """A Task v2 / bitable object that no longer exists (deleted in Feishu)."""
+    return isinstance(exc, Permanent) and (exc.http_status == 404 or exc.code == TASK_NOT_FOUND_CODE)
 
 
 # ----------------------------------------------------------------------------------- data types
@@ -146,6 +162,9 @@ class FeishuClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
             headers={"Content-Type": "application/json; charset=utf-8"},
         )
+        # Task and bitable calls have their own per-API quotas: pace them apart, so a 429 from
+        # one of them never slows the group's messages.
+        self._api_pacer = Pacer() if pacer is not None else None
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._token_lock = asyncio.Lock()
@@ -224,6 +243,40 @@ class FeishuClient:
         bot = body["bot"]  # this API answers {"code":0,"bot":{...}} — no "data" envelope
         return BotInfo(open_id=bot["open_id"], app_name=bot.get("app_name", ""))
 
+    # ------------------------------------------------------------------ Feishu Tasks (Task v2)
+    # Shapes: docs/feishu-tasks-bitable.md. Creates carry a client_token derived from our key, so
+    # a retried or doubled create returns the task made the first time; patches are idempotent.
+    async def create_tasklist(self, name: str, members: list[dict]) -> dict:
+        body = await self._call("POST", "/open-apis/task/v2/tasklists", params=TASK_PARAMS,
+                                json_body={"name": name[:100], "members": members}, api_paced=True)
+        return body["data"]["tasklist"]
+
+    async def create_task(self, task: dict, *, client_token: str) -> dict:
+        body = await self._call("POST", "/open-apis/task/v2/tasks", params=TASK_PARAMS,
+                                json_body={**task, "client_token": client_token}, api_paced=True)
+        return body["data"]["task"]
+
+    async def patch_task(self, guid: str, task: dict, update_fields: list[str]) -> dict:
+        body = await self._call("PATCH", f"/open-apis/task/v2/tasks/{_seg(guid)}", params=TASK_PARAMS,
+                                json_body={"task": task, "update_fields": update_fields}, api_paced=True)
+        return body["data"]["task"]
+
+    async def get_task(self, guid: str) -> dict:
+        body = await self._call("GET", f"/open-apis/task/v2/tasks/{_seg(guid)}", params=TASK_PARAMS,
+                                api_paced=True)
+        return body["data"]["task"]
+
+    async def add_task_members(self, guid: str, members: list[dict], *, client_token: str) -> dict:
+        body = await self._call("POST", f"/open-apis/task/v2/tasks/{_seg(guid)}/add_members",
+                                params=TASK_PARAMS, json_body={"members": members, "client_token": client_token},
+                                api_paced=True)
+        return body["data"]["task"]
+
+    async def remove_task_members(self, guid: str, members: list[dict]) -> dict:
+        body = await self._call("POST", f"/open-apis/task/v2/tasks/{_seg(guid)}/remove_members",
+                                params=TASK_PARAMS, json_body={"members": members}, api_paced=True)
+        return body["data"]["task"]
+
     # ----------------------------------------------------------------------------- plumbing
     async def _create_message(self, chat_id: str, msg_type: str, content: str, uuid: str) -> str:
         body = {"receive_id": chat_id, "msg_type": msg_type, "content": content,
@@ -234,8 +287,11 @@ class FeishuClient:
 
     async def _call(self, method: str, path: str, *, params: dict | None = None,
                     json_body: dict | None = None, paced: bool = False, pace_key: str | None = None,
-                    max_attempts: int | None = None) -> dict:
-        """One logical call with retries. The body (and so the uuid) is identical on every attempt."""
+                    max_attempts: int | None = None, api_paced: bool = False) -> dict:
+        """One logical call with retries. The body (and so the uuid) is identical on every attempt.
+        `api_paced`: a task/bitable call, paced by the API pacer instead of the message pacer."""
+        if api_paced:
+            return await self._call_api(method, path, params=params, json_body=json_body)
         limit = max_attempts or self._max_attempts
         attempt = 0
         token_refreshed = False
@@ -270,6 +326,37 @@ class FeishuClient:
                     raise
                 wait = self._backoff(attempt)
                 self._log_retry(method, path, e, attempt, limit, wait)
+                await self._sleep(wait)
+
+    async def _call_api(self, method: str, path: str, *, params: dict | None, json_body: dict | None) -> dict:
+        """The same retry policy as messages, slots from the API pacer."""
+        self_pacer = self._api_pacer
+        attempt = 0
+        token_refreshed = False
+        while True:
+            attempt += 1
+            if self_pacer is not None:
+                await self_pacer.acquire(None)
+            try:
+                return await self._attempt(method, path, params, json_body)
+            except TokenInvalid:
+                if token_refreshed:
+                    raise
+                token_refreshed, attempt = True, attempt - 1
+            except RateLimited as e:
+                if attempt >= self._max_attempts:
+                    raise
+                wait = min(self.RESET_MAX, e.retry_after if e.retry_after is not None
+                           else self.RESET_DEFAULT) + self.RATE_JITTER * self._random()
+                if self_pacer is not None:
+                    self_pacer.pause(wait)
+                self._log_retry(method, path, e, attempt, self._max_attempts, wait)
+                await self._sleep(wait)
+            except Transient as e:
+                if attempt >= self._max_attempts:
+                    raise
+                wait = self._backoff(attempt)
+                self._log_retry(method, path, e, attempt, self._max_attempts, wait)
                 await self._sleep(wait)
 
     def _backoff(self, retry: int) -> float:
@@ -379,6 +466,12 @@ def _check(response: httpx.Response, path: str) -> dict:
         raise RateLimited(code, msg, status, log_id, path, retry_after=_reset_seconds(response))
     if code in TOKEN_INVALID_CODES:
         raise TokenInvalid(code, msg, status, log_id, path)
+    if code == MISSING_SCOPE_CODE:
+        raw_error = body.get("error")
+        error: dict = raw_error if isinstance(raw_error, dict) else {}
+        scopes = tuple(str(v.get("subject")) for v in error.get("permission_violations") or []
+                       if isinstance(v, dict) and v.get("subject"))
+        raise MissingScope(code, msg, status, log_id, path, scopes=scopes)
     if status >= 500:
         raise Transient(code, msg, status, log_id, path)
     if code != 0:

@@ -476,3 +476,44 @@ class CalendarOverride(Base):
     day: Mapped[date] = mapped_column(Date)
     is_workday: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(String(100), default="")
+
+
+# ---------------------------------------------------------------- Feishu Tasks sync
+class FeishuTaskSync(GroupScoped, Base):
+    """A case's link to 飞书任务: whether the lead turned it on, its tasklist, and what stopped it
+    (a missing scope is told to the lead once: problem_notified_at)."""
+
+    __tablename__ = "feishu_task_sync"
+    __table_args__ = (UniqueConstraint("case_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_by: Mapped[str] = mapped_column(String(64), default="")
+    changed_at: Mapped[datetime]
+    tasklist_guid: Mapped[str | None] = mapped_column(String(100))
+    problem: Mapped[str | None] = mapped_column(String(200))      # e.g. "scope:task:task:write"
+    problem_notified_at: Mapped[datetime | None]
+    last_poll_at: Mapped[datetime | None]
+
+
+class FeishuTaskLink(GroupScoped, Base):
+    """One bot task ↔ one Feishu task. `client_token` is derived from our key, so a create that is
+    retried or doubled returns the same Feishu task. `pushed_hash` is what we last wrote,
+    `remote_updated_ms` the task's updated_at as we last saw it (our own writes included), so
+    each side's changes since the last sync can be told apart."""
+
+    __tablename__ = "feishu_task_links"
+    __table_args__ = (UniqueConstraint("task_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    client_token: Mapped[str] = mapped_column(String(64))
+    task_guid: Mapped[str | None] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text, default="")
+    pushed_hash: Mapped[str] = mapped_column(String(64), default="")
+    pushed_members: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    synced_at: Mapped[datetime | None]              # bot-side task.updated_at covered by the last sync
+    remote_updated_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    remote_completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    polled_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]             # deleted in Feishu: reported once, never re-created

@@ -78,7 +78,20 @@ class SyncMembers:
     """Not a message: read the group's member list so cards and toasts can use names."""
 
 
-Op = SendCard | SendText | PatchCard | SyncMembers
+@dataclass(frozen=True)
+class SyncFeishu:
+    """Not a message: bring a case's copy in Feishu (target "tasks": 飞书任务) in line with the bot,
+    and read back what changed there (`poll`). Run by the syncer the sender was given for the
+    target; as a row of the case's chat it never runs beside another write of that chat."""
+
+    target: str
+    case_id: int
+    poll: bool = False
+
+
+Op = SendCard | SendText | PatchCard | SyncMembers | SyncFeishu
+# A syncer carries out a SyncFeishu op (bot.sync_tasks); it talks to Feishu through the client.
+Syncer = Callable[[Outbox, "SyncFeishu"], Any]
 # A renderer turns a claimed row into what to send now; returning None skips the row. Reminder
 # kinds register theirs on a Router (`@router.renderer(kind)`); the sender is given them.
 Renderer = Callable[[Session, Outbox, datetime, Any], "list[Op] | None"]   # the last: the sender's context
@@ -142,6 +155,8 @@ def dump_op(op: Op) -> dict[str, Any]:
         return {"op": "send_text", "text": op.text}
     if isinstance(op, SyncMembers):
         return {"op": "sync_members"}
+    if isinstance(op, SyncFeishu):
+        return {"op": "sync_feishu", "target": op.target, "case_id": op.case_id, "poll": op.poll}
     return {"op": "patch_card", "message_id": op.message_id, "card": op.card}
 
 
@@ -154,6 +169,8 @@ def load_op(data: dict[str, Any]) -> Op:
         return SendText(text=data["text"])
     if kind == "sync_members":
         return SyncMembers()
+    if kind == "sync_feishu":
+        return SyncFeishu(target=str(data["target"]), case_id=int(data["case_id"]), poll=bool(data.get("poll")))
     if kind == "patch_card":
         return PatchCard(message_id=data["message_id"], card=data["card"])
     raise ValueError(f"unknown op {kind!r}")
@@ -271,12 +288,14 @@ class OutboxSender:
     def __init__(self, factory: sessionmaker[Session], client: Any, clock: Clock, *,
                  me: str | None = None, lease: timedelta = LEASE, concurrency: int = 64,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS,
-                 renderers: Mapping[str, Renderer] | None = None, context: Any = None) -> None:
+                 renderers: Mapping[str, Renderer] | None = None, context: Any = None,
+                 syncers: Mapping[str, Syncer] | None = None) -> None:
         """`renderers` come from the composed Router; `context` is handed to each of them (the
         reminder policy read from the settings)."""
         self.factory, self.client, self.clock = factory, client, clock
         self.context = context
         self.renderers: dict[str, Renderer] = {**BUILTIN_RENDERERS, **(renderers or {})}
+        self.syncers: dict[str, Syncer] = dict(syncers or {})
         self.me = me or worker_id()
         self.lease = lease
         self.concurrency = concurrency
@@ -466,6 +485,11 @@ class OutboxSender:
             return mid
         if isinstance(op, SendText):
             return await self.client.send_text(row.chat_id, op.text, uuid=uuid)
+        if isinstance(op, SyncFeishu):
+            syncer = self.syncers.get(op.target)
+            if syncer is not None:  # without one (tests, sandbox off) the op is a no-op
+                await syncer(row, op)
+            return ""
         if isinstance(op, SyncMembers):
             members = await self.client.chat_members(row.chat_id)
             await asyncio.to_thread(self._remember, row.tenant_key, row.chat_id,

@@ -102,6 +102,9 @@ class Router:
         self.policy: Any = None   # the reminder policy from the settings, set by the composition root
         # (ctx, ActionValue) -> the read-only card shown for a click on an archived case's card
         self.read_only: Callable[[Ctx, Any], "dict[str, Any] | None"] | None = None
+        # extra case-card buttons that depend on the case, not only its step (飞书任务 sync on/off)
+        self.case_extras: list[Callable[[Ctx, Any], tuple[CaseButtonSpec, ...]]] = []
+        self.feishu_tasks: str = "off"   # settings.feishu_tasks, set by the composition root
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -184,6 +187,7 @@ class Router:
                 table[key] = fn
         if other.read_only is not None:
             self.read_only_view(other.read_only)
+        self.case_extras.extend(other.case_extras)
 
 
 def split_command(text: str) -> tuple[str, str] | None:

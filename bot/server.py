@@ -311,5 +311,5 @@ def guard_of(server: uvicorn.Server) -> Guard:
     return server.config.http.guard  # type: ignore[union-attr]
 
 
-def serve(app: Any, *, host: str, port: int, limits: Limits) -> None:
-    make_server(app, host=host, port=port, limits=limits).run()
+def serve(app: Any, *, host: str, port: int, limits: Limits, access_log: bool = False) -> None:
+    make_server(app, host=host, port=port, limits=limits, access_log=access_log).run()

@@ -3,6 +3,7 @@ logs, reprs or error pages."""
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -38,12 +39,21 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(10.0, gt=0)
     max_connections_per_client: int = Field(64, ge=0)
     max_connections: int = Field(4096, ge=0)
+    # One access-log line per request: off by default, because with the group-message scope every
+    # chat message is a request (README, Performance). Rejected and failed requests are logged anyway.
+    access_log: bool = False
+    # Handled inbox rows are kept this long to recognise Feishu's redeliveries (its retries span
+    # about 7.1 h, platform.md §1.7), then deleted; pending and failed rows are never deleted.
+    inbox_retention_hours: int = Field(24, ge=8)
     # Reminders (step 5): delays and thresholds.
     standup_nudge_minutes: int = Field(30, ge=1)
     standup_window_minutes: int = Field(60, ge=5)
     task_warn_hours: int = Field(24, ge=1)
     overdue_escalate_days: int = Field(2, ge=1)
     signoff_nudge_hours: int = Field(24, ge=1)
+    # 飞书任务 sync (docs/feishu-tasks-bitable.md): off (no button), offer (the lead turns it on
+    # per case from the case card), default (on for every case unless the lead turns it off).
+    feishu_tasks: Literal["off", "offer", "default"] = "off"
 
     @field_validator("feishu_base_url")
     @classmethod

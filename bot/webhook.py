@@ -48,6 +48,7 @@ def _answer(status: int, msg: str) -> JSONResponse:
     return JSONResponse({"msg": msg}, status_code=status)
 
 
+
 async def feishu_events(request: Request) -> JSONResponse:
     state = request.app.state.bot
     settings = state.settings
@@ -88,7 +89,12 @@ def for_this_app(settings, event) -> bool:
 
 
 async def accept(state, payload: dict, event) -> JSONResponse:
-    """The part shared with the long connection: inbox, then handle (inline for callbacks)."""
+    """The part shared with the long connection: inbox, then handle (inline for callbacks).
+    Chatter changes nothing and is answered without touching the database (bot/chatter.py)."""
+    dispatcher = state.dispatcher
+    if dispatcher.take_chatter(event):
+        dispatcher.names.flush_soon(state.spawn)
+        return _answer(200, "success")
     try:
         first = await state.dispatcher.astore(payload, event)  # group commit with concurrent requests
     except DatabaseUnavailable:

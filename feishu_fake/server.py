@@ -40,6 +40,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.clock import Clock, SystemClock
+from feishu_fake.tasks import PER_MINUTE, TASK_ROUTES, TasksMixin
 
 __all__ = ["FakeFeishu", "Message", "Call"]
 
@@ -135,7 +136,9 @@ def _err(status: int, code: int, msg: str) -> _Reply:
     return _Reply(status, {"code": code, "msg": msg})
 
 
-class FakeFeishu:
+class FakeFeishu(TasksMixin):
+    _Reply = _Reply
+
     def __init__(self, *, app_id: str = "cli_fake", app_secret: str = "fake-secret",
                  clock: Clock | None = None, bot_open_id: str = "ou_bot",
                  app_name: str = "Fake Bot", tenant_key: str = "tenant_fake",
@@ -165,6 +168,7 @@ class FakeFeishu:
         self._fail_rng = random.Random()
         self._delays: deque[float] = deque()
         self._delay_forever: float = 0.0
+        self._init_tasks()
 
     # ---------------------------------------------------------------------------- state setup
     def add_chat(self, chat_id: str, members: list[tuple[str, str]] = (), *,
@@ -317,6 +321,7 @@ class FakeFeishu:
         ("GET", re.compile(r"^/open-apis/im/v1/chats/([^/]+)/members$"), "chat_members"),
         ("GET", re.compile(r"^/open-apis/contact/v3/users/([^/]+)$"), "user_get"),
         ("GET", re.compile(r"^/open-apis/bot/v3/info$"), "bot_info"),
+        *TASK_ROUTES,
     ]
 
     def _now(self) -> float:
@@ -405,10 +410,11 @@ class FakeFeishu:
         reset = None
         if len(last_second) >= APP_PER_SECOND:
             reset = last_second[-APP_PER_SECOND] + 1 - now
-        if len(win) >= APP_PER_MINUTE:
-            reset = max(reset or 0, win[-APP_PER_MINUTE] + 60 - now)
+        per_minute = PER_MINUTE.get(api, APP_PER_MINUTE)
+        if len(win) >= per_minute:
+            reset = max(reset or 0, win[-per_minute] + 60 - now)
         if reset is not None:
-            limit = APP_PER_SECOND if len(win) < APP_PER_MINUTE else APP_PER_MINUTE
+            limit = APP_PER_SECOND if len(win) < per_minute else per_minute
             raise _Reply(429, {"code": RATE_LIMITED, "msg": "request trigger frequency limit"},
                          {"x-ogw-ratelimit-limit": str(limit),
                           "x-ogw-ratelimit-reset": str(max(1, math.ceil(reset)))})

@@ -11,6 +11,7 @@ from handlers import (
     archive,
     consensus,
     export,
+    feishu_tasks,
     general,
     plan,
     reminders,
@@ -25,10 +26,11 @@ from handlers import (
 def build_router() -> Router:
     router = Router()
     for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
-                   reminders, archive):
+                   reminders, archive, feishu_tasks):
         router.include(module.router)
     return router
 
 
 def register_ticks(state: Any) -> None:
     reminders.register_ticks(state)
+    feishu_tasks.register_ticks(state)

@@ -27,7 +27,8 @@ def view(ctx: Ctx, case: Case) -> CaseView:
     parts = ctx.registry
     assert parts is not None, "the case card needs the composed Router"
     buttons = tuple(CaseButton(label, ActionValue(name, case_id=case.id, version=case.version), primary)
-                    for label, name, primary in parts.case_buttons.get(step, ()))
+                    for label, name, primary in parts.case_buttons.get(step, ())
+                    + tuple(spec for extra in parts.case_extras for spec in extra(ctx, case)))
     summary = parts.case_summaries[step](ctx, case) if step in parts.case_summaries else ""
     state = parts.case_states[step](ctx, case) if step in parts.case_states else ("waiting" if gaps else "done")
     return CaseView(case_id=case.id, seq=case.seq, title=case.title, step=step, lead_open_id=case.lead_open_id,

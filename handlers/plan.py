@@ -36,7 +36,7 @@ from cards.plan import (
     minutes_card,
     plan_card,
 )
-from handlers import people, templates
+from handlers import feishu_tasks, people, templates
 from handlers.common import (
     audit,
     first_too_long,
@@ -407,6 +407,7 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
         transition(ctx, case, Publish())
     except Blocked as exc:  # rolls back the publication and the minutes
         raise UserError(texts.PUBLISH_PROBLEMS.format(problems="、".join(gap_labels(exc.missing)))) from exc
+    feishu_tasks.touch(ctx, case)  # every task becomes a 飞书任务 when the lead turned that on
     return CallbackAnswer(toast=texts.PLAN_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz))
 
 

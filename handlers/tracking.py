@@ -55,7 +55,7 @@ from cards.tracking import (
     plan_diff_card,
     update_card,
 )
-from handlers import case_card, people
+from handlers import case_card, feishu_tasks, people
 from handlers.common import (
     audit,
     first_too_long,
@@ -220,6 +220,7 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, 
                                standup_day=ctx.now.astimezone(ctx.tz).date(), at=ctx.now))
     label = texts.TASK_STATUS_LABELS[status]
     audit(ctx, case, "task.update", f"#{task.seq} {label} {progress}% {typed['lag_reason']}".strip())
+    feishu_tasks.touch(ctx, case)
 
 
 def _maybe_finish(ctx: Ctx, case: Case) -> bool:
@@ -591,6 +592,7 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
                                 snapshot=plan_snapshot(ctx.session, case), reason=cr.reason,
                                 change_request_id=cr.id, published_by=ctx.actor, published_at=ctx.now))
     cr.changes = {**cr.changes, "_lines": lines, "_version": version}
+    feishu_tasks.touch(ctx, case)  # dates, owner, new and dropped tasks reach 飞书任务
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}" + (f" · {note}" if note else ""))
     ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned))))
@@ -712,3 +714,38 @@ def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
 
 
 router.exporter(Step.EXECUTION)(export_tracking)
+
+
+# ---------------------------------------------------------------- 飞书任务 (bot.sync_tasks): a change made there
+def apply_feishu_change(registry: Router, session: Session, case: Case, task: Task, done: bool, note: str,
+                        now: datetime) -> datetime:
+    """A task completed (or re-opened) in 飞书任务 is recorded like a card update (a TaskUpdate, the
+    audit trail, lag alerts, the case card, step 6 when it was the last), by 「飞书任务」. A task that
+    lagged with no 滞后原因 gets the question in the group rather than closing silently."""
+    ctx = Ctx(session=session, now=now, tz=ZoneInfo(case.timezone), tenant_key=case.tenant_key,
+              chat_id=case.chat_id, actor="feishu", event_id=f"ftask:{task.id}:{now.isoformat()}", registry=registry)
+    ask = done and is_lagging(task, now) and not task.lag_reason
+    progress = 100 if done else _last_open_progress(session, task)
+    _apply(ctx, case, task, TaskStatus.DONE if done else TaskStatus.DOING, progress,
+           {"lag_reason": task.lag_reason, "adjustment": task.adjustment})
+    audit(ctx, case, "ftask.remote", note or (texts.AUDIT_FTASK_DONE if done else texts.AUDIT_FTASK_REOPEN)
+          .format(seq=task.seq))
+    words = {"owner": mention(task.owner_open_id), "seq": task.seq, "content": inert(task.content[:60]),
+             "due": fmt(task.due_at, ctx.tz), "progress": progress}
+    if ask:
+        ctx.send(outbox.SendText(texts.FTASK_NEED_REASON.format(**words)))
+    elif not done:
+        ctx.send(outbox.SendText(texts.FTASK_REOPENED.format(**words)))
+    if not _maybe_finish(ctx, case):
+        _alert_new_lags(ctx, case)
+        case_card.refresh(ctx, case)
+    outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id, key=ctx.event_id, now=now,
+                       ops=ctx.ops, case_id=case.id)
+    return task.updated_at
+
+
+def _last_open_progress(session: Session, task: Task) -> int:
+    """Re-opened: the last completion reported below 100 %, else 0."""
+    last = session.scalar(select(TaskUpdate.progress).where(TaskUpdate.task_id == task.id, TaskUpdate.progress < 100)
+                          .order_by(TaskUpdate.id.desc()).limit(1))
+    return int(last or 0)
