@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.actions import ActionValue
@@ -326,6 +327,89 @@ def chart_bar(
         spec["seriesField"] = series_field
         spec["legends"] = {"visible": True, "orient": "bottom"}
     return {"tag": "chart", "aspect_ratio": "16:9", "chart_spec": spec}
+
+
+# Charts with one row per task grow with the rows instead of squeezing them (Feishu: 1–999 px).
+ROW_PX, CHART_BASE_PX, CHART_MAX_PX = 32, 96, 999
+
+
+def _rows_height(rows: int) -> str:
+    return f"{min(CHART_MAX_PX, CHART_BASE_PX + ROW_PX * max(rows, 1))}px"
+
+
+def chart_hbar(title: str, data: Sequence[dict[str, Any]], label_field: str, value_field: str, *,
+               value_max: float | None = None) -> Element:
+    """Horizontal bars, one row per label: long labels (task names) stay readable on a phone."""
+    value_axis: dict[str, Any] = {"orient": "bottom", "type": "linear", "min": 0}
+    if value_max is not None:
+        value_axis["max"] = value_max
+    spec: dict[str, Any] = {
+        "type": "bar",
+        "direction": "horizontal",
+        "title": {"text": title},
+        "data": {"values": [dict(d) for d in data]},
+        "xField": value_field,
+        "yField": label_field,
+        "axes": [value_axis, {"orient": "left", "type": "band"}],
+        "label": {"visible": True},
+    }
+    return {"tag": "chart", "height": _rows_height(len({d[label_field] for d in data})), "chart_spec": spec}
+
+
+@dataclass(frozen=True)
+class Span:
+    """One bar of a timeline: `label`'s row from `start` to `end` (days from the timeline's origin)."""
+    label: str
+    start: float
+    end: float
+    series: str = ""    # e.g. 计划 / 实际: bars of one row side by side, with a legend
+
+
+@dataclass(frozen=True)
+class Timeline:
+    title: str
+    axis: str                                   # what the numbers mean: 「天（0 = 12-08 09:00）」
+    spans: tuple[Span, ...]
+    marks: tuple[tuple[str, float], ...] = ()   # (name, day) vertical lines, e.g. key nodes
+
+
+def chart_timeline(t: Timeline) -> Element:
+    """A Gantt-style timeline: VChart `rangeColumn` laid horizontally, a row per label, and a dashed
+    vertical line per mark. No JavaScript (the card's chart cannot run any): the axis counts days."""
+    series = any(s.series for s in t.spans)
+    values = [{"label": s.label, "start": round(s.start, 2), "end": round(s.end, 2),
+               **({"series": s.series} if series else {})} for s in t.spans]
+    spec: dict[str, Any] = {
+        "type": "rangeColumn",
+        "direction": "horizontal",
+        "title": {"text": t.title},
+        "data": {"values": values},
+        "xField": ["start", "end"],
+        "yField": "label",
+        "axes": [{"orient": "bottom", "type": "linear", "title": {"visible": True, "text": t.axis}},
+                 {"orient": "left", "type": "band"}],
+    }
+    if series:
+        spec["seriesField"] = "series"
+        spec["legends"] = {"visible": True, "orient": "bottom"}
+    if t.marks:
+        spec["markLine"] = [{"x": round(day, 2), "label": {"visible": True, "text": name, "position": "end"},
+                             "line": {"style": {"stroke": "#f54a45", "lineDash": [4, 4]}}} for name, day in t.marks]
+    return {"tag": "chart", "height": _rows_height(len({s.label for s in t.spans})), "chart_spec": spec}
+
+
+def short(text: str, limit: int = 10) -> str:
+    """A label for a chart axis: the first `limit` characters, 「…」 when cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def unique_labels(labels: Sequence[str], tags: Sequence[str]) -> list[str]:
+    """Chart rows must differ: a label shared by several rows gets its tag (「页面适配 #3」)."""
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+    return [f"{label} {tag}" if seen[label] > 1 else label for label, tag in zip(labels, tags)]
 
 
 def person_list(open_ids: Iterable[str]) -> Element:

@@ -250,6 +250,7 @@ class MinutesView:
     risks: tuple[PlanRisk, ...]
     nodes: tuple[PlanNode, ...]
     meeting_hours: int = 24
+    timeline: kit.Timeline | None = None    # the tasks and key nodes as a chart
 
 
 def minutes_card(view: MinutesView) -> dict:
@@ -261,6 +262,8 @@ def minutes_card(view: MinutesView) -> dict:
     pv = PlanView(case_id=0, case_version=0, title=view.title, tasks=view.tasks, risks=view.risks, nodes=view.nodes,
                   meeting_hours=view.meeting_hours)
     elements = [kit.md(texts.MINUTES_OWNERS_HEAD + "\n" + "\n".join(lines))] + _sections(pv)
+    if view.timeline is not None:
+        elements.append(kit.chart_timeline(view.timeline))
     title = texts.MINUTES_TITLE.format(title=view.title)
     return kit.card(title, template="green", subtitle=texts.MINUTES_SUBTITLE.format(version=view.version,
                                                                                      when=view.when),

@@ -128,6 +128,7 @@ class ReportView:
     changes: tuple[ChangeRow, ...]
     entries: tuple[Entry, ...]
     close_reason: str = ""
+    timeline: kit.Timeline | None = None   # planned (baseline) against actual, as a chart
     save_template: ActionValue | None = None
     template_name: str = ""
 
@@ -151,6 +152,8 @@ def report_card(view: ReportView) -> dict:
                           ("done", texts.COL_ACTUAL_DONE, "text"), ("result", texts.COL_RESULT, "text")],
                          [{"task": r.task, "owner": [r.owner], "ps": r.planned_start, "pd": r.planned_due,
                            "done": r.actual_done, "result": r.result} for r in view.plan_rows]))
+    if view.timeline is not None:
+        els.append(kit.chart_timeline(view.timeline))
     els.append(kit.md(texts.REPORT_STEPS_HEAD))
     els.append(kit.table([("step", texts.COL_STEP_NAME, "text"), ("time", texts.COL_STEP_TIME, "text")],
                          [{"step": s, "time": span(d)} for s, d in view.step_times]))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 from bot import texts
+from bot.durations import span
 from cards import kit
 
 
@@ -14,17 +15,18 @@ class TemplateRow:
     name: str
     departments: str
     tasks: int
-    days: float
+    length_seconds: float    # from the first task's start to the last deadline
     saved: str
 
 
 def templates_card(rows: list[TemplateRow]) -> dict:
     if not rows:
         return kit.card(texts.TEMPLATES_TITLE, template="blue", elements=[kit.md(texts.TEMPLATES_EMPTY)])
-    data = [{"name": f"《{r.name}》", "depts": r.departments, "tasks": r.tasks, "days": r.days, "at": r.saved}
+    data = [{"name": f"《{r.name}》", "depts": r.departments, "tasks": r.tasks, "span": span(r.length_seconds),
+             "at": r.saved}
             for r in rows]
     table = kit.table([("name", texts.COL_TEMPLATE, "text"), ("depts", texts.COL_TEMPLATE_DEPTS, "text"),
-                       ("tasks", texts.COL_TEMPLATE_TASKS, "number"), ("days", texts.COL_TEMPLATE_DAYS, "number"),
+                       ("tasks", texts.COL_TEMPLATE_TASKS, "number"), ("span", texts.COL_TEMPLATE_SPAN, "text"),
                        ("at", texts.COL_TEMPLATE_AT, "text")], data)
     return kit.card(texts.TEMPLATES_TITLE, template="blue", elements=[table, kit.md(texts.TEMPLATES_HINT)])
 

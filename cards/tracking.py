@@ -128,8 +128,9 @@ def tracking_card(view: TrackingView) -> dict:
         elements.append(kit.md(texts.TRACK_OTHER_TASKS_HEAD if lagging else texts.TRACK_TASKS_HEAD))
         elements.append(_tasks_table(others))
     if view.tasks:
-        data = [{"task": f"#{t.seq}", "progress": t.progress} for t in view.tasks]
-        elements.append(kit.chart_bar(texts.TRACK_CHART_TITLE, data, "task", "progress"))
+        names = kit.unique_labels([kit.short(t.content) for t in view.tasks], [f"#{t.seq}" for t in view.tasks])
+        data = [{"task": name, "progress": t.progress} for name, t in zip(names, view.tasks)]
+        elements.append(kit.chart_hbar(texts.TRACK_CHART_TITLE, data, "task", "progress", value_max=100))
     else:
         elements.append(kit.md(texts.TRACK_NO_TASKS))
     if closed_risks:

@@ -26,9 +26,9 @@ _MODULE_STEPS = ((consensus, Step.CONSENSUS), (team, Step.TEAM), (requirements, 
 ACTION_STEPS = {name: step for module, step in _MODULE_STEPS for name in module.router.actions}
 
 
-def _output_card(ctx: Ctx, case: Case, step: int) -> dict | None:
+def _output_card(ctx: Ctx, case: Case, step: int, outputs: tuple[int, ...]) -> dict | None:
     """`step`'s output as its own card builds it, or None if the case has none."""
-    if step not in _outputs(ctx, case):
+    if step not in outputs:
         return None
     when = case.closed_at or ctx.now
     if step == Step.CONSENSUS:
@@ -62,10 +62,11 @@ def _outputs(ctx: Ctx, case: Case) -> tuple[int, ...]:
 
 def archived_card(ctx: Ctx, case: Case, step: int = 0) -> dict:
     """The archived case's `step` output (0 or none: its case card), read-only, with the way to the rest."""
-    shown = _output_card(ctx, case, step) if step else None
+    outputs = _outputs(ctx, case)
+    shown = _output_card(ctx, case, step, outputs) if step else None
     nav = ArchiveNav(case=ActionValue(ARCHIVE_VIEW, case_id=case.id),
                      outputs=tuple((s, ActionValue(ARCHIVE_VIEW, case_id=case.id, extra={"s": str(s)}))
-                                   for s in _outputs(ctx, case)),
+                                   for s in outputs),
                      showing=step if shown is not None else 0)
     return archived_copy(shown if shown is not None else case_card.build(ctx, case), case.seq, nav)
 

@@ -60,6 +60,7 @@ from handlers.tasks import (
     today_start,
     when_field,
 )
+from handlers.views import plan_timeline
 
 router = Router()
 
@@ -382,7 +383,8 @@ def publish_problems(session: Session, case: Case, now: datetime, tz: ZoneInfo) 
 def minutes_card_for(session: Session, case: Case, version: int, now: datetime, tz: ZoneInfo) -> dict:
     tasks, risks, nodes = _parts(session, case, tz)
     return minutes_card(MinutesView(title=case.title, version=version, when=fmt(now, tz), tasks=tasks, risks=risks,
-                                    nodes=nodes, meeting_hours=meeting_hours(case)))
+                                    nodes=nodes, meeting_hours=meeting_hours(case),
+                                    timeline=plan_timeline(session, case, tz)))
 
 
 @router.action(PLAN_PUBLISH, versioned=PLAN_AS_SHOWN)

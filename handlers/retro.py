@@ -22,7 +22,7 @@ from bot.domain import RetroKind, parse
 from bot.durations import span
 from bot.envelope import CardAction
 from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
-from bot.repository import tasks_of, team_open_ids
+from bot.repository import nodes_of, tasks_of, team_open_ids
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Blocked, Finalise, Step
 from cards.retro import (
@@ -39,6 +39,7 @@ from cards.retro import (
 from handlers import people, templates
 from handlers.common import audit, first_too_long, fmt, load_case, md_table, require_step, transition
 from handlers.tasks import baseline
+from handlers.views import Bar, timeline
 
 router = Router()
 
@@ -231,9 +232,11 @@ def _sign_lines(session: Session, case: Case) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _plan_rows(session: Session, case: Case, tz: ZoneInfo) -> tuple[list[PlanActualRow], int, int]:
+def _plan_rows(session: Session, case: Case, tz: ZoneInfo) -> tuple[list[PlanActualRow], int, int, list[Bar]]:
+    """The rows of 计划与实际, the on-time count and the bars of its chart (planned, then actual
+    from the task's start to its completion; a dropped task has neither)."""
     base = {t["id"]: t for t in baseline(session, case).get("tasks", [])}
-    rows, on_time, total = [], 0, 0
+    rows, on_time, total, bars = [], 0, 0, []
     for t in tasks_of(session, case, include_dropped=True):
         b = base.get(t.id)
         p_start = datetime.fromisoformat(b["start"]) if b else t.start_at
@@ -241,6 +244,9 @@ def _plan_rows(session: Session, case: Case, tz: ZoneInfo) -> tuple[list[PlanAct
         if t.dropped:
             result = texts.RESULT_DROPPED
         else:
+            bars.append(Bar(t, p_start, p_due, texts.TIMELINE_PLANNED))
+            if t.done_at is not None:
+                bars.append(Bar(t, t.start_at, t.done_at, texts.TIMELINE_ACTUAL))
             total += 1
             if t.done_at is None:
                 result = texts.RESULT_OPEN
@@ -252,7 +258,7 @@ def _plan_rows(session: Session, case: Case, tz: ZoneInfo) -> tuple[list[PlanAct
         rows.append(PlanActualRow(task=f"#{t.seq} {t.content}" + ("" if b else texts.RESULT_ADDED),
                                   owner=t.owner_open_id, planned_start=fmt(p_start, tz), planned_due=fmt(p_due, tz),
                                   actual_done=fmt(t.done_at, tz), result=result))
-    return rows, on_time, total
+    return rows, on_time, total, bars
 
 
 def _change_rows(session: Session, case: Case) -> list[ChangeRow]:
@@ -272,7 +278,7 @@ def _plain(markup: str) -> str:
 
 
 def report_view(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, with_template_form: bool) -> ReportView:
-    plan_rows, on_time, total = _plan_rows(session, case, tz)
+    plan_rows, on_time, total, bars = _plan_rows(session, case, tz)
     times = step_times(session, case, now)
     version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
                              .order_by(PlanVersion.version.desc()).limit(1)) or 0
@@ -284,6 +290,7 @@ def report_view(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, wi
         step_times=tuple((texts.STEP_SHORT[s], d) for s, d in times), sign_lines=_sign_lines(session, case),
         changes=tuple(_change_rows(session, case)), entries=_entries(session, case),
         close_reason=closing if closing and closing != texts.ALL_TASKS_DONE else "",
+        timeline=timeline(texts.REPORT_TIMELINE_TITLE, bars, nodes_of(session, case), tz),
         save_template=ActionValue(TEMPLATE_SAVE, case_id=case.id) if with_template_form else None)
 
 

@@ -334,9 +334,9 @@ def list_templates(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
     for tpl in ctx.session.scalars(select(Template).where(Template.tenant_key == ctx.tenant_key)
                                    .order_by(Template.created_at, Template.id)):
         tasks = tpl.body.get("tasks", [])
-        span = max((t["start_offset_h"] + t["duration_h"] for t in tasks), default=0) / 24
+        hours = max((t["start_offset_h"] + t["duration_h"] for t in tasks), default=0)
         departments = "、".join(d["name"] for d in tpl.body.get("departments", []))
         rows.append(TemplateRow(name=tpl.name, departments=departments,
-                                tasks=len(tasks), days=round(span, 1),
+                                tasks=len(tasks), length_seconds=hours * 3600,
                                 saved=tpl.created_at.astimezone(ctx.tz).strftime("%Y-%m-%d")))
     ctx.send(outbox.SendCard(templates_card(rows)))

@@ -2,6 +2,7 @@
 Database rows in, a card (or its view) out; nothing is written and nothing is sent."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -11,9 +12,10 @@ from bot import texts
 from bot.actions import CHANGE_OPEN, EXEC_CLOSE_OPEN, RISK_CLOSE, TRACK_OPEN, ActionValue
 from bot.domain import TaskStatus
 from bot.lagging import is_lagging
-from bot.models import Case, Task
-from bot.repository import risks_of, tasks_of
+from bot.models import Case, KeyNode, Task
+from bot.repository import nodes_of, risks_of, tasks_of
 from bot.workflow import Step
+from cards.kit import Span, Timeline, short, unique_labels
 from cards.tracking import RiskRow, TaskRow, TrackingView, tracking_card
 from handlers.common import fmt
 from handlers.tasks import baseline
@@ -75,3 +77,37 @@ def track_buttons(case: Case) -> tuple[tuple[str, ActionValue, bool], ...]:
     return ((texts.BTN_UPDATE_MINE, ActionValue(TRACK_OPEN, case_id=case.id), True),
             (texts.BTN_REQUEST_CHANGE, ActionValue(CHANGE_OPEN, case_id=case.id), False),
             (texts.BTN_CLOSE_EXECUTION, ActionValue(EXEC_CLOSE_OPEN, case_id=case.id), False))
+
+
+# ---------------------------------------------------------------- timelines (charts)
+@dataclass(frozen=True)
+class Bar:
+    task: Task
+    start: datetime
+    end: datetime
+    series: str = ""
+
+
+def timeline(title: str, bars: list[Bar], nodes: list[KeyNode], tz: ZoneInfo) -> Timeline | None:
+    """The tasks as bars on a day axis from the earliest of them, the key nodes as lines; None
+    without tasks. A task's row is its shortened name (with #N only where two names collide)."""
+    if not bars:
+        return None
+    origin = min([b.start for b in bars] + [n.at for n in nodes])
+
+    def day(at: datetime) -> float:
+        return (at - origin).total_seconds() / 86400
+
+    tasks = list({b.task.id: b.task for b in bars}.values())
+    names = dict(zip((t.id for t in tasks), unique_labels([short(t.content) for t in tasks],
+                                                          [f"#{t.seq}" for t in tasks])))
+    return Timeline(title=title, axis=texts.TIMELINE_AXIS.format(origin=fmt(origin, tz)),
+                    spans=tuple(Span(names[b.task.id], day(b.start), day(max(b.end, b.start)), b.series)
+                                for b in bars),
+                    marks=tuple((n.name, day(n.at)) for n in nodes))
+
+
+def plan_timeline(session: Session, case: Case, tz: ZoneInfo) -> Timeline | None:
+    """The plan's tasks from start to deadline and its key nodes."""
+    return timeline(texts.PLAN_TIMELINE_TITLE, [Bar(t, t.start_at, t.due_at) for t in tasks_of(session, case)],
+                    nodes_of(session, case), tz)

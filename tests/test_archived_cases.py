@@ -139,3 +139,24 @@ def test_export_of_the_tracking_compares_with_the_baseline(world):
     assert f"| {texts.COL_DUE} | {texts.COL_BASELINE_DUE} |" in track
     assert "| 12-11 09:00 | 12-10 09:00 |" in track                         # #1: current, baseline
     assert f"| {texts.EXP_TRACK_NOT_IN_BASELINE} |" in track                 # #3 came after the baseline
+
+
+@pytest.mark.usefixtures("paced")
+def test_buttons_of_an_ended_execution_show_the_tracking_read_only(world):
+    from tests.casefactory import make_case_at_step4, make_plan_published
+
+    now = world.clock.now()
+    case_id = make_case_at_step4(world.state.factory, now=now)
+    make_plan_published(world.state.factory, case_id, now=now)
+    world.say(LEAD, "/进度")
+    mid = world.cards()[-1]["message_id"]
+    world.say(LEAD, "/结案 供应商已解决")
+    before = _counts(world)
+    for value in ({"a": "track.open", "c": case_id},                         # 更新我的进度
+                  {"a": "keynode.ok", "c": case_id, "r": 1, "x": {"h": "24"}},  # an old 进度确认会 card
+                  {"a": "change.open", "c": case_id}):                       # 申请调整
+        answer = world.click(TECH_HEAD, mid, value=value)
+        assert answer["toast"] == {"type": "info", "content": texts.ARCHIVED_SHOWN}, value
+        shown = answer["card"]["data"]
+        assert "《进度跟踪表》" in card_title(shown) and _actions(shown) == {"archive.view"}, value
+    assert _counts(world) == before

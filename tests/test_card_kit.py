@@ -147,3 +147,26 @@ def test_required_only_emitted_when_true():
 def test_card_json_is_small_and_utf8():
     size = len(json.dumps(full_card(), ensure_ascii=False).encode("utf-8"))
     assert size < 30 * 1024
+
+
+def test_chart_labels_are_short_and_unique():
+    assert kit.short("完成用户数据加密接口开发与联调") == "完成用户数据加密接…"
+    assert kit.short("页面  适配") == "页面 适配"
+    assert kit.unique_labels(["页面适配", "接口", "页面适配"], ["#1", "#2", "#3"]) == [
+        "页面适配 #1", "接口", "页面适配 #3"]
+
+
+def test_timeline_chart_is_a_horizontal_range_column_with_node_lines():
+    t = kit.Timeline(title="时间线", axis="天（0 = 12-08 09:00）",
+                     spans=(kit.Span("接口开发", 0, 2.375), kit.Span("页面适配", 0.5, 1.0)), marks=(("上线", 3.0),))
+    chart = kit.chart_timeline(t)
+    spec = chart["chart_spec"]
+    assert (spec["type"], spec["direction"], spec["xField"], spec["yField"]) == (
+        "rangeColumn", "horizontal", ["start", "end"], "label")
+    assert spec["data"]["values"][0] == {"label": "接口开发", "start": 0, "end": 2.38}
+    assert spec["markLine"][0]["x"] == 3.0 and spec["markLine"][0]["label"]["text"] == "上线"
+    assert "seriesField" not in spec and chart["height"] == "160px"
+    planned_actual = kit.chart_timeline(kit.Timeline(title="t", axis="a", spans=(
+        kit.Span("接口", 0, 2, "计划"), kit.Span("接口", 0, 2.5, "实际"))))
+    assert planned_actual["chart_spec"]["seriesField"] == "series"
+    assert {v["series"] for v in planned_actual["chart_spec"]["data"]["values"]} == {"计划", "实际"}

@@ -15,7 +15,8 @@ OPTIONS = (("#1 接口开发", "1"), ("#2 页面适配", "2"))
 def test_templates_card_snapshots():
     assert_snapshot("steps46_templates_empty", templates_card([]))
     assert_snapshot("steps46_templates_list", templates_card([
-        TemplateRow(name="跨部门需求对接SOP", departments="市场部、技术部", tasks=2, days=2.4, saved="2026-12-10")]))
+        TemplateRow(name="跨部门需求对接SOP", departments="市场部、技术部", tasks=2, length_seconds=2.4 * 86400,
+                    saved="2026-12-10")]))
 
 
 def test_change_forms_snapshots():

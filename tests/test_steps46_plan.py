@@ -154,6 +154,11 @@ def test_publish_posts_minutes_and_moves_to_step5(world):
     assert ans["toast"]["content"] == texts.PLAN_PUBLISHED
     minutes = world.last_card(title_contains="会议纪要")["content"]
     assert_snapshot("steps46_minutes", minutes)
+    # a timeline of the plan: each task by name from its start to its deadline, in days from the first start
+    chart = next(n for n in walk(minutes["body"]) if n.get("tag") == "chart")["chart_spec"]
+    assert chart["type"] == "rangeColumn" and chart["axes"][0]["title"]["text"] == "天（0 = 12-08 14:00）"
+    assert [(v["label"], v["start"], v["end"]) for v in chart["data"]["values"]] == [
+        ("完成用户数据加密接…", 0.0, 2.17), ("页面适配", 0.0, 2.17)]
     text = card_text(minutes)
     assert f"<at id={TECH_DEV}></at>：#1 完成用户数据加密接口开发" in text
     assert f"<at id={DESIGN_HEAD}></at>：#2 页面适配" in text

@@ -114,6 +114,11 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.press(LEAD, retro, "定稿并结案")
     report = world.last_card(title_contains="《复盘总结报告》")
     assert_snapshot("steps46_report", report["content"])
+    # planned (baseline) against actual per task, and the key node as a line
+    chart = next(n for n in walk(report["content"]["body"]) if n.get("tag") == "chart")["chart_spec"]
+    bars = {(v["label"], v["series"]): (v["start"], v["end"]) for v in chart["data"]["values"]}
+    assert bars[("页面适配", "计划")] == (0.0, 1.17) and bars[("页面适配", "实际")] == (0.0, 1.85)   # 16 h 30 late
+    assert [m["label"]["text"] for m in chart["markLine"]] == ["上线"]
     text = card_text(report["content"])
     assert "按时完成率：**50%（1/2" in text
     assert "2 次申请（批准 1 · 驳回 1），当前方案版本 2" in text

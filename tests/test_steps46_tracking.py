@@ -57,7 +57,10 @@ def test_tracking_card_lagging_first_with_chart(world):
     assert risks["rows"][0]["status"] == [{"text": "未关闭", "color": "orange"}, {"text": "高影响", "color": "red"}]
     assert [r["task"] for r in others["rows"]] == ["#1 页面适配"]
     chart = next(n for n in walk(card["body"]) if n.get("tag") == "chart")
-    assert chart["chart_spec"]["data"]["values"] == [{"task": "#2", "progress": 10}, {"task": "#1", "progress": 60}]
+    # the tasks by name (shortened), lagging first, as bars of a horizontal chart up to 100 %
+    assert chart["chart_spec"]["data"]["values"] == [{"task": "接口开发", "progress": 10},
+                                                     {"task": "页面适配", "progress": 60}]
+    assert chart["chart_spec"]["direction"] == "horizontal" and chart["chart_spec"]["axes"][0]["max"] == 100
     assert_snapshot("steps46_tracking_lagging", card)
 
 

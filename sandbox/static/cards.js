@@ -666,8 +666,73 @@
 
   var CHART_COLORS = ["#3370ff", "#34c724", "#ff8800", "#7f3bf5", "#f54a45", "#14c0ff", "#ffc60a"];
 
+  // A horizontal rangeColumn (the bot's timelines): a row per label, bars from start to end on
+  // a shared day axis, dashed lines for the marks (markLine x), a legend when there are series.
+  function renderTimeline(node, ctx) {
+    var spec = node.chart_spec || {};
+    var xs = Array.isArray(spec.xField) ? spec.xField : [];
+    if (spec.direction !== "horizontal" || xs.length !== 2) return unsupported(ctx, "chart:rangeColumn");
+    var values = (spec.data && spec.data.values) || [];
+    var marks = Array.isArray(spec.markLine) ? spec.markLine : [];
+    var lo = 0, hi = 0;
+    values.forEach(function (v) { lo = Math.min(lo, Number(v[xs[0]]) || 0); hi = Math.max(hi, Number(v[xs[1]]) || 0); });
+    marks.forEach(function (m) { lo = Math.min(lo, Number(m.x) || 0); hi = Math.max(hi, Number(m.x) || 0); });
+    var span = hi - lo > 0 ? hi - lo : 1;
+    function pct(x) { return ((Number(x) || 0) - lo) / span * 100; }
+    var box = el("div", "chart timeline");
+    var title = spec.title && (spec.title.text || spec.title);
+    if (title && typeof title === "string") box.appendChild(el("div", "chart-title", title));
+    var series = [], rows = [];
+    values.forEach(function (v) {
+      var s = spec.seriesField ? String(v[spec.seriesField]) : "";
+      if (spec.seriesField && series.indexOf(s) < 0) series.push(s);
+      var key = String(v[spec.yField]);
+      var r = rows.filter(function (x) { return x.key === key; })[0];
+      if (!r) { r = {key: key, items: []}; rows.push(r); }
+      r.items.push(v);
+    });
+    rows.forEach(function (r) {
+      var row = el("div", "chart-row");
+      row.appendChild(el("div", "chart-label", r.key));
+      var track = el("div", "timeline-track");
+      r.items.forEach(function (v) {
+        var si = spec.seriesField ? series.indexOf(String(v[spec.seriesField])) : 0;
+        var bar = el("div", "timeline-bar");
+        bar.style.left = pct(v[xs[0]]) + "%";
+        bar.style.width = Math.max(0.5, pct(v[xs[1]]) - pct(v[xs[0]])) + "%";
+        bar.style.background = CHART_COLORS[si % CHART_COLORS.length];
+        if (spec.seriesField) bar.style.top = (si * 8) + "px";
+        bar.title = (spec.seriesField ? v[spec.seriesField] + " · " : "") + r.key + ": " + v[xs[0]] + " → " + v[xs[1]];
+        track.appendChild(bar);
+      });
+      marks.forEach(function (m) {
+        var line = el("div", "timeline-mark");
+        line.style.left = pct(m.x) + "%";
+        track.appendChild(line);
+      });
+      row.appendChild(track);
+      box.appendChild(row);
+    });
+    var caption = marks.map(function (m) { return "┆ " + ((m.label && m.label.text) || "") + " " + m.x; });
+    var axis = spec.axes && spec.axes[0] && spec.axes[0].title && spec.axes[0].title.text;
+    if (axis) caption.unshift(axis + "：" + lo + " → " + hi);
+    if (caption.length) box.appendChild(el("div", "chart-legend", caption.join("　")));
+    if (series.length) {
+      var legend = el("div", "chart-legend");
+      series.forEach(function (s, i) {
+        var item = el("span", "legend-item");
+        var sw = el("span", "legend-swatch"); sw.style.background = CHART_COLORS[i % CHART_COLORS.length];
+        item.appendChild(sw); item.appendChild(el("span", "", s));
+        legend.appendChild(item);
+      });
+      box.appendChild(legend);
+    }
+    return box;
+  }
+
   function renderChart(node, ctx) {
     var spec = node.chart_spec || {};
+    if (spec.type === "rangeColumn") return renderTimeline(node, ctx);
     if (spec.type !== "bar") return unsupported(ctx, "chart:" + (spec.type || "?"));
     var data = spec.data;
     var values = Array.isArray(data) ? [].concat.apply([], data.map(function (d) { return d.values || []; })) : ((data && data.values) || []);

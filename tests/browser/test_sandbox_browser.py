@@ -235,6 +235,39 @@ def test_renderer_shows_unsupported_features_and_renders_markdown_faithfully(pag
     assert "已签字" in html["text"] and "第 1/2 页" in html["text"]
 
 
+def test_renderer_draws_the_bots_timelines(page):
+    """The plan's and the report's rangeColumn timelines: a row per task, bars placed on the day
+    axis, one bar per series side by side, the key node as a dashed line, the axis and legend."""
+    got = page.evaluate("""() => {
+      const ctx = {members: {}, bot: {open_id: 'ou_bot', name: '协作助手'},
+                   texts: {unsupported: '[不支持的组件: {tag}]', unsupported_markdown: '[{what}]', unknown_user: '?',
+                           at_all: '所有人', page_prev: '<', page_next: '>', page_of: '{page}/{pages}',
+                           select_placeholder: '', person_placeholder: ''},
+                   tzOffset: '+0800', onAction: () => Promise.resolve(), toast: () => {}, busy: (n, p) => p};
+      const spec = {type: 'rangeColumn', direction: 'horizontal', title: {text: '计划与实际'},
+        data: {values: [{label: '接口开发', start: 0, end: 2, series: '计划'},
+                        {label: '接口开发', start: 0, end: 3, series: '实际'},
+                        {label: '页面适配', start: 1, end: 2, series: '计划'}]},
+        xField: ['start', 'end'], yField: 'label', seriesField: 'series',
+        axes: [{orient: 'bottom', type: 'linear', title: {visible: true, text: '天（0 = 12-08 09:00）'}},
+               {orient: 'left', type: 'band'}],
+        markLine: [{x: 4, label: {visible: true, text: '上线', position: 'end'}}]};
+      const card = {schema: '2.0', header: {title: {tag: 'plain_text', content: 'T'}, template: 'blue'},
+                    body: {elements: [{tag: 'chart', height: '160px', chart_spec: spec}]}};
+      const el = window.SandboxCards.render(card, ctx);
+      document.body.appendChild(el);
+      const bars = Array.from(el.querySelectorAll('.timeline-bar'));
+      return {text: el.innerText, unsupported: el.querySelectorAll('[data-unsupported]').length,
+              rows: Array.from(el.querySelectorAll('.chart-label')).map(e => e.textContent),
+              bars: bars.map(b => [b.style.left, b.style.width]),
+              marks: Array.from(el.querySelectorAll('.timeline-mark')).map(m => m.style.left)};
+    }""")
+    assert got["unsupported"] == 0 and got["rows"] == ["接口开发", "页面适配"]
+    assert got["bars"] == [["0%", "50%"], ["0%", "75%"], ["25%", "25%"]]
+    assert got["marks"] == ["100%", "100%"]
+    assert "上线" in got["text"] and "天（0 = 12-08 09:00）" in got["text"] and "实际" in got["text"]
+
+
 def test_every_card_the_bot_sends_renders_without_placeholders(page):
     """The reviewed card snapshots are what the bot sends: the sandbox must render all of them."""
     import json
