@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                           pacer=Pacer() if pacer is True else (pacer or None))
     router = router or handlers.build_router()
     router.policy = Policy.from_settings(settings)
-    sender = OutboxSender(factory, client, clock, renderers=router.renderers, context=router.policy)
+    sender = OutboxSender(factory, client, clock, renderers=router.renderers, context=router.policy,
+                          bundle=router.bundle)
     dispatcher = Dispatcher(factory, router, clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)
     state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,

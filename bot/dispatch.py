@@ -290,7 +290,9 @@ class Dispatcher:
         if handler is None:
             raise UserError(texts.UNKNOWN_ACTION)
         stale = self._stale(ctx, value)
-        return stale or handler(ctx, event, value) or CallbackAnswer()
+        answer = stale or handler(ctx, event, value) or CallbackAnswer()
+        hook = self.router.answer_hook
+        return hook(ctx, event, answer) if hook is not None else answer
 
     def _stale(self, ctx: Ctx, value: ActionValue) -> CallbackAnswer | None:
         """A click on a card whose content has changed since it was drawn gets the current card

@@ -43,6 +43,7 @@ TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 TOKEN_INVALID_CODES = frozenset({99991663, 99991664, 99991665, 99991666, 99991668})
 RATE_LIMIT_CODES = frozenset({99991400, 99991402, 230020})
 UUID_MAX = 50
+EPHEMERAL_GONE = 18051   # ephemeral/v1/delete: the message was already deleted
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -179,6 +180,24 @@ class FeishuClient:
         """Full replacement of a card this bot sent (≤ 14 days old). Idempotent, so retried."""
         await self._call("PATCH", f"/open-apis/im/v1/messages/{_seg(message_id)}",
                          json_body={"content": _dumps(card)}, paced=True)
+
+    async def send_private(self, chat_id: str, open_id: str, card: dict) -> str:
+        """A card in the group that only `open_id` sees (「仅对你可见」, ephemeral/v1/send). Card
+        JSON 1.0 and 2.0 are accepted; no `uuid` (the API has none), no notification, not
+        forwardable, not updatable by PATCH: its callbacks answer it in place, and it is removed
+        with `delete_private`. 40 QPS per chat, 50/s per app."""
+        body = {"chat_id": chat_id, "open_id": open_id, "msg_type": "interactive", "card": card}
+        data = await self._call("POST", "/open-apis/ephemeral/v1/send", json_body=body, paced=True)
+        return data["data"]["message_id"]
+
+    async def delete_private(self, message_id: str) -> None:
+        """Remove a private card (ephemeral/v1/delete). Already gone (18051) counts as done."""
+        try:
+            await self._call("POST", "/open-apis/ephemeral/v1/delete", json_body={"message_id": message_id},
+                             paced=True)
+        except Permanent as exc:
+            if exc.code != EPHEMERAL_GONE:
+                raise
 
     async def delayed_update(self, token: str, card: dict) -> None:
         """Update the clicked card with the callback's `c-…` token (30 min, 2 uses). Call only

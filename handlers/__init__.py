@@ -6,8 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.reminders import case_tz
 from bot.routing import Router
-from handlers import consensus, export, general, plan, reminders, requirements, retro, team, templates, tracking
+from handlers import (
+    case_card,
+    common,
+    consensus,
+    export,
+    general,
+    plan,
+    reminders,
+    requirements,
+    retro,
+    team,
+    templates,
+    tracking,
+)
 
 
 def build_router() -> Router:
@@ -15,6 +29,11 @@ def build_router() -> Router:
     for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
                    reminders):
         router.include(module.router)
+    # cards that stay true: how each posted view is redrawn, and the outbox kind that patches them
+    router.card_view("case")(case_card.build)
+    router.renderer(case_card.SYNC_KIND)(case_card.sync_renderer(router, case_tz))
+    router.answer_hook = common.answer_hook
+    router.bundle = reminders.BUNDLE
     return router
 
 

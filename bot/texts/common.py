@@ -172,3 +172,15 @@ TEMPLATE_PREFIXES = ("模板:", "模板：")   # `/问题 模板:名称 标题`
 STANDUP_VERB_TIME = "时间"                # `/站会 时间 10:00`
 STANDUP_VERB_PAUSE = "暂停"
 STANDUP_VERB_RESUME = "恢复"
+
+# ---- private forms and cards that stay true (a card in a group is shared; nothing in the chat lies)
+FORM_OPENED_PRIVATELY = "表单已在群里发给你（仅你可见），填好后提交即可。"
+PRIVATE_ONLY_YOU = "仅你可见 · 群里的卡片已同步更新"
+PRIVATE_FORM_DONE = "已处理"
+SUPERSEDED_TITLE = "{name}（已更新）"
+SUPERSEDED_LINE = "这张卡片已过时，请看 {when} 发出的最新{name}。"
+CARD_VIEW_NAMES = {
+    "case": "协作问题卡片", "consensus": "《问题共识表》", "team": "《协作小组分工表》",
+    "req": "《需求确认清单》", "plan": "《跨部门协作行动方案》", "tracking": "《进度跟踪表》",
+    "retro": "《复盘总结报告》", "standup": "站会卡片",
+}
