@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     task_sync = TaskSync(factory, client, clock,
                          apply_remote=functools.partial(handlers.tracking.apply_feishu_change, router))
     sender = OutboxSender(factory, client, clock, renderers=router.renderers, context=router.policy,
-                          syncers={SYNC_TASKS: task_sync})
+                          syncers={SYNC_TASKS: task_sync}, bundle=router.bundle)
     dispatcher = Dispatcher(factory, router, clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)
     state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,

@@ -320,12 +320,14 @@ class Dispatcher:
             raise UserError(texts.UNKNOWN_ACTION)
         stale = self._stale(ctx, value)
         try:
-            return stale or handler(ctx, event, value) or CallbackAnswer()
+            answer = stale or handler(ctx, event, value) or CallbackAnswer()
         except CaseArchived as exc:  # show what the button was about instead of refusing
             card = self.router.read_only(ctx, value) if self.router.read_only is not None else None
             if card is None:
                 raise
             raise UserError(texts.ARCHIVED_SHOWN, card=card, kind="info") from exc
+        hook = self.router.answer_hook
+        return hook(ctx, event, answer) if hook is not None else answer
 
     def _stale(self, ctx: Ctx, value: ActionValue) -> CallbackAnswer | None:
         """A click on a card whose content has changed since it was drawn gets the current card

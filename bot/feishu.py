@@ -46,6 +46,7 @@ MISSING_SCOPE_CODE = 99991672   # "Access denied. One of the following scopes is
 TASK_NOT_FOUND_CODE = 1470404   # approx. (no page pins it down): a deleted or unknown task guid
 TASK_PARAMS = {"user_id_type": "open_id"}
 UUID_MAX = 50
+EPHEMERAL_GONE = 18051   # ephemeral/v1/delete: the message was already deleted
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -198,6 +199,24 @@ class FeishuClient:
         """Full replacement of a card this bot sent (≤ 14 days old). Idempotent, so retried."""
         await self._call("PATCH", f"/open-apis/im/v1/messages/{_seg(message_id)}",
                          json_body={"content": _dumps(card)}, paced=True)
+
+    async def send_private(self, chat_id: str, open_id: str, card: dict) -> str:
+        """A card in the group that only `open_id` sees (「仅对你可见」, ephemeral/v1/send). Card
+        JSON 1.0 and 2.0 are accepted; no `uuid` (the API has none), no notification, not
+        forwardable, not updatable by PATCH: its callbacks answer it in place, and it is removed
+        with `delete_private`. 40 QPS per chat, 50/s per app."""
+        body = {"chat_id": chat_id, "open_id": open_id, "msg_type": "interactive", "card": card}
+        data = await self._call("POST", "/open-apis/ephemeral/v1/send", json_body=body, paced=True)
+        return data["data"]["message_id"]
+
+    async def delete_private(self, message_id: str) -> None:
+        """Remove a private card (ephemeral/v1/delete). Already gone (18051) counts as done."""
+        try:
+            await self._call("POST", "/open-apis/ephemeral/v1/delete", json_body={"message_id": message_id},
+                             paced=True)
+        except Permanent as exc:
+            if exc.code != EPHEMERAL_GONE:
+                raise
 
     async def delayed_update(self, token: str, card: dict) -> None:
         """Update the clicked card with the callback's `c-…` token (30 min, 2 uses). Call only

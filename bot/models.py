@@ -466,6 +466,26 @@ class ChatMember(GroupScoped, Base):
     synced_at: Mapped[datetime]
 
 
+class PostedCard(GroupScoped, Base):
+    """A card the bot posted for a case and what it shows (`view`: case, req, team, …; `digest`
+    of the JSON last sent), so that when the state behind it moves the card is patched to the
+    truth, or shrunk to a pointer once a newer card of the same view supersedes it. A private
+    card (`private_for`) is one person's form: answered in place, never patched."""
+
+    __tablename__ = "posted_cards"
+    __table_args__ = (UniqueConstraint("message_id"),
+                      Index("ix_posted_cards_case", "case_id", "superseded"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(String(128))
+    view: Mapped[str] = mapped_column(String(32))
+    private_for: Mapped[str | None] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    sent_at: Mapped[datetime]
+    patched_at: Mapped[datetime | None]
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)   # shows a pointer / a result line
+
+
 class CalendarOverride(Base):
     """A tenant's own working-day exception (company holiday, extra workday)."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from bot.clock import Clock
 from bot.db import rowcount
 from bot.feishu import FeishuError, Permanent
-from bot.models import Outbox
+from bot.models import Outbox, PostedCard
 from bot.pacer import send_priority
 from bot.repository import remember_members, remember_people
 
@@ -60,6 +61,9 @@ class SendCard:
     bind_case_card: int | None = None   # remember the message as this case's live card
     pin: bool = False
     reply_to: str | None = None
+    # what the card shows of which case (a posted_cards row), so it is kept true; None: untracked
+    view: str | None = None
+    case_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,22 @@ class SendText:
 class PatchCard:
     message_id: str
     card: dict[str, Any]
+    supersede: bool = False   # the card now points to a newer one: never synced again
+
+
+@dataclass(frozen=True)
+class SendPrivate:
+    """A form for one person, in the group but visible to them only (ephemeral/v1/send)."""
+
+    open_id: str
+    card: dict[str, Any]
+    case_id: int | None = None
+    view: str = "form"
+
+
+@dataclass(frozen=True)
+class DeletePrivate:
+    message_id: str
 
 
 @dataclass(frozen=True)
@@ -89,12 +109,21 @@ class SyncFeishu:
     poll: bool = False
 
 
-Op = SendCard | SendText | PatchCard | SyncMembers | SyncFeishu
+Op = SendCard | SendText | PatchCard | SyncMembers | SyncFeishu | SendPrivate | DeletePrivate
 # A syncer carries out a SyncFeishu op (bot.sync_tasks); it talks to Feishu through the client.
 Syncer = Callable[[Outbox, "SyncFeishu"], Any]
 # A renderer turns a claimed row into what to send now; returning None skips the row. Reminder
 # kinds register theirs on a Router (`@router.renderer(kind)`); the sender is given them.
 Renderer = Callable[[Session, Outbox, datetime, Any], "list[Op] | None"]   # the last: the sender's context
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Reminder kinds that fall due for one group together go out as ONE message: `merge` turns
+    the ops of each row (in due order) into the ops of that one message."""
+
+    kinds: frozenset[str]
+    merge: Callable[[list[list[Op]]], list[Op]]
 
 
 def feishu_uuid(row: Outbox, index: int = 0) -> str:
@@ -150,21 +179,27 @@ def enqueue_throttled(session: Session, *, tenant_key: str, chat_id: str, kind: 
 def dump_op(op: Op) -> dict[str, Any]:
     if isinstance(op, SendCard):
         return {"op": "send_card", "card": op.card, "bind_case_card": op.bind_case_card, "pin": op.pin,
-                "reply_to": op.reply_to}
+                "reply_to": op.reply_to, "view": op.view, "case_id": op.case_id}
     if isinstance(op, SendText):
         return {"op": "send_text", "text": op.text}
     if isinstance(op, SyncMembers):
         return {"op": "sync_members"}
     if isinstance(op, SyncFeishu):
         return {"op": "sync_feishu", "target": op.target, "case_id": op.case_id, "poll": op.poll}
-    return {"op": "patch_card", "message_id": op.message_id, "card": op.card}
+    if isinstance(op, SendPrivate):
+        return {"op": "send_private", "open_id": op.open_id, "card": op.card, "case_id": op.case_id,
+                "view": op.view}
+    if isinstance(op, DeletePrivate):
+        return {"op": "delete_private", "message_id": op.message_id}
+    return {"op": "patch_card", "message_id": op.message_id, "card": op.card, "supersede": op.supersede}
 
 
 def load_op(data: dict[str, Any]) -> Op:
     kind = data.get("op")
     if kind == "send_card":
         return SendCard(card=data["card"], bind_case_card=data.get("bind_case_card"),
-                        pin=bool(data.get("pin")), reply_to=data.get("reply_to"))
+                        pin=bool(data.get("pin")), reply_to=data.get("reply_to"),
+                        view=data.get("view"), case_id=data.get("case_id"))
     if kind == "send_text":
         return SendText(text=data["text"])
     if kind == "sync_members":
@@ -172,8 +207,18 @@ def load_op(data: dict[str, Any]) -> Op:
     if kind == "sync_feishu":
         return SyncFeishu(target=str(data["target"]), case_id=int(data["case_id"]), poll=bool(data.get("poll")))
     if kind == "patch_card":
-        return PatchCard(message_id=data["message_id"], card=data["card"])
+        return PatchCard(message_id=data["message_id"], card=data["card"], supersede=bool(data.get("supersede")))
+    if kind == "send_private":
+        return SendPrivate(open_id=data["open_id"], card=data["card"], case_id=data.get("case_id"),
+                           view=data.get("view") or "form")
+    if kind == "delete_private":
+        return DeletePrivate(message_id=data["message_id"])
     raise ValueError(f"unknown op {kind!r}")
+
+
+def card_digest(card: dict[str, Any]) -> str:
+    """What a card shows, as a short stable hash: an unchanged card is not patched again."""
+    return hashlib.sha256(json.dumps(card, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:40]
 
 
 def _stored_op(_session: Session, row: Outbox, _now: datetime, _context: Any) -> list[Op]:
@@ -289,11 +334,13 @@ class OutboxSender:
                  me: str | None = None, lease: timedelta = LEASE, concurrency: int = 64,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS,
                  renderers: Mapping[str, Renderer] | None = None, context: Any = None,
-                 syncers: Mapping[str, Syncer] | None = None) -> None:
+                 syncers: Mapping[str, Syncer] | None = None,
+                 bundle: Bundle | None = None) -> None:
         """`renderers` come from the composed Router; `context` is handed to each of them (the
         reminder policy read from the settings)."""
         self.factory, self.client, self.clock = factory, client, clock
         self.context = context
+        self.bundle = bundle
         self.renderers: dict[str, Renderer] = {**BUILTIN_RENDERERS, **(renderers or {})}
         self.syncers: dict[str, Syncer] = dict(syncers or {})
         self.me = me or worker_id()
@@ -449,8 +496,40 @@ class OutboxSender:
             if not ops:
                 row.status = "cancelled"
                 return None, None
+            if self.bundle is not None and row.kind in self.bundle.kinds:
+                ops = self._bundle(session, row, now, ops)
             session.expunge(row)
             return row, ops
+
+    def _bundle(self, session: Session, row: Outbox, now: datetime, ops: list[Op]) -> list[Op]:
+        """Take the group's other reminders due now into this row's message: they are marked
+        "bundled" (and listed in this row, so a retry takes the same ones) and finish with it."""
+        assert self.bundle is not None
+        taken = [int(i) for i in (row.payload or {}).get("bundle", [])]
+        others = list(session.scalars(select(Outbox).where(
+            Outbox.tenant_key == row.tenant_key, Outbox.chat_id == row.chat_id, Outbox.id != row.id,
+            Outbox.kind.in_(self.bundle.kinds),
+            or_(and_(Outbox.status == "pending", Outbox.due_at <= now),
+                and_(Outbox.status == "sending", Outbox.claimed_by == self.me),
+                and_(Outbox.status == "bundled", Outbox.id.in_(taken or [-1]))))
+            .order_by(Outbox.due_at, Outbox.id).with_for_update(skip_locked=True)))
+        parts, ids = [ops], []
+        for other in others:
+            if other.stale_after is not None and now > other.stale_after:
+                other.status = "skipped_stale"
+                continue
+            renderer = self.renderers.get(other.kind)
+            more = renderer(session, other, now, self.context) if renderer is not None else None
+            if not more:
+                other.status = "cancelled"
+                continue
+            other.status, other.claimed_by, other.claimed_at = "bundled", self.me, now
+            parts.append(more)
+            ids.append(other.id)
+        if not ids:
+            return ops
+        row.payload = {**(row.payload or {}), "bundle": ids}
+        return self.bundle.merge(parts)
 
     async def _deliver(self, row_id: int) -> Delivery:
 
@@ -490,6 +569,11 @@ class OutboxSender:
             if syncer is not None:  # without one (tests, sandbox off) the op is a no-op
                 await syncer(row, op)
             return ""
+        if isinstance(op, SendPrivate):
+            return await self.client.send_private(row.chat_id, op.open_id, op.card)
+        if isinstance(op, DeletePrivate):
+            await self.client.delete_private(op.message_id)
+            return op.message_id
         if isinstance(op, SyncMembers):
             members = await self.client.chat_members(row.chat_id)
             await asyncio.to_thread(self._remember, row.tenant_key, row.chat_id,
@@ -514,6 +598,11 @@ class OutboxSender:
                 return
             now = self.clock.now()
             row.status, row.last_error = status, error
+            bundled = [int(i) for i in (row.payload or {}).get("bundle", [])]
+            if bundled and status in ("sent", "failed"):   # they went out (or failed) in this row's message
+                session.execute(update(Outbox).where(Outbox.id.in_(bundled), Outbox.status == "bundled").values(
+                    status=status, sent_at=now if status == "sent" else None, message_id=message_id,
+                    last_error=error))
             if status == "sent":
                 row.sent_at, row.message_id = now, message_id
                 row.late = now - row.due_at > timedelta(minutes=5)
@@ -521,6 +610,25 @@ class OutboxSender:
                     if isinstance(op, SendCard) and op.bind_case_card:
                         session.execute(text("UPDATE cases SET card_message_id=:m WHERE id=:c"),
                                         {"m": mid, "c": op.bind_case_card})
+                    _record_card(session, row, op, mid, now)
             elif status == "pending" and retry_in is not None:
                 row.due_at = now + retry_in
 
+
+
+def _record_card(session: Session, row: Outbox, op: Op, message_id: str, now: datetime) -> None:
+    """Remember a posted card and what it shows now (posted_cards), so it can be kept true."""
+    if isinstance(op, (SendCard, SendPrivate)) and (op.view and (op.case_id or row.case_id)) and message_id:
+        if session.scalar(select(PostedCard.id).where(PostedCard.message_id == message_id)) is not None:
+            return  # Feishu answered a repeated uuid with the message it already has
+        session.add(PostedCard(
+            tenant_key=row.tenant_key, chat_id=row.chat_id, case_id=op.case_id or row.case_id,
+            message_id=message_id, view=op.view, digest=card_digest(op.card), sent_at=now,
+            private_for=op.open_id if isinstance(op, SendPrivate) else None))
+    elif isinstance(op, PatchCard):
+        session.execute(update(PostedCard).where(PostedCard.message_id == op.message_id).values(
+            digest=card_digest(op.card), patched_at=now,
+            **({"superseded": True} if op.supersede else {})))
+    elif isinstance(op, DeletePrivate):
+        session.execute(update(PostedCard).where(PostedCard.message_id == op.message_id)
+                        .values(superseded=True))

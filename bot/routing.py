@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.envelope import CardAction, MessageEvent
-from bot.outbox import Op, Renderer
+from bot.outbox import Bundle, Op, Renderer
 from bot.workflow import Effect, Step
 
 
@@ -105,6 +105,11 @@ class Router:
         # extra case-card buttons that depend on the case, not only its step (飞书任务 sync on/off)
         self.case_extras: list[Callable[[Ctx, Any], tuple[CaseButtonSpec, ...]]] = []
         self.feishu_tasks: str = "off"   # settings.feishu_tasks, set by the composition root
+        # posted card view name -> (ctx, case) -> the card it should show now (kept true by sync)
+        self.card_views: dict[str, Callable[[Ctx, Any], dict[str, Any] | None]] = {}
+        # every card action's answer passes here (private forms end as a line; shared cards sync)
+        self.answer_hook: Callable[[Ctx, CardAction, CallbackAnswer], CallbackAnswer] | None = None
+        self.bundle: Bundle | None = None   # reminders due together for a group: one message
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -151,6 +156,12 @@ class Router:
     def state(self, step: Step) -> Callable[[Callable[[Ctx, Any], str]], Callable[[Ctx, Any], str]]:
         return self._register(self.case_states, step)
 
+    def card_view(self, name: str) -> Callable[[Callable[[Ctx, Any], dict[str, Any] | None]],
+                                               Callable[[Ctx, Any], dict[str, Any] | None]]:
+        """How a posted card of `name` is drawn from the current state (cards.md principle 10);
+        None: leave the card as it is for now."""
+        return self._register(self.card_views, name)
+
     def renderer(self, kind: str) -> Callable[[Renderer], Renderer]:
         return self._register(self.renderers, kind)
 
@@ -179,7 +190,8 @@ class Router:
             (self.events, other.events), (self.effects, other.effects),
             (self.case_buttons, other.case_buttons), (self.case_summaries, other.case_summaries),
             (self.case_states, other.case_states), (self.exporters, other.exporters),
-            (self.renderers, other.renderers), (self.versioned, other.versioned))
+            (self.renderers, other.renderers), (self.versioned, other.versioned),
+            (self.card_views, other.card_views))
         for table, theirs in tables:
             for key, fn in theirs.items():
                 if key in table:

@@ -58,3 +58,14 @@ def case_card(view: CaseView) -> dict:
     return kit.card(texts.CASE_CARD_TITLE.format(title=view.title), subtitle=subtitle,
                     template=COLOUR_BY_STATE["closed" if closed else view.state], elements=elements,
                     summary=f"{view.title} · {texts.STEP_SHORT[view.step]}")
+
+
+def pointer_card(name: str, when: str) -> dict:
+    """A superseded card shrunk to one line that points to the current one (no buttons)."""
+    return kit.card(texts.SUPERSEDED_TITLE.format(name=name), template=COLOUR_BY_STATE["closed"],
+                    elements=[kit.md(texts.SUPERSEDED_LINE.format(name=name, when=when))])
+
+
+def result_card(line: str) -> dict:
+    """A finished private form: one line saying what became of it, no live buttons."""
+    return kit.card(line, template=COLOUR_BY_STATE["done"], elements=[kit.md(texts.PRIVATE_ONLY_YOU)])

@@ -201,3 +201,21 @@ def signoff_nudge_card(v: SignoffNudgeView) -> dict:
     title = texts.SIGNOFF_TITLE.format(output=v.output)
     return kit.card(_title(title, v.late), template="orange", elements=[kit.md("\n".join(lines))],
                     summary=_title(title, v.late))
+
+
+_URGENCY = {"red": 0, "orange": 1}
+
+
+def bundle_card(parts: list[dict]) -> dict:
+    """Several reminders due for the group at once, as one card: the most urgent one's header
+    and content first, then each other one under its own title (its buttons kept)."""
+    ordered = sorted(parts, key=lambda c: _URGENCY.get(c.get("header", {}).get("template", ""), 2))
+    first, rest = ordered[0], ordered[1:]
+    elements = list(first.get("body", {}).get("elements", []))
+    for part in rest:
+        elements += [kit.hr(), kit.md(f"**{kit.esc(part.get('header', {}).get('title', {}).get('content', ''))}**")]
+        elements += list(part.get("body", {}).get("elements", []))
+    header = first.get("header", {})
+    return kit.card(header.get("title", {}).get("content", ""), template=header.get("template", "orange"),
+                    subtitle=texts.REMINDER_BUNDLE_MORE.format(n=len(rest)), elements=elements,
+                    summary=header.get("title", {}).get("content", ""))

@@ -56,6 +56,7 @@ PATCH_WINDOW = timedelta(days=14)
 APP_PER_SECOND = 50
 APP_PER_MINUTE = 1000
 CHAT_PER_SECOND = 5
+EPHEMERAL_PER_SECOND = 40       # ephemeral/v1/send, per chat
 MSG_TYPES = frozenset({"text", "post", "image", "file", "audio", "media", "sticker", "interactive",
                        "share_chat", "share_user", "system"})
 
@@ -77,6 +78,8 @@ NO_USER_AUTHORITY = 41050
 CARD_TOKEN_INVALID = 200830     # approx.: delayed-update token unknown/expired/used up
 APP_ID_INVALID = 10003
 APP_SECRET_INVALID = 10014
+EPHEMERAL_DELETED = 18051       # ephemeral/v1/delete: 消息已删除
+USER_NOT_IN_CHAT = 232024       # approx.: a private card for someone outside the group
 INTERNAL_ERROR = 2200
 
 
@@ -94,6 +97,7 @@ class Message:
     parent_id: str | None = None
     root_id: str | None = None
     updated: bool = False
+    visible_to: str | None = None   # a private card (ephemeral/v1/send): only this open_id sees it
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ class FakeFeishu(TasksMixin):
         self._chats: dict[str, _Chat] = {}
         self._users: dict[str, dict] = {}
         self._messages: dict[str, Message] = {}
+        self._deleted: set[str] = set()                    # private cards removed by ephemeral/v1/delete
         self._uuids: dict[str, tuple[str, float]] = {}
         self._tokens: dict[str, float] = {}               # token -> expires (epoch s)
         self._current_token: str | None = None
@@ -269,13 +274,21 @@ class FakeFeishu(TasksMixin):
             ids = self._chats[chat_id].messages if chat_id else list(self._messages)
             return [copy.deepcopy(self._messages[i]) for i in ids]
 
-    def visible(self, chat_id: str) -> list[dict]:
-        """What the group sees now: every message in order with its current content."""
+    def visible(self, chat_id: str, viewer: str | None = None) -> list[dict]:
+        """What the group sees now: every message in order with its current content. Private
+        cards are left out, except those for `viewer` (what that one person sees)."""
         with self._lock:
             return [{"message_id": m.message_id, "sender": m.sender, "msg_type": m.msg_type,
                      "content": copy.deepcopy(m.content), "pinned": m.pinned,
-                     "parent_id": m.parent_id, "updated": m.updated}
-                    for m in (self._messages[i] for i in self._chats[chat_id].messages)]
+                     "parent_id": m.parent_id, "updated": m.updated, "visible_to": m.visible_to}
+                    for m in (self._messages[i] for i in self._chats[chat_id].messages)
+                    if m.visible_to is None or m.visible_to == viewer]
+
+    def private(self, chat_id: str, open_id: str) -> list[Message]:
+        """The private cards `open_id` sees in the chat now, oldest first."""
+        with self._lock:
+            return [copy.deepcopy(m) for m in (self._messages[i] for i in self._chats[chat_id].messages)
+                    if m.visible_to == open_id]
 
     def calls_to(self, path_prefix: str, method: str | None = None) -> list[Call]:
         with self._lock:
@@ -322,6 +335,8 @@ class FakeFeishu(TasksMixin):
         ("GET", re.compile(r"^/open-apis/contact/v3/users/([^/]+)$"), "user_get"),
         ("GET", re.compile(r"^/open-apis/bot/v3/info$"), "bot_info"),
         *TASK_ROUTES,
+        ("POST", re.compile(r"^/open-apis/ephemeral/v1/send$"), "ephemeral_send"),
+        ("POST", re.compile(r"^/open-apis/ephemeral/v1/delete$"), "ephemeral_delete"),
     ]
 
     def _now(self) -> float:
@@ -420,14 +435,14 @@ class FakeFeishu(TasksMixin):
                           "x-ogw-ratelimit-reset": str(max(1, math.ceil(reset)))})
         win.append(now)
 
-    def _check_chat_limit(self, key: str) -> None:
+    def _check_chat_limit(self, key: str, per_second: int = CHAT_PER_SECOND) -> None:
         if not self.limits_enabled:
             return
         now = self._now()
         win = self._chat_windows.setdefault(key, deque())
         while win and win[0] <= now - 1:
             win.popleft()
-        if len(win) >= CHAT_PER_SECOND:
+        if len(win) >= per_second:
             raise _err(400, CHAT_RATE_LIMITED, "This operation triggers the frequency limit.")
         win.append(now)
 
@@ -552,8 +567,8 @@ class FakeFeishu(TasksMixin):
             raise _err(400, INVALID_PARAM, "invalid message_id")
         if msg.sender != "bot":
             raise _err(400, NO_PERMISSION, "only the sender can update the message")
-        if msg.msg_type != "interactive":
-            raise _err(400, CANNOT_OPERATE, "only interactive messages can be patched")
+        if msg.msg_type != "interactive" or msg.visible_to is not None:
+            raise _err(400, CANNOT_OPERATE, "only interactive messages can be patched (not private cards)")
         if self.clock.now() - msg.create_time > PATCH_WINDOW:
             raise _err(400, CANNOT_OPERATE, "message older than 14 days")
         content = self._parse_content("interactive", body.get("content"))
@@ -562,6 +577,46 @@ class FakeFeishu(TasksMixin):
         msg.update_time = self.clock.now()
         msg.updated = True
         return {"code": 0, "msg": "success", "data": {}}
+
+    def _api_ephemeral_send(self, *, query: dict, body: dict) -> dict:
+        """Documented body: chat_id, one of open_id > user_id > email, msg_type "interactive",
+        card (a card object — Card JSON 1.0 or 2.0 — not a string); answers data.message_id."""
+        chat = self._chats.get(body.get("chat_id")) if isinstance(body.get("chat_id"), str) else None
+        if chat is None:
+            raise _err(400, CHAT_NOT_FOUND, "chat not found")
+        if body.get("msg_type") != "interactive":
+            raise _err(400, FIELD_VALIDATION, "field validation failed: msg_type must be interactive")
+        who = body.get("open_id") or body.get("user_id") or body.get("email")
+        if not isinstance(who, str) or not who:
+            raise _err(400, FIELD_VALIDATION, "field validation failed: open_id, user_id or email is required")
+        card = body.get("card")
+        if not isinstance(card, dict):
+            raise _err(400, FIELD_VALIDATION, "field validation failed: card must be an object")
+        if len(json.dumps(card, ensure_ascii=False).encode("utf-8")) > CARD_MAX:
+            raise _err(400, CONTENT_TOO_LONG, "The message content is too long.")
+        if not chat.bot_in_chat:
+            raise _err(400, BOT_NOT_IN_CHAT, "Bot is not in the chat.")
+        if chat.members and who not in chat.members:
+            raise _err(400, USER_NOT_IN_CHAT, "user is not in the chat")
+        self._check_chat_limit(f"eph:{chat.chat_id}", EPHEMERAL_PER_SECOND)
+        msg = self._store(chat, "interactive", copy.deepcopy(card), None, sender="bot")
+        msg.visible_to = who
+        return {"code": 0, "msg": "ok", "data": {"message_id": msg.message_id}}
+
+    def _api_ephemeral_delete(self, *, query: dict, body: dict) -> dict:
+        """Deleting leaves no trace on the person's devices; a second delete answers 18051."""
+        mid = body.get("message_id")
+        if not isinstance(mid, str) or not mid:
+            raise _err(400, FIELD_VALIDATION, "field validation failed: message_id is required")
+        msg = self._messages.get(mid)
+        if msg is None or msg.visible_to is None:
+            if mid in self._deleted:
+                raise _err(400, EPHEMERAL_DELETED, "message has been deleted")
+            raise _err(400, INVALID_PARAM, "invalid message_id")
+        del self._messages[mid]
+        self._chats[msg.chat_id].messages.remove(mid)
+        self._deleted.add(mid)
+        return {"code": 0, "msg": "ok"}
 
     def _api_card_update(self, *, query: dict, body: dict) -> dict:
         token, card = body.get("token"), body.get("card")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.reminders import case_tz
 from bot.routing import Router
 from handlers import (
     archive,
+    case_card,
+    common,
     consensus,
     export,
     feishu_tasks,
@@ -28,6 +31,11 @@ def build_router() -> Router:
     for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
                    reminders, archive, feishu_tasks):
         router.include(module.router)
+    # cards that stay true: how each posted view is redrawn, and the outbox kind that patches them
+    router.card_view("case")(case_card.build)
+    router.renderer(case_card.SYNC_KIND)(case_card.sync_renderer(router, case_tz))
+    router.answer_hook = common.answer_hook
+    router.bundle = reminders.BUNDLE
     return router
 
 

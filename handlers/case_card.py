@@ -6,14 +6,19 @@ change: the live card is patched in place (cards.md: one live card per case); `p
 sends it anew (`/进度`, step changes)."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Callable
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
-from bot.models import Case, StepLog
-from bot.routing import Ctx
+from bot.models import Case, Outbox, PostedCard, StepLog
+from bot.routing import Ctx, Router
 from bot.workflow import Gap, Step, missing
-from cards.case import CaseButton, CaseView, case_card
+from cards.case import CaseButton, CaseView, case_card, pointer_card, result_card
 
 
 def gap_labels(gaps: tuple[Gap, ...]) -> tuple[str, ...]:
@@ -53,16 +58,107 @@ def build(ctx: Ctx, case: Case) -> dict:
 
 
 def post(ctx: Ctx, case: Case) -> None:
-    """Send the case card as a new message and make it the live one."""
-    ctx.send(outbox.SendCard(build(ctx, case), bind_case_card=case.id))
+    """Send the case card as a new message and make it the live one (older ones then point to it)."""
+    ctx.send(outbox.SendCard(build(ctx, case), bind_case_card=case.id, view="case", case_id=case.id))
+    request_sync(ctx, case)
 
 
 def refresh(ctx: Ctx, case: Case) -> None:
-    """Patch the live card in place (or post one if the group has none yet)."""
+    """Bring the case's posted cards up to date (or post a case card if the group has none yet)."""
     if case.card_message_id:
-        ctx.send(outbox.PatchCard(case.card_message_id, build(ctx, case)))
+        request_sync(ctx, case)
     else:
         post(ctx, case)
+
+
+# ---------------------------------------------------------------- cards that stay true
+SYNC_KIND = "card_sync"
+PATCH_WINDOW = timedelta(days=14)   # Feishu updates a card only within 14 days of sending
+
+
+def request_sync(ctx: Ctx, case: Case | int) -> None:
+    """After this event commits, patch every card of the case whose state moved. The sync draws
+    the cards when it is delivered and patches only those that changed, so a burst of clicks
+    costs one patch per changed card per sync; a sync with nothing to change sends nothing.
+    Takes the case or its id (the renderer checks the case belongs to this group)."""
+    case_id = case if isinstance(case, int) else case.id
+    asked: set[int] = ctx.session.info.setdefault("card_sync_asked", set())   # once per case per event
+    if case_id in asked:
+        return
+    asked.add(case_id)
+    # an INSERT with the event's other writes, no read: this runs on every click (the fire_key
+    # holds the event id, which the inbox claims once, so it cannot collide)
+    ctx.session.add(Outbox(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, kind=SYNC_KIND,
+                           fire_key=f"{case_id}@{ctx.event_id}"[:96], due_at=ctx.now, case_id=case_id,
+                           payload={}, priority=int(outbox.Priority.REPLY)))
+
+
+def private_view(case: Case | None) -> str:
+    """A private form remembers the step it belongs to: once the case has moved on it is removed."""
+    return f"form{int(case.step)}" if case is not None else "form"
+
+
+def _left_behind(case: Case, card: PostedCard) -> bool:
+    step = card.view[4:]
+    return card.view.startswith("form") and step.isdigit() and int(step) != int(case.step)
+
+
+def answered(ctx: Ctx, posted: PostedCard, card: dict) -> None:
+    """A callback's answer redrew this shared card: it shows `card` now (no patch needed)."""
+    posted.digest, posted.patched_at = outbox.card_digest(card), ctx.now
+
+
+def result_line(line: str) -> dict:
+    return result_card(line)
+
+
+def sync_ops(ctx: Ctx, case: Case) -> list[outbox.Op]:
+    """The patches that make every card still in the chat for `case` true: the newest card of
+    each view is redrawn from the state (patched only if it changed); older ones of the same
+    view shrink to a pointer to it; private forms of a step the case has left are removed. Cards
+    past Feishu's 14-day window are left alone."""
+    registry = ctx.registry
+    assert registry is not None, "syncing cards needs the composed Router"
+    posted = list(ctx.session.scalars(select(PostedCard).where(
+        PostedCard.case_id == case.id, PostedCard.tenant_key == case.tenant_key,
+        PostedCard.chat_id == case.chat_id, PostedCard.private_for.is_(None),
+        PostedCard.superseded.is_(False), PostedCard.sent_at > ctx.now - PATCH_WINDOW)
+        .order_by(PostedCard.id)))
+    newest: dict[str, PostedCard] = {}
+    for card in posted:
+        newest[card.view] = card
+    ops: list[outbox.Op] = [outbox.DeletePrivate(c.message_id) for c in ctx.session.scalars(select(PostedCard).where(
+        PostedCard.case_id == case.id, PostedCard.tenant_key == case.tenant_key, PostedCard.chat_id == case.chat_id,
+        PostedCard.private_for.is_not(None), PostedCard.superseded.is_(False))) if _left_behind(case, c)]
+    drawn: dict[str, dict | None] = {}
+    for card in posted:
+        name = texts.CARD_VIEW_NAMES.get(card.view, card.view)
+        if newest[card.view] is not card:
+            when = newest[card.view].sent_at.astimezone(ctx.tz).strftime(texts.DATETIME_FMT)
+            ops.append(outbox.PatchCard(card.message_id, pointer_card(name, when), supersede=True))
+            continue
+        build = registry.card_views.get(card.view)
+        if build is None:
+            continue
+        if card.view not in drawn:
+            drawn[card.view] = build(ctx, case)
+        now_shows = drawn[card.view]
+        if now_shows is not None and outbox.card_digest(now_shows) != card.digest:
+            ops.append(outbox.PatchCard(card.message_id, now_shows))
+    return ops
+
+
+def sync_renderer(registry: Router, tz_of: Callable[[Case], ZoneInfo]) -> outbox.Renderer:
+    """The outbox renderer of SYNC_KIND rows, over the composed Router's card views."""
+    def render(session: Session, row: Outbox, now: datetime, _context: object) -> list[outbox.Op] | None:
+        case = session.scalar(select(Case).where(Case.id == row.case_id, Case.tenant_key == row.tenant_key,
+                                                 Case.chat_id == row.chat_id))
+        if case is None:
+            return None
+        ctx = Ctx(session=session, now=now, tz=tz_of(case), tenant_key=case.tenant_key, chat_id=case.chat_id,
+                  actor="", event_id=f"sync-{row.id}", registry=registry)
+        return sync_ops(ctx, case) or None
+    return render
 
 
 def announce_step(ctx: Ctx, case: Case, done_step: int) -> None:

@@ -7,17 +7,21 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot import outbox, repository, texts, workflow
+from bot.actions import ActionError, ActionValue, from_name
+from bot.envelope import CardAction
 from bot.ids import is_open_id
-from bot.models import Case, Department
-from bot.routing import CaseArchived, Ctx, UserError
+from bot.models import Case, Department, PostedCard
+from bot.routing import CallbackAnswer, CaseArchived, Ctx, UserError
 from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Outcome, SendBack, Step
 from handlers import case_card, people
 from handlers.case_card import gap_labels
 
-__all__ = ["transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step"]
+__all__ = ["transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step",
+           "open_form", "answer_hook"]
 
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
 _WHEN = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$")
@@ -72,6 +76,70 @@ def _run(ctx: Ctx, case: Case, effect: Effect, before: Step) -> None:
 def try_advance(ctx: Ctx, case: Case) -> bool:
     """Move on if the step's guard now holds (the new step is announced). False if not yet."""
     return transition(ctx, case, Check()) is not None
+
+
+# ---------------------------------------------------------------- private forms (cards.md 9)
+def _posted(ctx: Ctx, event: CardAction) -> PostedCard | None:
+    """The recorded card this click came from (a shared card of a case, or one person's form)."""
+    if not event.message_id:
+        return None
+    return ctx.session.scalar(select(PostedCard).where(
+        PostedCard.message_id == event.message_id, PostedCard.tenant_key == ctx.tenant_key,
+        PostedCard.chat_id == ctx.chat_id))
+
+
+def _private_card(ctx: Ctx, event: CardAction) -> PostedCard | None:
+    """The private card this click came from (one person's form), if it is one."""
+    posted = _posted(ctx, event)
+    return posted if posted is not None and posted.private_for else None
+
+
+def open_form(ctx: Ctx, event: CardAction, form: dict, case: Case | None) -> CallbackAnswer:
+    """Show `form` to the person who clicked only. From a shared card: a private card in the
+    group (仅对你可见) and a toast, the shared card untouched; from their own private form (a
+    mode switch, the next task): the form is redrawn in place."""
+    if _private_card(ctx, event) is not None:
+        return CallbackAnswer(card=form)
+    ctx.send(outbox.SendPrivate(open_id=ctx.actor, card=form, case_id=case.id if case else None,
+                                view=case_card.private_view(case)))
+    return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")
+
+
+def _has_form(card: dict) -> bool:
+    stack: list[object] = [card.get("body", {})]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("tag") == "form":
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def answer_hook(ctx: Ctx, event: CardAction, answer: CallbackAnswer) -> CallbackAnswer:
+    """Every card action's answer, last: a private form that is done becomes one line for its
+    person (the shared view the handler drew goes to the group's cards by sync, not into the
+    private card); a shared card the answer redraws is noted as showing that; and the case's
+    posted cards are brought up to date."""
+    try:
+        case_id = (ActionValue.parse(event.value) if isinstance(event.value, dict) and event.value
+                   else from_name(event.name)).case_id
+    except ActionError:
+        case_id = None
+    posted = _posted(ctx, event)   # the one read this adds to a click
+    if posted is not None and posted.private_for:
+        if answer.card is not None and not _has_form(answer.card):
+            posted.superseded = True
+            answer = CallbackAnswer(toast=answer.toast, toast_type=answer.toast_type,
+                                    card=case_card.result_line(answer.toast or texts.PRIVATE_FORM_DONE))
+        case_id = case_id or posted.case_id
+    elif posted is not None and answer.card is not None:
+        case_card.answered(ctx, posted, answer.card)
+    if case_id is not None:
+        case_card.request_sync(ctx, case_id)
+    return answer
 
 
 # ---------------------------------------------------------------- the case a card points at

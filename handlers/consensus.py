@@ -30,6 +30,7 @@ from handlers.common import (
     local,
     mention,
     not_member,
+    open_form,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -212,7 +213,8 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         case.template_id = prefill["template_id"]
         for n, dept in enumerate(prefill["departments"][:cards.MAX_DEPTS], start=1):
             values[cards.dept_fields(n)[0]] = dept["name"]
-    ctx.send(outbox.SendCard(form_for(case, values, 0)))
+    # the opener's own form, in the group: submitting it turns it into the 《问题共识表》 everyone signs
+    ctx.send(outbox.SendCard(form_for(case, values, 0), view="consensus", case_id=case.id))
     ctx.send(outbox.SyncMembers())  # names for toasts and exports
 
 
@@ -230,7 +232,7 @@ def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:
 @router.action(OPEN)
 def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case)))
+    ctx.send(outbox.SendCard(table_for(ctx, case), view="consensus", case_id=case.id))
     return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
 
 
@@ -240,6 +242,12 @@ def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
     return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
 
 
+@router.card_view("consensus")
+def _table_view(ctx: Ctx, case: Case) -> dict | None:
+    """None while the step-1 form is still being filled: it is not redrawn under its author."""
+    return table_for(ctx, case) if repository.current_consensus(ctx.session, case) else None
+
+
 # Signing, objecting and editing act on the version of the table the card showed.
 TABLE = Versioned(step=Step.CONSENSUS,
                   current=lambda s, case, _v: getattr(repository.current_consensus(s, case), "version", 0),
@@ -247,14 +255,14 @@ TABLE = Versioned(step=Step.CONSENSUS,
 
 
 @router.action(EDIT, versioned=TABLE)
-def edit(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def edit(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     require_step(case, 1, texts.OUTPUTS[1])
     cv = repository.current_consensus(ctx.session, case)
     require_lead_or_head(ctx, case, repository.departments(ctx.session, case))
     if cv is None:
-        return CallbackAnswer(card=form_for(case, {"title": case.title}, 0))
-    return CallbackAnswer(card=form_for(case, version_values(cv, case.title), cv.version))
+        return open_form(ctx, event, form_for(case, {"title": case.title}, 0), case)
+    return open_form(ctx, event, form_for(case, version_values(cv, case.title), cv.version), case)
 
 
 @router.action(SUBMIT)

@@ -45,6 +45,7 @@ from handlers.common import (
     load_case,
     md_table,
     not_member,
+    open_form,
     parse_when,
     picker_value,
     require_step,
@@ -154,25 +155,31 @@ def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
         templates.prefill_plan(ctx, case)
     elif case.step < Step.PLAN:
         require_step(case, Step.PLAN)
-    ctx.send(outbox.SendCard(plan_card_for(ctx.session, case, ctx.tz, now=ctx.now)))
+    ctx.send(outbox.SendCard(plan_card_for(ctx.session, case, ctx.tz, now=ctx.now), view="plan", case_id=case.id))
     return CallbackAnswer(toast=texts.OUTPUTS[4])
 
 
+@router.card_view("plan")
+def _plan_view(ctx: Ctx, case: Case) -> dict:
+    return plan_card_for(ctx.session, case, ctx.tz, now=ctx.now)
+
+
 @router.action(PLAN_MODE)
-def switch_mode(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def switch_mode(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     mode = value.extra.get("m", "task")
-    return CallbackAnswer(card=plan_card_for(ctx.session, case, ctx.tz,
-                                             mode=mode if mode in ("task", "risk", "node", "depends") else "task"))
+    return open_form(ctx, event, plan_card_for(ctx.session, case, ctx.tz,
+                                               mode=mode if mode in ("task", "risk", "node", "depends") else "task"),
+                     case)
 
 
 @router.action(PLAN_EDIT)
-def edit_task(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def edit_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     task = get_task(ctx.session, case, value.row_id)
     if task is None:
         raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
-    return CallbackAnswer(card=plan_card_for(ctx.session, case, ctx.tz, editing=task))
+    return open_form(ctx, event, plan_card_for(ctx.session, case, ctx.tz, editing=task), case)
 
 
 def _typed(form: dict, keys: tuple[str, ...]) -> dict[str, str]:

@@ -220,7 +220,27 @@ def render_standup(session: Session, row: Outbox, now: datetime, policy: plan.Po
         return None  # every open task starts later: no standup today
     if _late(row, now):
         _keep_nudge_after_late_standup(session, row, now, policy)
-    return [outbox.SendCard(cards.standup_card(view))]
+    return [outbox.SendCard(cards.standup_card(view), view="standup", case_id=case.id)]
+
+
+@router.card_view("standup")
+def standup_now(ctx: Ctx, case: Case) -> dict | None:
+    """The newest standup card as it should read now: a row turns ✅ the moment its owner
+    answers (今日无变化 or a progress update), the footer lists who is still missing once
+    nudged, and a closed standup says so."""
+    standup = ctx.session.scalar(select(Outbox).where(
+        Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.case_id == case.id,
+        Outbox.kind == plan.STANDUP, Outbox.status == "sent").order_by(Outbox.sent_at.desc()).limit(1))
+    if standup is None:
+        return None
+    done = {k for k, in ctx.session.execute(select(Outbox.kind).where(
+        Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.fire_key == standup.fire_key,
+        Outbox.kind.in_((plan.STANDUP_NUDGE, plan.STANDUP_CLOSE)), Outbox.status == "sent"))}
+    day = plan.parse_standup_key(standup.fire_key)[0]
+    closed = plan.STANDUP_CLOSE in done or case.step != Step.EXECUTION
+    return cards.standup_card(standup_view(ctx.session, case, day, ctx.now, _policy(ctx), late=standup.late,
+                                           show_missing=plan.STANDUP_NUDGE in done, closed=closed,
+                                           asked_at=standup.sent_at))
 
 
 def render_nudge(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
@@ -250,7 +270,8 @@ def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Poli
         view = standup_view(session, case, day, now, policy, closed=True, late=standup.late,
                             asked_at=standup.sent_at)
         ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
-    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case))))
+    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case)), view="tracking",
+                               case_id=case.id))
     return ops
 
 
@@ -348,6 +369,30 @@ def render_signoff(session: Session, row: Outbox, now: datetime, policy: plan.Po
                                   hours=int(policy.signoff_after.total_seconds() // 3600), missing=missing,
                                   late=_late(row, now))
     return [outbox.SendCard(cards.signoff_nudge_card(view))]
+
+
+# Reminders that fall due for a group in the same tick are one card (a quiet bot): the 24-hours-
+# before-a-node moment brings the key-node check, tasks due soon and tasks overdue together.
+BUNDLED = (plan.KEYNODE, plan.OVERDUE, plan.TASK_DUE, plan.SIGNOFF)
+
+
+def merge_reminders(parts: list[list[outbox.Op]]) -> list[outbox.Op]:
+    """The ops of several reminder rows as one message: their cards in one card (most urgent
+    first: key node, overdue, due soon, sign-off), other ops after it."""
+    cards_: list[dict] = []
+    rest: list[outbox.Op] = []
+    for ops in parts:
+        for op in ops:
+            if isinstance(op, outbox.SendCard) and not op.view and not op.pin and not op.reply_to:
+                cards_.append(op.card)
+            else:
+                rest.append(op)
+    if len(cards_) < 2:
+        return [op for ops in parts for op in ops]
+    return [outbox.SendCard(cards.bundle_card(cards_)), *rest]
+
+
+BUNDLE = outbox.Bundle(kinds=frozenset(BUNDLED), merge=merge_reminders)
 
 
 for _kind, _fn in ((plan.STANDUP, render_standup), (plan.STANDUP_NUDGE, render_nudge),

@@ -31,6 +31,7 @@ from handlers.common import (
     local,
     mention,
     not_lead,
+    open_form,
     require_step,
     signed_as,
     too_long,
@@ -99,6 +100,7 @@ def list_view(ctx: Ctx, case: Case) -> cards.ReqView:
         archived_at=None if live else local(ctx, state.archived_at), buttons=buttons)
 
 
+@router.card_view("req")
 def table_for(ctx: Ctx, case: Case) -> dict:
     ctx.session.flush()
     return cards.requirements_card(list_view(ctx, case))
@@ -151,7 +153,7 @@ def _not_dept_member(ctx: Ctx, case: Case, dept: Department) -> str:
 @router.action(OPEN)
 def open_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case)))
+    ctx.send(outbox.SendCard(table_for(ctx, case), view="req", case_id=case.id))
     return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
 
 
@@ -162,8 +164,12 @@ def view_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
 
 
 @router.action(FORM_INPUT, FORM_ADD, FORM_RESOLVE)
-def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def show_form(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case, depts = _editable(ctx, value)
+    return open_form(ctx, event, _form(ctx, case, depts, value), case)
+
+
+def _form(ctx: Ctx, case: Case, depts: list[Department], value: ActionValue) -> dict:
     if value.action == FORM_INPUT:
         mine = _contact_of(ctx, depts)
         if not mine:
@@ -172,12 +178,11 @@ def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
         first = given.get(mine[0].id)
         values = {"dept": str(mine[0].id), "resources": first.resources, "constraints": first.constraints,
                   "demands": first.demands} if first else {}
-        return CallbackAnswer(card=cards.input_form(_fv(case, texts.S3_FORM_INPUT, SAVE_INPUT, values),
-                                                    tuple((d.name, str(d.id)) for d in mine)))
+        return cards.input_form(_fv(case, texts.S3_FORM_INPUT, SAVE_INPUT, values),
+                                tuple((d.name, str(d.id)) for d in mine))
     if value.action == FORM_ADD:
-        return CallbackAnswer(card=cards.add_form(_fv(case, texts.S3_FORM_ADD, SAVE_ADD),
-                                                  tuple((d.name, str(d.id)) for d in depts)))
-    return CallbackAnswer(card=_resolve_form(ctx, case, depts))
+        return cards.add_form(_fv(case, texts.S3_FORM_ADD, SAVE_ADD), tuple((d.name, str(d.id)) for d in depts))
+    return _resolve_form(ctx, case, depts)
 
 
 def _resolve_form(ctx: Ctx, case: Case, depts: list[Department], values: dict | None = None,

@@ -37,7 +37,16 @@ from cards.retro import (
     retro_card,
 )
 from handlers import people, templates
-from handlers.common import audit, first_too_long, fmt, load_case, md_table, require_step, transition
+from handlers.common import (
+    audit,
+    first_too_long,
+    fmt,
+    load_case,
+    md_table,
+    open_form,
+    require_step,
+    transition,
+)
 from handlers.tasks import baseline
 from handlers.views import Bar, timeline
 
@@ -85,8 +94,13 @@ def _member_case(ctx: Ctx, value: ActionValue) -> Case:
 def open_retro(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     require_step(case, Step.RETRO)
-    ctx.send(outbox.SendCard(retro_card_for(ctx.session, case)))
+    ctx.send(outbox.SendCard(retro_card_for(ctx.session, case), view="retro", case_id=case.id))
     return CallbackAnswer(toast=texts.BTN_OPEN_RETRO)
+
+
+@router.card_view("retro")
+def _retro_view(ctx: Ctx, case: Case) -> dict:
+    return retro_card_for(ctx.session, case)
 
 
 RETRO_LIMIT = 1000
@@ -158,14 +172,14 @@ def _save_edit(ctx: Ctx, case: Case, entry_id: int, form: dict) -> CallbackAnswe
 
 
 @router.action(RETRO_EDIT)
-def edit_entry(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def edit_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _member_case(ctx, value)
     if not value.row_id:
         return CallbackAnswer(card=retro_card_for(ctx.session, case))
     entry = _own_entry(ctx, case, value.row_id)
     if entry is None:
         raise UserError(texts.RETRO_ENTRY_GONE, card=retro_card_for(ctx.session, case), kind="info")
-    return CallbackAnswer(card=retro_card_for(ctx.session, case, editing=entry))
+    return open_form(ctx, event, retro_card_for(ctx.session, case, editing=entry), case)
 
 
 @router.action(RETRO_DELETE)

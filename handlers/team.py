@@ -29,6 +29,7 @@ from handlers.common import (
     mention,
     not_lead,
     not_member,
+    open_form,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -108,6 +109,7 @@ def _template_roles(ctx: Ctx, case: Case) -> tuple[tuple[str, str, str], ...]:
     return tuple(dict.fromkeys(out))
 
 
+@router.card_view("team")
 def table_for(ctx: Ctx, case: Case) -> dict:
     ctx.session.flush()
     return cards.team_card(team_view(ctx, case))
@@ -159,7 +161,7 @@ def prefill_from_template(ctx: Ctx, case: Case) -> None:
 @router.action(OPEN)
 def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case)))
+    ctx.send(outbox.SendCard(table_for(ctx, case), view="team", case_id=case.id))
     return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
 
 
@@ -170,19 +172,23 @@ def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
 
 
 @router.action(FORM_DEPTS, FORM_MEMBER, FORM_ITEM, FORM_LEAD)
-def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def show_form(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case, depts = _editable(ctx, value)
+    return open_form(ctx, event, _form(ctx, case, depts, value), case)
+
+
+def _form(ctx: Ctx, case: Case, depts: list[Department], value: ActionValue) -> dict:
     lines = _lines(depts)
     if value.action == FORM_DEPTS:
         version = repository.artifact_state(ctx.session, case, "team").version
-        return CallbackAnswer(card=cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, version=version), lines))
+        return cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, version=version), lines)
     if value.action == FORM_MEMBER:
-        return CallbackAnswer(card=cards.member_form(_fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER), lines))
+        return cards.member_form(_fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER), lines)
     if value.action == FORM_ITEM:
-        return CallbackAnswer(card=cards.item_form(_fv(case, texts.S2_FORM_ITEM, SAVE_ITEM)))
+        return cards.item_form(_fv(case, texts.S2_FORM_ITEM, SAVE_ITEM))
     if ctx.actor != case.lead_open_id:
         raise not_lead(ctx, case)
-    return CallbackAnswer(card=cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD)))
+    return cards.lead_form(_fv(case, texts.S2_FORM_LEAD, SAVE_LEAD))
 
 
 # ---------------------------------------------------------------- saving

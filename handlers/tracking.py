@@ -65,6 +65,7 @@ from handlers.common import (
     md_table,
     mention,
     not_member,
+    open_form,
     picker_value,
     require_step,
     transition,
@@ -119,19 +120,23 @@ def show(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     if case.step < Step.EXECUTION:
         require_step(case, Step.EXECUTION)
     _alert_new_lags(ctx, case)
-    ctx.send(outbox.SendCard(tracking_card_for(ctx.session, case, ctx.now, ctx.tz)))
+    ctx.send(outbox.SendCard(tracking_card_for(ctx.session, case, ctx.now, ctx.tz), view="tracking", case_id=case.id))
     return CallbackAnswer(toast=texts.OUTPUTS[5])
 
 
+@router.card_view("tracking")
+def _tracking_view(ctx: Ctx, case: Case) -> dict:
+    return tracking_card_for(ctx.session, case, ctx.now, ctx.tz)
+
+
 @router.action(TRACK_OPEN)
-def open_update(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def open_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     require_step(case, Step.EXECUTION)
     card = update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz)
     if card is None:
         raise UserError(texts.NO_OPEN_TASKS_FOR_YOU, kind="info")
-    ctx.send(outbox.SendCard(card))
-    return CallbackAnswer(toast=texts.UPDATE_FORM_SENT)
+    return open_form(ctx, event, card, case)
 
 
 def _read_form(form: dict, task_id: int) -> dict[str, str]:
@@ -342,6 +347,7 @@ def adjust_command(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
 
 @router.action(CHANGE_OPEN)
 def open_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    # its own card in the group: once submitted it becomes the request the lead decides on
     case = _team_case(ctx, value.case_id)
     ctx.send(outbox.SendCard(change_form_for(ctx.session, case)))
     return CallbackAnswer(toast=texts.BTN_REQUEST_CHANGE)

@@ -285,7 +285,9 @@ class Sandbox:
         """Move the sandbox clock forward, then run the scheduler's ticks and deliver what fell due."""
         await self.ready()
         now = self.clock.now()
-        if how == "hour":
+        if how == "quarter":   # the standup nudge falls due 15-minute steps after the prompt
+            delta = timedelta(minutes=15)
+        elif how == "hour":
             delta = timedelta(hours=1)
         elif how == "day":
             delta = timedelta(days=1)
@@ -314,7 +316,7 @@ class Sandbox:
         for m in self.fake.messages(self.chat_id):
             out.append({"message_id": m.message_id, "sender": m.sender, "msg_type": m.msg_type,
                         "content": m.content, "pinned": m.pinned, "updated": m.updated,
-                        "parent_id": m.parent_id,
+                        "parent_id": m.parent_id, "visible_to": m.visible_to,
                         "time": m.create_time.astimezone(tz).strftime("%m-%d %H:%M"),
                         "rev": m.update_time.isoformat()})
         return out

@@ -100,13 +100,49 @@ class FeishuWorld:
         return answer
 
     def press(self, user: str, message_id: str, label: str, **kw: Any) -> dict[str, Any]:
-        """Click the button labelled `label` on a message's current card."""
+        """Click the button labelled `label` on a message's current card — or, when that card
+        has none, on the newest private card `user` sees (the form a button opened for them)."""
+        card = self.card(message_id) if self._exists(message_id) else {}
+        if not has_button(card, label):
+            message_id = self.private_with(user, lambda c: has_button(c, label))
         return self.click(user, message_id, value=find_button(self.card(message_id), label), **kw)
 
     def submit(self, user: str, message_id: str, form: dict[str, Any], *, form_name: str | None = None
                ) -> dict[str, Any]:
-        """Submit a form on a message's current card, as Feishu does: button name + form_value."""
+        """Submit a form, as Feishu does (button name + form_value): on a private form `user` has
+        open (a form opened from a shared card is shown to that person only) or on the message's
+        current card — of those whose fields take `form`, the one with the fewest fields left
+        empty (newest private form first on a tie)."""
+        candidates = [m["message_id"] for m in reversed(self.private_cards(user))]
+        candidates += [message_id] if self._exists(message_id) else []
+        fitting = [(len(form_fields(self.card(mid), form_name) - set(form)), i, mid)
+                   for i, mid in enumerate(candidates) if has_submit(self.card(mid), form_name)
+                   and set(form) <= form_fields(self.card(mid), form_name)]
+        message_id = (min(fitting)[2] if fitting else
+                      ([mid for mid in candidates if has_submit(self.card(mid), form_name)] or [message_id])[0])
         return self.click(user, message_id, form=form, name=find_submit(self.card(message_id), form_name))
+
+    def private_cards(self, user: str, chat: str = CHAT) -> list[dict[str, Any]]:
+        """The private cards (仅对你可见) `user` sees in the chat now, oldest first."""
+        return [m for m in self.fake.visible(chat, viewer=user) if m["visible_to"] == user]
+
+    def form_of(self, user: str, chat: str = CHAT) -> dict[str, Any]:
+        """The card of the newest form `user` has open (a private card with a form)."""
+        return self.card(self.private_with(user, lambda c: has_submit(c), chat))
+
+    def private_with(self, user: str, test: Any, chat: str = CHAT) -> str:
+        for m in reversed(self.private_cards(user, chat)):
+            if test(m["content"]):
+                return m["message_id"]
+        raise AssertionError(f"{user} has no private card that fits; private cards: "
+                             f"{[card_title(m['content']) for m in self.private_cards(user, chat)]}")
+
+    def _exists(self, message_id: str) -> bool:
+        try:
+            self.fake.message(message_id)
+        except KeyError:
+            return False
+        return True
 
     # ------------------------------------------------------------ background work
     def drain(self) -> None:
@@ -139,6 +175,9 @@ class FeishuWorld:
         for m in reversed(self.cards(chat)):
             if title_contains in card_title(m["content"]):
                 return m
+        for m in reversed(self.fake.messages(chat)):  # or a form shown to one person only
+            if m.visible_to and m.msg_type == "interactive" and title_contains in card_title(m.content):
+                return {"message_id": m.message_id, "content": m.content, "visible_to": m.visible_to}
         raise AssertionError(f"no card titled {title_contains!r}; titles: "
                              f"{[card_title(m['content']) for m in self.cards(chat)]}")
 
@@ -191,6 +230,31 @@ def find_button(card: dict[str, Any], label: str) -> dict[str, Any]:
                 if b.get("type") == "callback":
                     return b["value"]
     raise AssertionError(f"no button {label!r} in card {card_title(card)!r}")
+
+
+def has_button(card: dict[str, Any], label: str) -> bool:
+    try:
+        find_button(card, label)
+    except AssertionError:
+        return False
+    return True
+
+
+def has_submit(card: dict[str, Any], form_name: str | None = None) -> bool:
+    try:
+        find_submit(card, form_name)
+    except AssertionError:
+        return False
+    return True
+
+
+def form_fields(card: dict[str, Any], form_name: str | None = None) -> set[str]:
+    """The input names of the card's form(s) (`form_name`: that form only)."""
+    names: set[str] = set()
+    for node in walk(card.get("body", {})):
+        if node.get("tag") == "form" and (form_name is None or node.get("name") == form_name):
+            names |= {c["name"] for c in walk(node.get("elements", [])) if c.get("name") and c.get("tag") != "button"}
+    return names
 
 
 def find_submit(card: dict[str, Any], form_name: str | None = None) -> str:

@@ -155,7 +155,7 @@ def test_one_case_through_all_six_steps(paced):
     assert "冲突" in gaps
     assert world.press(LEAD, reqs, "确认清单")["toast"]["type"] == "error"       # conflict still open
     world.press(LEAD, reqs, "决定冲突点")
-    req_id = next(n for n in walk(world.card(reqs)) if n.get("name") == "req")["options"][0]["value"]
+    req_id = next(n for n in walk(world.form_of(LEAD)) if n.get("name") == "req")["options"][0]["value"]
     world.submit(LEAD, reqs, {"req": req_id, "decision": "加密简化为第二期，推广按期上线"})
     assert world.card(reqs)["header"]["template"] != "red"
     for who in (LEAD, TECH_HEAD, DESIGN_HEAD):

@@ -79,6 +79,7 @@ def test_step3_toasts_name_contacts_and_confirmer(world):
     ans = world.submit(OUTSIDER, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "high"})
     assert _toast(ans) == texts.S3_NOT_DEPT_MEMBER_NAMED.format(who="协作组长陈静、技术部接口人刘洋或技术部负责人李娜",
                                                             dept="技术部")
+    world.press(TECH_DEV, mid, "新增需求")
     world.submit(TECH_DEV, mid, {"dept": str(ids["技术部"]), "demand": "加密", "priority": "high"})
     ans = world.press(OUTSIDER, mid, "确认清单")
     assert _toast(ans) == texts.S3_ONLY_CONTACT_OR_HEAD.format(

@@ -10,7 +10,19 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import Case, KeyNode, Outbox, StandupReply, Task
 from handlers.reminders import plan_tick
-from tests.driver import CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title, fits
+from tests.driver import (
+    CHAT,
+    DESIGN_HEAD,
+    LEAD,
+    OTHER_CHAT,
+    TECH_DEV,
+    TECH_HEAD,
+    TENANT,
+    card_text,
+    card_title,
+    fits,
+    has_submit,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -115,9 +127,11 @@ def test_update_button_opens_the_owners_form(world):
     standard_case(world)
     run_until(world, at(2026, 12, 8, 9, 30), timedelta(minutes=30))
     msg = titled(world, "今日站会")[0]
+    before = len(world.cards())
     answer = world.press(TECH_DEV, msg["message_id"], "更新我的进度")
     assert answer.get("toast", {}).get("type") != "error", answer
-    assert len(world.cards()) > 1
+    assert len(world.cards()) == before                       # nothing new for the whole group
+    assert has_submit(world.form_of(TECH_DEV))                # the form, for the owner only
 
 
 def test_nobody_missing_means_no_nudge(world):

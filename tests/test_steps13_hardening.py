@@ -123,12 +123,12 @@ def test_stale_card_click_does_not_sign_new_version(world):
     assert "版本 2" in card_text(answer["card"]["data"])
     assert _count(world, Signoff) == 0
     # a form opened on version 1 and submitted after version 2 keeps what was typed
-    world.press(DESIGN_HEAD, mid, "修改内容")
-    stale_form = world.card(mid)
-    world.press(LEAD, mid, "取消")
+    world.press(DESIGN_HEAD, mid, "修改内容")   # a form for the design head only: the table stays
+    stale_mid = world.private_with(DESIGN_HEAD, lambda c: True)
+    stale_form = world.card(stale_mid)
     world.press(LEAD, mid, "修改内容")
     world.submit(LEAD, mid, {**CONSENSUS_FORM, "goal": "5天内完成对接"})
-    late = world.click(DESIGN_HEAD, mid, form={**CONSENSUS_FORM, "goal": "设计部的版本"},
+    late = world.click(DESIGN_HEAD, stale_mid, form={**CONSENSUS_FORM, "goal": "设计部的版本"},
                        name=find_submit(stale_form))
     assert late["toast"]["type"] == "warning" and fits(texts.S_STALE_FORM, late["toast"]["content"])
     assert any(n.get("default_value") == "设计部的版本" for n in _walk(late["card"]["data"]))

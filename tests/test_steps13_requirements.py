@@ -58,7 +58,9 @@ def test_conflict_blocks_until_decided_then_confirm_and_archive(world):
     assert refused["type"] == "error"
     assert (fits(texts.S3_NOT_DEPT_MEMBER, refused["content"])
             or fits(texts.S3_NOT_DEPT_MEMBER_NAMED, refused["content"]))
-    world.press(LEAD, mid, "取消")
+    world.press(DESIGN_HEAD, mid, "取消")   # the refused person closes their own form
+    from tests.driver import has_submit
+    assert not [m for m in world.private_cards(DESIGN_HEAD) if has_submit(m["content"])]   # closed: one line left
     card = world.card(mid)
     rows = next(n for n in card["body"]["elements"] if n.get("tag") == "table" and
                 any(c["name"] == "demand" for c in n["columns"]))["rows"]
@@ -72,7 +74,7 @@ def test_conflict_blocks_until_decided_then_confirm_and_archive(world):
     world.press(LEAD, mid, "决定冲突点")
     ids = dept_ids(world)
     from tests.driver import walk
-    req_id = next(n for n in walk(world.card(mid)) if n.get("name") == "req")["options"][0]["value"]
+    req_id = next(n for n in walk(world.form_of(LEAD)) if n.get("name") == "req")["options"][0]["value"]
     world.submit(LEAD, mid, {"req": req_id, "decision": "加密放第二期，推广按期上线"})
     assert "加密放第二期" in card_text(world.card(mid))
     assert ids

@@ -112,7 +112,7 @@ def test_from_problem_to_plan(world):
     assert world.card(reqs)["header"]["template"] == "red"
     assert world.press(TECH_HEAD, reqs, "确认清单")["toast"]["type"] == "error"
     world.press(LEAD, reqs, "决定冲突点")
-    req_id = next(n for n in walk(world.card(reqs)) if n.get("name") == "req")["options"][0]["value"]
+    req_id = next(n for n in walk(world.form_of(LEAD)) if n.get("name") == "req")["options"][0]["value"]
     world.submit(LEAD, reqs, {"req": req_id, "decision": "加密简化为第二期，推广按期上线"})
     for who in (LEAD, TECH_HEAD, DESIGN_HEAD):
         assert world.press(who, reqs, "确认清单")["toast"]["type"] == "success"

@@ -80,7 +80,7 @@ def test_dependency_cycle_refused(world):
     t2 = tasks(world, case_id)[1]
     # dependencies are a second, optional step (the task form stays short)
     world.press(LEAD, mid, "设置依赖")
-    assert_snapshot("steps46_plan_depends_form", world.card(mid))
+    assert_snapshot("steps46_plan_depends_form", world.form_of(LEAD))
     ans = world.submit(LEAD, mid, {"task": str(t2.id), "depends": str(t1.id)}, form_name="plan_depends")
     assert ans["toast"]["content"] == texts.DEPENDS_SET.format(seq=2, dep=1)
     assert tasks(world, case_id)[1].depends_on_id == t1.id
@@ -93,7 +93,7 @@ def test_dependency_cycle_refused(world):
     assert ans["toast"]["content"] == texts.ERR_DEPENDS_TASK
     # editing a task keeps its dependency (the edit form has no dependency field)
     world.press(LEAD, mid, "编辑 #2")
-    edit_form = fields(world.card(mid))
+    edit_form = fields(world.form_of(LEAD))
     assert edit_form["content"]["default_value"] == "联调测试" and "depends" not in edit_form
     assert edit_form["start"]["initial_datetime"] == "2026-12-08 14:00"
     world.submit(LEAD, mid, dict(TASK, content="联调测试（含加密）"), form_name="plan_task")
@@ -142,7 +142,7 @@ def test_risk_and_key_node_forms(world):
     world.submit(LEAD, mid, {"name": "上线", "at": "2026-12-11 12:00 +0800"}, form_name="plan_node")
     text = card_text(world.card(mid))
     assert "上线" in text and "12-10 12:00" in text  # the 进度确认会 24 hours before
-    assert_snapshot("steps46_plan_node_form", world.card(mid))
+    assert_snapshot("steps46_plan_node_form", world.form_of(LEAD))   # the lead's own editor, still on nodes
 
 
 def test_publish_posts_minutes_and_moves_to_step5(world):

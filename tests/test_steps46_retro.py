@@ -51,8 +51,9 @@ def test_author_edits_own_entry_others_cannot(world):
     assert _entries(world)[TECH_DEV][1:] == ("success", "每日站会让滞后提前暴露")
     # the author opens the entry in the form
     ans = _click(world, TECH_DEV, mid, "retro.edit", case_id, dev_entry)
-    assert_snapshot("steps46_retro_editing", world.card(mid))
-    fields = {n["name"]: n for n in walk(ans["card"]["data"]) if n.get("tag") in ("select_static", "input")}
+    assert ans["toast"]["content"] == texts.FORM_OPENED_PRIVATELY and "card" not in ans   # only for the author
+    assert_snapshot("steps46_retro_editing", world.form_of(TECH_DEV))
+    fields = {n["name"]: n for n in walk(world.form_of(TECH_DEV)) if n.get("tag") in ("select_static", "input")}
     assert fields["kind"]["initial_option"] == "success"
     assert fields["content"]["default_value"] == "每日站会让滞后提前暴露"
     # a bad edit keeps what was typed

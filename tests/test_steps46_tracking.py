@@ -67,7 +67,7 @@ def test_tracking_card_lagging_first_with_chart(world):
 def test_owner_updates_own_task_and_is_recorded(world):
     case_id, (t1, t2) = _setup(world)
     answer, form = _open_update_form(world, TECH_DEV)
-    assert answer["toast"]["content"] == texts.UPDATE_FORM_SENT
+    assert answer["toast"]["content"] == texts.FORM_OPENED_PRIVATELY   # the form is for the owner only
     assert_snapshot("steps46_update_form", form["content"])
     assert f"f{t1}" in {n.get("name") for n in walk(form["content"]) if n.get("tag") == "form"}
     assert f"f{t2}" not in {n.get("name") for n in walk(form["content"]) if n.get("tag") == "form"}

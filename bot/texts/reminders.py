@@ -86,3 +86,6 @@ SIGNOFF_ACTION = {1: "请在《问题共识表》卡片上签字或提出异议�
 SIGNOFF_MISSING_SIGN = "待签字"
 SIGNOFF_MISSING_INPUT = "待提交资源与诉求"
 SIGNOFF_MISSING_CONFIRM = "待确认"
+
+# ---- reminders due together, as one card
+REMINDER_BUNDLE_MORE = "另有 {n} 项提醒见下方"

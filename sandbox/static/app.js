@@ -104,6 +104,11 @@
     var row = el("div", "msg " + (isBot ? "from-bot" : "from-user") + (m.sender === actingAs() ? " mine" : ""));
     row.setAttribute("data-message-id", m.message_id);
     row.setAttribute("data-sender", m.sender);
+    if (m.visible_to) {  // a private card (仅对你可见): shown only while acting as that person
+      row.setAttribute("data-visible-to", m.visible_to);
+      row.classList.add("private");
+      row.hidden = m.visible_to !== actingAs();
+    }
     var who = isBot ? config.bot.name : (members[m.sender] ? members[m.sender].name : m.sender);
     row.appendChild(el("div", "avatar" + (isBot ? " bot" : ""), who.slice(0, 1)));
     var main = el("div", "msg-main");
@@ -113,6 +118,10 @@
     else if (members[m.sender]) meta.appendChild(el("span", "msg-dept", members[m.sender].dept));
     meta.appendChild(el("span", "msg-time", m.time));
     if (m.pinned) meta.appendChild(el("span", "tag tag-orange", config.texts.pinned));
+    if (m.visible_to) {
+      var owner = members[m.visible_to] ? members[m.visible_to].name : m.visible_to;
+      meta.appendChild(el("span", "tag tag-private", config.texts.private_for.replace("{name}", owner)));
+    }
     main.appendChild(meta);
     var body;
     try {
@@ -234,7 +243,7 @@
     $("composer-send").textContent = T.send;
     $("modal-ok").textContent = T.confirm_ok;
     $("modal-cancel").textContent = T.confirm_cancel;
-    var labels = {hour: T.clock_hour, day: T.clock_day, standup: T.clock_standup, key_node: T.clock_key_node};
+    var labels = {quarter: T.clock_quarter, hour: T.clock_hour, day: T.clock_day, standup: T.clock_standup, key_node: T.clock_key_node};
     Array.prototype.forEach.call(document.querySelectorAll(".clock-btn"), function (b) {
       b.textContent = labels[b.getAttribute("data-advance")];
       b.addEventListener("click", function () { advance(b.getAttribute("data-advance"), b); });
@@ -259,6 +268,8 @@
       });
       Array.prototype.forEach.call(document.querySelectorAll(".msg"), function (row) {
         row.classList.toggle("mine", row.getAttribute("data-sender") === select.value);
+        var only = row.getAttribute("data-visible-to");
+        if (only) row.hidden = only !== select.value;
       });
     }
     select.addEventListener("change", onActing);
