@@ -66,7 +66,7 @@ def _start(tmp: Path, name: str, env: dict[str, str], *args: str) -> Served:
     return Served(f"http://127.0.0.1:{port}", port, log, proc)
 
 
-def _wait_up(served: Served, timeout: float = 30) -> None:
+def _wait_up(served: Served, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with suppress(httpx.HTTPError):
