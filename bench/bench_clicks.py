@@ -113,6 +113,7 @@ def main() -> int:
     ap.add_argument("--database-url", default="")
     ap.add_argument("--duration", type=int, default=30)
     ap.add_argument("--people", type=int, default=20)
+    ap.add_argument("--chatter-share", type=float, default=0.5, help="chatter rate as a share of saturation")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install -y wrk)")
@@ -129,7 +130,7 @@ def main() -> int:
         sat_bodies = workdir / "sat.tsv"
         chatter_bodies(sat_bodies, 60_000, "sat-")
         saturation = sv.run_wrk(bot.url, sat_bodies, 32, 5, workdir)["rps"]
-        rate = saturation / 2
+        rate = saturation * args.chatter_share
         bodies = workdir / "chatter.tsv"
         chatter_bodies(bodies, int(rate * (args.duration + 2)) + 1000, "half-")
         gen = subprocess.Popen(sv.generate_cmd(bot.url + sv.WEBHOOK, bodies, 32, args.duration, rate),
@@ -145,7 +146,7 @@ def main() -> int:
         fake.wait(10)
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"{engine}; {args.people} people in {args.people} groups; chatter at {rate:.0f}/s "
-          f"(half of the {saturation:.0f}/s the bot saturates at with wrk c=32) for {args.duration} s")
+          f"({args.chatter_share:.0%} of the {saturation:.0f}/s the bot saturates at with wrk c=32) for {args.duration} s")
     print(f"load at start: {load_start}\nload at end:   {load_end}")
     everything: list[float] = []
     for kind in KINDS:
