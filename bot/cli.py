@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from bot import db, texts
-from bot.app import create_app, settle_memory
+from bot.app import create_app, prepare_to_serve
 from bot.longconn import run_long_connection
 from bot.server import Limits, serve
 from bot.settings import Settings, SettingsError
@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _upgrade_or_exit(settings)
     app = create_app(settings)
     limits = Limits.from_settings(settings, limit_concurrency=args.limit_concurrency)
-    settle_memory()
+    prepare_to_serve()  # memory settled, threads switched often (bot/app.py)
     # uvicorn with header/body deadlines and connection caps: slow clients are cut off (S13).
     serve(app, host=args.host, port=args.port, limits=limits, access_log=settings.access_log)
     return 0

@@ -3,6 +3,8 @@ busy timeout), PostgreSQL supported; both run the same Alembic migrations."""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, cast
@@ -44,9 +46,43 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        serialise_writers(engine)
         set_wal(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+WRITE_WAIT_SECONDS = 30.0  # as busy_timeout: then "database is locked", handled as today
+
+
+def serialise_writers(engine: Engine) -> None:
+    """One write transaction at a time in this process, queued on a lock. SQLite allows one writer
+    anyway, but writers that meet at its lock wait in sleeps of up to 100 ms (its busy handler):
+    under load a click waited behind them for seconds. The lock is taken at a transaction's first
+    write (pysqlite begins the transaction there) and released when it ends; readers never take it."""
+    lock = threading.Lock()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, _cursor, statement, _params, _context, _many):
+        info = conn.info
+        if info.get("writing") or not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        if not lock.acquire(timeout=WRITE_WAIT_SECONDS):
+            raise sqlite3.OperationalError("database is locked")
+        info["writing"] = True
+
+    def _release(info: dict) -> None:
+        if info.pop("writing", False):
+            lock.release()
+
+    event.listen(engine, "commit", lambda conn: _release(conn.info))
+    event.listen(engine, "rollback", lambda conn: _release(conn.info))
+    # a connection given back without either (e.g. its thread died) must not keep the lock
+    event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
+    @event.listens_for(engine.pool, "reset")
+    def _reset(_dbapi, record, _reset_state) -> None:
+        _release(record.info)
 
 
 def set_wal(engine: Engine) -> bool:

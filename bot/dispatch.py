@@ -199,10 +199,12 @@ class Dispatcher:
                 return total
 
     # ------------------------------------------------------------ processing
-    def process(self, event_id: str) -> CallbackAnswer | None:
+    def process(self, event_id: str, event: Event | None = None) -> CallbackAnswer | None:
+        """Claim and handle one stored event. `event`: the request's own parsed copy, which saves
+        reading the payload back (a restart or the sweep reads it from the row)."""
         for attempt in range(RETRIES):
             try:
-                return self._process_once(event_id)
+                return self._process_once(event_id, event)
             except (IntegrityError, StaleDataError) as exc:
                 log.info("event %s conflicted (%s), retry %d", event_id, type(exc).__name__, attempt + 1)
             except OperationalError:
@@ -214,7 +216,7 @@ class Dispatcher:
                 return self._dead(event_id, ref)
         return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
 
-    def _process_once(self, event_id: str) -> CallbackAnswer | None:
+    def _process_once(self, event_id: str, known: Event | None = None) -> CallbackAnswer | None:
         now = self.clock.now()
         with self.factory() as session, session.begin():
             claimed = rowcount(session.execute(
@@ -222,8 +224,8 @@ class Dispatcher:
                 .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1)))
             if not claimed:
                 return None  # someone else finished it
-            payload = session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id)).scalar_one()
-            event = parse_event(payload)
+            event = known if known is not None and known.header.event_id == event_id else parse_event(
+                session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id)).scalar_one())
             if event is None:
                 return None
             ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,

@@ -35,7 +35,7 @@ from lark_oapi.event.dispatcher_handler import EventDispatcherHandler
 from starlette.responses import JSONResponse
 
 from bot import jsonsafe, texts
-from bot.app import create_app, settle_memory
+from bot.app import create_app, prepare_to_serve
 from bot.envelope import CardAction, parse_event
 from bot.security import Malformed
 from bot.settings import Settings
@@ -247,7 +247,7 @@ class LongConnectionServer:
 def run_long_connection(settings: Settings, *, host: str, port: int) -> int:
 
     server = LongConnectionServer(settings, host=host, port=port)
-    settle_memory()
+    prepare_to_serve()  # as collab-bot serve
     code = server.run()
     if code:
         print(texts.LONGCONN_FAILED.format(error=server.conn.fatal), file=sys.stderr)

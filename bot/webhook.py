@@ -107,10 +107,12 @@ async def accept(state, payload: dict, event) -> JSONResponse:
     if isinstance(event, CardAction):
         if not first:
             return JSONResponse({})
-        answer = await asyncio.to_thread(state.dispatcher.process, event.header.event_id)
+        # Someone is waiting for this answer (Feishu gives up after 3 s): its own threads, never
+        # queued behind the work left over from commands answered earlier.
+        answer = await state.lanes.callback(dispatcher.process, event.header.event_id, event)
         return JSONResponse(answer.body() if answer else {})
     if first:
-        state.spawn(asyncio.to_thread(state.dispatcher.process, event.header.event_id))
+        state.spawn(state.lanes.after_answer(dispatcher.process, event.header.event_id, event))
     return _answer(200, "success")
 
 
