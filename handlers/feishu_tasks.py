@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from bot import outbox, texts
 from bot.actions import FTASKS_OFF, FTASKS_ON, ActionValue
 from bot.envelope import CardAction
-from bot.models import Case, FeishuTaskSync
+from bot.models import Case, FeishuTaskLink, FeishuTaskSync, Outbox, Task
 from bot.routing import CallbackAnswer, CaseButtonSpec, Ctx, Router, UserError
 from bot.sync_tasks import TARGET
 from bot.workflow import Step
@@ -28,6 +28,7 @@ from handlers.common import audit, load_active_case, not_lead
 router = Router()
 
 POLL_EVERY_S = 60
+POLL_ROWS_KEPT = timedelta(hours=1)   # finished read-back rows are deleted after this: one a minute adds up
 OFFERED_IN = (Step.PLAN, Step.EXECUTION)
 
 
@@ -117,12 +118,20 @@ def turn_off(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer
 
 # ---------------------------------------------------------------- the read-back tick
 def poll_tick(factory: Any, now: datetime) -> int:
-    """Every minute: one read-back per step-5 case that syncs (a row per case and minute, so two
-    replicas ticking together queue it once). Returns how many were queued."""
+    """Every minute: one read-back per step-5 case that syncs and has a linked task still open
+    there (a row per case and minute, so two replicas ticking together queue it once). Returns how
+    many were queued."""
     with factory() as session, session.begin():
+        session.execute(delete(Outbox).where(
+            Outbox.kind == "immediate", Outbox.fire_key.startswith("ftpoll-"), Outbox.status != "pending",
+            Outbox.status != "sending", Outbox.due_at < now - POLL_ROWS_KEPT))
+        open_link = exists().where(FeishuTaskLink.case_id == Case.id, FeishuTaskLink.task_guid.is_not(None),
+                                   FeishuTaskLink.deleted_at.is_(None), FeishuTaskLink.remote_completed.is_(False),
+                                   Task.id == FeishuTaskLink.task_id, Task.dropped.is_(False))
         rows = session.execute(select(Case, FeishuTaskSync).join(FeishuTaskSync, FeishuTaskSync.case_id == Case.id)
                                .where(Case.status == "active", Case.step == Step.EXECUTION,
-                                      FeishuTaskSync.enabled.is_(True), FeishuTaskSync.problem.is_(None)))
+                                      FeishuTaskSync.enabled.is_(True), FeishuTaskSync.problem.is_(None),
+                                      open_link))
         queued = 0
         minute = int(now.timestamp() // POLL_EVERY_S)
         for case, sync in rows:

@@ -381,3 +381,30 @@ def test_two_senders_racing_create_each_task_once(tw):
     statuses = sorted(d.status for d in one + two)
     assert statuses == ["sent", "sent"]          # each racer sent one of the two rows
     assert len(tw.fake.tasklists()) == 1 and len(tw.fake.tasks()) == 2
+
+
+def test_read_backs_stop_when_nothing_is_open_there_and_old_rows_are_deleted(tw):
+    from bot.models import Outbox
+
+    now = tw.clock.now()
+    case_id, (t1, t2) = _published(tw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2)),
+                                        TaskSpec("页面适配", DESIGN_HEAD, now, now + timedelta(days=2))])
+    _turn_on(tw)
+    _poll(tw)
+
+    def poll_rows():
+        with tw.state.factory() as s:
+            return s.scalars(select(Outbox.status).where(Outbox.fire_key.startswith("ftpoll-"))).all()
+
+    assert poll_rows() == ["sent"]
+    tw.clock.advance(timedelta(hours=2))
+    _poll(tw)
+    assert poll_rows() == ["sent"]          # the one from two hours ago is gone, this minute's stays
+    tw.fake.user_delete_task(_links(tw)[t1].task_guid)
+    tw.fake.user_complete_task(_links(tw)[t2].task_guid)
+    tw.clock.advance(timedelta(minutes=1))
+    _poll(tw)        # one deleted there, the other done: the case stays in step 5 (#1 is open in the group)
+    with tw.state.factory() as s:
+        assert s.get(Case, case_id).step == 5
+    tw.clock.advance(timedelta(minutes=1))
+    assert poll_tick(tw.state.factory, tw.clock.now()) == 0   # nothing left open in Feishu to read back
