@@ -77,14 +77,14 @@ def transcript(world) -> list[str]:
     lines = []
     for m in world.messages():
         if m["msg_type"] == "interactive":
-            lines.append(f"[card] {card_title(m['content'])}")
+            lines.append(f"{_sent_at(world, m)} [card] {card_title(m['content'])}")
         else:
-            lines.append(f"[text] {m['content'].get('text', '')[:60]}")
+            lines.append(f"{_sent_at(world, m)} [text] {m['content'].get('text', '')[:60]}")
     print("\n".join(f"{i + 1:2d}. {line}" for i, line in enumerate(lines)))
     return lines
 
 
-MESSAGES_PER_CASE = 27   # measured; was 50 before forms went private and step changes became one card
+MESSAGES_PER_CASE = 26   # measured; was 50 before forms went private and step changes became one card
 
 
 def assert_cards_true(world) -> None:
@@ -111,6 +111,10 @@ def assert_cards_true(world) -> None:
              texts.S3_FORM_INPUT, texts.S3_FORM_ADD, texts.S3_FORM_RESOLVE)
     for m in world.cards():
         assert not [f for f in forms if f in card_title(m["content"])], card_title(m["content"])
+
+
+def _sent_at(world, m: dict) -> str:
+    return world.fake.message(m["message_id"]).create_time.astimezone(world.settings.tz).strftime("%m-%d %H:%M")
 
 
 def titles(world) -> list[str]:
@@ -291,6 +295,10 @@ def test_one_case_through_all_six_steps(paced):
         return world.submit(who, form_mid, {f"{k}{task_id}": v for k, v in values.items()}, form_name=f"f{task_id}")
 
     assert update(LEAD, t1, {"s": "doing", "p": "50"})["toast"]["type"] == "success"
+    row = next(line for line in card_text(world.card(standup)).splitlines() if f"<at id={LEAD}></at>" in line)
+    assert "待回复" not in row, row                     # the standup row changed the moment she answered
+    assert "50%" in card_text(world.card(standup))
+    assert not [m for m in world.cards() if "更新进度" in card_title(m["content"])]   # the form was hers only
     assert update(TECH_DEV, t2, {"s": "doing", "p": "30"})["toast"]["type"] == "success"
     lagging = update(DESIGN_HEAD, t3, {"s": "doing", "p": "40"})   # 40 % + 20 < 64 % of its working time
     assert lagging["toast"] == {"type": "error", "content": texts.LAG_FIELDS_REQUIRED.format(seq=3, content="页面适配")}
