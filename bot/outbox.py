@@ -94,6 +94,13 @@ class DeletePrivate:
 
 
 @dataclass(frozen=True)
+class PinMessage:
+    """Pin a message already in the group (an output once it is final), instead of posting a copy."""
+
+    message_id: str
+
+
+@dataclass(frozen=True)
 class SyncMembers:
     """Not a message: read the group's member list so cards and toasts can use names."""
 
@@ -109,7 +116,7 @@ class SyncFeishu:
     poll: bool = False
 
 
-Op = SendCard | SendText | PatchCard | SyncMembers | SyncFeishu | SendPrivate | DeletePrivate
+Op = SendCard | SendText | PatchCard | SyncMembers | SyncFeishu | SendPrivate | DeletePrivate | PinMessage
 # A syncer carries out a SyncFeishu op (bot.sync_tasks); it talks to Feishu through the client.
 Syncer = Callable[[Outbox, "SyncFeishu"], Any]
 # A renderer turns a claimed row into what to send now; returning None skips the row. Reminder
@@ -191,6 +198,8 @@ def dump_op(op: Op) -> dict[str, Any]:
                 "view": op.view}
     if isinstance(op, DeletePrivate):
         return {"op": "delete_private", "message_id": op.message_id}
+    if isinstance(op, PinMessage):
+        return {"op": "pin", "message_id": op.message_id}
     return {"op": "patch_card", "message_id": op.message_id, "card": op.card, "supersede": op.supersede}
 
 
@@ -213,6 +222,8 @@ def load_op(data: dict[str, Any]) -> Op:
                            view=data.get("view") or "form")
     if kind == "delete_private":
         return DeletePrivate(message_id=data["message_id"])
+    if kind == "pin":
+        return PinMessage(message_id=data["message_id"])
     raise ValueError(f"unknown op {kind!r}")
 
 
@@ -498,6 +509,7 @@ class OutboxSender:
                 return None, None
             if self.bundle is not None and row.kind in self.bundle.kinds:
                 ops = self._bundle(session, row, now, ops)
+                session.flush()   # the row's list of bundled rows is kept before it leaves the session
             session.expunge(row)
             return row, ops
 
@@ -573,6 +585,9 @@ class OutboxSender:
             return await self.client.send_private(row.chat_id, op.open_id, op.card)
         if isinstance(op, DeletePrivate):
             await self.client.delete_private(op.message_id)
+            return op.message_id
+        if isinstance(op, PinMessage):
+            await self.client.pin(op.message_id)
             return op.message_id
         if isinstance(op, SyncMembers):
             members = await self.client.chat_members(row.chat_id)

@@ -32,12 +32,14 @@ class CaseView:
     extra_markdown: str = ""     # a short step-specific summary (trusted markup)
     status: str = "active"       # active | closed | cancelled
     done: tuple[int, ...] | None = None  # an archived case's completed steps
+    entered: str = ""            # 「✅ 《…》 已完成，进入第 N 步：…」: a step change is this card, not a line more
 
 
 def case_card(view: CaseView) -> dict:
     closed = view.step >= Step.CLOSED
     done = set(view.done) if view.done is not None else set(range(Step.CONSENSUS, min(view.step, Step.CLOSED)))
-    lines = [kit.step_strip(view.step if not closed else Step.CLOSED, done)]
+    lines = ([f"**{view.entered}**"] if view.entered and not closed else []) + \
+        [kit.step_strip(view.step if not closed else Step.CLOSED, done)]
     if closed:
         lines.append(texts.CASE_CARD_CANCELLED if view.status == "cancelled" else texts.CASE_CARD_CLOSED)
     else:

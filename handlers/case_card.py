@@ -36,9 +36,11 @@ def view(ctx: Ctx, case: Case) -> CaseView:
                     + tuple(spec for extra in parts.case_extras for spec in extra(ctx, case)))
     summary = parts.case_summaries[step](ctx, case) if step in parts.case_summaries else ""
     state = parts.case_states[step](ctx, case) if step in parts.case_states else ("waiting" if gaps else "done")
+    entered = texts.STEP_ENTERED.format(done=texts.OUTPUTS.get(step - 1, ""), step=int(step),
+                                        name=texts.STEP_NAMES[step]) if Step.CONSENSUS < step < Step.CLOSED else ""
     return CaseView(case_id=case.id, seq=case.seq, title=case.title, step=step, lead_open_id=case.lead_open_id,
                     missing=gaps, buttons=buttons, state=state, extra_markdown=summary, status=case.status,
-                    done=_done_steps(ctx, case) if step >= Step.CLOSED else None)
+                    done=_done_steps(ctx, case) if step >= Step.CLOSED else None, entered=entered)
 
 
 def _done_steps(ctx: Ctx, case: Case) -> tuple[int, ...]:
@@ -87,10 +89,11 @@ def request_sync(ctx: Ctx, case: Case | int) -> None:
         return
     asked.add(case_id)
     # an INSERT with the event's other writes, no read: this runs on every click (the fire_key
-    # holds the event id, which the inbox claims once, so it cannot collide)
+    # holds the event id, which the inbox claims once, so it cannot collide). Claimed after the
+    # event's own sends, so a card it posts is already recorded when the older ones are shrunk.
     ctx.session.add(Outbox(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, kind=SYNC_KIND,
                            fire_key=f"{case_id}@{ctx.event_id}"[:96], due_at=ctx.now, case_id=case_id,
-                           payload={}, priority=int(outbox.Priority.REPLY)))
+                           payload={}, priority=int(outbox.Priority.BULK)))   # after this event's sends
 
 
 def private_view(case: Case | None) -> str:
@@ -161,8 +164,7 @@ def sync_renderer(registry: Router, tz_of: Callable[[Case], ZoneInfo]) -> outbox
     return render
 
 
-def announce_step(ctx: Ctx, case: Case, done_step: int) -> None:
-    """A step finished: say so in the group and post the card for the new step."""
-    ctx.send(outbox.SendText(texts.STEP_ENTERED.format(done=texts.OUTPUTS.get(done_step, ""), step=case.step,
-                                                       name=texts.STEP_NAMES[case.step])))
+def announce_step(ctx: Ctx, case: Case, _done_step: int) -> None:
+    """A step finished: the card for the new step says so at its top (one message, not two) and
+    the previous case cards shrink to a pointer to it."""
     post(ctx, case)

@@ -331,8 +331,8 @@ def finalise(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer
     except Blocked as exc:  # rolls the archiving back
         raise UserError(texts.RETRO_NEED_ENTRY) from exc
     audit(ctx, case, "retro.finalise", texts.RETRO_FINALISED)
+    # the pinned report and the case card (now archived) say it; no extra line in the group
     ctx.send(outbox.SendCard(report_card_for(ctx.session, case, ctx.now, ctx.tz), pin=True))
-    ctx.send(outbox.SendText(texts.RETRO_FINALISED))
     return CallbackAnswer(toast=texts.RETRO_FINALISED, card=retro_card_for(ctx.session, case))
 
 

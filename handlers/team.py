@@ -333,7 +333,7 @@ def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
 @router.action(CONFIRM, versioned=Versioned(
     step=Step.TEAM, current=lambda s, case, _v: repository.artifact_state(s, case, "team").version,
     card=lambda ctx, case, _v: table_for(ctx, case)))
-def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+def confirm(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     if case.step != Step.TEAM:
         return CallbackAnswer(toast=texts.S2_ALREADY_CONFIRMED, toast_type="info", card=table_for(ctx, case))
@@ -344,7 +344,10 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     touch(ctx, case)
     audit(ctx, case, "team.confirm", texts.AUDIT_VERSION.format(version=state.version))
     ctx.session.flush()
-    ctx.send(outbox.SendCard(cards.team_card(replace(team_view(ctx, case), buttons=None)), pin=True))
+    if event.message_id:   # the table clicked becomes the final one: pinned there, not posted again
+        ctx.send(outbox.PinMessage(event.message_id))
+    else:
+        ctx.send(outbox.SendCard(cards.team_card(replace(team_view(ctx, case), buttons=None)), pin=True))
     ctx.send(outbox.SendText(_announcement(ctx, case)))
     try:
         transition(ctx, case, ConfirmTeam())

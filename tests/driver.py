@@ -165,6 +165,18 @@ class FeishuWorld:
     def cards(self, chat: str = CHAT) -> list[dict[str, Any]]:
         return [m for m in self.messages(chat) if m["msg_type"] == "interactive"]
 
+    def announced(self, chat: str = CHAT) -> list[str]:
+        """The step changes the group was told of, in order: the line at the top of each case
+        card the bot sent (a step change is that one card; older case cards later shrink)."""
+        lines = []
+        for c in self.fake.calls_to("/open-apis/im/v1/messages", "POST"):
+            body = c.json if isinstance(c.json, dict) else {}
+            if c.code != 0 or body.get("receive_id") != chat or body.get("msg_type") != "interactive":
+                continue
+            text = card_text(json.loads(body["content"]))
+            lines += [step_entered(n) for n in range(2, 7) if step_entered(n) in text]
+        return lines
+
     def texts(self, chat: str = CHAT) -> list[str]:
         return [m["content"]["text"] for m in self.messages(chat) if m["msg_type"] == "text"]
 

@@ -119,6 +119,22 @@ async def test_text_reply_patch_pin_delayed_update(fake, make):
         await client.delayed_update(token, CARD)
 
 
+async def test_private_card_send_and_delete(fake, make):
+    """ephemeral/v1/send takes the card as an object (Card JSON 2.0) and answers a message_id;
+    only that person sees it; deleting twice is done, not an error (18051 消息已删除)."""
+    client = make()
+    mid = await client.send_private("oc_1", "ou_1", CARD)
+    call = [c for c in fake.calls if c.path == "/open-apis/ephemeral/v1/send"][0]
+    assert call.json == {"chat_id": "oc_1", "open_id": "ou_1", "msg_type": "interactive", "card": CARD}
+    assert [v["message_id"] for v in fake.visible("oc_1", viewer="ou_1")] == [mid]
+    assert fake.visible("oc_1") == [] and fake.visible("oc_1", viewer="ou_2") == []
+    await client.delete_private(mid)
+    await client.delete_private(mid)
+    assert fake.visible("oc_1", viewer="ou_1") == []
+    with pytest.raises(Permanent):   # someone outside the group gets no private card
+        await client.send_private("oc_1", "ou_stranger", CARD)
+
+
 async def test_reads(fake, make):
     fake.add_chat("oc_big", [(f"ou_{i:03d}", f"U{i}") for i in range(230)])
     client = make()

@@ -73,6 +73,51 @@ def tick(world) -> None:
     world.drain()
 
 
+def transcript(world) -> list[str]:
+    """One line per message the bot put into the group (private cards are not the group's)."""
+    lines = []
+    for m in world.messages():
+        if m["msg_type"] == "interactive":
+            lines.append(f"{_sent_at(world, m)} [card] {card_title(m['content'])}")
+        else:
+            lines.append(f"{_sent_at(world, m)} [text] {m['content'].get('text', '')[:60]}")
+    print("\n".join(f"{i + 1:2d}. {line}" for i, line in enumerate(lines)))
+    return lines
+
+
+MESSAGES_PER_CASE = 26   # measured; was 50 before forms went private and step changes became one card
+
+
+def assert_cards_true(world) -> None:
+    """Every card still in the chat tells the truth: each recorded card of the case is what the
+    state draws now (nothing left to patch), a superseded one is a one-line pointer without
+    buttons, and no group card is anybody's form."""
+    from bot.models import PostedCard
+    from bot.routing import Ctx
+    from handlers import case_card as live
+
+    world.drain()
+    with world.state.factory() as s:
+        case = s.scalar(select(Case).where(Case.title == TITLE))
+        ctx = Ctx(session=s, now=world.clock.now(), tz=world.settings.tz, tenant_key=case.tenant_key,
+                  chat_id=case.chat_id, actor="", event_id="check", registry=world.state.dispatcher.router)
+        assert live.sync_ops(ctx, case) == [], "cards in the chat that no longer show the state"
+        old = s.scalars(select(PostedCard.message_id).where(PostedCard.superseded.is_(True),
+                                                            PostedCard.private_for.is_(None))).all()
+    for mid in old:
+        card = world.card(mid)
+        assert card_title(card).endswith("（已更新）"), card_title(card)
+        assert not [n for n in walk(card.get("body", {})) if n.get("tag") == "button"]
+    forms = (texts.S2_FORM_DEPTS, texts.S2_FORM_MEMBER, texts.S2_FORM_ITEM, texts.S2_FORM_LEAD,
+             texts.S3_FORM_INPUT, texts.S3_FORM_ADD, texts.S3_FORM_RESOLVE)
+    for m in world.cards():
+        assert not [f for f in forms if f in card_title(m["content"])], card_title(m["content"])
+
+
+def _sent_at(world, m: dict) -> str:
+    return world.fake.message(m["message_id"]).create_time.astimezone(world.settings.tz).strftime("%m-%d %H:%M")
+
+
 def titles(world) -> list[str]:
     return [card_title(m["content"]) for m in world.cards()]
 
@@ -101,6 +146,7 @@ def test_one_case_through_all_six_steps(paced):
     assert marks(strip) == ["✅", "▶", "○", "○", "○", "○"]
     assert "接口人" in gaps
 
+    assert_cards_true(world)
     # ======== step 2: 组建小组 ========
     world.press(LEAD, case_mid(world), "填写分工")
     team = world.last_card(title_contains="协作小组分工表")["message_id"]
@@ -138,6 +184,7 @@ def test_one_case_through_all_six_steps(paced):
     assert marks(strip) == ["✅", "✅", "▶", "○", "○", "○"]
     assert "市场部" in gaps or "提交" in gaps
 
+    assert_cards_true(world)
     # ======== step 3: 需求确认 ========
     world.press(TECH_DEV, case_mid(world), "查看需求确认清单")
     reqs = world.last_card(title_contains="需求确认清单")["message_id"]
@@ -165,9 +212,10 @@ def test_one_case_through_all_six_steps(paced):
     strip, gaps, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "▶", "○", "○"]
     assert gaps
-    assert [t for t in world.texts() if t in {step_entered(n) for n in range(2, 7)}] == \
+    assert world.announced() == \
         [step_entered(2), step_entered(3), step_entered(4)]
 
+    assert_cards_true(world)
     # ======== step 4: 行动方案 ========
     world.press(LEAD, case_mid(world), "编制行动方案")
     plan = world.last_card(title_contains="《跨部门协作行动方案》")["message_id"]
@@ -205,7 +253,7 @@ def test_one_case_through_all_six_steps(paced):
     _, gaps, _ = strip_and_gaps(world)
     assert gaps
     assert world.press(TECH_HEAD, plan, "发布方案")["toast"]["type"] == "error"   # only the lead
-    before = len(world.texts())
+    before_steps = len(world.announced())
     assert world.press(LEAD, plan, "发布方案")["toast"]["content"] == texts.PLAN_PUBLISHED
     minutes = card_text(world.last_card(title_contains="会议纪要")["content"])
     for who, task in ((LEAD, "#1 整理接口功能清单"), (TECH_DEV, "#2 完成用户数据加密接口开发"),
@@ -213,10 +261,11 @@ def test_one_case_through_all_six_steps(paced):
         assert f"<at id={who}></at>：{task}" in minutes
     assert minutes.count(f"<at id={TECH_HEAD}></at>：") == 0
     assert case_row(world).step == 5
-    assert step_entered(5) in world.texts()[before:]
+    assert step_entered(5) in world.announced()[before_steps:]
     strip, _, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "✅", "▶", "○"]
 
+    assert_cards_true(world)
     # ======== step 5: 执行跟踪 ========
     # the app plans reminders every minute; run its tick on every half hour until the next working day's 09:30
     tick(world)
@@ -247,6 +296,10 @@ def test_one_case_through_all_six_steps(paced):
         return world.submit(who, form_mid, {f"{k}{task_id}": v for k, v in values.items()}, form_name=f"f{task_id}")
 
     assert update(LEAD, t1, {"s": "doing", "p": "50"})["toast"]["type"] == "success"
+    row = next(line for line in card_text(world.card(standup)).splitlines() if f"<at id={LEAD}></at>" in line)
+    assert "待回复" not in row, row                     # the standup row changed the moment she answered
+    assert "50%" in card_text(world.card(standup))
+    assert not [m for m in world.cards() if "更新进度" in card_title(m["content"])]   # the form was hers only
     assert update(TECH_DEV, t2, {"s": "doing", "p": "30"})["toast"]["type"] == "success"
     lagging = update(DESIGN_HEAD, t3, {"s": "doing", "p": "40"})   # 40 % + 20 < 64 % of its working time
     assert lagging["toast"] == {"type": "error", "content": texts.LAG_FIELDS_REQUIRED.format(seq=3, content="页面适配")}
@@ -299,6 +352,7 @@ def test_one_case_through_all_six_steps(paced):
     strip, _, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "✅", "✅", "▶"]
 
+    assert_cards_true(world)
     # ======== step 6: 复盘 ========
     world.press(TECH_DEV, case_mid(world), "填写复盘")
     retro = world.last_card(title_contains="复盘会")["message_id"]
@@ -328,6 +382,10 @@ def test_one_case_through_all_six_steps(paced):
     # durations under a day are in hours and minutes, never 「0.0 天」
     assert all(re.fullmatch(r"(\d+ 天)?( ?\d+ 小时)?( ?\d+ 分钟?)?|不到 1 分钟", t) for t in times.values()), times
     assert times["执行跟踪"] not in ("0 分钟", "不到 1 分钟"), times
+    group_saw = transcript(world)
+    # cards.md 11 aims at about 20 for the whole case; this flow, as scripted, costs this many
+    # today, each one a notice someone must see (see the transcript printed on failure)
+    assert len(group_saw) <= MESSAGES_PER_CASE, "\n".join(group_saw)
     closed_case = case_row(world)
     assert (closed_case.status, closed_case.step) == ("closed", 7)
     strip, gaps, colour = strip_and_gaps(world)
@@ -337,6 +395,7 @@ def test_one_case_through_all_six_steps(paced):
     ans = world.submit(LEAD, report["message_id"], {"name": "跨部门需求对接SOP"})
     assert ans["toast"]["content"] == texts.TEMPLATE_SAVED.format(name="跨部门需求对接SOP")
 
+    assert_cards_true(world)
     # ======== the case is closed; everything exports ========
     world.say(LEAD, "/案例")
     listing = card_text(world.last_card(title_contains="本群的协作问题")["content"])

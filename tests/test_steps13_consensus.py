@@ -56,7 +56,7 @@ def test_submit_sign_and_advance(world):
     assert fits(texts.S1_SIGNED_AGREED, last["toast"]["content"])
     card = world.card(mid)
     assert card["header"]["template"] == "green" and not has_button(card, "签字确认")
-    assert step_entered(2) in world.texts()
+    assert step_entered(2) in world.announced()
     with _db(world) as s:
         assert s.scalar(select(Case.step)) == 2
 

@@ -79,7 +79,7 @@ def test_concurrent_signoffs_sign_once_and_advance_once(world):
         assert s.scalar(select(Case.step)) == 2
         assert s.scalar(select(func.count()).select_from(StepLog).where(StepLog.step == 2)) == 1
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "step.enter")) == 1
-    assert world.texts().count(step_entered(2)) == 1
+    assert world.announced().count(step_entered(2)) == 1
 
 
 @pytest.mark.usefixtures("paced")

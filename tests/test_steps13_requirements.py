@@ -92,7 +92,7 @@ def test_conflict_blocks_until_decided_then_confirm_and_archive(world):
         assert state.archived_at is not None
         assert {x.artifact_version for x in s.scalars(select(Signoff).where(Signoff.artifact == "requirements"))} \
             == {state.version}
-    assert step_entered(4) in world.texts()
+    assert step_entered(4) in world.announced()
 
 
 @pytest.mark.usefixtures("paced")

@@ -124,7 +124,7 @@ def test_from_problem_to_plan(world):
     assert _step(world) == 4
     case_now = world.last_card(title_contains="「新品推广")["content"]
     assert "✅ ① 问题共识" in card_text(case_now) and "▶ ④ 行动方案" in card_text(case_now)
-    entered = [t for t in world.texts() if t in {step_entered(n) for n in range(2, 7)}]
+    entered = world.announced()
     assert entered == [step_entered(2), step_entered(3), step_entered(4)]
     _no_raw_mentions_of_all(world)
     assert all(len(json.dumps(c["content"], ensure_ascii=False).encode()) < 30 * 1024 for c in world.cards())

@@ -167,7 +167,7 @@ def test_publish_posts_minutes_and_moves_to_step5(world):
         assert case.step == 5
         [pv] = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()
         assert pv.version == 1 and [t["seq"] for t in pv.snapshot["tasks"]] == [1, 2]
-    assert step_entered(5) in world.texts()
+    assert step_entered(5) in world.announced()
     assert_snapshot("steps46_plan_published", world.card(mid))
     # a stale publish click changes nothing
     ans = world.click(LEAD, mid, value={"a": "plan.publish", "c": case_id, "v": 1})

@@ -150,7 +150,8 @@ def test_open_a_case_fill_step1_and_every_head_signs(page, sandbox):
         expect(form.locator(".card-header")).to_have_class(re.compile(r"\btpl-green\b"))
         expect(form).to_contain_text("已达成共识")
         expect(form.get_by_role("button", name="签字确认")).to_have_count(0)
-        expect(pg.locator(".msg.from-bot .text-body", has_text="进入第 2 步").last).to_be_visible()
+        # the step change is the new case card, with the line at its top
+        expect(pg.locator(".msg.from-bot", has_text="进入第 2 步").last).to_be_visible()
 
 
 # ------------------------------------------------------------------ the clock and the standup
@@ -188,10 +189,33 @@ def test_move_the_clock_to_the_standup_and_answer_it(page, sandbox):
         standup.get_by_role("button", name="更新我的进度").click()
         form_mid = card_titled(pg, "更新进度")
         form = message(pg, form_mid)
+        # the form is private: labelled for 刘洋 only, and gone from the view of anyone else
+        expect(form.locator(".tag-private")).to_have_text("仅刘洋可见")
+        act_as(pg, TECH)
+        expect(form).to_be_hidden()
+        act_as(pg, DEV)
+        expect(form).to_be_visible()
         form.locator("select").first.select_option("doing")
         form.get_by_label("完成率").first.fill("60")
         form.get_by_role("button", name=re.compile(r"^保存")).first.click()
         toast(pg, "60%")
+        expect(standup).to_contain_text("60%")   # the shared standup card shows it, patched in place
+
+
+def test_quarter_hour_steps_reach_the_standup_nudge(page, sandbox):
+    pg = page
+    _seed_execution_case(sandbox)
+    with screenshot_on_failure(pg, "nudge"):
+        pg.locator(".clock-btn[data-advance=standup]").click()
+        card_titled(pg, "今日站会")
+        quarter = pg.locator(".clock-btn[data-advance=quarter]")
+        expect(quarter).to_have_text("+15 分钟")
+        quarter.click()
+        expect(pg.locator("#clock-now")).to_contain_text("09:45")
+        expect(pg.locator(".msg.from-bot .text-body", has_text="今日站会还没收到你的进度")).to_have_count(0)
+        quarter.click()
+        expect(pg.locator("#clock-now")).to_contain_text("10:00")
+        expect(pg.locator(".msg.from-bot .text-body", has_text="今日站会还没收到你的进度")).to_have_count(1)
 
 
 # ------------------------------------------------------------------ the renderer itself
