@@ -36,4 +36,7 @@ WARN_DUE_OFF_HOURS = "{what} 的截止时间 {at} 不在工作时间（工作日
 WARN_TASK_WHAT = "#{seq}"
 WARN_ROW_WHAT = "任务 {n}"
 WARN_BREAKS_DEPENDENCY = "#{seq} 改到 {due} 截止，晚于依赖它的 #{other}「{content}」的开始时间 {start}。"
-DEPENDENT_NOTICE = "{owner} #{dep}「{dep_content}」的前置任务 #{seq} 已改到 {due} 截止，晚于 #{dep} 的开始时间 {start}，请确认是否需要调整。"
+WARN_NEW_TASK = "新任务"
+DEPENDENT_NOTICE = ("⚠️ {owner} 你的 #{dep}「{dep_content}」依赖 #{seq}：#{seq} 改到 {due} 截止，晚于 #{dep} 的开始时间 "
+                    "{start}，请确认是否需要调整（可用 /调整 申请）。")
+DEPENDENT_MOVED = "{owner} 你的 #{dep}「{dep_content}」依赖的 #{seq} 改到 {due} 截止，#{dep} 仍可按时开始。"
