@@ -2,6 +2,7 @@
 permissions and state are always re-read from the database when the callback arrives."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,21 +63,28 @@ class ActionValue:
 
 
 # Form submit buttons echo back only their `name` (platform.md §5.3 form), so a form's
-# pointer travels there: "action~case~version~row".
+# pointer travels there: "action~case~version~row", plus "~token" when the form confirms a
+# warning (the fingerprint of the values the user was warned about).
 _SEP = "~"
+CONFIRM_EXTRA = "ok"
+_TOKEN = re.compile(r"^[0-9a-f]{1,32}$")
 
 
 def to_name(value: ActionValue) -> str:
     parts = [value.action] + ["" if x is None else str(x) for x in (value.case_id, value.version, value.row_id)]
+    token = value.extra.get(CONFIRM_EXTRA)
+    if token:
+        parts.append(token)
     return _SEP.join(parts)
 
 
 def from_name(name: str) -> ActionValue:
     parts = name.split(_SEP)
-    if len(parts) != 4 or not parts[0]:
+    if len(parts) not in (4, 5) or not parts[0] or (len(parts) == 5 and not _TOKEN.match(parts[4])):
         raise ActionError("not an action name")
+    extra = {CONFIRM_EXTRA: parts[4]} if len(parts) == 5 else {}
     return ActionValue.parse({"a": parts[0], "c": parts[1] or None, "v": parts[2] or None,
-                              "r": parts[3] or None})
+                              "r": parts[3] or None, "x": extra})
 
 
 # Action names more than one module puts on a card (the handler lives in the first module named).

@@ -77,6 +77,17 @@ class PlanView:
     typed: dict[str, str] = field(default_factory=dict)   # what the user typed (after an error)
     carry_count: int = 0
     published_version: int = 0
+    warning: str = ""                        # what the form asks the user to confirm (shown above it)
+    confirm: str = ""                        # fingerprint of the warned values: submitting them again saves
+    suggested_start: str = ""                # "YYYY-MM-DD HH:MM" pre-filled in new task rows
+
+
+TASK_ROWS = 3   # new tasks one plan form takes at once
+
+
+def row_key(key: str, n: int) -> str:
+    """Field name of task row n: row 1 keeps the plain names (an edit form is row 1)."""
+    return key if n == 1 else f"{key}_{n}"
 
 
 def _tasks_table(tasks: tuple[PlanTask, ...]) -> dict:
@@ -133,40 +144,82 @@ def _edit_panel(view: PlanView, a: PlanActions) -> dict:
         rows.append(kit.columns([[kit.md(f"#{t.seq} {kit.esc(t.content)}")],
                                  [kit.button(texts.BTN_EDIT.format(seq=t.seq), _value(view, a.edit_task, t.task_id))],
                                  [kit.button(texts.BTN_DELETE, _value(view, a.delete_task, t.task_id),
-                                             type="danger")]], [3, 1, 1]))
+                                             type="danger", confirm=(texts.PLAN_DELETE_TASK_CONFIRM[0],
+                                                                     texts.PLAN_DELETE_TASK_CONFIRM[1].format(
+                                                                         seq=t.seq, content=t.content[:40])))]],
+                                [3, 1, 1]))
     for r in view.risks:
         rows.append(kit.columns([[kit.md(f"{texts.COL_RISK}：{kit.esc(r.risk)}")],
-                                 [kit.button(texts.BTN_DELETE, _value(view, a.delete_risk, r.risk_id), type="danger")]],
+                                 [kit.button(texts.BTN_DELETE, _value(view, a.delete_risk, r.risk_id), type="danger",
+                                             confirm=texts.PLAN_DELETE_RISK_CONFIRM)]],
                                 [4, 1]))
     for n in view.nodes:
         rows.append(kit.columns([[kit.md(f"{texts.COL_NODE}：{kit.esc(n.name)} {n.at}")],
-                                 [kit.button(texts.BTN_DELETE, _value(view, a.delete_node, n.node_id), type="danger")]],
+                                 [kit.button(texts.BTN_DELETE, _value(view, a.delete_node, n.node_id), type="danger",
+                                             confirm=texts.PLAN_DELETE_NODE_CONFIRM)]],
                                 [4, 1]))
     return kit.collapsible(texts.PLAN_EDIT_PANEL, rows)
 
 
-def _task_form(view: PlanView, a: PlanActions) -> dict:
-    """Six fields at most (cards.md "short forms"); dependencies are a separate optional step."""
-    ed, typed = view.editing, view.typed
+def _labelled(label: str, element: dict) -> list[dict]:
+    """A picker has no label of its own: a bold line above it says what it is."""
+    return [kit.md(f"**{label}**"), element]
+
+
+def _task_fields(view: PlanView, n: int, ed: PlanTask | None) -> list[dict]:
+    typed = view.typed
+
     def pick(key: str, stored: str | None) -> str | None:
-        return typed.get(key) or stored or None
-    fields = [
-        kit.md(texts.PLAN_FORM_TASK_EDIT.format(seq=ed.seq) if ed else texts.PLAN_FORM_TASK),
-        kit.text_input("content", texts.FIELD_CONTENT, placeholder=texts.PH_CONTENT, required=True,
+        return typed.get(row_key(key, n)) or stored or None
+    required = ed is not None  # new rows may stay empty; the handler checks a row once anything is in it
+    suggested = view.suggested_start if ed is None else None
+    return [
+        kit.text_input(row_key("content", n), texts.FIELD_CONTENT, placeholder=texts.PH_CONTENT, required=required,
                        default=pick("content", ed.content if ed else None), max_length=200),
-        kit.select_person("owner", placeholder=texts.PH_OWNER, required=True,
-                          initial=pick("owner", ed.owner if ed else None)),
-        kit.columns([[kit.datetime_picker("start", placeholder=texts.PH_START, required=True,
-                                          initial=pick("start", None))],
-                     [kit.datetime_picker("due", placeholder=texts.PH_DUE, required=True,
-                                          initial=pick("due", None))]]),
-        kit.text_input("standard", texts.FIELD_STANDARD, placeholder=texts.PH_STANDARD, required=True,
-                       default=pick("standard", ed.standard if ed else None), max_length=300),
-        kit.text_input("resources", texts.FIELD_RESOURCES, placeholder=texts.PH_RESOURCES,
-                       default=pick("resources", ed.resources if ed else None), max_length=300),
+        kit.columns([
+            _labelled(texts.LABEL_OWNER, kit.select_person(row_key("owner", n), placeholder=texts.PH_OWNER,
+                                                           required=required,
+                                                           initial=pick("owner", ed.owner if ed else None))),
+            _labelled(texts.LABEL_START, kit.datetime_picker(row_key("start", n), placeholder=texts.PH_START,
+                                                             required=required,
+                                                             initial=pick("start", suggested))),
+            _labelled(texts.LABEL_DUE, kit.datetime_picker(row_key("due", n), placeholder=texts.PH_DUE,
+                                                           required=required, initial=pick("due", None)))]),
+        kit.columns([
+            [kit.text_input(row_key("standard", n), texts.FIELD_STANDARD, placeholder=texts.PH_STANDARD,
+                            required=required, default=pick("standard", ed.standard if ed else None),
+                            max_length=300)],
+            [kit.text_input(row_key("resources", n), texts.FIELD_RESOURCES, placeholder=texts.PH_RESOURCES,
+                            default=pick("resources", ed.resources if ed else None), max_length=300)]]),
     ]
-    label = texts.BTN_SAVE_EDIT if ed else texts.BTN_ADD_TASK
-    fields.append(kit.submit_button(label, to_name(_value(view, a.add_task, ed.task_id if ed else None))))
+
+
+def _warning(view: PlanView, button: str) -> list[dict]:
+    if not view.warning:
+        return []
+    return [kit.md(f"<font color='orange'>{texts.WARN_HEAD}{kit.esc(view.warning)}</font>\n"
+                   + texts.WARN_CONFIRM_HINT.format(button=button))]
+
+
+def _submit(view: PlanView, action: str, label: str, row_id: int | None = None) -> dict:
+    extra = {"ok": view.confirm} if view.confirm else {}
+    return kit.submit_button(texts.BTN_SAVE_ANYWAY if view.confirm else label,
+                             to_name(_value(view, action, row_id, **extra)))
+
+
+def _task_form(view: PlanView, a: PlanActions) -> dict:
+    """An edit shows one task; adding shows TASK_ROWS rows (each row: what, who, when, standard)."""
+    ed = view.editing
+    if ed is not None:
+        fields = [kit.md(texts.PLAN_FORM_TASK_EDIT.format(seq=ed.seq))] + _task_fields(view, 1, ed)
+        label = texts.BTN_SAVE_EDIT
+    else:
+        fields = [kit.md(texts.PLAN_FORM_TASKS.format(n=TASK_ROWS))]
+        for n in range(1, TASK_ROWS + 1):
+            fields += [kit.md(texts.PLAN_ROW_HEAD.format(n=n))] + _task_fields(view, n, None)
+        label = texts.BTN_ADD_TASK
+    fields = _warning(view, texts.BTN_SAVE_ANYWAY) + fields
+    fields.append(_submit(view, a.add_task, label, ed.task_id if ed else None))
     return kit.form("plan_task", fields)
 
 
@@ -207,8 +260,10 @@ def _node_form(view: PlanView, a: PlanActions) -> dict:
         kit.md(texts.PLAN_FORM_NODE),
         kit.text_input("name", texts.FIELD_NODE_NAME, placeholder=texts.PH_NODE_NAME, required=True,
                        default=t.get("name") or None, max_length=60),
-        kit.datetime_picker("at", placeholder=texts.PH_NODE_AT, required=True, initial=t.get("at") or None),
-        kit.submit_button(texts.BTN_ADD_NODE, to_name(_value(view, a.add_node))),
+        *_labelled(texts.FIELD_NODE_AT, kit.datetime_picker("at", placeholder=texts.PH_NODE_AT, required=True,
+                                                            initial=t.get("at") or None)),
+        *_warning(view, texts.BTN_SAVE_ANYWAY),
+        _submit(view, a.add_node, texts.BTN_ADD_NODE),
     ])
 
 

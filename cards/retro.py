@@ -66,6 +66,33 @@ def _entries_table(entries: tuple[Entry, ...]) -> dict:
                       ("author", texts.COL_AUTHOR, "persons")], rows)
 
 
+def add_field(kind: RetroKind) -> str:
+    return f"add_{kind}"
+
+
+def _add_form(view: RetroView) -> dict:
+    """One multiline box per kind, one entry per line: a member says everything in one submit."""
+    fields: list[dict] = [kit.md(texts.RETRO_MULTI_HINT)]
+    for kind in RetroKind:
+        name = add_field(kind)
+        fields.append(kit.text_input(name, texts.RETRO_KIND_LABELS[kind], placeholder=texts.RETRO_MULTI_PH[kind],
+                                     multiline=True, default=view.typed.get(name) or None, max_length=1000))
+    return kit.form("retro_entry", fields + [kit.submit_button(texts.BTN_RETRO_ADD, to_name(view.submit))])
+
+
+def _edit_form(view: RetroView, ed: Entry) -> dict:
+    kind = view.typed.get("kind") or ed.kind
+    content = view.typed.get("content") or ed.content
+    submit = ActionValue(view.submit.action, case_id=view.submit.case_id, row_id=ed.entry_id)
+    return kit.form("retro_entry", [
+        kit.md(texts.RETRO_FORM_EDIT),
+        kit.select_static("kind", kit.code_options(texts.RETRO_KIND_LABELS), placeholder=texts.PH_RETRO_KIND,
+                          required=True, initial=kind or None),
+        kit.text_input("content", texts.FIELD_RETRO_CONTENT, placeholder=texts.PH_RETRO_CONTENT, required=True,
+                       multiline=True, default=content or None, max_length=1000),
+        kit.submit_button(texts.BTN_RETRO_SAVE, to_name(submit))])
+
+
 def retro_card(view: RetroView) -> dict:
     elements = [kit.md(texts.RETRO_INTRO)]
     elements.append(_entries_table(view.entries) if view.entries else kit.md(texts.RETRO_EMPTY))
@@ -74,17 +101,7 @@ def retro_card(view: RetroView) -> dict:
     if view.actions is not None and view.entries:
         elements.append(_edit_panel(view, view.actions))
     ed = view.editing
-    kind = view.typed.get("kind") or (ed.kind if ed else None)
-    content = view.typed.get("content") or (ed.content if ed else None)
-    fields = [kit.md(texts.RETRO_FORM_EDIT)] if ed else []
-    submit = view.submit if ed is None else ActionValue(view.submit.action, case_id=view.submit.case_id,
-                                                        row_id=ed.entry_id)
-    elements.append(kit.form("retro_entry", fields + [
-        kit.select_static("kind", kit.code_options(texts.RETRO_KIND_LABELS), placeholder=texts.PH_RETRO_KIND,
-                          required=True, initial=kind or None),
-        kit.text_input("content", texts.FIELD_RETRO_CONTENT, placeholder=texts.PH_RETRO_CONTENT, required=True,
-                       multiline=True, default=content or None, max_length=1000),
-        kit.submit_button(texts.BTN_RETRO_SAVE if ed else texts.BTN_RETRO_ADD, to_name(submit))]))
+    elements.append(_edit_form(view, ed) if ed else _add_form(view))
     buttons = [kit.button(texts.BTN_RETRO_FINALISE, view.finalise, type="primary_filled",
                           confirm=texts.RETRO_FINALISE_CONFIRM)]
     if ed is not None and view.actions is not None:

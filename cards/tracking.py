@@ -219,6 +219,12 @@ class ChangeFormView:
     mode_action: str
     submit: ActionValue
     typed: dict[str, str] = field(default_factory=dict)
+    warning: str = ""           # what the requester is asked to confirm (shown above the form)
+    confirm: str = ""           # fingerprint of the warned request: submitting it again files it
+
+
+def _labelled(label: str, element: dict) -> list[dict]:
+    return [kit.md(f"**{label}**"), element]
 
 
 def change_form_card(view: ChangeFormView) -> dict:
@@ -235,24 +241,32 @@ def change_form_card(view: ChangeFormView) -> dict:
     if view.mode == "add":
         fields = [kit.text_input("content", texts.FIELD_CONTENT, placeholder=texts.PH_CONTENT, required=True,
                                  default=val("content"), max_length=200),
-                  kit.columns([[kit.select_person("owner", placeholder=texts.PH_OWNER, required=True,
-                                                  initial=val("owner"))],
-                               [kit.datetime_picker("due", placeholder=texts.PH_DUE, required=True,
-                                                    initial=val("due"))]]),
+                  kit.columns([_labelled(texts.LABEL_OWNER, kit.select_person("owner", placeholder=texts.PH_OWNER,
+                                                                              required=True, initial=val("owner"))),
+                               _labelled(texts.LABEL_DUE, kit.datetime_picker("due", placeholder=texts.PH_DUE,
+                                                                              required=True, initial=val("due")))]),
                   kit.text_input("standard", texts.FIELD_STANDARD, placeholder=texts.PH_STANDARD, required=True,
                                  default=val("standard"), max_length=300), reason, note]
     elif view.mode == "drop":
         fields = [task_pick, reason, note]
     else:
         fields = [task_pick,
-                  kit.columns([[kit.datetime_picker("start", placeholder=texts.FIELD_NEW_START, initial=val("start"))],
-                               [kit.datetime_picker("due", placeholder=texts.FIELD_NEW_DUE, initial=val("due"))]]),
-                  kit.select_person("owner", placeholder=texts.PH_NEW_OWNER, initial=val("owner")), reason, note]
+                  kit.columns([_labelled(texts.FIELD_NEW_START, kit.datetime_picker(
+                                   "start", placeholder=texts.FIELD_NEW_START, initial=val("start"))),
+                               _labelled(texts.FIELD_NEW_DUE, kit.datetime_picker(
+                                   "due", placeholder=texts.FIELD_NEW_DUE, initial=val("due")))]),
+                  *_labelled(texts.PH_NEW_OWNER, kit.select_person("owner", placeholder=texts.PH_NEW_OWNER,
+                                                                   initial=val("owner"))), reason, note]
     modes = [(texts.BTN_CHANGE_EDIT, "edit"), (texts.BTN_CHANGE_ADD, "add"), (texts.BTN_CHANGE_DROP, "drop")]
     buttons = kit.columns([[kit.button(label, ActionValue(view.mode_action, case_id=view.case_id, extra={"m": m}),
                                        type="primary" if m == view.mode else "default")] for label, m in modes])
-    form = kit.form(f"change_{view.mode}", [kit.md(f"**{texts.CHANGE_KIND[view.mode]}**")] + fields
-                    + [kit.submit_button(texts.BTN_SUBMIT_CHANGE, to_name(view.submit))])
+    warning = [kit.md(f"<font color='orange'>{texts.WARN_HEAD}{kit.esc(view.warning)}</font>\n"
+                      + texts.WARN_CONFIRM_HINT.format(button=texts.BTN_SUBMIT_ANYWAY))] if view.warning else []
+    submit = (ActionValue(view.submit.action, case_id=view.submit.case_id, version=view.submit.version,
+                          row_id=view.submit.row_id, extra={"ok": view.confirm}) if view.confirm else view.submit)
+    form = kit.form(f"change_{view.mode}", [kit.md(f"**{texts.CHANGE_KIND[view.mode]}**")] + fields + warning
+                    + [kit.submit_button(texts.BTN_SUBMIT_ANYWAY if view.confirm else texts.BTN_SUBMIT_CHANGE,
+                                         to_name(submit))])
     return kit.card(texts.CHANGE_TITLE.format(title=view.title), template="orange",
                     elements=[kit.md(texts.CHANGE_INTRO), buttons, form])
 
@@ -315,6 +329,7 @@ class PlanDiffView:
     retro_note: str
     notify: tuple[str, ...]     # open_ids of the owners concerned
     decision_note: str = ""
+    dependents: tuple[str, ...] = ()   # trusted markup: owners of tasks waiting for a moved one, told so
 
 
 def plan_diff_card(view: PlanDiffView) -> dict:
@@ -326,6 +341,7 @@ def plan_diff_card(view: PlanDiffView) -> dict:
         body.append(texts.CHANGE_REQ_NOTE.format(note=kit.esc(view.decision_note)))
     if view.notify:
         body.append(texts.DIFF_NOTIFY.format(who=" ".join(kit.at(o) for o in view.notify)))
+    body += list(view.dependents)
     title = texts.DIFF_TITLE.format(version=view.version, title=view.title)
     return kit.card(title, template="blue", subtitle=texts.DIFF_SUBTITLE.format(no=view.no),
                     elements=[kit.md("\n".join(body))], summary=title)

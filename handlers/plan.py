@@ -25,8 +25,10 @@ from bot.lagging import is_lagging
 from bot.models import ActionItem, Case, KeyNode, PlanVersion, Risk, Task
 from bot.repository import department_of, get_task, nodes_of, risks_of, tasks_of, team_open_ids
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
+from bot.workdays import WORK_START, calendar_for
 from bot.workflow import Blocked, Publish, Step
 from cards.plan import (
+    TASK_ROWS,
     MinutesView,
     PlanActions,
     PlanNode,
@@ -35,8 +37,9 @@ from cards.plan import (
     PlanView,
     minutes_card,
     plan_card,
+    row_key,
 )
-from handlers import feishu_tasks, people, templates
+from handlers import feishu_tasks, people, templates, warnings
 from handlers.common import (
     audit,
     first_too_long,
@@ -112,7 +115,8 @@ def _uncarried(session: Session, case: Case) -> list[ActionItem]:
 
 
 def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "task", editing: Task | None = None,
-                  typed: dict[str, str] | None = None, now: datetime | None = None) -> dict:
+                  typed: dict[str, str] | None = None, now: datetime | None = None, warning: str = "",
+                  confirm: str = "") -> dict:
     """The drafting card in step 4; the read-only plan afterwards (with `now` during step 5:
     lagging tasks first, then open risks)."""
     tasks, risks, nodes = _parts(session, case, tz, now)
@@ -129,8 +133,16 @@ def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "ta
     ed = next((t for t in tasks if editing is not None and t.task_id == editing.id), None)
     card = plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
                               meeting_hours=meeting_hours(case), actions=ACTIONS, mode=mode, editing=ed,
-                              typed=typed or {}, carry_count=len(_uncarried(session, case))))
+                              typed=typed or {}, carry_count=len(_uncarried(session, case)),
+                              warning=warning, confirm=confirm, suggested_start=_suggested_start(session, case, tz)))
     return templates.with_template_review(session, case, card)  # what a template copied, for the lead to check
+
+
+def _suggested_start(session: Session, case: Case, tz: ZoneInfo) -> str:
+    """New task rows start the next working morning unless changed: most tasks start after the plan is out."""
+    today = (case.updated_at or datetime.now(ZoneInfo("UTC"))).astimezone(tz).date()
+    day = calendar_for(session, case.tenant_key).next_workday(today, inclusive=False)
+    return f"{day.isoformat()} {WORK_START.strftime('%H:%M')}"
 
 
 def _draft_case(ctx: Ctx, value: ActionValue) -> Case:
@@ -217,35 +229,99 @@ def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
     return _answer(ctx, case, toast, mode="depends")
 
 
+TASK_KEYS = ("content", "owner", "start", "due", "standard", "resources", "depends")
+ROW_KEYS = ("content", "owner", "due", "standard", "resources")   # start is pre-filled: it alone is no task
+
+
+def _row_typed(form: dict) -> dict[str, str]:
+    typed: dict[str, str] = {}
+    for n in range(1, TASK_ROWS + 1):
+        sub = {k: form.get(row_key(k, n)) for k in TASK_KEYS}
+        typed.update({row_key(k, n): v for k, v in _typed(sub, TASK_KEYS).items() if v})
+    return typed
+
+
+def _warn_unless_confirmed(ctx: Ctx, case: Case, value: ActionValue, problems: list[str], parsed: object,
+                           **card: object) -> None:
+    """Warnings are shown on the form; the same values submitted again (the button then carries
+    their fingerprint) are saved."""
+    if not problems:
+        return
+    token = warnings.fingerprint(parsed)
+    if warnings.confirmed(value, token):
+        return
+    raise UserError(problems[0], kind="warning", card=plan_card_for(
+        ctx.session, case, ctx.tz, warning="\n".join(problems), confirm=token, **card))  # type: ignore[arg-type]
+
+
 @router.action(PLAN_TASK)
 def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     form = event.form_value or {}
-    editing = get_task(ctx.session, case, value.row_id) if value.row_id else None
-    if value.row_id and editing is None:
+    if not value.row_id:
+        return _add_tasks(ctx, case, form, value)
+    editing = get_task(ctx.session, case, value.row_id)
+    if editing is None:
         raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
+    typed = _typed(form, TASK_KEYS)
     try:
         data = check_task(ctx, case, form, editing)
     except ValueError as exc:
-        typed = _typed(form, ("content", "owner", "start", "due", "standard", "resources", "depends"))
         raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, editing=editing, typed=typed)) from exc
+    problems = [w for w in (warnings.due_off_hours(ctx.session, case, texts.WARN_TASK_WHAT.format(seq=editing.seq),
+                                                   data["due_at"], ctx.tz),) if w]
+    problems += warnings.dependency_warnings(tasks_of(ctx.session, case), editing, data["due_at"], ctx.tz)
+    _warn_unless_confirmed(ctx, case, value, problems, data, editing=editing, typed=typed)
     dept = department_of(ctx.session, case, data["owner_open_id"])
-    if editing is not None:
-        for k, v in data.items():
-            setattr(editing, k, v)
-        editing.department_id, editing.updated_at = dept.id if dept else None, ctx.now
-        audit(ctx, case, "plan.save", f"#{editing.seq} {data['content']}")
-        return _answer(ctx, case, texts.TASK_SAVED.format(seq=editing.seq))
-    for t in tasks_of(ctx.session, case):  # a double submit adds nothing twice
-        if (t.content, t.owner_open_id, t.start_at, t.due_at) == (data["content"], data["owner_open_id"],
-                                                                  data["start_at"], data["due_at"]):
-            return _answer(ctx, case, texts.TASK_ALREADY_ADDED.format(seq=t.seq))
-    task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, seq=next_task_seq(ctx.session, case),
-                department_id=dept.id if dept else None, updated_at=ctx.now, **data)
-    ctx.session.add(task)
-    ctx.session.flush()
-    audit(ctx, case, "plan.save", f"+#{task.seq} {task.content}")
-    return _answer(ctx, case, texts.TASK_ADDED.format(seq=task.seq))
+    for k, v in data.items():
+        setattr(editing, k, v)
+    editing.department_id, editing.updated_at = dept.id if dept else None, ctx.now
+    audit(ctx, case, "plan.save", f"#{editing.seq} {data['content']}")
+    return _answer(ctx, case, texts.TASK_SAVED.format(seq=editing.seq))
+
+
+def _add_tasks(ctx: Ctx, case: Case, form: dict, value: ActionValue) -> CallbackAnswer:
+    """Every filled row of the form becomes a task, or none does (the first problem is named by row)."""
+    typed = _row_typed(form)
+    rows = []
+    for n in range(1, TASK_ROWS + 1):
+        sub = {k: form[row_key(k, n)] for k in TASK_KEYS if row_key(k, n) in form}
+        if any(str(sub.get(k) or "").strip() for k in ROW_KEYS):
+            rows.append((n, sub))
+    if not rows:
+        raise UserError(texts.PLAN_NO_ROWS, card=plan_card_for(ctx.session, case, ctx.tz, typed=typed))
+    parsed = []
+    for n, sub in rows:
+        try:
+            parsed.append((n, check_task(ctx, case, sub, None)))
+        except ValueError as exc:
+            problem = str(exc) if len(rows) == 1 and n == 1 else texts.PLAN_ROW_PROBLEM.format(n=n, problem=exc)
+            raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, typed=typed)) from exc
+    problems = [w for n, data in parsed if (w := warnings.due_off_hours(
+        ctx.session, case, texts.WARN_ROW_WHAT.format(n=n), data["due_at"], ctx.tz))]
+    _warn_unless_confirmed(ctx, case, value, problems, [d for _, d in parsed], typed=typed)
+    existing = tasks_of(ctx.session, case)
+    added, again = [], []
+    for _n, data in parsed:
+        same = next((t for t in existing if (t.content, t.owner_open_id, t.start_at, t.due_at) == (
+            data["content"], data["owner_open_id"], data["start_at"], data["due_at"])), None)
+        if same is not None:  # a double submit adds nothing twice
+            again.append(same.seq)
+            continue
+        dept = department_of(ctx.session, case, data["owner_open_id"])
+        task = Task(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                    seq=next_task_seq(ctx.session, case), department_id=dept.id if dept else None,
+                    updated_at=ctx.now, **data)
+        ctx.session.add(task)
+        ctx.session.flush()
+        existing.append(task)
+        added.append(task.seq)
+        audit(ctx, case, "plan.save", f"+#{task.seq} {task.content}")
+    if not added:
+        return _answer(ctx, case, texts.TASK_ALREADY_ADDED.format(seq=again[0]))
+    toast = (texts.TASK_ADDED.format(seq=added[0]) if len(added) == 1
+             else texts.TASKS_ADDED.format(seqs="、".join(f"#{s}" for s in added)))
+    return _answer(ctx, case, toast)
 
 
 # Publishing, deleting and carrying over act on the plan as the card showed it.
@@ -307,6 +383,8 @@ def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
             raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_NODE_AT, value=fmt(at, ctx.tz)))
     except ValueError as exc:
         raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, mode="node", typed=typed)) from exc
+    late = warnings.node_after_goal(ctx.session, case, typed["name"], at, ctx.tz)
+    _warn_unless_confirmed(ctx, case, value, [late] if late else [], [typed["name"], at], mode="node", typed=typed)
     if not any(n.name == typed["name"] and n.at == at for n in nodes_of(ctx.session, case)):
         ctx.session.add(KeyNode(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
                                 name=typed["name"], at=at))

@@ -32,6 +32,7 @@ from cards.retro import (
     ReportView,
     RetroActions,
     RetroView,
+    add_field,
     rate,
     report_card,
     retro_card,
@@ -140,6 +141,8 @@ def add_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     form = event.form_value or {}
     if value.row_id:
         return _save_edit(ctx, case, value.row_id, form)
+    if any(isinstance(k, str) and k.startswith("add_") for k in form):
+        return _add_many(ctx, case, form)
     typed = _read_entry(ctx, case, form, None)
     exists = ctx.session.scalar(select(RetroEntry.id).where(
         RetroEntry.case_id == case.id, RetroEntry.tenant_key == case.tenant_key, RetroEntry.chat_id == case.chat_id,
@@ -153,6 +156,52 @@ def add_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     audit(ctx, case, "retro.entry", _said(typed["kind"], typed["content"]))
     ctx.session.flush()
     return CallbackAnswer(toast=texts.RETRO_ADDED.format(kind=texts.RETRO_KIND_LABELS[typed["kind"]]),
+                          card=retro_card_for(ctx.session, case))
+
+
+MAX_ENTRIES_PER_SUBMIT = 30
+
+
+def _read_lines(ctx: Ctx, case: Case, form: dict) -> list[tuple[RetroKind, str]]:
+    """Every non-empty line of every kind's box, in the form's order; refuses (re-showing what
+    was typed) a form with nothing in it, an over-long line or too many lines at once."""
+    typed = {add_field(k): str(form.get(add_field(k)) or "") for k in RetroKind}
+    lines: list[tuple[RetroKind, str]] = []
+    problem = ""
+    for kind in RetroKind:
+        for n, raw in enumerate(typed[add_field(kind)].splitlines(), start=1):
+            line = raw.strip()
+            if len(line) > RETRO_LIMIT and not problem:
+                problem = texts.RETRO_LINE_TOO_LONG.format(kind=texts.RETRO_KIND_LABELS[kind], n=n,
+                                                          length=len(line), limit=RETRO_LIMIT)
+            if line:
+                lines.append((kind, line))
+    if not problem and not lines:
+        problem = texts.RETRO_NEED_CONTENT
+    if not problem and len(lines) > MAX_ENTRIES_PER_SUBMIT:
+        problem = texts.RETRO_MULTI_TOO_MANY.format(n=MAX_ENTRIES_PER_SUBMIT)
+    if problem:
+        raise UserError(problem, card=retro_card_for(ctx.session, case, typed))
+    return list(dict.fromkeys(lines))  # the same line twice in one submit is one entry
+
+
+def _add_many(ctx: Ctx, case: Case, form: dict) -> CallbackAnswer:
+    lines = _read_lines(ctx, case, form)
+    have = {(k, c) for k, c in ctx.session.execute(select(RetroEntry.kind, RetroEntry.content).where(
+        RetroEntry.case_id == case.id, RetroEntry.tenant_key == case.tenant_key, RetroEntry.chat_id == case.chat_id,
+        RetroEntry.author_open_id == ctx.actor))}
+    new = [(k, c) for k, c in lines if (k, c) not in have]
+    if not new:  # a double submit adds nothing twice
+        return CallbackAnswer(toast=texts.RETRO_DUPLICATE, toast_type="info", card=retro_card_for(ctx.session, case))
+    for kind, content in new:
+        ctx.session.add(RetroEntry(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
+                                   author_open_id=ctx.actor, kind=kind, content=content, created_at=ctx.now))
+        audit(ctx, case, "retro.entry", _said(kind, content))
+    ctx.session.flush()
+    counts = {k: sum(1 for kk, _ in new if kk == k) for k in RetroKind}
+    kinds = " · ".join(texts.RETRO_MULTI_KIND_COUNT.format(kind=texts.RETRO_KIND_LABELS[k], n=n)
+                       for k, n in counts.items() if n)
+    return CallbackAnswer(toast=texts.RETRO_MULTI_ADDED.format(n=len(new), kinds=kinds),
                           card=retro_card_for(ctx.session, case))
 
 

@@ -55,7 +55,7 @@ from cards.tracking import (
     plan_diff_card,
     update_card,
 )
-from handlers import case_card, feishu_tasks, people
+from handlers import case_card, feishu_tasks, people, warnings
 from handlers.common import (
     audit,
     first_too_long,
@@ -315,14 +315,15 @@ CLOSE_REASON_LIMIT = 500
 _FORM_KEYS = ("task", "start", "due", "owner", "content", "standard", "reason", "retro_note")
 
 
-def change_form_for(session: Session, case: Case, mode: str = "edit", typed: dict[str, str] | None = None) -> dict:
+def change_form_for(session: Session, case: Case, mode: str = "edit", typed: dict[str, str] | None = None,
+                    warning: str = "", confirm: str = "") -> dict:
     options = tuple((f"#{t.seq} {t.content}"[:40], str(t.id)) for t in tasks_of(session, case)
                     if t.status != TaskStatus.DONE)
     return change_form_card(ChangeFormView(case_id=case.id, title=case.title, mode=mode,
                                            task_options=options or ((texts.PLAN_NONE, "0"),), mode_action=CHANGE_MODE,
                                            submit=ActionValue(CHANGE_SUBMIT, case_id=case.id,
                                                               row_id=_MODES.index(mode)),
-                                           typed=typed or {}))
+                                           typed=typed or {}, warning=warning, confirm=confirm))
 
 
 _MODES = ("edit", "add", "drop")
@@ -418,6 +419,11 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
         changes = _parse_change(ctx, case, mode, form)
     except ValueError as exc:
         raise UserError(str(exc), card=change_form_for(ctx.session, case, mode, typed)) from exc
+    problems = _change_warnings(ctx, case, changes)
+    token = warnings.fingerprint(changes)
+    if problems and not warnings.confirmed(value, token):
+        raise UserError(problems[0], kind="warning", card=change_form_for(
+            ctx.session, case, mode, typed, warning="\n".join(problems), confirm=token))
     pending = ctx.session.scalars(select(ChangeRequest).where(
         ChangeRequest.case_id == case.id, ChangeRequest.tenant_key == case.tenant_key,
         ChangeRequest.chat_id == case.chat_id, ChangeRequest.status == "pending"))
@@ -435,6 +441,33 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
         lead=mention(case.lead_open_id), no=no, summary=inert(_summary_text(ctx, case, cr)),
         reason=inert(cr.reason))))
     return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
+
+
+def _change_warnings(ctx: Ctx, case: Case, changes: dict) -> list[str]:
+    """What a planner should confirm before filing: a deadline outside working hours, a move
+    that makes a dependent task start before this one ends."""
+    if "due" not in changes:
+        return []
+    due = datetime.fromisoformat(changes["due"])
+    task = get_task(ctx.session, case, changes.get("task_id"))
+    what = texts.WARN_TASK_WHAT.format(seq=task.seq) if task else texts.WARN_NEW_TASK
+    out = [w for w in (warnings.due_off_hours(ctx.session, case, what, due, ctx.tz),) if w]
+    if task is not None:
+        out += warnings.dependency_warnings(tasks_of(ctx.session, case), task, due, ctx.tz)
+    return out
+
+
+def _dependent_lines(ctx: Ctx, case: Case, moved: Task) -> tuple[list[str], set[str]]:
+    """One line per task waiting for `moved` (its owner @mentioned), and those owners."""
+    lines, owners = [], set()
+    for t in tasks_of(ctx.session, case):
+        if t.depends_on_id != moved.id or t.dropped or t.status == TaskStatus.DONE:
+            continue
+        template = texts.DEPENDENT_NOTICE if t.start_at < moved.due_at else texts.DEPENDENT_MOVED
+        lines.append(template.format(owner=kit.at(t.owner_open_id), dep=t.seq, dep_content=kit.esc(t.content),
+                                     seq=moved.seq, due=fmt(moved.due_at, ctx.tz), start=fmt(t.start_at, ctx.tz)))
+        owners.add(t.owner_open_id)
+    return lines, owners
 
 
 def _request_no(session: Session, cr: ChangeRequest) -> int:
@@ -586,11 +619,17 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     lost = _claim(ctx, case, cr, "approved", note)
     if lost:
         return lost
+    moved = get_task(ctx.session, case, cr.changes.get("task_id")) if cr.changes["kind"] == "edit" else None
+    before = (moved.start_at, moved.due_at) if moved else None
     try:
         concerned = _apply_change(ctx, case, cr)
     except ValueError as exc:
         raise UserError(texts.CHANGE_NOW_INVALID.format(problem=str(exc))) from exc
     ctx.session.flush()
+    dependents: list[str] = []
+    if moved is not None and before is not None and before[1] != moved.due_at:
+        dependents, owners = _dependent_lines(ctx, case, moved)   # told in the same card, by name, once
+        concerned -= owners
     state = repository.artifact_state(ctx.session, case, "plan")
     version = (ctx.session.scalar(select(func.max(PlanVersion.version)).where(PlanVersion.case_id == case.id)) or 1) + 1
     state.version = version
@@ -601,7 +640,8 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     feishu_tasks.touch(ctx, case)  # dates, owner, new and dropped tasks reach 飞书任务
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}" + (f" · {note}" if note else ""))
-    ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned))))
+    ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned),
+                                           dependents)))
     if cr.requested_by != ctx.actor:  # the requester hears the decision (and the note) by name
         ctx.send(outbox.SendText(texts.CHANGE_APPROVED_NOTICE.format(
             who=mention(cr.requested_by), no=no, version=version,
@@ -639,11 +679,11 @@ def diff_lines(base: dict, now: dict, tz: ZoneInfo) -> list[str]:
 
 
 def diff_card_for(session: Session, case: Case, version: int, no: int, cr: ChangeRequest, tz: ZoneInfo,
-                  notify: list[str]) -> dict:
+                  notify: list[str], dependents: list[str] | None = None) -> dict:
     lines = diff_lines(baseline(session, case), plan_snapshot(session, case), tz)
     return plan_diff_card(PlanDiffView(title=case.title, version=version, no=no, lines=tuple(lines), reason=cr.reason,
                                        retro_note=cr.retro_note, notify=tuple(notify),
-                                       decision_note=cr.decision_note or ""))
+                                       decision_note=cr.decision_note or "", dependents=tuple(dependents or ())))
 
 
 # ---------------------------------------------------------------- closing execution

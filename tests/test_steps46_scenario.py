@@ -100,12 +100,14 @@ def test_steps_4_to_6_and_sop_reuse(world):
     # ---- step 6: retrospective
     world.press(TECH_DEV, case_card(world), "填写复盘")
     retro = world.last_card(title_contains="复盘会")["message_id"]
-    bad = world.submit(TECH_DEV, retro, {"kind": "", "content": "每日站会让滞后提前暴露"})
-    assert bad["toast"]["type"] == "error"
-    content = next(n for n in walk(bad["card"]["data"]) if n.get("name") == "content")
-    assert content["default_value"] == "每日站会让滞后提前暴露"
-    world.submit(TECH_DEV, retro, {"kind": "success", "content": "每日站会让滞后提前暴露"})
-    world.submit(TECH_DEV, retro, {"kind": "weakness", "content": "需求变更未提前评估风险"})
+    long_line = "站" * 1001
+    bad = world.submit(TECH_DEV, retro, {"add_success": "每日站会让滞后提前暴露\n" + long_line})
+    assert bad["toast"]["content"] == texts.RETRO_LINE_TOO_LONG.format(kind="成功经验", n=2, length=1001, limit=1000)
+    box = next(n for n in walk(bad["card"]["data"]) if n.get("name") == "add_success")
+    assert box["default_value"] == "每日站会让滞后提前暴露\n" + long_line      # nothing typed is lost
+    ok = world.submit(TECH_DEV, retro, {"add_success": "每日站会让滞后提前暴露\n",
+                                        "add_weakness": "需求变更未提前评估风险"})
+    assert ok["toast"]["content"] == texts.RETRO_MULTI_ADDED.format(n=2, kinds="成功经验 1 · 不足之处 1")
     world.submit(LEAD, retro, {"kind": "outcome", "content": "推广页面按期上线"})
     world.submit(DESIGN_HEAD, retro, {"kind": "improve", "content": "建立需求变更评审流程"})
     assert_snapshot("steps46_retro_collect", world.card(retro))

@@ -4,6 +4,7 @@ Format placeholders use str.format names."""
 from bot.texts.cli import *  # noqa: F403
 from bot.texts.common import *  # noqa: F403
 from bot.texts.feishu_sync import *  # noqa: F403
+from bot.texts.forms import *  # noqa: F403
 from bot.texts.longconn import *  # noqa: F403
 from bot.texts.people import *  # noqa: F403
 from bot.texts.reminders import *  # noqa: F403

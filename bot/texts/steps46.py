@@ -83,7 +83,7 @@ CASE_SUMMARY_5_LAG = "<font color='red'>滞后</font> #{seq} {content} · {owner
 PLAN_TITLE = "《跨部门协作行动方案》· {title}"
 PLAN_SUBTITLE_DRAFT = "草稿 · 任务 {tasks} · 风险 {risks} · 关键节点 {nodes}"
 PLAN_SUBTITLE_PUBLISHED = "已发布 · 版本 {version}"
-PLAN_INTRO = ("逐条添加任务（任务内容、负责人、起止时间、交付标准、所需资源），需要时再「设置依赖」，然后登记风险和"
+PLAN_INTRO = ("添加任务（一次可填多项；任务内容、负责人、起止时间、交付标准、所需资源），需要时再「设置依赖」，然后登记风险和"
               "关键节点；协作组长检查无误后点「发布方案」。")
 PLAN_TASKS_HEAD = "**任务清单**"
 PLAN_RISKS_HEAD = "**风险预判**"
@@ -273,7 +273,7 @@ EXEC_CLOSE_NEED_REASON = "请填写结束执行的原因。"
 # ---------------------------------------------------------------- step 6: retrospective
 RETRO_KIND_LABELS = {"outcome": "成果", "success": "成功经验", "weakness": "不足之处", "improve": "改进方向"}
 RETRO_TITLE = "复盘会 · {title}"
-RETRO_INTRO = ("每位成员可以多次提交，每次一条：**成果**、**成功经验**（如每日站会有效跟踪进度）、"
+RETRO_INTRO = ("每位成员可以一次填写多条，也可以多次提交：**成果**、**成功经验**（如每日站会有效跟踪进度）、"
                "**不足之处**（如需求变更未提前评估风险）、**改进方向**（如建立需求变更评审流程）。"
                "协作组长确认后点「定稿」生成《复盘总结报告》。")
 RETRO_MISSING = "**还未填写：**{who}"
