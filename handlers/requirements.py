@@ -180,8 +180,10 @@ def _form(ctx: Ctx, case: Case, depts: list[Department], value: ActionValue) -> 
                   "demands": first.demands} if first else {}
         return cards.input_form(_fv(case, texts.S3_FORM_INPUT, SAVE_INPUT, values),
                                 tuple((d.name, str(d.id)) for d in mine))
-    if value.action == FORM_ADD:
-        return cards.add_form(_fv(case, texts.S3_FORM_ADD, SAVE_ADD), tuple((d.name, str(d.id)) for d in depts))
+    if value.action == FORM_ADD:   # opens on the clicker's own department (接口人 first, then 负责人)
+        own = _contact_of(ctx, depts) or [d for d in depts if d.head_open_id == ctx.actor]
+        return cards.add_form(_fv(case, texts.S3_FORM_ADD, SAVE_ADD, {"dept": str(own[0].id)} if own else None),
+                              tuple((d.name, str(d.id)) for d in depts))
     return _resolve_form(ctx, case, depts)
 
 

@@ -182,8 +182,10 @@ def _form(ctx: Ctx, case: Case, depts: list[Department], value: ActionValue) -> 
     if value.action == FORM_DEPTS:
         version = repository.artifact_state(ctx.session, case, "team").version
         return cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, version=version), lines)
-    if value.action == FORM_MEMBER:
-        return cards.member_form(_fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER), lines)
+    if value.action == FORM_MEMBER:   # opens on the clicker's own department (head or 接口人)
+        own = [d for d in depts if ctx.actor in (d.head_open_id, d.contact_open_id)]
+        mine = {"dept": str(own[0].id)} if own else None
+        return cards.member_form(_fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER, mine), lines)
     if value.action == FORM_ITEM:
         return cards.item_form(_fv(case, texts.S2_FORM_ITEM, SAVE_ITEM))
     if ctx.actor != case.lead_open_id:

@@ -178,3 +178,14 @@ def _req(world, path: str, body: dict, method: str = "POST"):
                                                   "app_secret": world.fake.app_secret})).json()
     return httpx.Request(method, f"http://fake{path}", json=body,
                          headers={"Authorization": f"Bearer {token['tenant_access_token']}"})
+
+
+@pytest.mark.usefixtures("paced")
+def test_add_requirement_opens_on_the_clickers_department(world):
+    reqs = _reach_step3_with_four(world)
+    ids = {name: str(i) for name, i in dept_ids(world).items()}
+    for who, dept in ((TECH_DEV, "技术部"), (TEST_HEAD, "测试部")):
+        world.press(who, reqs, "新增需求")
+        form = world.form_of(who)
+        picked = next(n for n in walk(form) if n.get("name") == "dept")
+        assert picked.get("initial_option") == ids[dept], who
