@@ -146,7 +146,8 @@ def main() -> int:
         fake.wait(10)
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"{engine}; {args.people} people in {args.people} groups; chatter at {rate:.0f}/s "
-          f"({args.chatter_share:.0%} of the {saturation:.0f}/s the bot saturates at with wrk c=32) for {args.duration} s")
+          f"({args.chatter_share:.0%} of the {saturation:.0f}/s the bot saturates at with wrk c=32) "
+          f"for {args.duration} s")
     print(f"load at start: {load_start}\nload at end:   {load_end}")
     everything: list[float] = []
     for kind in KINDS:
