@@ -25,7 +25,8 @@ shows in the bot's numbers more than in the bare app's.
 
 Ack mode (`--mode ack`) is the earlier P1/P2 benchmark: `create_app(..., background=False)` on plain
 uvicorn without access log, inbox insert before the 200, the work after the answer off unless
-`--process`; it measures the ack path alone, not the served bot.
+`--process`; it measures the ack path alone, not the served bot. Its events are `/帮助` commands
+(chatter no longer reaches the inbox).
 """
 from __future__ import annotations
 
@@ -162,7 +163,8 @@ def write_bodies(path: Path, n: int, prefix: str) -> None:
     now = int(time.time())
     with path.open("w") as f:
         for i in range(n):
-            payload = ev.message_event(chat_id=CHAT, sender_open_id="ou_bench_user", text="大家早上好，今天继续推进",
+            # a command: chatter no longer reaches the inbox (bot/chatter.py), and this mode measures it
+            payload = ev.message_event(chat_id=CHAT, sender_open_id="ou_bench_user", text="/帮助",
                                        app_id=APP_ID, tenant_key=TENANT, token=TOKEN, create_ms=now * 1000,
                                        event_id=f"{prefix}{i}", message_id=f"om_{prefix}{i}")
             body, h = seal(payload, encrypt_key=ENCRYPT_KEY, timestamp=now)

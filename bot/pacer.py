@@ -84,9 +84,11 @@ class Pacer:
 
     MAX_CHAT_RATE = 5.0
     _PRUNE_AT = 4096  # forget idle chats once this many are tracked
-    # Past a minute-window boundary: a request reaches Feishu some milliseconds after its grant,
-    # and that delay varies; with 1 ms, 5 of 10,000 sends met a full window (bench_fanout_sim).
-    _EDGE = 0.25
+    # Past a minute-window boundary: a request reaches Feishu some time after its grant, and that
+    # delay varies (a busy machine preempts the process); 10,000 sends on a loaded machine met a
+    # full window 5 times with 1 ms and once with 0.25 s (bench_fanout_sim). One second costs a
+    # second per extra minute of a fan-out.
+    _EDGE = 1.0
 
     def __init__(
         self,
