@@ -135,19 +135,24 @@ class Snapshot:
     labels: dict[int, str]                   # task id -> "#seq content", for the notices
 
 
-def wants_of(session: Session, case: Case, now: datetime) -> tuple[dict[str, dict[int, dict]], dict[int, str]]:
+def wants_of(session: Session, case: Case, now: datetime, on_board: set[int]
+             ) -> tuple[dict[str, dict[int, dict]], dict[int, str]]:
+    """What each record should say now. A task dropped by an approved change keeps its record,
+    marked 【已取消】 (one dropped before it reached the board never goes there)."""
     tz = ZoneInfo(case.timezone)
-    tasks = {t.id: {"任务": t.content, "编号": t.seq, "负责人": _person(t.owner_open_id),
+    shown = [t for t in tasks_of(session, case, include_dropped=True) if not t.dropped or t.id in on_board]
+    tasks = {t.id: {"任务": (texts.FTASK_CANCELLED_PREFIX if t.dropped else "") + t.content, "编号": t.seq,
+                    "负责人": _person(t.owner_open_id),
                     "状态": texts.TASK_STATUS_LABELS[t.status], "完成率": t.progress,
                     "开始": _ms(t.start_at), "截止": _ms(t.due_at), "滞后": is_lagging(t, now, tz=tz),
                     "滞后原因": t.lag_reason, "调整措施": t.adjustment, "交付标准": t.delivery_standard}
-             for t in tasks_of(session, case)}
+             for t in shown}
     risks = {r.id: {"风险": r.risk, "可能性": texts.LEVEL_LABELS[r.likelihood], "影响": texts.LEVEL_LABELS[r.impact],
                     "应对措施": r.response, "负责人": _person(r.owner_open_id),
                     "状态": texts.RISK_STATUS.get(r.status, texts.RISK_STATUS["open"])[0]}
              for r in risks_of(session, case)}
     nodes = {n.id: {"节点": n.name, "时间": _ms(n.at)} for n in nodes_of(session, case)}
-    labels = {t.id: f"#{t.seq}「{t.content[:40]}」" for t in tasks_of(session, case)}
+    labels = {t.id: f"#{t.seq}「{t.content[:40]}」" for t in shown}
     return {"task": tasks, "risk": risks, "node": nodes}, labels
 
 
@@ -195,10 +200,11 @@ class BoardSync:
             board = _board(session, case)
             if board is None or not board.enabled or board.problem or case.step < Step.EXECUTION:
                 return None
-            wants, labels = wants_of(session, case, self.clock.now())
             rows = {(r.kind, r.item_id): Row(r.id, r.kind, r.item_id, r.token, r.record_id, r.pushed_hash,
                                               dict(r.pushed or {}), r.deleted_at is not None)
                     for r in session.scalars(select(FeishuBoardRow).where(FeishuBoardRow.case_id == case.id))}
+            wants, labels = wants_of(session, case, self.clock.now(),
+                                     {i for (k, i), r in rows.items() if k == "task" and r.token})
             return Snapshot(case.id, case.tenant_key, case.chat_id, case.title, case.lead_open_id, case.step,
                             board.app_token, board.url, dict(board.tables or {}), wants, rows, labels)
 

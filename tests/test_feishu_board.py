@@ -304,3 +304,80 @@ def test_two_replicas_ticking_queue_one_read_back(bw):
     assert poll_tick(bw.state.factory, now) == 1
     assert poll_tick(bw.state.factory, now) == 0
     assert poll_tick(bw.state.factory, now + timedelta(minutes=1)) == 1
+
+
+def test_approved_changes_move_the_owner_drop_and_add_records(bw):
+    from tests.test_feishu_tasks import _change
+
+    case_id, (t1, t2) = _published(bw)
+    _turn_on(bw)
+    _change(bw, LEAD, "", {"task": str(t1), "owner": TECH_HEAD, "due": "2026-12-11 18:00 +0800",
+                           "reason": "人手调整"}, "change_edit")
+    rec = _task_record(bw, t1)["fields"]
+    assert rec["负责人"] == [{"id": TECH_HEAD}] and rec["截止"] == int(_task(bw, t1).due_at.timestamp() * 1000)
+    _change(bw, LEAD, "取消任务", {"task": str(t2), "reason": "页面不再需要适配"}, "change_drop")
+    assert _task_record(bw, t2)["fields"]["任务"].startswith(texts.FTASK_CANCELLED_PREFIX)
+    _change(bw, LEAD, "新增任务", {"content": "紧急推广功能", "owner": TECH_HEAD, "due": "2026-12-10 12:00 +0800",
+                                   "standard": "功能上线", "reason": "竞品提前发布"}, "change_add")
+    names = [r["fields"]["任务"] for r in bw.fake.records(_board(bw).app_token, "任务")]
+    assert len(names) == 3 and "紧急推广功能" in names
+
+
+def test_closing_a_risk_reaches_the_board(bw):
+    case_id, _ids = _published(bw)
+    _turn_on(bw)
+    with bw.state.factory() as s, s.begin():
+        from bot.models import Risk
+        s.scalar(select(Risk)).status = "closed"
+    _poll(bw)   # the minute's read-back also writes what changed in the bot
+    [risk] = bw.fake.records(_board(bw).app_token, "风险")
+    assert risk["fields"]["状态"] == "已关闭"
+
+
+def test_default_setting_creates_the_board_without_a_click(database_url, clock):
+    w = FeishuWorld(database_url, clock, feishu_board="default")
+    try:
+        case_id, (t1, t2) = _published(w)
+        card = _case_card(w)
+        assert texts.BTN_BOARD_OFF in card_text(card["content"])
+        w.press(TECH_DEV, card["message_id"], "更新我的进度")
+        form = w.last_card(title_contains="更新进度")
+        w.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "20"}, form_name=f"f{t1}")
+        assert _task_record(w, t1)["fields"]["完成率"] == 20
+    finally:
+        w.close()
+
+
+def test_two_senders_racing_create_each_record_once(bw):
+    """Two processes' senders claim at once: the case's chat chain lets one write at a time, and
+    each sync either creates the board or finds it made — never twice."""
+    import asyncio
+
+    from bot import outbox
+    from bot.outbox import OutboxSender
+    from bot.sync_board import TARGET
+
+    case_id, _ids = _published(bw)
+    with bw.state.factory() as s, s.begin():
+        from bot.models import Case
+        case = s.get(Case, case_id)
+        s.add(FeishuBoard(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id, enabled=True,
+                          changed_at=bw.clock.now(), tables={}, url=""))
+        for key in ("a", "b"):
+            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"race-{key}",
+                               now=bw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+    first = bw.state.sender
+    second = OutboxSender(bw.state.factory, first.client, bw.clock, renderers=first.renderers,
+                          context=first.context, syncers=first.syncers)
+
+    async def race():
+        return await asyncio.gather(first.run_once(), second.run_once())
+
+    one, two = bw.http.portal.call(race)
+    # the chat chain lets one racer write at a time: whatever each claimed was delivered, none failed,
+    # and both sync rows were among them
+    assert all(d.status == "sent" for d in one) and all(d.status == "sent" for d in two)
+    assert len(one) + len(two) >= 2
+    bw.drain()
+    assert len(bw.fake.bases()) == 2   # the board and the overview, once each
+    assert len(bw.fake.records(_board(bw).app_token, "任务")) == 2
