@@ -97,3 +97,5 @@ CHANGE_OPEN = "change.open"          # handlers.tracking: the change-request for
 EXEC_CLOSE_OPEN = "exec.close_open"  # handlers.tracking: the lead's form to end step 5 early
 FTASKS_ON = "ftasks.on"              # handlers.feishu_tasks: the lead turns 飞书任务 sync on for the case
 FTASKS_OFF = "ftasks.off"            # … and off
+BOARD_ON = "board.on"                # handlers.feishu_board: the lead creates the case's 多维表格 board
+BOARD_OFF = "board.off"              # … and stops syncing it

@@ -30,6 +30,8 @@ from bot.reminders import Policy
 from bot.routing import Router
 from bot.scheduler import Ticker
 from bot.settings import Settings
+from bot.sync_board import TARGET as SYNC_BOARD
+from bot.sync_board import BoardSync
 from bot.sync_tasks import TARGET as SYNC_TASKS
 from bot.sync_tasks import TaskSync
 from bot.webhook import routes as webhook_routes
@@ -142,10 +144,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     router = router or handlers.build_router()
     router.policy = Policy.from_settings(settings)
     router.feishu_tasks = settings.feishu_tasks
+    router.feishu_board = settings.feishu_board
+    board_sync = BoardSync(factory, client, clock,
+                           apply_edit=functools.partial(handlers.tracking.apply_board_edit, router))
     task_sync = TaskSync(factory, client, clock,
                          apply_remote=functools.partial(handlers.tracking.apply_feishu_change, router))
     sender = OutboxSender(factory, client, clock, renderers=router.renderers, context=router.policy,
-                          syncers={SYNC_TASKS: task_sync}, bundle=router.bundle)
+                          syncers={SYNC_TASKS: task_sync, SYNC_BOARD: board_sync}, bundle=router.bundle)
     dispatcher = Dispatcher(factory, router, clock, settings.tz, on_outbox=sender.kick)
     ticker = Ticker(settings.timezone)
     state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,

@@ -43,6 +43,7 @@ TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 TOKEN_INVALID_CODES = frozenset({99991663, 99991664, 99991665, 99991666, 99991668})
 RATE_LIMIT_CODES = frozenset({99991400, 99991402, 230020})
 MISSING_SCOPE_CODE = 99991672   # "Access denied. One of the following scopes is required: [...]"
+RECORD_NOT_FOUND_CODE = 1254043   # approx. (RecordIdNotFound): a record deleted in the base
 TASK_NOT_FOUND_CODE = 1470404   # approx. (no page pins it down): a deleted or unknown task guid
 TASK_PARAMS = {"user_id_type": "open_id"}
 UUID_MAX = 50
@@ -296,6 +297,42 @@ class FeishuClient:
                                 params=TASK_PARAMS, json_body={"members": members}, api_paced=True)
         return body["data"]["task"]
 
+    # ---------------------------------------------------------------- 多维表格 (bitable v1)
+    # Shapes and limits: docs/feishu-tasks-bitable.md. batch_create carries a uuid client_token
+    # derived from our key, so a retried create returns the records made the first time.
+    async def create_base(self, name: str) -> dict:
+        body = await self._call("POST", "/open-apis/bitable/v1/apps", json_body={"name": name}, api_paced=True)
+        return body["data"]["app"]
+
+    async def create_table(self, app_token: str, name: str, fields: list[dict]) -> str:
+        body = await self._call("POST", f"/open-apis/bitable/v1/apps/{_seg(app_token)}/tables",
+                                json_body={"table": {"name": name, "default_view_name": name, "fields": fields}},
+                                api_paced=True)
+        return str(body["data"]["table_id"])
+
+    async def create_records(self, app_token: str, table_id: str, fields: list[dict], *,
+                             client_token: str) -> list[dict]:
+        body = await self._call("POST", f"{_table_path(app_token, table_id)}/records/batch_create",
+                                params={**TASK_PARAMS, "client_token": client_token},
+                                json_body={"records": [{"fields": f} for f in fields]}, api_paced=True)
+        return list(body["data"]["records"])
+
+    async def update_records(self, app_token: str, table_id: str, records: list[dict]) -> list[dict]:
+        body = await self._call("POST", f"{_table_path(app_token, table_id)}/records/batch_update",
+                                params=TASK_PARAMS, json_body={"records": records}, api_paced=True)
+        return list(body["data"]["records"])
+
+    async def search_records(self, app_token: str, table_id: str, *, page_size: int = 500,
+                             page_token: str | None = None) -> dict:
+        """One page: {"items": [{record_id, fields, last_modified_by, last_modified_time}], "has_more",
+        "page_token"}."""
+        params = {**TASK_PARAMS, "page_size": str(page_size)}
+        if page_token:
+            params["page_token"] = page_token
+        body = await self._call("POST", f"{_table_path(app_token, table_id)}/records/search", params=params,
+                                json_body={"automatic_fields": True}, api_paced=True)
+        return dict(body["data"])
+
     # ----------------------------------------------------------------------------- plumbing
     async def _create_message(self, chat_id: str, msg_type: str, content: str, uuid: str) -> str:
         body = {"receive_id": chat_id, "msg_type": msg_type, "content": content,
@@ -442,6 +479,10 @@ class FeishuClient:
 # ---------------------------------------------------------------------------------- helpers
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _table_path(app_token: str, table_id: str) -> str:
+    return f"/open-apis/bitable/v1/apps/{_seg(app_token)}/tables/{_seg(table_id)}"
 
 
 def _seg(value: str) -> str:

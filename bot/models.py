@@ -537,3 +537,58 @@ class FeishuTaskLink(GroupScoped, Base):
     remote_completed: Mapped[bool] = mapped_column(Boolean, default=False)
     polled_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]             # deleted in Feishu: reported once, never re-created
+
+
+# ---------------------------------------------------------------- 多维表格 board sync
+class FeishuBoard(GroupScoped, Base):
+    """A case's 多维表格 board: whether the lead created it, the base and its tables' ids
+    (`tables`: kind -> table_id), and what stopped it (a missing scope told to the lead once)."""
+
+    __tablename__ = "feishu_boards"
+    __table_args__ = (UniqueConstraint("case_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_by: Mapped[str] = mapped_column(String(64), default="")
+    changed_at: Mapped[datetime]
+    app_token: Mapped[str | None] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text, default="")
+    tables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    problem: Mapped[str | None] = mapped_column(String(200))
+    problem_notified_at: Mapped[datetime | None]
+    last_poll_at: Mapped[datetime | None]
+
+
+class FeishuBoardRow(GroupScoped, Base):
+    """One bot item (task, risk, key node; or the case itself in the tenant's overview) ↔ one
+    record. `token` is the batch_create client_token the record was asked for with (stored before
+    the call, so a lost answer is asked again with the same token); `pushed` the values we last
+    wrote, so an edit made in the board can be told from ours."""
+
+    __tablename__ = "feishu_board_rows"
+    __table_args__ = (UniqueConstraint("case_id", "kind", "item_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))        # task | risk | node | overview
+    item_id: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(64), default="")
+    record_id: Mapped[str | None] = mapped_column(String(100))
+    pushed_hash: Mapped[str] = mapped_column(String(64), default="")
+    pushed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    remote_modified_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    deleted_at: Mapped[datetime | None]                  # deleted in the board: reported once, never re-created
+
+
+class FeishuOverview(Base):
+    """The tenant's 《协作问题总览》 base (one row per case). `claimed_by_case`: the case whose sync
+    creates it, so two cases never create two bases."""
+
+    __tablename__ = "feishu_overviews"
+    __table_args__ = (UniqueConstraint("tenant_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(String(64))
+    claimed_by_case: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[datetime]
+    app_token: Mapped[str | None] = mapped_column(String(100))
+    table_id: Mapped[str | None] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text, default="")

@@ -105,6 +105,7 @@ class Router:
         # extra case-card buttons that depend on the case, not only its step (飞书任务 sync on/off)
         self.case_extras: list[Callable[[Ctx, Any], tuple[CaseButtonSpec, ...]]] = []
         self.feishu_tasks: str = "off"   # settings.feishu_tasks, set by the composition root
+        self.feishu_board: str = "off"   # settings.feishu_board, likewise
         # posted card view name -> (ctx, case) -> the card it should show now (kept true by sync)
         self.card_views: dict[str, Callable[[Ctx, Any], dict[str, Any] | None]] = {}
         # every card action's answer passes here (private forms end as a line; shared cards sync)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # 飞书任务 sync (docs/feishu-tasks-bitable.md): off (no button), offer (the lead turns it on
     # per case from the case card), default (on for every case unless the lead turns it off).
     feishu_tasks: Literal["off", "offer", "default"] = "off"
+    # 多维表格 board (docs/feishu-tasks-bitable.md): off (no button), offer (the lead creates it per
+    # case from the case card), default (created for every case unless the lead stops it).
+    feishu_board: Literal["off", "offer", "default"] = "off"
 
     @field_validator("feishu_base_url")
     @classmethod

@@ -40,6 +40,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.clock import Clock, SystemClock
+from feishu_fake.bitable import BITABLE_PER_MINUTE, BITABLE_PER_SECOND, BITABLE_ROUTES, BitableMixin
 from feishu_fake.tasks import PER_MINUTE, TASK_ROUTES, TasksMixin
 
 __all__ = ["FakeFeishu", "Message", "Call"]
@@ -140,7 +141,7 @@ def _err(status: int, code: int, msg: str) -> _Reply:
     return _Reply(status, {"code": code, "msg": msg})
 
 
-class FakeFeishu(TasksMixin):
+class FakeFeishu(TasksMixin, BitableMixin):
     _Reply = _Reply
 
     def __init__(self, *, app_id: str = "cli_fake", app_secret: str = "fake-secret",
@@ -174,6 +175,7 @@ class FakeFeishu(TasksMixin):
         self._delays: deque[float] = deque()
         self._delay_forever: float = 0.0
         self._init_tasks()
+        self._init_bitable()
 
     # ---------------------------------------------------------------------------- state setup
     def add_chat(self, chat_id: str, members: list[tuple[str, str]] = (), *,
@@ -335,6 +337,7 @@ class FakeFeishu(TasksMixin):
         ("GET", re.compile(r"^/open-apis/contact/v3/users/([^/]+)$"), "user_get"),
         ("GET", re.compile(r"^/open-apis/bot/v3/info$"), "bot_info"),
         *TASK_ROUTES,
+        *BITABLE_ROUTES,
         ("POST", re.compile(r"^/open-apis/ephemeral/v1/send$"), "ephemeral_send"),
         ("POST", re.compile(r"^/open-apis/ephemeral/v1/delete$"), "ephemeral_delete"),
     ]
@@ -423,13 +426,14 @@ class FakeFeishu(TasksMixin):
             win.popleft()
         last_second = [t for t in win if t > now - 1]
         reset = None
-        if len(last_second) >= APP_PER_SECOND:
-            reset = last_second[-APP_PER_SECOND] + 1 - now
-        per_minute = PER_MINUTE.get(api, APP_PER_MINUTE)
+        per_second = BITABLE_PER_SECOND.get(api, APP_PER_SECOND)
+        if len(last_second) >= per_second:
+            reset = last_second[-per_second] + 1 - now
+        per_minute = PER_MINUTE.get(api) or BITABLE_PER_MINUTE.get(api, APP_PER_MINUTE)
         if len(win) >= per_minute:
             reset = max(reset or 0, win[-per_minute] + 60 - now)
         if reset is not None:
-            limit = APP_PER_SECOND if len(win) < per_minute else per_minute
+            limit = per_second if len(win) < per_minute else per_minute
             raise _Reply(429, {"code": RATE_LIMITED, "msg": "request trigger frequency limit"},
                          {"x-ogw-ratelimit-limit": str(limit),
                           "x-ogw-ratelimit-reset": str(max(1, math.ceil(reset)))})

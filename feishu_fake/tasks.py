@@ -15,7 +15,7 @@ from typing import Any
 MISSING_SCOPE = 99991672
 TASK_NOT_FOUND = 1470404     # approx.: a deleted or unknown task guid
 TASK_INVALID = 1470400       # approx.: field validation
-ALL_SCOPES = frozenset({"task:task:write", "task:task:read", "task:tasklist:write"})
+ALL_SCOPES = frozenset({"task:task:write", "task:task:read", "task:tasklist:write", "bitable:app"})
 PER_MINUTE = {"task_add_members": 100}   # documented: add_members 100/min; others 1000/min & 50/s
 SUMMARY_MAX = 3000           # approx.
 MEMBER_ROLES = frozenset({"assignee", "follower"})

@@ -14,6 +14,7 @@ from handlers import (
     common,
     consensus,
     export,
+    feishu_board,
     feishu_tasks,
     general,
     plan,
@@ -29,7 +30,7 @@ from handlers import (
 def build_router() -> Router:
     router = Router()
     for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
-                   reminders, archive, feishu_tasks):
+                   reminders, archive, feishu_tasks, feishu_board):
         router.include(module.router)
     # cards that stay true: how each posted view is redrawn, and the outbox kind that patches them
     router.card_view("case")(case_card.build)
@@ -42,3 +43,4 @@ def build_router() -> Router:
 def register_ticks(state: Any) -> None:
     reminders.register_ticks(state)
     feishu_tasks.register_ticks(state)
+    feishu_board.register_ticks(state)

@@ -39,7 +39,7 @@ from cards.plan import (
     plan_card,
     row_key,
 )
-from handlers import feishu_tasks, people, templates, warnings
+from handlers import feishu_board, feishu_tasks, people, templates, warnings
 from handlers.common import (
     audit,
     first_too_long,
@@ -493,6 +493,7 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     except Blocked as exc:  # rolls back the publication and the minutes
         raise UserError(texts.PUBLISH_PROBLEMS.format(problems="、".join(gap_labels(exc.missing)))) from exc
     feishu_tasks.touch(ctx, case)  # every task becomes a 飞书任务 when the lead turned that on
+    feishu_board.touch(ctx, case)  # … and a record of the board when the lead created one
     return CallbackAnswer(toast=texts.PLAN_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz))
 
 

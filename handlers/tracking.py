@@ -55,7 +55,7 @@ from cards.tracking import (
     plan_diff_card,
     update_card,
 )
-from handlers import case_card, feishu_tasks, people, warnings
+from handlers import case_card, feishu_board, feishu_tasks, people, warnings
 from handlers.common import (
     audit,
     first_too_long,
@@ -226,6 +226,7 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, 
     label = texts.TASK_STATUS_LABELS[status]
     audit(ctx, case, "task.update", f"#{task.seq} {label} {progress}% {typed['lag_reason']}".strip())
     feishu_tasks.touch(ctx, case)
+    feishu_board.touch(ctx, case)
 
 
 def _maybe_finish(ctx: Ctx, case: Case) -> bool:
@@ -274,6 +275,7 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
                               card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
     note = typed["note"]
     audit(ctx, case, "risk.close", f"{risk.risk[:200]}" + (f"：{note}" if note else ""))
+    feishu_board.touch(ctx, case)
     return CallbackAnswer(toast=texts.RISK_CLOSED.format(risk=risk.risk[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
 
@@ -638,6 +640,7 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
                                 change_request_id=cr.id, published_by=ctx.actor, published_at=ctx.now))
     cr.changes = {**cr.changes, "_lines": lines, "_version": version}
     feishu_tasks.touch(ctx, case)  # dates, owner, new and dropped tasks reach 飞书任务
+    feishu_board.touch(ctx, case)  # … and the board
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}" + (f" · {note}" if note else ""))
     ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned),
@@ -795,3 +798,37 @@ def _last_open_progress(session: Session, task: Task) -> int:
     last = session.scalar(select(TaskUpdate.progress).where(TaskUpdate.task_id == task.id, TaskUpdate.progress < 100)
                           .order_by(TaskUpdate.id.desc()).limit(1))
     return int(last or 0)
+
+
+# ---------------------------------------------------------------- 多维表格 board (bot.sync_board): an edit made there
+_STATUS_BY_LABEL = {label: code for code, label in texts.TASK_STATUS_LABELS.items()}
+
+
+def apply_board_edit(registry: Router, session: Session, case: Case, task_id: int, editor: str,
+                     remote: dict, now: datetime) -> str | None:
+    """An edit of 状态 / 完成率 / 滞后原因 / 调整措施 in the board goes through a card update's checks
+    (the owner edits their own task, the lead any; a lagging task needs a reason) and is recorded
+    as one, by the person who edited the record. Returns None when applied, else why it was not."""
+    task = get_task(session, case, task_id)
+    if task is None or task.dropped or case.step != Step.EXECUTION or case.status != "active":
+        return texts.TASK_NOT_FOUND
+    if editor not in (task.owner_open_id, case.lead_open_id):
+        return texts.BOARD_WHY_NOT_OWNER
+    ctx = Ctx(session=session, now=now, tz=ZoneInfo(case.timezone), tenant_key=case.tenant_key,
+              chat_id=case.chat_id, actor=editor, event_id=f"board:{task.id}:{now.isoformat()}", registry=registry)
+    label = str(remote.get("状态") or "")
+    typed = {"status": str(_STATUS_BY_LABEL.get(label, label)), "progress": str(remote.get("完成率", "")),
+             "lag_reason": str(remote.get("滞后原因") or "").strip(),
+             "adjustment": str(remote.get("调整措施") or "").strip()}
+    try:
+        status, progress = _validate(task, typed, now)
+    except ValueError as exc:
+        return str(exc)
+    _apply(ctx, case, task, status, progress, typed)
+    audit(ctx, case, "board.edit", texts.AUDIT_BOARD_EDIT.format(seq=task.seq))
+    if not _maybe_finish(ctx, case):
+        _alert_new_lags(ctx, case)
+        case_card.refresh(ctx, case)
+    outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id, key=ctx.event_id, now=now,
+                       ops=ctx.ops, case_id=case.id)
+    return None

@@ -38,3 +38,35 @@ FTASK_DESC = ("来自群「{case}」的跨部门协作行动方案（任务 #{se
               "进度请在群里更新（或在这里勾选完成）；机器人会同步两边。")
 FTASK_DESC_LAG = "\n滞后原因：{reason}\n调整措施：{adjustment}"
 FTASK_NONE = "无"
+
+# ---------------------------------------------------------------- 多维表格 board (bot.sync_board)
+BTN_BOARD_ON = "创建多维表格看板"
+BTN_BOARD_OFF = "停止同步看板"
+BOARD_ON_TOAST = "已开启多维表格看板：方案发布后，任务、风险和关键节点会出现在看板里"
+BOARD_ON_NOW_TOAST = "正在创建多维表格看板，稍后群里会收到链接"
+BOARD_OFF_TOAST = "已停止同步看板；看板里已有的记录保留，不再更新"
+BOARD_ALREADY_ON = "多维表格看板已经开启"
+BOARD_ALREADY_OFF = "多维表格看板没有开启"
+BOARD_STEP = "多维表格看板可在行动方案和执行跟踪阶段开启"
+BOARD_BASE_NAME = "进度跟踪表 · {title}"
+BOARD_TABLE_TASKS = "任务"
+BOARD_TABLE_RISKS = "风险"
+BOARD_TABLE_NODES = "关键节点"
+BOARD_OVERVIEW_NAME = "协作问题总览"
+BOARD_OVERVIEW_TABLE = "协作问题总览"
+BOARD_KIND_NAMES = {"task": "任务", "risk": "风险", "node": "关键节点", "overview": "《协作问题总览》中本案例的行"}
+BOARD_SOMEONE = "有人"
+
+AUDIT_BOARD_ON = "开启多维表格看板"
+AUDIT_BOARD_OFF = "停止同步多维表格看板"
+AUDIT_BOARD_DELETED = "{what} 在多维表格看板中被删除，不再同步"
+AUDIT_BOARD_EDIT = "#{seq} 在多维表格看板中更新"
+
+BOARD_READY = "{lead} 多维表格看板已创建：{url}\n状态、完成率、滞后原因、调整措施可直接在看板里改，一分钟内同步到群里。"
+BOARD_SCOPE_MISSING = ("{lead} 多维表格看板已暂停：应用缺少权限 {scope}。请应用管理员在飞书开发者后台 → 应用 → "
+                       "开发配置 → 权限管理 中开通 {scope}，并发布新版本；开通后点案例卡片上的「创建多维表格看板」即可继续。"
+                       "案例照常在群里进行，进度不会丢失。")
+BOARD_FAILED = "{lead} 多维表格看板同步暂时没有成功（{code} {msg}），机器人会稍后重试；群里的进度不受影响。"
+BOARD_RECORD_DELETED = ("{lead} {what} 的记录在多维表格看板中被删除了。机器人不会重新创建它，进度仍在群里更新。")
+BOARD_EDIT_REFUSED = "{who} 在看板里对任务 {task} 的修改没有生效：{why}。看板已改回群里的记录。"
+BOARD_WHY_NOT_OWNER = "只有任务负责人或牵头人可以更新这项任务"
