@@ -86,6 +86,7 @@ class TaskFact:
     id: int
     due_at: datetime
     open: bool            # not done, not dropped
+    start_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -152,9 +153,33 @@ def parse_hhmm(value: str) -> time | None:
     return time(h, m)
 
 
-def task_due_slot(due_at: datetime, cal: WorkCalendar, tz: ZoneInfo, policy: Policy) -> datetime:
-    """When to warn about a deadline: `task_warn` before it, moved back into working hours."""
-    return cal.last_in_hours(due_at - policy.task_warn, tz)
+# A standup that goes out at least this long before a deadline carries its due-soon warning.
+STANDUP_CARRIES_LEAD = timedelta(hours=1)
+
+
+def task_due_slot(due_at: datetime, cal: WorkCalendar, tz: ZoneInfo, policy: Policy,
+                  standup_at: time | None = None, start_at: datetime | None = None) -> datetime:
+    """When to warn about a deadline: `task_warn` before it, moved back into working hours.
+    With the standup running (`standup_at`), a warning the next standup would repeat before the
+    deadline moves to that standup, whose card carries it (one message instead of two); a task
+    that has not started by then keeps its own warning."""
+    warn = cal.last_in_hours(due_at - policy.task_warn, tz)
+    carried = carrying_standup(warn, due_at, cal, tz, standup_at) if standup_at is not None else None
+    if carried is not None and (start_at is None or start_at <= carried):
+        return carried
+    return warn
+
+
+def carrying_standup(warn: datetime, due_at: datetime, cal: WorkCalendar, tz: ZoneInfo,
+                     standup_at: time) -> datetime | None:
+    """The first standup at or after `warn` that is still `STANDUP_CARRIES_LEAD` before `due_at`."""
+    day = warn.astimezone(tz).date()
+    while day <= due_at.astimezone(tz).date():
+        at = datetime.combine(day, standup_at, tz)
+        if cal.is_workday(day) and at >= warn:
+            return at if at <= due_at - STANDUP_CARRIES_LEAD else None
+        day += timedelta(days=1)
+    return None
 
 
 def keynode_check_slot(node_at: datetime, hours: int, cal: WorkCalendar, tz: ZoneInfo) -> datetime:
@@ -219,7 +244,7 @@ def plan_case(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) ->
         for t in f.tasks:
             if not t.open:
                 continue
-            s = task_due_slot(t.due_at, cal, f.tz, policy)
+            s = task_due_slot(t.due_at, cal, f.tz, policy, None if f.paused else f.standup_time, t.start_at)
             due_groups[s] = min(due_groups.get(s, t.due_at), t.due_at)
             over_groups.add(overdue_slot(t.due_at, cal, f.tz))
         for s, first_deadline in due_groups.items():
@@ -384,7 +409,7 @@ def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None,
         case_id=case.id, active=case.status == "active", step=case.step, step_entered_at=case.step_entered_at,
         tz=case_tz(case), standup_time=parse_hhmm(case.standup_time or "") or time(9, 30),
         paused=bool(case.standup_paused), offsets_h=keynode_offsets(case),
-        tasks=tuple(TaskFact(t.id, t.due_at, _open(t)) for t in tasks),
+        tasks=tuple(TaskFact(t.id, t.due_at, _open(t), t.start_at) for t in tasks),
         nodes=tuple(NodeFact(n.id, n.at) for n in nodes),
         signoffs=pending_signoffs(session, case) if case.step in (1, 3) else (),
         standups_done=dict(done_standups or {}), planned_until=horizon)

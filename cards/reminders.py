@@ -24,6 +24,7 @@ class TaskLine:
     progress: int
     lagging: bool = False
     overdue_days: int | None = None   # None: not overdue; 0: overdue since today
+    due_soon: bool = False            # within the warning window (the standup carries the warning)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _title(text: str, late: bool) -> str:
 def _flag(t: TaskLine) -> str:
     if t.overdue_days is not None:
         return texts.FLAG_OVERDUE.format(days=t.overdue_days) if t.overdue_days else texts.FLAG_OVERDUE_TODAY
-    return texts.FLAG_LAGGING if t.lagging else ""
+    return (texts.FLAG_LAGGING if t.lagging else "") + (texts.FLAG_DUE_SOON if t.due_soon else "")
 
 
 def _task_line(t: TaskLine, *, with_owner: bool) -> str:

@@ -10,7 +10,8 @@ time — so a reminder always shows the current state, and a reminder whose reas
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -164,6 +165,8 @@ def standup_view(session: Session, case: Case, day: date, now: datetime, policy:
         if task.start_at > (asked_at or now):
             continue  # not started (when asked): nothing to report, nobody to @mention
         line = _line(task, now, cal, tz)
+        if line.overdue_days is None and task.due_at - (asked_at or now) <= policy.task_warn:
+            line = replace(line, due_soon=True)   # the standup carries the due-soon warning
         by_owner.setdefault(task.owner_open_id, []).append(line)
         if line.overdue_days is not None and line.overdue_days >= policy.escalate_after_days:
             escalate.append(line)
@@ -316,9 +319,11 @@ def render_task_due(session: Session, row: Outbox, now: datetime, policy: plan.P
         return None
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     slot = row.fire_key.partition("@")[2]
+    standup_at = None if case.standup_paused else plan.parse_hhmm(case.standup_time or "") or time(9, 30)
     tasks = [t for t in _open_tasks(session, case)
-             if plan.minute_key(plan.task_due_slot(t.due_at, cal, tz, policy)) == slot and t.due_at > now]
-    if not tasks:
+             if plan.minute_key(plan.task_due_slot(t.due_at, cal, tz, policy, standup_at, t.start_at)) == slot
+             and t.due_at > now]
+    if not tasks or _standup_carries(session, case, tasks, now, policy, standup_at):
         return None
     first = min(t.due_at for t in tasks)
     left = working_seconds(now, first, cal, tz) / 3600
@@ -326,6 +331,21 @@ def render_task_due(session: Session, row: Outbox, now: datetime, policy: plan.P
                                   warn_hours=int(policy.task_warn.total_seconds() // 3600), late=_late(row, now),
                                   due_when=when_text(first, tz), left_hours=round(left))
     return [outbox.SendCard(cards.task_reminder_card(view))]
+
+
+def _standup_carries(session: Session, case: Case, tasks: list[Task], now: datetime, policy: plan.Policy,
+                     standup_at: time | None) -> bool:
+    """This tick is the standup's and its card lists every one of these tasks, flagged as due
+    soon: the group hears of them once, on the standup card."""
+    local = now.astimezone(plan.case_tz(case))
+    if standup_at is None or local.time().replace(second=0, microsecond=0) != standup_at:
+        return False
+    key = plan.standup_key(local.date(), standup_at)
+    if not _standup_live(session, case, key):
+        return False
+    view = standup_view(session, case, local.date(), now, policy)
+    listed = {(b.open_id, t.content) for b in view.owners for t in b.tasks if t.due_soon}
+    return all((t.owner_open_id, t.content) in listed for t in tasks)
 
 
 def _overdue_tasks(session: Session, case: Case, key: str, now: datetime, cal: WorkCalendar,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import texts
-from bot.models import ConsensusVersion, Department, KeyNode, Signoff, Task
+from bot.models import Case, ConsensusVersion, Department, KeyNode, Signoff, Task
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title
 from tests.test_reminders_standup import at, make_case, rows, run_until, tick, titled
 
@@ -50,7 +50,8 @@ def test_moving_a_key_node_reschedules_its_check(world):
 
 
 def test_due_soon_is_one_card_per_slot_and_follows_a_moved_deadline(world):
-    make_case(world, tasks=[(DESIGN_HEAD, "页面设计稿", at(2026, 12, 10, 18)),
+    """With the standup paused, due-soon warnings are cards of their own."""
+    make_case(world, standup_paused=True, tasks=[(DESIGN_HEAD, "页面设计稿", at(2026, 12, 10, 18)),
                             (TECH_HEAD, "接口开发", at(2026, 12, 10, 18)),
                             (TECH_DEV, "联调测试", at(2026, 12, 11, 12))])
     tick(world)
@@ -68,6 +69,39 @@ def test_due_soon_is_one_card_per_slot_and_follows_a_moved_deadline(world):
     assert len(titled(world, "任务即将到期")) == 2                # warned Fri 18:00 (weekend is quiet)
     sent = [r for r in rows(world, "task_due") if r.status == "sent"]
     assert sent[-1].due_at == at(2026, 12, 11, 18)
+
+
+def test_the_standup_carries_the_due_soon_warning_it_would_repeat(world):
+    """With the standup running, a warning the next morning's standup would repeat before the
+    deadline is on the standup card (flagged, owner @-mentioned) instead of a card of its own;
+    a deadline too close to the standup keeps its own warning card."""
+    make_case(world, tasks=[(DESIGN_HEAD, "页面设计稿", at(2026, 12, 10, 18)),
+                            (TECH_HEAD, "接口开发", at(2026, 12, 10, 12)),
+                            (TECH_DEV, "联调测试", at(2026, 12, 10, 10))])
+    run_until(world, at(2026, 12, 9, 18), timedelta(minutes=30))
+    due = titled(world, "任务即将到期")
+    # 联调测试 is due 30 minutes after Thursday's standup: warned on Wednesday, on a card of its own
+    assert len(due) == 1 and "联调测试" in card_text(due[0]["content"])
+    assert "页面设计稿" not in card_text(due[0]["content"]) and "接口开发" not in card_text(due[0]["content"])
+    run_until(world, at(2026, 12, 10, 9, 30), timedelta(minutes=30))
+    assert len(titled(world, "任务即将到期")) == 1
+    standup = card_text(titled(world, "今日站会")[-1]["content"])
+    for who, task in ((DESIGN_HEAD, "页面设计稿"), (TECH_HEAD, "接口开发")):
+        assert f"<at id={who}></at>" in standup
+        line = next(x for x in standup.splitlines() if task in x)
+        assert texts.FLAG_DUE_SOON.strip(" ·").strip() in line, line
+    carried = [r for r in rows(world, "task_due") if r.due_at == at(2026, 12, 10, 9, 30)]
+    assert carried and all(r.status == "cancelled" for r in carried)   # the standup said it
+
+
+def test_a_paused_standup_gives_the_warning_back_its_own_card(world):
+    make_case(world, tasks=[(DESIGN_HEAD, "页面设计稿", at(2026, 12, 10, 18))])
+    run_until(world, at(2026, 12, 9, 12), timedelta(minutes=30))
+    with world.state.factory() as s, s.begin():
+        s.scalars(select(Case)).one().standup_paused = True
+    run_until(world, at(2026, 12, 9, 18), timedelta(minutes=30))
+    due = titled(world, "任务即将到期")
+    assert len(due) == 1 and "页面设计稿" in card_text(due[0]["content"])
 
 
 def test_done_task_is_not_reminded(world):

@@ -13,6 +13,8 @@ STANDUP_TASK_LINE = "- {content} · 截止 {due} · {progress}%{flag}"
 FLAG_LAGGING = " · **滞后**"
 FLAG_OVERDUE = " · **已逾期 {days} 个工作日**"
 FLAG_OVERDUE_TODAY = " · **已逾期**"
+# a due-soon warning the standup carries instead of a card of its own
+FLAG_DUE_SOON = " · ⏰ **即将到期，请确认能否按时完成**"
 STANDUP_ESCALATE = "⚠️ 以下任务逾期已达 {days} 个工作日，请 {lead} 协调资源："
 STANDUP_MISSING = "未回复：{people}"
 STANDUP_ALL_ANSWERED = "全部负责人已回复 ✅"
