@@ -178,7 +178,7 @@ def _sync_departments(ctx: Ctx, case: Case, wanted: tuple[tuple[str, str], ...])
         dept = existing.pop(name, None)
         if dept is None:
             ctx.session.add(Department(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                                       name=name, head_open_id=head, position=position))
+                                       name=name, head_open_id=head, position=position, kind=""))  # 核心/支持: step 2
         else:
             dept.head_open_id, dept.position, dept.active = head, position, True
     for dept in existing.values():

@@ -174,8 +174,11 @@ def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
                   "demands": first.demands} if first else {}
         return CallbackAnswer(card=cards.input_form(_fv(case, texts.S3_FORM_INPUT, SAVE_INPUT, values),
                                                     tuple((d.name, str(d.id)) for d in mine)))
-    if value.action == FORM_ADD:
-        return CallbackAnswer(card=cards.add_form(_fv(case, texts.S3_FORM_ADD, SAVE_ADD),
+    if value.action == FORM_ADD:  # the department is the one the person speaks for: not asked again
+        own = next((d for d in _contact_of(ctx, depts)), None) or next(
+            (d for d in depts if d.head_open_id == ctx.actor), None)
+        values = {"dept": str(own.id)} if own else {}
+        return CallbackAnswer(card=cards.add_form(_fv(case, texts.S3_FORM_ADD, SAVE_ADD, values),
                                                   tuple((d.name, str(d.id)) for d in depts)))
     return CallbackAnswer(card=_resolve_form(ctx, case, depts))
 
