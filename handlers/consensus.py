@@ -127,12 +127,13 @@ def version_values(cv: ConsensusVersion, title: str) -> dict[str, str]:
     return values
 
 
-def form_for(case: Case, values: dict[str, str], base_version: int, error: str = "") -> dict:
+def form_for(case: Case, values: dict[str, str], base_version: int, error: str = "",
+             rows: int = cards.MIN_ROWS) -> dict:
     editing = base_version > 0
     return cards.form_card(cards.FormView(
         title=texts.S1_FORM_EDIT_TITLE if editing else texts.S1_FORM_TITLE,
         submit=ActionValue(SUBMIT, case_id=case.id, version=base_version),
-        cancel=ActionValue(VIEW, case_id=case.id) if editing else None, values=values, error=error))
+        cancel=ActionValue(VIEW, case_id=case.id) if editing else None, values=values, error=error, rows=rows))
 
 
 # ---------------------------------------------------------------- the table
@@ -266,6 +267,10 @@ def submit(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     require_lead_or_head(ctx, case, depts)
     values, parsed, errors = parse_form(ctx, event.form_value, cv.goal_date if cv else None)
     current = cv.version if cv else 0
+    if event.form_value.get(cards.MORE_FIELD) in (True, "true"):  # more rows first: nothing saved, nothing lost
+        rows = min(cards.MAX_DEPTS, (value.row_id or cards.MIN_ROWS) + 2)
+        return CallbackAnswer(toast=texts.S1_ROWS_ADDED, toast_type="info",
+                              card=form_for(case, values, value.version or 0, rows=rows))
     if errors or parsed is None:
         message = errors[0] if len(errors) == 1 else texts.S1_ERRORS.format(count=len(errors), first=errors[0])
         raise UserError(message, card=form_for(case, values, value.version or 0, "\n".join(errors)))

@@ -55,3 +55,7 @@ S2_MEMBER_REMOVED = "已移除成员"
 S2_ITEM_REMOVED = "已删除行动项"
 S2_ROW_GONE = "这一行已经不在了。"
 S2_CONTACT_NOT_REMOVABLE = "{who}是{dept}的接口人，请先在「设置部门与接口人」里换人。"
+
+# ---------------------------------------------------------------- step 1: two department rows, more on request
+S1_MORE_DEPTS = "还有更多部门：提交时先再加两行（已填的内容都保留，不会保存）"
+S1_ROWS_ADDED = "已加两行部门，填好后再提交。"
