@@ -212,7 +212,10 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     if prefill:
         case.template_id = prefill["template_id"]
         for n, dept in enumerate(prefill["departments"][:cards.MAX_DEPTS], start=1):
-            values[cards.dept_fields(n)[0]] = dept["name"]
+            name_f, head_f = cards.dept_fields(n)
+            values[name_f] = dept["name"]
+            if is_open_id(str(dept.get("head") or "")) and not_member(ctx, dept["head"], name_f) is None:
+                values[head_f] = dept["head"]  # the head last time, pre-selected: a suggestion to check
     ctx.send(outbox.SendCard(form_for(case, values, 0)))
     ctx.send(outbox.SyncMembers())  # names for toasts and exports
 

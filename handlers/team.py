@@ -112,6 +112,19 @@ def _template_roles(ctx: Ctx, case: Case) -> tuple[tuple[str, str, str], ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _template_contacts(ctx: Ctx, case: Case, depts: list[Department]) -> dict[str, str]:
+    """The SOP template's 接口人 of a same-named department still in the group, pre-selected for a
+    department that has none yet (a suggestion: the form shows it before anything is saved)."""
+    tpl = (ctx.session.scalar(select(Template).where(Template.id == case.template_id,
+                                                     Template.tenant_key == case.tenant_key))
+           if case.template_id else None)
+    if tpl is None:
+        return {}
+    known = {str(d.get("name")): str(d.get("contact") or "") for d in tpl.body.get("departments", [])}
+    return {f"contact_{d.id}": known[d.name] for d in depts
+            if not d.contact_open_id and mention(known.get(d.name, "")) and not not_member(ctx, known[d.name], d.name)}
+
+
 def table_for(ctx: Ctx, case: Case) -> dict:
     ctx.session.flush()
     return cards.team_card(team_view(ctx, case))
@@ -179,7 +192,8 @@ def show_form(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
     lines = _lines(depts)
     if value.action == FORM_DEPTS:
         version = repository.artifact_state(ctx.session, case, "team").version
-        return CallbackAnswer(card=cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, version=version), lines))
+        return CallbackAnswer(card=cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS,
+                                                        _template_contacts(ctx, case, depts), version=version), lines))
     if value.action == FORM_MEMBER:
         return CallbackAnswer(card=cards.member_form(_fv(case, texts.S2_FORM_MEMBER, SAVE_MEMBER), lines))
     if value.action == FORM_ITEM:

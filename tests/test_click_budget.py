@@ -200,3 +200,8 @@ def test_the_methods_example_fits_the_click_and_field_budget(paced):
 
     print(f"\nclicks={c.clicks} fields={c.fields}\n" + "\n".join(c.log))
     assert c.clicks <= CLICK_BUDGET and c.fields <= FIELD_BUDGET, (c.clicks, c.fields, c.log)
+
+    # the SOP keeps the people as suggestions: the next case's form has the same heads pre-selected
+    world.say(TECH_HEAD, "/问题 模板:跨部门需求对接SOP 第二个问题")
+    shown = _shown(_form(world.card(_card(world, "新建")), None))
+    assert [shown.get(f"dept{n}_head") for n in range(1, 5)] == [LEAD, TECH_HEAD, DESIGN_HEAD, TEST_HEAD]

@@ -68,3 +68,32 @@ def test_a_head_is_added_without_asking_the_department_and_rows_can_be_removed(p
         assert s.scalar(select(Member).where(Member.open_id == TECH_HEAD)) is None
         assert s.scalars(select(ActionItem)).all() == []
         assert {m.open_id for m in s.scalars(select(Member))} == {LEAD, TECH_DEV, DESIGN_HEAD}
+
+
+def test_a_template_suggests_last_times_contacts(paced):
+    world = paced
+    from datetime import timezone
+
+    from bot.models import Template
+    from tests.driver import TENANT
+    from tests.test_steps13_support import HEADS, fill_consensus, sign
+    with world.state.factory() as s, s.begin():
+        s.add(Template(tenant_key=TENANT, name="SOP", body={
+            "departments": [{"name": "市场部", "kind": "core", "head": LEAD, "contact": LEAD},
+                            {"name": "技术部", "kind": "core", "head": TECH_HEAD, "contact": TECH_DEV}],
+            "roles": [], "tasks": [], "risks": [], "key_nodes": []},
+            created_by=LEAD, created_at=world.clock.now().astimezone(timezone.utc)))
+    world.say(LEAD, "/问题 模板:SOP 第二个问题")
+    form = world.last_card(title_contains="新建协作问题")["message_id"]
+    shown = {n["name"]: n for n in walk(world.card(form)) if n.get("name")}
+    assert shown["dept1_head"]["initial_option"] == LEAD and shown["dept2_head"]["initial_option"] == TECH_HEAD
+    fill_consensus(world, form, title="第二个问题")
+    for head in HEADS:
+        sign(world, head, form)
+    mid = team_card_mid(world)
+    world.press(LEAD, mid, "设置部门与接口人")
+    ids = dept_ids(world)
+    shown = {n["name"]: n for n in walk(world.card(mid)) if n.get("name")}
+    assert shown[f"contact_{ids['技术部']}"]["initial_option"] == TECH_DEV          # last time's 接口人
+    assert shown[f"contact_{ids['设计部']}"]["initial_option"] == DESIGN_HEAD       # not in the SOP: the head
+    assert shown[f"kind_{ids['技术部']}"]["initial_option"] == "core"               # the SOP's 核心/支持
