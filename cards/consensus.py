@@ -10,6 +10,8 @@ from bot.actions import ActionValue, to_name
 from cards import kit
 
 MAX_DEPTS = 6
+MIN_ROWS = 2     # department rows a new form shows; more on request (the form's 「还有更多部门」)
+MORE_FIELD = "more_depts"
 TEXT_FIELDS = ("title", "background", "current_state", "impact", "goal", "expected_outcome")
 
 
@@ -26,6 +28,12 @@ class FormView:
     cancel: ActionValue | None = None
     values: dict[str, str] = field(default_factory=dict)
     error: str = ""                 # the validation message, shown above the fields
+    rows: int = MIN_ROWS            # department rows asked for (more are shown when values fill them)
+
+
+def shown_rows(view: FormView) -> int:
+    filled = [n for n in range(1, MAX_DEPTS + 1) if any(view.values.get(f) for f in dept_fields(n))]
+    return min(MAX_DEPTS, max(MIN_ROWS, view.rows, max(filled, default=0)))
 
 
 def form_card(view: FormView) -> dict:
@@ -49,7 +57,8 @@ def form_card(view: FormView) -> dict:
                        default=v.get("expected_outcome") or None, max_length=500),
         kit.md(texts.S1_DEPTS_HEAD),
     ]
-    for n in range(1, MAX_DEPTS + 1):
+    rows = shown_rows(view)
+    for n in range(1, rows + 1):
         name_f, head_f = dept_fields(n)
         head = v.get(head_f) or None
         fields.append(kit.columns([
@@ -58,8 +67,11 @@ def form_card(view: FormView) -> dict:
             [kit.md(" "), kit.select_person(head_f, placeholder=texts.S1_PH_DEPT_HEAD,
                                             initial=head if head and _is_open_id(head) else None)],
         ], weights=[1, 1]))
+    if rows < MAX_DEPTS:
+        fields.append(kit.checker(MORE_FIELD, texts.S1_MORE_DEPTS))
     submit_label = texts.S1_SUBMIT if view.cancel is None else texts.S1_SAVE_EDIT
-    fields.append(kit.submit_button(submit_label, to_name(view.submit)))
+    submit = ActionValue(view.submit.action, case_id=view.submit.case_id, version=view.submit.version, row_id=rows)
+    fields.append(kit.submit_button(submit_label, to_name(submit)))
     elements = [kit.md(texts.S1_FORM_INTRO)]
     if view.error:
         elements.append(kit.md(f"<font color='red'>{kit.esc(view.error)}</font>"))

@@ -254,6 +254,11 @@ def datetime_picker(
     return out
 
 
+def checker(name: str, text: str, *, checked: bool = False) -> Element:
+    """A tick box; inside a form its state arrives in form_value[name] (no behaviors: no own callback)."""
+    return {"tag": "checker", "name": name, "checked": checked, "text": _plain(text)}
+
+
 # --------------------------------------------------------------------------- layout & data
 
 

@@ -25,6 +25,7 @@ class MemberLine:
     department: str
     role: str
     duty: str
+    member_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ItemLine:
     content: str
     owner_open_id: str
     due: date | None
+    item_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class TeamButtons:
     item: ActionValue
     lead: ActionValue
     confirm: ActionValue
+    remove_member: ActionValue | None = None   # row_id is filled in per member
+    remove_item: ActionValue | None = None     # row_id is filled in per item
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def team_card(view: TeamView) -> dict:
     elements = [kit.md(texts.S2_LEAD_LINE.format(lead=kit.at(view.lead_open_id)))]
     if view.confirmed_at is None:
         elements.append(kit.md(texts.S2_INTRO))
-    dept_rows = [{"dept": d.name, "kind": kit.tag_option(*texts.S2_KINDS.get(d.kind, texts.S2_KINDS["core"])),
+    dept_rows = [{"dept": d.name, "kind": kit.tag_option(*texts.S2_KINDS.get(d.kind, texts.S2_KIND_UNSET)),
                   "head": [d.head_open_id],
                   "contact": [d.contact_open_id] if d.contact_open_id else []}
                  for d in view.depts]
@@ -93,6 +97,9 @@ def team_card(view: TeamView) -> dict:
         elements.append(kit.md(texts.S2_NO_ITEMS))
     if view.confirmed_at is not None:
         elements.append(kit.md(texts.S2_CONFIRMED_LINE))
+    b0 = view.buttons
+    if b0 is not None and ((view.members and b0.remove_member) or (view.items and b0.remove_item)):
+        elements.append(_remove_panel(view, b0))
     if view.buttons is not None:
         b = view.buttons
         elements.append(kit.columns([[kit.button(texts.S2_BTN_DEPTS, b.depts)],
@@ -105,6 +112,25 @@ def team_card(view: TeamView) -> dict:
                     tags=[(texts.S2_TAG_CONFIRMED, "green") if done else (texts.S2_TAG_DRAFT, "orange")],
                     subtitle=texts.S2_SUBTITLE.format(title=view.title), elements=elements,
                     summary=f"{texts.S2_TITLE} {view.title}")
+
+
+def _with_row(value: ActionValue, row_id: int) -> ActionValue:
+    return ActionValue(value.action, case_id=value.case_id, version=value.version, row_id=row_id)
+
+
+def _remove_panel(view: TeamView, b: TeamButtons) -> dict:
+    rows = []
+    if b.remove_member is not None:
+        for m in view.members:
+            rows.append(kit.columns([[kit.md(f"{kit.at(m.open_id)}（{kit.esc(m.department)}，{kit.esc(m.role)}）")],
+                                     [kit.button(texts.S2_BTN_REMOVE, _with_row(b.remove_member, m.member_id),
+                                                 type="danger", confirm=texts.S2_REMOVE_MEMBER_CONFIRM)]], [4, 1]))
+    if b.remove_item is not None:
+        for i in view.items:
+            rows.append(kit.columns([[kit.md(f"{texts.S2_COL_ITEM}：{kit.esc(i.content)}")],
+                                     [kit.button(texts.S2_BTN_REMOVE, _with_row(b.remove_item, i.item_id),
+                                                 type="danger", confirm=texts.S2_REMOVE_ITEM_CONFIRM)]], [4, 1]))
+    return kit.collapsible(texts.S2_EDIT_PANEL, rows)
 
 
 # ---------------------------------------------------------------- forms
@@ -142,15 +168,15 @@ KIND_OPTIONS = tuple((label, key) for key, (label, _c) in texts.S2_KINDS.items()
 
 def depts_form(view: FormView, depts: tuple[DeptLine, ...]) -> dict:
     v = view.values
-    fields = []
+    fields = [kit.md(texts.S2_CONTACT_HINT)]
     for d in depts:
         kind_f, contact_f = f"kind_{d.id}", f"contact_{d.id}"
         fields.append(kit.md(f"**{kit.esc(d.name)}**"))
         fields.append(kit.columns([
             [kit.select_static(kind_f, KIND_OPTIONS, placeholder=texts.S2_PH_KIND,
-                               initial=v.get(kind_f) or d.kind)],
+                               initial=v.get(kind_f) or (d.kind if d.kind in texts.S2_KINDS else None))],
             [kit.select_person(contact_f, placeholder=texts.S2_PH_CONTACT.format(dept=d.name),
-                               initial=_person(v.get(contact_f, d.contact_open_id or "")))],
+                               initial=_person(v.get(contact_f, d.contact_open_id or d.head_open_id)))],
         ]))
     return _form(view, "team_depts", fields, texts.S2_SAVE)
 
@@ -160,7 +186,7 @@ def member_form(view: FormView, depts: tuple[DeptLine, ...]) -> dict:
     fields = [
         kit.md(f"**{texts.S2_F_MEMBER}**"),
         kit.select_person("member", placeholder=texts.S2_PH_MEMBER, initial=_person(v.get("member"))),
-        kit.md(f"**{texts.S2_F_MEMBER_DEPT}**"),
+        kit.md(f"**{texts.S2_F_MEMBER_DEPT_OPT}**"),
         kit.select_static("dept", [(d.name, str(d.id)) for d in depts], placeholder=texts.S2_PH_MEMBER_DEPT,
                           initial=v.get("dept") or None),
         kit.text_input("role", texts.S2_F_ROLE, placeholder=texts.S2_PH_ROLE, default=v.get("role") or None,

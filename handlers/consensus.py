@@ -128,12 +128,13 @@ def version_values(cv: ConsensusVersion, title: str) -> dict[str, str]:
     return values
 
 
-def form_for(case: Case, values: dict[str, str], base_version: int, error: str = "") -> dict:
+def form_for(case: Case, values: dict[str, str], base_version: int, error: str = "",
+             rows: int = cards.MIN_ROWS) -> dict:
     editing = base_version > 0
     return cards.form_card(cards.FormView(
         title=texts.S1_FORM_EDIT_TITLE if editing else texts.S1_FORM_TITLE,
         submit=ActionValue(SUBMIT, case_id=case.id, version=base_version),
-        cancel=ActionValue(VIEW, case_id=case.id) if editing else None, values=values, error=error))
+        cancel=ActionValue(VIEW, case_id=case.id) if editing else None, values=values, error=error, rows=rows))
 
 
 # ---------------------------------------------------------------- the table
@@ -179,7 +180,7 @@ def _sync_departments(ctx: Ctx, case: Case, wanted: tuple[tuple[str, str], ...])
         dept = existing.pop(name, None)
         if dept is None:
             ctx.session.add(Department(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                                       name=name, head_open_id=head, position=position))
+                                       name=name, head_open_id=head, position=position, kind=""))  # 核心/支持: step 2
         else:
             dept.head_open_id, dept.position, dept.active = head, position, True
     for dept in existing.values():
@@ -212,7 +213,10 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     if prefill:
         case.template_id = prefill["template_id"]
         for n, dept in enumerate(prefill["departments"][:cards.MAX_DEPTS], start=1):
-            values[cards.dept_fields(n)[0]] = dept["name"]
+            name_f, head_f = cards.dept_fields(n)
+            values[name_f] = dept["name"]
+            if is_open_id(str(dept.get("head") or "")) and not_member(ctx, dept["head"], name_f) is None:
+                values[head_f] = dept["head"]  # the head last time, pre-selected: a suggestion to check
     # the opener's own form, in the group: submitting it turns it into the 《问题共识表》 everyone signs
     ctx.send(outbox.SendCard(form_for(case, values, 0), view="consensus", case_id=case.id))
     ctx.send(outbox.SyncMembers())  # names for toasts and exports
@@ -274,6 +278,10 @@ def submit(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     require_lead_or_head(ctx, case, depts)
     values, parsed, errors = parse_form(ctx, event.form_value, cv.goal_date if cv else None)
     current = cv.version if cv else 0
+    if event.form_value.get(cards.MORE_FIELD) in (True, "true"):  # more rows first: nothing saved, nothing lost
+        rows = min(cards.MAX_DEPTS, (value.row_id or cards.MIN_ROWS) + 2)
+        return CallbackAnswer(toast=texts.S1_ROWS_ADDED, toast_type="info",
+                              card=form_for(case, values, value.version or 0, rows=rows))
     if errors or parsed is None:
         message = errors[0] if len(errors) == 1 else texts.S1_ERRORS.format(count=len(errors), first=errors[0])
         raise UserError(message, card=form_for(case, values, value.version or 0, "\n".join(errors)))

@@ -115,7 +115,8 @@ def _read_entry(ctx: Ctx, case: Case, form: dict, editing: RetroEntry | None) ->
                texts.RETRO_NEED_CONTENT if not typed["content"] else
                first_too_long(typed, {"content": (texts.FIELD_RETRO_CONTENT, RETRO_LIMIT)}))
     if problem:
-        raise UserError(problem, card=retro_card_for(ctx.session, case, typed, editing))
+        shown = typed if editing is not None else {add_field(kind or RetroKind.OUTCOME): typed["content"]}
+        raise UserError(problem, card=retro_card_for(ctx.session, case, shown, editing))  # the add form keeps it
     return {"kind": kind, "content": typed["content"]}
 
 

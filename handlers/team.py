@@ -51,6 +51,8 @@ SAVE_MEMBER = "team.save_member"
 SAVE_ITEM = "team.save_item"
 SAVE_LEAD = "team.save_lead"
 CONFIRM = "team.confirm"
+REMOVE_MEMBER = "team.remove_member"
+REMOVE_ITEM = "team.remove_item"
 
 
 # ---------------------------------------------------------------- reading
@@ -79,12 +81,14 @@ def team_view(ctx: Ctx, case: Case) -> cards.TeamView:
     v = state.version
     buttons = cards.TeamButtons(depts=ActionValue(FORM_DEPTS, case.id, v), member=ActionValue(FORM_MEMBER, case.id, v),
                                 item=ActionValue(FORM_ITEM, case.id, v), lead=ActionValue(FORM_LEAD, case.id, v),
-                                confirm=ActionValue(CONFIRM, case.id, v)) if live else None
+                                confirm=ActionValue(CONFIRM, case.id, v),
+                                remove_member=ActionValue(REMOVE_MEMBER, case.id, v),
+                                remove_item=ActionValue(REMOVE_ITEM, case.id, v)) if live else None
     return cards.TeamView(
         title=case.title, lead_open_id=case.lead_open_id, depts=_lines(depts),
         members=tuple(cards.MemberLine(open_id=m.open_id, department=names.get(m.department_id or 0, ""),
-                                       role=m.role, duty=m.duty) for m in members(ctx, case)),
-        items=tuple(cards.ItemLine(content=i.content, owner_open_id=i.owner_open_id, due=i.due_date)
+                                       role=m.role, duty=m.duty, member_id=m.id) for m in members(ctx, case)),
+        items=tuple(cards.ItemLine(content=i.content, owner_open_id=i.owner_open_id, due=i.due_date, item_id=i.id)
                     for i in items(ctx, case)),
         confirmed_at=local(ctx, state.archived_at), buttons=buttons,
         suggested_roles=_template_roles(ctx, case) if live else ())
@@ -107,6 +111,19 @@ def _template_roles(ctx: Ctx, case: Case) -> tuple[tuple[str, str, str], ...]:
         if key[1] and key not in held and key[1] != texts.S2_CONTACT_ROLE:
             out.append((key[0], key[1], str(r.get("duty") or "")))
     return tuple(dict.fromkeys(out))
+
+
+def _template_contacts(ctx: Ctx, case: Case, depts: list[Department]) -> dict[str, str]:
+    """The SOP template's 接口人 of a same-named department still in the group, pre-selected for a
+    department that has none yet (a suggestion: the form shows it before anything is saved)."""
+    tpl = (ctx.session.scalar(select(Template).where(Template.id == case.template_id,
+                                                     Template.tenant_key == case.tenant_key))
+           if case.template_id else None)
+    if tpl is None:
+        return {}
+    known = {str(d.get("name")): str(d.get("contact") or "") for d in tpl.body.get("departments", [])}
+    return {f"contact_{d.id}": known[d.name] for d in depts
+            if not d.contact_open_id and mention(known.get(d.name, "")) and not not_member(ctx, known[d.name], d.name)}
 
 
 @router.card_view("team")
@@ -181,7 +198,8 @@ def _form(ctx: Ctx, case: Case, depts: list[Department], value: ActionValue) -> 
     lines = _lines(depts)
     if value.action == FORM_DEPTS:
         version = repository.artifact_state(ctx.session, case, "team").version
-        return cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, version=version), lines)
+        return cards.depts_form(_fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, _template_contacts(ctx, case, depts),
+                                    version=version), lines)
     if value.action == FORM_MEMBER:   # opens on the clicker's own department (head or 接口人)
         own = [d for d in depts if ctx.actor in (d.head_open_id, d.contact_open_id)]
         mine = {"dept": str(own[0].id)} if own else None
@@ -203,7 +221,9 @@ def save_depts(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     errors = []
     for d in depts:
         kind, contact = values.get(f"kind_{d.id}") or d.kind, values.get(f"contact_{d.id}", "")
-        if kind not in texts.S2_KINDS:
+        if not kind:  # asked once, here: a department is not 核心 until someone says so
+            errors.append(texts.S2_NEED_KIND.format(dept=d.name))
+        elif kind not in texts.S2_KINDS:
             errors.append(texts.S2_BAD_KIND.format(dept=d.name))
         if contact and not mention(contact):
             errors.append(texts.S_BAD_PERSON.format(field=texts.S2_F_CONTACT.format(dept=d.name)))
@@ -251,7 +271,13 @@ def save_member(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
         errors.append(texts.S_BAD_PERSON.format(field=texts.S2_COL_MEMBER))
     elif problem := not_member(ctx, values["member"], texts.S2_COL_MEMBER):
         errors.append(problem)
-    if values["dept"] not in by_id:
+    if not values["dept"] and mention(values["member"]):  # a head or 接口人 is not asked for the department again
+        known = next((d for d in depts if values["member"] in (d.contact_open_id, d.head_open_id)), None)
+        values["dept"] = str(known.id) if known else ""
+        if known is None:
+            errors.append(texts.S2_MEMBER_DEPT_UNKNOWN.format(
+                who=people.person_desc(ctx.session, case, values["member"])))
+    elif values["dept"] not in by_id:
         errors.append(texts.S2_BAD_DEPT)
     for key, label, limit in (("role", texts.S2_COL_ROLE, 30), ("duty", texts.S2_COL_DUTY, 300)):
         if not values[key]:
@@ -328,6 +354,29 @@ def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     case_card.refresh(ctx, case)
     known = people.name(ctx.session, ctx.tenant_key, new)
     toast = texts.S2_LEAD_HANDED_TO.format(name=known) if known else texts.S2_LEAD_HANDED
+    return CallbackAnswer(toast=toast, card=table_for(ctx, case))
+
+
+@router.action(REMOVE_MEMBER, REMOVE_ITEM)
+def remove_row(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+    """Take a member or an action item off the table (the button asked first)."""
+    case, depts = _editable(ctx, value)
+    rows = members(ctx, case) if value.action == REMOVE_MEMBER else items(ctx, case)
+    row = next((r for r in rows if r.id == value.row_id), None)
+    if row is None:  # a second click, or someone else removed it
+        return CallbackAnswer(toast=texts.S2_ROW_GONE, toast_type="info", card=table_for(ctx, case))
+    if isinstance(row, Member):
+        dept = next((d for d in depts if d.contact_open_id == row.open_id and d.id == row.department_id), None)
+        if dept is not None:
+            raise UserError(texts.S2_CONTACT_NOT_REMOVABLE.format(
+                who=people.person_desc(ctx.session, case, row.open_id), dept=dept.name))
+        said, toast = f"-{row.open_id} {row.role}", texts.S2_MEMBER_REMOVED
+    else:
+        said, toast = f"-{row.content}", texts.S2_ITEM_REMOVED
+    ctx.session.delete(row)
+    _changed(ctx, case)
+    audit(ctx, case, "team.save", said)
+    case_card.refresh(ctx, case)
     return CallbackAnswer(toast=toast, card=table_for(ctx, case))
 
 

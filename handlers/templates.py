@@ -115,8 +115,11 @@ def template_body(session: Session, case: Case) -> dict[str, Any]:
         return when.astimezone(tz).strftime("%H:%M")
     return {
         "v": 2, "tz": tz.key,
-        "departments": [{"name": d.name, "kind": d.kind} for d in depts],
-        "roles": [{"department": names.get(m.department_id), "role": m.role, "duty": m.duty} for m in members],
+        # the people too, as suggestions for the next case (each form still shows them for a check)
+        "departments": [{"name": d.name, "kind": d.kind, "head": d.head_open_id, "contact": d.contact_open_id}
+                        for d in depts],
+        "roles": [{"department": names.get(m.department_id), "role": m.role, "duty": m.duty, "open_id": m.open_id}
+                  for m in members],
         "tasks": [{"seq": seqs[t.id], "content": t.content, "department": names.get(t.department_id)
                    or dept_name(t.owner_open_id), "owner": t.owner_open_id,
                    "start_day": day(t.start_at), "start_time": clock(t.start_at),

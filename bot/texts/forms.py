@@ -40,3 +40,22 @@ WARN_NEW_TASK = "新任务"
 DEPENDENT_NOTICE = ("⚠️ {owner} 你的 #{dep}「{dep_content}」依赖 #{seq}：#{seq} 改到 {due} 截止，晚于 #{dep} 的开始时间 "
                     "{start}，请确认是否需要调整（可用 /调整 申请）。")
 DEPENDENT_MOVED = "{owner} 你的 #{dep}「{dep_content}」依赖的 #{seq} 改到 {due} 截止，#{dep} 仍可按时开始。"
+
+# ---------------------------------------------------------------- step 2: asked once, removable rows
+S2_KIND_UNSET = ("待定", "orange")
+S2_NEED_KIND = "请为「{dept}」选择核心或支持。"
+S2_CONTACT_HINT = "接口人默认是部门负责人，不是时再改。"
+S2_F_MEMBER_DEPT_OPT = "所属部门（负责人、接口人可不选）"
+S2_MEMBER_DEPT_UNKNOWN = "{who}不是任何部门的负责人或接口人，请选择所属部门。"
+S2_EDIT_PANEL = "移除成员或行动项"
+S2_BTN_REMOVE = "移除"
+S2_REMOVE_MEMBER_CONFIRM = ("移除成员", "确认把这位成员移出协作小组？")
+S2_REMOVE_ITEM_CONFIRM = ("删除行动项", "确认删除这个行动项？")
+S2_MEMBER_REMOVED = "已移除成员"
+S2_ITEM_REMOVED = "已删除行动项"
+S2_ROW_GONE = "这一行已经不在了。"
+S2_CONTACT_NOT_REMOVABLE = "{who}是{dept}的接口人，请先在「设置部门与接口人」里换人。"
+
+# ---------------------------------------------------------------- step 1: two department rows, more on request
+S1_MORE_DEPTS = "还有更多部门：提交时先再加两行（已填的内容都保留，不会保存）"
+S1_ROWS_ADDED = "已加两行部门，填好后再提交。"

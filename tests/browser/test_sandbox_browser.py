@@ -128,9 +128,16 @@ def test_open_a_case_fill_step1_and_every_head_signs(page, sandbox):
         form.get_by_label("共同目标").fill("3天内完成页面对接，保证推广活动按期上线")
         form.locator("input[name=goal_date]").fill(goal.strftime("%Y-%m-%d"))
         form.get_by_label("预期成果").fill("推广页面按期上线，客流损失控制在1000人次以内")
-        for i, (dept, head) in enumerate((("市场部", LEAD), ("技术部", TECH), ("设计部", DESIGN)), start=1):
+        for i, (dept, head) in enumerate((("市场部", LEAD), ("技术部", TECH)), start=1):
             form.locator(f"[name=dept{i}_name]").fill(dept)
             form.locator(f"select[name=dept{i}_head]").select_option(head)
+        expect(form.locator("[name=dept3_name]")).to_have_count(0)     # two rows; more on request
+        form.locator("input[name=more_depts]").check()
+        form.get_by_role("button", name="提交问题共识表").click()
+        expect(form.locator("[name=dept3_name]")).to_have_count(1)
+        expect(form.locator("[name=dept2_name]")).to_have_value("技术部")   # nothing typed is lost
+        form.locator("[name=dept3_name]").fill("设计部")
+        form.locator("select[name=dept3_head]").select_option(DESIGN)
         form.get_by_role("button", name="提交问题共识表").click()
         # the callback's answer replaces the form with 《问题共识表》 in place
         expect(form.locator(".card-title")).to_contain_text("问题共识表")
