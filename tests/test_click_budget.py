@@ -42,7 +42,7 @@ class Counted:
 
     def fill(self, user: str, mid: str, values: dict[str, Any], form_name: str | None = None) -> dict:
         """Submit a form as Feishu does; count the fields the person changed."""
-        form = _form(self.world.card(mid), form_name)
+        form = self._open_form(user, mid, form_name)
         shown = _shown(form)
         changed = [k for k, v in values.items() if v not in ("", None, False, []) and shown.get(k) != v]
         self.fields += len(changed)
@@ -51,9 +51,20 @@ class Counted:
         return ans
 
 
-def _form(card: dict, name: str | None) -> dict:
+    def _open_form(self, user: str, mid: str, name: str | None) -> dict:
+        """The form the person has in front of them: their newest private form (a form opened from a
+        shared card is shown to them only), else the one on the message itself."""
+        cards = [m["content"] for m in reversed(self.world.private_cards(user))] + [self.world.card(mid)]
+        for card in cards:
+            form = _form(card, name)
+            if form is not None:
+                return form
+        raise AssertionError(f"{user} has no form {name!r} open")
+
+
+def _form(card: dict, name: str | None) -> dict | None:
     forms = [n for n in walk(card.get("body", {})) if n.get("tag") == "form"]
-    return next(f for f in forms if name is None or f["name"] == name)
+    return next((f for f in forms if name is None or f["name"] == name), None)
 
 
 def _shown(form: dict) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def test_kind_is_asked_once_and_the_contact_defaults_to_the_head(paced):
     assert texts.S2_KIND_UNSET[0] in card_text(world.card(mid))
     world.press(LEAD, mid, "设置部门与接口人")
     ids = dept_ids(world)
-    shown = {n["name"]: n for n in walk(world.card(mid)) if n.get("name")}
+    shown = {n["name"]: n for n in walk(world.form_of(LEAD)) if n.get("name")}
     assert "initial_option" not in shown[f"kind_{ids['市场部']}"]
     assert shown[f"contact_{ids['技术部']}"]["initial_option"] == TECH_HEAD
     ans = world.submit(LEAD, mid, {f"kind_{ids['市场部']}": "core", f"contact_{ids['市场部']}": LEAD})
@@ -93,7 +93,7 @@ def test_a_template_suggests_last_times_contacts(paced):
     mid = team_card_mid(world)
     world.press(LEAD, mid, "设置部门与接口人")
     ids = dept_ids(world)
-    shown = {n["name"]: n for n in walk(world.card(mid)) if n.get("name")}
+    shown = {n["name"]: n for n in walk(world.form_of(LEAD)) if n.get("name")}
     assert shown[f"contact_{ids['技术部']}"]["initial_option"] == TECH_DEV          # last time's 接口人
     assert shown[f"contact_{ids['设计部']}"]["initial_option"] == DESIGN_HEAD       # not in the SOP: the head
     assert shown[f"kind_{ids['技术部']}"]["initial_option"] == "core"               # the SOP's 核心/支持
