@@ -12,8 +12,8 @@ they must not all send at once (a late wake-up used to release a burst of 52–6
 second at the server), but spacing every grant from the *actual* previous one made each late
 wake-up push the whole schedule back (a 1,000-group fan-out took 1.10–1.12× its minimum). So the
 next slot keeps to the schedule when the wake-up was at most half a slot late, and is spaced from
-the actual grant minus that half slot otherwise: no two grants closer than half a slot, and never
-more than 49 in any second at 48/s (48 without lateness). Time is injectable so tests run a
+the actual grant minus that half slot otherwise: no two grants closer than half a slot, and a
+one-second log keeps any second at 48 grants (at 48/s), as strict spacing did. Time is injectable so tests run a
 1,000-send schedule in milliseconds.
 
 When sends queue for slots, they are granted by priority, then in arrival order: a reply to a
@@ -114,6 +114,7 @@ class Pacer:
         self.cap = cap
         self._interval = 1.0 / rate
         self._tolerance = self._interval / 2  # lateness absorbed without moving the schedule
+        self._per_second = max(1, int(rate))
         self._chat_interval = 1.0 / chat_rate
         self._monotonic = monotonic
         self._sleep = sleep
@@ -161,6 +162,9 @@ class Pacer:
             while True:
                 now = self._monotonic()
                 slot = max(now, self._tat)
+                second = self._per_second
+                if len(self._log) >= second and self._log[-second] + 1.0 > slot:
+                    slot = self._log[-second] + 1.0  # never more than `rate` in any second
                 if len(self._log) == self.cap and self._log[0] + self.window + self._EDGE > slot:
                     # strictly after the window edge: whether Feishu's window is open or closed is unknown
                     slot = self._log[0] + self.window + self._EDGE

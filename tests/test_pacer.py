@@ -118,7 +118,7 @@ def test_rejects_chat_rate_above_feishu_limit():
 
 async def test_late_wakeups_do_not_release_a_burst():
     """A busy event loop wakes sleepers late; after a late grant the next is at least half a slot
-    later, so no second ever holds more than 49 (Feishu allows 50)."""
+    later, and no second ever holds more than 48 (Feishu allows 50)."""
     import random
 
     rng = random.Random(7)
@@ -137,11 +137,11 @@ async def test_late_wakeups_do_not_release_a_burst():
     grants = sorted(await asyncio.gather(*(one(i) for i in range(300))))
     gaps = [b - a for a, b in zip(grants, grants[1:])]
     assert min(gaps) >= 1 / 96 - 1e-9
-    assert max_in_window(grants, 1.0) <= 49
+    assert max_in_window(grants, 1.0) <= 48
 
 
 async def test_slightly_late_wakeups_do_not_push_the_schedule_back():
-    """Every wake-up 5 ms late (a busy loop): 1,000 sends still take 999/48 s, not 1,000 × 5 ms more."""
+    """Every wake-up 5 ms late (a busy loop): 1,000 sends still take about 999/48 s, not 1,000 × 5 ms more."""
     class LateTime(VirtualTime):
         async def sleep(self, d: float) -> None:
             self.t += max(0.0, d) + 0.005
@@ -150,14 +150,14 @@ async def test_slightly_late_wakeups_do_not_push_the_schedule_back():
     vt = LateTime()
     p = pacer(vt)
     grants = [await p.acquire(f"oc_{i}") for i in range(1000)]
-    assert grants[-1] - grants[0] == pytest.approx(999 / 48, abs=0.01)
-    assert max_in_window(grants, 1.0) <= 49
+    assert grants[-1] - grants[0] == pytest.approx(999 / 48, abs=0.15)  # strict spacing: 5 s more
+    assert max_in_window(grants, 1.0) <= 48
     assert min(b - a for a, b in zip(grants, grants[1:])) >= 1 / 96 - 1e-9
 
 
 async def test_very_late_wakeups_lose_only_the_excess():
     """Every wake-up 30 ms late (more than half a 21 ms slot): spaced 1/48 - 1/96 after the
-    actual grant, so each late slot loses 30 - 10.4 ms, not 30 ms, and no second exceeds 49."""
+    actual grant, so each late slot loses 30 - 10.4 ms, not 30 ms, and no second exceeds 48."""
     class VeryLateTime(VirtualTime):
         async def sleep(self, d: float) -> None:
             self.t += max(0.0, d) + 0.030
@@ -168,8 +168,9 @@ async def test_very_late_wakeups_lose_only_the_excess():
     grants = [await p.acquire(f"oc_{i}") for i in range(200)]
     gaps = [b - a for a, b in zip(grants, grants[1:])]
     assert min(gaps) >= 1 / 96 - 1e-9
-    assert max(gaps[1:]) == pytest.approx(1 / 96 + 0.030, abs=1e-6)  # the first waited a whole slot
-    assert max_in_window(grants, 1.0) <= 49
+    assert max(gaps[1:]) <= 1 / 48 + 0.030 + 1e-6  # the first waited a whole slot
+    assert max_in_window(grants, 1.0) <= 48
+    assert grants[-1] - grants[0] < 199 * (1 / 48 + 0.030) - 1.0  # strict spacing would take this long
 
 
 async def test_default_fits_a_thousand_sends_in_one_minute_window():
