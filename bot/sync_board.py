@@ -161,7 +161,7 @@ def overview_of(session: Session, case: Case, board_url: str, now: datetime) -> 
     lagging = sum(1 for t in tasks_of(session, case) if is_lagging(t, now, tz=tz))
     upcoming = [n for n in nodes_of(session, case) if n.at >= now]
     nxt = f"{upcoming[0].name} {upcoming[0].at.astimezone(tz):%m-%d}" if upcoming else ""
-    return {"协作问题": case.title, "群": case.chat_id, "阶段": texts.STEP_NAMES.get(int(case.step), ""),
+    return {"协作问题": case.title, "群": case.chat_id, "阶段": texts.STEP_SHORT.get(int(case.step), ""),
             "负责人": _person(case.lead_open_id), "滞后任务": lagging, "下一个关键节点": nxt, "看板": board_url}
 
 

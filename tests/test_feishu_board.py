@@ -193,7 +193,7 @@ def test_overview_has_one_row_per_case_and_one_base_per_tenant(bw):
     rows = {r["fields"]["协作问题"]: r["fields"] for r in bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)}
     assert set(rows) == {TITLE, "报销流程卡顿"}
     assert rows["报销流程卡顿"]["滞后任务"] == 1 and rows[TITLE]["滞后任务"] == 0
-    assert rows[TITLE]["负责人"] == [{"id": LEAD}] and rows[TITLE]["阶段"] == texts.STEP_NAMES[5]
+    assert rows[TITLE]["负责人"] == [{"id": LEAD}] and rows[TITLE]["阶段"] == texts.STEP_SHORT[5]
     assert rows[TITLE]["下一个关键节点"].startswith("上线 ")
 
 
@@ -381,3 +381,31 @@ def test_two_senders_racing_create_each_record_once(bw):
     bw.drain()
     assert len(bw.fake.bases()) == 2   # the board and the overview, once each
     assert len(bw.fake.records(_board(bw).app_token, "任务")) == 2
+
+
+def test_the_last_task_done_in_the_board_ends_execution_and_the_overview_says_so(bw):
+    now = bw.clock.now()
+    case_id, (t1,) = _published(bw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2))])
+    _turn_on(bw)
+    bw.clock.advance(timedelta(minutes=1))
+    _edit(bw, t1, {"状态": "已完成", "完成率": 100}, TECH_DEV)
+    _poll(bw)
+    from bot.models import Case
+    with bw.state.factory() as s:
+        assert s.get(Case, case_id).step == 6
+        ov = s.scalar(select(FeishuOverview))
+    bw.clock.advance(timedelta(minutes=1))
+    _poll(bw)   # moved on since the last sync: one more, for the overview
+    [row] = bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)
+    assert row["fields"]["阶段"] == texts.STEP_SHORT[6]
+    assert poll_tick(bw.state.factory, bw.clock.now() + timedelta(minutes=1)) == 0   # and no more after that
+    # closed later (nothing in the board changed): the next tick syncs once more, then stops
+    with bw.state.factory() as s, s.begin():
+        case = s.get(Case, case_id)
+        case.step, case.step_entered_at = 7, bw.clock.now() + timedelta(minutes=2)
+    bw.clock.advance(timedelta(minutes=3))
+    assert poll_tick(bw.state.factory, bw.clock.now()) == 1
+    bw.drain()
+    [row] = bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)
+    assert row["fields"]["阶段"] == texts.STEP_SHORT[7]
+    assert poll_tick(bw.state.factory, bw.clock.now() + timedelta(minutes=1)) == 0
