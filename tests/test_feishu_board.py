@@ -409,3 +409,60 @@ def test_the_last_task_done_in_the_board_ends_execution_and_the_overview_says_so
     [row] = bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)
     assert row["fields"]["阶段"] == texts.STEP_SHORT[7]
     assert poll_tick(bw.state.factory, bw.clock.now() + timedelta(minutes=1)) == 0
+
+
+def test_an_impossible_value_in_the_board_is_refused_and_reverted(bw):
+    case_id, (t1, t2) = _published(bw)
+    _turn_on(bw)
+    _edit(bw, t1, {"完成率": 150}, TECH_DEV)
+    _poll(bw)
+    assert _task(bw, t1).progress == 0 and _task_record(bw, t1)["fields"]["完成率"] == 0
+    bw.clock.advance(timedelta(minutes=1))
+    _edit(bw, t2, {"状态": "差不多了"}, DESIGN_HEAD)
+    _poll(bw)
+    assert _task(bw, t2).status == "todo" and _task_record(bw, t2)["fields"]["状态"] == "未开始"
+    said = [t for t in bw.texts() if fits(texts.BOARD_EDIT_REFUSED, t)]
+    assert len(said) == 2 and "150" in said[0]
+
+
+def test_a_deleted_overview_row_is_told_once_and_the_board_carries_on(bw):
+    case_id, (t1, t2) = _published(bw)
+    _turn_on(bw)
+    with bw.state.factory() as s:
+        ov = s.scalar(select(FeishuOverview))
+    bw.fake.user_delete_record(ov.app_token, ov.table_id, _rows(bw, "overview")[case_id].record_id)
+    _edit(bw, t1, {"状态": "进行中", "完成率": 30}, TECH_DEV)
+    _poll(bw)
+    assert _task_record(bw, t1)["fields"]["完成率"] == 30
+    assert not [t for t in bw.texts() if fits(texts.BOARD_FAILED, t)]
+    said = [t for t in bw.texts() if fits(texts.BOARD_RECORD_DELETED, t)]
+    assert len(said) == 1 and texts.BOARD_KIND_NAMES["overview"] in said[0]
+
+
+def test_a_conflict_writing_the_overview_does_not_bother_the_lead(bw):
+    """The overview is written from every case's chain, so two cases may meet there: the write is
+    retried on the next sync, and the lead hears nothing of it."""
+    from bot import outbox
+    from bot.models import Case
+    from bot.sync_board import TARGET
+
+    case_id, _ids = _published(bw)
+    _turn_on(bw)
+    with bw.state.factory() as s, s.begin():
+        s.scalar(select(FeishuBoardRow).where(FeishuBoardRow.kind == "overview")).pushed_hash = ""
+    before = len(bw.fake.calls)
+    bw.fake.fail_next(1, status=400, code=1254291)   # approx.: a write conflict on the table
+
+    def sync(key):
+        with bw.state.factory() as s, s.begin():
+            case = s.get(Case, case_id)
+            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=key, now=bw.clock.now(),
+                               ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+        bw.drain()
+
+    sync("again-1")
+    [failed] = [c for c in bw.fake.calls[before:] if c.path.endswith("/batch_update")]
+    assert failed.code == 1254291
+    assert not [t for t in bw.texts() if fits(texts.BOARD_FAILED, t)]
+    sync("again-2")
+    assert _rows(bw, "overview")[case_id].pushed_hash != ""   # written the next time
