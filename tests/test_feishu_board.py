@@ -466,3 +466,30 @@ def test_a_conflict_writing_the_overview_does_not_bother_the_lead(bw):
     assert not [t for t in bw.texts() if fits(texts.BOARD_FAILED, t)]
     sync("again-2")
     assert _rows(bw, "overview")[case_id].pushed_hash != ""   # written the next time
+
+
+def test_both_sides_changed_the_later_group_update_wins_and_the_audit_says_so(bw):
+    """The board was edited, then the owner updated the task in the group before the read-back:
+    the group's later update stays, is written over the board's, and the audit trail says so."""
+    from bot.sync_board import TARGET
+
+    case_id, (t1, t2) = _published(bw)
+    _turn_on(bw)
+    bw.clock.advance(timedelta(minutes=1))
+    _edit(bw, t1, {"完成率": 70, "状态": "进行中"}, TECH_DEV)
+    bw.clock.advance(timedelta(minutes=1))
+    # the group update is queued but its board write has not run yet when the read-back comes
+    syncer = bw.state.sender.syncers.pop(TARGET)
+    try:
+        bw.press(TECH_DEV, _case_card(bw)["message_id"], "更新我的进度")
+        form = bw.last_card(title_contains="更新进度")
+        bw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "40"}, form_name=f"f{t1}")
+    finally:
+        bw.state.sender.syncers[TARGET] = syncer
+    _poll(bw)
+    assert _task(bw, t1).progress == 40
+    assert _task_record(bw, t1)["fields"]["完成率"] == 40
+    [note] = _audit(bw, "board.conflict")
+    assert "#1" in note and "较晚的群内更新" in note
+    with bw.state.factory() as s:
+        assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()) == 1
