@@ -13,7 +13,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from bot import outbox, texts
@@ -120,13 +120,18 @@ def turn_off(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer
 def poll_tick(factory: Any, now: datetime) -> int:
     """Every minute: one read-back per step-5 case whose board is on (a row per case and minute, so
     two replicas ticking together queue it once). The read-back also writes what changed in the
-    bot (the lag flag turns with the clock, too). Returns how many were queued."""
+    bot (the lag flag turns with the clock, too). A case that moved on to the retrospective or was
+    closed since its last sync gets one more, so its row in 《协作问题总览》 says so. Returns how
+    many were queued."""
     with factory() as session, session.begin():
         session.execute(delete(Outbox).where(
             Outbox.kind == "immediate", Outbox.fire_key.startswith("bdpoll-"), Outbox.status != "pending",
             Outbox.status != "sending", Outbox.due_at < now - POLL_ROWS_KEPT))
         rows = session.execute(select(Case, FeishuBoard).join(FeishuBoard, FeishuBoard.case_id == Case.id)
-                               .where(Case.status == "active", Case.step == Step.EXECUTION,
+                               .where(or_(and_(Case.status == "active", Case.step == Step.EXECUTION),
+                                          and_(Case.step > Step.EXECUTION,
+                                               or_(FeishuBoard.last_poll_at.is_(None),
+                                                   FeishuBoard.last_poll_at < Case.step_entered_at))),
                                       FeishuBoard.enabled.is_(True), FeishuBoard.problem.is_(None),
                                       FeishuBoard.app_token.is_not(None)))
         queued = 0

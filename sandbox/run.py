@@ -77,6 +77,8 @@ class Sandbox:
                       database_url=database_url or settings.database_url)
         if values.get("feishu_tasks") == "off":   # the fake has 飞书任务: offer it, shown read-only on the page
             values["feishu_tasks"] = "offer"
+        if values.get("feishu_board") == "off":   # … and 多维表格: offer the board, shown read-only too
+            values["feishu_board"] = "offer"
         self.settings = Settings(_env_file=None, **values)
         # A tenant per run: a database kept from an earlier run never mixes with this fresh fake.
         self.tenant_key = "tenant_sandbox_" + secrets.token_hex(4)
@@ -331,7 +333,7 @@ class Sandbox:
         if since and since == rev:
             return {"rev": rev, "now": self.now_label(), "unchanged": True}
         return {"rev": rev, "now": self.now_label(), "messages": self.transcript(),
-                "feishu_tasks": self.feishu_tasks()}
+                "feishu_tasks": self.feishu_tasks(), "feishu_board": self.feishu_board()}
 
     def feishu_tasks(self) -> list[dict[str, Any]]:
         """The fake's 飞书任务, as the page's read-only panel shows them."""
@@ -344,6 +346,24 @@ class Sandbox:
                     if due else "")
             out.append({"summary": t["summary"], "assignee": "、".join(assignees), "due": when,
                         "done": t.get("completed_at", "0") != "0"})
+        return out
+
+    def feishu_board(self) -> list[dict[str, Any]]:
+        """The 任务 records of the fake's 多维表格 boards, as the page's read-only panel shows them."""
+        names = {p.open_id: p.name for p in self.members}
+        out = []
+        for base in self.fake.bases():
+            for table in base["tables"].values():
+                if table["name"] != texts.BOARD_TABLE_TASKS:
+                    continue
+                for rec in table["records"].values():
+                    if rec.get("_deleted"):
+                        continue
+                    f = rec["fields"]
+                    owner = "、".join(names.get(p.get("id"), p.get("id")) for p in f.get("负责人") or [])
+                    out.append({"task": f"#{f.get('编号', '')} {f.get('任务', '')}", "owner": owner,
+                                "status": f.get("状态", ""), "progress": f.get("完成率", 0),
+                                "lagging": bool(f.get("滞后"))})
         return out
 
     def page_config(self) -> dict[str, Any]:

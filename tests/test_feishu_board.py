@@ -193,7 +193,7 @@ def test_overview_has_one_row_per_case_and_one_base_per_tenant(bw):
     rows = {r["fields"]["协作问题"]: r["fields"] for r in bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)}
     assert set(rows) == {TITLE, "报销流程卡顿"}
     assert rows["报销流程卡顿"]["滞后任务"] == 1 and rows[TITLE]["滞后任务"] == 0
-    assert rows[TITLE]["负责人"] == [{"id": LEAD}] and rows[TITLE]["阶段"] == texts.STEP_NAMES[5]
+    assert rows[TITLE]["负责人"] == [{"id": LEAD}] and rows[TITLE]["阶段"] == texts.STEP_SHORT[5]
     assert rows[TITLE]["下一个关键节点"].startswith("上线 ")
 
 
@@ -381,3 +381,115 @@ def test_two_senders_racing_create_each_record_once(bw):
     bw.drain()
     assert len(bw.fake.bases()) == 2   # the board and the overview, once each
     assert len(bw.fake.records(_board(bw).app_token, "任务")) == 2
+
+
+def test_the_last_task_done_in_the_board_ends_execution_and_the_overview_says_so(bw):
+    now = bw.clock.now()
+    case_id, (t1,) = _published(bw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2))])
+    _turn_on(bw)
+    bw.clock.advance(timedelta(minutes=1))
+    _edit(bw, t1, {"状态": "已完成", "完成率": 100}, TECH_DEV)
+    _poll(bw)
+    from bot.models import Case
+    with bw.state.factory() as s:
+        assert s.get(Case, case_id).step == 6
+        ov = s.scalar(select(FeishuOverview))
+    bw.clock.advance(timedelta(minutes=1))
+    _poll(bw)   # moved on since the last sync: one more, for the overview
+    [row] = bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)
+    assert row["fields"]["阶段"] == texts.STEP_SHORT[6]
+    assert poll_tick(bw.state.factory, bw.clock.now() + timedelta(minutes=1)) == 0   # and no more after that
+    # closed later (nothing in the board changed): the next tick syncs once more, then stops
+    with bw.state.factory() as s, s.begin():
+        case = s.get(Case, case_id)
+        case.step, case.step_entered_at = 7, bw.clock.now() + timedelta(minutes=2)
+    bw.clock.advance(timedelta(minutes=3))
+    assert poll_tick(bw.state.factory, bw.clock.now()) == 1
+    bw.drain()
+    [row] = bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)
+    assert row["fields"]["阶段"] == texts.STEP_SHORT[7]
+    assert poll_tick(bw.state.factory, bw.clock.now() + timedelta(minutes=1)) == 0
+
+
+def test_an_impossible_value_in_the_board_is_refused_and_reverted(bw):
+    case_id, (t1, t2) = _published(bw)
+    _turn_on(bw)
+    _edit(bw, t1, {"完成率": 150}, TECH_DEV)
+    _poll(bw)
+    assert _task(bw, t1).progress == 0 and _task_record(bw, t1)["fields"]["完成率"] == 0
+    bw.clock.advance(timedelta(minutes=1))
+    _edit(bw, t2, {"状态": "差不多了"}, DESIGN_HEAD)
+    _poll(bw)
+    assert _task(bw, t2).status == "todo" and _task_record(bw, t2)["fields"]["状态"] == "未开始"
+    said = [t for t in bw.texts() if fits(texts.BOARD_EDIT_REFUSED, t)]
+    assert len(said) == 2 and "150" in said[0]
+
+
+def test_a_deleted_overview_row_is_told_once_and_the_board_carries_on(bw):
+    case_id, (t1, t2) = _published(bw)
+    _turn_on(bw)
+    with bw.state.factory() as s:
+        ov = s.scalar(select(FeishuOverview))
+    bw.fake.user_delete_record(ov.app_token, ov.table_id, _rows(bw, "overview")[case_id].record_id)
+    _edit(bw, t1, {"状态": "进行中", "完成率": 30}, TECH_DEV)
+    _poll(bw)
+    assert _task_record(bw, t1)["fields"]["完成率"] == 30
+    assert not [t for t in bw.texts() if fits(texts.BOARD_FAILED, t)]
+    said = [t for t in bw.texts() if fits(texts.BOARD_RECORD_DELETED, t)]
+    assert len(said) == 1 and texts.BOARD_KIND_NAMES["overview"] in said[0]
+
+
+def test_a_conflict_writing_the_overview_does_not_bother_the_lead(bw):
+    """The overview is written from every case's chain, so two cases may meet there: the write is
+    retried on the next sync, and the lead hears nothing of it."""
+    from bot import outbox
+    from bot.models import Case
+    from bot.sync_board import TARGET
+
+    case_id, _ids = _published(bw)
+    _turn_on(bw)
+    with bw.state.factory() as s, s.begin():
+        s.scalar(select(FeishuBoardRow).where(FeishuBoardRow.kind == "overview")).pushed_hash = ""
+    before = len(bw.fake.calls)
+    bw.fake.fail_next(1, status=400, code=1254291)   # approx.: a write conflict on the table
+
+    def sync(key):
+        with bw.state.factory() as s, s.begin():
+            case = s.get(Case, case_id)
+            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=key, now=bw.clock.now(),
+                               ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+        bw.drain()
+
+    sync("again-1")
+    [failed] = [c for c in bw.fake.calls[before:] if c.path.endswith("/batch_update")]
+    assert failed.code == 1254291
+    assert not [t for t in bw.texts() if fits(texts.BOARD_FAILED, t)]
+    sync("again-2")
+    assert _rows(bw, "overview")[case_id].pushed_hash != ""   # written the next time
+
+
+def test_both_sides_changed_the_later_group_update_wins_and_the_audit_says_so(bw):
+    """The board was edited, then the owner updated the task in the group before the read-back:
+    the group's later update stays, is written over the board's, and the audit trail says so."""
+    from bot.sync_board import TARGET
+
+    case_id, (t1, t2) = _published(bw)
+    _turn_on(bw)
+    bw.clock.advance(timedelta(minutes=1))
+    _edit(bw, t1, {"完成率": 70, "状态": "进行中"}, TECH_DEV)
+    bw.clock.advance(timedelta(minutes=1))
+    # the group update is queued but its board write has not run yet when the read-back comes
+    syncer = bw.state.sender.syncers.pop(TARGET)
+    try:
+        bw.press(TECH_DEV, _case_card(bw)["message_id"], "更新我的进度")
+        form = bw.last_card(title_contains="更新进度")
+        bw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "40"}, form_name=f"f{t1}")
+    finally:
+        bw.state.sender.syncers[TARGET] = syncer
+    _poll(bw)
+    assert _task(bw, t1).progress == 40
+    assert _task_record(bw, t1)["fields"]["完成率"] == 40
+    [note] = _audit(bw, "board.conflict")
+    assert "#1" in note and "较晚的群内更新" in note
+    with bw.state.factory() as s:
+        assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()) == 1

@@ -61,6 +61,7 @@ AUDIT_BOARD_ON = "开启多维表格看板"
 AUDIT_BOARD_OFF = "停止同步多维表格看板"
 AUDIT_BOARD_DELETED = "{what} 在多维表格看板中被删除，不再同步"
 AUDIT_BOARD_EDIT = "#{seq} 在多维表格看板中更新"
+AUDIT_BOARD_CONFLICT = "#{seq} 看板与群里都有改动，以较晚的群内更新为准（{bot} 晚于 {remote}），已改回看板"
 
 BOARD_READY = "{lead} 多维表格看板已创建：{url}\n状态、完成率、滞后原因、调整措施可直接在看板里改，一分钟内同步到群里。"
 BOARD_SCOPE_MISSING = ("{lead} 多维表格看板已暂停：应用缺少权限 {scope}。请应用管理员在飞书开发者后台 → 应用 → "

@@ -150,11 +150,27 @@
     });
   }
 
+  function renderBoard(records) {
+    // The 任务 table of the simulated 多维表格 board: read-only, as the bot keeps it.
+    var list = $("board");
+    list.textContent = "";
+    if (!records.length) { list.appendChild(el("li", "ftask-empty", config.texts.board_empty)); return; }
+    records.forEach(function (r) {
+      var li = el("li", "ftask" + (r.lagging ? " lagging" : ""));
+      li.appendChild(el("div", "ftask-summary", r.task));
+      var meta = [r.owner, r.status, r.progress + "%"];
+      if (r.lagging) meta.push(config.texts.board_lagging);
+      li.appendChild(el("div", "ftask-meta", meta.join(" · ")));
+      list.appendChild(li);
+    });
+  }
+
   function applyState(state) {
     $("clock-now").textContent = state.now;
     if (state.unchanged) return;
     rev = state.rev;
     renderFeishuTasks(state.feishu_tasks || []);
+    renderBoard(state.feishu_board || []);
     var box = $("messages");
     var nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
     var added = false;
@@ -238,6 +254,7 @@
     $("members-title").textContent = T.members;
     $("clock-title").textContent = T.clock;
     $("ftasks-title").textContent = T.ftasks;
+    $("board-title").textContent = T.board;
     $("banner").textContent = T.banner;
     $("composer-text").placeholder = T.composer_placeholder;
     $("composer-send").textContent = T.send;
