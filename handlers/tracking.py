@@ -60,6 +60,7 @@ from handlers.common import (
     audit,
     first_too_long,
     fmt,
+    from_private_form,
     inert,
     load_case,
     md_table,
@@ -68,6 +69,7 @@ from handlers.common import (
     open_form,
     picker_value,
     require_step,
+    send_private_form,
     transition,
 )
 from handlers.lag_alerts import lag_alert_ops
@@ -343,15 +345,14 @@ def adjust_command(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
     if case is None:
         raise UserError(texts.NO_ACTIVE_CASE)
     case = _team_case(ctx, case.id)
-    ctx.send(outbox.SendCard(change_form_for(ctx.session, case)))
+    send_private_form(ctx, change_form_for(ctx.session, case), case)
 
 
 @router.action(CHANGE_OPEN)
-def open_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    # its own card in the group: once submitted it becomes the request the lead decides on
+def open_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    # the form is the asker's; once submitted, the request the lead decides on is posted
     case = _team_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(change_form_for(ctx.session, case)))
-    return CallbackAnswer(toast=texts.BTN_REQUEST_CHANGE)
+    return open_form(ctx, event, change_form_for(ctx.session, case), case)
 
 
 @router.action(CHANGE_MODE)
@@ -427,9 +428,11 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     pending = ctx.session.scalars(select(ChangeRequest).where(
         ChangeRequest.case_id == case.id, ChangeRequest.tenant_key == case.tenant_key,
         ChangeRequest.chat_id == case.chat_id, ChangeRequest.status == "pending"))
+    private = from_private_form(ctx, event)
     for cr in pending:  # a double submit files one request
         if cr.changes == changes and cr.requested_by == ctx.actor and cr.reason == typed["reason"]:
-            return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
+            return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=case_card.result_line(texts.CHANGE_SUBMITTED)
+                                  if private else _request_card(ctx, case, cr))
     cr = ChangeRequest(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, requested_by=ctx.actor,
                        reason=typed["reason"], changes=changes, retro_note=typed["retro_note"],
                        created_at=ctx.now)
@@ -437,6 +440,9 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     ctx.session.flush()
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.request", f"#{no} {cr.reason}")
+    if private:  # one new card in the group: it @-mentions the lead, who is notified and decides on it
+        ctx.send(outbox.SendCard(_request_card(ctx, case, cr)))
+        return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=case_card.result_line(texts.CHANGE_SUBMITTED))
     ctx.send(outbox.SendText(texts.CHANGE_PLEASE_DECIDE.format(
         lead=mention(case.lead_open_id), no=no, summary=inert(_summary_text(ctx, case, cr)),
         reason=inert(cr.reason))))
@@ -640,12 +646,10 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     feishu_tasks.touch(ctx, case)  # dates, owner, new and dropped tasks reach 飞书任务
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}" + (f" · {note}" if note else ""))
-    ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned),
-                                           dependents)))
-    if cr.requested_by != ctx.actor:  # the requester hears the decision (and the note) by name
-        ctx.send(outbox.SendText(texts.CHANGE_APPROVED_NOTICE.format(
-            who=mention(cr.requested_by), no=no, version=version,
-            summary=inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
+    # the requester hears the decision by name on the new version's card (one message, it notifies)
+    requester = cr.requested_by if cr.requested_by != ctx.actor else ""
+    ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz,
+                                           sorted(concerned - {requester}), dependents, requester=requester)))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.CHANGE_APPROVED.format(no=no, version=version),
                           card=_request_card(ctx, case, cr, version))
@@ -679,11 +683,12 @@ def diff_lines(base: dict, now: dict, tz: ZoneInfo) -> list[str]:
 
 
 def diff_card_for(session: Session, case: Case, version: int, no: int, cr: ChangeRequest, tz: ZoneInfo,
-                  notify: list[str], dependents: list[str] | None = None) -> dict:
+                  notify: list[str], dependents: list[str] | None = None, requester: str = "") -> dict:
     lines = diff_lines(baseline(session, case), plan_snapshot(session, case), tz)
     return plan_diff_card(PlanDiffView(title=case.title, version=version, no=no, lines=tuple(lines), reason=cr.reason,
                                        retro_note=cr.retro_note, notify=tuple(notify),
-                                       decision_note=cr.decision_note or "", dependents=tuple(dependents or ())))
+                                       decision_note=cr.decision_note or "", dependents=tuple(dependents or ()),
+                                       requester=requester))
 
 
 # ---------------------------------------------------------------- closing execution

@@ -297,7 +297,7 @@ def _change(w, user, mode_label, form, form_name):
     if mode_label:
         w.press(user, mid, mode_label)
     w.submit(user, mid, form, form_name=form_name)
-    answer = w.submit(LEAD, mid, {}, form_name="cr_approve")
+    answer = w.submit(LEAD, w.last_card(title_contains="调整申请 #")["message_id"], {}, form_name="cr_approve")
     assert answer["toast"]["content"].startswith("已批准"), answer
 
 

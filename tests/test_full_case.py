@@ -313,6 +313,8 @@ def test_one_case_through_all_six_steps(paced):
     ans = world.submit(DESIGN_HEAD, change, {"task": str(t3), "due": "2026-12-09 18:00 +0800",
                                              "reason": "素材晚到半天"})
     assert ans["toast"]["type"] == "success", ans
+    change = world.last_card(title_contains="调整申请 #1")["message_id"]   # posted for the lead to decide
+    assert f"<at id={LEAD}></at>" in card_text(world.card(change))
     assert world.submit(TECH_HEAD, change, {}, form_name="cr_approve")["toast"]["type"] == "error"
     ans = world.submit(LEAD, change, {"approve_note": "同意，请同步客户"}, form_name="cr_approve")
     assert ans["toast"]["content"] == texts.CHANGE_APPROVED.format(no=1, version=2)
