@@ -36,7 +36,7 @@ from bot.domain import TaskStatus, parse
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import is_open_id
 from bot.lagging import is_lagging, lag_reason_required
-from bot.models import Case, ChangeRequest, PlanVersion, Risk, Task, TaskUpdate
+from bot.models import Case, ChangeRequest, PlanVersion, Risk, StepLog, Task, TaskUpdate
 from bot.repository import department_of, get_task, risks_of, tasks_of, team_open_ids, updates_of
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Check, CloseExecution, Step
@@ -231,20 +231,25 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, 
 
 
 def _maybe_finish(ctx: Ctx, case: Case) -> bool:
-    """Every task done: the case moves on to the retrospective."""
-    return transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE, say=lambda _outcome: outbox.SendText(
-        texts.ALL_TASKS_DONE + _open_risks_text(ctx, case))) is not None
+    """Every task done: the case moves on to the retrospective (the step-6 case card, a new
+    message, carries the closing words and asks the owners of open risks)."""
+    return transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE) is not None
 
 
-def _open_risks_text(ctx: Ctx, case: Case) -> str:
-    """When execution ends with risks still open, the closing words name them and @mention their
-    owners, asking them to close them (the 关闭风险 form of 《进度跟踪表》 stays usable in step 6)."""
+def _closing_words(ctx: Ctx, case: Case) -> str:
+    """The step-6 case card's summary: how execution ended and, while any risk is still open,
+    its owner @-mentioned (the card is sent anew on entering step 6, so this notifies once; it
+    goes from the card as soon as the risk is closed)."""
+    reason = ctx.session.scalar(select(StepLog.reason).where(
+        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == Step.RETRO)
+        .order_by(StepLog.id.desc()).limit(1)) or texts.ALL_TASKS_DONE
+    words = reason if reason == texts.ALL_TASKS_DONE else texts.EXEC_CLOSED.format(reason=kit.esc(reason))
     open_risks = [r for r in risks_of(ctx.session, case) if r.status == "open"]
-    if not open_risks:
-        return ""
-    lines = "\n".join(texts.EXEC_OPEN_RISK_LINE.format(risk=inert(r.risk), owner=mention(r.owner_open_id))
-                      for r in open_risks)
-    return "\n" + texts.EXEC_OPEN_RISKS.format(n=len(open_risks), lines=lines)
+    if open_risks:
+        lines = "\n".join(texts.EXEC_OPEN_RISK_LINE.format(risk=kit.esc(r.risk), owner=kit.at(r.owner_open_id))
+                          for r in open_risks)
+        words += "\n" + texts.EXEC_OPEN_RISKS.format(n=len(open_risks), lines=lines)
+    return words
 
 
 # ---------------------------------------------------------------- closing risks
@@ -296,6 +301,7 @@ def _summary(ctx: Ctx, case: Case) -> str:
 router.buttons(Step.EXECUTION, (texts.BTN_SHOW_TRACKING, TRACK_SHOW, True),
                (texts.BTN_UPDATE_MINE, TRACK_OPEN, False), (texts.BTN_VIEW_PLAN, PLAN_OPEN, False))
 router.summary(Step.EXECUTION)(_summary)
+router.summary(Step.RETRO)(_closing_words)
 
 
 @router.state(Step.EXECUTION)
@@ -723,8 +729,7 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
         raise UserError(problem, card=_close_card(ctx, case, reason))
     repository.artifact_state(ctx.session, case, "execution").archived_at = ctx.now
     audit(ctx, case, "execution.close", reason)
-    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=inert(reason)) + _open_risks_text(ctx, case)))
-    transition(ctx, case, CloseExecution(reason), reason=reason)
+    transition(ctx, case, CloseExecution(reason), reason=reason)   # the step-6 case card says why
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
 

@@ -348,8 +348,8 @@ def test_one_case_through_all_six_steps(paced):
         ans = update(who, task_id, {"s": "done", "p": "100"}, on=case_mid(world))
         assert ans["toast"]["type"] == "success", ans
     assert case_row(world).step == 6
-    done = [t for t in world.texts() if t.startswith(texts.ALL_TASKS_DONE)]
-    assert len(done) == 1 and "测试延迟" in done[0] and f'<at user_id="{TECH_HEAD}"></at>' in done[0]  # the open risk
+    closing = card_text(case_card(world)["content"])        # the step-6 case card, a new message
+    assert texts.ALL_TASKS_DONE in closing and "测试延迟" in closing and f"<at id={TECH_HEAD}></at>" in closing
     assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1
     strip, _, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "✅", "✅", "▶"]
