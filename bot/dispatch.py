@@ -30,7 +30,7 @@ from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
 from bot.db import rowcount
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
-from bot.models import InboxEvent
+from bot.models import InboxEvent, PostedCard
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, split_command
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,20 @@ class DatabaseUnavailable(Exception):
 
 def _chat_of(event: Event) -> str:
     return getattr(event, "chat_id", "") or ""
+
+
+def _group_of(session: Session, event: Event) -> str:
+    """The chat an event acts in. A click on a form the bot sent to someone's 1:1 chat (where a
+    private card in the group could not serve) acts in the group the form belongs to — only for
+    the person it was sent to."""
+    chat = _chat_of(event)
+    if isinstance(event, CardAction) and event.message_id:
+        group = session.scalar(select(PostedCard.chat_id).where(
+            PostedCard.message_id == event.message_id, PostedCard.tenant_key == event.header.tenant_key,
+            PostedCard.private_for == _actor(event), PostedCard.chat_id != chat))
+        if group:
+            return group
+    return chat
 
 
 class Dispatcher:
@@ -229,7 +243,7 @@ class Dispatcher:
             if event is None:
                 return None
             ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
-                      chat_id=_chat_of(event), actor=_actor(event), event_id=event_id,
+                      chat_id=_group_of(session, event), actor=_actor(event), event_id=event_id,
                       bot_open_id=self.bot_open_id, registry=self.router)
             answer = self._route(ctx, event)
             outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,

@@ -210,6 +210,16 @@ class FeishuClient:
         data = await self._call("POST", "/open-apis/ephemeral/v1/send", json_body=body, paced=True)
         return data["data"]["message_id"]
 
+    async def send_card_to_person(self, open_id: str, card: dict, *, uuid: str) -> str:
+        """The card in the person's 1:1 chat with the bot (im/v1/messages, receive_id_type=open_id):
+        where a private card in the group cannot serve. The person must be in the app's
+        availability range; 5 QPS per user."""
+        body = {"receive_id": open_id, "msg_type": "interactive", "content": _dumps(card),
+                "uuid": normalize_uuid(uuid)}
+        data = await self._call("POST", "/open-apis/im/v1/messages", params={"receive_id_type": "open_id"},
+                                json_body=body, paced=True, pace_key=open_id)
+        return data["data"]["message_id"]
+
     async def delete_private(self, message_id: str) -> None:
         """Remove a private card (ephemeral/v1/delete). Already gone (18051) counts as done."""
         try:

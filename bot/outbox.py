@@ -30,6 +30,7 @@ from sqlalchemy import and_, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from bot import texts
 from bot.clock import Clock
 from bot.db import rowcount
 from bot.feishu import FeishuError, Permanent
@@ -582,9 +583,12 @@ class OutboxSender:
                 await syncer(row, op)
             return ""
         if isinstance(op, SendPrivate):
-            return await self.client.send_private(row.chat_id, op.open_id, op.card)
+            return await self._send_private(row, op, uuid)
         if isinstance(op, DeletePrivate):
-            await self.client.delete_private(op.message_id)
+            try:
+                await self.client.delete_private(op.message_id)
+            except Permanent as exc:  # e.g. a form that went to the 1:1 chat: not worth failing the row
+                log.info("private card %s not removed: %s", op.message_id, exc)
             return op.message_id
         if isinstance(op, PinMessage):
             await self.client.pin(op.message_id)
@@ -596,6 +600,23 @@ class OutboxSender:
             return ""
         await self.client.patch_card(op.message_id, op.card)
         return op.message_id
+
+    async def _send_private(self, row: Outbox, op: SendPrivate, uuid: str) -> str:
+        """A form for one person: in the group for them only; where that cannot serve (they are
+        not in the group, a topic group, an error) in their 1:1 chat with the bot; and if that
+        fails too, one @-line in the group tells them, so nobody is left with a toast and no form.
+        Returns the form's message id ('' when only the line went out)."""
+        try:
+            return await self.client.send_private(row.chat_id, op.open_id, op.card)
+        except Permanent as exc:
+            log.info("private card for %s in %s refused (%s): trying the 1:1 chat", op.open_id, row.chat_id, exc)
+        try:
+            return await self.client.send_card_to_person(op.open_id, op.card, uuid=uuid)
+        except Permanent as exc:
+            log.info("1:1 card for %s refused (%s): telling them in the group", op.open_id, exc)
+        await self.client.send_text(row.chat_id, texts.PRIVATE_FORM_UNDELIVERED.format(
+            who=f'<at user_id="{op.open_id}"></at>'), uuid=uuid + "-line")
+        return ""
 
     def _remember(self, tenant_key: str, chat_id: str, people: list[tuple[str, str]]) -> None:
 

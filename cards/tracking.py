@@ -330,10 +330,12 @@ class PlanDiffView:
     notify: tuple[str, ...]     # open_ids of the owners concerned
     decision_note: str = ""
     dependents: tuple[str, ...] = ()   # trusted markup: owners of tasks waiting for a moved one, told so
+    requester: str = ""                # open_id of who asked (told here that it was approved), if not the lead
 
 
 def plan_diff_card(view: PlanDiffView) -> dict:
-    body = [texts.DIFF_HEAD] + (list(view.lines) or [texts.DIFF_NONE])
+    body = [texts.DIFF_APPROVED_FOR.format(who=kit.at(view.requester), no=view.no)] if view.requester else []
+    body += [texts.DIFF_HEAD] + (list(view.lines) or [texts.DIFF_NONE])
     body.append(texts.CHANGE_REQ_REASON.format(reason=kit.esc(view.reason)))
     if view.retro_note:
         body.append(texts.CHANGE_REQ_RETRO.format(note=kit.esc(view.retro_note)))

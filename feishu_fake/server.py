@@ -81,6 +81,8 @@ APP_ID_INVALID = 10003
 APP_SECRET_INVALID = 10014
 EPHEMERAL_DELETED = 18051       # ephemeral/v1/delete: 消息已删除
 USER_NOT_IN_CHAT = 232024       # approx.: a private card for someone outside the group
+TOPIC_CHAT_UNSUPPORTED = 232033  # approx.: ephemeral/v1/send does not serve topic groups (话题群)
+BOT_NO_AVAILABILITY = 230013    # Bot has NO availability to this user (outside the app's range)
 INTERNAL_ERROR = 2200
 
 
@@ -120,6 +122,8 @@ class _Chat:
     members: dict[str, str] = field(default_factory=dict)   # open_id -> name (humans only)
     bot_in_chat: bool = True
     messages: list[str] = field(default_factory=list)       # message ids in order
+    topic: bool = False                                      # a topic group (话题群)
+    p2p_with: str | None = None                              # a 1:1 chat of the bot with this open_id
 
 
 @dataclass
@@ -162,6 +166,7 @@ class FakeFeishu(TasksMixin, BitableMixin):
         self._users: dict[str, dict] = {}
         self._messages: dict[str, Message] = {}
         self._deleted: set[str] = set()                    # private cards removed by ephemeral/v1/delete
+        self._unreachable: set[str] = set()                # people the app may not message 1:1
         self._uuids: dict[str, tuple[str, float]] = {}
         self._tokens: dict[str, float] = {}               # token -> expires (epoch s)
         self._current_token: str | None = None
@@ -179,10 +184,10 @@ class FakeFeishu(TasksMixin, BitableMixin):
 
     # ---------------------------------------------------------------------------- state setup
     def add_chat(self, chat_id: str, members: list[tuple[str, str]] = (), *,
-                 tenant_key: str | None = None, bot_in_chat: bool = True) -> None:
+                 tenant_key: str | None = None, bot_in_chat: bool = True, topic: bool = False) -> None:
         with self._lock:
             chat = self._chats.setdefault(chat_id, _Chat(chat_id, tenant_key or self.tenant_key))
-            chat.bot_in_chat = bot_in_chat
+            chat.bot_in_chat, chat.topic = bot_in_chat, topic
             for open_id, name in members:
                 chat.members[open_id] = name
                 self._users.setdefault(open_id, {"open_id": open_id, "name": name})
@@ -191,6 +196,15 @@ class FakeFeishu(TasksMixin, BitableMixin):
         with self._lock:
             self._chats[chat_id].members[open_id] = name
             self._users.setdefault(open_id, {"open_id": open_id, "name": name})
+
+    def make_unreachable(self, open_id: str) -> None:
+        """The person is outside the app's availability range: the bot cannot message them 1:1."""
+        with self._lock:
+            self._unreachable.add(open_id)
+
+    def p2p_chat_id(self, open_id: str) -> str:
+        """The id of the bot's 1:1 chat with `open_id` (it exists once the bot has written there)."""
+        return f"oc_p2p_{open_id}"
 
     def remove_bot(self, chat_id: str) -> None:
         with self._lock:
@@ -535,10 +549,13 @@ class FakeFeishu(TasksMixin, BitableMixin):
         return {"code": 0, "msg": "success", "data": self._message_data(msg)}
 
     def _api_message_create(self, *, query: dict, body: dict) -> dict:
-        if query.get("receive_id_type") != "chat_id":
+        if query.get("receive_id_type") == "open_id":
+            chat = self._p2p_chat(body.get("receive_id"))
+        elif query.get("receive_id_type") != "chat_id":
             raise _err(400, FIELD_VALIDATION,
-                       "field validation failed: receive_id_type (the fake supports chat_id)")
-        chat = self._chats.get(body.get("receive_id"))
+                       "field validation failed: receive_id_type (the fake supports chat_id and open_id)")
+        else:
+            chat = self._chats.get(body.get("receive_id"))
         if chat is None:
             raise _err(400, INVALID_PARAM, "invalid receive_id")
         content = self._parse_content(body.get("msg_type"), body.get("content"))
@@ -582,6 +599,18 @@ class FakeFeishu(TasksMixin, BitableMixin):
         msg.updated = True
         return {"code": 0, "msg": "success", "data": {}}
 
+    def _p2p_chat(self, open_id: Any) -> _Chat:
+        """The bot's 1:1 chat with a person (created by the first message), if the app may reach them."""
+        if not isinstance(open_id, str) or not open_id.startswith("ou_"):
+            raise _err(400, INVALID_PARAM, "invalid receive_id")
+        if open_id in self._unreachable:
+            raise _err(400, BOT_NO_AVAILABILITY, "Bot has NO availability to this user.")
+        chat_id = self.p2p_chat_id(open_id)
+        if chat_id not in self._chats:
+            self._chats[chat_id] = _Chat(chat_id, self.tenant_key, p2p_with=open_id)
+            self._chats[chat_id].members[open_id] = self._users.get(open_id, {}).get("name", "")
+        return self._chats[chat_id]
+
     def _api_ephemeral_send(self, *, query: dict, body: dict) -> dict:
         """Documented body: chat_id, one of open_id > user_id > email, msg_type "interactive",
         card (a card object — Card JSON 1.0 or 2.0 — not a string); answers data.message_id."""
@@ -600,6 +629,8 @@ class FakeFeishu(TasksMixin, BitableMixin):
             raise _err(400, CONTENT_TOO_LONG, "The message content is too long.")
         if not chat.bot_in_chat:
             raise _err(400, BOT_NOT_IN_CHAT, "Bot is not in the chat.")
+        if chat.topic:
+            raise _err(400, TOPIC_CHAT_UNSUPPORTED, "ephemeral cards are not supported in topic chats")
         if chat.members and who not in chat.members:
             raise _err(400, USER_NOT_IN_CHAT, "user is not in the chat")
         self._check_chat_limit(f"eph:{chat.chat_id}", EPHEMERAL_PER_SECOND)

@@ -94,14 +94,24 @@ def _private_card(ctx: Ctx, event: CardAction) -> PostedCard | None:
     return posted if posted is not None and posted.private_for else None
 
 
+def from_private_form(ctx: Ctx, event: CardAction) -> bool:
+    """The click came from one person's private form (not from a card the group shares)."""
+    return _private_card(ctx, event) is not None
+
+
+def send_private_form(ctx: Ctx, form: dict, case: Case | None) -> None:
+    """Show `form` to the person acting only (a command's answer, or a click's via open_form)."""
+    ctx.send(outbox.SendPrivate(open_id=ctx.actor, card=form, case_id=case.id if case else None,
+                                view=case_card.private_view(case)))
+
+
 def open_form(ctx: Ctx, event: CardAction, form: dict, case: Case | None) -> CallbackAnswer:
     """Show `form` to the person who clicked only. From a shared card: a private card in the
     group (仅对你可见) and a toast, the shared card untouched; from their own private form (a
     mode switch, the next task): the form is redrawn in place."""
     if _private_card(ctx, event) is not None:
         return CallbackAnswer(card=form)
-    ctx.send(outbox.SendPrivate(open_id=ctx.actor, card=form, case_id=case.id if case else None,
-                                view=case_card.private_view(case)))
+    send_private_form(ctx, form, case)
     return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")
 
 

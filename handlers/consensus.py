@@ -19,6 +19,7 @@ from bot.models import Case, ConsensusVersion, Department, Signoff
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Facts, Open, Step
 from cards import consensus as cards
+from cards import kit
 from handlers import case_card, templates
 from handlers.common import (
     audit,
@@ -208,7 +209,8 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     ctx.session.flush()
     repository.enter_step(ctx.session, case, first, now=ctx.now)
     audit(ctx, case, "case.open", case.title)
-    case_card.post(ctx, case)
+    # the case card comes with the submitted 《问题共识表》 (it asks the heads to sign): until then
+    # the opener's form is all the group needs to see
     values = {"title": title}
     if prefill:
         case.template_id = prefill["template_id"]
@@ -310,7 +312,9 @@ def _save(ctx: Ctx, case: Case, cv: ConsensusVersion | None, p: Parsed, changes:
     audit(ctx, case, "consensus.edit" if cv else "consensus.submit",
           texts.AUDIT_VERSION.format(version=version) + (f"：{changes}" if changes else ""))
     heads = " ".join(dict.fromkeys(mention(h) for _, h in p.departments))
-    if cv is None:
+    if cv is None and not case.card_message_id:
+        pass   # the case card, sent now for the first time, @-mentions the heads who are to sign
+    elif cv is None:
         ctx.send(outbox.SendText(texts.S1_SUBMITTED_NOTICE.format(version=version, heads=heads)))
     else:
         ctx.send(outbox.SendText(texts.S1_EDITED_NOTICE.format(version=version, changes=changes, heads=heads)))
@@ -401,7 +405,12 @@ def _summary(ctx: Ctx, case: Case) -> str:
     depts = repository.departments(ctx.session, case)
     signs = repository.signoffs(ctx.session, case, artifact="consensus", version=cv.version)
     signed = sum(1 for d in depts if d.id in signs and signs[d.id].status == "signed")
-    return texts.S1_SUMMARY.format(version=cv.version, signed=signed, total=len(depts))
+    summary = texts.S1_SUMMARY.format(version=cv.version, signed=signed, total=len(depts))
+    waiting = list(dict.fromkeys(d.head_open_id for d in depts if d.head_open_id
+                                 and not (d.id in signs and signs[d.id].status == "signed")))
+    if waiting:   # who must act, by name (a new case card notifies them)
+        summary += "\n" + texts.S1_PLEASE_SIGN.format(heads=" ".join(kit.at(h) for h in waiting))
+    return summary
 
 
 router.buttons(Step.CONSENSUS, (texts.S1_BTN_OPEN, OPEN, True))

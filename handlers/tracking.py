@@ -36,7 +36,7 @@ from bot.domain import TaskStatus, parse
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import is_open_id
 from bot.lagging import is_lagging, lag_reason_required
-from bot.models import Case, ChangeRequest, PlanVersion, Risk, Task, TaskUpdate
+from bot.models import Case, ChangeRequest, PlanVersion, Risk, StepLog, Task, TaskUpdate
 from bot.repository import department_of, get_task, risks_of, tasks_of, team_open_ids, updates_of
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Check, CloseExecution, Step
@@ -60,6 +60,7 @@ from handlers.common import (
     audit,
     first_too_long,
     fmt,
+    from_private_form,
     inert,
     load_case,
     md_table,
@@ -68,6 +69,7 @@ from handlers.common import (
     open_form,
     picker_value,
     require_step,
+    send_private_form,
     transition,
 )
 from handlers.lag_alerts import lag_alert_ops
@@ -230,20 +232,25 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, 
 
 
 def _maybe_finish(ctx: Ctx, case: Case) -> bool:
-    """Every task done: the case moves on to the retrospective."""
-    return transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE, say=lambda _outcome: outbox.SendText(
-        texts.ALL_TASKS_DONE + _open_risks_text(ctx, case))) is not None
+    """Every task done: the case moves on to the retrospective (the step-6 case card, a new
+    message, carries the closing words and asks the owners of open risks)."""
+    return transition(ctx, case, Check(), reason=texts.ALL_TASKS_DONE) is not None
 
 
-def _open_risks_text(ctx: Ctx, case: Case) -> str:
-    """When execution ends with risks still open, the closing words name them and @mention their
-    owners, asking them to close them (the 关闭风险 form of 《进度跟踪表》 stays usable in step 6)."""
+def _closing_words(ctx: Ctx, case: Case) -> str:
+    """The step-6 case card's summary: how execution ended and, while any risk is still open,
+    its owner @-mentioned (the card is sent anew on entering step 6, so this notifies once; it
+    goes from the card as soon as the risk is closed)."""
+    reason = ctx.session.scalar(select(StepLog.reason).where(
+        StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == Step.RETRO)
+        .order_by(StepLog.id.desc()).limit(1)) or texts.ALL_TASKS_DONE
+    words = reason if reason == texts.ALL_TASKS_DONE else texts.EXEC_CLOSED.format(reason=kit.esc(reason))
     open_risks = [r for r in risks_of(ctx.session, case) if r.status == "open"]
-    if not open_risks:
-        return ""
-    lines = "\n".join(texts.EXEC_OPEN_RISK_LINE.format(risk=inert(r.risk), owner=mention(r.owner_open_id))
-                      for r in open_risks)
-    return "\n" + texts.EXEC_OPEN_RISKS.format(n=len(open_risks), lines=lines)
+    if open_risks:
+        lines = "\n".join(texts.EXEC_OPEN_RISK_LINE.format(risk=kit.esc(r.risk), owner=kit.at(r.owner_open_id))
+                          for r in open_risks)
+        words += "\n" + texts.EXEC_OPEN_RISKS.format(n=len(open_risks), lines=lines)
+    return words
 
 
 # ---------------------------------------------------------------- closing risks
@@ -296,6 +303,7 @@ def _summary(ctx: Ctx, case: Case) -> str:
 router.buttons(Step.EXECUTION, (texts.BTN_SHOW_TRACKING, TRACK_SHOW, True),
                (texts.BTN_UPDATE_MINE, TRACK_OPEN, False), (texts.BTN_VIEW_PLAN, PLAN_OPEN, False))
 router.summary(Step.EXECUTION)(_summary)
+router.summary(Step.RETRO)(_closing_words)
 
 
 @router.state(Step.EXECUTION)
@@ -345,15 +353,14 @@ def adjust_command(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
     if case is None:
         raise UserError(texts.NO_ACTIVE_CASE)
     case = _team_case(ctx, case.id)
-    ctx.send(outbox.SendCard(change_form_for(ctx.session, case)))
+    send_private_form(ctx, change_form_for(ctx.session, case), case)
 
 
 @router.action(CHANGE_OPEN)
-def open_change(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    # its own card in the group: once submitted it becomes the request the lead decides on
+def open_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    # the form is the asker's; once submitted, the request the lead decides on is posted
     case = _team_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(change_form_for(ctx.session, case)))
-    return CallbackAnswer(toast=texts.BTN_REQUEST_CHANGE)
+    return open_form(ctx, event, change_form_for(ctx.session, case), case)
 
 
 @router.action(CHANGE_MODE)
@@ -429,9 +436,11 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     pending = ctx.session.scalars(select(ChangeRequest).where(
         ChangeRequest.case_id == case.id, ChangeRequest.tenant_key == case.tenant_key,
         ChangeRequest.chat_id == case.chat_id, ChangeRequest.status == "pending"))
+    private = from_private_form(ctx, event)
     for cr in pending:  # a double submit files one request
         if cr.changes == changes and cr.requested_by == ctx.actor and cr.reason == typed["reason"]:
-            return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=_request_card(ctx, case, cr))
+            return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=case_card.result_line(texts.CHANGE_SUBMITTED)
+                                  if private else _request_card(ctx, case, cr))
     cr = ChangeRequest(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, requested_by=ctx.actor,
                        reason=typed["reason"], changes=changes, retro_note=typed["retro_note"],
                        created_at=ctx.now)
@@ -439,6 +448,9 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     ctx.session.flush()
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.request", f"#{no} {cr.reason}")
+    if private:  # one new card in the group: it @-mentions the lead, who is notified and decides on it
+        ctx.send(outbox.SendCard(_request_card(ctx, case, cr)))
+        return CallbackAnswer(toast=texts.CHANGE_SUBMITTED, card=case_card.result_line(texts.CHANGE_SUBMITTED))
     ctx.send(outbox.SendText(texts.CHANGE_PLEASE_DECIDE.format(
         lead=mention(case.lead_open_id), no=no, summary=inert(_summary_text(ctx, case, cr)),
         reason=inert(cr.reason))))
@@ -643,12 +655,10 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
     feishu_board.touch(ctx, case)  # … and the board
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.approve", f"#{no} → v{version} {cr.reason}" + (f" · {note}" if note else ""))
-    ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz, sorted(concerned),
-                                           dependents)))
-    if cr.requested_by != ctx.actor:  # the requester hears the decision (and the note) by name
-        ctx.send(outbox.SendText(texts.CHANGE_APPROVED_NOTICE.format(
-            who=mention(cr.requested_by), no=no, version=version,
-            summary=inert(_summary_text(ctx, case, cr))) + _note_suffix(note)))
+    # the requester hears the decision by name on the new version's card (one message, it notifies)
+    requester = cr.requested_by if cr.requested_by != ctx.actor else ""
+    ctx.send(outbox.SendCard(diff_card_for(ctx.session, case, version, no, cr, ctx.tz,
+                                           sorted(concerned - {requester}), dependents, requester=requester)))
     case_card.refresh(ctx, case)
     return CallbackAnswer(toast=texts.CHANGE_APPROVED.format(no=no, version=version),
                           card=_request_card(ctx, case, cr, version))
@@ -682,11 +692,12 @@ def diff_lines(base: dict, now: dict, tz: ZoneInfo) -> list[str]:
 
 
 def diff_card_for(session: Session, case: Case, version: int, no: int, cr: ChangeRequest, tz: ZoneInfo,
-                  notify: list[str], dependents: list[str] | None = None) -> dict:
+                  notify: list[str], dependents: list[str] | None = None, requester: str = "") -> dict:
     lines = diff_lines(baseline(session, case), plan_snapshot(session, case), tz)
     return plan_diff_card(PlanDiffView(title=case.title, version=version, no=no, lines=tuple(lines), reason=cr.reason,
                                        retro_note=cr.retro_note, notify=tuple(notify),
-                                       decision_note=cr.decision_note or "", dependents=tuple(dependents or ())))
+                                       decision_note=cr.decision_note or "", dependents=tuple(dependents or ()),
+                                       requester=requester))
 
 
 # ---------------------------------------------------------------- closing execution
@@ -721,8 +732,7 @@ def close_execution(ctx: Ctx, event: CardAction, value: ActionValue) -> Callback
         raise UserError(problem, card=_close_card(ctx, case, reason))
     repository.artifact_state(ctx.session, case, "execution").archived_at = ctx.now
     audit(ctx, case, "execution.close", reason)
-    ctx.send(outbox.SendText(texts.EXEC_CLOSED.format(reason=inert(reason)) + _open_risks_text(ctx, case)))
-    transition(ctx, case, CloseExecution(reason), reason=reason)
+    transition(ctx, case, CloseExecution(reason), reason=reason)   # the step-6 case card says why
     return CallbackAnswer(toast=texts.EXEC_CLOSED.format(reason=reason[:40]),
                           card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz))
 

@@ -11,7 +11,7 @@ from bot.models import AuditEntry, Case, Outbox
 from handlers.reminders import plan_tick
 from tests.casefactory import make_case_at_step4, make_plan_published
 from tests.driver import LEAD, TECH_HEAD, card_text
-from tests.test_steps13_support import open_case
+from tests.test_steps13_support import fill_consensus, open_case
 
 
 def _case(world) -> Case:
@@ -83,7 +83,7 @@ def test_back_in_step_one_and_an_over_long_title_are_answered_clearly(world):
 
 @pytest.mark.usefixtures("paced")
 def test_help_and_the_case_card_say_how_to_end_a_case(world):
-    open_case(world)
+    fill_consensus(world, open_case(world))   # the case card comes with the submitted table
     assert texts.CASE_CARD_HOW_TO_END in card_text(world.card(_case(world).card_message_id))
     world.say(LEAD, "/帮助")
     assert "/取消 原因" in card_text(world.cards()[-1]["content"])

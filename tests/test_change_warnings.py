@@ -7,7 +7,7 @@ from bot.models import Task
 from cards import kit
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, card_text, walk
-from tests.test_steps46_changes import approve, change_form
+from tests.test_steps46_changes import approve, change_form, request_card
 
 
 def _setup(world) -> tuple[int, int]:
@@ -39,7 +39,7 @@ def test_breaking_a_dependency_warns_then_files_and_tells_the_dependent_owner(wo
     assert _submit_button(card)["text"]["content"] == texts.BTN_SUBMIT_ANYWAY
     filed = world.submit(TECH_DEV, mid, form, form_name="change_edit")
     assert filed["toast"]["content"] == texts.CHANGE_SUBMITTED, filed
-    assert approve(world, LEAD, mid)["toast"]["type"] == "success"
+    assert approve(world, LEAD, request_card(world, 1))["toast"]["type"] == "success"
     diff = card_text(world.last_card(title_contains="版本 2")["content"])
     told = texts.DEPENDENT_NOTICE.format(owner=kit.at(DESIGN_HEAD), dep=2, dep_content="联调测试", seq=1,
                                          due="12-10 12:00", start="12-10 09:00")
@@ -64,7 +64,7 @@ def test_a_move_that_keeps_the_dependency_is_filed_at_once_and_the_owner_still_h
     ans = world.submit(TECH_DEV, mid, {"task": str(t1), "due": "2026-12-09 17:00 +0800", "reason": "提前完成"},
                        form_name="change_edit")
     assert ans["toast"]["content"] == texts.CHANGE_SUBMITTED
-    approve(world, LEAD, mid)
+    approve(world, LEAD, request_card(world, 1))
     diff = card_text(world.last_card(title_contains="版本 2")["content"])
     assert texts.DEPENDENT_MOVED.format(owner=kit.at(DESIGN_HEAD), dep=2, dep_content="联调测试", seq=1,
                                         due="12-09 17:00", start="12-10 09:00") in diff

@@ -168,7 +168,7 @@ def test_last_task_completed_in_feishu_ends_execution(tw):
     _poll(tw)
     with tw.state.factory() as s:
         assert s.get(Case, case_id).step == 6
-    assert texts.ALL_TASKS_DONE in "\n".join(tw.texts())
+    assert texts.ALL_TASKS_DONE in card_text(tw.last_card(title_contains="「")["content"])   # the step-6 case card
 
 
 def test_completed_late_in_feishu_asks_for_the_lag_reason_in_the_group(tw):
@@ -297,7 +297,7 @@ def _change(w, user, mode_label, form, form_name):
     if mode_label:
         w.press(user, mid, mode_label)
     w.submit(user, mid, form, form_name=form_name)
-    answer = w.submit(LEAD, mid, {}, form_name="cr_approve")
+    answer = w.submit(LEAD, w.last_card(title_contains="调整申请 #")["message_id"], {}, form_name="cr_approve")
     assert answer["toast"]["content"].startswith("已批准"), answer
 
 

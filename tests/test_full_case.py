@@ -85,7 +85,33 @@ def transcript(world) -> list[str]:
     return lines
 
 
-MESSAGES_PER_CASE = 26   # measured; was 50 before forms went private and step changes became one card
+MESSAGES_PER_CASE = 20   # issue 12's bar for the whole case (cards.md 11); it was about 50
+
+# Every kind of message the group should see in this case, each a notice someone needs: a new
+# kind of message in the transcript fails the test (a noisy one must be argued for here).
+GROUP_CARDS = (
+    f"「{TITLE}」",                        # the live case card, sent anew when a step begins
+    "协作问题卡片（已更新）",               # ... an older one, shrunk to a pointer
+    "《问题共识表》", "《协作小组分工表》", "《需求确认清单》",   # the outputs, where people work
+    "《跨部门协作行动方案》",              # the plan, and its new version after an approved change
+    "会议纪要 ·",                          # publishing: each owner @-mentioned with their tasks
+    "今日站会 ·",                          # the standup (it carries the due-soon warnings)
+    "调整申请 #",                          # a change request, @-mentioning the lead who decides
+    "进度确认会",                          # the key node's check, 24 hours before
+    "《进度跟踪表》",                      # the day's tracking table when the standup closes
+    "复盘会 ·", "《复盘总结报告》",
+)
+GROUP_TEXTS = (texts.S2_ANNOUNCE_HEAD,        # the team: everyone told their role, once
+               texts.LAG_ALERT)               # the lead hears of a lagging task
+
+
+def message_kind(m: dict) -> str | None:
+    """Which expected kind a group message is (None: not one the group should get)."""
+    if m["msg_type"] == "interactive":
+        title = card_title(m["content"])
+        return next((k for k in GROUP_CARDS if k in title), None)
+    text = m["content"].get("text", "")
+    return next((k for k in GROUP_TEXTS if fits(k, text) or text.startswith(k)), None)
 
 
 def assert_cards_true(world) -> None:
@@ -129,15 +155,17 @@ def test_one_case_through_all_six_steps(paced):
 
     # ======== step 1: 问题共识 ========
     world.say(LEAD, f"/问题 {TITLE}")
-    strip, gaps, colour = strip_and_gaps(world)
-    assert marks(strip) == ["▶", "○", "○", "○", "○", "○"]
-    assert "提交问题共识表" in gaps and colour == "orange"
+    assert titles(world) == ["新建协作问题"]        # the opener's form; the case card comes with the table
     form = world.last_card(title_contains="新建协作问题")["message_id"]
     world.submit(LEAD, form, CONSENSUS_FORM)
     table = form
     assert card_title(world.card(table)) == "《问题共识表》"
-    _, gaps, _ = strip_and_gaps(world)
+    strip, gaps, colour = strip_and_gaps(world)
+    assert marks(strip) == ["▶", "○", "○", "○", "○", "○"] and colour == "orange"
     assert "签字" in gaps
+    heads = " ".join(f"<at id={h}></at>" for h in (LEAD, TECH_HEAD, DESIGN_HEAD))
+    assert texts.S1_PLEASE_SIGN.format(heads=heads) in card_text(case_card(world)["content"])   # asked once, here
+    assert not world.texts()
     for head in (LEAD, TECH_HEAD, DESIGN_HEAD):
         assert world.press(head, table, "签字确认")["toast"]["type"] == "success"
     assert world.card(table)["header"]["template"] == "green"
@@ -313,6 +341,8 @@ def test_one_case_through_all_six_steps(paced):
     ans = world.submit(DESIGN_HEAD, change, {"task": str(t3), "due": "2026-12-09 18:00 +0800",
                                              "reason": "素材晚到半天"})
     assert ans["toast"]["type"] == "success", ans
+    change = world.last_card(title_contains="调整申请 #1")["message_id"]   # posted for the lead to decide
+    assert f"<at id={LEAD}></at>" in card_text(world.card(change))
     assert world.submit(TECH_HEAD, change, {}, form_name="cr_approve")["toast"]["type"] == "error"
     ans = world.submit(LEAD, change, {"approve_note": "同意，请同步客户"}, form_name="cr_approve")
     assert ans["toast"]["content"] == texts.CHANGE_APPROVED.format(no=1, version=2)
@@ -346,8 +376,8 @@ def test_one_case_through_all_six_steps(paced):
         ans = update(who, task_id, {"s": "done", "p": "100"}, on=case_mid(world))
         assert ans["toast"]["type"] == "success", ans
     assert case_row(world).step == 6
-    done = [t for t in world.texts() if t.startswith(texts.ALL_TASKS_DONE)]
-    assert len(done) == 1 and "测试延迟" in done[0] and f'<at user_id="{TECH_HEAD}"></at>' in done[0]  # the open risk
+    closing = card_text(case_card(world)["content"])        # the step-6 case card, a new message
+    assert texts.ALL_TASKS_DONE in closing and "测试延迟" in closing and f"<at id={TECH_HEAD}></at>" in closing
     assert len([t for t in world.texts() if fits(texts.LAG_ALERT, t)]) == 1
     strip, _, _ = strip_and_gaps(world)
     assert marks(strip) == ["✅", "✅", "✅", "✅", "✅", "▶"]
@@ -383,9 +413,14 @@ def test_one_case_through_all_six_steps(paced):
     assert all(re.fullmatch(r"(\d+ 天)?( ?\d+ 小时)?( ?\d+ 分钟?)?|不到 1 分钟", t) for t in times.values()), times
     assert times["执行跟踪"] not in ("0 分钟", "不到 1 分钟"), times
     group_saw = transcript(world)
-    # cards.md 11 aims at about 20 for the whole case; this flow, as scripted, costs this many
-    # today, each one a notice someone must see (see the transcript printed on failure)
+    unexpected = [line for line, m in zip(group_saw, world.messages()) if message_kind(m) is None]
+    assert not unexpected, "messages the group should not get:\n" + "\n".join(unexpected)
+    # the issue's bar: at most 20 messages for the whole case (see the transcript printed on failure)
     assert len(group_saw) <= MESSAGES_PER_CASE, "\n".join(group_saw)
+    # the check itself would catch the noise this case used to have
+    for noise in (texts.TASK_DUE_TITLE, texts.CHANGE_TITLE.format(title=TITLE)):
+        assert message_kind({"msg_type": "interactive", "content": {"header": {"title": {"content": noise}}}}) is None
+    assert message_kind({"msg_type": "text", "content": {"text": texts.ALL_TASKS_DONE}}) is None
     closed_case = case_row(world)
     assert (closed_case.status, closed_case.step) == ("closed", 7)
     strip, gaps, colour = strip_and_gaps(world)
@@ -416,8 +451,6 @@ def test_one_case_through_all_six_steps(paced):
     with f() as s:
         case2 = s.scalar(select(Case).where(Case.title == "第二个问题"))
         assert case2 is not None and case2.template_id is not None and case2.step == 1
-    strip, gaps, colour = strip_and_gaps(world, "第二个问题")
-    assert marks(strip) == ["▶", "○", "○", "○", "○", "○"] and colour == "orange"
 
     # ======== what the group saw, throughout ========
     assert not [t for t in titles(world) if "补发" in t]      # ticked like the app: nothing went out late

@@ -15,10 +15,10 @@ def _db(world):
 
 
 @pytest.mark.usefixtures("paced")
-def test_open_case_posts_case_card_and_form(world):
+def test_open_case_posts_the_form_then_the_case_card_with_the_table(world):
     mid = open_case(world)
     titles = [c["content"]["header"]["title"]["content"] for c in world.cards()]
-    assert titles == ["「新品推广页面延迟」", "新建协作问题"]
+    assert titles == ["新建协作问题"]          # the case card comes with the submitted table
     form = world.card(mid)
     assert "背景" in card_text(form) and "涉及部门" in card_text(form)
     with _db(world) as s:
@@ -30,7 +30,7 @@ def test_open_case_posts_case_card_and_form(world):
 def test_open_case_with_mention(world):
     world.say(LEAD, "@_user_1 /问题 接口延期", mentions=[{"key": "@_user_1", "open_id": world.fake.bot_open_id,
                                                          "name": "协作助手"}])
-    assert world.last_card(title_contains="接口延期")
+    assert world.last_card(title_contains="新建协作问题")["content"]
 
 
 @pytest.mark.usefixtures("paced")
@@ -49,7 +49,11 @@ def test_submit_sign_and_advance(world):
     assert answer["toast"]["content"] == texts.S1_SUBMITTED.format(version=1)
     table = world.card(mid)
     assert "问题共识表" in card_text(table) and "待签字" in card_text(table)
-    assert any(TECH_HEAD in t and DESIGN_HEAD in t for t in world.texts())  # heads asked once
+    # the heads are asked once, by the case card sent with the table (a new message: it notifies)
+    case = card_text(world.last_card(title_contains="「新品推广页面延迟」")["content"])
+    assert texts.S1_PLEASE_SIGN.format(heads=" ".join(f"<at id={h}></at>" for h in (LEAD, TECH_HEAD, DESIGN_HEAD))) \
+        in case, case
+    assert not [t for t in world.texts() if TECH_HEAD in t]
     for head in (LEAD, TECH_HEAD):
         assert fits(texts.S1_SIGNED, sign(world, head, mid)["toast"]["content"])
     last = sign(world, DESIGN_HEAD, mid)

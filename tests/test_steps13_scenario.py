@@ -47,8 +47,6 @@ def test_from_problem_to_plan(world):
     # ---- step 1: the market lead opens the case, @mentioning the bot, with a hostile title
     world.say(LEAD, f"@_user_1 /问题 新品推广页面延迟{INJECT}",
               mentions=[{"key": "@_user_1", "open_id": world.fake.bot_open_id, "name": "协作助手"}])
-    case_card = world.last_card(title_contains="「新品推广")
-    assert "▶ ① 问题共识" in card_text(case_card["content"])
     form = world.last_card(title_contains="新建协作问题")["message_id"]
 
     # an outsider cannot fill it; a half-filled form comes back with what was typed
@@ -61,6 +59,8 @@ def test_from_problem_to_plan(world):
     world.submit(LEAD, form, {**CONSENSUS_FORM, "title": "", "background": f"背景{INJECT}"})
     table = form   # the form became 《问题共识表》 in place
     assert card_title(world.card(table)) == "《问题共识表》"
+    case_card = world.last_card(title_contains="「新品推广")    # sent with it
+    assert "▶ ① 问题共识" in card_text(case_card["content"])
 
     # wrong person, then a double click
     wrong = sign(world, TECH_DEV, table)

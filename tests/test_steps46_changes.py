@@ -7,7 +7,7 @@ from bot import texts
 from bot.models import Case, ChangeRequest, PlanVersion, StepLog, Task
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, fits, walk
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, card_title, fits, walk
 
 
 def _at(open_id: str) -> str:
@@ -27,9 +27,19 @@ def setup(world):
 
 
 def change_form(world, user=TECH_DEV):
+    """/调整 opens the form for the person who typed it only."""
     world.clock.advance(timedelta(seconds=5))  # people do not type six commands a second (the fake limits 5/s)
+    n = len(world.messages())
     world.say(user, "/调整")
-    return world.last_card(title_contains="调整申请 · ")["message_id"]
+    assert len(world.messages()) == n, "the form is not the group's"
+    form = world.last_card(title_contains="调整申请 · ")
+    assert form.get("visible_to") == user, form.get("visible_to")
+    return form["message_id"]
+
+
+def request_card(world, no=None):
+    """The request the lead decides on: a new card in the group (it @-mentions the lead)."""
+    return world.last_card(title_contains=f"调整申请 #{no or ''}")["message_id"]
 
 
 def approve(world, user, mid, note=""):
@@ -53,23 +63,23 @@ def test_change_approved_creates_version_with_diff(world):
     assert bad["toast"]["content"] == texts.CHANGE_NEED_REASON
     due = next(n for n in walk(bad["card"]["data"]) if n.get("name") == "due")
     assert due["initial_datetime"] == "2026-12-11 18:00"
+    n_texts = len(world.texts())
     ans = world.submit(TECH_DEV, mid, {"task": str(t1), "due": "2026-12-11 18:00 +0800", "reason": "加密方案变更",
                                        "retro_note": "复盘会：顺延1天"}, form_name="change_edit")
     assert ans["toast"]["content"] == texts.CHANGE_SUBMITTED
+    assert card_title(world.card(mid)) == texts.CHANGE_SUBMITTED        # the private form is done: one line
+    assert not [n for n in walk(world.card(mid)) if n.get("tag") == "button"]
+    mid = request_card(world, 1)
     assert_snapshot("steps46_change_request_pending", world.card(mid))
-    assert texts.CHANGE_PLEASE_DECIDE.format(lead=_at(LEAD), no=1, summary="调整 #1 完成用户数据加密接口开发",
-                                             reason="加密方案变更") in world.texts()
+    # one message asks the lead (a new card with the @mention notifies), no extra line
+    assert f"<at id={LEAD}></at>" in card_text(world.card(mid)) and len(world.texts()) == n_texts
     # only the lead decides
     assert approve(world, TECH_HEAD, mid)["toast"]["content"] == texts.NOT_LEAD
     ans = approve(world, LEAD, mid, "同意顺延，请同步客户")
     assert ans["toast"]["content"] == texts.CHANGE_APPROVED.format(no=1, version=2)
     assert_snapshot("steps46_change_request_approved", world.card(mid))
     assert "**组长意见：**同意顺延，请同步客户" in card_text(world.card(mid))
-    notice = _notices(world, texts.CHANGE_APPROVED_NOTICE)
-    assert notice == [texts.CHANGE_APPROVED_NOTICE.format(who=_at(TECH_DEV), no=1,
-                                                          summary="调整 #1 完成用户数据加密接口开发",
-                                                          version=2)
-                      + "\n" + texts.CHANGE_NOTICE_NOTE.format(note="同意顺延，请同步客户")]
+    assert not _notices(world, texts.CHANGE_APPROVED_NOTICE)    # the requester hears it on the new version's card
     with world.state.factory() as s:
         assert s.scalar(select(ChangeRequest.decision_note)) == "同意顺延，请同步客户"
     assert task(world, t1).due_at.isoformat() == "2026-12-11T10:00:00+00:00"
@@ -83,6 +93,8 @@ def test_change_approved_creates_version_with_diff(world):
     text = card_text(diff)
     assert "#1 完成用户数据加密接口开发：截止 12-10 09:00 → 12-11 18:00" in text
     assert f"<at id={TECH_DEV}></at>" in text and "复盘会：顺延1天" in text and "同意顺延" in text
+    assert texts.DIFF_APPROVED_FOR.format(who=f"<at id={TECH_DEV}></at>", no=1) in text
+    assert text.count(f"<at id={TECH_DEV}></at>") == 1                # told once
     # the second click on the same card changes nothing
     again = world.click(LEAD, mid, value={"a": "change.approve", "c": case_id, "r": versions[1].change_request_id})
     assert again["toast"]["content"] == texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS["approved"][0])
@@ -95,6 +107,7 @@ def test_change_rejected_keeps_plan(world):
     mid = change_form(world, DESIGN_HEAD)
     world.press(DESIGN_HEAD, mid, "取消任务")
     world.submit(DESIGN_HEAD, mid, {"task": str(t2), "reason": "页面不再需要适配"}, form_name="change_drop")
+    mid = request_card(world, 1)
     ans = reject(world, LEAD, mid, "上线前不能取消适配<at user_id=\"all\"></at>")
     assert ans["toast"]["content"] == texts.CHANGE_REJECTED.format(no=1)
     assert not task(world, t2).dropped
@@ -123,6 +136,7 @@ def test_new_task_and_owner_change(world):
     assert kept["due"]["initial_datetime"] == "2026-12-08 08:00"
     world.submit(LEAD, mid, {"content": "紧急推广功能", "owner": TECH_HEAD, "due": "2026-12-10 12:00 +0800",
                              "standard": "功能上线", "reason": "竞品提前发布"}, form_name="change_add")
+    mid = request_card(world, 1)
     assert "紧急推广功能 · <at id=ou_head_tech></at> · 批准后开始 → 12-10 12:00" in card_text(world.card(mid))
     world.clock.advance(timedelta(hours=1))
     approve(world, LEAD, mid)
@@ -133,7 +147,7 @@ def test_new_task_and_owner_change(world):
     assert "#3 紧急推广功能：新增" in card_text(world.last_card(title_contains="版本 2")["content"])
     mid = change_form(world, LEAD)
     world.submit(LEAD, mid, {"task": str(t2), "owner": TECH_DEV, "reason": "设计部人手不足"}, form_name="change_edit")
-    approve(world, LEAD, mid)
+    approve(world, LEAD, request_card(world, 2))
     assert not _notices(world, texts.CHANGE_APPROVED_NOTICE)  # the lead asked and decided: no notice to self
     assert task(world, t2).owner_open_id == TECH_DEV
     text = card_text(world.last_card(title_contains="版本 3")["content"])
@@ -197,7 +211,7 @@ def _pending_request(world, user=TECH_DEV):
     mid = change_form(world, user)
     world.submit(user, mid, {"task": str(t1), "due": "2026-12-11 18:00 +0800", "reason": "加密方案变更"},
                  form_name="change_edit")
-    return case_id, mid
+    return case_id, request_card(world, 1)
 
 
 def test_double_clicks_on_approve_decide_once(world):

@@ -76,12 +76,14 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.say(DESIGN_HEAD, "/调整")
     change = world.last_card(title_contains="调整申请 · ")["message_id"]
     world.submit(DESIGN_HEAD, change, {"task": str(t2), "due": "2026-12-10 12:00 +0800", "reason": "素材晚到半天"})
+    change = world.last_card(title_contains="调整申请 #1")["message_id"]   # the request, posted for the lead
     world.submit(LEAD, change, {"approve_note": "同意，请同步客户"}, form_name="cr_approve")
     later(world, seconds=5)
     world.say(TECH_DEV, "/调整")
     change = world.last_card(title_contains="调整申请 · ")["message_id"]
     world.press(TECH_DEV, change, "取消任务")
     world.submit(TECH_DEV, change, {"task": str(t1), "reason": "想改用旧接口"})
+    change = world.last_card(title_contains="调整申请 #2")["message_id"]
     world.submit(LEAD, change, {"reject_note": "设计稿仍需适配"}, form_name="cr_reject")
     assert "截止 12-09 18:00 → 12-10 12:00" in card_text(world.last_card(title_contains="版本 2")["content"])
 

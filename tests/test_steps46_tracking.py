@@ -10,7 +10,7 @@ from cards.rules import validate_card
 from handlers.tracking import tracking_card_for
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, fits, walk
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, card_text, fits, walk
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -150,4 +150,4 @@ def test_all_tasks_done_moves_to_retro(world):
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 6
     # the closing words name the risk still open (see tests/test_tracking_closing_words.py)
-    assert any(t.startswith(texts.ALL_TASKS_DONE) for t in world.texts())
+    assert texts.ALL_TASKS_DONE in card_text(world.last_card(title_contains="「")["content"])   # the step-6 case card

@@ -11,7 +11,7 @@ from bot import texts
 from bot.models import Case, Risk, Task
 from handlers.views import tracking_card_for
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, card_title
 from tests.test_steps46_risks import TZ, _setup, _tracking
 
 
@@ -57,14 +57,19 @@ def test_open_risk_at_the_end_is_named_and_its_owner_asked_then_closed_in_step_6
     _done_all(world, case_id)
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 6
-    line = texts.EXEC_OPEN_RISK_LINE.format(risk="测试延迟", owner=f'<at user_id="{TECH_HEAD}"></at>')
+    line = texts.EXEC_OPEN_RISK_LINE.format(risk="测试延迟", owner=f"<at id={TECH_HEAD}></at>")
     closing = texts.ALL_TASKS_DONE + "\n" + texts.EXEC_OPEN_RISKS.format(n=1, lines=line)
-    assert closing in world.texts()
+    # said once, on the step-6 case card (a new message: the owner's @mention notifies), no extra line
+    assert closing in _step6_card(world)
+    assert not [t for t in world.texts() if texts.ALL_TASKS_DONE in t]
     # the owner closes it from 《进度跟踪表》 after execution ended
     ans = world.submit(TECH_HEAD, tracking, {"risk": str(risk_id), "note": "已解除"}, form_name="risk_close")
     assert ans["toast"] == {"type": "success", "content": texts.RISK_CLOSED.format(risk="测试延迟")}
     with world.state.factory() as s:
         assert s.get(Risk, risk_id).status == "closed"
+    world.drain()
+    step6 = _step6_card(world)
+    assert texts.ALL_TASKS_DONE in step6 and "测试延迟" not in step6      # the card stays true
 
 
 @pytest.mark.usefixtures("paced")
@@ -73,8 +78,16 @@ def test_lead_closing_execution_with_an_open_risk_asks_its_owner(world):
     world.press(LEAD, _tracking(world), "结束执行")
     close = world.last_card(title_contains="结束执行 ·")["message_id"]
     world.submit(LEAD, close, {"reason": "活动已上线"}, form_name="exec_close")
-    line = texts.EXEC_OPEN_RISK_LINE.format(risk="测试延迟", owner=f'<at user_id="{TECH_HEAD}"></at>')
+    line = texts.EXEC_OPEN_RISK_LINE.format(risk="测试延迟", owner=f"<at id={TECH_HEAD}></at>")
     expected = texts.EXEC_CLOSED.format(reason="活动已上线") + "\n" + texts.EXEC_OPEN_RISKS.format(n=1, lines=line)
-    assert expected in world.texts()
+    assert expected in _step6_card(world)
     with world.state.factory() as s:
         assert s.get(Case, case_id).step == 6
+
+
+def _step6_card(world) -> str:
+    """The text of the live case card the group got on entering step 6."""
+    step6 = [m for m in world.cards() if texts.STEP_NAMES[6] in card_text(m["content"])
+             and "⑥" in card_text(m["content"]) and "（已更新）" not in card_title(m["content"])]
+    assert step6, [card_title(m["content"]) for m in world.cards()]
+    return card_text(step6[-1]["content"])

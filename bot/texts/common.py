@@ -190,9 +190,12 @@ BTN_ARCHIVE_CASE = "案例概况"
 CASE_SEQ_NOT_FOUND = "本群没有 #{seq} 协作问题。发送 /案例 查看本群的全部协作问题。"
 PROGRESS_USAGE = "用法：/进度 或 /进度 #编号，例如「/进度 #1」查看本群第 1 个协作问题（已结案的也可以）。"
 # ---- private forms and cards that stay true (a card in a group is shared; nothing in the chat lies)
-FORM_OPENED_PRIVATELY = "表单已在群里发给你（仅你可见），填好后提交即可。"
+FORM_OPENED_PRIVATELY = "表单已单独发给你（仅你可见），填好后提交即可。"
 PRIVATE_ONLY_YOU = "仅你可见 · 群里的卡片已同步更新"
 PRIVATE_FORM_DONE = "已处理"
+# neither a private card in the group nor the 1:1 chat could take the form
+PRIVATE_FORM_UNDELIVERED = ("{who} 表单没能单独发给你（你可能不在本群，或机器人无法和你单聊）。"
+                            "请确认你在群里、能和机器人单聊后，再点一次按钮。")
 SUPERSEDED_TITLE = "{name}（已更新）"
 SUPERSEDED_LINE = "这张卡片已过时，请看 {when} 发出的最新{name}。"
 CARD_VIEW_NAMES = {

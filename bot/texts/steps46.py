@@ -254,6 +254,8 @@ CHANGE_NOW_INVALID = "现在无法按这条申请调整：{problem}"
 DIFF_TITLE = "《跨部门协作行动方案》版本 {version} · {title}"
 DIFF_SUBTITLE = "与基线（版本 1）的差异 · 调整申请 #{no}"
 DIFF_HEAD = "**与基线相比的变化**"
+# the requester hears the approval on the new version's card (no separate line in the group)
+DIFF_APPROVED_FOR = "{who} 你的调整申请 #{no} 已批准，方案已按下面的变化更新。"
 DIFF_NONE = "与基线相比没有差异。"
 DIFF_ADDED = "新增"
 DIFF_DROPPED = "已取消"
