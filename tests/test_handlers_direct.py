@@ -118,7 +118,7 @@ def test_help_sends_one_card_and_writes_nothing(factory, router):
         assert everything(s) == before
 
 
-def test_new_case_opens_step1_and_returns_case_card_and_form(factory, router):
+def test_new_case_opens_step1_and_returns_the_form(factory, router):
     case_id, ctx = open_case(factory, router)
     with factory() as s:
         case = s.get(Case, case_id)
@@ -126,12 +126,11 @@ def test_new_case_opens_step1_and_returns_case_card_and_form(factory, router):
         assert (case.opener_open_id, case.lead_open_id, case.created_at) == (LEAD, LEAD, NOW)
         assert s.scalars(select(AuditEntry.action)).all() == ["case.open"]
         assert s.scalars(select(ConsensusVersion)).all() == []      # nothing submitted yet
-    assert [type(op) for op in ctx.ops] == [outbox.SendCard, outbox.SendCard, outbox.SyncMembers]
-    case_card, form = ctx.ops[0], ctx.ops[1]
-    assert case_card.bind_case_card == case_id                      # becomes the live case card
-    assert card_title(case_card.card) == texts.CASE_CARD_TITLE.format(title=TITLE)
+    # the case card comes with the submitted 《问题共识表》, asking the heads to sign
+    assert [type(op) for op in ctx.ops] == [outbox.SendCard, outbox.SyncMembers]
+    form = ctx.ops[0]
     assert card_title(form.card) == texts.S1_FORM_TITLE and form.bind_case_card is None
-    assert validate_card(case_card.card) == [] and validate_card(form.card) == []
+    assert validate_card(form.card) == []
 
 
 def test_second_case_is_refused_and_changes_nothing(factory, router):

@@ -39,7 +39,7 @@ def test_command_after_mention_in_post_opens_case(world):
           mentions=[{"key": "@_user_1", "open_id": bot, "name": "协作助手"}])
     with world.state.factory() as s:
         assert s.scalar(select(Case.title)) == "新品推广页面延迟"
-    assert world.last_card(title_contains="新品推广页面延迟")
+    assert world.last_card(title_contains="新建协作问题")       # the opener's form
 
 
 def test_post_text_is_joined_and_mentions_named():
