@@ -187,7 +187,7 @@ def test_the_methods_example_fits_the_click_and_field_budget(paced):
     request = {"task": str(t[2]), "due": "2026-12-10 12:00 +0800", "reason": "加密接口联调问题"}
     assert c.fill(TECH_DEV, change, request, "change_edit")["toast"]["type"] == "warning"
     _ok(c.fill(TECH_DEV, change, request, "change_edit"))
-    _ok(c.fill(LEAD, change, {}, "cr_approve"))
+    _ok(c.fill(LEAD, _card(world, "调整申请 #"), {}, "cr_approve"))   # the filed request, in the group
     assert "联调测试" in str(world.last_card(title_contains="版本 2")["content"])     # #4's owner is told
     for who, seq, when in ((LEAD, 1, "2026-12-09T17:00"), (DESIGN_HEAD, 3, "2026-12-09T11:30"),
                            (TECH_DEV, 2, "2026-12-10T11:30"), (TEST_HEAD, 4, "2026-12-10T17:30")):
