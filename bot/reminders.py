@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, or_, select, update
@@ -465,9 +465,12 @@ def _done_standups(rows: list[ExistingRow]) -> dict[date, str]:
     return out
 
 
-def reconcile_all(session: Session, now: datetime, policy: Policy | None = None, *, batch: int = 200) -> int:
+def reconcile_all(session: Session, now: datetime, policy: Policy | None = None, *, batch: int = 200,
+                  after_batch: Callable[[], None] | None = None) -> int:
     """The planning tick: every active case in a step with reminders, plus any case that still
-    has pending reminder rows (so leaving step 5 cancels them). Returns rows changed."""
+    has pending reminder rows (so leaving step 5 cancels them). Returns rows changed.
+    `after_batch` runs after each batch of cases (the tick commits there, so a first pass over
+    many cases never holds the database's write lock for long)."""
     policy = policy or Policy()
     since = now - timedelta(days=policy.plan_days + 2)
     ids = set(session.scalars(select(Case.id).where(Case.status == "active", Case.step.in_((1, 3, 5)))))
@@ -495,6 +498,8 @@ def reconcile_all(session: Session, now: datetime, policy: Policy | None = None,
                                       if n.tenant_key == case.tenant_key and n.chat_id == case.chat_id],
                                done_standups=_done_standups(rows), horizon=planned_until(rows))
             changed += _apply(session, case, reconcile(plan_case(facts, cal, now, policy), rows, now, policy))
+        if after_batch is not None:
+            after_batch()
     audit_skipped(session, now)
     return changed
 

@@ -43,9 +43,15 @@ PLAN_EVERY_S = 60
 # ---------------------------------------------------------------- ticks
 def plan_tick(factory, now: datetime, registry: Router) -> int:
     """`registry`: the composed Router (the live case card is rebuilt when a task newly lags)."""
-    with factory() as session, session.begin():
-        changed = plan.reconcile_all(session, now, registry.policy)
+    # Each case's planning stands alone, so a batch is committed as soon as it is planned: after a
+    # start with many active cases the first pass never holds the write lock against clicks.
+    with factory() as session:
+        changed = plan.reconcile_all(session, now, registry.policy, batch=PLAN_BATCH, after_batch=session.commit)
+        session.commit()
     return changed + lag_alert_tick(factory, now, registry)
+
+
+PLAN_BATCH = 50   # cases planned per transaction
 
 
 # Every minute: @mention the lead once for each task that newly lags as time passes (each case in
