@@ -230,8 +230,12 @@ def test_double_clicks_on_approve_decide_once(world):
         versions = s.scalars(select(PlanVersion).where(PlanVersion.case_id == case_id)).all()
         assert len(versions) == (2 if cr.status == "approved" else 1)
         assert cr.decision_note == ("同意" if cr.status == "approved" else "不同意")
+    # the asker is told once: an approval on the new version's card, a rejection in one line
+    told_on_card = [m for m in world.cards() if texts.DIFF_APPROVED_FOR.split("{who}")[1].split("{no}")[0]
+                    in str(m["content"])]
     notices = _notices(world, texts.CHANGE_APPROVED_NOTICE) + _notices(world, texts.CHANGE_REJECTED_NOTICE)
-    assert len(notices) == 1, notices
+    assert len(told_on_card) + len(notices) == 1, (told_on_card, notices)
+    assert (len(told_on_card) == 1) == (cr.status == "approved")
     # and a later click on the old card changes nothing either
     again = world.click(LEAD, mid, form={"reject_note": "再点一次"}, name=no)
     assert again["toast"]["content"] == texts.CHANGE_ALREADY.format(status=texts.CHANGE_STATUS[cr.status][0])
