@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=15)
 HEARTBEAT_SECONDS = 5.0
 MAX_ATTEMPTS = 8
+CLAIM_LOCK = 0x6F7574626F78   # PostgreSQL advisory lock key held while claiming ("outbox")
 
 
 class Priority(IntEnum):
@@ -281,6 +282,12 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
     first. Rows of a chat that has a send in flight (a live lease, any worker) wait, so one
     chat's messages go out one after another; `exclude` are rows this worker still holds."""
     with factory() as session, session.begin():
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            # claims of all processes one at a time (a short statement): without it a claim that
+            # has not committed yet hides its chat's send from another process's "chat busy"
+            # check, and two processes would run two rows of one chat at once
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
         row, busy_row = aliased(Outbox), aliased(Outbox)
         chat_busy = exists().where(busy_row.tenant_key == row.tenant_key, busy_row.chat_id == row.chat_id,
                                    busy_row.status == "sending", busy_row.claimed_at >= now - lease)
@@ -290,7 +297,7 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
             expired = and_(expired, row.id.not_in(held))
         due = or_(and_(row.status == "pending", row.due_at <= now, ~chat_busy), expired)
         pick = select(row.id).where(due).order_by(row.priority, row.due_at, row.id).limit(batch)
-        if session.get_bind().dialect.name == "postgresql":
+        if postgres:
             pick = pick.with_for_update(skip_locked=True, of=row)
         stmt = (update(Outbox).where(Outbox.id.in_(pick.scalar_subquery()))
                 .values(status="sending", claimed_by=me, claimed_at=now, attempts=Outbox.attempts + 1)

@@ -2,7 +2,9 @@
 《协作问题总览》 (one row per case).
 
 Runs as an outbox op (outbox.SyncFeishu, target "board") in the case's chat chain, so one writer
-per case (and so per base) at a time across processes; a crash mid-run is simply run again:
+per case (and so per base) at a time across processes; a crash mid-run is simply run again. The
+overview base is shared by every case of the tenant: a case's sync only queues its row's write in
+the tenant's overview chain (OVERVIEW_CHAIN), which the outbox runs one write at a time:
 
   push  the base (named after the case) with tables 任务 / 风险 / 关键节点 is created once; every
         item becomes a record (batch_create, ≤1,000 a call, a uuid client_token derived from our
@@ -48,6 +50,9 @@ DEFAULT_SCOPE = "bitable:app"
 BATCH_MAX = 1000          # batch_create / batch_update, documented
 PAGE_MAX = 500            # records/search, documented
 OVERVIEW = "overview"
+# The outbox chain (a chat id no Feishu chat has) that carries every overview write of a tenant:
+# the outbox runs one row of a chain at a time across processes, so the shared base has one writer.
+OVERVIEW_CHAIN = "~board-overview"
 EDITABLE = ("状态", "完成率", "滞后原因", "调整措施")
 
 # field types (platform.md §7): 1 text, 2 number, 3 single select, 5 date (ms), 7 checkbox, 11 person
@@ -177,6 +182,9 @@ class BoardSync:
 
     # ------------------------------------------------------------------ entry point (a syncer)
     async def __call__(self, row: Outbox, op: outbox.SyncFeishu) -> None:
+        if row.chat_id == OVERVIEW_CHAIN:
+            await self._write_overview(row, op)
+            return
         snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id)
         if snap is None:
             return
@@ -187,20 +195,56 @@ class BoardSync:
             snap = await self._ensure_base(snap)
             for kind in TABLES:
                 await self._push(snap, kind)
-            try:
-                await self._overview(snap)
-            except MissingScope:
-                raise
-            except Permanent as exc:
-                # the overview base is written from every case's chain, so two cases may meet there
-                # (a write conflict): not the lead's concern; its row is written on the next sync
-                log.warning("overview row of case %s not written: %s", snap.case_id, exc)
+            await asyncio.to_thread(self._plan_overview, snap, row.id)
         except MissingScope as exc:
             await asyncio.to_thread(self._pause, snap, exc.scopes[0] if exc.scopes else DEFAULT_SCOPE)
         except Permanent as exc:   # said once per code; tried again on the next change or tick
             log.warning("board sync of case %s failed: %s", snap.case_id, exc)
             await asyncio.to_thread(self._notice, snap, f"board-fail:{snap.case_id}:{exc.code}",
                                     texts.BOARD_FAILED.format(lead=_at(snap.lead), code=exc.code, msg=exc.msg[:80]))
+
+    # ------------------------------------------------------------------------------- overview chain
+    async def _write_overview(self, row: Outbox, op: outbox.SyncFeishu) -> None:
+        """One case's row of the overview, run in the tenant's overview chain: one writer of that
+        base at a time, however many cases change at once, and none of them waits for it."""
+        snap = await asyncio.to_thread(self._load_for_overview, op.case_id, row.tenant_key)
+        if snap is None:
+            return
+        try:
+            await self._overview(snap)
+        except MissingScope as exc:
+            await asyncio.to_thread(self._pause, snap, exc.scopes[0] if exc.scopes else DEFAULT_SCOPE)
+        except Permanent as exc:   # not the lead's concern: planned again on the case's next sync
+            log.warning("overview row of case %s not written: %s", snap.case_id, exc)
+
+    def _load_for_overview(self, case_id: int, tenant_key: str) -> Snapshot | None:
+        with self.factory() as session:
+            case = session.get(Case, case_id)
+            chat_id = None if case is None or case.tenant_key != tenant_key else case.chat_id
+        return None if chat_id is None else self._load(case_id, tenant_key, chat_id)
+
+    def _plan_overview(self, snap: Snapshot, source_row: int) -> None:
+        """Queue the case's overview row in the tenant's overview chain when it says something new;
+        one queued (not yet started) write of the case is enough: it reads the case when it runs."""
+        row = snap.rows.get((OVERVIEW, snap.case_id))
+        if row is not None and row.deleted:
+            return
+        with self.factory() as session, session.begin():
+            case = session.get(Case, snap.case_id)
+            if case is None:
+                return
+            fields = overview_of(session, case, snap.url, self.clock.now())
+            if row is not None and row.record_id is not None and row.digest == _digest(fields):
+                return
+            queued = session.scalar(select(Outbox.id).where(
+                Outbox.tenant_key == snap.tenant_key, Outbox.chat_id == OVERVIEW_CHAIN,
+                Outbox.case_id == snap.case_id, Outbox.status == "pending").limit(1))
+            if queued is not None:
+                return
+            outbox.enqueue_ops(session, tenant_key=snap.tenant_key, chat_id=OVERVIEW_CHAIN,
+                               key=f"overview-{snap.case_id}-{source_row}", now=self.clock.now(),
+                               ops=[outbox.SyncFeishu(TARGET, snap.case_id)], case_id=snap.case_id,
+                               priority=outbox.Priority.BULK)
 
     # ------------------------------------------------------------------------------- reading
     def _load(self, case_id: int, tenant_key: str, chat_id: str) -> Snapshot | None:
@@ -380,7 +424,8 @@ class BoardSync:
             await asyncio.to_thread(self._save_updated, [(row.id, fields)])
 
     def _claim_overview(self, snap: Snapshot) -> tuple[str | None, str | None] | None:
-        """(app_token, table_id) to use, or None when another case is creating it right now."""
+        """(app_token, table_id) to use (None: not made yet), or None if the tenant's row appeared
+        a moment ago (it cannot in the one-writer chain; kept for safety)."""
         now = self.clock.now()
         try:
             with self.factory() as session, session.begin():
@@ -391,9 +436,8 @@ class BoardSync:
                     return None, None
                 if ov.table_id is not None:
                     return ov.app_token, ov.table_id
-                stale = (now - ov.claimed_at).total_seconds() > 600   # its claimer died mid-create
-                if ov.claimed_by_case != snap.case_id and not stale:
-                    return None
+                # the overview chain has one writer at a time: a create cut off by a crash is
+                # carried on by whichever case writes next
                 ov.claimed_by_case, ov.claimed_at = snap.case_id, now
                 return ov.app_token, ov.table_id
         except IntegrityError:

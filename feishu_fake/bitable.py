@@ -10,6 +10,7 @@ Test controls: `bases()`, `base(app_token)`, `records(app_token, table_name)`,
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid as _uuid
 from typing import Any
@@ -29,6 +30,7 @@ BITABLE_PER_SECOND = {"bitable_app_create": 20, "bitable_table_create": 10, "bit
                       "bitable_records_search": 20}
 
 _APP = r"^/open-apis/bitable/v1/apps"
+_WRITE = re.compile(_APP + r"/([^/]+)/tables(?:/[^/]+/(?:fields|records/batch_create|records/batch_update))?$")
 BITABLE_ROUTES: list[tuple[str, re.Pattern, str]] = [
     ("POST", re.compile(_APP + r"$"), "bitable_app_create"),
     ("POST", re.compile(_APP + r"/([^/]+)/tables$"), "bitable_table_create"),
@@ -50,6 +52,34 @@ class BitableMixin:
         self._bases = {}
         self._record_tokens = {}     # client_token -> record ids made the first time
         self._ids_bitable = 0
+        self._write_hold = 0.0
+        self._writing: dict[str, int] = {}
+        self.write_peak = 0                              # writes in flight at once, any bases
+        self.write_overlaps: list[tuple[str, str]] = []  # (app_token, path): began while one to that base ran
+
+    # ---------------------------------------------------------------- write instrumentation
+    def hold_writes(self, seconds: float) -> None:
+        """Keep every write to a base (tables, fields, batch_create / batch_update) in flight for
+        `seconds` before it takes effect (async handler only), recording writes that overlap."""
+        self._write_hold = seconds
+
+    def written_base(self, request: Any) -> str | None:
+        """The base a request writes to, when writes are being held; else None."""
+        if not self._write_hold or request.method != "POST":
+            return None
+        match = _WRITE.match(request.url.path)
+        return match.group(1) if match else None
+
+    async def held_write(self, app_token: str, path: str) -> None:
+        """A write's time in flight, before the fake applies it."""
+        if self._writing.get(app_token):
+            self.write_overlaps.append((app_token, path))
+        self._writing[app_token] = self._writing.get(app_token, 0) + 1
+        self.write_peak = max(self.write_peak, sum(self._writing.values()))
+        try:
+            await asyncio.sleep(self._write_hold)
+        finally:
+            self._writing[app_token] -= 1
 
     # ---------------------------------------------------------------- test controls
     def bases(self) -> list[dict]:

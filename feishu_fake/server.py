@@ -321,6 +321,9 @@ class FakeFeishu(TasksMixin, BitableMixin):
 
     async def ahandle(self, request: httpx.Request) -> httpx.Response:
         """Async handler: `fake.delay()` sleeps without blocking the loop (client timeouts)."""
+        base = self.written_base(request)
+        if base is not None:   # hold_writes(): the write is in flight a while before it lands
+            await self.held_write(base, request.url.path)
         response, delay = self._process(request)
         if delay > 0:
             await asyncio.sleep(delay)

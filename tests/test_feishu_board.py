@@ -12,7 +12,7 @@ from bot.models import AuditEntry, FeishuBoard, FeishuBoardRow, FeishuOverview, 
 from bot.sync_board import records_token
 from handlers.feishu_board import poll_tick
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, FeishuWorld, card_text, fits, walk
+from tests.driver import CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, FeishuWorld, card_text, fits, walk
 
 TITLE = "新品推广页面延迟"
 
@@ -431,6 +431,8 @@ def test_a_deleted_overview_row_is_told_once_and_the_board_carries_on(bw):
     with bw.state.factory() as s:
         ov = s.scalar(select(FeishuOverview))
     bw.fake.user_delete_record(ov.app_token, ov.table_id, _rows(bw, "overview")[case_id].record_id)
+    with bw.state.factory() as s, s.begin():   # the overview has something new to say: a task falls behind
+        s.get(Task, t2).due_at = bw.clock.now() - timedelta(days=1)
     _edit(bw, t1, {"状态": "进行中", "完成率": 30}, TECH_DEV)
     _poll(bw)
     assert _task_record(bw, t1)["fields"]["完成率"] == 30
@@ -440,8 +442,8 @@ def test_a_deleted_overview_row_is_told_once_and_the_board_carries_on(bw):
 
 
 def test_a_conflict_writing_the_overview_does_not_bother_the_lead(bw):
-    """The overview is written from every case's chain, so two cases may meet there: the write is
-    retried on the next sync, and the lead hears nothing of it."""
+    """A write of the overview refused by Feishu (here a conflict) is planned again on the case's
+    next sync, and the lead hears nothing of it."""
     from bot import outbox
     from bot.models import Case
     from bot.sync_board import TARGET
@@ -493,3 +495,89 @@ def test_both_sides_changed_the_later_group_update_wins_and_the_audit_says_so(bw
     assert "#1" in note and "较晚的群内更新" in note
     with bw.state.factory() as s:
         assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()) == 1
+
+
+def test_two_cases_changing_at_once_never_write_the_overview_together(bw):
+    """Two processes' senders, two cases changing at once (each in its own chat, so their boards are
+    written side by side): the shared overview base has one write in flight at a time, and each
+    case's row says what that case says at the end."""
+    import asyncio
+
+    import httpx
+
+    from bot import outbox
+    from bot.feishu import FeishuClient
+    from bot.models import Case, Outbox
+    from bot.outbox import OutboxSender
+    from bot.sync_board import OVERVIEW_CHAIN, TARGET, BoardSync, overview_of
+    from tests.driver import APP_ID, APP_SECRET
+
+    now = bw.clock.now()
+    first, _ = _published(bw)
+    second = make_case_at_step4(bw.state.factory, now=now, title="报销流程卡顿", chat_id=OTHER_CHAT)
+    make_plan_published(bw.state.factory, second, now=now, tasks=[
+        TaskSpec("梳理审批节点", TECH_DEV, now - timedelta(days=3), now - timedelta(days=1))])   # lagging
+
+    def change_both(key):
+        with bw.state.factory() as s, s.begin():
+            for case_id in (first, second):
+                case = s.get(Case, case_id)
+                if key == "on":
+                    s.add(FeishuBoard(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id,
+                                      enabled=True, changed_at=now, tables={}, url=""))
+                outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"{key}-{case_id}",
+                                   now=bw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+
+    def replica(name):   # its own client, whose calls wait on the network without blocking the other's
+        client = FeishuClient(app_id=APP_ID, app_secret=APP_SECRET, base_url=bw.settings.feishu_base_url,
+                              transport=httpx.MockTransport(bw.fake.ahandle), pacer=None)
+        sync = BoardSync(bw.state.factory, client, bw.clock, apply_edit=bw.state.sender.syncers[TARGET].apply_edit)
+        # one chain at a time each, so neither takes all the rows and the two really share the work
+        return OutboxSender(bw.state.factory, client, bw.clock, me=name, renderers=bw.state.sender.renderers,
+                            context=bw.state.sender.context, syncers={TARGET: sync}, concurrency=1)
+
+    senders = [replica("replica-a"), replica("replica-b")]
+
+    async def race():
+        delivered = []
+        while True:   # a racer ends when it has nothing to do; its rival's later rows need another round
+            rounds = await asyncio.gather(*(s.run_once() for s in senders))
+            if not any(rounds):
+                return delivered
+            delivered.append(rounds)
+
+    bw.fake.hold_writes(0.02)
+    change_both("on")
+    first_race = bw.http.portal.call(race)
+    bw.clock.advance(timedelta(minutes=1))
+    with bw.state.factory() as s, s.begin():   # both cases change again, at once
+        for task in s.scalars(select(Task).where(Task.case_id.in_((first, second)))):
+            task.content += "（改）"
+        s.get(Case, second).title = "报销流程卡顿（二）"
+    change_both("again")
+    second_race = bw.http.portal.call(race)
+
+    for rounds in (first_race, second_race):
+        assert all(d.status == "sent" for pair in rounds for deliveries in pair for d in deliveries)
+        assert all(rounds[0]), "each replica delivered rows in the first round"
+    assert bw.fake.write_peak >= 2, "the two boards were written at the same time"
+    assert bw.fake.write_overlaps == []
+    with bw.state.factory() as s:
+        [ov] = s.scalars(select(FeishuOverview)).all()
+        wants = {}
+        for case_id in (first, second):
+            case, board = s.get(Case, case_id), s.scalar(select(FeishuBoard).where(FeishuBoard.case_id == case_id))
+            wants[case.title] = overview_of(s, case, board.url, bw.clock.now())
+        chains = {o.chat_id for o in s.scalars(select(Outbox)) if o.payload.get("op") == "sync_feishu"}
+        assert s.scalar(select(Outbox.id).where(Outbox.status != "sent")) is None
+    assert chains == {CHAT, OTHER_CHAT, OVERVIEW_CHAIN}   # the overview written in its own chain
+    assert [b["name"] for b in bw.fake.bases()].count(texts.BOARD_OVERVIEW_NAME) == 1
+    rows = {r["fields"]["协作问题"]: r["fields"] for r in bw.fake.records(ov.app_token, texts.BOARD_OVERVIEW_TABLE)}
+    assert rows == wants
+    assert wants["报销流程卡顿（二）"]["滞后任务"] == 1 and wants[TITLE]["滞后任务"] == 0
+    assert all(_rows(bw, "overview")[c].pushed_hash for c in (first, second))
+    with bw.state.factory() as s:
+        for case_id in (first, second):
+            board = s.scalar(select(FeishuBoard).where(FeishuBoard.case_id == case_id))
+            names = sorted(r["fields"]["任务"] for r in bw.fake.records(board.app_token, "任务"))
+            assert names and all(n.endswith("（改）") for n in names)
