@@ -35,6 +35,7 @@ class RetroView:
     typed: dict[str, str] = field(default_factory=dict)
     actions: RetroActions | None = None
     editing: Entry | None = None    # the entry shown in the form (submit then saves it)
+    fill: ActionValue | None = None  # the shared card's button that opens a member's private form
 
 
 PANEL_ROWS = 20  # entries listed in the edit panel (newest first); keeps the card small
@@ -94,21 +95,31 @@ def _edit_form(view: RetroView, ed: Entry) -> dict:
 
 
 def retro_card(view: RetroView) -> dict:
+    """The card the group shares: what everyone wrote and who is missing. It holds no form
+    (cards.md 9): 「填写复盘」 opens the form for the clicker only, so nobody's typing is wiped."""
     elements = [kit.md(texts.RETRO_INTRO)]
     elements.append(_entries_table(view.entries) if view.entries else kit.md(texts.RETRO_EMPTY))
     elements.append(kit.md(texts.RETRO_MISSING.format(who=" ".join(kit.at(o) for o in view.missing))
                            if view.missing else texts.RETRO_ALL_IN))
     if view.actions is not None and view.entries:
         elements.append(_edit_panel(view, view.actions))
-    ed = view.editing
-    elements.append(_edit_form(view, ed) if ed else _add_form(view))
     buttons = [kit.button(texts.BTN_RETRO_FINALISE, view.finalise, type="primary_filled",
                           confirm=texts.RETRO_FINALISE_CONFIRM)]
-    if ed is not None and view.actions is not None:
-        buttons.insert(0, kit.button(texts.BTN_RETRO_CANCEL, ActionValue(view.actions.edit,
-                                                                         case_id=view.submit.case_id)))
+    if view.fill is not None:
+        buttons.insert(0, kit.button(texts.BTN_RETRO_FILL, view.fill, type="primary"))
     elements.append(kit.columns([[b] for b in buttons]))
     title = texts.RETRO_TITLE.format(title=view.title)
+    return kit.card(title, template="orange", elements=elements, summary=title)
+
+
+def retro_form(view: RetroView) -> dict:
+    """One member's private form: several entries at once, or the edit of one of their own."""
+    ed = view.editing
+    elements = [_edit_form(view, ed) if ed else _add_form(view)]
+    if ed is not None and view.actions is not None:
+        elements.append(kit.columns([[kit.button(texts.BTN_RETRO_CANCEL, ActionValue(
+            view.actions.edit, case_id=view.submit.case_id))]]))
+    title = texts.RETRO_FORM_TITLE.format(title=view.title)
     return kit.card(title, template="orange", elements=elements, summary=title)
 
 

@@ -36,6 +36,7 @@ from cards.retro import (
     rate,
     report_card,
     retro_card,
+    retro_form,
 )
 from handlers import people, templates
 from handlers.common import (
@@ -46,6 +47,7 @@ from handlers.common import (
     md_table,
     open_form,
     require_step,
+    send_private_form,
     transition,
 )
 from handlers.tasks import baseline
@@ -54,6 +56,7 @@ from handlers.views import Bar, timeline
 router = Router()
 
 RETRO_OPEN = "retro.open"
+RETRO_FILL = "retro.fill"      # the shared card's 「填写复盘」: the form, for the clicker only
 RETRO_ADD = "retro.add"
 RETRO_FINALISE = "retro.finalise"
 RETRO_EDIT = "retro.edit"        # row_id = entry: edit it in the form; no row: back to adding
@@ -67,20 +70,32 @@ def _entries(session: Session, case: Case) -> tuple[Entry, ...]:
                  for e in repository.retro_entries(session, case))
 
 
-def retro_card_for(session: Session, case: Case, typed: dict[str, str] | None = None,
-                   editing: RetroEntry | None = None) -> dict:
-    """The collection card; while the case is in step 6 authors can edit or delete their entries."""
+def _view_of(session: Session, case: Case, typed: dict[str, str] | None = None,
+                editing: RetroEntry | None = None) -> RetroView:
+    """While the case is in step 6 members fill in privately and authors edit or delete their entries."""
     entries = _entries(session, case)
     wrote = {e.author for e in entries}
     missing = tuple(sorted(o for o in team_open_ids(session, case) if o not in wrote))
     open_ = case.step == Step.RETRO and case.status == "active"
     ed = next((e for e in entries if editing is not None and e.entry_id == editing.id), None)
-    return retro_card(RetroView(title=case.title, entries=entries, missing=missing,
-                                submit=ActionValue(RETRO_ADD, case_id=case.id),
-                                finalise=ActionValue(RETRO_FINALISE, case_id=case.id, version=len(entries)),
-                                typed=typed or {},
-                                actions=RetroActions(edit=RETRO_EDIT, delete=RETRO_DELETE) if open_ else None,
-                                editing=ed if open_ else None))
+    return RetroView(title=case.title, entries=entries, missing=missing,
+                     submit=ActionValue(RETRO_ADD, case_id=case.id),
+                     finalise=ActionValue(RETRO_FINALISE, case_id=case.id, version=len(entries)),
+                     typed=typed or {},
+                     actions=RetroActions(edit=RETRO_EDIT, delete=RETRO_DELETE) if open_ else None,
+                     editing=ed if open_ else None,
+                     fill=ActionValue(RETRO_FILL, case_id=case.id) if open_ else None)
+
+
+def retro_card_for(session: Session, case: Case) -> dict:
+    """The collection card the group shares (no form in it)."""
+    return retro_card(_view_of(session, case))
+
+
+def retro_form_for(session: Session, case: Case, typed: dict[str, str] | None = None,
+                   editing: RetroEntry | None = None) -> dict:
+    """One member's private form (what they typed is kept when it is refused)."""
+    return retro_form(_view_of(session, case, typed, editing))
 
 
 def _member_case(ctx: Ctx, value: ActionValue) -> Case:
@@ -96,7 +111,16 @@ def open_retro(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
     case = load_case(ctx, value.case_id)
     require_step(case, Step.RETRO)
     ctx.send(outbox.SendCard(retro_card_for(ctx.session, case), view="retro", case_id=case.id))
+    if case.status == "active" and ctx.actor in team_open_ids(ctx.session, case):  # a member came to write
+        send_private_form(ctx, retro_form_for(ctx.session, case), case)
+        return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")
     return CallbackAnswer(toast=texts.BTN_OPEN_RETRO)
+
+
+@router.action(RETRO_FILL)
+def fill_retro(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
+    case = _member_case(ctx, value)
+    return open_form(ctx, event, retro_form_for(ctx.session, case), case)
 
 
 @router.card_view("retro")
@@ -116,7 +140,7 @@ def _read_entry(ctx: Ctx, case: Case, form: dict, editing: RetroEntry | None) ->
                first_too_long(typed, {"content": (texts.FIELD_RETRO_CONTENT, RETRO_LIMIT)}))
     if problem:
         shown = typed if editing is not None else {add_field(kind or RetroKind.OUTCOME): typed["content"]}
-        raise UserError(problem, card=retro_card_for(ctx.session, case, shown, editing))  # the add form keeps it
+        raise UserError(problem, card=retro_form_for(ctx.session, case, shown, editing))  # the form keeps it
     return {"kind": kind, "content": typed["content"]}
 
 
@@ -182,7 +206,7 @@ def _read_lines(ctx: Ctx, case: Case, form: dict) -> list[tuple[RetroKind, str]]
     if not problem and len(lines) > MAX_ENTRIES_PER_SUBMIT:
         problem = texts.RETRO_MULTI_TOO_MANY.format(n=MAX_ENTRIES_PER_SUBMIT)
     if problem:
-        raise UserError(problem, card=retro_card_for(ctx.session, case, typed))
+        raise UserError(problem, card=retro_form_for(ctx.session, case, typed))
     return list(dict.fromkeys(lines))  # the same line twice in one submit is one entry
 
 
@@ -209,7 +233,7 @@ def _add_many(ctx: Ctx, case: Case, form: dict) -> CallbackAnswer:
 def _save_edit(ctx: Ctx, case: Case, entry_id: int, form: dict) -> CallbackAnswer:
     entry = _own_entry(ctx, case, entry_id)
     if entry is None:
-        raise UserError(texts.RETRO_ENTRY_GONE, card=retro_card_for(ctx.session, case), kind="info")
+        raise UserError(texts.RETRO_ENTRY_GONE, card=retro_form_for(ctx.session, case), kind="info")
     typed = _read_entry(ctx, case, form, entry)
     if (entry.kind, entry.content) == (typed["kind"], typed["content"]):  # a double submit saves once
         return CallbackAnswer(toast=texts.RETRO_UNCHANGED, toast_type="info", card=retro_card_for(ctx.session, case))
@@ -224,12 +248,12 @@ def _save_edit(ctx: Ctx, case: Case, entry_id: int, form: dict) -> CallbackAnswe
 @router.action(RETRO_EDIT)
 def edit_entry(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _member_case(ctx, value)
-    if not value.row_id:
-        return CallbackAnswer(card=retro_card_for(ctx.session, case))
+    if not value.row_id:  # 取消修改: back to adding, in the same private form
+        return open_form(ctx, event, retro_form_for(ctx.session, case), case)
     entry = _own_entry(ctx, case, value.row_id)
     if entry is None:
         raise UserError(texts.RETRO_ENTRY_GONE, card=retro_card_for(ctx.session, case), kind="info")
-    return open_form(ctx, event, retro_card_for(ctx.session, case, editing=entry), case)
+    return open_form(ctx, event, retro_form_for(ctx.session, case, editing=entry), case)
 
 
 @router.action(RETRO_DELETE)

@@ -199,3 +199,13 @@ def open_retro_card(world, user: str = LEAD) -> tuple[int, str]:
     world.say(LEAD, "/进度")
     world.press(user, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
     return case_id, world.last_card(title_contains="复盘会")["message_id"]
+
+
+def fill_retro(world, user: str, mid: str, form: dict) -> dict:
+    """`user` writes in the retrospective: their private form (opened from the shared 复盘会 card
+    with 「填写我的复盘」 unless one is open already), submitted once."""
+    from bot import texts
+    from tests.driver import has_submit
+    if not any(has_submit(m["content"], "retro_entry") for m in world.private_cards(user)):
+        world.press(user, mid, texts.BTN_RETRO_FILL)
+    return world.submit(user, mid, form, form_name="retro_entry")

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import RetroEntry, Task
-from tests.casefactory import open_retro_card
+from tests.casefactory import fill_retro, open_retro_card
 from tests.driver import LEAD, TECH_DEV, find_submit
 from tests.test_steps46_plan import TASK, open_plan
 
@@ -12,14 +12,14 @@ from tests.test_steps46_plan import TASK, open_plan
 def test_several_retro_lines_twice_are_added_once(world):
     _case_id, mid = open_retro_card(world, TECH_DEV)
     form = {"add_success": "每日站会让滞后提前暴露\n\n每日站会让滞后提前暴露", "add_improve": "建立需求变更评审流程"}
-    first = world.submit(TECH_DEV, mid, form, form_name="retro_entry")
+    first = fill_retro(world, TECH_DEV, mid, form)
     assert first["toast"]["content"] == texts.RETRO_MULTI_ADDED.format(n=2, kinds="成功经验 1 · 改进方向 1")
-    again = world.submit(TECH_DEV, mid, form, form_name="retro_entry")
+    again = fill_retro(world, TECH_DEV, mid, form)   # the same lines once more
     assert again["toast"] == {"type": "info", "content": texts.RETRO_DUPLICATE}
     with world.state.factory() as s:
         contents = sorted(e.content for e in s.scalars(select(RetroEntry)))
         assert contents == ["建立需求变更评审流程", "每日站会让滞后提前暴露"]
-    empty = world.submit(TECH_DEV, mid, {"add_success": "  \n "}, form_name="retro_entry")
+    empty = fill_retro(world, TECH_DEV, mid, {"add_success": "  \n "})
     assert empty["toast"] == {"type": "error", "content": texts.RETRO_NEED_CONTENT}
 
 

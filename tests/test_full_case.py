@@ -14,6 +14,7 @@ from bot import texts
 from bot.models import ActionItem, Case, KeyNode, Task
 from cards.rules import validate_card
 from handlers.reminders import plan_tick
+from tests.casefactory import fill_retro
 from tests.driver import (
     CHAT,
     DESIGN_HEAD,
@@ -389,7 +390,7 @@ def test_one_case_through_all_six_steps(paced):
     for who, kind, content in ((TECH_DEV, "success", "每日站会让滞后提前暴露"),
                                (DESIGN_HEAD, "weakness", "需求变更未提前评估风险"),
                                (DESIGN_HEAD, "improve", "建立需求变更评审流程")):
-        assert world.submit(who, retro, {"kind": kind, "content": content})["toast"]["type"] == "success"
+        assert fill_retro(world, who, retro, {"kind": kind, "content": content})["toast"]["type"] == "success"
     assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["type"] == "error"    # only the lead
     world.clock.advance(timedelta(hours=1))
     retro_before = world.card(retro)

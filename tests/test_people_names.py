@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from bot import texts
 from bot.actions import ActionValue
 from bot.models import Person, RetroEntry, Risk
-from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published, make_retro
+from tests.casefactory import TaskSpec, fill_retro, make_case_at_step4, make_plan_published, make_retro
 from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD
 from tests.test_steps13_support import INPUTS, fill_consensus, open_case, reach_step2, reach_step3, sign, team_card_mid
 
@@ -128,7 +128,7 @@ def test_step6_refusal_names_the_author(world):
     world.say(LEAD, "/进度")
     world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
     mid = world.last_card(title_contains="复盘会")["message_id"]
-    world.submit(TECH_DEV, mid, {"kind": "success", "content": "站会有效"}, form_name="retro_entry")
+    fill_retro(world, TECH_DEV, mid, {"kind": "success", "content": "站会有效"})
     with world.state.factory() as s:
         entry = s.scalar(select(RetroEntry.id).where(RetroEntry.author_open_id == TECH_DEV))
     ans = world.click(DESIGN_HEAD, mid, value=ActionValue("retro.delete", case_id=case_id, row_id=entry).dump())
@@ -142,7 +142,7 @@ def test_exports_of_steps_4_to_6_show_names(world):
     world.say(LEAD, "/进度")
     world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
     mid = world.last_card(title_contains="复盘会")["message_id"]
-    world.submit(TECH_DEV, mid, {"kind": "success", "content": "站会有效"}, form_name="retro_entry")
+    fill_retro(world, TECH_DEV, mid, {"kind": "success", "content": "站会有效"})
     out = []
     for step in (4, 5, 6):
         world.say(LEAD, f"/导出 {step}")

@@ -9,7 +9,7 @@ from bot import texts
 from bot.actions import ActionValue, to_name
 from bot.models import Case, TaskUpdate
 from handlers import build_router
-from tests.casefactory import make_case_at_step4, make_plan_published, make_retro, open_retro_card
+from tests.casefactory import fill_retro, make_case_at_step4, make_plan_published, make_retro, open_retro_card
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, find_button
 
 
@@ -35,9 +35,9 @@ def _step(world, case_id) -> int:
 
 def test_finalising_a_report_that_gained_entries_shows_them_first(world):
     case_id, mid = open_retro_card(world)
-    world.submit(TECH_DEV, mid, {"kind": "success", "content": "每日站会让滞后提前暴露"}, form_name="retro_entry")
+    fill_retro(world, TECH_DEV, mid, {"kind": "success", "content": "每日站会让滞后提前暴露"})
     seen_by_lead = world.card(mid)
-    world.submit(DESIGN_HEAD, mid, {"kind": "weakness", "content": "设计稿晚到"}, form_name="retro_entry")
+    fill_retro(world, DESIGN_HEAD, mid, {"kind": "weakness", "content": "设计稿晚到"})
     answer = world.click(LEAD, mid, value=find_button(seen_by_lead, texts.BTN_RETRO_FINALISE))
     assert answer["toast"] == {"type": "warning", "content": texts.STALE_CARD}
     assert "设计稿晚到" in str(answer["card"]["data"])

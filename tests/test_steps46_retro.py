@@ -9,14 +9,14 @@ from bot import texts
 from bot.actions import ActionValue, to_name
 from bot.models import AuditEntry, RetroEntry
 from tests.cardsnap import assert_snapshot
-from tests.casefactory import open_retro_card
+from tests.casefactory import fill_retro, open_retro_card
 from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, walk
 
 
 def _retro(world):
     case_id, mid = open_retro_card(world, TECH_DEV)
-    world.submit(TECH_DEV, mid, {"kind": "success", "content": "每日站会让滞后提前暴露"}, form_name="retro_entry")
-    world.submit(DESIGN_HEAD, mid, {"kind": "weakness", "content": "设计稿晚到"}, form_name="retro_entry")
+    fill_retro(world, TECH_DEV, mid, {"kind": "success", "content": "每日站会让滞后提前暴露"})
+    fill_retro(world, DESIGN_HEAD, mid, {"kind": "weakness", "content": "设计稿晚到"})
     return case_id, mid
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import Case, Task, Template
 from tests.cardsnap import assert_snapshot
-from tests.casefactory import fast_forward_to_step4, make_case_at_step4
+from tests.casefactory import fast_forward_to_step4, fill_retro, make_case_at_step4
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, card_title, fits, walk
 
 
@@ -110,8 +110,8 @@ def test_steps_4_to_6_and_sop_reuse(world):
     ok = world.submit(TECH_DEV, retro, {"add_success": "每日站会让滞后提前暴露\n",
                                         "add_weakness": "需求变更未提前评估风险"})
     assert ok["toast"]["content"] == texts.RETRO_MULTI_ADDED.format(n=2, kinds="成功经验 1 · 不足之处 1")
-    world.submit(LEAD, retro, {"kind": "outcome", "content": "推广页面按期上线"})
-    world.submit(DESIGN_HEAD, retro, {"kind": "improve", "content": "建立需求变更评审流程"})
+    fill_retro(world, LEAD, retro, {"kind": "outcome", "content": "推广页面按期上线"})
+    fill_retro(world, DESIGN_HEAD, retro, {"kind": "improve", "content": "建立需求变更评审流程"})
     assert_snapshot("steps46_retro_collect", world.card(retro))
     assert world.press(TECH_DEV, retro, "定稿并结案")["toast"]["content"] == texts.NOT_LEAD
     later(world, hours=1)

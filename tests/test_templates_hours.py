@@ -14,7 +14,7 @@ from bot.models import Case, KeyNode, Risk, Task, Template
 from bot.workdays import WorkCalendar
 from cards.rules import validate_card
 from handlers.templates import dates_in
-from tests.casefactory import TaskSpec, add_tasks, fast_forward_to_step4, make_case_at_step4, make_retro
+from tests.casefactory import TaskSpec, add_tasks, fast_forward_to_step4, fill_retro, make_case_at_step4, make_retro
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, TENANT, card_text, walk
 
 CST = timezone(timedelta(hours=8))
@@ -66,7 +66,7 @@ def _save_template(world, case_id: int) -> None:
     world.say(LEAD, "/进度")
     world.press(LEAD, case_card(world, "新品推广页面延迟"), texts.BTN_OPEN_RETRO)
     retro = world.last_card(title_contains="复盘会")["message_id"]
-    world.submit(LEAD, retro, {"kind": "outcome", "content": "推广页面按期上线"})
+    fill_retro(world, LEAD, retro, {"kind": "outcome", "content": "推广页面按期上线"})
     world.press(LEAD, retro, texts.BTN_RETRO_FINALISE)
     report = world.last_card(title_contains="《复盘总结报告》")["message_id"]
     assert world.submit(LEAD, report, {"name": SOP})["toast"]["content"] == texts.TEMPLATE_SAVED.format(name=SOP)
