@@ -278,8 +278,23 @@ class FeishuClient:
     # a retried or doubled create returns the task made the first time; patches are idempotent.
     async def create_tasklist(self, name: str, members: list[dict]) -> dict:
         body = await self._call("POST", "/open-apis/task/v2/tasklists", params=TASK_PARAMS,
-                                json_body={"name": name[:100], "members": members}, api_paced=True)
+                                json_body={"name": name[:100], "members": members}, api_paced=True,
+                                retry_transient=False)
         return body["data"]["tasklist"]
+
+    async def list_tasklists(self, *, max_pages: int = 50) -> list[dict]:
+        """Every tasklist the app can read (GET /open-apis/task/v2/tasklists, 100 a page, the most
+        the API allows), following page_token while has_more."""
+        items: list[dict] = []
+        params: dict[str, str | int] = {**TASK_PARAMS, "page_size": 100}
+        for _ in range(max_pages):
+            body = await self._call("GET", "/open-apis/task/v2/tasklists", params=params, api_paced=True)
+            data = body.get("data") or {}
+            items += data.get("items") or []
+            if not data.get("has_more") or not data.get("page_token"):
+                break
+            params = {**params, "page_token": data["page_token"]}
+        return items
 
     async def create_task(self, task: dict, *, client_token: str) -> dict:
         body = await self._call("POST", "/open-apis/task/v2/tasks", params=TASK_PARAMS,
@@ -353,11 +368,15 @@ class FeishuClient:
 
     async def _call(self, method: str, path: str, *, params: dict | None = None,
                     json_body: dict | None = None, paced: bool = False, pace_key: str | None = None,
-                    max_attempts: int | None = None, api_paced: bool = False) -> dict:
+                    max_attempts: int | None = None, api_paced: bool = False,
+                    retry_transient: bool = True) -> dict:
         """One logical call with retries. The body (and so the uuid) is identical on every attempt.
-        `api_paced`: a task/bitable call, paced by the API pacer instead of the message pacer."""
+        `api_paced`: a task/bitable call, paced by the API pacer instead of the message pacer.
+        `retry_transient=False`: a create without a client_token — a 5xx or timeout may have made it,
+        so the caller looks before trying again (a 429 was not processed and is still retried)."""
         if api_paced:
-            return await self._call_api(method, path, params=params, json_body=json_body)
+            return await self._call_api(method, path, params=params, json_body=json_body,
+                                        retry_transient=retry_transient)
         limit = max_attempts or self._max_attempts
         attempt = 0
         token_refreshed = False
@@ -394,7 +413,8 @@ class FeishuClient:
                 self._log_retry(method, path, e, attempt, limit, wait)
                 await self._sleep(wait)
 
-    async def _call_api(self, method: str, path: str, *, params: dict | None, json_body: dict | None) -> dict:
+    async def _call_api(self, method: str, path: str, *, params: dict | None, json_body: dict | None,
+                        retry_transient: bool = True) -> dict:
         """The same retry policy as messages, slots from the API pacer."""
         self_pacer = self._api_pacer
         attempt = 0
@@ -419,7 +439,7 @@ class FeishuClient:
                 self._log_retry(method, path, e, attempt, self._max_attempts, wait)
                 await self._sleep(wait)
             except Transient as e:
-                if attempt >= self._max_attempts:
+                if attempt >= self._max_attempts or not retry_transient:
                     raise
                 wait = self._backoff(attempt)
                 self._log_retry(method, path, e, attempt, self._max_attempts, wait)

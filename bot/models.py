@@ -511,6 +511,9 @@ class FeishuTaskSync(GroupScoped, Base):
     changed_by: Mapped[str] = mapped_column(String(64), default="")
     changed_at: Mapped[datetime]
     tasklist_guid: Mapped[str | None] = mapped_column(String(100))
+    # the exact name of a tasklist create in flight: set before the call, cleared with the guid, so a
+    # retry after a lost answer looks for that list first (the create takes no client_token)
+    tasklist_pending: Mapped[str | None] = mapped_column(String(100))
     problem: Mapped[str | None] = mapped_column(String(200))      # e.g. "scope:task:task:write"
     problem_notified_at: Mapped[datetime | None]
     last_poll_at: Mapped[datetime | None]

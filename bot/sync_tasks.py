@@ -102,6 +102,14 @@ class Snapshot:
     team: tuple[str, ...]
     wants: tuple[Want, ...]
     links: dict[int, Link]
+    tasklist_pending: str | None = None
+
+
+def tasklist_name(title: str, case_id: int) -> str:
+    """The case's tasklist name: its title plus a case marker, so two cases with the same title never
+    share a name (a retry adopts the list by its exact name), within the API's 100 characters."""
+    marker = texts.FTASK_TASKLIST_MARKER.format(case=case_id)
+    return title[: 100 - len(marker)] + marker
 
 
 def want_for(task: Task, case: Case, team: set[str], tz: ZoneInfo) -> Want:
@@ -173,7 +181,7 @@ class TaskSync:
             # a task dropped before it ever reached Feishu never goes there
             wants = tuple(want_for(t, case, team, tz) for t in tasks if not (t.dropped and t.id not in links))
             return Snapshot(case.id, case.tenant_key, case.chat_id, case.title, case.lead_open_id, case.step,
-                            sync.tasklist_guid, tuple(sorted(team)), wants, links)
+                            sync.tasklist_guid, tuple(sorted(team)), wants, links, sync.tasklist_pending)
 
     # ------------------------------------------------------------------------------- pushing
     async def _push(self, snap: Snapshot) -> None:
@@ -181,8 +189,15 @@ class TaskSync:
         if tasklist is None and any(snap.links.get(w.task_id) is None for w in snap.wants):
             members = [{"id": oid, "type": "user", "role": "editor" if oid == snap.lead else "viewer"}
                        for oid in snap.team if oid.startswith("ou_")]
-            created = await self.client.create_tasklist(snap.title, members)
-            tasklist = created["guid"]
+            # no client_token on this create: a lost answer may hide a list Feishu made, so an earlier
+            # attempt's mark sends us to look for it (ours: that exact name, created by the app) first
+            if snap.tasklist_pending:
+                tasklist = await self._find_tasklist(snap.tasklist_pending)
+            if tasklist is None:
+                name = tasklist_name(snap.title, snap.case_id)
+                await asyncio.to_thread(self._mark_tasklist, snap, name)
+                created = await self.client.create_tasklist(name, members)
+                tasklist = created["guid"]
             await asyncio.to_thread(self._save_tasklist, snap, tasklist)
         for want in snap.wants:
             link = snap.links.get(want.task_id)
@@ -197,6 +212,12 @@ class TaskSync:
                 if not is_not_found(exc) or link is None:
                     raise
                 await asyncio.to_thread(self._gone, snap, link)
+
+    async def _find_tasklist(self, name: str) -> str | None:
+        for item in await self.client.list_tasklists():
+            if item.get("name") == name and (item.get("creator") or {}).get("type") == "app":
+                return str(item["guid"])
+        return None
 
     async def _create(self, snap: Snapshot, want: Want, tasklist: str | None) -> None:
         token = client_token(snap.tenant_key, snap.case_id, want.task_id)
@@ -307,7 +328,13 @@ class TaskSync:
         with self.factory() as session, session.begin():
             sync = session.scalar(select(FeishuTaskSync).where(FeishuTaskSync.case_id == snap.case_id))
             if sync is not None and sync.tasklist_guid is None:
-                sync.tasklist_guid = guid
+                sync.tasklist_guid, sync.tasklist_pending = guid, None
+
+    def _mark_tasklist(self, snap: Snapshot, name: str) -> None:
+        with self.factory() as session, session.begin():
+            sync = session.scalar(select(FeishuTaskSync).where(FeishuTaskSync.case_id == snap.case_id))
+            if sync is not None:
+                sync.tasklist_pending = name
 
     def _save_push(self, snap: Snapshot, want: Want, token: str, task: dict, completed: bool | None) -> None:
         """What we wrote. The completion Feishu has is only ours to record when we wrote it: a

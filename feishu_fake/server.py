@@ -178,6 +178,7 @@ class FakeFeishu(TasksMixin, BitableMixin):
         self._fail_fault: _Fault | None = None
         self._fail_rng = random.Random()
         self._delays: deque[float] = deque()
+        self._lost, self._lost_status, self._lost_at = 0, 504, ("", "")
         self._delay_forever: float = 0.0
         self._init_tasks()
         self._init_bitable()
@@ -255,6 +256,12 @@ class FakeFeishu(TasksMixin, BitableMixin):
             for _ in range(n):
                 self._faults.append(_Fault(status, code, reset, html))
 
+    def lose_next(self, path: str, n: int = 1, status: int = 504, method: str = "POST") -> None:
+        """The next n `method path` requests take effect, but their answers are lost: the client
+        gets a gateway `status` page instead (what a timeout after Feishu made the thing looks like)."""
+        with self._lock:
+            self._lost, self._lost_status, self._lost_at = self._lost + n, status, (method, path)
+
     def fail_rate(self, p: float, status: int = 503, *, seed: int | None = None,
                   code: int | None = None, html: bool = False) -> None:
         """Each API request fails with probability p (p=0 turns it off)."""
@@ -278,6 +285,7 @@ class FakeFeishu(TasksMixin, BitableMixin):
             self._faults.clear()
             self._fail_p = 0.0
             self._delays.clear()
+            self._lost = 0
             self._delay_forever = 0.0
 
     # ------------------------------------------------------------------------------- queries
@@ -376,6 +384,9 @@ class FakeFeishu(TasksMixin, BitableMixin):
                 status, body, headers = self._dispatch(request.method, path, query, payload, raw, request)
             except _Reply as r:
                 status, body, headers = r.status, r.body, r.headers
+            if self._lost and (request.method, path) == self._lost_at and status < 300:
+                self._lost -= 1
+                status, body, headers = self._lost_status, "<html><body>Gateway Time-out</body></html>", {}
             code = body.get("code") if isinstance(body, dict) else None
             self.calls.append(Call(request.method, path, query, payload, uuid, status, code, self._now()))
             logid = f"2025{next(self._ids):016d}"

@@ -4,7 +4,8 @@ shapes (docs/feishu-tasks-bitable.md): `data.tasklist` / `data.task`, times as m
 add_members, and 99991672 with `error.permission_violations` when the app lacks a scope.
 
 Test controls: `grant_scopes(...)` / `revoke_scope(...)`, `user_complete_task(guid, open_id)`,
-`user_reopen_task(guid)`, `user_delete_task(guid)`, `task(guid)`, `tasks()`, `tasklists()`.
+`user_reopen_task(guid)`, `user_delete_task(guid)`,
+`user_create_tasklist(name)`, `task(guid)`, `tasks()`, `tasklists()`.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ TASK_PATCHABLE = frozenset({"summary", "description", "due", "start", "completed
 
 TASK_ROUTES: list[tuple[str, re.Pattern, str]] = [
     ("POST", re.compile(r"^/open-apis/task/v2/tasklists$"), "tasklist_create"),
+    ("GET", re.compile(r"^/open-apis/task/v2/tasklists$"), "tasklist_list"),
     ("POST", re.compile(r"^/open-apis/task/v2/tasks$"), "task_create"),
     ("GET", re.compile(r"^/open-apis/task/v2/tasks/([^/]+)$"), "task_get"),
     ("PATCH", re.compile(r"^/open-apis/task/v2/tasks/([^/]+)$"), "task_patch"),
@@ -65,6 +67,16 @@ class TasksMixin:
 
     def tasklists(self) -> list[dict]:
         return list(self._tasklists.values())
+
+    def user_create_tasklist(self, name: str, open_id: str = "ou_someone") -> dict:
+        """A person makes a list (shared with the app) — same name as ours, not created by the app."""
+        with self._lock:  # type: ignore[attr-defined]
+            guid = str(_uuid.uuid4())
+            user = {"id": open_id, "type": "user", "role": "owner"}
+            self._tasklists[guid] = {"guid": guid, "name": name, "members": [], "creator": {**user, "role": "creator"},
+                                     "owner": user, "url": "", "created_at": str(self._ms()),
+                                     "updated_at": str(self._ms())}
+            return self._tasklists[guid]
 
     def user_complete_task(self, guid: str, open_id: str = "") -> None:
         with self._lock:  # type: ignore[attr-defined]
@@ -145,10 +157,28 @@ class TasksMixin:
         if len(members) > 500:
             raise self._bad("at most 500 members")
         guid = str(_uuid.uuid4())
+        app = {"id": self.app_id, "type": "app", "role": "owner"}  # type: ignore[attr-defined]
         self._tasklists[guid] = {"guid": guid, "name": name, "members": members,
+                                 "creator": {**app, "role": "creator"}, "owner": app,
                                  "url": f"https://applink.feishu.cn/client/todo/task_list?guid={guid}",
                                  "created_at": str(self._ms()), "updated_at": str(self._ms())}
         return {"code": 0, "msg": "success", "data": {"tasklist": self._tasklists[guid]}}
+
+    def _api_tasklist_list(self, *, query: dict, body: Any) -> dict:
+        """Documented: page_size 1–100 (default 50), page_token; data{items, page_token, has_more}."""
+        self._need("task:tasklist:read", "task:tasklist:write")
+        try:
+            size = int(query.get("page_size", 50))
+            start = int(query.get("page_token") or 0)
+        except ValueError:
+            raise self._bad("invalid page_size or page_token") from None
+        if not 1 <= size <= 100 or start < 0:
+            raise self._bad("page_size must be 1-100")
+        lists = list(self._tasklists.values())
+        page = lists[start:start + size]
+        more = start + size < len(lists)
+        return {"code": 0, "msg": "success",
+                "data": {"items": page, "page_token": str(start + size) if more else "", "has_more": more}}
 
     def _api_task_create(self, *, query: dict, body: dict) -> dict:
         self._need("task:task:write")

@@ -77,7 +77,7 @@ def test_lead_turns_it_on_and_each_task_becomes_a_feishu_task(tw):
     # the card the lead clicked now offers to stop it
     assert texts.BTN_FTASKS_OFF in card_text(answer["card"]["data"])
     [tasklist] = tw.fake.tasklists()
-    assert tasklist["name"] == TITLE
+    assert tasklist["name"] == f"{TITLE}（#{case_id}）"   # the case marker keeps it unique
     tasks = {t["summary"]: t for t in tw.fake.tasks()}
     assert set(tasks) == {"#1 完成用户数据加密接口开发", "#2 协调设计部完成页面适配"}
     first = tasks["#1 完成用户数据加密接口开发"]
@@ -124,6 +124,34 @@ def test_a_transient_failure_is_retried_without_duplicates(tw):
     tw.clock.advance(timedelta(seconds=5))
     tw.drain()   # the outbox retries the sync row
     assert len(tw.fake.tasklists()) == 1 and len(tw.fake.tasks()) == 2
+
+
+def test_a_lost_tasklist_answer_is_adopted_not_created_again(tw):
+    """Feishu made the tasklist but its answer was lost: the retry finds the list by its exact name
+    (created by the app; a person's list of the same name is not ours) and puts every task in it."""
+    case_id, _ids = _published(tw)
+    with tw.state.factory() as s:
+        title = s.get(Case, case_id).title
+    decoy = tw.fake.user_create_tasklist(f"{title}（#{case_id}）")
+    tw.fake.lose_next("/open-apis/task/v2/tasklists")   # it takes effect; the client sees a 504
+    _turn_on(tw)
+    assert [t["name"] for t in tw.fake.tasklists()].count(f"{title}（#{case_id}）") == 2   # ours + decoy
+    assert tw.fake.tasks() == []       # nothing went into a list we could not name
+    with tw.state.factory() as s:
+        sync = s.scalar(select(FeishuTaskSync).where(FeishuTaskSync.case_id == case_id))
+        assert sync.tasklist_guid is None and sync.tasklist_pending == f"{title}（#{case_id}）"
+    tw.clock.advance(timedelta(seconds=5))
+    tw.drain()                         # the outbox retries the sync row
+    ours = [t for t in tw.fake.tasklists() if t["guid"] != decoy["guid"]]
+    assert len(ours) == 1
+    creates = [c for c in tw.fake.calls_to("/open-apis/task/v2/tasklists", "POST")
+               if c.path == "/open-apis/task/v2/tasklists"]
+    assert len(creates) == 1           # looked, found, never asked to create again
+    assert len(tw.fake.tasks()) == 2
+    assert all(t["tasklists"] == [{"tasklist_guid": ours[0]["guid"]}] for t in tw.fake.tasks())
+    with tw.state.factory() as s:
+        sync = s.scalar(select(FeishuTaskSync).where(FeishuTaskSync.case_id == case_id))
+        assert sync.tasklist_guid == ours[0]["guid"] and sync.tasklist_pending is None
 
 
 def test_bot_updates_flow_to_the_task(tw):
@@ -381,6 +409,40 @@ def test_two_senders_racing_create_each_task_once(tw):
     statuses = sorted(d.status for d in one + two)
     assert statuses == ["sent", "sent"]          # each racer sent one of the two rows
     assert len(tw.fake.tasklists()) == 1 and len(tw.fake.tasks()) == 2
+
+
+def test_two_senders_racing_after_a_lost_tasklist_answer_still_one_tasklist(tw):
+    """The first create's answer is lost, then two senders race on the retry: one adopts the list,
+    the other finds it saved — one tasklist, every task in it."""
+    import asyncio
+
+    from bot import outbox
+    from bot.outbox import OutboxSender
+    from bot.sync_tasks import TARGET
+
+    case_id, _ids = _published(tw)
+    tw.fake.lose_next("/open-apis/task/v2/tasklists")
+    _turn_on(tw)
+    assert len(tw.fake.tasklists()) == 1 and tw.fake.tasks() == []
+    with tw.state.factory() as s, s.begin():
+        case = s.get(Case, case_id)
+        for key in ("a", "b"):
+            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"race2-{key}",
+                               now=tw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+    tw.clock.advance(timedelta(seconds=5))
+    first = tw.state.sender
+    second = OutboxSender(tw.state.factory, first.client, tw.clock, renderers=first.renderers,
+                          context=first.context, syncers=first.syncers)
+
+    async def race():
+        return await asyncio.gather(first.run_once(), second.run_once())
+
+    one, two = tw.http.portal.call(race)
+    assert all(d.status == "sent" for d in one + two) and len(one + two) >= 2
+    tw.drain()
+    [tasklist] = tw.fake.tasklists()
+    assert len(tw.fake.tasks()) == 2
+    assert all(t["tasklists"] == [{"tasklist_guid": tasklist["guid"]}] for t in tw.fake.tasks())
 
 
 def test_read_backs_stop_when_nothing_is_open_there_and_old_rows_are_deleted(tw):

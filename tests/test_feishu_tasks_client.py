@@ -94,3 +94,31 @@ async def test_invalid_input_is_refused(fake, client):
     with pytest.raises(Permanent):
         await client.create_task({"summary": "x", "members": [{"id": "ou_a", "role": "owner"}]}, client_token="ct-6")
     assert fake.tasks() == []
+
+
+async def test_list_tasklists_follows_every_page(fake, client):
+    made = [await client.create_tasklist(f"清单 {i}", []) for i in range(130)]
+    listed = await client.list_tasklists()
+    assert [t["guid"] for t in listed] == [t["guid"] for t in made]
+    assert listed[0]["creator"]["type"] == "app"
+    pages = [c for c in fake.calls if c.path == "/open-apis/task/v2/tasklists" and c.method == "GET"]
+    assert [c.query.get("page_size") for c in pages] == ["100", "100"]
+    assert "page_token" not in pages[0].query and pages[1].query["page_token"]
+
+
+async def test_a_lost_tasklist_create_is_not_retried_by_the_client(fake, client):
+    """The create takes no client_token: a 5xx may hide a list Feishu made, so the client
+    hands it back to the caller (who looks first) instead of creating again."""
+    from bot.feishu import Transient
+
+    fake.lose_next("/open-apis/task/v2/tasklists")
+    with pytest.raises(Transient):
+        await client.create_tasklist("新品推广页面延迟", [])
+    assert len(fake.tasklists()) == 1
+
+
+async def test_tasklist_list_page_size_is_checked(fake, client):
+    from bot.feishu import FeishuError
+
+    with pytest.raises(FeishuError):
+        await client._call("GET", "/open-apis/task/v2/tasklists", params={"page_size": 101}, api_paced=True)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy import create_engine, func, insert, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
@@ -53,7 +53,8 @@ def test_upgrade_with_rows_and_back(scratch_url):
             case = s.get(Case, case_id)
             task = s.scalars(select(Task).where(Task.case_id == case_id)).first()
             sc = dict(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id)
-            s.add(FeishuTaskSync(**sc, enabled=True, changed_at=NOW, tasklist_guid="tl-1"))
+            # only the columns 0006 has (later revisions add more)
+            s.execute(insert(FeishuTaskSync).values(**sc, enabled=True, changed_at=NOW, tasklist_guid="tl-1"))
             s.add(FeishuTaskLink(**sc, task_id=task.id, client_token="ct-1", task_guid="g-1"))
         with factory() as s:
             assert s.scalar(select(func.count()).select_from(FeishuTaskLink)) == 1

@@ -71,3 +71,6 @@ BOARD_FAILED = "{lead} 多维表格看板同步暂时没有成功（{code} {msg}
 BOARD_RECORD_DELETED = ("{lead} {what} 的记录在多维表格看板中被删除了。机器人不会重新创建它，进度仍在群里更新。")
 BOARD_EDIT_REFUSED = "{who} 在看板里对任务 {task} 的修改没有生效：{why}。看板已改回群里的记录。"
 BOARD_WHY_NOT_OWNER = "只有任务负责人或牵头人可以更新这项任务"
+
+# ---- Feishu Tasks: the case's tasklist name = title + this marker (unique per case)
+FTASK_TASKLIST_MARKER = "（#{case}）"
