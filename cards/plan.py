@@ -267,7 +267,35 @@ def _node_form(view: PlanView, a: PlanActions) -> dict:
     ])
 
 
+def _can_link(view: PlanView, a: PlanActions) -> bool:
+    return len(view.tasks) > 1 and bool(a.set_depends)
+
+
+def _mode_buttons(view: PlanView, a: PlanActions) -> list[dict]:
+    """「＋任务」「＋风险」「＋关键节点」「设置依赖」: each opens that form for the clicker only."""
+    buttons = [kit.button(texts.BTN_MODE_TASK, _value(view, a.mode, m="task")),
+               kit.button(texts.BTN_MODE_RISK, _value(view, a.mode, m="risk")),
+               kit.button(texts.BTN_MODE_NODE, _value(view, a.mode, m="node"))]
+    if _can_link(view, a):
+        buttons.append(kit.button(texts.BTN_MODE_DEPENDS, _value(view, a.mode, m="depends")))
+    return buttons
+
+
+def plan_form(view: PlanView) -> dict:
+    """One person's private plan form (仅对你可见): the form of `view.mode`, and the buttons that
+    switch it in place. It stays open after a submit for the next task, risk or node."""
+    a = view.actions
+    assert a is not None, "a plan form needs the drafting actions"
+    mode = "task" if view.mode == "depends" and not _can_link(view, a) else view.mode
+    form = {"task": _task_form, "risk": _risk_form, "node": _node_form, "depends": _depends_form}.get(mode, _task_form)
+    elements = [form(view, a), kit.columns([[b] for b in _mode_buttons(view, a)])]
+    title = texts.PLAN_FORM_TITLE.format(title=view.title)
+    return kit.card(title, template="orange", elements=elements, summary=title)
+
+
 def plan_card(view: PlanView) -> dict:
+    """The plan the group shares: tasks, risks, key nodes and the buttons. It holds no form
+    (cards.md 9): the buttons open the forms for the clicker only, so nobody's typing is wiped."""
     title = texts.PLAN_TITLE.format(title=view.title)
     a = view.actions
     if a is None:
@@ -278,15 +306,7 @@ def plan_card(view: PlanView) -> dict:
     if view.tasks or view.risks or view.nodes:
         elements.append(_edit_panel(view, a))
     elements.append(kit.hr())
-    can_link = len(view.tasks) > 1 and bool(a.set_depends)
-    mode = "task" if view.mode == "depends" and not can_link else view.mode
-    form = {"task": _task_form, "risk": _risk_form, "node": _node_form, "depends": _depends_form}.get(mode, _task_form)
-    elements.append(form(view, a))
-    buttons = [kit.button(texts.BTN_MODE_TASK, _value(view, a.mode, m="task")),
-               kit.button(texts.BTN_MODE_RISK, _value(view, a.mode, m="risk")),
-               kit.button(texts.BTN_MODE_NODE, _value(view, a.mode, m="node"))]
-    if can_link:
-        buttons.append(kit.button(texts.BTN_MODE_DEPENDS, _value(view, a.mode, m="depends")))
+    buttons = _mode_buttons(view, a)
     if view.carry_count:
         buttons.append(kit.button(texts.BTN_CARRY.format(n=view.carry_count), _value(view, a.carry)))
     buttons.append(kit.button(texts.BTN_PUBLISH, _value(view, a.publish), type="primary_filled",

@@ -1,6 +1,7 @@
 """Step 4 — 制定行动方案 → 《跨部门协作行动方案》.
 
-Tasks, risks and key nodes are drafted one form submit at a time on the plan card; the lead
+Tasks, risks and key nodes are drafted in private forms (仅对你可见) that the shared plan card's
+「＋任务」「＋风险」「＋关键节点」 open for the clicker; the lead
 publishes: the plan goes out as 会议纪要, each owner is @mentioned with their tasks, version 1 is
 stored as the baseline and the case moves to step 5. Shared helpers of steps 4–6 live here too."""
 from __future__ import annotations
@@ -37,6 +38,7 @@ from cards.plan import (
     PlanView,
     minutes_card,
     plan_card,
+    plan_form,
     row_key,
 )
 from handlers import feishu_board, feishu_tasks, people, templates, warnings
@@ -44,6 +46,7 @@ from handlers.common import (
     audit,
     first_too_long,
     fmt,
+    from_private_form,
     gap_labels,
     load_case,
     md_table,
@@ -52,6 +55,7 @@ from handlers.common import (
     parse_when,
     picker_value,
     require_step,
+    send_private_form,
     transition,
 )
 from handlers.tasks import (
@@ -114,28 +118,41 @@ def _uncarried(session: Session, case: Case) -> list[ActionItem]:
         ActionItem.carried_to_task_id.is_(None)).order_by(ActionItem.id)))
 
 
-def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "task", editing: Task | None = None,
-                  typed: dict[str, str] | None = None, now: datetime | None = None, warning: str = "",
-                  confirm: str = "") -> dict:
-    """The drafting card in step 4; the read-only plan afterwards (with `now` during step 5:
-    lagging tasks first, then open risks)."""
+def _published_card(session: Session, case: Case, tz: ZoneInfo, now: datetime | None) -> dict:
     tasks, risks, nodes = _parts(session, case, tz, now)
+    version = session.scalar(select(PlanVersion.version).where(
+        PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key)
+        .order_by(PlanVersion.version.desc()).limit(1)) or 0
+    return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
+                              meeting_hours=meeting_hours(case), published_version=version))
+
+
+def plan_card_for(session: Session, case: Case, tz: ZoneInfo, *, now: datetime | None = None) -> dict:
+    """The plan card the group shares: the draft and its buttons in step 4 (no form in it), the
+    read-only plan afterwards (with `now` during step 5: lagging tasks first, then open risks)."""
     if case.step != Step.PLAN:
-        version = session.scalar(select(PlanVersion.version).where(
-            PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key)
-            .order_by(PlanVersion.version.desc()).limit(1)) or 0
-        return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
-                                  meeting_hours=meeting_hours(case), published_version=version))
+        return _published_card(session, case, tz, now)
+    tasks, risks, nodes = _parts(session, case, tz, now)
+    card = plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
+                              meeting_hours=meeting_hours(case), actions=ACTIONS,
+                              carry_count=len(_uncarried(session, case))))
+    return templates.with_template_review(session, case, card)  # what a template copied, for the lead to check
+
+
+def plan_form_for(session: Session, case: Case, tz: ZoneInfo, *, mode: str = "task", editing: Task | None = None,
+                  typed: dict[str, str] | None = None, warning: str = "", confirm: str = "") -> dict:
+    """One person's private form in step 4: new tasks (or the edit of one), a risk, a key node or
+    a dependency; what they typed is shown again when it is refused."""
+    tasks, risks, nodes = _parts(session, case, tz)
     if editing is not None and typed is None:
         typed = {"content": editing.content, "owner": editing.owner_open_id, "standard": editing.delivery_standard,
                  "resources": editing.resources, "start": picker_value(editing.start_at, tz) or "",
                  "due": picker_value(editing.due_at, tz) or ""}
     ed = next((t for t in tasks if editing is not None and t.task_id == editing.id), None)
-    card = plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
+    return plan_form(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
                               meeting_hours=meeting_hours(case), actions=ACTIONS, mode=mode, editing=ed,
-                              typed=typed or {}, carry_count=len(_uncarried(session, case)),
-                              warning=warning, confirm=confirm, suggested_start=_suggested_start(session, case, tz)))
-    return templates.with_template_review(session, case, card)  # what a template copied, for the lead to check
+                              typed=typed or {}, warning=warning, confirm=confirm,
+                              suggested_start=_suggested_start(session, case, tz)))
 
 
 def _suggested_start(session: Session, case: Case, tz: ZoneInfo) -> str:
@@ -156,8 +173,16 @@ def _draft_case(ctx: Ctx, value: ActionValue) -> Case:
     return case
 
 
-def _answer(ctx: Ctx, case: Case, toast: str, **kw) -> CallbackAnswer:
-    return CallbackAnswer(toast=toast, card=plan_card_for(ctx.session, case, ctx.tz, **kw))
+def _answer(ctx: Ctx, case: Case, toast: str) -> CallbackAnswer:
+    return CallbackAnswer(toast=toast, card=plan_card_for(ctx.session, case, ctx.tz))
+
+
+def _saved(ctx: Ctx, event: CardAction, case: Case, toast: str, mode: str = "task") -> CallbackAnswer:
+    """A saved form stays open, emptied, for the next one (the editor's private mode); the shared
+    card is brought up to date by sync. A click from a shared card redraws that card only."""
+    if from_private_form(ctx, event):
+        return CallbackAnswer(toast=toast, card=plan_form_for(ctx.session, case, ctx.tz, mode=mode))
+    return _answer(ctx, case, toast)
 
 
 @router.action(PLAN_OPEN)
@@ -168,6 +193,10 @@ def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
     elif case.step < Step.PLAN:
         require_step(case, Step.PLAN)
     ctx.send(outbox.SendCard(plan_card_for(ctx.session, case, ctx.tz, now=ctx.now), view="plan", case_id=case.id))
+    if (case.step == Step.PLAN and case.status == "active"
+            and ctx.actor in team_open_ids(ctx.session, case)):  # a member came to add tasks
+        send_private_form(ctx, plan_form_for(ctx.session, case, ctx.tz), case)
+        return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")
     return CallbackAnswer(toast=texts.OUTPUTS[4])
 
 
@@ -180,7 +209,7 @@ def _plan_view(ctx: Ctx, case: Case) -> dict:
 def switch_mode(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     mode = value.extra.get("m", "task")
-    return open_form(ctx, event, plan_card_for(ctx.session, case, ctx.tz,
+    return open_form(ctx, event, plan_form_for(ctx.session, case, ctx.tz,
                                                mode=mode if mode in ("task", "risk", "node", "depends") else "task"),
                      case)
 
@@ -191,7 +220,7 @@ def edit_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     task = get_task(ctx.session, case, value.row_id)
     if task is None:
         raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
-    return open_form(ctx, event, plan_card_for(ctx.session, case, ctx.tz, editing=task), case)
+    return open_form(ctx, event, plan_form_for(ctx.session, case, ctx.tz, editing=task), case)
 
 
 def _typed(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
@@ -220,13 +249,13 @@ def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
         dep_id = depends_id(form, task)
         check_depends(tasks_of(ctx.session, case), task.id, dep_id)
     except ValueError as exc:
-        raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, mode="depends", typed=typed)) from exc
+        raise UserError(str(exc), card=plan_form_for(ctx.session, case, ctx.tz, mode="depends", typed=typed)) from exc
     dep = get_task(ctx.session, case, dep_id)
     toast = (texts.DEPENDS_SET.format(seq=task.seq, dep=dep.seq) if dep else texts.DEPENDS_CLEARED.format(seq=task.seq))
     if task.depends_on_id != dep_id:  # a double submit changes nothing twice
         task.depends_on_id, task.updated_at = dep_id, ctx.now
         audit(ctx, case, "plan.save", toast)
-    return _answer(ctx, case, toast, mode="depends")
+    return _saved(ctx, event, case, toast, mode="depends")
 
 
 TASK_KEYS = ("content", "owner", "start", "due", "standard", "resources", "depends")
@@ -250,7 +279,7 @@ def _warn_unless_confirmed(ctx: Ctx, case: Case, value: ActionValue, problems: l
     token = warnings.fingerprint(parsed)
     if warnings.confirmed(value, token):
         return
-    raise UserError(problems[0], kind="warning", card=plan_card_for(
+    raise UserError(problems[0], kind="warning", card=plan_form_for(
         ctx.session, case, ctx.tz, warning="\n".join(problems), confirm=token, **card))  # type: ignore[arg-type]
 
 
@@ -259,7 +288,7 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     case = _draft_case(ctx, value)
     form = event.form_value or {}
     if not value.row_id:
-        return _add_tasks(ctx, case, form, value)
+        return _add_tasks(ctx, event, case, form, value)
     editing = get_task(ctx.session, case, value.row_id)
     if editing is None:
         raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
@@ -267,7 +296,7 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     try:
         data = check_task(ctx, case, form, editing)
     except ValueError as exc:
-        raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, editing=editing, typed=typed)) from exc
+        raise UserError(str(exc), card=plan_form_for(ctx.session, case, ctx.tz, editing=editing, typed=typed)) from exc
     problems = [w for w in (warnings.due_off_hours(ctx.session, case, texts.WARN_TASK_WHAT.format(seq=editing.seq),
                                                    data["due_at"], ctx.tz),) if w]
     problems += warnings.dependency_warnings(tasks_of(ctx.session, case), editing, data["due_at"], ctx.tz)
@@ -277,10 +306,10 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
         setattr(editing, k, v)
     editing.department_id, editing.updated_at = dept.id if dept else None, ctx.now
     audit(ctx, case, "plan.save", f"#{editing.seq} {data['content']}")
-    return _answer(ctx, case, texts.TASK_SAVED.format(seq=editing.seq))
+    return _saved(ctx, event, case, texts.TASK_SAVED.format(seq=editing.seq))
 
 
-def _add_tasks(ctx: Ctx, case: Case, form: dict, value: ActionValue) -> CallbackAnswer:
+def _add_tasks(ctx: Ctx, event: CardAction, case: Case, form: dict, value: ActionValue) -> CallbackAnswer:
     """Every filled row of the form becomes a task, or none does (the first problem is named by row)."""
     typed = _row_typed(form)
     rows = []
@@ -289,14 +318,14 @@ def _add_tasks(ctx: Ctx, case: Case, form: dict, value: ActionValue) -> Callback
         if any(str(sub.get(k) or "").strip() for k in ROW_KEYS):
             rows.append((n, sub))
     if not rows:
-        raise UserError(texts.PLAN_NO_ROWS, card=plan_card_for(ctx.session, case, ctx.tz, typed=typed))
+        raise UserError(texts.PLAN_NO_ROWS, card=plan_form_for(ctx.session, case, ctx.tz, typed=typed))
     parsed = []
     for n, sub in rows:
         try:
             parsed.append((n, check_task(ctx, case, sub, None)))
         except ValueError as exc:
             problem = str(exc) if len(rows) == 1 and n == 1 else texts.PLAN_ROW_PROBLEM.format(n=n, problem=exc)
-            raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, typed=typed)) from exc
+            raise UserError(problem, card=plan_form_for(ctx.session, case, ctx.tz, typed=typed)) from exc
     problems = [w for n, data in parsed if (w := warnings.due_off_hours(
         ctx.session, case, texts.WARN_ROW_WHAT.format(n=n), data["due_at"], ctx.tz))]
     _warn_unless_confirmed(ctx, case, value, problems, [d for _, d in parsed], typed=typed)
@@ -318,10 +347,10 @@ def _add_tasks(ctx: Ctx, case: Case, form: dict, value: ActionValue) -> Callback
         added.append(task.seq)
         audit(ctx, case, "plan.save", f"+#{task.seq} {task.content}")
     if not added:
-        return _answer(ctx, case, texts.TASK_ALREADY_ADDED.format(seq=again[0]))
+        return _saved(ctx, event, case, texts.TASK_ALREADY_ADDED.format(seq=again[0]))
     toast = (texts.TASK_ADDED.format(seq=added[0]) if len(added) == 1
              else texts.TASKS_ADDED.format(seqs="、".join(f"#{s}" for s in added)))
-    return _answer(ctx, case, toast)
+    return _saved(ctx, event, case, toast)
 
 
 # Publishing, deleting and carrying over act on the plan as the card showed it.
@@ -358,14 +387,14 @@ def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
                not_member(ctx, typed["owner"], texts.COL_OWNER) or
                first_too_long(typed, {"risk": (texts.FIELD_RISK, 500), "response": (texts.FIELD_RESPONSE, 500)}))
     if problem:
-        raise UserError(problem, card=plan_card_for(ctx.session, case, ctx.tz, mode="risk", typed=typed))
+        raise UserError(problem, card=plan_form_for(ctx.session, case, ctx.tz, mode="risk", typed=typed))
     if not any(r.risk == typed["risk"] and r.owner_open_id == typed["owner"] for r in risks_of(ctx.session, case)):
         ctx.session.add(Risk(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
                              risk=typed["risk"], likelihood=Level(typed["likelihood"]),
                              impact=Level(typed["impact"]), response=typed["response"],
                              owner_open_id=typed["owner"]))
         audit(ctx, case, "plan.save", f"+{texts.COL_RISK} {typed['risk']}")
-    return _answer(ctx, case, texts.RISK_ADDED, mode="risk")
+    return _saved(ctx, event, case, texts.RISK_ADDED, mode="risk")
 
 
 @router.action(PLAN_NODE)
@@ -382,35 +411,35 @@ def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
         if at <= ctx.now:
             raise ValueError(texts.ERR_PAST.format(field=texts.FIELD_NODE_AT, value=fmt(at, ctx.tz)))
     except ValueError as exc:
-        raise UserError(str(exc), card=plan_card_for(ctx.session, case, ctx.tz, mode="node", typed=typed)) from exc
+        raise UserError(str(exc), card=plan_form_for(ctx.session, case, ctx.tz, mode="node", typed=typed)) from exc
     late = warnings.node_after_goal(ctx.session, case, typed["name"], at, ctx.tz)
     _warn_unless_confirmed(ctx, case, value, [late] if late else [], [typed["name"], at], mode="node", typed=typed)
     if not any(n.name == typed["name"] and n.at == at for n in nodes_of(ctx.session, case)):
         ctx.session.add(KeyNode(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
                                 name=typed["name"], at=at))
         audit(ctx, case, "plan.save", f"+{texts.COL_NODE} {typed['name']} {fmt(at, ctx.tz)}")
-    return _answer(ctx, case, texts.NODE_ADDED.format(name=typed["name"]), mode="node")
+    return _saved(ctx, event, case, texts.NODE_ADDED.format(name=typed["name"]), mode="node")
 
 
-def _delete_row(ctx: Ctx, value: ActionValue, model, toast: str, mode: str) -> CallbackAnswer:
+def _delete_row(ctx: Ctx, value: ActionValue, model, toast: str) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     row = ctx.session.scalar(select(model).where(model.id == (value.row_id or 0), model.case_id == case.id,
                                                  model.tenant_key == case.tenant_key, model.chat_id == case.chat_id))
     if row is None:
-        return _answer(ctx, case, texts.ROW_ALREADY_DELETED, mode=mode)
+        return _answer(ctx, case, texts.ROW_ALREADY_DELETED)
     ctx.session.delete(row)
     audit(ctx, case, "plan.save", toast)
-    return _answer(ctx, case, toast, mode=mode)
+    return _answer(ctx, case, toast)
 
 
 @router.action(PLAN_DEL_RISK, versioned=PLAN_AS_SHOWN)
 def delete_risk(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    return _delete_row(ctx, value, Risk, texts.RISK_DELETED, "risk")
+    return _delete_row(ctx, value, Risk, texts.RISK_DELETED)
 
 
 @router.action(PLAN_DEL_NODE, versioned=PLAN_AS_SHOWN)
 def delete_node(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    return _delete_row(ctx, value, KeyNode, texts.NODE_DELETED, "node")
+    return _delete_row(ctx, value, KeyNode, texts.NODE_DELETED)
 
 
 def _next_morning(now: datetime, tz: ZoneInfo) -> datetime:

@@ -209,3 +209,16 @@ def fill_retro(world, user: str, mid: str, form: dict) -> dict:
     if not any(has_submit(m["content"], "retro_entry") for m in world.private_cards(user)):
         world.press(user, mid, texts.BTN_RETRO_FILL)
     return world.submit(user, mid, form, form_name="retro_entry")
+
+
+PLAN_FORM_BUTTONS = {"plan_task": "＋任务", "plan_risk": "＋风险", "plan_node": "＋关键节点",
+                     "plan_depends": "设置依赖"}
+
+
+def fill_plan(world, user: str, mid: str, form: dict, form_name: str = "plan_task") -> dict:
+    """`user` submits a plan form: their private one (opened from the shared plan card with
+    「＋任务」「＋风险」「＋关键节点」「设置依赖」 unless that form is open already), submitted once."""
+    from tests.driver import has_submit
+    if not any(has_submit(m["content"], form_name) for m in world.private_cards(user)):
+        world.press(user, mid, PLAN_FORM_BUTTONS[form_name])
+    return world.submit(user, mid, form, form_name=form_name)

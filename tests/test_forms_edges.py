@@ -5,7 +5,7 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import RetroEntry, Task
 from tests.casefactory import fill_retro, open_retro_card
-from tests.driver import LEAD, TECH_DEV, find_submit
+from tests.driver import LEAD, TECH_DEV, find_submit, has_submit
 from tests.test_steps46_plan import TASK, open_plan
 
 
@@ -27,10 +27,11 @@ def test_a_forged_confirmation_changes_nothing(world):
     case_id, mid = open_plan(world)
     late = dict(TASK, due="2026-12-10 21:00 +0800")
     assert world.submit(LEAD, mid, late, form_name="plan_task")["toast"]["type"] == "warning"
-    name = find_submit(world.card(mid), "plan_task")
+    form_mid = world.private_with(LEAD, lambda c: has_submit(c, "plan_task"))   # the lead's own form
+    name = find_submit(world.card(form_mid), "plan_task")
     assert name.count("~") == 4                                      # the token rides in the button name
     for forged in (name.rsplit("~", 1)[0] + "~" + "0" * 12, name + "~x", name.rsplit("~", 1)[0] + "~<at>"):
-        ans = world.click(LEAD, mid, form=late, name=forged)
+        ans = world.click(LEAD, form_mid, form=late, name=forged)
         assert ans.get("toast", {}).get("type") != "success", (forged, ans)
     with world.state.factory() as s:
         assert s.scalars(select(Task).where(Task.case_id == case_id)).all() == []

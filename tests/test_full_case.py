@@ -14,7 +14,7 @@ from bot import texts
 from bot.models import ActionItem, Case, KeyNode, Task
 from cards.rules import validate_card
 from handlers.reminders import plan_tick
-from tests.casefactory import fill_retro
+from tests.casefactory import fill_plan, fill_retro
 from tests.driver import (
     CHAT,
     DESIGN_HEAD,
@@ -266,7 +266,7 @@ def test_one_case_through_all_six_steps(paced):
                                      "standard": "12月9日18点前提交测试", "resources": "需市场部提供测试账号"}),
                         (DESIGN_HEAD, {"content": "页面适配", "owner": DESIGN_HEAD, "start": "2026-12-08 14:00 +0800",
                                        "due": "2026-12-09 12:00 +0800", "standard": "适配稿评审通过"})):
-        ans = world.submit(who, plan, values, form_name="plan_task")
+        ans = fill_plan(world, who, plan, values)   # each in their own private form
         assert ans["toast"]["type"] == "success", ans
     world.press(LEAD, plan, "＋风险")
     world.submit(LEAD, plan, {"risk": "测试延迟", "likelihood": "mid", "impact": "high",

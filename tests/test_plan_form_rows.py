@@ -23,8 +23,8 @@ def _form(card: dict) -> dict:
 
 
 def test_rows_have_labelled_pickers_and_a_suggested_start(world):
-    _case_id, mid = open_plan(world)
-    form = _form(world.card(mid))
+    _case_id, _mid = open_plan(world)
+    form = _form(world.form_of(LEAD))   # the lead's private form
     elements = list(walk(form["elements"]))
     pickers = [n for n in elements if n.get("tag") == "picker_datetime"]
     assert len(pickers) == 2 * TASK_ROWS

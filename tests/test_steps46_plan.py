@@ -4,8 +4,18 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import ActionItem, Case, PlanVersion, Task
 from tests.cardsnap import assert_snapshot
-from tests.casefactory import make_case_at_step4
-from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, step_entered, walk
+from tests.casefactory import fill_plan, make_case_at_step4
+from tests.driver import (
+    DESIGN_HEAD,
+    LEAD,
+    OUTSIDER,
+    TECH_DEV,
+    TECH_HEAD,
+    card_text,
+    find_submit,
+    step_entered,
+    walk,
+)
 
 TASK = {"content": "完成用户数据加密接口开发", "owner": TECH_DEV, "start": "2026-12-08 14:00 +0800",
         "due": "2026-12-10 18:00 +0800", "standard": "12月10日18点前提交测试", "resources": "需市场部提供测试账号"}
@@ -30,7 +40,7 @@ def fields(card):
 def test_add_task_and_card_snapshots(world):
     case_id, mid = open_plan(world)
     assert_snapshot("steps46_plan_empty", world.card(mid))
-    ans = world.submit(TECH_HEAD, mid, TASK, form_name="plan_task")
+    ans = fill_plan(world, TECH_HEAD, mid, TASK)   # 「＋任务」 opens the form for them only
     assert ans["toast"]["content"] == texts.TASK_ADDED.format(seq=1)
     [t] = tasks(world, case_id)
     assert (t.owner_open_id, t.delivery_standard, t.resources) == (TECH_DEV, "12月10日18点前提交测试",
@@ -42,6 +52,7 @@ def test_add_task_and_card_snapshots(world):
     again = world.submit(TECH_HEAD, mid, TASK, form_name="plan_task")
     assert again["toast"]["content"] == texts.TASK_ALREADY_ADDED.format(seq=1) and len(tasks(world, case_id)) == 1
     assert_snapshot("steps46_plan_one_task", world.card(mid))
+    assert_snapshot("steps46_plan_task_form", world.form_of(TECH_HEAD))   # still open for the next task
 
 
 def test_validation_failures_keep_what_was_typed(world):
@@ -67,7 +78,11 @@ def test_validation_failures_keep_what_was_typed(world):
 
 def test_outsider_cannot_edit_the_plan(world):
     case_id, mid = open_plan(world)
-    ans = world.submit(OUTSIDER, mid, TASK, form_name="plan_task")
+    ans = world.press(OUTSIDER, mid, texts.BTN_MODE_TASK)   # no form opens for them
+    assert ans["toast"] == {"type": "error", "content": texts.NOT_TEAM_MEMBER}
+    assert world.private_cards(OUTSIDER) == []
+    forged = find_submit(world.form_of(LEAD), "plan_task")   # the lead's submit button, clicked by them
+    ans = world.click(OUTSIDER, mid, form=TASK, name=forged)
     assert ans["toast"] == {"type": "error", "content": texts.NOT_TEAM_MEMBER}
     assert tasks(world, case_id) == []
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import Case, Task, Template
 from tests.cardsnap import assert_snapshot
-from tests.casefactory import fast_forward_to_step4, fill_retro, make_case_at_step4
+from tests.casefactory import fast_forward_to_step4, fill_plan, fill_retro, make_case_at_step4
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, card_title, fits, walk
 
 
@@ -31,7 +31,7 @@ def test_steps_4_to_6_and_sop_reuse(world):
     world.submit(TECH_HEAD, plan, {"content": "完成用户数据加密接口开发", "owner": TECH_DEV,
                                    "start": "2026-12-08 14:00 +0800", "due": "2026-12-10 18:00 +0800",
                                    "standard": "12月10日18点前提交测试", "resources": "需市场部提供测试账号"})
-    world.submit(LEAD, plan, {"content": "页面适配", "owner": DESIGN_HEAD, "start": "2026-12-08 14:00 +0800",
+    fill_plan(world, LEAD, plan, {"content": "页面适配", "owner": DESIGN_HEAD, "start": "2026-12-08 14:00 +0800",
                               "due": "2026-12-09 18:00 +0800", "standard": "适配稿评审通过"})
     world.press(LEAD, plan, "＋风险")
     world.submit(LEAD, plan, {"risk": "测试延迟", "likelihood": "mid", "impact": "high",

@@ -401,6 +401,8 @@ RETRO_NOT_AUTHOR = "只有填写人（{who}）可以修改或删除这条内容�
 
 # ---------------------------------------------------------------- short forms: dependencies as a second step
 BTN_MODE_DEPENDS = "设置依赖"
+# the plan forms are private (仅对你可见); the shared plan card only opens them
+PLAN_FORM_TITLE = "填写行动方案 · {title}"
 PLAN_FORM_DEPENDS = "**设置依赖**（可选：某项任务要等另一项完成后才能开始）"
 PH_DEPENDS_TASK = "选择任务"
 BTN_SAVE_DEPENDS = "保存依赖"
