@@ -113,7 +113,7 @@ def test_command_goes_through_the_webhook_and_the_card_comes_back_through_the_op
     state = client.get("/sandbox/api/state").json()
     user_msgs = [m for m in state["messages"] if m["sender"] == TECH]
     assert [m["content"]["text"] for m in user_msgs] == ["/帮助"]
-    assert title(bot_cards(client)[-1]["content"]) == "协作助手 · 使用说明"
+    assert title(bot_cards(client)[-1]["content"]) == texts.HELP_TITLE
     # the bot's real client sent it over HTTP with a tenant token (the fake checks both)
     sends = server.sandbox.fake.calls_to("/open-apis/im/v1/messages", "POST")
     assert sends and all(c.status == 200 for c in sends)
@@ -177,13 +177,13 @@ def test_bad_requests_get_a_clear_answer_and_change_nothing(sandbox):
     _server, client = sandbox
     before = client.get("/sandbox/api/state").json()["messages"]
     assert client.post("/sandbox/api/messages", json={"as": "ou_stranger", "text": "/帮助"}).json()["error"] \
-        == "沙盒里没有这个成员。"
+        == texts.SANDBOX_UNKNOWN_MEMBER
     assert client.post("/sandbox/api/messages", json={"as": LEAD, "text": "   "}).status_code == 400
     assert client.post("/sandbox/api/action", json={"as": LEAD, "message_id": "om_nope", "action": {}}
                        ).status_code == 400
     assert client.post("/sandbox/api/clock", json={"advance": "week"}).status_code == 400
     assert client.post("/sandbox/api/clock", json={"advance": "key_node"}).json()["error"] \
-        == "当前没有尚未到来的关键节点。"
+        == texts.SANDBOX_NO_KEY_NODE
     assert client.get("/sandbox/api/state").json()["messages"] == before
 
 
@@ -277,7 +277,7 @@ def test_feishu_tasks_appear_read_only_in_the_page_state(sandbox):
     card = last_card(client, "新品推广页面延迟")
     answer = client.post("/sandbox/api/action", json={"as": lead, "message_id": card["message_id"], "action": {
         "tag": "button", "value": button_value(card["content"], "同步到飞书任务")}}).json()
-    assert answer["toast"]["content"] == "已开启飞书任务同步，正在把任务同步到飞书任务", answer
+    assert answer["toast"]["content"] == texts.FTASKS_ON_NOW_TOAST, answer
     deadline = _time.monotonic() + 20
     tasks: list = []
     while _time.monotonic() < deadline and len(tasks) < 2:
@@ -308,7 +308,7 @@ def test_the_board_appears_read_only_in_the_page_state(sandbox):
     card = last_card(client, "新品推广页面延迟")
     answer = client.post("/sandbox/api/action", json={"as": lead, "message_id": card["message_id"], "action": {
         "tag": "button", "value": button_value(card["content"], "创建多维表格看板")}}).json()
-    assert answer["toast"]["content"] == "正在创建多维表格看板，稍后群里会收到链接", answer
+    assert answer["toast"]["content"] == texts.BOARD_ON_NOW_TOAST, answer
     deadline = _time.monotonic() + 20
     records: list = []
     while _time.monotonic() < deadline and len(records) < 2:
