@@ -170,7 +170,8 @@ def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskSta
 
 @router.action(TRACK_UPDATE, versioned=Versioned(  # someone else updated the task since the form was drawn
     step=Step.EXECUTION, current=lambda s, _case, v: updates_of(s, v.row_id or 0),
-    card=lambda ctx, case, _v: update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz) or {}))
+    card=lambda ctx, case, _v: update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz)
+    or tracking_card_for(ctx.session, case, ctx.now, ctx.tz)))   # nothing of theirs is open any more
 def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     require_step(case, Step.EXECUTION)
