@@ -3,7 +3,7 @@
 `/问题 [标题]` opens the group's case (one active case per group) and posts the case card and
 the step-1 form. Every content change is a new ConsensusVersion; signatures and objections are
 Signoff rows bound to (version, department), so an edit never carries a signature over and old
-signatures stay tied to the version they signed. Also holds the small helpers steps 2–3 share.
+signatures stay tied to the version they signed.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from handlers.common import (
     try_advance,
 )
 
-router = Router()
+router = Router(Step.CONSENSUS)
 
 OPEN = "consensus.open"
 SUBMIT = "consensus.submit"
@@ -415,3 +415,4 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 router.buttons(Step.CONSENSUS, (texts.S1_BTN_OPEN, OPEN, True))
 router.summary(Step.CONSENSUS)(_summary)
+router.output_card(Step.CONSENSUS)(lambda ctx, case, _when: table_for(ctx, case))

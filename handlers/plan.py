@@ -24,7 +24,7 @@ from bot.envelope import CardAction
 from bot.ids import is_open_id
 from bot.lagging import is_lagging
 from bot.models import ActionItem, Case, KeyNode, PlanVersion, Risk, Task
-from bot.repository import department_of, get_task, nodes_of, risks_of, tasks_of, team_open_ids
+from bot.repository import department_of, get_task, nodes_of, plan_version, risks_of, tasks_of, team_open_ids
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workdays import WORK_START, calendar_for
 from bot.workflow import Blocked, Publish, Step
@@ -70,7 +70,7 @@ from handlers.tasks import (
 )
 from handlers.views import plan_timeline
 
-router = Router()
+router = Router(Step.PLAN)
 
 PLAN_MODE = "plan.mode"
 PLAN_TASK = "plan.task"          # add (no row) or save an edited task (row = task id)
@@ -120,9 +120,7 @@ def _uncarried(session: Session, case: Case) -> list[ActionItem]:
 
 def _published_card(session: Session, case: Case, tz: ZoneInfo, now: datetime | None) -> dict:
     tasks, risks, nodes = _parts(session, case, tz, now)
-    version = session.scalar(select(PlanVersion.version).where(
-        PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key)
-        .order_by(PlanVersion.version.desc()).limit(1)) or 0
+    version = plan_version(session, case)
     return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
                               meeting_hours=meeting_hours(case), published_version=version))
 
@@ -529,14 +527,21 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
 router.buttons(Step.PLAN, (texts.BTN_OPEN_PLAN, PLAN_OPEN, True))
 
 
+@router.output_card(Step.PLAN)
+def _output(ctx: Ctx, case: Case, when: datetime) -> dict:
+    """《跨部门协作行动方案》: the minutes of its latest published version, or the draft."""
+    version = plan_version(ctx.session, case)
+    return (minutes_card_for(ctx.session, case, version, when, ctx.tz) if version
+            else plan_card_for(ctx.session, case, ctx.tz))
+
+
 # ---------------------------------------------------------------- Markdown export (/导出 4)
 def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     if case.step < Step.PLAN:
         return None
     tasks, risks, nodes = _parts(session, case, tz)
     name = people.namer(session, case.tenant_key, [t.owner for t in tasks] + [r.owner for r in risks])
-    version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
-                             .order_by(PlanVersion.version.desc()).limit(1))
+    version = plan_version(session, case)
     state = texts.EXP_PLAN_STATE["published" if version else "draft"]
     return "\n".join([
         f"# {texts.OUTPUTS[4]}", f"「{case.title}」#{case.seq}", texts.EXP_PLAN_VERSION.format(version=version or 0,

@@ -35,7 +35,7 @@ from handlers.common import mention
 from handlers.lag_alerts import lag_alert_ops
 from handlers.views import tracking_card_for
 
-router = Router()
+router = Router(Step.EXECUTION)
 LATE_AFTER = timedelta(minutes=5)
 PLAN_EVERY_S = 60
 

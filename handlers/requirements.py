@@ -39,7 +39,7 @@ from handlers.common import (
     try_advance,
 )
 
-router = Router()
+router = Router(Step.REQUIREMENTS)
 
 OPEN = "req.open"
 VIEW = "req.view"
@@ -379,3 +379,4 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 router.buttons(Step.REQUIREMENTS, (texts.S3_BTN_OPEN, OPEN, True))
 router.summary(Step.REQUIREMENTS)(_summary)
+router.output_card(Step.REQUIREMENTS)(lambda ctx, case, _when: table_for(ctx, case))

@@ -38,7 +38,7 @@ from handlers.common import (
     transition,
 )
 
-router = Router()
+router = Router(Step.TEAM)
 
 OPEN = "team.open"
 VIEW = "team.view"
@@ -433,3 +433,4 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 router.buttons(Step.TEAM, (texts.S2_BTN_OPEN, OPEN, True))
 router.summary(Step.TEAM)(_summary)
+router.output_card(Step.TEAM)(lambda ctx, case, _when: table_for(ctx, case))

@@ -76,7 +76,7 @@ from handlers.lag_alerts import lag_alert_ops
 from handlers.tasks import baseline, check_task, next_task_seq, plan_snapshot, when_field
 from handlers.views import ordered_tasks, task_row, tracking_card_for, tracking_view
 
-router = Router()
+router = Router(Step.EXECUTION)
 
 
 
@@ -305,6 +305,7 @@ router.buttons(Step.EXECUTION, (texts.BTN_SHOW_TRACKING, TRACK_SHOW, True),
                (texts.BTN_UPDATE_MINE, TRACK_OPEN, False), (texts.BTN_VIEW_PLAN, PLAN_OPEN, False))
 router.summary(Step.EXECUTION)(_summary)
 router.summary(Step.RETRO)(_closing_words)
+router.output_card(Step.EXECUTION)(lambda ctx, case, when: tracking_card_for(ctx.session, case, when, ctx.tz))
 
 
 @router.state(Step.EXECUTION)
@@ -646,7 +647,7 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
         dependents, owners = _dependent_lines(ctx, case, moved)   # told in the same card, by name, once
         concerned -= owners
     state = repository.artifact_state(ctx.session, case, "plan")
-    version = (ctx.session.scalar(select(func.max(PlanVersion.version)).where(PlanVersion.case_id == case.id)) or 1) + 1
+    version = (repository.plan_version(ctx.session, case) or 1) + 1
     state.version = version
     ctx.session.add(PlanVersion(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, version=version,
                                 snapshot=plan_snapshot(ctx.session, case), reason=cr.reason,

@@ -84,6 +84,10 @@ def test_every_step_has_its_case_card_parts_and_exporter():
     open_steps = [s for s in Step if s != Step.CLOSED]
     assert sorted(router.case_buttons) == open_steps
     assert sorted(router.exporters) == open_steps
+    assert sorted(router.output_cards) == open_steps   # what an archived case shows of each step
+    assert router.action_steps["consensus.sign"] == Step.CONSENSUS
+    assert router.action_steps["standup.same"] == Step.EXECUTION
+    assert "archive.view" not in router.action_steps   # a command module's actions belong to no step
     # every effect the state machine can ask for has a runner (the case-card ones live in common)
     from bot.workflow import ON_ENTER, Effect
 
