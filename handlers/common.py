@@ -16,17 +16,31 @@ from bot.envelope import CardAction
 from bot.ids import is_open_id
 from bot.models import Case, Department, PostedCard
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, UserError
-from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Outcome, SendBack, Step
+from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Facts, Open, Outcome, SendBack, Step
 from handlers import case_card, people
 from handlers.case_card import gap_labels
 
-__all__ = ["transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step",
+__all__ = ["open_case", "transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step",
            "open_form", "answer_hook"]
 
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
 _WHEN = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$")
 
 _AUDIT_ACTIONS = {SendBack: "step.back", Cancel: "case.cancel", CloseEarly: "case.close_early"}
+
+
+def open_case(ctx: Ctx, title: str) -> Case:
+    """A new case of the group, in the step the state machine opens it in, led by its opener."""
+    first = workflow.apply(None, Open(), Facts(), actor_is_lead=True).step
+    case = Case(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
+                seq=repository.next_seq(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id),
+                title=title, step=first, status="active", opener_open_id=ctx.actor, lead_open_id=ctx.actor,
+                created_at=ctx.now, updated_at=ctx.now, step_entered_at=ctx.now, timezone=ctx.tz.key)
+    ctx.session.add(case)
+    ctx.session.flush()
+    repository.enter_step(ctx.session, case, first, now=ctx.now)
+    audit(ctx, case, "case.open", case.title)
+    return case
 
 
 def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = None,

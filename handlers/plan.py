@@ -195,7 +195,7 @@ def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
             and ctx.actor in team_open_ids(ctx.session, case)):  # a member came to add tasks
         send_private_form(ctx, plan_form_for(ctx.session, case, ctx.tz), case)
         return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")
-    return CallbackAnswer(toast=texts.OUTPUTS[4])
+    return CallbackAnswer(toast=texts.OUTPUTS[Step.PLAN])
 
 
 @router.card_view("plan")
@@ -544,8 +544,8 @@ def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     version = plan_version(session, case)
     state = texts.EXP_PLAN_STATE["published" if version else "draft"]
     return "\n".join([
-        f"# {texts.OUTPUTS[4]}", f"「{case.title}」#{case.seq}", texts.EXP_PLAN_VERSION.format(version=version or 0,
-                                                                                           state=state), "",
+        f"# {texts.OUTPUTS[Step.PLAN]}", f"「{case.title}」#{case.seq}",
+        texts.EXP_PLAN_VERSION.format(version=version or 0, state=state), "",
         texts.EXP_PLAN_TASKS,
         md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_START, texts.COL_DUE, texts.COL_STANDARD,
                   texts.COL_RESOURCES, texts.COL_DEPENDS],

@@ -383,14 +383,14 @@ def render_overdue(session: Session, row: Outbox, now: datetime, policy: plan.Po
 # ---------------------------------------------------------------- sign-offs (steps 1 and 3)
 def render_signoff(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
-    if case is None or case.step not in (1, 3):
+    if case is None or case.step not in plan.SIGNOFF_STEPS:
         return None
     if row.fire_key not in {p.tag for p in plan.pending_signoffs(session, case)}:
         return None
     missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == Step.REQUIREMENTS and d.contact_open_id
                                       else d.head_open_id, what)
                     for d, what in plan.missing_departments(session, case))
-    output = texts.OUTPUTS[Step.CONSENSUS if case.step == Step.CONSENSUS else Step.REQUIREMENTS]
+    output = texts.OUTPUTS[case.step]
     view = cards.SignoffNudgeView(step=case.step, output=output,
                                   hours=int(policy.signoff_after.total_seconds() // 3600), missing=missing,
                                   late=_late(row, now))

@@ -121,7 +121,7 @@ def _fv(case: Case, title: str, submit: str, values: dict | None = None, error: 
 
 def _editable(ctx: Ctx, value: ActionValue) -> tuple[Case, list[Department]]:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 3, texts.OUTPUTS[3])
+    require_step(case, Step.REQUIREMENTS)
     return case, repository.departments(ctx.session, case)
 
 

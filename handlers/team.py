@@ -134,7 +134,7 @@ def table_for(ctx: Ctx, case: Case) -> dict:
 
 def _editable(ctx: Ctx, value: ActionValue) -> tuple[Case, list[Department]]:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 2, texts.OUTPUTS[2])
+    require_step(case, Step.TEAM)
     depts = repository.departments(ctx.session, case)
     require_lead_or_head(ctx, case, depts)
     return case, depts
@@ -334,7 +334,7 @@ def save_item(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
 @router.action(SAVE_LEAD)
 def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 2, texts.OUTPUTS[2])
+    require_step(case, Step.TEAM)
     if ctx.actor != case.lead_open_id:
         raise not_lead(ctx, case)
     new = form_person(event.form_value, "lead")

@@ -123,7 +123,7 @@ def show(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
         require_step(case, Step.EXECUTION)
     _alert_new_lags(ctx, case)
     ctx.send(outbox.SendCard(tracking_card_for(ctx.session, case, ctx.now, ctx.tz), view="tracking", case_id=case.id))
-    return CallbackAnswer(toast=texts.OUTPUTS[5])
+    return CallbackAnswer(toast=texts.OUTPUTS[Step.EXECUTION])
 
 
 @router.card_view("tracking")
@@ -758,7 +758,7 @@ def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     versus = (texts.TRACK_BASELINE_LATE.format(n=len(late), seqs="、".join(f"#{s}" for s in late)) if late
               else texts.EXP_TRACK_BASELINE_OK if base_due else "")
     return "\n".join([
-        f"# {texts.OUTPUTS[5]}", f"「{case.title}」#{case.seq}",
+        f"# {texts.OUTPUTS[Step.EXECUTION]}", f"「{case.title}」#{case.seq}",
         texts.EXP_TRACK_AT.format(when=fmt(now, tz), done=done, total=len(view.tasks), lagging=lagging),
         *([versus] if versus else []), "",
         texts.EXP_TRACK_TASKS,
