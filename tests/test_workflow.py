@@ -78,8 +78,9 @@ def test_every_step_and_command(step, command):
     key = (step, type(command))
     facts = READY.get(step, Facts())
     if key not in EXPECTED_EDGES:
-        with pytest.raises(NotAllowed):
+        with pytest.raises(NotAllowed) as refused:
             apply(step, command, facts, actor_is_lead=True)
+        assert refused.value.reason == "not in this step"
         return
     outcome = apply(step, command, facts, actor_is_lead=True)
     assert outcome.step == EXPECTED_EDGES[key]
@@ -178,6 +179,7 @@ def test_diagram_is_the_table():
             continue
         source, command, target = m.groups()
         if source.strip() == "2–6":
+            assert target.strip() == "1–5"   # back to any earlier step (test_send_back_only_to_an_earlier_step)
             drawn |= {(s, command) for s in (Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO)}
             continue
         if source.strip() == "1–6":
@@ -215,3 +217,15 @@ def test_no_step_is_written_as_a_number():
     assert _hits(r"\bstep\w*\s*(==|!=|<=|>=|<|>|\bin\b|\bnot in\b)\s*[\(\[{]?\s*\d") == []
     assert _hits(r"\bStep\(\s*\d|\bstep\s*=\s*\d|require_step\(\s*\w+,\s*\d") == []
     assert _hits(r"\b(OUTPUTS|STEP_NAMES|STEP_SHORT|SIGNOFF_ACTION)\[\d") == []   # texts keyed by step
+
+
+@pytest.mark.parametrize("step", [Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO])
+def test_send_back_reaches_every_earlier_step_and_no_other(step):
+    for target in range(-1, 9):
+        if 1 <= target < step:
+            assert apply(step, SendBack(target, "x"), Facts(), actor_is_lead=True) == Outcome(
+                Step(target), (Effect.POST_CASE_CARD,))
+        else:
+            with pytest.raises(NotAllowed) as refused:
+                apply(step, SendBack(target, "x"), Facts(), actor_is_lead=True)
+            assert refused.value.reason == "target must be an earlier step"
