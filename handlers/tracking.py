@@ -4,14 +4,8 @@ Owners update their own tasks (the lead any task) from update cards; every updat
 TaskUpdate row (the standup reads who answered from them). Lagging tasks (bot.lagging) come
 first; the lead is @mentioned once per task that newly lags (Task.lag_notified_at).
 
-API for other modules (reminders, standup):
-  * tracking_card_for(session, case, now, tz) -> dict   the 《进度跟踪表》 card
-  * update_card_for(session, case, actor, now, tz) -> dict | None   an owner's update form
-  * lag_alert_ops(session, case, now, tz) -> list[Op]   lead alerts for newly lagging tasks
-    (alias new_lag_ops); exactly once per task and lagging episode, safe to call concurrently
-  * lag_alert_tick(factory, now) -> int                 the same for every case in step 5, into
-    the outbox; called from the reminders' planning tick (handlers.reminders.plan_tick)
-  * TRACK_OPEN: button action that sends the clicking owner's update form (lead: all tasks)
+What the group sees of this step is drawn by the presenters in handlers.views; the lead's
+lag alerts come from handlers.lag_alerts, here after an update and from handlers.jobs every minute.
 """
 from __future__ import annotations
 
