@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from bot import outbox, repository, texts, workflow
 from bot.actions import ActionError, ActionValue, from_name
 from bot.envelope import CardAction
-from bot.ids import is_open_id
+from bot.ids import text_mention
 from bot.models import Case, Department, PostedCard
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, UserError
 from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Facts, Open, Outcome, SendBack, Step
@@ -236,8 +236,7 @@ def inert(user_text: str) -> str:
     return str(user_text).replace("<", "＜").replace(">", "＞")
 
 
-def mention(open_id: str) -> str:
-    return f'<at user_id="{open_id}"></at>' if is_open_id(open_id) else ""
+mention = text_mention   # handlers' name for it
 
 
 # ---------------------------------------------------------------- times and forms

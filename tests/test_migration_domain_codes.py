@@ -1,8 +1,8 @@
 """The domain-codes data migration: rows written by the previous revision (Chinese labels in
 tasks, task_updates, requirements, risks, retro_entries and the risks inside plan snapshots and
 templates) become codes on upgrade and labels again on downgrade. On SQLite always; on
-PostgreSQL too when TEST_DATABASE_URL is set, in a scratch database of its own (the shared test
-database is truncated by other tests)."""
+PostgreSQL too when TEST_DATABASE_URL is set, in a scratch database of its own beside this run's
+(the test database itself is truncated by other tests)."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 from alembic import command
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, make_url, select
 from sqlalchemy.orm import Session
@@ -20,7 +21,6 @@ from bot.models import Requirement, RetroEntry, Risk, Task, TaskUpdate
 from tests.conftest import PG_URL
 
 REVISION = "0004_domain_codes"
-SCRATCH_DB = "test_migrations_codes"
 T0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
 SCOPE = {"tenant_key": "tk_codes", "chat_id": "oc_codes"}
 
@@ -50,15 +50,16 @@ def scratch_url(request, tmp_path):
         pytest.skip("TEST_DATABASE_URL is not set")
     import psycopg
 
+    scratch = f"{make_url(PG_URL).database}_codes_mig"
     admin = db.normalise_url(PG_URL).replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
+        conn.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {scratch}")
     try:
-        yield make_url(db.normalise_url(PG_URL)).set(database=SCRATCH_DB).render_as_string(hide_password=False)
+        yield make_url(db.normalise_url(PG_URL)).set(database=scratch).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+            conn.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
 
 
 def _risks(labels: list[tuple[str, str]]) -> list[dict]:
@@ -150,6 +151,9 @@ def test_labels_become_codes_and_back(scratch_url):
         assert all(r["department"] == "技术部" for r in now["template"]["risks"])
 
         command.upgrade(cfg, "heads")  # the models read the migrated rows as enum members
+        with engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_heads() == (
+                ScriptDirectory.from_config(cfg).get_current_head(),)
         with Session(engine) as s:
             assert [t.status for t in s.scalars(select(Task).order_by(Task.id))] == list(TaskStatus)
             assert [u.status for u in s.scalars(select(TaskUpdate).order_by(TaskUpdate.id))] == list(TaskStatus)
