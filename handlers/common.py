@@ -15,7 +15,7 @@ from bot.actions import ActionError, ActionValue, from_name
 from bot.envelope import CardAction
 from bot.ids import text_mention
 from bot.models import Case, Department, PostedCard
-from bot.routing import CallbackAnswer, CaseArchived, Ctx, UserError
+from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError
 from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Facts, Open, Outcome, SendBack, Step
 from handlers import case_card, people
 from handlers.case_card import gap_labels
@@ -85,6 +85,23 @@ def _run(ctx: Ctx, case: Case, effect: Effect, before: Step) -> None:
     else:  # effects owned by a step module, registered on its Router
         assert ctx.registry is not None, "a transition needs the composed Router"
         ctx.registry.effects[effect](ctx, case, before)
+
+
+def output_buttons(router: Router, open_name: str, view_name: str, draw: Callable[[Ctx, Case], dict],
+                   view: str) -> None:
+    """The two buttons every step's table has: `open_name` posts the table to the group (as the
+    case's `view`), `view_name` (a form's 取消) brings back the card the form came from."""
+
+    @router.action(open_name)
+    def post_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+        case = load_active_case(ctx, value.case_id)
+        ctx.send(outbox.SendCard(draw(ctx, case), view=view, case_id=case.id))
+        return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
+
+    @router.action(view_name)
+    def show_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+        case = load_active_case(ctx, value.case_id)
+        return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=draw(ctx, case))
 
 
 def try_advance(ctx: Ctx, case: Case) -> bool:

@@ -33,6 +33,7 @@ from handlers.common import (
     not_member,
     open_case,
     open_form,
+    output_buttons,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -227,17 +228,7 @@ def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:
     return prefill, rest
 
 
-@router.action(OPEN)
-def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case), view="consensus", case_id=case.id))
-    return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
-
-
-@router.action(VIEW)
-def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
+output_buttons(router, OPEN, VIEW, table_for, "consensus")
 
 
 @router.card_view("consensus")

@@ -32,6 +32,7 @@ from handlers.common import (
     mention,
     not_lead,
     open_form,
+    output_buttons,
     require_step,
     signed_as,
     too_long,
@@ -150,17 +151,7 @@ def _not_dept_member(ctx: Ctx, case: Case, dept: Department) -> str:
 
 
 # ---------------------------------------------------------------- showing
-@router.action(OPEN)
-def open_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case), view="req", case_id=case.id))
-    return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
-
-
-@router.action(VIEW)
-def view_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
+output_buttons(router, OPEN, VIEW, table_for, "req")
 
 
 @router.action(FORM_INPUT, FORM_ADD, FORM_RESOLVE)

@@ -30,6 +30,7 @@ from handlers.common import (
     not_lead,
     not_member,
     open_form,
+    output_buttons,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -175,17 +176,7 @@ def prefill_from_template(ctx: Ctx, case: Case) -> None:
 
 
 # ---------------------------------------------------------------- showing
-@router.action(OPEN)
-def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case), view="team", case_id=case.id))
-    return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
-
-
-@router.action(VIEW)
-def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
+output_buttons(router, OPEN, VIEW, table_for, "team")
 
 
 @router.action(FORM_DEPTS, FORM_MEMBER, FORM_ITEM, FORM_LEAD)
