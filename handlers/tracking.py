@@ -552,6 +552,22 @@ def _decision_note(event: CardAction, key: str, field: str) -> str:
     return note
 
 
+def _decide(ctx: Ctx, event: CardAction, value: ActionValue, status: str
+            ) -> tuple[Case, ChangeRequest, list[str], str] | CallbackAnswer:
+    """The change request a decision is about, what it changes (as it stood before) and the lead's
+    note, claimed for `status`; or the answer to a click that decides nothing (already decided, or
+    the other of two concurrent clicks)."""
+    case, cr, done = _decidable(ctx, value)
+    if done:
+        return done
+    assert cr is not None
+    lines = _change_lines(ctx, case, cr)
+    key, field = ("approve_note", texts.FIELD_APPROVE_NOTE) if status == "approved" else (
+        "reject_note", texts.FIELD_REJECT_NOTE)
+    note = _decision_note(event, key, field)
+    return _claim(ctx, case, cr, status, note) or (case, cr, lines, note)
+
+
 def _claim(ctx: Ctx, case: Case, cr: ChangeRequest, status: str, note: str) -> CallbackAnswer | None:
     """Compare-and-set pending → status: of two concurrent clicks (approve/approve, approve/reject)
     exactly one decides; the other is answered like a second click. (If the handler then fails,
@@ -570,14 +586,10 @@ def _note_suffix(note: str) -> str:
 
 @router.action(CHANGE_REJECT)
 def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case, cr, done = _decidable(ctx, value)
-    if done:
-        return done
-    lines = _change_lines(ctx, case, cr)
-    note = _decision_note(event, "reject_note", texts.FIELD_REJECT_NOTE)
-    lost = _claim(ctx, case, cr, "rejected", note)
-    if lost:
-        return lost
+    decided = _decide(ctx, event, value, "rejected")
+    if isinstance(decided, CallbackAnswer):
+        return decided
+    case, cr, lines, note = decided
     cr.changes = {**cr.changes, "_lines": lines}
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.reject", f"#{no} {cr.reason}" + (f" · {note}" if note else ""))
@@ -621,14 +633,10 @@ def _apply_change(ctx: Ctx, case: Case, cr: ChangeRequest) -> set[str]:
 
 @router.action(CHANGE_APPROVE)
 def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case, cr, done = _decidable(ctx, value)
-    if done:
-        return done
-    lines = _change_lines(ctx, case, cr)
-    note = _decision_note(event, "approve_note", texts.FIELD_APPROVE_NOTE)
-    lost = _claim(ctx, case, cr, "approved", note)
-    if lost:
-        return lost
+    decided = _decide(ctx, event, value, "approved")
+    if isinstance(decided, CallbackAnswer):
+        return decided
+    case, cr, lines, note = decided
     moved = get_task(ctx.session, case, cr.changes.get("task_id")) if cr.changes["kind"] == "edit" else None
     before = (moved.start_at, moved.due_at) if moved else None
     try:
