@@ -15,7 +15,7 @@ from bot.actions import ActionError, ActionValue, from_name
 from bot.envelope import CardAction
 from bot.ids import text_mention
 from bot.models import Case, Department, PostedCard
-from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError
+from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, Versioned
 from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Facts, Open, Outcome, SendBack, Step
 from handlers import case_card, people
 from handlers.case_card import gap_labels
@@ -85,6 +85,13 @@ def _run(ctx: Ctx, case: Case, effect: Effect, before: Step) -> None:
     else:  # effects owned by a step module, registered on its Router
         assert ctx.registry is not None, "a transition needs the composed Router"
         ctx.registry.effects[effect](ctx, case, before)
+
+
+def artifact_as_shown(step: Step, artifact: str, draw: Callable[[Ctx, Case], dict]) -> Versioned:
+    """The stale-click check of a step's table whose version is its ArtifactState's (the table is
+    redrawn for a click on an older one)."""
+    return Versioned(step=step, current=lambda s, case, _v: repository.artifact_state(s, case, artifact).version,
+                     card=lambda ctx, case, _v: draw(ctx, case))
 
 
 def output_buttons(router: Router, open_name: str, view_name: str, draw: Callable[[Ctx, Case], dict],

@@ -19,11 +19,12 @@ from bot.domain import Level, parse
 from bot.envelope import CardAction
 from bot.models import Case, Department, DepartmentInput, Outbox, Requirement, Signoff
 from bot.repository import department_inputs, requirements_of
-from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Effect, Step
 from cards import requirements as cards
 from handlers import case_card, people
 from handlers.common import (
+    artifact_as_shown,
     audit,
     form_text,
     inert,
@@ -293,9 +294,7 @@ def save_resolve(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAns
 
 
 # ---------------------------------------------------------------- confirming
-@router.action(CONFIRM, versioned=Versioned(
-    step=Step.REQUIREMENTS, current=lambda s, case, _v: repository.artifact_state(s, case, "requirements").version,
-    card=lambda ctx, case, _v: table_for(ctx, case)))
+@router.action(CONFIRM, versioned=artifact_as_shown(Step.REQUIREMENTS, "requirements", table_for))
 def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     if case.step != Step.REQUIREMENTS:

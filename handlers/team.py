@@ -15,11 +15,12 @@ from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction
 from bot.models import ActionItem, Case, Department, Member, Template
-from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Blocked, ConfirmTeam, Effect, Step
 from cards import team as cards
 from handlers import case_card, people
 from handlers.common import (
+    artifact_as_shown,
     audit,
     form_person,
     form_text,
@@ -372,9 +373,7 @@ def remove_row(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
 
 
 # ---------------------------------------------------------------- confirming
-@router.action(CONFIRM, versioned=Versioned(
-    step=Step.TEAM, current=lambda s, case, _v: repository.artifact_state(s, case, "team").version,
-    card=lambda ctx, case, _v: table_for(ctx, case)))
+@router.action(CONFIRM, versioned=artifact_as_shown(Step.TEAM, "team", table_for))
 def confirm(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     if case.step != Step.TEAM:
