@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from bot import outbox, repository, texts, workflow
 from bot.actions import ActionError, ActionValue, from_name
 from bot.envelope import CardAction
-from bot.ids import text_mention
+from bot.ids import is_open_id, text_mention
 from bot.models import Case, Department, PostedCard
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, Versioned
 from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Facts, Open, Outcome, SendBack, Step
@@ -318,6 +318,22 @@ def parse_day(raw: object, field: str, *, today: date, keep: date | None = None)
 def form_text(form: dict, name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
+
+
+def typed_back(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
+    """What was typed, to show a refused form again: picked times in the picker's own format, and a
+    person field that holds no person left empty (a person picker can show only a person; the
+    error names the field)."""
+    out = {}
+    for k in keys:
+        v = form.get(k)
+        out[k] = v.strip() if isinstance(v, str) else ("" if v is None else str(v))
+    for k in ("start", "due", "at"):
+        if out.get(k):
+            out[k] = out[k][:16]
+    if out.get("owner") and not is_open_id(out["owner"]):
+        out["owner"] = ""
+    return out
 
 
 def too_long(value: str, field: str, limit: int) -> str | None:

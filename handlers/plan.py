@@ -57,6 +57,7 @@ from handlers.common import (
     require_step,
     send_private_form,
     transition,
+    typed_back,
 )
 from handlers.tasks import (
     check_depends,
@@ -221,25 +222,12 @@ def edit_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     return open_form(ctx, event, plan_form_for(ctx.session, case, ctx.tz, editing=task), case)
 
 
-def _typed(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for k in keys:
-        v = form.get(k)
-        out[k] = v.strip() if isinstance(v, str) else ("" if v is None else str(v))
-    for k in ("start", "due", "at"):  # show picked times back in the picker's own format
-        if out.get(k):
-            out[k] = out[k][:16]
-    if out.get("owner") and not is_open_id(out["owner"]):
-        out["owner"] = ""  # a person picker can show only a person; the error names the field
-    return out
-
-
 @router.action(PLAN_DEPENDS)
 def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     """The optional second step of a task: which task it waits for."""
     case = _draft_case(ctx, value)
     form = event.form_value or {}
-    typed = _typed(form, ("task", "depends"))
+    typed = typed_back(form, ("task", "depends"))
     task = get_task(ctx.session, case, int(typed["task"]) if typed["task"].isdigit() else None)
     try:
         if task is None:
@@ -264,7 +252,7 @@ def _row_typed(form: dict) -> dict[str, str]:
     typed: dict[str, str] = {}
     for n in range(1, TASK_ROWS + 1):
         sub = {k: form.get(row_key(k, n)) for k in TASK_KEYS}
-        typed.update({row_key(k, n): v for k, v in _typed(sub, TASK_KEYS).items() if v})
+        typed.update({row_key(k, n): v for k, v in typed_back(sub, TASK_KEYS).items() if v})
     return typed
 
 
@@ -290,7 +278,7 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     editing = get_task(ctx.session, case, value.row_id)
     if editing is None:
         raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
-    typed = _typed(form, TASK_KEYS)
+    typed = typed_back(form, TASK_KEYS)
     try:
         data = check_task(ctx, case, form, editing)
     except ValueError as exc:
@@ -377,7 +365,7 @@ def delete_task(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAns
 def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     form = event.form_value or {}
-    typed = _typed(form, ("risk", "likelihood", "impact", "response", "owner"))
+    typed = typed_back(form, ("risk", "likelihood", "impact", "response", "owner"))
     problem = (texts.ERR_RISK if not typed["risk"] else
                texts.ERR_LEVEL if parse(Level, typed["likelihood"]) is None
                or parse(Level, typed["impact"]) is None else
@@ -399,7 +387,7 @@ def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
 def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     form = event.form_value or {}
-    typed = _typed(form, ("name", "at"))
+    typed = typed_back(form, ("name", "at"))
     try:
         if not typed["name"]:
             raise ValueError(texts.ERR_NODE_NAME)

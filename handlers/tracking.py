@@ -65,6 +65,7 @@ from handlers.common import (
     require_step,
     send_private_form,
     transition,
+    typed_back,
 )
 from handlers.lag_alerts import lag_alert_ops
 from handlers.tasks import baseline, check_task, next_task_seq, plan_snapshot, when_field
@@ -416,8 +417,7 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     case = _team_case(ctx, value.case_id)
     mode = _MODES[value.row_id] if value.row_id is not None and 0 <= value.row_id < len(_MODES) else "edit"
     form = event.form_value or {}
-    typed = {k: (str(form.get(k) or "").strip()[:16] if k in ("start", "due") else str(form.get(k) or "").strip())
-             for k in _FORM_KEYS}
+    typed = typed_back(form, _FORM_KEYS)
     try:
         if problem := first_too_long(typed, CHANGE_LIMITS):
             raise ValueError(problem)
