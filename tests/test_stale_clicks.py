@@ -29,21 +29,23 @@ from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TENANT, find_button
 from tests.test_steps13_support import fill_consensus, open_case, reach_step2, reach_step3
 
 # Actions whose buttons need no version, and why: they open a form or show something (they never
-# act on what their card showed), add what the clicker typed, or act on one row whose own state
-# refuses a repeat (a decided change request, a closed risk, a removed row, a confirmed node).
+# act on what their card showed), save what the clicker typed (a form holds every field it saves,
+# and a repeated add is recognised: test_add_task_and_card_snapshots, test_forms_edges), or act on
+# one row whose own state refuses a repeat (a decided change request, a closed risk, a removed row,
+# a confirmed node, a case no longer in step 5).
 OPENS_OR_SHOWS = {
     "archive.view", "change.open", "change.mode", "consensus.open", "consensus.view", "exec.close_open",
-    "plan.mode", "plan.open", "req.form_add", "req.form_input", "req.form_resolve", "req.open", "req.view",
-    "retro.fill", "retro.open", "team.form_depts", "team.form_item", "team.form_lead", "team.form_member",
-    "team.open", "team.view", "track.open", "track.show",
+    "plan.edit", "plan.mode", "plan.open", "req.form_add", "req.form_input", "req.form_resolve", "req.open",
+    "req.view", "retro.edit", "retro.fill", "retro.open", "team.form_depts", "team.form_item", "team.form_lead",
+    "team.form_member", "team.open", "team.view", "track.open", "track.show",
 }
-ADDS_WHAT_WAS_TYPED = {
-    "change.submit", "consensus.submit", "plan.depends", "plan.edit", "plan.node", "plan.risk", "plan.task",
+SAVES_WHAT_WAS_TYPED = {
+    "change.submit", "consensus.submit", "plan.depends", "plan.node", "plan.risk", "plan.task",
     "req.save_add", "req.save_input", "req.save_resolve", "retro.add", "team.save_depts", "team.save_item",
     "team.save_lead", "team.save_member", "template.save",
 }
 ROW_STATE_REFUSES_A_REPEAT = {
-    "change.approve", "change.reject", "exec.close", "keynode.ok", "retro.delete", "retro.edit", "risk.close",
+    "change.approve", "change.reject", "exec.close", "keynode.ok", "retro.delete", "risk.close",
     "standup.same", "team.remove_item", "team.remove_member",
 }
 SWITCHES = {"ftasks.on", "ftasks.off", "board.on", "board.off"}   # turning a sync on twice is turning it on
@@ -51,7 +53,7 @@ SWITCHES = {"ftasks.on", "ftasks.off", "board.on", "board.off"}   # turning a sy
 
 def test_every_action_is_version_checked_or_needs_none():
     router = build_router()
-    unversioned = OPENS_OR_SHOWS | ADDS_WHAT_WAS_TYPED | ROW_STATE_REFUSES_A_REPEAT | SWITCHES
+    unversioned = OPENS_OR_SHOWS | SAVES_WHAT_WAS_TYPED | ROW_STATE_REFUSES_A_REPEAT | SWITCHES
     assert not set(router.versioned) & unversioned
     assert set(router.actions) - set(router.versioned) == unversioned, "classify the new action here"
     assert set(router.versioned) <= set(router.actions)
