@@ -41,7 +41,7 @@ from bot.feishu import RECORD_NOT_FOUND_CODE, MissingScope, Permanent
 from bot.lagging import is_lagging
 from bot.models import Case, FeishuBoard, FeishuBoardRow, FeishuOverview, Outbox, Task
 from bot.repository import audit, nodes_of, risks_of, tasks_of
-from bot.sync_common import CaseSyncer, SyncFeature, at_mention, ms, notice_in
+from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in
 from bot.workflow import Step
 
 log = logging.getLogger(__name__)
@@ -129,13 +129,7 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    case_id: int
-    tenant_key: str
-    chat_id: str
-    title: str
-    lead: str
-    step: Step
+class Snapshot(CaseSnapshot):
     app_token: str | None
     url: str
     tables: dict[str, str]
@@ -190,7 +184,7 @@ class BoardSync(CaseSyncer):
         snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id)
         if snap is None:
             return
-        async with self._failures_told_to_lead(snap.case_id, snap.lead):
+        async with self._failures_told_to_lead(snap):
             if op.poll and snap.step == Step.EXECUTION and snap.app_token and "task" in snap.tables:
                 await self._poll(snap)
                 snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id) or snap

@@ -21,6 +21,7 @@ from bot import outbox
 from bot.clock import Clock
 from bot.feishu import MissingScope, Permanent
 from bot.models import Case, FeishuBoard, FeishuTaskSync, Outbox
+from bot.workflow import Step
 
 POLL_EVERY_S = 60
 POLL_ROWS_KEPT = timedelta(hours=1)   # finished read-back rows are deleted after this: one a minute adds up
@@ -99,6 +100,18 @@ def set_on(session: Session, feature: SyncFeature, case: Case, on: bool, actor: 
 
 
 # ---------------------------------------------------------------------------------- the syncer
+@dataclass(frozen=True)
+class CaseSnapshot:
+    """The case as a sync run read it; each sync's Snapshot adds what it keeps of Feishu's side."""
+
+    case_id: int
+    tenant_key: str
+    chat_id: str
+    title: str
+    lead: str
+    step: Step
+
+
 class CaseSyncer:
     """The part of a syncer (run by the outbox sender for a SyncFeishu op) that is the same for
     both syncs: a missing scope pauses the case's sync and tells the lead once which scope to add;
@@ -110,17 +123,17 @@ class CaseSyncer:
         self.factory, self.client, self.clock = factory, client, clock
 
     @asynccontextmanager
-    async def _failures_told_to_lead(self, case_id: int, lead: str) -> AsyncIterator[None]:
+    async def _failures_told_to_lead(self, snap: CaseSnapshot) -> AsyncIterator[None]:
         """The body's MissingScope or Permanent ends the run here, told to the lead (once)."""
         try:
             yield
         except MissingScope as exc:
-            await self._paused(case_id, exc)
+            await self._paused(snap.case_id, exc)
         except Permanent as exc:   # not worth retrying now; said once per code, tried on the next change
-            self.feature.log.warning("%s of case %s failed: %s", self.feature.what, case_id, exc)
-            await asyncio.to_thread(self._notice, case_id, f"{self.feature.notice_key}-fail:{case_id}:{exc.code}",
-                                    self.feature.failed.format(lead=at_mention(lead), code=exc.code,
-                                                               msg=exc.msg[:80]))
+            feature = self.feature
+            feature.log.warning("%s of case %s failed: %s", feature.what, snap.case_id, exc)
+            await asyncio.to_thread(self._notice, snap.case_id, f"{feature.notice_key}-fail:{snap.case_id}:{exc.code}",
+                                    feature.failed.format(lead=at_mention(snap.lead), code=exc.code, msg=exc.msg[:80]))
 
     async def _paused(self, case_id: int, exc: MissingScope) -> None:
         await asyncio.to_thread(self._pause, case_id, exc.scopes[0] if exc.scopes else self.feature.default_scope)

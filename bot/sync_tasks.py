@@ -38,7 +38,7 @@ from bot.domain import TaskStatus
 from bot.feishu import FeishuError, Permanent, is_not_found
 from bot.models import Case, FeishuTaskLink, FeishuTaskSync, Outbox, Task
 from bot.repository import audit, tasks_of, team_open_ids
-from bot.sync_common import CaseSyncer, SyncFeature, at_mention, ms, notice_in
+from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in
 from bot.workflow import Step
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,7 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    case_id: int
-    tenant_key: str
-    chat_id: str
-    title: str
-    lead: str
-    step: Step
+class Snapshot(CaseSnapshot):
     tasklist: str | None
     team: tuple[str, ...]
     wants: tuple[Want, ...]
@@ -148,7 +142,7 @@ class TaskSync(CaseSyncer):
         snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id)
         if snap is None:
             return
-        async with self._failures_told_to_lead(snap.case_id, snap.lead):
+        async with self._failures_told_to_lead(snap):
             # read back first: a bot change not yet written to Feishu is still visible as one
             if op.poll and snap.step == Step.EXECUTION:
                 await self._poll(snap)
