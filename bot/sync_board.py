@@ -41,7 +41,7 @@ from bot.feishu import RECORD_NOT_FOUND_CODE, MissingScope, Permanent
 from bot.lagging import is_lagging
 from bot.models import Case, FeishuBoard, FeishuBoardRow, FeishuOverview, Outbox, Task
 from bot.repository import audit, nodes_of, risks_of, tasks_of
-from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in
+from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in, syncing_case
 from bot.workflow import Step
 
 log = logging.getLogger(__name__)
@@ -239,12 +239,10 @@ class BoardSync(CaseSyncer):
     # ------------------------------------------------------------------------------- reading
     def _load(self, case_id: int, tenant_key: str, chat_id: str) -> Snapshot | None:
         with self.factory() as session:
-            case = session.get(Case, case_id)
-            if case is None or (case.tenant_key, case.chat_id) != (tenant_key, chat_id):
+            found = syncing_case(session, FeishuBoard, case_id, tenant_key, chat_id)
+            if found is None:
                 return None
-            board = _board(session, case)
-            if board is None or not board.enabled or board.problem or case.step < Step.EXECUTION:
-                return None
+            case, board = found
             rows = {(r.kind, r.item_id): Row(r.id, r.kind, r.item_id, r.token, r.record_id, r.pushed_hash,
                                               dict(r.pushed or {}), r.deleted_at is not None)
                     for r in session.scalars(select(FeishuBoardRow).where(FeishuBoardRow.case_id == case.id))}
@@ -518,9 +516,3 @@ class BoardSync(CaseSyncer):
                       action="board.deleted", detail=texts.AUDIT_BOARD_DELETED.format(what=what), now=now)
                 notice_in(session, case, now, f"board-gone:{stored.id}", texts.BOARD_RECORD_DELETED.format(
                     lead=at_mention(case.lead_open_id), what=what))
-
-
-# ---------------------------------------------------------------------------------- helpers
-def _board(session: Session, case: Case) -> FeishuBoard | None:
-    return session.scalar(select(FeishuBoard).where(FeishuBoard.case_id == case.id,
-                                                    FeishuBoard.tenant_key == case.tenant_key))

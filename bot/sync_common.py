@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +27,7 @@ POLL_EVERY_S = 60
 POLL_ROWS_KEPT = timedelta(hours=1)   # finished read-back rows are deleted after this: one a minute adds up
 
 SyncRow = FeishuTaskSync | FeishuBoard
+RowT = TypeVar("RowT", FeishuTaskSync, FeishuBoard)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,19 @@ def set_on(session: Session, feature: SyncFeature, case: Case, on: bool, actor: 
     row.problem, row.problem_notified_at = None, None
     session.flush()
     return row
+
+
+def syncing_case(session: Session, model: type[RowT], case_id: int, tenant_key: str, chat_id: str
+                 ) -> tuple[Case, RowT] | None:
+    """The case an outbox row names and its sync row, when the sync is on for it and the case has
+    reached step 5; None for a case of another group (the row's chain is not the case's)."""
+    case = session.get(Case, case_id)
+    if case is None or (case.tenant_key, case.chat_id) != (tenant_key, chat_id):
+        return None
+    row = session.scalar(select(model).where(model.case_id == case.id, model.tenant_key == case.tenant_key))
+    if row is None or not row.enabled or row.problem or case.step < Step.EXECUTION:
+        return None
+    return case, row
 
 
 # ---------------------------------------------------------------------------------- the syncer

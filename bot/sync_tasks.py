@@ -38,7 +38,7 @@ from bot.domain import TaskStatus
 from bot.feishu import FeishuError, Permanent, is_not_found
 from bot.models import Case, FeishuTaskLink, FeishuTaskSync, Outbox, Task
 from bot.repository import audit, tasks_of, team_open_ids
-from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in
+from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in, syncing_case
 from bot.workflow import Step
 
 log = logging.getLogger(__name__)
@@ -152,12 +152,10 @@ class TaskSync(CaseSyncer):
     # ------------------------------------------------------------------------------- reading
     def _load(self, case_id: int, tenant_key: str, chat_id: str) -> Snapshot | None:
         with self.factory() as session:
-            case = session.get(Case, case_id)
-            if case is None or (case.tenant_key, case.chat_id) != (tenant_key, chat_id):
+            found = syncing_case(session, FeishuTaskSync, case_id, tenant_key, chat_id)
+            if found is None:
                 return None
-            sync = _sync_row(session, case)
-            if sync is None or not sync.enabled or sync.problem or case.step < Step.EXECUTION:
-                return None
+            case, sync = found
             tz = ZoneInfo(case.timezone)
             team = team_open_ids(session, case)
             tasks = tasks_of(session, case, include_dropped=True)
@@ -359,11 +357,6 @@ class TaskSync(CaseSyncer):
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _sync_row(session: Session, case: Case) -> FeishuTaskSync | None:
-    return session.scalar(select(FeishuTaskSync).where(FeishuTaskSync.case_id == case.id,
-                                                       FeishuTaskSync.tenant_key == case.tenant_key))
-
-
 def _enqueue_sync(session: Session, case: Case, now: datetime, key: str) -> None:
     outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"ftask:{case.id}:{key}",
                        now=now, ops=[outbox.SyncFeishu(TARGET, case.id)], case_id=case.id,
