@@ -17,7 +17,7 @@ from bot import texts
 from bot.models import InboxEvent
 from bot.settings import Settings
 from sandbox.run import MEMBERS, SandboxServer
-from tests.driver import fits
+from tests.driver import fits, walk
 
 LEAD, TECH, DESIGN, DEV, QA = (p.open_id for p in MEMBERS)
 STATIC = Path(__file__).resolve().parents[1] / "sandbox" / "static"
@@ -42,16 +42,6 @@ def bot_cards(client: httpx.Client) -> list[dict]:
 
 def title(card: dict) -> str:
     return card.get("header", {}).get("title", {}).get("content", "")
-
-
-def walk(node):
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from walk(v)
 
 
 def last_card(client: httpx.Client, contains: str) -> dict:
