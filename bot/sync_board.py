@@ -12,7 +12,7 @@ the tenant's overview chain (OVERVIEW_CHAIN), which the outbox runs one write at
         later changes are written with batch_update, only the records whose values changed.
   poll  (the scheduler asks every minute while the case is in step 5) one records search of 任务
         (≤500 a page): a change of 状态 / 完成率 / 滞后原因 / 调整措施 made in the board goes to
-        `apply_edit` (handlers.feishu_board) with the record's last_modified_by, which runs the
+        `apply_edit` (handlers.tracking) with the record's last_modified_by, which runs the
         card update's checks; a refused edit is written back over and told once in the group.
 
 A record deleted in the board is marked, told to the lead once and never re-created. A missing
@@ -94,8 +94,8 @@ def records_token(tenant_key: str, case_id: int, kind: str, item_ids: list[int])
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def _hm(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).strftime("%m-%d %H:%M")
+def _hm(at_ms: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, tz).strftime("%m-%d %H:%M")
 
 
 def _person(open_id: str) -> list[dict]:
@@ -456,7 +456,7 @@ class BoardSync(CaseSyncer):
                 return
             if board.app_token is None:   # the lead gets the link once
                 notice_in(session, case, self.clock.now(), f"board-ready:{board.id}",
-                           texts.BOARD_READY.format(lead=at_mention(case.lead_open_id), url=url or ""))
+                          texts.BOARD_READY.format(lead=at_mention(case.lead_open_id), url=url or ""))
             board.app_token = board.app_token or app_token
             if url is not None:
                 board.url = url

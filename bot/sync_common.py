@@ -143,7 +143,7 @@ class CaseSyncer:
             yield
         except MissingScope as exc:
             await self._paused(snap.case_id, exc)
-        except Permanent as exc:   # not worth retrying now; said once per code, tried on the next change
+        except Permanent as exc:   # not worth retrying now; said once per code, tried again on the next change or tick
             feature = self.feature
             feature.log.warning("%s of case %s failed: %s", feature.what, snap.case_id, exc)
             await asyncio.to_thread(self._notice, snap.case_id, f"{feature.notice_key}-fail:{snap.case_id}:{exc.code}",

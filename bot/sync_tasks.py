@@ -58,8 +58,8 @@ def client_token(tenant_key: str, case_id: int, task_id: int, what: str = "creat
     return "ct-" + hashlib.sha256(f"{tenant_key}|{case_id}|{task_id}|{what}".encode()).hexdigest()[:40]
 
 
-def _at(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).strftime("%m-%d %H:%M")
+def _at(at_ms: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, tz).strftime("%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
