@@ -91,3 +91,13 @@ def test_a_new_task_owner_in_a_change_request_that_is_not_a_person_is_a_form_err
         "content": "紧急推广功能", "owner": INJECTION, "due": "2026-12-10 12:00 +0800", "standard": "功能上线",
         "reason": "竞品提前发布"}, form_name="change_add"))
     assert answer["toast"]["content"] == texts.ERR_OWNER
+
+
+@pytest.mark.parametrize("value", HOSTILE_OWNERS)
+def test_a_text_mention_carries_nothing_but_an_open_id(value):
+    from bot.ids import text_mention
+    from bot.sync_common import at_mention
+    from handlers.common import mention
+
+    assert text_mention(value) == mention(value) == at_mention(value) == ""
+    assert text_mention("ou_lead") == at_mention("ou_lead") == '<at user_id="ou_lead"></at>'
