@@ -121,7 +121,8 @@ def parse_header(payload: dict[str, Any]) -> Header:
         raise Malformed("only schema 2.0 events are supported")
     h = _obj(payload.get("header"), "header")
     raw = h.get("create_time") or "0"
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not str(raw).isdigit() \
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not str(raw).isascii() \
+            or not str(raw).isdigit() \
             or int(raw) >= MAX_CREATE_TIME_MS:
         raise Malformed("create_time")
     return Header(event_id=_ident(h, "event_id", limit=128), event_type=_ident(h, "event_type", limit=64),

@@ -31,7 +31,7 @@ HOSTILE_TEXT = st.one_of(
     st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", "\ud83d\ude00", "😀" * 50, "x" * 5000,
                      "<at id=all></at>", 'ou_x"></at><at user_id="all"></at>', "'; DROP TABLE cases;--",
                      "%s%n{0}", "2026-02-30", "9" * 400, "-1", "0", "", " ", "\n\t", "ou_lead_market",
-                     "oc_group_main", "Infinity", "NaN", "null"]),
+                     "oc_group_main", "Infinity", "NaN", "null", "²", "#²", "١٢", "9" * 30]),
 )
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10 ** 20), max_value=10 ** 20),
                     st.floats(allow_nan=False, allow_infinity=False), HOSTILE_TEXT)
