@@ -1,4 +1,4 @@
-"""The attacks on the front door (S1–S4, S9, S14): a padding oracle, hostile numbers, depths,
+"""The attacks on the front door (S1–S4, S7, S9, S14): a padding oracle, hostile numbers, depths,
 types and characters, another app's events, a bad row among good ones. Each is refused with a
 clear answer and changes nothing; no input is a 500."""
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Property: no sealed, signed event of any type the bot handles — with any field replaced by a
 hostile value — reaches an unhandled exception. The answer is 200, 400 or 401 (never 5xx), no
-error or traceback is logged while it is received and handled, and no inbox row ends 'dead'.
+error or traceback is logged while it is received and handled, and no inbox row ends 'dead'
+(S1, S7, S9, S10, and the design notes' "poison event": a signed event we cannot read is never a 500).
 
 Derandomised so CI sees the same examples every run; FUZZ_EXAMPLES=2000 explores further.
 """

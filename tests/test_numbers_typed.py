@@ -1,7 +1,7 @@
 """Numbers people type, pick or send back in a card (a step, a case's 「#N」, a task, a risk, a
 progress) are read as ASCII digits within range where they are parsed: 「²」 passes
 `str.isdigit()` but not `int()`, and a 30-digit id is refused by SQLite when bound. Either gets
-the command's or the form's own clear answer and changes nothing — never 「处理出错了」."""
+the command's or the form's own clear answer and changes nothing — never 「处理出错了」 (S7, S10)."""
 from __future__ import annotations
 
 import logging
