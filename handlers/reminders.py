@@ -279,8 +279,8 @@ def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Poli
         view = standup_view(session, case, day, now, policy, closed=True, late=standup.late,
                             asked_at=standup.sent_at)
         ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
-    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case)), view="tracking",
-                               case_id=case.id))
+    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case), late=_late(row, now)),
+                               view="tracking", case_id=case.id))
     return ops
 
 
@@ -306,7 +306,7 @@ def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: d
         case_id=case.id, node_id=node.id, node_name=node.name, node_at=_fmt(node.at, tz), hours_before=hours,
         left_seconds=int((node.at - now).total_seconds()), lead_open_id=case.lead_open_id,
         open_tasks=tuple(_line(t, now, cal, tz) for t in due), confirmed_by=confirmed_by,
-        confirmed_at=_fmt(now, tz), late=late)
+        confirmed_at=_fmt(now, tz), late=late, work_left_seconds=int(working_seconds(now, node.at, cal, tz)))
 
 
 def render_keynode(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:

@@ -81,3 +81,21 @@ def test_progress_checks_before_a_key_node_land_on_working_hours():
     assert keynode_check_slot(dt(2026, 12, 14, 9, 30, tzinfo=tz), 2, cal, tz) == dt(2026, 12, 14, 9, 0, tzinfo=tz)
     # one hour before a Monday 09:00 node: the last working moment before it, Friday 18:00
     assert keynode_check_slot(dt(2026, 12, 14, 9, 0, tzinfo=tz), 1, cal, tz) == dt(2026, 12, 11, 18, 0, tzinfo=tz)
+
+
+def test_a_key_node_check_states_the_working_time_left_too():
+    """Friday 10:00 for a Monday 10:00 node: three days on the clock, nine working hours; Friday
+    18:00 for a Monday 09:00 node: no working time at all before it."""
+    from cards.reminders import KeyNodeView, keynode_card
+    from tests.driver import card_text
+
+    def text(now: datetime, node: datetime) -> str:
+        view = KeyNodeView(case_id=1, node_id=1, node_name="上线", node_at="12-14 10:00", hours_before=24,
+                           left_seconds=int((node - now).total_seconds()), lead_open_id="ou_lead", open_tasks=(),
+                           work_left_seconds=int(working_seconds(now, node)))
+        return card_text(keynode_card(view))
+
+    assert "（还剩 3 天，其中工作时间 9 小时）" in text(sh(2026, 12, 11, 10), sh(2026, 12, 14, 10))
+    assert "（还剩 2 天 15 小时，之前已没有工作时间）" in text(sh(2026, 12, 11, 18), sh(2026, 12, 14, 9))
+    assert "（还剩 2 小时，其中工作时间 1 小时）" in text(sh(2026, 12, 14, 8), sh(2026, 12, 14, 10))
+    assert "（还剩 2 小时）" in text(sh(2026, 12, 14, 14), sh(2026, 12, 14, 16))   # all of it working time
