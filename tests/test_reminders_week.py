@@ -31,7 +31,7 @@ def make_week_case(world) -> dict[str, int]:
     with world.state.factory() as s, s.begin():
         case = Case(tenant_key=TENANT, chat_id=CHAT, seq=1, title="新品推广页面延迟", step=5,
                     opener_open_id=LEAD, lead_open_id=LEAD, created_at=now, updated_at=now,
-                    step_entered_at=now - timedelta(days=1))
+                    step_entered_at=at(2026, 12, 7, 17))   # the plan went out Monday 17:00
         s.add(case)
         s.flush()
         for i, (owner, content, start, due, progress) in enumerate(specs, start=1):
