@@ -213,9 +213,11 @@ def test_a_week_with_nights_a_weekend_and_two_outages(world):
         ("Thu 09:30", "今日站会 · 12月10日", both, False),       # 页面设计稿 starts 09:45: not asked
         ("Thu 10:00", "站会催办", both, False),
         ("Thu 10:30", track, set(), False),
-        ("Thu 13:20", "任务滞后 #2", {LEAD, DESIGN_HEAD}, False),
         # outage 2 (Fri 09:20 → 09:50): the standup late, its nudge and close 30 / 60 minutes after it
         ("Fri 09:50", "今日站会 · 12月11日", all3, True),
+        # 页面设计稿 (Thu 09:45 → Mon 09:00, 0 %) is behind once half its 17¼ working hours are gone
+        # (Fri 09:21, while down): the lead hears when the bot is back, not Thursday afternoon
+        ("Fri 09:50", "任务滞后 #2", {LEAD, DESIGN_HEAD}, False),
         ("Fri 10:20", "站会催办", all3, False),
         ("Fri 10:50", track, set(), False),
         ("Fri 18:00", texts.TASK_DUE_TITLE, {DESIGN_HEAD, TECH_DEV}, False),   # due Mon 09:00 / 10:00
@@ -264,3 +266,28 @@ def test_down_longer_than_planned_ahead_catches_up_every_day(world):
     tick(world)
     titles = [card_title(m["content"]) for m in world.cards() if "今日站会" in card_title(m["content"])]
     assert titles[-1] == "今日站会 · 12月21日"
+
+
+def test_the_first_morning_nobody_lags_for_the_night(world):
+    """Tasks started Monday 14:00 at 0 %, due Wednesday 18:00 (52 clock hours, 22 working hours):
+    at Tuesday's first standup 19.5 clock hours but only 4.5 working hours have passed — the
+    standup flags nobody 滞后 and the lead gets no 「任务滞后」 before anyone could answer."""
+    world.clock.set(at(2026, 12, 7, 14))
+    now = world.clock.now()
+    with world.state.factory() as s, s.begin():
+        case = Case(tenant_key=TENANT, chat_id=CHAT, seq=1, title="新品推广页面延迟", step=5, opener_open_id=LEAD,
+                    lead_open_id=LEAD, created_at=now, updated_at=now, step_entered_at=now)
+        s.add(case)
+        s.flush()
+        for i, (owner, content) in enumerate([(TECH_HEAD, "接口开发"), (TECH_DEV, "联调测试")], start=1):
+            s.add(Task(tenant_key=TENANT, chat_id=CHAT, case_id=case.id, seq=i, content=content,
+                       owner_open_id=owner, start_at=now, due_at=at(2026, 12, 9, 18), delivery_standard="可上线",
+                       status="doing", progress=0, updated_at=now))
+    log = Log(world)
+    log.run(at(2026, 12, 8, 10, 5), timedelta(minutes=15))
+    standup = log.titled("今日站会")
+    assert [(hm(t), b) for t, b, _ in standup] == [("Tue 09:30", "今日站会 · 12月8日")]
+    assert "滞后" not in card_text(standup[0][2]["content"])
+    assert log.lag_alerts() == []
+    log.run(at(2026, 12, 8, 15, 0), timedelta(minutes=5))    # a working day (9 of 22 hours) at 0 %: now they lag
+    assert [hm(t) for t, _, _ in log.lag_alerts()] == ["Tue 14:00", "Tue 14:00"]

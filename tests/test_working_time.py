@@ -46,7 +46,22 @@ def test_nobody_lags_overnight():
     assert not is_lagging(task, sh(2026, 12, 9, 9, 31))
     assert elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 9, 8, 59)) == \
         elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 8, 18))   # the night added nothing
-    assert is_lagging(task, sh(2026, 12, 9, 12))             # 7 of 31 working hours: 23 % > 0 % + 20
+    assert not is_lagging(task, sh(2026, 12, 9, 12))         # 7 of 31 working hours: 23 %, but not a day yet
+    assert is_lagging(task, sh(2026, 12, 9, 14))             # a working day (9 h) at 0 %: 29 % > 0 % + 20
+
+
+def test_the_first_standup_after_an_afternoon_start_flags_nobody():
+    """The reported case: started 14:00, due 52 clock hours later; at 09:31 the next morning
+    19.5 clock hours (37.5 %) but 4.5 working hours (20.5 % of 22) have passed — still nobody
+    lags: the owner has not had a standup to report at yet."""
+    task = T(sh(2026, 12, 7, 14), sh(2026, 12, 9, 18))
+    assert round(elapsed_percent(task.start_at, task.due_at, sh(2026, 12, 8, 9, 31)), 1) == 20.5
+    assert not is_lagging(task, sh(2026, 12, 8, 9, 31))
+    assert not is_lagging(task, sh(2026, 12, 8, 13, 59))
+    assert is_lagging(task, sh(2026, 12, 8, 14, 0))          # a working day at 0 % of a 22-hour task
+    short = T(sh(2026, 12, 8, 9), sh(2026, 12, 8, 13))      # a 4-hour task: half its time is the grace
+    assert not is_lagging(short, sh(2026, 12, 8, 10, 59))
+    assert is_lagging(short, sh(2026, 12, 8, 11, 0))
 
 
 def test_nobody_lags_over_a_weekend():
