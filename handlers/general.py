@@ -9,7 +9,7 @@ from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
 from bot.routing import Ctx, Router, UserError
 from bot.workflow import NotAllowed, SendBack, Step
 from cards.general import CaseRow, LogLine, audit_card, cases_card, help_card, welcome_card
-from handlers.common import transition
+from handlers.common import too_long, transition
 
 router = Router()
 
@@ -69,6 +69,9 @@ def list_cases(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
     ctx.send(outbox.SendCard(cases_card(rows)))
 
 
+BACK_REASON_LIMIT = 500   # as every other reason the lead gives
+
+
 @router.command(texts.CMD_BACK)
 def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     case = require_case(ctx)
@@ -77,6 +80,8 @@ def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         raise UserError(texts.BACK_USAGE)
     if case.step == Step.CONSENSUS:
         raise UserError(texts.BACK_NOTHING_EARLIER)
+    if problem := too_long(reason.strip(), texts.FIELD_BACK_REASON, BACK_REASON_LIMIT):
+        raise UserError(problem)
     try:
         transition(ctx, case, SendBack(int(target), reason), say=lambda outcome: outbox.SendText(
             texts.BACK_DONE.format(step=texts.STEP_NAMES[outcome.step], reason=reason.strip())))

@@ -272,3 +272,18 @@ def test_the_lead_confirming_cancel_while_the_last_head_signs(world):
     assert _pending_reminders(world, ended.id) == 0
     world.say(LEAD, "/问题 新的问题")
     assert _case(world).status == "active" and _case(world).title == "新的问题"
+
+
+@pytest.mark.usefixtures("paced")
+def test_a_send_back_reason_over_the_limit_is_refused_not_cut(world):
+    now = world.clock.now()
+    case_id = make_case_at_step4(world.state.factory, now=now)
+    world.say(LEAD, "/回退 3 " + "因" * 501)
+    assert world.texts()[-1] == texts.S_FIELD_TOO_LONG.format(field=texts.FIELD_BACK_REASON, max=500)
+    with world.state.factory() as s:
+        assert s.get(Case, case_id).step == 4
+    world.say(LEAD, "/回退 3 " + "因" * 500)      # the limit itself is kept whole
+    with world.state.factory() as s:
+        assert s.get(Case, case_id).step == 3
+        assert s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "step.back")).all() == \
+            ["4 → 3：" + "因" * 500]

@@ -51,6 +51,7 @@ WRONG_STEP = "当前处于「{current}」，此操作属于「{expected}」，�
 ALREADY_ACTIVE_CASE = "本群已有进行中的协作问题「{title}」（#{seq}）。一个群同一时间只推进一个问题；结案后再开新的，或在新群里发起。"
 BACK_DONE = "协作组长将进度退回到「{step}」，原因：{reason}"
 BACK_USAGE = "用法：/回退 步骤号 原因，例如「/回退 3 技术方案变化，需要重新确认需求」。"
+FIELD_BACK_REASON = "退回原因"
 BACK_BAD_STEP = "只能退回到比当前更早的步骤（1–{max}）。"
 BACK_NOTHING_EARLIER = "现在是第 1 步，没有更早的步骤可以退回。不再需要这个问题时，协作组长可以发送「/取消 原因」。"
 CANCEL_USAGE = "用法：/取消 原因，例如「/取消 发错了，问题已合并到 #2」。取消后问题归档只读，本群可以发起新的问题。"
