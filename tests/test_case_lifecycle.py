@@ -89,7 +89,8 @@ def test_help_and_the_case_card_say_how_to_end_a_case(world):
     fill_consensus(world, open_case(world))   # the case card comes with the submitted table
     assert texts.CASE_CARD_HOW_TO_END in card_text(world.card(_case(world).card_message_id))
     world.say(LEAD, "/帮助")
-    assert "/取消 原因" in card_text(world.cards()[-1]["content"]) and texts.BTN_END_CASE in card_text(world.cards()[-1]["content"])
+    help_text = card_text(world.cards()[-1]["content"])
+    assert "/取消 原因" in help_text and texts.BTN_END_CASE in help_text
 
 
 # ---------------------------------------------------------------- the case card's 「结束问题」
