@@ -13,6 +13,7 @@ from bot import db, outbox, texts
 from bot.models import Outbox
 from bot.outbox import OutboxSender
 from tests.driver import NAMES, TECH_DEV, TECH_HEAD, card_text, card_title, fits
+from tests.racing import plan_ticks_at_once
 from tests.test_reminders_standup import at, make_case, rows, run_until, standard_case, tick, titled
 
 MSG_PATH = "/open-apis/im/v1/messages"
@@ -143,19 +144,7 @@ def test_two_planners_racing_create_each_row_once(world):
     from handlers.reminders import plan_tick
 
     standard_case(world)
-    engines = [db.make_engine(world.settings.database_url) for _ in range(2)]
-    factories = [db.make_sessionmaker(e) for e in engines]
-
-    async def both():
-        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now(), world.state.dispatcher.router)
-                                      for f in factories),
-                                    return_exceptions=True)
-
-    try:
-        results = world.http.portal.call(both)
-    finally:
-        for e in engines:
-            e.dispose()
+    results = plan_ticks_at_once(world, 2)
     crashed = [r for r in results if isinstance(r, BaseException)]
     assert not crashed, f"a racing planner failed: {crashed!r}"
     assert all(isinstance(r, int) for r in results), results
