@@ -21,6 +21,7 @@ from bot import reminders as plan
 from bot.actions import ActionValue
 from bot.domain import TaskStatus
 from bot.envelope import CardAction, MessageEvent
+from bot.ids import number
 from bot.lagging import is_lagging, working_seconds
 from bot.models import Case, KeyNode, Member, Outbox, StandupReply, Task, TaskUpdate
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError
@@ -84,7 +85,13 @@ def _line(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> TaskLin
 
 
 def _late(row: Outbox, now: datetime) -> bool:
-    return now - row.due_at > LATE_AFTER
+    """Sent later than planned: its own time, or the time it had before it waited for working hours."""
+    planned = (row.payload or {}).get(PLANNED_AT) if isinstance(row.payload, dict) else None
+    due = datetime.fromisoformat(planned) if isinstance(planned, str) else row.due_at
+    return now - due > LATE_AFTER
+
+
+PLANNED_AT = "planned_at"   # payload key: a deferred reminder's original time
 
 
 # ---------------------------------------------------------------- standup
@@ -220,8 +227,8 @@ def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Poli
         view = standup_view(session, case, day, now, policy, closed=True, late=standup.late,
                             asked_at=standup.sent_at)
         ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
-    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case)), view="tracking",
-                               case_id=case.id))
+    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case), late=_late(row, now)),
+                               view="tracking", case_id=case.id))
     return ops
 
 
@@ -229,14 +236,15 @@ def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Poli
 def _node_for(session: Session, case: Case, key: str) -> tuple[KeyNode, int] | None:
     node_part, _, rest = key.partition(":")
     hours, _, at = rest.partition("h@")
-    if not (node_part.isdigit() and hours.isdigit()):
+    node_id, offset = number(node_part), number(hours)
+    if node_id is None or offset is None:
         return None
-    node = session.scalar(select(KeyNode).where(KeyNode.id == int(node_part), KeyNode.case_id == case.id,
+    node = session.scalar(select(KeyNode).where(KeyNode.id == node_id, KeyNode.case_id == case.id,
                                                 KeyNode.tenant_key == case.tenant_key,
                                                 KeyNode.chat_id == case.chat_id))
-    if node is None or plan.minute_key(node.at) != at or int(hours) not in plan.keynode_offsets(case):
+    if node is None or plan.minute_key(node.at) != at or offset not in plan.keynode_offsets(case):
         return None
-    return node, int(hours)
+    return node, offset
 
 
 def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: datetime, *,
@@ -247,7 +255,7 @@ def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: d
         case_id=case.id, node_id=node.id, node_name=node.name, node_at=_fmt(node.at, tz), hours_before=hours,
         left_seconds=int((node.at - now).total_seconds()), lead_open_id=case.lead_open_id,
         open_tasks=tuple(_line(t, now, cal, tz) for t in due), confirmed_by=confirmed_by,
-        confirmed_at=_fmt(now, tz), late=late)
+        confirmed_at=_fmt(now, tz), late=late, work_left_seconds=int(working_seconds(now, node.at, cal, tz)))
 
 
 def render_keynode(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
@@ -260,9 +268,26 @@ def render_keynode(session: Session, row: Outbox, now: datetime, policy: plan.Po
 
 
 # ---------------------------------------------------------------- tasks
+def _wait_for_working_hours(session: Session, case: Case, row: Outbox, now: datetime) -> bool:
+    """Only standups and key-node checks go out outside working hours: a task or sign-off
+    reminder that comes up late in the evening (the bot was down at its time) waits for the next
+    working morning — its row moves there (the sender keeps a row whose time moved ahead) and is
+    sent, marked late, or skipped as stale if it no longer matters by then."""
+    tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
+    if cal.in_hours(now, tz):
+        return False
+    later = cal.next_in_hours(now, tz)
+    if row.kind == plan.OVERDUE and row.stale_after is not None:   # its day of relevance moves along
+        row.stale_after = row.stale_after + (later - row.due_at)
+    payload = dict(row.payload or {})
+    payload.setdefault(PLANNED_AT, row.due_at.isoformat())
+    row.payload, row.due_at = payload, later
+    return True
+
+
 def render_task_due(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
-    if case is None or case.step != Step.EXECUTION:
+    if case is None or case.step != Step.EXECUTION or _wait_for_working_hours(session, case, row, now):
         return None
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     slot = row.fire_key.partition("@")[2]
@@ -311,6 +336,8 @@ def render_overdue(session: Session, row: Outbox, now: datetime, policy: plan.Po
         return None
     if row.fire_key.startswith("daily@") and not case.standup_paused:
         return None  # the standup card carries the daily repeat
+    if _wait_for_working_hours(session, case, row, now):
+        return None
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     tasks = _overdue_tasks(session, case, row.fire_key, now, cal, tz)
     if not tasks:
@@ -327,6 +354,8 @@ def render_signoff(session: Session, row: Outbox, now: datetime, policy: plan.Po
     if case is None or case.step not in plan.SIGNOFF_STEPS:
         return None
     if row.fire_key not in {p.tag for p in plan.pending_signoffs(session, case)}:
+        return None
+    if _wait_for_working_hours(session, case, row, now):
         return None
     missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == Step.REQUIREMENTS and d.contact_open_id
                                       else d.head_open_id, what)
@@ -429,7 +458,8 @@ def keynode_ok(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
                                                     KeyNode.chat_id == case.chat_id))
     if node is None:
         raise UserError(texts.KEYNODE_GONE)
-    hours = int(value.extra.get("h", "24")) if value.extra.get("h", "24").isdigit() else 24
+    asked = number(value.extra.get("h", "24"))
+    hours = 24 if asked is None else asked
     repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
                      action="keynode.confirm", detail=f"{node.name} {_fmt(node.at, plan.case_tz(case))}", now=ctx.now)
     view = keynode_view(ctx.session, case, node, hours, ctx.now, confirmed_by=ctx.actor)

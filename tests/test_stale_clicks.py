@@ -32,12 +32,12 @@ from tests.test_steps13_support import fill_consensus, open_case, reach_step2, r
 # act on what their card showed), save what the clicker typed (a form holds every field it saves,
 # and a repeated add is recognised: test_add_task_and_card_snapshots, test_forms_edges), or act on
 # one row whose own state refuses a repeat (a decided change request, a closed risk, a removed row,
-# a confirmed node, a case no longer in step 5).
+# a confirmed node, a case no longer in step 5 or already ended).
 OPENS_OR_SHOWS = {
-    "archive.view", "change.open", "change.mode", "consensus.open", "consensus.view", "exec.close_open",
-    "plan.edit", "plan.mode", "plan.open", "req.form_add", "req.form_input", "req.form_resolve", "req.open",
-    "req.view", "retro.edit", "retro.fill", "retro.open", "team.form_depts", "team.form_item", "team.form_lead",
-    "team.form_member", "team.open", "team.view", "track.open", "track.show",
+    "archive.view", "case.end_open", "change.mode", "change.open", "consensus.open", "consensus.view",
+    "exec.close_open", "plan.edit", "plan.mode", "plan.open", "req.form_add", "req.form_input", "req.form_resolve",
+    "req.open", "req.view", "retro.edit", "retro.fill", "retro.open", "team.form_depts", "team.form_item",
+    "team.form_lead", "team.form_member", "team.open", "team.view", "track.open", "track.show",
 }
 SAVES_WHAT_WAS_TYPED = {
     "change.submit", "consensus.submit", "plan.depends", "plan.node", "plan.risk", "plan.task",
@@ -45,7 +45,7 @@ SAVES_WHAT_WAS_TYPED = {
     "team.save_lead", "team.save_member", "template.save",
 }
 ROW_STATE_REFUSES_A_REPEAT = {
-    "change.approve", "change.reject", "exec.close", "keynode.ok", "retro.delete", "risk.close",
+    "case.end", "change.approve", "change.reject", "exec.close", "keynode.ok", "retro.delete", "risk.close",
     "standup.same", "team.remove_item", "team.remove_member",
 }
 SWITCHES = {"ftasks.on", "ftasks.off", "board.on", "board.off"}   # turning a sync on twice is turning it on
