@@ -280,7 +280,8 @@ async def fanout_with_webhook(n: int, url: str | None, duration: float, connecti
         print(f"fan-out under way; timing the webhook; {served.uptime()}", file=sys.stderr, flush=True)
         during = await _generate(hook, busy_bodies, connections, duration, rate)
         during_ended = loop.time() - start
-        print(f"webhook timed; waiting for the fan-out's end; {served.uptime()}", file=sys.stderr, flush=True)
+        print(f"webhook timed; waiting for the fan-out's end; {served.uptime()}\nidle {json.dumps(idle)}\n"
+              f"during {json.dumps(during)}", file=sys.stderr, flush=True)
         while sent() < n:
             await asyncio.sleep(1.0)
         calls = fake.calls_to(MSG, "POST")
