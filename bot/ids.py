@@ -14,6 +14,12 @@ def is_open_id(value: object) -> bool:
     return isinstance(value, str) and OPEN_ID.fullmatch(value) is not None
 
 
+def text_mention(open_id: str) -> str:
+    """The @-mention of a *text* message (cards use cards.kit.at); "" for anything not an open_id,
+    so no `user_id="all"` or markup can ride in."""
+    return f'<at user_id="{open_id}"></at>' if is_open_id(open_id) else ""
+
+
 def number(value: object, *, top: int = MAX_ID) -> int | None:
     """A non-negative whole number of at most `top`, written in ASCII digits; else None.
     `str.isdigit()` is not enough: it accepts 「²」, which `int()` refuses, and any length,

@@ -34,6 +34,7 @@ from bot import texts
 from bot.clock import Clock
 from bot.db import rowcount
 from bot.feishu import FeishuError, Permanent
+from bot.ids import text_mention
 from bot.models import Outbox, PostedCard
 from bot.pacer import send_priority
 from bot.repository import remember_members, remember_people
@@ -649,7 +650,7 @@ class OutboxSender:
         except Permanent as exc:
             log.info("1:1 card for %s refused (%s): telling them in the group", op.open_id, exc)
         await self.client.send_text(row.chat_id, texts.PRIVATE_FORM_UNDELIVERED.format(
-            who=f'<at user_id="{op.open_id}"></at>'), uuid=uuid + "-line")
+            who=text_mention(op.open_id)), uuid=uuid + "-line")
         return ""
 
     def _remember(self, tenant_key: str, chat_id: str, people: list[tuple[str, str]]) -> None:

@@ -54,6 +54,8 @@ TASK_DUE = "task_due"
 OVERDUE = "overdue"
 SIGNOFF = "signoff_nudge"
 KINDS = (STANDUP, STANDUP_NUDGE, STANDUP_CLOSE, KEYNODE, TASK_DUE, OVERDUE, SIGNOFF)
+# the steps that wait on people's sign-off (consensus signatures; requirement inputs and confirmations)
+SIGNOFF_STEPS = (Step.CONSENSUS, Step.REQUIREMENTS)
 CATCH_UP_DAYS = 31          # after downtime, standup days are caught up at most this far back
 SKIPPED_NOTED = "stale: recorded in the audit trail"
 
@@ -105,7 +107,7 @@ class PendingSignoff:
 class CaseFacts:
     case_id: int
     active: bool
-    step: int
+    step: Step
     step_entered_at: datetime
     tz: ZoneInfo
     standup_time: time
@@ -258,7 +260,7 @@ def plan_case(f: CaseFacts, cal: WorkCalendar, now: datetime, policy: Policy) ->
                 if any(first < day for first in firsts):
                     due = datetime.combine(day, f.standup_time, f.tz)
                     slots.append(Slot(OVERDUE, f"daily@{day.isoformat()}", due, due + timedelta(hours=8)))
-    if f.active and f.step in (1, 3):
+    if f.active and f.step in SIGNOFF_STEPS:
         for p in f.signoffs:
             due = cal.next_in_hours(p.since + policy.signoff_after, f.tz)
             slots.append(Slot(SIGNOFF, p.tag, due, None))
@@ -368,7 +370,7 @@ def _requirements_state(session: Session, case: Case) -> ArtifactState | None:
 def missing_departments(session: Session, case: Case) -> list[tuple[Department, str]]:
     """(department, what is missing) for a case waiting in step 1 (signatures) or 3 (inputs,
     confirmations). Empty when nothing waits."""
-    if case.status != "active" or case.step not in (Step.CONSENSUS, Step.REQUIREMENTS):
+    if case.status != "active" or case.step not in SIGNOFF_STEPS:
         return []
     depts = list(session.scalars(select(Department).where(
         Department.case_id == case.id, Department.tenant_key == case.tenant_key,
@@ -416,7 +418,7 @@ def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None,
         paused=bool(case.standup_paused), offsets_h=keynode_offsets(case),
         tasks=tuple(TaskFact(t.id, t.due_at, _open(t), t.start_at) for t in tasks),
         nodes=tuple(NodeFact(n.id, n.at) for n in nodes),
-        signoffs=pending_signoffs(session, case) if case.step in (1, 3) else (),
+        signoffs=pending_signoffs(session, case) if case.step in SIGNOFF_STEPS else (),
         standups_done=dict(done_standups or {}), planned_until=horizon)
 
 

@@ -22,6 +22,7 @@ from bot.models import (
     KeyNode,
     Member,
     Person,
+    PlanVersion,
     Requirement,
     RetroEntry,
     Risk,
@@ -309,6 +310,13 @@ def nodes_of(session: Session, case: Case) -> list[KeyNode]:
     return list(session.scalars(select(KeyNode).where(KeyNode.case_id == case.id, KeyNode.tenant_key == case.tenant_key,
                                                       KeyNode.chat_id == case.chat_id)
                                 .order_by(KeyNode.at, KeyNode.id)))
+
+
+def plan_version(session: Session, case: Case) -> int:
+    """The latest published version of the case's action plan; 0 before the first."""
+    return session.scalar(select(func.max(PlanVersion.version)).where(
+        PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key,
+        PlanVersion.chat_id == case.chat_id)) or 0
 
 
 def team_open_ids(session: Session, case: Case) -> set[str]:

@@ -86,10 +86,15 @@ EffectHandler = Callable[[Ctx, Any, Step], None]   # (ctx, case, the step it lef
 CaseButtonSpec = tuple[str, str, bool]              # (label, action name, primary)
 
 
+OutputCard = Callable[[Ctx, Any, datetime], "dict[str, Any] | None"]   # (ctx, case, as of) -> the step's output
+
+
 class Router:
-    def __init__(self) -> None:
+    def __init__(self, step: Step | None = None) -> None:
+        self.step = step   # a step module's Router: the step its actions belong to
         self.commands: dict[str, CommandHandler] = {}
         self.actions: dict[str, ActionHandler] = {}
+        self.action_steps: dict[str, Step] = {}   # action -> the step whose module registered it
         self.events: dict[str, EventHandler] = {}
         self.effects: dict[Effect, EffectHandler] = {}   # on-enter work of the state machine
         # what the live case card shows in each step, and how /导出 writes each step's output
@@ -97,6 +102,7 @@ class Router:
         self.case_summaries: dict[Step, Callable[[Ctx, Any], str]] = {}
         self.case_states: dict[Step, Callable[[Ctx, Any], str]] = {}
         self.exporters: dict[Step, Callable[..., "str | None"]] = {}
+        self.output_cards: dict[Step, OutputCard] = {}   # each step's output as its card (archived cases)
         self.renderers: dict[str, Renderer] = {}   # outbox row kind -> what to send at delivery
         self.versioned: dict[str, Versioned] = {}  # action -> the version its button must carry
         self.policy: Any = None   # the reminder policy from the settings, set by the composition root
@@ -128,6 +134,8 @@ class Router:
                 if name in self.actions:
                     raise ValueError(f"action {name} registered twice")
                 self.actions[name] = fn
+                if self.step is not None:
+                    self.action_steps[name] = self.step
                 if versioned is not None:
                     self.versioned[name] = versioned
             return fn
@@ -169,6 +177,10 @@ class Router:
     def exporter(self, step: Step) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return self._register(self.exporters, step)
 
+    def output_card(self, step: Step) -> Callable[[OutputCard], OutputCard]:
+        """How `step`'s output (《问题共识表》 … 《复盘总结报告》) is drawn as a card; None: the case has none."""
+        return self._register(self.output_cards, step)
+
     def read_only_view(self, fn: Callable[[Ctx, Any], "dict[str, Any] | None"]
                        ) -> Callable[[Ctx, Any], "dict[str, Any] | None"]:
         if self.read_only is not None:
@@ -192,7 +204,8 @@ class Router:
             (self.case_buttons, other.case_buttons), (self.case_summaries, other.case_summaries),
             (self.case_states, other.case_states), (self.exporters, other.exporters),
             (self.renderers, other.renderers), (self.versioned, other.versioned),
-            (self.card_views, other.card_views))
+            (self.card_views, other.card_views), (self.action_steps, other.action_steps),
+            (self.output_cards, other.output_cards))
         for table, theirs in tables:
             for key, fn in theirs.items():
                 if key in table:

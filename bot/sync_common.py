@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import outbox
 from bot.clock import Clock
 from bot.feishu import MissingScope, Permanent
+from bot.ids import text_mention
 from bot.models import Case, FeishuBoard, FeishuTaskSync, Outbox
 from bot.workflow import Step
 
@@ -56,8 +57,7 @@ def ms(when: datetime | None) -> int:
     return int(when.timestamp() * 1000) if when else 0
 
 
-def at_mention(open_id: str) -> str:
-    return f'<at user_id="{open_id}"></at>' if open_id.startswith("ou_") else ""
+at_mention = text_mention   # the one @-mention of a text message: nothing but an open_id rides in
 
 
 def notice_in(session: Session, case: Case, now: datetime, key: str, text: str) -> None:

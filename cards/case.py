@@ -24,7 +24,7 @@ class CaseView:
     case_id: int
     seq: int
     title: str
-    step: int
+    step: Step
     lead_open_id: str
     missing: tuple[str, ...]
     buttons: tuple[CaseButton, ...] = ()

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from bot import texts
 from bot.actions import ActionValue
+from bot.workflow import Step
 from cards import kit
 
 
@@ -39,7 +40,7 @@ def audit_card(title: str, lines: list[LogLine]) -> dict:
 class CaseRow:
     seq: int
     title: str
-    step: int
+    step: Step
     status: str
     lead_open_id: str
 

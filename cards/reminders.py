@@ -9,6 +9,7 @@ from datetime import date
 from bot import texts
 from bot.actions import ActionValue
 from bot.durations import span
+from bot.workflow import Step
 from cards import kit
 
 TRACK_OPEN = "track.open"          # handlers.tracking: opens the clicking owner's update form
@@ -198,7 +199,7 @@ class MissingDept:
 
 @dataclass(frozen=True)
 class SignoffNudgeView:
-    step: int
+    step: Step
     output: str
     hours: int
     missing: tuple[MissingDept, ...]

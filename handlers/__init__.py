@@ -1,7 +1,7 @@
-"""Handlers: one module per command, step or job, over shared helpers (common, case_card, views,
-people, tasks, lag_alerts, templates). `build_router` is the composition: every module's Router
-in one, with its commands, actions, events, on-enter effects, case-card parts, exporters and
-outbox renderers; `register_ticks` adds the scheduled scans."""
+"""Handlers: one module per step or command, the scheduled scans in `jobs`, over shared helpers
+(common, case_card, views, people, tasks, lag_alerts, templates). `build_router` is the
+composition: every module's Router in one, with its commands, actions, events, on-enter effects,
+case-card parts, output cards, exporters and outbox renderers; `register_ticks` adds the scans."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,6 +18,7 @@ from handlers import (
     feishu_board,
     feishu_tasks,
     general,
+    jobs,
     plan,
     reminders,
     requirements,
@@ -42,6 +43,6 @@ def build_router() -> Router:
 
 
 def register_ticks(state: Any) -> None:
-    reminders.register_ticks(state)
+    jobs.register_ticks(state)
     feishu_tasks.register_ticks(state)
     feishu_board.register_ticks(state)

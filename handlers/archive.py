@@ -2,7 +2,8 @@
 archived case's old card (a form, a 签字 button, a 站会 reply) shows what that button was about,
 read-only, instead of refusing. Every read-only view carries buttons to the case's other contents.
 
-The step a button belongs to is the step module whose Router registered its action."""
+The step a button belongs to is the step of the module whose Router registered its action, and each
+step's output is drawn by the card its module registered (`Router.action_steps`, `Router.output_cards`)."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -11,45 +12,21 @@ from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import number
-from bot.models import Case, PlanVersion, StepLog
+from bot.models import Case, StepLog
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
-from bot.workflow import Step
 from cards.general import ArchiveNav, archived_copy
-from handlers import case_card, consensus, plan, reminders, requirements, retro, team, tracking, views
+from handlers import case_card
 from handlers.pick import case_by_seq
 
 router = Router()
 
 ARCHIVE_VIEW = "archive.view"   # extra {"s": step}: that step's output; none: the case card
 
-_MODULE_STEPS = ((consensus, Step.CONSENSUS), (team, Step.TEAM), (requirements, Step.REQUIREMENTS),
-                 (plan, Step.PLAN), (tracking, Step.EXECUTION), (reminders, Step.EXECUTION), (retro, Step.RETRO))
-ACTION_STEPS = {name: step for module, step in _MODULE_STEPS for name in module.router.actions}
-
 
 def _output_card(ctx: Ctx, case: Case, step: int, outputs: tuple[int, ...]) -> dict | None:
     """`step`'s output as its own card builds it, or None if the case has none."""
-    if step not in outputs:
-        return None
-    when = case.closed_at or ctx.now
-    if step == Step.CONSENSUS:
-        return consensus.table_for(ctx, case)
-    if step == Step.TEAM:
-        return team.table_for(ctx, case)
-    if step == Step.REQUIREMENTS:
-        return requirements.table_for(ctx, case)
-    if step == Step.PLAN:
-        version = ctx.session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
-                                     .order_by(PlanVersion.version.desc()).limit(1))
-        return (plan.minutes_card_for(ctx.session, case, version, when, ctx.tz) if version
-                else plan.plan_card_for(ctx.session, case, ctx.tz))
-    if step == Step.EXECUTION:
-        return views.tracking_card_for(ctx.session, case, when, ctx.tz)
-    if step == Step.RETRO:
-        final = repository.artifact_state(ctx.session, case, "retro").archived_at is not None
-        return (retro.report_card_for(ctx.session, case, when, ctx.tz) if final
-                else retro.retro_card_for(ctx.session, case))
-    return None
+    draw = ctx.registry.output_cards.get(step) if ctx.registry is not None and step in outputs else None
+    return draw(ctx, case, case.closed_at or ctx.now) if draw is not None else None
 
 
 def _outputs(ctx: Ctx, case: Case) -> tuple[int, ...]:
@@ -79,7 +56,8 @@ def read_only(ctx: Ctx, value: ActionValue) -> dict | None:
                                case_id=value.case_id or 0)
     if case is None or case.status == "active":
         return None
-    return archived_card(ctx, case, ACTION_STEPS.get(value.action, 0))
+    steps = ctx.registry.action_steps if ctx.registry is not None else {}
+    return archived_card(ctx, case, steps.get(value.action, 0))
 
 
 @router.action(ARCHIVE_VIEW)

@@ -13,20 +13,34 @@ from sqlalchemy.orm.attributes import flag_modified
 from bot import outbox, repository, texts, workflow
 from bot.actions import ActionError, ActionValue, from_name
 from bot.envelope import CardAction
-from bot.ids import is_open_id
+from bot.ids import is_open_id, text_mention
 from bot.models import Case, Department, PostedCard
-from bot.routing import CallbackAnswer, CaseArchived, Ctx, UserError
-from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Outcome, SendBack, Step
+from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, Versioned
+from bot.workflow import Blocked, Cancel, Check, CloseEarly, Command, Effect, Facts, Open, Outcome, SendBack, Step
 from handlers import case_card, people
 from handlers.case_card import gap_labels
 
-__all__ = ["transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step",
+__all__ = ["open_case", "transition", "try_advance", "gap_labels", "load_case", "load_active_case", "require_step",
            "open_form", "answer_hook"]
 
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
 _WHEN = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$")
 
 _AUDIT_ACTIONS = {SendBack: "step.back", Cancel: "case.cancel", CloseEarly: "case.close_early"}
+
+
+def open_case(ctx: Ctx, title: str) -> Case:
+    """A new case of the group, in the step the state machine opens it in, led by its opener."""
+    first = workflow.apply(None, Open(), Facts(), actor_is_lead=True).step
+    case = Case(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
+                seq=repository.next_seq(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id),
+                title=title, step=first, status="active", opener_open_id=ctx.actor, lead_open_id=ctx.actor,
+                created_at=ctx.now, updated_at=ctx.now, step_entered_at=ctx.now, timezone=ctx.tz.key)
+    ctx.session.add(case)
+    ctx.session.flush()
+    repository.enter_step(ctx.session, case, first, now=ctx.now)
+    audit(ctx, case, "case.open", case.title)
+    return case
 
 
 def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = None,
@@ -74,6 +88,30 @@ def _run(ctx: Ctx, case: Case, effect: Effect, before: Step) -> None:
     else:  # effects owned by a step module, registered on its Router
         assert ctx.registry is not None, "a transition needs the composed Router"
         ctx.registry.effects[effect](ctx, case, before)
+
+
+def artifact_as_shown(step: Step, artifact: str, draw: Callable[[Ctx, Case], dict]) -> Versioned:
+    """The stale-click check of a step's table whose version is its ArtifactState's (the table is
+    redrawn for a click on an older one)."""
+    return Versioned(step=step, current=lambda s, case, _v: repository.artifact_state(s, case, artifact).version,
+                     card=lambda ctx, case, _v: draw(ctx, case))
+
+
+def output_buttons(router: Router, open_name: str, view_name: str, draw: Callable[[Ctx, Case], dict],
+                   view: str) -> None:
+    """The two buttons every step's table has: `open_name` posts the table to the group (as the
+    case's `view`), `view_name` (a form's 取消) brings back the card the form came from."""
+
+    @router.action(open_name)
+    def post_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+        case = load_active_case(ctx, value.case_id)
+        ctx.send(outbox.SendCard(draw(ctx, case), view=view, case_id=case.id))
+        return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
+
+    @router.action(view_name)
+    def show_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
+        case = load_active_case(ctx, value.case_id)
+        return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=draw(ctx, case))
 
 
 def try_advance(ctx: Ctx, case: Case) -> bool:
@@ -225,8 +263,7 @@ def inert(user_text: str) -> str:
     return str(user_text).replace("<", "＜").replace(">", "＞")
 
 
-def mention(open_id: str) -> str:
-    return f'<at user_id="{open_id}"></at>' if is_open_id(open_id) else ""
+mention = text_mention   # handlers' name for it
 
 
 # ---------------------------------------------------------------- times and forms
@@ -284,6 +321,22 @@ def parse_day(raw: object, field: str, *, today: date, keep: date | None = None)
 def form_text(form: dict, name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
+
+
+def typed_back(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
+    """What was typed, to show a refused form again: picked times in the picker's own format, and a
+    person field that holds no person left empty (a person picker can show only a person; the
+    error names the field)."""
+    out = {}
+    for k in keys:
+        v = form.get(k)
+        out[k] = v.strip() if isinstance(v, str) else ("" if v is None else str(v))
+    for k in ("start", "due", "at"):
+        if out.get(k):
+            out[k] = out[k][:16]
+    if out.get("owner") and not is_open_id(out["owner"]):
+        out["owner"] = ""
+    return out
 
 
 def too_long(value: str, field: str, limit: int) -> str | None:

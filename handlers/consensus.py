@@ -3,7 +3,7 @@
 `/问题 [标题]` opens the group's case (one active case per group) and posts the case card and
 the step-1 form. Every content change is a new ConsensusVersion; signatures and objections are
 Signoff rows bound to (version, department), so an edit never carries a signature over and old
-signatures stay tied to the version they signed. Also holds the small helpers steps 2–3 share.
+signatures stay tied to the version they signed.
 """
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from bot import outbox, repository, texts, workflow
+from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import is_open_id
 from bot.models import Case, ConsensusVersion, Department, Signoff
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
-from bot.workflow import Facts, Open, Step
+from bot.workflow import Step
 from cards import consensus as cards
 from cards import kit
 from handlers import case_card, templates
@@ -31,7 +31,9 @@ from handlers.common import (
     local,
     mention,
     not_member,
+    open_case,
     open_form,
+    output_buttons,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -41,7 +43,7 @@ from handlers.common import (
     try_advance,
 )
 
-router = Router()
+router = Router(Step.CONSENSUS)
 
 OPEN = "consensus.open"
 SUBMIT = "consensus.submit"
@@ -199,16 +201,7 @@ def new_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     title = args.strip()
     if len(title) > LIMITS["title"]:  # refused with the limit named, never cut silently
         raise UserError(texts.S1_TITLE_TOO_LONG.format(limit=LIMITS["title"], n=len(title)))
-    first = workflow.apply(None, Open(), Facts(), actor_is_lead=True).step
-    case = Case(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
-                seq=repository.next_seq(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id),
-                title=title or texts.S1_UNTITLED, step=first, status="active", opener_open_id=ctx.actor,
-                lead_open_id=ctx.actor, created_at=ctx.now, updated_at=ctx.now, step_entered_at=ctx.now,
-                timezone=ctx.tz.key)
-    ctx.session.add(case)
-    ctx.session.flush()
-    repository.enter_step(ctx.session, case, first, now=ctx.now)
-    audit(ctx, case, "case.open", case.title)
+    case = open_case(ctx, title or texts.S1_UNTITLED)
     # the case card comes with the submitted 《问题共识表》 (it asks the heads to sign): until then
     # the opener's form is all the group needs to see
     values = {"title": title}
@@ -235,17 +228,7 @@ def _template_prefix(ctx: Ctx, args: str) -> tuple[dict | None, str]:
     return prefill, rest
 
 
-@router.action(OPEN)
-def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case), view="consensus", case_id=case.id))
-    return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
-
-
-@router.action(VIEW)
-def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
+output_buttons(router, OPEN, VIEW, table_for, "consensus")
 
 
 @router.card_view("consensus")
@@ -263,7 +246,7 @@ TABLE = Versioned(step=Step.CONSENSUS,
 @router.action(EDIT, versioned=TABLE)
 def edit(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 1, texts.OUTPUTS[1])
+    require_step(case, Step.CONSENSUS)
     cv = repository.current_consensus(ctx.session, case)
     require_lead_or_head(ctx, case, repository.departments(ctx.session, case))
     if cv is None:
@@ -274,7 +257,7 @@ def edit(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
 @router.action(SUBMIT)
 def submit(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 1, texts.OUTPUTS[1])
+    require_step(case, Step.CONSENSUS)
     cv = repository.current_consensus(ctx.session, case)
     depts = repository.departments(ctx.session, case) if cv else []
     require_lead_or_head(ctx, case, depts)
@@ -415,3 +398,4 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 router.buttons(Step.CONSENSUS, (texts.S1_BTN_OPEN, OPEN, True))
 router.summary(Step.CONSENSUS)(_summary)
+router.output_card(Step.CONSENSUS)(lambda ctx, case, _when: table_for(ctx, case))

@@ -29,10 +29,10 @@ def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
                   tasks: list[Task] | None = None) -> list[outbox.Op]:
     """The lead's @mention, once for every task of `case` that NEWLY lags at `now`.
 
-    For the reminders engineer's periodic tick as much as for handlers: call it in the tick's
-    transaction and enqueue what it returns (or just call `lag_alert_tick(factory, now)`, which
-    does that for every case in step 5). Exactly once per lagging episode, whoever calls first
-    and however many call at the same moment: Task.lag_notified_at is set by a compare-and-set
+    For the minute tick (handlers.jobs.lag_alert_tick, every case in step 5) as much as for
+    handlers: call it in the caller's transaction and enqueue what it returns. Exactly once per
+    lagging episode, whoever calls first and however many call at the same moment:
+    Task.lag_notified_at is set by a compare-and-set
     UPDATE (… WHERE lag_notified_at IS NULL), and only the caller whose UPDATE changed the row
     gets the op. A task that recovers is cleared, so it may alert again if it lags again.
     Returns [] outside step 5, and outside working hours (09:00–18:00 on the tenant's working

@@ -24,7 +24,7 @@ from bot.envelope import CardAction
 from bot.ids import is_open_id, number
 from bot.lagging import is_lagging
 from bot.models import ActionItem, Case, KeyNode, PlanVersion, Risk, Task
-from bot.repository import department_of, get_task, nodes_of, risks_of, tasks_of, team_open_ids
+from bot.repository import department_of, get_task, nodes_of, plan_version, risks_of, tasks_of, team_open_ids
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workdays import WORK_START, calendar_for
 from bot.workflow import Blocked, Publish, Step
@@ -57,6 +57,7 @@ from handlers.common import (
     require_step,
     send_private_form,
     transition,
+    typed_back,
 )
 from handlers.tasks import (
     check_depends,
@@ -70,7 +71,7 @@ from handlers.tasks import (
 )
 from handlers.views import plan_timeline
 
-router = Router()
+router = Router(Step.PLAN)
 
 PLAN_MODE = "plan.mode"
 PLAN_TASK = "plan.task"          # add (no row) or save an edited task (row = task id)
@@ -120,9 +121,7 @@ def _uncarried(session: Session, case: Case) -> list[ActionItem]:
 
 def _published_card(session: Session, case: Case, tz: ZoneInfo, now: datetime | None) -> dict:
     tasks, risks, nodes = _parts(session, case, tz, now)
-    version = session.scalar(select(PlanVersion.version).where(
-        PlanVersion.case_id == case.id, PlanVersion.tenant_key == case.tenant_key)
-        .order_by(PlanVersion.version.desc()).limit(1)) or 0
+    version = plan_version(session, case)
     return plan_card(PlanView(case.id, case.version, case.title, tasks, risks, nodes,
                               meeting_hours=meeting_hours(case), published_version=version))
 
@@ -197,7 +196,7 @@ def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
             and ctx.actor in team_open_ids(ctx.session, case)):  # a member came to add tasks
         send_private_form(ctx, plan_form_for(ctx.session, case, ctx.tz), case)
         return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")
-    return CallbackAnswer(toast=texts.OUTPUTS[4])
+    return CallbackAnswer(toast=texts.OUTPUTS[Step.PLAN])
 
 
 @router.card_view("plan")
@@ -223,25 +222,12 @@ def edit_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     return open_form(ctx, event, plan_form_for(ctx.session, case, ctx.tz, editing=task), case)
 
 
-def _typed(form: dict, keys: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for k in keys:
-        v = form.get(k)
-        out[k] = v.strip() if isinstance(v, str) else ("" if v is None else str(v))
-    for k in ("start", "due", "at"):  # show picked times back in the picker's own format
-        if out.get(k):
-            out[k] = out[k][:16]
-    if out.get("owner") and not is_open_id(out["owner"]):
-        out["owner"] = ""  # a person picker can show only a person; the error names the field
-    return out
-
-
 @router.action(PLAN_DEPENDS)
 def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     """The optional second step of a task: which task it waits for."""
     case = _draft_case(ctx, value)
     form = event.form_value or {}
-    typed = _typed(form, ("task", "depends"))
+    typed = typed_back(form, ("task", "depends"))
     task = get_task(ctx.session, case, number(typed["task"]))
     try:
         if task is None:
@@ -266,7 +252,7 @@ def _row_typed(form: dict) -> dict[str, str]:
     typed: dict[str, str] = {}
     for n in range(1, TASK_ROWS + 1):
         sub = {k: form.get(row_key(k, n)) for k in TASK_KEYS}
-        typed.update({row_key(k, n): v for k, v in _typed(sub, TASK_KEYS).items() if v})
+        typed.update({row_key(k, n): v for k, v in typed_back(sub, TASK_KEYS).items() if v})
     return typed
 
 
@@ -292,7 +278,7 @@ def save_task(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
     editing = get_task(ctx.session, case, value.row_id)
     if editing is None:
         raise UserError(texts.ROW_ALREADY_DELETED, card=plan_card_for(ctx.session, case, ctx.tz), kind="info")
-    typed = _typed(form, TASK_KEYS)
+    typed = typed_back(form, TASK_KEYS)
     try:
         data = check_task(ctx, case, form, editing)
     except ValueError as exc:
@@ -379,7 +365,7 @@ def delete_task(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAns
 def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     form = event.form_value or {}
-    typed = _typed(form, ("risk", "likelihood", "impact", "response", "owner"))
+    typed = typed_back(form, ("risk", "likelihood", "impact", "response", "owner"))
     problem = (texts.ERR_RISK if not typed["risk"] else
                texts.ERR_LEVEL if parse(Level, typed["likelihood"]) is None
                or parse(Level, typed["impact"]) is None else
@@ -401,7 +387,7 @@ def add_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
 def add_node(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = _draft_case(ctx, value)
     form = event.form_value or {}
-    typed = _typed(form, ("name", "at"))
+    typed = typed_back(form, ("name", "at"))
     try:
         if not typed["name"]:
             raise ValueError(texts.ERR_NODE_NAME)
@@ -529,18 +515,25 @@ def publish(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
 router.buttons(Step.PLAN, (texts.BTN_OPEN_PLAN, PLAN_OPEN, True))
 
 
+@router.output_card(Step.PLAN)
+def _output(ctx: Ctx, case: Case, when: datetime) -> dict:
+    """《跨部门协作行动方案》: the minutes of its latest published version, or the draft."""
+    version = plan_version(ctx.session, case)
+    return (minutes_card_for(ctx.session, case, version, when, ctx.tz) if version
+            else plan_card_for(ctx.session, case, ctx.tz))
+
+
 # ---------------------------------------------------------------- Markdown export (/导出 4)
 def export_plan(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     if case.step < Step.PLAN:
         return None
     tasks, risks, nodes = _parts(session, case, tz)
     name = people.namer(session, case.tenant_key, [t.owner for t in tasks] + [r.owner for r in risks])
-    version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
-                             .order_by(PlanVersion.version.desc()).limit(1))
+    version = plan_version(session, case)
     state = texts.EXP_PLAN_STATE["published" if version else "draft"]
     return "\n".join([
-        f"# {texts.OUTPUTS[4]}", f"「{case.title}」#{case.seq}", texts.EXP_PLAN_VERSION.format(version=version or 0,
-                                                                                           state=state), "",
+        f"# {texts.OUTPUTS[Step.PLAN]}", f"「{case.title}」#{case.seq}",
+        texts.EXP_PLAN_VERSION.format(version=version or 0, state=state), "",
         texts.EXP_PLAN_TASKS,
         md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_START, texts.COL_DUE, texts.COL_STANDARD,
                   texts.COL_RESOURCES, texts.COL_DEPENDS],

@@ -1,15 +1,13 @@
-"""The bot's clock in the group: daily standup (每日站会), key-node checks (进度确认会), task
-reminders, sign-off nudges, the `/站会` command and the standup card's buttons.
+"""What the bot's clock shows in the group: daily standup (每日站会), key-node checks (进度确认会),
+task reminders, sign-off nudges, the `/站会` command and the buttons of those cards.
 
-Ticks: one planning tick (`bot.reminders.reconcile_all`, every minute) keeps the outbox's
-reminder rows equal to what the database says is due; the outbox sender (its own 1 s loop)
-delivers them. What a reminder shows is decided here, by a renderer per kind, at delivery
-time — so a reminder always shows the current state, and a reminder whose reason went away
-(task done, deadline moved, standup paused) is cancelled instead of sent.
+The planning tick (handlers.jobs) keeps the outbox's reminder rows equal to what the database says
+is due; the outbox sender delivers them. What a reminder shows is decided here, by a renderer per
+kind, at delivery time — so a reminder always shows the current state, and a reminder whose reason
+went away (task done, deadline moved, standup paused) is cancelled instead of sent.
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -31,74 +29,17 @@ from bot.workdays import WorkCalendar, calendar_for
 from bot.workflow import Step
 from cards import reminders as cards
 from cards.reminders import KEYNODE_OK, STANDUP_SAME, TaskLine
-from handlers import case_card, people
+from handlers import people
 from handlers.common import mention
-from handlers.lag_alerts import lag_alert_ops
 from handlers.views import tracking_card_for
 
-router = Router()
+router = Router(Step.EXECUTION)
 LATE_AFTER = timedelta(minutes=5)
-PLAN_EVERY_S = 60
-
-
-# ---------------------------------------------------------------- ticks
-def plan_tick(factory, now: datetime, registry: Router) -> int:
-    """`registry`: the composed Router (the live case card is rebuilt when a task newly lags)."""
-    # Each case's planning stands alone, so a batch is committed as soon as it is planned: after a
-    # start with many active cases the first pass never holds the write lock against clicks.
-    with factory() as session:
-        changed = plan.reconcile_all(session, now, registry.policy, batch=PLAN_BATCH, after_batch=session.commit)
-        session.commit()
-    return changed + lag_alert_tick(factory, now, registry)
-
-
-PLAN_BATCH = 50   # cases planned per transaction
-
-
-# Every minute: @mention the lead once for each task that newly lags as time passes (each case in
-# its own pass of one transaction, after the planning).
-def lag_alert_tick(factory, now: datetime, registry: Router) -> int:
-    """One pass for a periodic tick (handlers.reminders.plan_tick calls it every minute): every
-    active case in step 5, in its own transaction; the alerts go into the outbox as immediate
-    sends keyed by task and time. Returns how many were enqueued (kick the sender if > 0)."""
-    with factory() as session, session.begin():
-        cases = list(session.scalars(select(Case).where(Case.status == "active", Case.step == Step.EXECUTION)))
-        by_case: dict[int, list[Task]] = {}
-        if cases:
-            for t in session.scalars(select(Task).where(Task.case_id.in_([c.id for c in cases]),
-                                                        Task.dropped.is_(False)).order_by(Task.seq, Task.id)):
-                by_case.setdefault(t.case_id, []).append(t)
-        sent = 0
-        for case in cases:
-            tasks = [t for t in by_case.get(case.id, [])
-                     if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id]
-            ops = lag_alert_ops(session, case, now, plan.case_tz(case), tasks)
-            if ops and case.card_message_id:  # the live case card turns red along with the alert
-                ctx = Ctx(session=session, now=now, tz=plan.case_tz(case), tenant_key=case.tenant_key,
-                          chat_id=case.chat_id, actor="", event_id=f"lag:{case.id}", registry=registry)
-                ops.append(outbox.PatchCard(case.card_message_id, case_card.build(ctx, case)))
-            if ops:
-                outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id,
-                                   key=f"lag:{case.id}@{now.isoformat()}", now=now, ops=ops, case_id=case.id,
-                                   priority=outbox.Priority.BULK)  # a reminder: behind replies to people
-                sent += sum(isinstance(op, outbox.SendText) for op in ops)
-        return sent
 
 
 def _policy(ctx: Ctx) -> plan.Policy:
     assert ctx.registry is not None and ctx.registry.policy is not None, "the composed Router carries the policy"
     return ctx.registry.policy
-
-
-def register_ticks(state) -> None:
-
-    async def tick() -> None:
-        changed = await asyncio.to_thread(plan_tick, state.factory, state.clock.now(), state.dispatcher.router)
-        if changed:
-            state.sender.kick()
-
-    state.ticker.every(PLAN_EVERY_S, "reminders-plan", tick)
-    state.spawn(tick())  # plan once right away: catch up what fell due while we were down
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -410,7 +351,7 @@ def render_overdue(session: Session, row: Outbox, now: datetime, policy: plan.Po
 # ---------------------------------------------------------------- sign-offs (steps 1 and 3)
 def render_signoff(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
-    if case is None or case.step not in (1, 3):
+    if case is None or case.step not in plan.SIGNOFF_STEPS:
         return None
     if row.fire_key not in {p.tag for p in plan.pending_signoffs(session, case)}:
         return None
@@ -419,7 +360,7 @@ def render_signoff(session: Session, row: Outbox, now: datetime, policy: plan.Po
     missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == Step.REQUIREMENTS and d.contact_open_id
                                       else d.head_open_id, what)
                     for d, what in plan.missing_departments(session, case))
-    output = texts.OUTPUTS[Step.CONSENSUS if case.step == Step.CONSENSUS else Step.REQUIREMENTS]
+    output = texts.OUTPUTS[case.step]
     view = cards.SignoffNudgeView(step=case.step, output=output,
                                   hours=int(policy.signoff_after.total_seconds() // 3600), missing=missing,
                                   late=_late(row, now))

@@ -19,11 +19,12 @@ from bot.domain import Level, parse
 from bot.envelope import CardAction
 from bot.models import Case, Department, DepartmentInput, Outbox, Requirement, Signoff
 from bot.repository import department_inputs, requirements_of
-from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Effect, Step
 from cards import requirements as cards
 from handlers import case_card, people
 from handlers.common import (
+    artifact_as_shown,
     audit,
     form_text,
     inert,
@@ -32,6 +33,7 @@ from handlers.common import (
     mention,
     not_lead,
     open_form,
+    output_buttons,
     require_step,
     signed_as,
     too_long,
@@ -39,7 +41,7 @@ from handlers.common import (
     try_advance,
 )
 
-router = Router()
+router = Router(Step.REQUIREMENTS)
 
 OPEN = "req.open"
 VIEW = "req.view"
@@ -121,7 +123,7 @@ def _fv(case: Case, title: str, submit: str, values: dict | None = None, error: 
 
 def _editable(ctx: Ctx, value: ActionValue) -> tuple[Case, list[Department]]:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 3, texts.OUTPUTS[3])
+    require_step(case, Step.REQUIREMENTS)
     return case, repository.departments(ctx.session, case)
 
 
@@ -150,17 +152,7 @@ def _not_dept_member(ctx: Ctx, case: Case, dept: Department) -> str:
 
 
 # ---------------------------------------------------------------- showing
-@router.action(OPEN)
-def open_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case), view="req", case_id=case.id))
-    return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
-
-
-@router.action(VIEW)
-def view_list(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
+output_buttons(router, OPEN, VIEW, table_for, "req")
 
 
 @router.action(FORM_INPUT, FORM_ADD, FORM_RESOLVE)
@@ -302,9 +294,7 @@ def save_resolve(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAns
 
 
 # ---------------------------------------------------------------- confirming
-@router.action(CONFIRM, versioned=Versioned(
-    step=Step.REQUIREMENTS, current=lambda s, case, _v: repository.artifact_state(s, case, "requirements").version,
-    card=lambda ctx, case, _v: table_for(ctx, case)))
+@router.action(CONFIRM, versioned=artifact_as_shown(Step.REQUIREMENTS, "requirements", table_for))
 def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     if case.step != Step.REQUIREMENTS:
@@ -379,3 +369,4 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 router.buttons(Step.REQUIREMENTS, (texts.S3_BTN_OPEN, OPEN, True))
 router.summary(Step.REQUIREMENTS)(_summary)
+router.output_card(Step.REQUIREMENTS)(lambda ctx, case, _when: table_for(ctx, case))

@@ -21,7 +21,7 @@ from bot.actions import ActionValue
 from bot.domain import RetroKind, parse
 from bot.durations import span
 from bot.envelope import CardAction
-from bot.models import Case, ChangeRequest, ConsensusVersion, PlanVersion, RetroEntry, Signoff, StepLog
+from bot.models import Case, ChangeRequest, ConsensusVersion, RetroEntry, Signoff, StepLog
 from bot.repository import nodes_of, tasks_of, team_open_ids
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Blocked, Finalise, Step
@@ -53,7 +53,7 @@ from handlers.common import (
 from handlers.tasks import baseline
 from handlers.views import Bar, timeline
 
-router = Router()
+router = Router(Step.RETRO)
 
 RETRO_OPEN = "retro.open"
 RETRO_FILL = "retro.fill"      # the shared card's 「填写复盘」: the form, for the clicker only
@@ -368,8 +368,7 @@ def _plain(markup: str) -> str:
 def report_view(session: Session, case: Case, now: datetime, tz: ZoneInfo, *, with_template_form: bool) -> ReportView:
     plan_rows, on_time, total, bars = _plan_rows(session, case, tz)
     times = step_times(session, case, now)
-    version = session.scalar(select(PlanVersion.version).where(PlanVersion.case_id == case.id)
-                             .order_by(PlanVersion.version.desc()).limit(1)) or 0
+    version = repository.plan_version(session, case)
     closing = session.scalar(select(StepLog.reason).where(StepLog.case_id == case.id, StepLog.step == Step.RETRO)
                              .order_by(StepLog.id.desc()).limit(1))
     return ReportView(
@@ -458,3 +457,11 @@ def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
 
 router.buttons(Step.RETRO, (texts.BTN_OPEN_RETRO, RETRO_OPEN, True))
 router.exporter(Step.RETRO)(export_retro)
+
+
+@router.output_card(Step.RETRO)
+def _output(ctx: Ctx, case: Case, when: datetime) -> dict:
+    """《复盘总结报告》 once finalised; before that the 复盘会 card with the entries so far."""
+    if repository.artifact_state(ctx.session, case, "retro").archived_at is not None:
+        return report_card_for(ctx.session, case, when, ctx.tz)
+    return retro_card_for(ctx.session, case)

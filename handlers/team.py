@@ -15,11 +15,12 @@ from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction
 from bot.models import ActionItem, Case, Department, Member, Template
-from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
+from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Blocked, ConfirmTeam, Effect, Step
 from cards import team as cards
 from handlers import case_card, people
 from handlers.common import (
+    artifact_as_shown,
     audit,
     form_person,
     form_text,
@@ -30,6 +31,7 @@ from handlers.common import (
     not_lead,
     not_member,
     open_form,
+    output_buttons,
     parse_day,
     require_lead_or_head,
     require_step,
@@ -38,7 +40,7 @@ from handlers.common import (
     transition,
 )
 
-router = Router()
+router = Router(Step.TEAM)
 
 OPEN = "team.open"
 VIEW = "team.view"
@@ -134,7 +136,7 @@ def table_for(ctx: Ctx, case: Case) -> dict:
 
 def _editable(ctx: Ctx, value: ActionValue) -> tuple[Case, list[Department]]:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 2, texts.OUTPUTS[2])
+    require_step(case, Step.TEAM)
     depts = repository.departments(ctx.session, case)
     require_lead_or_head(ctx, case, depts)
     return case, depts
@@ -175,17 +177,7 @@ def prefill_from_template(ctx: Ctx, case: Case) -> None:
 
 
 # ---------------------------------------------------------------- showing
-@router.action(OPEN)
-def open_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    ctx.send(outbox.SendCard(table_for(ctx, case), view="team", case_id=case.id))
-    return CallbackAnswer(toast=texts.S_CARD_SENT, toast_type="info")
-
-
-@router.action(VIEW)
-def view_table(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case = load_active_case(ctx, value.case_id)
-    return CallbackAnswer(toast=texts.S_FORM_CANCELLED, toast_type="info", card=table_for(ctx, case))
+output_buttons(router, OPEN, VIEW, table_for, "team")
 
 
 @router.action(FORM_DEPTS, FORM_MEMBER, FORM_ITEM, FORM_LEAD)
@@ -334,7 +326,7 @@ def save_item(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer
 @router.action(SAVE_LEAD)
 def save_lead(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
-    require_step(case, 2, texts.OUTPUTS[2])
+    require_step(case, Step.TEAM)
     if ctx.actor != case.lead_open_id:
         raise not_lead(ctx, case)
     new = form_person(event.form_value, "lead")
@@ -381,9 +373,7 @@ def remove_row(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
 
 
 # ---------------------------------------------------------------- confirming
-@router.action(CONFIRM, versioned=Versioned(
-    step=Step.TEAM, current=lambda s, case, _v: repository.artifact_state(s, case, "team").version,
-    card=lambda ctx, case, _v: table_for(ctx, case)))
+@router.action(CONFIRM, versioned=artifact_as_shown(Step.TEAM, "team", table_for))
 def confirm(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_active_case(ctx, value.case_id)
     if case.step != Step.TEAM:
@@ -433,3 +423,4 @@ def _summary(ctx: Ctx, case: Case) -> str:
 
 router.buttons(Step.TEAM, (texts.S2_BTN_OPEN, OPEN, True))
 router.summary(Step.TEAM)(_summary)
+router.output_card(Step.TEAM)(lambda ctx, case, _when: table_for(ctx, case))

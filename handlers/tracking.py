@@ -4,14 +4,8 @@ Owners update their own tasks (the lead any task) from update cards; every updat
 TaskUpdate row (the standup reads who answered from them). Lagging tasks (bot.lagging) come
 first; the lead is @mentioned once per task that newly lags (Task.lag_notified_at).
 
-API for other modules (reminders, standup):
-  * tracking_card_for(session, case, now, tz) -> dict   the 《进度跟踪表》 card
-  * update_card_for(session, case, actor, now, tz) -> dict | None   an owner's update form
-  * lag_alert_ops(session, case, now, tz) -> list[Op]   lead alerts for newly lagging tasks
-    (alias new_lag_ops); exactly once per task and lagging episode, safe to call concurrently
-  * lag_alert_tick(factory, now) -> int                 the same for every case in step 5, into
-    the outbox; called from the reminders' planning tick (handlers.reminders.plan_tick)
-  * TRACK_OPEN: button action that sends the clicking owner's update form (lead: all tasks)
+What the group sees of this step is drawn by the presenters in handlers.views; the lead's
+lag alerts come from handlers.lag_alerts, here after an update and from handlers.jobs every minute.
 """
 from __future__ import annotations
 
@@ -71,12 +65,13 @@ from handlers.common import (
     require_step,
     send_private_form,
     transition,
+    typed_back,
 )
 from handlers.lag_alerts import lag_alert_ops
 from handlers.tasks import baseline, check_task, next_task_seq, plan_snapshot, when_field
 from handlers.views import ordered_tasks, task_row, tracking_card_for, tracking_view
 
-router = Router()
+router = Router(Step.EXECUTION)
 
 
 
@@ -123,7 +118,7 @@ def show(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
         require_step(case, Step.EXECUTION)
     _alert_new_lags(ctx, case)
     ctx.send(outbox.SendCard(tracking_card_for(ctx.session, case, ctx.now, ctx.tz), view="tracking", case_id=case.id))
-    return CallbackAnswer(toast=texts.OUTPUTS[5])
+    return CallbackAnswer(toast=texts.OUTPUTS[Step.EXECUTION])
 
 
 @router.card_view("tracking")
@@ -170,7 +165,8 @@ def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskSta
 
 @router.action(TRACK_UPDATE, versioned=Versioned(  # someone else updated the task since the form was drawn
     step=Step.EXECUTION, current=lambda s, _case, v: updates_of(s, v.row_id or 0),
-    card=lambda ctx, case, _v: update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz) or {}))
+    card=lambda ctx, case, _v: update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz)
+    or tracking_card_for(ctx.session, case, ctx.now, ctx.tz)))   # nothing of theirs is open any more
 def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     require_step(case, Step.EXECUTION)
@@ -304,6 +300,7 @@ router.buttons(Step.EXECUTION, (texts.BTN_SHOW_TRACKING, TRACK_SHOW, True),
                (texts.BTN_UPDATE_MINE, TRACK_OPEN, False), (texts.BTN_VIEW_PLAN, PLAN_OPEN, False))
 router.summary(Step.EXECUTION)(_summary)
 router.summary(Step.RETRO)(_closing_words)
+router.output_card(Step.EXECUTION)(lambda ctx, case, when: tracking_card_for(ctx.session, case, when, ctx.tz))
 
 
 @router.state(Step.EXECUTION)
@@ -420,8 +417,7 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
     case = _team_case(ctx, value.case_id)
     mode = _MODES[value.row_id] if value.row_id is not None and 0 <= value.row_id < len(_MODES) else "edit"
     form = event.form_value or {}
-    typed = {k: (str(form.get(k) or "").strip()[:16] if k in ("start", "due") else str(form.get(k) or "").strip())
-             for k in _FORM_KEYS}
+    typed = typed_back(form, _FORM_KEYS)
     try:
         if problem := first_too_long(typed, CHANGE_LIMITS):
             raise ValueError(problem)
@@ -556,6 +552,22 @@ def _decision_note(event: CardAction, key: str, field: str) -> str:
     return note
 
 
+def _decide(ctx: Ctx, event: CardAction, value: ActionValue, status: str
+            ) -> tuple[Case, ChangeRequest, list[str], str] | CallbackAnswer:
+    """The change request a decision is about, what it changes (as it stood before) and the lead's
+    note, claimed for `status`; or the answer to a click that decides nothing (already decided, or
+    the other of two concurrent clicks)."""
+    case, cr, done = _decidable(ctx, value)
+    if done:
+        return done
+    assert cr is not None
+    lines = _change_lines(ctx, case, cr)
+    key, field = ("approve_note", texts.FIELD_APPROVE_NOTE) if status == "approved" else (
+        "reject_note", texts.FIELD_REJECT_NOTE)
+    note = _decision_note(event, key, field)
+    return _claim(ctx, case, cr, status, note) or (case, cr, lines, note)
+
+
 def _claim(ctx: Ctx, case: Case, cr: ChangeRequest, status: str, note: str) -> CallbackAnswer | None:
     """Compare-and-set pending → status: of two concurrent clicks (approve/approve, approve/reject)
     exactly one decides; the other is answered like a second click. (If the handler then fails,
@@ -574,14 +586,10 @@ def _note_suffix(note: str) -> str:
 
 @router.action(CHANGE_REJECT)
 def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case, cr, done = _decidable(ctx, value)
-    if done:
-        return done
-    lines = _change_lines(ctx, case, cr)
-    note = _decision_note(event, "reject_note", texts.FIELD_REJECT_NOTE)
-    lost = _claim(ctx, case, cr, "rejected", note)
-    if lost:
-        return lost
+    decided = _decide(ctx, event, value, "rejected")
+    if isinstance(decided, CallbackAnswer):
+        return decided
+    case, cr, lines, note = decided
     cr.changes = {**cr.changes, "_lines": lines}
     no = _request_no(ctx.session, cr)
     audit(ctx, case, "change.reject", f"#{no} {cr.reason}" + (f" · {note}" if note else ""))
@@ -625,14 +633,10 @@ def _apply_change(ctx: Ctx, case: Case, cr: ChangeRequest) -> set[str]:
 
 @router.action(CHANGE_APPROVE)
 def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    case, cr, done = _decidable(ctx, value)
-    if done:
-        return done
-    lines = _change_lines(ctx, case, cr)
-    note = _decision_note(event, "approve_note", texts.FIELD_APPROVE_NOTE)
-    lost = _claim(ctx, case, cr, "approved", note)
-    if lost:
-        return lost
+    decided = _decide(ctx, event, value, "approved")
+    if isinstance(decided, CallbackAnswer):
+        return decided
+    case, cr, lines, note = decided
     moved = get_task(ctx.session, case, cr.changes.get("task_id")) if cr.changes["kind"] == "edit" else None
     before = (moved.start_at, moved.due_at) if moved else None
     try:
@@ -645,7 +649,7 @@ def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackA
         dependents, owners = _dependent_lines(ctx, case, moved)   # told in the same card, by name, once
         concerned -= owners
     state = repository.artifact_state(ctx.session, case, "plan")
-    version = (ctx.session.scalar(select(func.max(PlanVersion.version)).where(PlanVersion.case_id == case.id)) or 1) + 1
+    version = (repository.plan_version(ctx.session, case) or 1) + 1
     state.version = version
     ctx.session.add(PlanVersion(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, version=version,
                                 snapshot=plan_snapshot(ctx.session, case), reason=cr.reason,
@@ -756,7 +760,7 @@ def export_tracking(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     versus = (texts.TRACK_BASELINE_LATE.format(n=len(late), seqs="、".join(f"#{s}" for s in late)) if late
               else texts.EXP_TRACK_BASELINE_OK if base_due else "")
     return "\n".join([
-        f"# {texts.OUTPUTS[5]}", f"「{case.title}」#{case.seq}",
+        f"# {texts.OUTPUTS[Step.EXECUTION]}", f"「{case.title}」#{case.seq}",
         texts.EXP_TRACK_AT.format(when=fmt(now, tz), done=done, total=len(view.tasks), lagging=lagging),
         *([versus] if versus else []), "",
         texts.EXP_TRACK_TASKS,

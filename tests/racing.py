@@ -13,7 +13,7 @@ from bot import db
 from bot.envelope import parse_event
 from bot.outbox import OutboxSender
 from feishu_fake import events as ev
-from handlers.reminders import plan_tick
+from handlers.jobs import plan_tick
 from tests.driver import CHAT, find_submit
 
 

@@ -1,10 +1,15 @@
-"""Every action a card can emit has a handler (architecture house rule 6), checked over every
-card snapshot the test suite keeps."""
+"""Every action a card can emit has a handler (architecture house rule 6): the registry is
+enumerated against every action name the code defines, and every card snapshot is checked too."""
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
+import re
 from pathlib import Path
 
+import handlers
+from bot import actions
 from bot.actions import ActionValue, from_name
 from cards.rules import iter_actions
 from handlers import build_router
@@ -20,6 +25,35 @@ def _emitted(card: dict) -> list[str]:
         elif isinstance(item, dict) and "a" in item:
             names.append(ActionValue.parse(item).action)
     return names
+
+
+ACTION_NAME = re.compile(r"[a-z]+\.[a-z_]+")
+ROOT = Path(__file__).parent.parent
+
+
+def _named_actions() -> dict[str, str]:
+    """Every action name the code defines: the constants of bot.actions and of each handler module
+    (cards get their ActionValues from the presenters, which build them from these)."""
+    modules = [actions] + [importlib.import_module(f"handlers.{m.name}")
+                           for m in pkgutil.iter_modules(handlers.__path__)]
+    return {value: f"{module.__name__}.{key}" for module in modules for key, value in vars(module).items()
+            if key.isupper() and isinstance(value, str) and ACTION_NAME.fullmatch(value)}
+
+
+def test_the_registry_has_every_named_action_and_nothing_else():
+    router = build_router()
+    named = _named_actions()
+    assert {name: where for name, where in named.items() if name not in router.actions} == {}
+    assert sorted(set(router.actions) - set(named)) == []
+    assert set(router.versioned) <= set(router.actions)
+
+
+def test_no_card_is_given_an_action_by_a_literal_name():
+    """Action names are written once, as constants, so the test above sees each of them."""
+    literal = re.compile(r"ActionValue\(\s*[\"'](?P<name>[^\"']+)")
+    found = [f"{path.relative_to(ROOT)}: {m['name']}" for folder in ("bot", "cards", "handlers")
+             for path in sorted((ROOT / folder).rglob("*.py")) for m in literal.finditer(path.read_text("utf-8"))]
+    assert found == []
 
 
 def test_every_emitted_action_has_a_handler():
@@ -50,6 +84,10 @@ def test_every_step_has_its_case_card_parts_and_exporter():
     open_steps = [s for s in Step if s != Step.CLOSED]
     assert sorted(router.case_buttons) == open_steps
     assert sorted(router.exporters) == open_steps
+    assert sorted(router.output_cards) == open_steps   # what an archived case shows of each step
+    assert router.action_steps["consensus.sign"] == Step.CONSENSUS
+    assert router.action_steps["standup.same"] == Step.EXECUTION
+    assert "archive.view" not in router.action_steps   # a command module's actions belong to no step
     # every effect the state machine can ask for has a runner (the case-card ones live in common)
     from bot.workflow import ON_ENTER, Effect
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot import texts
 from bot.models import AuditEntry, Case, Outbox, Signoff
 from cards.rules import validate_card
-from handlers.reminders import plan_tick
+from handlers.jobs import plan_tick
 from tests.casefactory import make_case_at_step4, make_plan_published
 from tests.driver import DESIGN_HEAD, LEAD, TECH_HEAD, card_text, card_title, find_button, has_button, walk
 from tests.test_steps13_support import fill_consensus, open_case, sign

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import Case, Task
-from handlers.reminders import plan_tick
+from handlers.jobs import plan_tick
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, walk
 from tests.test_steps13_support import dept_ids
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot import texts
 from bot.models import ActionItem, Case, KeyNode, Task
 from cards.rules import validate_card
-from handlers.reminders import plan_tick
+from handlers.jobs import plan_tick
 from tests.casefactory import fill_plan, fill_retro
 from tests.driver import (
     CHAT,

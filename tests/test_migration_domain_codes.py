@@ -1,14 +1,15 @@
 """The domain-codes data migration: rows written by the previous revision (Chinese labels in
 tasks, task_updates, requirements, risks, retro_entries and the risks inside plan snapshots and
 templates) become codes on upgrade and labels again on downgrade. On SQLite always; on
-PostgreSQL too when TEST_DATABASE_URL is set, in a scratch database of its own (the shared test
-database is truncated by other tests)."""
+PostgreSQL too when TEST_DATABASE_URL is set, in a scratch database of its own beside this run's
+(the test database itself is truncated by other tests)."""
 from __future__ import annotations
 
 import importlib.util
 from datetime import datetime, timezone
 
 from alembic import command
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.orm import Session
@@ -131,6 +132,9 @@ def test_labels_become_codes_and_back(scratch_url):
         assert all(r["department"] == "技术部" for r in now["template"]["risks"])
 
         command.upgrade(cfg, "heads")  # the models read the migrated rows as enum members
+        with engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_heads() == (
+                ScriptDirectory.from_config(cfg).get_current_head(),)
         with Session(engine) as s:
             assert [t.status for t in s.scalars(select(Task).order_by(Task.id))] == list(TaskStatus)
             assert [u.status for u in s.scalars(select(TaskUpdate).order_by(TaskUpdate.id))] == list(TaskStatus)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from bot import reminders
 from bot.models import Outbox
-from handlers import reminders as reminder_jobs
+from handlers import jobs as reminder_jobs
 from tests.driver import CHAT
 from tests.test_reminders_standup import at, make_case, standard_case
 

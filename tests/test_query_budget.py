@@ -7,8 +7,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from bot.models import Case, Task
+from bot.workflow import Step
 from feishu_fake import events as ev
 from tests.casefactory import make_case_at_step4, make_plan_published
 from tests.driver import APP_ID, CHAT, TENANT, VERIFICATION_TOKEN, find_button, find_submit
@@ -53,6 +55,8 @@ def test_the_click_that_completes_step_one(world):
         answer = _click(world, HEADS[-1], mid, value=value)
     assert "toast" in answer and answer["toast"]["type"] == "success"
     assert len(statements) <= BUDGET, "\n".join(statements)
+    with world.state.factory() as s:   # the counted click is the one that moved the case on
+        assert s.scalar(select(Case.step)) == Step.TEAM
 
 
 def test_a_progress_update_in_step_five(world):
@@ -68,3 +72,5 @@ def test_a_progress_update_in_step_five(world):
                         name=name)
     assert answer["toast"]["type"] == "success"
     assert len(statements) <= BUDGET, "\n".join(statements)
+    with world.state.factory() as s:   # the counted click is the one that saved the update
+        assert s.scalar(select(Task.progress).where(Task.id == t1)) == 40

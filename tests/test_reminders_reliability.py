@@ -141,7 +141,7 @@ def test_two_senders_share_one_database_without_duplicates(world):
 
 
 def test_two_planners_racing_create_each_row_once(world):
-    from handlers.reminders import plan_tick
+    from handlers.jobs import plan_tick
 
     standard_case(world)
     results = plan_ticks_at_once(world, 2)

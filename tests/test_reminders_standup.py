@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import Case, KeyNode, Outbox, StandupReply, Task
-from handlers.reminders import plan_tick
+from handlers.jobs import plan_tick
 from tests.driver import (
     CHAT,
     DESIGN_HEAD,

@@ -103,7 +103,7 @@ def test_command_goes_through_the_webhook_and_the_card_comes_back_through_the_op
     state = client.get("/sandbox/api/state").json()
     user_msgs = [m for m in state["messages"] if m["sender"] == TECH]
     assert [m["content"]["text"] for m in user_msgs] == ["/帮助"]
-    assert title(bot_cards(client)[-1]["content"]) == "协作助手 · 使用说明"
+    assert title(bot_cards(client)[-1]["content"]) == texts.HELP_TITLE
     # the bot's real client sent it over HTTP with a tenant token (the fake checks both)
     sends = server.sandbox.fake.calls_to("/open-apis/im/v1/messages", "POST")
     assert sends and all(c.status == 200 for c in sends)
@@ -167,13 +167,13 @@ def test_bad_requests_get_a_clear_answer_and_change_nothing(sandbox):
     _server, client = sandbox
     before = client.get("/sandbox/api/state").json()["messages"]
     assert client.post("/sandbox/api/messages", json={"as": "ou_stranger", "text": "/帮助"}).json()["error"] \
-        == "沙盒里没有这个成员。"
+        == texts.SANDBOX_UNKNOWN_MEMBER
     assert client.post("/sandbox/api/messages", json={"as": LEAD, "text": "   "}).status_code == 400
     assert client.post("/sandbox/api/action", json={"as": LEAD, "message_id": "om_nope", "action": {}}
                        ).status_code == 400
     assert client.post("/sandbox/api/clock", json={"advance": "week"}).status_code == 400
     assert client.post("/sandbox/api/clock", json={"advance": "key_node"}).json()["error"] \
-        == "当前没有尚未到来的关键节点。"
+        == texts.SANDBOX_NO_KEY_NODE
     assert client.get("/sandbox/api/state").json()["messages"] == before
 
 
@@ -244,9 +244,9 @@ def test_sandbox_database_is_temporary_unless_chosen_and_never_the_production_on
 
 
 READ_ONLY_VIEWS = [
-    pytest.param("feishu_tasks", "同步到飞书任务", "已开启飞书任务同步，正在把任务同步到飞书任务", "summary",
+    pytest.param("feishu_tasks", "同步到飞书任务", texts.FTASKS_ON_NOW_TOAST, "summary",
                  lambda t: t["done"] is False and t["due"], id="feishu_tasks"),
-    pytest.param("feishu_board", "创建多维表格看板", "正在创建多维表格看板，稍后群里会收到链接", "task",
+    pytest.param("feishu_board", "创建多维表格看板", texts.BOARD_ON_NOW_TOAST, "task",
                  lambda r: r["status"] == "未开始" and r["progress"] == 0 and r["owner"], id="feishu_board"),
 ]
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import Task
-from handlers.reminders import plan_tick
+from handlers.jobs import plan_tick
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, fits
 from tests.racing import plan_ticks_at_once

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot import texts
-from handlers.reminders import plan_tick
+from handlers.jobs import plan_tick
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, card_text, fits
 

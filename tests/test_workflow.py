@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 
@@ -77,8 +78,9 @@ def test_every_step_and_command(step, command):
     key = (step, type(command))
     facts = READY.get(step, Facts())
     if key not in EXPECTED_EDGES:
-        with pytest.raises(NotAllowed):
+        with pytest.raises(NotAllowed) as refused:
             apply(step, command, facts, actor_is_lead=True)
+        assert refused.value.reason == "not in this step"
         return
     outcome = apply(step, command, facts, actor_is_lead=True)
     assert outcome.step == EXPECTED_EDGES[key]
@@ -177,6 +179,7 @@ def test_diagram_is_the_table():
             continue
         source, command, target = m.groups()
         if source.strip() == "2–6":
+            assert target.strip() == "1–5"   # back to any earlier step (test_send_back_only_to_an_earlier_step)
             drawn |= {(s, command) for s in (Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO)}
             continue
         if source.strip() == "1–6":
@@ -187,3 +190,42 @@ def test_diagram_is_the_table():
         assert next(s for s in Step if name[s] == target.strip()) == EXPECTED_EDGES[(step, getattr(workflow, command))]
         drawn.add((step, command))
     assert drawn == {(s, c.__name__) for (s, c) in EXPECTED_EDGES}
+
+
+ROOT = Path(__file__).parent.parent
+PRODUCT = sorted(p for folder in ("bot", "cards", "handlers") for p in (ROOT / folder).rglob("*.py")
+                 if "texts" not in p.parts)
+
+
+def _hits(pattern: str) -> list[str]:
+    rx = re.compile(pattern)
+    return [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in PRODUCT
+            for n, line in enumerate(p.read_text("utf-8").splitlines(), 1)
+            if rx.search(line.split("#", 1)[0])]
+
+
+def test_only_transition_changes_a_step():
+    """The state machine is asked, and a step recorded, in handlers.common alone; nothing assigns a step."""
+    assert _hits(r"(?<!self)\.step\s*=[^=]") == []
+    assert [h for h in _hits(r"\bworkflow\.apply\(|\benter_step\(") if not h.startswith(
+        ("handlers/common.py:", "bot/repository.py:"))] == []
+    assert [h for h in _hits(r"\benter_step\(") if h.startswith("bot/repository.py:")
+            and "def enter_step" not in h] == []
+
+
+def test_no_step_is_written_as_a_number():
+    assert _hits(r"\bstep\w*\s*(==|!=|<=|>=|<|>|\bin\b|\bnot in\b)\s*[\(\[{]?\s*\d") == []
+    assert _hits(r"\bStep\(\s*\d|\bstep\s*=\s*\d|require_step\(\s*\w+,\s*\d") == []
+    assert _hits(r"\b(OUTPUTS|STEP_NAMES|STEP_SHORT|SIGNOFF_ACTION)\[\d") == []   # texts keyed by step
+
+
+@pytest.mark.parametrize("step", [Step.TEAM, Step.REQUIREMENTS, Step.PLAN, Step.EXECUTION, Step.RETRO])
+def test_send_back_reaches_every_earlier_step_and_no_other(step):
+    for target in range(-1, 9):
+        if 1 <= target < step:
+            assert apply(step, SendBack(target, "x"), Facts(), actor_is_lead=True) == Outcome(
+                Step(target), (Effect.POST_CASE_CARD,))
+        else:
+            with pytest.raises(NotAllowed) as refused:
+                apply(step, SendBack(target, "x"), Facts(), actor_is_lead=True)
+            assert refused.value.reason == "target must be an earlier step"

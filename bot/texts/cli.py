@@ -14,5 +14,4 @@ CLI_DB_UPGRADE_FAILED = "数据库升级失败，未启动：{error}"
 CLI_DB_UPGRADED = "数据库已升级到最新版本。"
 CLI_SANDBOX_LOOPBACK_ONLY = ("未配置飞书应用（FEISHU_APP_ID 为空），本地沙盒只在本机地址（127.0.0.1）上运行；"
                              "请配置飞书应用后再监听 {host}。")
-CLI_NO_SANDBOX = "未配置飞书应用（FEISHU_APP_ID 为空），且本地沙盒不可用，请先按 README 配置飞书应用。"
 CLI_WS_NEEDS_APP = "长连接模式需要 FEISHU_APP_ID 和 FEISHU_APP_SECRET。"
