@@ -175,7 +175,8 @@ def main() -> int:
     run = os.urandom(4).hex()
     bodies = {phase: workdir / f"{phase}.tsv" for phase in ("idle", "during")}
     for phase, path in bodies.items():
-        wh.write_bodies(path, args.bodies_per_second * args.duration, f"ackfan-{run}-{phase}-")
+        # sealed for the app the bot serves: another app's events are refused (401)
+        wh.write_bodies(path, args.bodies_per_second * args.duration, f"ackfan-{run}-{phase}-", app_id=APP_ID)
     cards = standup_cards(args.n)
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s; bot: uvicorn 1 worker on 127.0.0.1, background on, "
           f"SQLite; fake Open API in its own process (limits on, 20–60 ms); N = {args.n}; "

@@ -108,8 +108,8 @@ def start_server(kind: str, database_url: str, process: bool, workdir: Path):
 
 
 # ------------------------------------------------------------------ bodies
-def write_bodies(path: Path, n: int, prefix: str) -> None:
-    """`n` sealed `/帮助` commands, one request a line in bench/served.py's wrk format."""
+def write_bodies(path: Path, n: int, prefix: str, app_id: str = APP_ID) -> None:
+    """`n` sealed `/帮助` commands for the app `app_id`, one request a line in bench/served.py's wrk format."""
     from bench import served as sv
     from feishu_fake import events as ev
 
@@ -118,7 +118,7 @@ def write_bodies(path: Path, n: int, prefix: str) -> None:
         for i in range(n):
             # a command: chatter no longer reaches the inbox (bot/chatter.py), and this mode measures it
             payload = ev.message_event(chat_id=CHAT, sender_open_id="ou_bench_user", text="/帮助",
-                                       app_id=APP_ID, tenant_key=TENANT, token=TOKEN, create_ms=now * 1000,
+                                       app_id=app_id, tenant_key=TENANT, token=TOKEN, create_ms=now * 1000,
                                        event_id=f"{prefix}{i}", message_id=f"om_{prefix}{i}")
             f.write(sv.seal_line("command", payload, now))
 

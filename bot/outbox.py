@@ -349,8 +349,8 @@ class OutboxSender:
     Each chat has at most one send in flight and its rows go out in claim order (a patch never
     overtakes the send it patches); different chats never wait for each other, so a call that
     hangs for a minute delays only its own chat. `concurrency` bounds the chats in flight; the
-    claim loop keeps claiming while sends are running, whenever a row is written (kick), every
-    `idle_seconds`, and when chains finish — then once per quarter of `concurrency` finished
+    claim loop keeps claiming while sends are running, whenever a row is written (kick), at least
+    every `idle_seconds`, and when chains finish — then once per quarter of `concurrency` finished
     (or when none is left running): a claim is a write transaction, and claiming one row per
     finished send (50 a second in a fan-out, and again after the last row was claimed) kept the
     database's write lock and the interpreter busy, which made the pacer's sleepers wake late.
@@ -383,6 +383,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._urgent = False                      # rows were written: claim even for one free chain
         self._freed = 0                           # chains finished since the last claim
+        self._last_claim = 0.0                    # loop time of the last claim
         self._chains: dict[tuple[str, str], deque[Claim]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: set[int] = set()           # claimed by us and not finished
@@ -414,6 +415,8 @@ class OutboxSender:
             force = True
             while True:
                 self._wake.clear()
+                # a slow trickle of finished chains must not hold back rows other processes wrote
+                force = force or self._loop.time() - self._last_claim >= idle_seconds
                 try:
                     if await self._claim_more(batch, force=force):
                         force = True
@@ -462,6 +465,7 @@ class OutboxSender:
         if not (force or self._urgent) and self._chains and self._freed < self.refill:
             return False
         self._urgent, self._freed = False, 0
+        self._last_claim = asyncio.get_running_loop().time()
         claims = await asyncio.to_thread(claim_due, self.factory, me=self.me, now=self.clock.now(),
                                          batch=room, lease=self.lease, exclude=set(self._held))
         for claim in claims:

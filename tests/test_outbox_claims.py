@@ -72,3 +72,25 @@ def test_a_reply_is_claimed_at_once_while_most_chains_hang(world, monkeypatch):
         assert all(gate.waiting(c) for c in slow)
         gate.release()
         wait_until(lambda: all(world.fake.messages(c) for c in slow), "the hanging sends finish")
+
+
+def test_a_row_another_process_wrote_is_claimed_while_one_chat_trickles(world):
+    """A busy chat finishing a send every 0.2 s wakes the loop again and again, but never 16
+    times in a row quickly: rows written elsewhere (no kick reaches this process) still go out
+    within the idle tick, not after a quarter of the chains finished."""
+    busy, other = "oc_busy_backlog", "oc_written_elsewhere"
+    add_chats(world, [busy, other])
+    world.fake.limits_enabled = False
+    with world.state.factory() as s, s.begin():
+        for i in range(40):
+            outbox.enqueue(s, tenant_key=TENANT, chat_id=busy, kind="immediate", fire_key=f"reply-{i}",
+                           due_at=world.clock.now(), payload=outbox.dump_op(SendText(f"回复 {i}")))
+    gate = Gate(world.fake, latency=lambda: 0.2)
+    sender = sender_through(world, gate, concurrency=64)
+    with running(world, sender, idle_seconds=0.5):
+        wait_until(lambda: len(world.fake.messages(busy)) >= 2, "the busy chat is sending")
+        with world.state.factory() as s, s.begin():   # as another replica or a planner elsewhere would
+            outbox.enqueue(s, tenant_key=TENANT, chat_id=other, kind="immediate", fire_key="standup",
+                           due_at=world.clock.now(), payload=outbox.dump_op(SendText("今日站会")))
+        wait_until(lambda: world.fake.messages(other), "the other group's row went out", timeout=1.5)
+        assert len(world.fake.messages(busy)) < 40   # the backlog was still going
