@@ -35,6 +35,25 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
+    engine = _make_engine(url)
+    count_writes(engine)
+    return engine
+
+
+def count_writes(engine: Engine) -> None:
+    """Keep a count of the write statements each connection ran (`writes(conn_info)`): a click that
+    changed nothing needs no redraw of the case's cards."""
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(conn, _cursor, statement, _params, _context, _many):
+        if statement.lstrip()[:7].upper().startswith(_WRITES):
+            conn.info["writes"] = conn.info.get("writes", 0) + 1
+
+
+def writes(conn_info: dict) -> int:
+    return conn_info.get("writes", 0)
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 

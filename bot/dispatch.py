@@ -24,11 +24,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot import outbox, repository, texts
+from bot import db, outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
 from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
-from bot.db import rowcount
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
 from bot.models import InboxEvent, PostedCard
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, split_command
@@ -206,7 +205,7 @@ class Dispatcher:
             with self.factory() as session, session.begin():
                 old = select(InboxEvent.event_id).where(InboxEvent.status == "done", InboxEvent.processed_at < cutoff) \
                     .limit(self.PRUNE_BATCH)
-                gone = rowcount(session.execute(delete(InboxEvent).where(InboxEvent.event_id.in_(old))
+                gone = db.rowcount(session.execute(delete(InboxEvent).where(InboxEvent.event_id.in_(old))
                                                 .execution_options(synchronize_session=False)))
             total += gone
             if gone < self.PRUNE_BATCH:
@@ -233,7 +232,7 @@ class Dispatcher:
     def _process_once(self, event_id: str, known: Event | None = None) -> CallbackAnswer | None:
         now = self.clock.now()
         with self.factory() as session, session.begin():
-            claimed = rowcount(session.execute(
+            claimed = db.rowcount(session.execute(
                 update(InboxEvent).where(InboxEvent.event_id == event_id, InboxEvent.status == "pending")
                 .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1)))
             if not claimed:
@@ -334,6 +333,10 @@ class Dispatcher:
         handler = self.router.actions.get(value.action)
         if handler is None:
             raise UserError(texts.UNKNOWN_ACTION)
+        written = ctx.session.connection().info
+        before = db.writes(written)
+        session = ctx.session
+        ctx.wrote = lambda: bool(session.new or session.dirty or session.deleted) or db.writes(written) > before
         stale = self._stale(ctx, value)
         try:
             answer = stale or handler(ctx, event, value) or CallbackAnswer()

@@ -131,8 +131,8 @@ def _has_form(card: dict) -> bool:
 def answer_hook(ctx: Ctx, event: CardAction, answer: CallbackAnswer) -> CallbackAnswer:
     """Every card action's answer, last: a private form that is done becomes one line for its
     person (the shared view the handler drew goes to the group's cards by sync, not into the
-    private card); a shared card the answer redraws is noted as showing that; and the case's
-    posted cards are brought up to date."""
+    private card); a shared card the answer redraws is noted as showing that; and, when the click
+    changed something or posts a shared card, the case's posted cards are brought up to date."""
     try:
         case_id = (ActionValue.parse(event.value) if isinstance(event.value, dict) and event.value
                    else from_name(event.name)).case_id
@@ -147,9 +147,14 @@ def answer_hook(ctx: Ctx, event: CardAction, answer: CallbackAnswer) -> Callback
         case_id = case_id or posted.case_id
     elif posted is not None and answer.card is not None:
         case_card.answered(ctx, posted, answer.card)
-    if case_id is not None:
+    if case_id is not None and (ctx.wrote() or _posts_shared_card(ctx)):
         case_card.request_sync(ctx, case_id)
     return answer
+
+
+def _posts_shared_card(ctx: Ctx) -> bool:
+    """The click sends a card the group keeps (a new 《进度跟踪表》…): the older ones shrink to a pointer."""
+    return any(isinstance(op, outbox.SendCard) and op.view for op in ctx.ops)
 
 
 # ---------------------------------------------------------------- the case a card points at
