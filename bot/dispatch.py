@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid as uuidlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, cast
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,13 @@ RETRIES = 4
 
 class DatabaseUnavailable(Exception):
     """The inbox could not be written: answer 503 so Feishu retries."""
+
+
+class Refused:
+    """The database refused the event's data (answered 400)."""
+
+
+REFUSED = Refused()
 
 
 def _chat_of(event: Event) -> str:
@@ -241,15 +248,78 @@ class Dispatcher:
                 session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id)).scalar_one())
             if event is None:
                 return None
-            ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
-                      chat_id=_group_of(session, event), actor=_actor(event), event_id=event_id,
-                      bot_open_id=self.bot_open_id, registry=self.router)
-            answer = self._route(ctx, event)
-            outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,
-                               now=now, ops=ctx.ops)
+            answer, ctx = self._handle(session, event, now)
         if ctx.ops:
             self.on_outbox()
         return answer
+
+    def _handle(self, session: Session, event: Event, now: datetime) -> tuple[CallbackAnswer | None, Ctx]:
+        """The handler and the outbox rows for what it sends, in the caller's transaction."""
+        event_id = event.header.event_id
+        ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
+                  chat_id=_group_of(session, event), actor=_actor(event), event_id=event_id,
+                  bot_open_id=self.bot_open_id, registry=self.router)
+        answer = self._route(ctx, event)
+        outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,
+                           now=now, ops=ctx.ops)
+        return answer, ctx
+
+    # ------------------------------------------------------------ card callbacks
+    def callback(self, payload: dict[str, Any], event: CardAction) -> CallbackAnswer | None | Refused:
+        """A card callback stored in the inbox and handled in ONE transaction: its row is written
+        already done, with the handler's changes and outbox rows, or not at all. Someone waits
+        for the answer (Feishu gives up after 3 s), so nothing is left to do after it, and one
+        transaction costs half of store-then-claim. A redelivery (the row exists) answers None
+        and does nothing; a database that cannot be written raises DatabaseUnavailable (503)."""
+        rows, _owner = self._inbox_rows([(payload, event)])
+        for attempt in range(RETRIES):
+            stored = [False]
+            try:
+                return self._callback_once(rows[0], event, stored)
+            except (IntegrityError, StaleDataError) as exc:
+                log.info("callback %s conflicted (%s), retry %d", event.header.event_id, type(exc).__name__,
+                         attempt + 1)
+            except OperationalError as exc:
+                if not stored[0]:
+                    raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
+                log.warning("callback %s: database unavailable, not handled", event.header.event_id)
+                return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
+            except (StatementError, ValueError, TypeError) as exc:
+                if stored[0]:
+                    return self._dead_callback(rows[0], exc)
+                log.warning("inbox refused event %s: %s", event.header.event_id, type(exc).__name__)
+                return REFUSED
+            except Exception as exc:  # noqa: BLE001 - a handler bug is parked with a reference
+                return self._dead_callback(rows[0], exc)
+        return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
+
+    def _callback_once(self, row: dict[str, Any], event: CardAction, stored: list[bool]) -> CallbackAnswer | None:
+        now = self.clock.now()
+        with self.factory() as session, session.begin():
+            conn = session.connection()
+            done = dict(row, status="done", processed_at=now, attempts=1)
+            first = conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id),
+                                 [done]).scalars().all()
+            stored[0] = True
+            if not first:
+                return None   # a redelivery: the first delivery was (or is being) handled
+            answer, ctx = self._handle(session, event, now)
+        if ctx.ops:
+            self.on_outbox()
+        return answer
+
+    def _dead_callback(self, row: dict[str, Any], exc: BaseException) -> CallbackAnswer:
+        """The handler failed: the event is kept, parked, with a reference the clicker is shown."""
+        ref = uuidlib.uuid4().hex[:8]
+        log.error("event %s failed, ref %s", row["event_id"], ref, exc_info=exc)
+        try:
+            with self.factory() as session, session.begin():
+                conn = session.connection()
+                conn.execute(_insert_ignoring_duplicates(conn.dialect.name),
+                             [dict(row, status="dead", last_error=f"ref {ref}")])
+        except Exception:
+            log.exception("could not park event %s", row["event_id"])
+        return CallbackAnswer(toast=texts.INTERNAL_ERROR.format(ref=ref), toast_type="error")
 
     def _dead(self, event_id: str, ref: str) -> CallbackAnswer:
         try:
