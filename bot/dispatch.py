@@ -29,7 +29,7 @@ from bot.actions import ActionError, ActionValue, from_name
 from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
 from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
-from bot.models import InboxEvent, PostedCard
+from bot.models import InboxEvent
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, split_command
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,9 @@ def _group_of(session: Session, event: Event) -> str:
     the person it was sent to."""
     chat = _chat_of(event)
     if isinstance(event, CardAction) and event.message_id:
-        group = session.scalar(select(PostedCard.chat_id).where(
-            PostedCard.message_id == event.message_id, PostedCard.tenant_key == event.header.tenant_key,
-            PostedCard.private_for == _actor(event), PostedCard.chat_id != chat))
-        if group:
-            return group
+        card = repository.posted_card(session, tenant_key=event.header.tenant_key, message_id=event.message_id)
+        if card is not None and card.private_for and card.private_for == _actor(event) and card.chat_id != chat:
+            return card.chat_id
     return chat
 
 

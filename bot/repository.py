@@ -22,6 +22,7 @@ from bot.models import (
     KeyNode,
     Member,
     Person,
+    PostedCard,
     Requirement,
     RetroEntry,
     Risk,
@@ -79,6 +80,15 @@ def _forget_changed_reads(session: Session, _flush_context: Any) -> None:
 @event.listens_for(Session, "after_commit")
 def _forget_all_reads(session: Session) -> None:
     session.info.pop("kept_reads", None)
+
+
+def posted_card(session: Session, *, tenant_key: str, message_id: str) -> PostedCard | None:
+    """The recorded card a click came from (message ids are unique), read once per transaction:
+    the dispatcher asks which group it acts in, the answer whether it was a private form."""
+    if not message_id:
+        return None
+    return _kept(session, PostedCard, (tenant_key, message_id), lambda: session.scalar(select(PostedCard).where(
+        PostedCard.message_id == message_id, PostedCard.tenant_key == tenant_key)))
 
 
 def active_case(session: Session, *, tenant_key: str, chat_id: str) -> Case | None:

@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot import outbox, repository, texts, workflow
@@ -81,11 +80,8 @@ def try_advance(ctx: Ctx, case: Case) -> bool:
 # ---------------------------------------------------------------- private forms (cards.md 9)
 def _posted(ctx: Ctx, event: CardAction) -> PostedCard | None:
     """The recorded card this click came from (a shared card of a case, or one person's form)."""
-    if not event.message_id:
-        return None
-    return ctx.session.scalar(select(PostedCard).where(
-        PostedCard.message_id == event.message_id, PostedCard.tenant_key == ctx.tenant_key,
-        PostedCard.chat_id == ctx.chat_id))
+    card = repository.posted_card(ctx.session, tenant_key=ctx.tenant_key, message_id=event.message_id)
+    return card if card is not None and card.chat_id == ctx.chat_id else None
 
 
 def _private_card(ctx: Ctx, event: CardAction) -> PostedCard | None:
