@@ -236,20 +236,46 @@ class Dispatcher:
 
     def _process_once(self, event_id: str, known: Event | None = None) -> CallbackAnswer | None:
         now = self.clock.now()
-        with self.factory() as session, session.begin():
-            claimed = db.rowcount(session.execute(
-                update(InboxEvent).where(InboxEvent.event_id == event_id, InboxEvent.status == "pending")
-                .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1)))
-            if not claimed:
-                return None  # someone else finished it
-            event = known if known is not None and known.header.event_id == event_id else parse_event(
-                session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id)).scalar_one())
-            if event is None:
-                return None
-            answer, ctx = self._handle(session, event, now)
+        event: Event | None = None
+        try:
+            with self.factory() as session, session.begin():
+                if not _claim(session, event_id, now):
+                    return None  # someone else finished it
+                event = known if known is not None and known.header.event_id == event_id else parse_event(
+                    session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id))
+                    .scalar_one())
+                if event is None:
+                    return None
+                answer, ctx = self._handle(session, event, now)
+        except UserError as err:
+            assert event is not None
+            return self._refuse(event, err, now, None)
         if ctx.ops:
             self.on_outbox()
         return answer
+
+    def _refuse(self, event: Event, err: UserError, now: datetime, row: dict[str, Any] | None
+                ) -> CallbackAnswer | None:
+        """A UserError: everything the handler did was rolled back with its transaction (no
+        savepoint on every event for the few that are refused). The event is marked done in a
+        new one, with only the clear answer: a toast for a click, a line in the group for a
+        message. `row`: the callback's inbox row, not stored yet (None: claim the stored one)."""
+        event_id = event.header.event_id
+        with self.factory() as session, session.begin():
+            if row is None:
+                first = _claim(session, event_id, now)
+            else:
+                conn = session.connection()
+                first = bool(conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(
+                    InboxEvent.event_id), [dict(row, status="done", processed_at=now, attempts=1)]).scalars().all())
+            if not first:
+                return None   # handled meanwhile by someone else
+            if isinstance(event, CardAction):
+                return CallbackAnswer(toast=err.message, toast_type=err.kind, card=err.card)
+            outbox.enqueue_ops(session, tenant_key=event.header.tenant_key, chat_id=_chat_of(event), key=event_id,
+                               now=now, ops=[outbox.SendText(err.message)])
+        self.on_outbox()
+        return None
 
     def _handle(self, session: Session, event: Event, now: datetime) -> tuple[CallbackAnswer | None, Ctx]:
         """The handler and the outbox rows for what it sends, in the caller's transaction."""
@@ -257,7 +283,7 @@ class Dispatcher:
         ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
                   chat_id=_group_of(session, event), actor=_actor(event), event_id=event_id,
                   bot_open_id=self.bot_open_id, registry=self.router)
-        answer = self._route(ctx, event)
+        answer = self._call(ctx, event)
         outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,
                            now=now, ops=ctx.ops)
         return answer, ctx
@@ -293,15 +319,18 @@ class Dispatcher:
 
     def _callback_once(self, row: dict[str, Any], event: CardAction, stored: list[bool]) -> CallbackAnswer | None:
         now = self.clock.now()
-        with self.factory() as session, session.begin():
-            conn = session.connection()
-            done = dict(row, status="done", processed_at=now, attempts=1)
-            first = conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id),
-                                 [done]).scalars().all()
-            stored[0] = True
-            if not first:
-                return None   # a redelivery: the first delivery was (or is being) handled
-            answer, ctx = self._handle(session, event, now)
+        try:
+            with self.factory() as session, session.begin():
+                conn = session.connection()
+                done = dict(row, status="done", processed_at=now, attempts=1)
+                first = conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id),
+                                     [done]).scalars().all()
+                stored[0] = True
+                if not first:
+                    return None   # a redelivery: the first delivery was (or is being) handled
+                answer, ctx = self._handle(session, event, now)
+        except UserError as err:
+            return self._refuse(event, err, now, row)
         if ctx.ops:
             self.on_outbox()
         return answer
@@ -336,17 +365,6 @@ class Dispatcher:
         return CallbackAnswer(toast=texts.INTERNAL_ERROR.format(ref=ref), toast_type="error")
 
     # ------------------------------------------------------------ routing
-    def _route(self, ctx: Ctx, event: Event) -> CallbackAnswer | None:
-        try:
-            with ctx.session.begin_nested():  # a UserError rolls back only the handler's work
-                return self._call(ctx, event)
-        except UserError as err:
-            ctx.ops.clear()
-            if isinstance(event, CardAction):
-                return CallbackAnswer(toast=err.message, toast_type=err.kind, card=err.card)
-            ctx.send(outbox.SendText(err.message))
-            return None
-
     def _call(self, ctx: Ctx, event: Event) -> CallbackAnswer | None:
         if isinstance(event, CardAction):
             return self._action(ctx, event)
@@ -428,6 +446,13 @@ class Dispatcher:
                 or value.version == spec.current(ctx.session, case, value):
             return None
         return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=spec.card(ctx, case, value))
+
+
+def _claim(session: Session, event_id: str, now: datetime) -> bool:
+    """Mark a stored event done, if nobody has (compare-and-set: one worker wins)."""
+    return bool(db.rowcount(session.execute(
+        update(InboxEvent).where(InboxEvent.event_id == event_id, InboxEvent.status == "pending")
+        .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1))))
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
