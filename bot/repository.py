@@ -213,8 +213,7 @@ def _requirements_facts(session: Session, case: Case) -> dict[str, Any]:
 
 
 def _task_facts(session: Session, case: Case) -> dict[str, Any]:
-    tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
-                                                    Task.dropped.is_(False))))
+    tasks = tasks_of(session, case)   # kept: the card that shows the facts lists the same tasks
     return {"task_count": len(tasks), "open_tasks": tuple(t.content[:20] for t in tasks if t.status != TaskStatus.DONE)}
 
 
