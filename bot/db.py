@@ -58,7 +58,14 @@ def writes(conn_info: dict) -> int:
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # as many pooled connections as threads that may write at once (callbacks, the work after
+        # answers, asyncio's default executor): a connection beyond the pool is opened (with its
+        # pragmas) and closed again for every transaction it serves
+        if url.endswith(":memory:") or url in ("sqlite://", "sqlite+pysqlite://"):
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        else:
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                   pool_size=16, max_overflow=16)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # per connection: cheap, not journal mode
