@@ -93,10 +93,14 @@ def request_sync(ctx: Ctx, case: Case | int) -> None:
     # join it instead of adding another (a burst of clicks costs one redraw). The UPDATE holds that
     # row until this transaction ends — PostgreSQL's claim skips locked rows, SQLite has one
     # writer — so it cannot be drawn before this event's changes are visible. A row already
-    # claimed is not matched, and this event gets its own.
-    joined = rowcount(ctx.session.execute(update(Outbox).where(
+    # claimed, or held by another event still running (skipped, never waited for), is not
+    # matched, and this event gets its own.
+    waiting = select(Outbox.id).where(
         Outbox.tenant_key == ctx.tenant_key, Outbox.chat_id == ctx.chat_id, Outbox.kind == SYNC_KIND,
-        Outbox.case_id == case_id, Outbox.status == "pending", Outbox.due_at <= ctx.now)
+        Outbox.case_id == case_id, Outbox.status == "pending", Outbox.due_at <= ctx.now
+    ).limit(1).with_for_update(skip_locked=True)
+    joined = rowcount(ctx.session.execute(update(Outbox).where(
+        Outbox.id.in_(waiting.scalar_subquery()), Outbox.status == "pending")
         .values(due_at=Outbox.due_at).execution_options(synchronize_session=False)))
     if joined:
         return

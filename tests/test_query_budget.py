@@ -114,3 +114,47 @@ def test_the_commands_and_clicks_used_most_run_few_statements(world):
     assert answer["toast"]["type"] == "success"
     for what, statements in spent.items():
         assert len(statements) <= STATEMENTS[what], f"{what}: {len(statements)}\n" + "\n".join(statements)
+
+
+def test_updates_while_a_redraw_waits_share_it_and_leave_every_card_true(world):
+    """Two owners' progress updates arrive before the case's cards are redrawn: one sync row, and
+    after it every posted card of the case shows both (nothing is left to patch)."""
+    from sqlalchemy import select
+
+    from bot import outbox
+    from bot.models import Case, Outbox, PostedCard
+    from bot.routing import Ctx
+    from handlers import case_card
+
+    now = world.clock.now()
+    case_id = make_case_at_step4(world.state.factory, now=now)
+    t1, t2 = make_plan_published(world.state.factory, case_id, now=now)   # owners: 刘洋, 王芳
+    world.say("ou_lead_market", "/进度")
+    card = world.last_card(title_contains="新品推广页面延迟")["message_id"]
+    world.press("ou_lead_market", card, texts.BTN_SHOW_TRACKING)   # a second posted card of the case
+    forms = {}
+    for who, task in (("ou_dev_tech", t1), ("ou_head_design", t2)):
+        world.press(who, card, "更新我的进度")
+        form = world.form_of(who)
+        forms[who] = (next(m["message_id"] for m in reversed(world.private_cards(who))), task,
+                      find_submit(form, f"f{task}"))
+    for who, (mid, task, name) in forms.items():   # no delivery in between
+        answer = _click(world, who, mid, form_value={f"s{task}": "doing", f"p{task}": "60"}, name=name)
+        assert answer["toast"]["type"] == "success", answer
+    with world.state.factory() as s:
+        syncs = s.scalars(select(Outbox.status).where(Outbox.kind == case_card.SYNC_KIND, Outbox.case_id == case_id,
+                                                      Outbox.status == "pending")).all()
+    assert syncs == ["pending"]
+    world.drain()
+    with world.state.factory() as s:
+        case = s.get(Case, case_id)
+        ctx = Ctx(session=s, now=world.clock.now(), tz=world.settings.tz, tenant_key=case.tenant_key,
+                  chat_id=case.chat_id, actor="", event_id="check", registry=world.state.dispatcher.router)
+        assert case_card.sync_ops(ctx, case) == []   # every card already shows the state
+        shown = {p.message_id: p.digest for p in s.scalars(select(PostedCard).where(
+            PostedCard.case_id == case_id, PostedCard.private_for.is_(None), PostedCard.superseded.is_(False)))}
+    assert len(shown) == 2
+    for mid, digest in shown.items():   # and Feishu's copies are what the bot recorded
+        assert outbox.card_digest(world.card(mid)) == digest
+    tracking = next(m for m in shown if m != card)
+    assert str(world.card(tracking)).count("60%") >= 2   # both updates, in the 《进度跟踪表》
