@@ -23,7 +23,9 @@ ENV DATABASE_URL=sqlite:////home/bot/data/collab-bot.db \
 RUN mkdir -p /home/bot/data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status==200 else 1)"
-# Migrations first, then the webhook server. `collab-bot serve` faces the network itself: it cuts
+# Migrations first, then the webhook server. `collab-bot serve` faces the network itself (plain
+# uvicorn has no deadline for reading a request; these are added to its own protocol, so there is no
+# second process to run and the server sees each client's address; README, Reliability): it cuts
 # requests whose headers take over HEADER_TIMEOUT_SECONDS (5) or whose body takes over
 # BODY_TIMEOUT_SECONDS (10), allows MAX_CONNECTIONS_PER_CLIENT (64) connections per client address
 # and MAX_CONNECTIONS (4096) in all (bot/server.py). The per-address cap needs the real client

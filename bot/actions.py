@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_ID = 2 ** 31 - 1  # ids and versions are INTEGER columns; a larger one is not ours
+from bot.ids import MAX_ID
 
 
 class ActionError(ValueError):

@@ -28,7 +28,7 @@ from bot import db, outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
 from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
-from bot.envelope import BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
+from bot.envelope import MAX_TEXT, BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
 from bot.models import InboxEvent
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, split_command
 
@@ -386,6 +386,8 @@ class Dispatcher:
         parsed = split_command(event.text)
         if parsed is not None and event.unreadable:
             raise UserError(texts.UNREADABLE_TEXT)
+        if parsed is not None and event.too_long:  # only its start was read: never act on a cut command
+            raise UserError(texts.COMMAND_TOO_LONG.format(limit=MAX_TEXT))
         if parsed is None:
             addressed = any(m.open_id and m.open_id == self.bot_open_id for m in event.mentions)
             if addressed and (hint := self.router.events.get("bot.addressed")):

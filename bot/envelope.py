@@ -42,6 +42,7 @@ class MessageEvent:
     mentions: tuple[Mention, ...] = ()
     thread_id: str | None = None
     unreadable: bool = False       # the text had characters we cannot store (NUL, lone surrogates)
+    too_long: bool = False         # the text had more than MAX_TEXT characters: `text` is only its start
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def parse_header(payload: dict[str, Any]) -> Header:
         raise Malformed("only schema 2.0 events are supported")
     h = _obj(payload.get("header"), "header")
     raw = h.get("create_time") or "0"
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not str(raw).isdigit() \
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not str(raw).isascii() \
+            or not str(raw).isdigit() \
             or int(raw) >= MAX_CREATE_TIME_MS:
         raise Malformed("create_time")
     return Header(event_id=_ident(h, "event_id", limit=128), event_type=_ident(h, "event_type", limit=64),
@@ -193,10 +195,10 @@ def _post_text(content: Any) -> str:
     return "\n".join(lines).strip()
 
 
-def _message_text(msg: dict[str, Any], mentions: tuple[Mention, ...]) -> str:
+def _message_text(msg: dict[str, Any], mentions: tuple[Mention, ...]) -> tuple[str, bool]:
     kind = msg.get("message_type")
     if kind not in ("text", "post"):
-        return ""
+        return "", False
     try:
         content = jsonsafe.loads(_text(msg, "content", limit=1 << 20))  # the body cap bounds it
     except jsonsafe.Unreadable as exc:
@@ -209,7 +211,7 @@ def _message_text(msg: dict[str, Any], mentions: tuple[Mention, ...]) -> str:
         raise Malformed("text")
     by_key = {m.key: m for m in mentions}
     return _PLACEHOLDER.sub(lambda mo: "@" + (by_key[mo.group(0)].name if mo.group(0) in by_key else "所有人"),
-                            raw[:MAX_TEXT])
+                            raw[:MAX_TEXT]), len(raw) > MAX_TEXT
 
 
 def _message(header: Header, event: dict[str, Any]) -> MessageEvent:
@@ -217,7 +219,7 @@ def _message(header: Header, event: dict[str, Any]) -> MessageEvent:
     msg = _obj(event.get("message"), "message")
     sender_id = _obj(sender.get("sender_id"), "sender_id")
     mentions = _mentions(msg.get("mentions"))
-    text = _message_text(msg, mentions)
+    text, too_long = _message_text(msg, mentions)
     thread_id = _ident(msg, "thread_id", required=False, limit=128)
     return MessageEvent(header=header, chat_id=_ident(msg, "chat_id", limit=64),
                         chat_type=_ident(msg, "chat_type", required=False, limit=16),
@@ -225,7 +227,8 @@ def _message(header: Header, event: dict[str, Any]) -> MessageEvent:
                         sender_open_id=_ident(sender_id, "open_id", required=False, limit=64),
                         sender_type=_ident(sender, "sender_type", required=False, limit=16),
                         message_type=_ident(msg, "message_type", limit=32), text=text,
-                        mentions=mentions, thread_id=thread_id or None, unreadable=REPLACEMENT in text)
+                        mentions=mentions, thread_id=thread_id or None, unreadable=REPLACEMENT in text,
+                        too_long=too_long)
 
 
 def _bot_added(header: Header, event: dict[str, Any]) -> BotAddedEvent:

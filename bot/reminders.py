@@ -145,7 +145,7 @@ def parse_standup_key(key: str) -> tuple[date, time]:
 def parse_hhmm(value: str) -> time | None:
     value = value.strip().replace("：", ":")
     parts = value.split(":")
-    if len(parts) != 2 or not all(p.isdigit() and 1 <= len(p) <= 2 for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and 1 <= len(p) <= 2 for p in parts):
         return None
     h, m = int(parts[0]), int(parts[1])
     if not (0 <= h <= 23 and 0 <= m <= 59):

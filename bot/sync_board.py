@@ -12,7 +12,7 @@ the tenant's overview chain (OVERVIEW_CHAIN), which the outbox runs one write at
         later changes are written with batch_update, only the records whose values changed.
   poll  (the scheduler asks every minute while the case is in step 5) one records search of 任务
         (≤500 a page): a change of 状态 / 完成率 / 滞后原因 / 调整措施 made in the board goes to
-        `apply_edit` (handlers.feishu_board) with the record's last_modified_by, which runs the
+        `apply_edit` (handlers.tracking) with the record's last_modified_by, which runs the
         card update's checks; a refused edit is written back over and told once in the group.
 
 A record deleted in the board is marked, told to the lead once and never re-created. A missing
@@ -41,12 +41,16 @@ from bot.feishu import RECORD_NOT_FOUND_CODE, MissingScope, Permanent
 from bot.lagging import is_lagging
 from bot.models import Case, FeishuBoard, FeishuBoardRow, FeishuOverview, Outbox, Task
 from bot.repository import audit, nodes_of, risks_of, tasks_of
+from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in, syncing_case
 from bot.workflow import Step
 
 log = logging.getLogger(__name__)
 
 TARGET = "board"
-DEFAULT_SCOPE = "bitable:app"
+FEATURE = SyncFeature(setting="feishu_board", model=FeishuBoard, target=TARGET, notice_key="board",
+                      default_scope="bitable:app", scope_missing=texts.BOARD_SCOPE_MISSING, failed=texts.BOARD_FAILED,
+                      log=log, what="board sync", poll_key="bdpoll", poll_word="board",
+                      new_row=lambda: {"tables": {}, "url": ""})
 BATCH_MAX = 1000          # batch_create / batch_update, documented
 PAGE_MAX = 500            # records/search, documented
 OVERVIEW = "overview"
@@ -90,12 +94,8 @@ def records_token(tenant_key: str, case_id: int, kind: str, item_ids: list[int])
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def _ms(when: datetime | None) -> int:
-    return int(when.timestamp() * 1000) if when else 0
-
-
-def _hm(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).strftime("%m-%d %H:%M")
+def _hm(at_ms: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, tz).strftime("%m-%d %H:%M")
 
 
 def _person(open_id: str) -> list[dict]:
@@ -129,13 +129,7 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    case_id: int
-    tenant_key: str
-    chat_id: str
-    title: str
-    lead: str
-    step: Step
+class Snapshot(CaseSnapshot):
     app_token: str | None
     url: str
     tables: dict[str, str]
@@ -153,14 +147,14 @@ def wants_of(session: Session, case: Case, now: datetime, on_board: set[int]
     tasks = {t.id: {"任务": (texts.FTASK_CANCELLED_PREFIX if t.dropped else "") + t.content, "编号": t.seq,
                     "负责人": _person(t.owner_open_id),
                     "状态": texts.TASK_STATUS_LABELS[t.status], "完成率": t.progress,
-                    "开始": _ms(t.start_at), "截止": _ms(t.due_at), "滞后": is_lagging(t, now, tz=tz),
+                    "开始": ms(t.start_at), "截止": ms(t.due_at), "滞后": is_lagging(t, now, tz=tz),
                     "滞后原因": t.lag_reason, "调整措施": t.adjustment, "交付标准": t.delivery_standard}
              for t in shown}
     risks = {r.id: {"风险": r.risk, "可能性": texts.LEVEL_LABELS[r.likelihood], "影响": texts.LEVEL_LABELS[r.impact],
                     "应对措施": r.response, "负责人": _person(r.owner_open_id),
                     "状态": texts.RISK_STATUS.get(r.status, texts.RISK_STATUS["open"])[0]}
              for r in risks_of(session, case)}
-    nodes = {n.id: {"节点": n.name, "时间": _ms(n.at)} for n in nodes_of(session, case)}
+    nodes = {n.id: {"节点": n.name, "时间": ms(n.at)} for n in nodes_of(session, case)}
     labels = {t.id: f"#{t.seq}「{t.content[:40]}」" for t in shown}
     return {"task": tasks, "risk": risks, "node": nodes}, labels
 
@@ -174,10 +168,12 @@ def overview_of(session: Session, case: Case, board_url: str, now: datetime) -> 
             "负责人": _person(case.lead_open_id), "滞后任务": lagging, "下一个关键节点": nxt, "看板": board_url}
 
 
-class BoardSync:
+class BoardSync(CaseSyncer):
+    feature = FEATURE
+
     def __init__(self, factory: sessionmaker[Session], client: Any, clock: Clock, *,
                  apply_edit: ApplyEdit) -> None:
-        self.factory, self.client, self.clock = factory, client, clock
+        super().__init__(factory, client, clock)
         self.apply_edit = apply_edit
 
     # ------------------------------------------------------------------ entry point (a syncer)
@@ -188,7 +184,7 @@ class BoardSync:
         snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id)
         if snap is None:
             return
-        try:
+        async with self._failures_told_to_lead(snap):
             if op.poll and snap.step == Step.EXECUTION and snap.app_token and "task" in snap.tables:
                 await self._poll(snap)
                 snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id) or snap
@@ -196,12 +192,6 @@ class BoardSync:
             for kind in TABLES:
                 await self._push(snap, kind)
             await asyncio.to_thread(self._plan_overview, snap, row.id)
-        except MissingScope as exc:
-            await asyncio.to_thread(self._pause, snap, exc.scopes[0] if exc.scopes else DEFAULT_SCOPE)
-        except Permanent as exc:   # said once per code; tried again on the next change or tick
-            log.warning("board sync of case %s failed: %s", snap.case_id, exc)
-            await asyncio.to_thread(self._notice, snap, f"board-fail:{snap.case_id}:{exc.code}",
-                                    texts.BOARD_FAILED.format(lead=_at(snap.lead), code=exc.code, msg=exc.msg[:80]))
 
     # ------------------------------------------------------------------------------- overview chain
     async def _write_overview(self, row: Outbox, op: outbox.SyncFeishu) -> None:
@@ -213,7 +203,7 @@ class BoardSync:
         try:
             await self._overview(snap)
         except MissingScope as exc:
-            await asyncio.to_thread(self._pause, snap, exc.scopes[0] if exc.scopes else DEFAULT_SCOPE)
+            await self._paused(snap.case_id, exc)
         except Permanent as exc:   # not the lead's concern: planned again on the case's next sync
             log.warning("overview row of case %s not written: %s", snap.case_id, exc)
 
@@ -249,12 +239,10 @@ class BoardSync:
     # ------------------------------------------------------------------------------- reading
     def _load(self, case_id: int, tenant_key: str, chat_id: str) -> Snapshot | None:
         with self.factory() as session:
-            case = session.get(Case, case_id)
-            if case is None or (case.tenant_key, case.chat_id) != (tenant_key, chat_id):
+            found = syncing_case(session, FeishuBoard, case_id, tenant_key, chat_id)
+            if found is None:
                 return None
-            board = _board(session, case)
-            if board is None or not board.enabled or board.problem or case.step < Step.EXECUTION:
-                return None
+            case, board = found
             rows = {(r.kind, r.item_id): Row(r.id, r.kind, r.item_id, r.token, r.record_id, r.pushed_hash,
                                               dict(r.pushed or {}), r.deleted_at is not None)
                     for r in session.scalars(select(FeishuBoardRow).where(FeishuBoardRow.case_id == case.id))}
@@ -362,7 +350,7 @@ class BoardSync:
             task = session.get(Task, row.item_id)
             if case is None or stored is None or stored.deleted_at is not None or task is None:
                 return
-            if modified and modified < _ms(task.updated_at):
+            if modified and modified < ms(task.updated_at):
                 # changed in the group after the board edit: the later change wins, the push writes
                 # it over the board's, and the audit trail says so
                 stored.pushed_hash = ""
@@ -371,7 +359,7 @@ class BoardSync:
                 tz = ZoneInfo(case.timezone)
                 audit(session, case, tenant_key=case.tenant_key, chat_id=case.chat_id, actor="feishu",
                       action="board.conflict", now=now, detail=texts.AUDIT_BOARD_CONFLICT.format(
-                          seq=task.seq, bot=_hm(_ms(task.updated_at), tz), remote=_hm(modified, tz)))
+                          seq=task.seq, bot=_hm(ms(task.updated_at), tz), remote=_hm(modified, tz)))
                 return
             refused = self.apply_edit(session, case, row.item_id, editor, remote, now)
             stored.remote_modified_ms = max(stored.remote_modified_ms or 0, modified)
@@ -383,8 +371,8 @@ class BoardSync:
             # refused: the push writes the bot's values back over it; said once per edit
             stored.pushed_hash = ""
             label = snap.labels.get(row.item_id, "")
-            _notice_in(session, case, now, f"board-refused:{row.id}:{modified}", texts.BOARD_EDIT_REFUSED.format(
-                who=_at(editor) or texts.BOARD_SOMEONE, task=label, why=refused))
+            notice_in(session, case, now, f"board-refused:{row.id}:{modified}", texts.BOARD_EDIT_REFUSED.format(
+                who=at_mention(editor) or texts.BOARD_SOMEONE, task=label, why=refused))
 
     # ------------------------------------------------------------------------------- overview
     async def _overview(self, snap: Snapshot) -> None:
@@ -467,8 +455,8 @@ class BoardSync:
             if board is None or case is None:
                 return
             if board.app_token is None:   # the lead gets the link once
-                _notice_in(session, case, self.clock.now(), f"board-ready:{board.id}",
-                           texts.BOARD_READY.format(lead=_at(case.lead_open_id), url=url or ""))
+                notice_in(session, case, self.clock.now(), f"board-ready:{board.id}",
+                          texts.BOARD_READY.format(lead=at_mention(case.lead_open_id), url=url or ""))
             board.app_token = board.app_token or app_token
             if url is not None:
                 board.url = url
@@ -526,41 +514,5 @@ class BoardSync:
                 what = snap.labels.get(r.item_id, "") if r.kind == "task" else texts.BOARD_KIND_NAMES[r.kind]
                 audit(session, case, tenant_key=case.tenant_key, chat_id=case.chat_id, actor="feishu",
                       action="board.deleted", detail=texts.AUDIT_BOARD_DELETED.format(what=what), now=now)
-                _notice_in(session, case, now, f"board-gone:{stored.id}", texts.BOARD_RECORD_DELETED.format(
-                    lead=_at(case.lead_open_id), what=what))
-
-    def _pause(self, snap: Snapshot, scope: str) -> None:
-        now = self.clock.now()
-        with self.factory() as session, session.begin():
-            case = session.get(Case, snap.case_id)
-            board = session.scalar(select(FeishuBoard).where(FeishuBoard.case_id == snap.case_id))
-            if case is None or board is None:
-                return
-            board.problem = f"scope:{scope}"[:200]
-            if board.problem_notified_at is None:   # once, until the lead presses the button again
-                board.problem_notified_at = now
-                _notice_in(session, case, now, f"board-scope:{board.id}:{_ms(board.changed_at)}",
-                           texts.BOARD_SCOPE_MISSING.format(lead=_at(case.lead_open_id), scope=scope))
-
-    def _notice(self, snap: Snapshot, key: str, text: str) -> None:
-        with self.factory() as session, session.begin():
-            case = session.get(Case, snap.case_id)
-            if case is not None:
-                _notice_in(session, case, self.clock.now(), key, text)
-
-
-# ---------------------------------------------------------------------------------- helpers
-def _board(session: Session, case: Case) -> FeishuBoard | None:
-    return session.scalar(select(FeishuBoard).where(FeishuBoard.case_id == case.id,
-                                                    FeishuBoard.tenant_key == case.tenant_key))
-
-
-def _at(open_id: str) -> str:
-    return f'<at user_id="{open_id}"></at>' if open_id.startswith("ou_") else ""
-
-
-def _notice_in(session: Session, case: Case, now: datetime, key: str, text: str) -> None:
-    """One message per key, ever (the outbox key is unique): a notice is never repeated in a loop."""
-    outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id, key=key, now=now,
-                       ops=[outbox.SendText(text)], case_id=case.id, priority=outbox.Priority.BULK)
-
+                notice_in(session, case, now, f"board-gone:{stored.id}", texts.BOARD_RECORD_DELETED.format(
+                    lead=at_mention(case.lead_open_id), what=what))

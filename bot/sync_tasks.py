@@ -35,16 +35,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import outbox, texts
 from bot.clock import Clock
 from bot.domain import TaskStatus
-from bot.feishu import FeishuError, MissingScope, Permanent, is_not_found
+from bot.feishu import FeishuError, Permanent, is_not_found
 from bot.models import Case, FeishuTaskLink, FeishuTaskSync, Outbox, Task
 from bot.repository import audit, tasks_of, team_open_ids
+from bot.sync_common import CaseSnapshot, CaseSyncer, SyncFeature, at_mention, ms, notice_in, syncing_case
 from bot.workflow import Step
 
 log = logging.getLogger(__name__)
 
 POLL_MAX = 20            # tasks read back per case per run (a minute): well inside 1000/min
 TARGET = "tasks"
-DEFAULT_SCOPE = "task:task:write"
+FEATURE = SyncFeature(setting="feishu_tasks", model=FeishuTaskSync, target=TARGET, notice_key="ftask",
+                      default_scope="task:task:write", scope_missing=texts.FTASK_SCOPE_MISSING,
+                      failed=texts.FTASK_FAILED, log=log, what="feishu task sync", poll_key="ftpoll", poll_word="poll")
 
 # (session, case, task, done, remote_ms, conflict_note, now) -> the task's updated_at afterwards
 ApplyRemote = Callable[[Session, Case, Task, bool, str, datetime], datetime]
@@ -55,12 +58,8 @@ def client_token(tenant_key: str, case_id: int, task_id: int, what: str = "creat
     return "ct-" + hashlib.sha256(f"{tenant_key}|{case_id}|{task_id}|{what}".encode()).hexdigest()[:40]
 
 
-def _ms(when: datetime | None) -> int:
-    return int(when.timestamp() * 1000) if when else 0
-
-
-def _at(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).strftime("%m-%d %H:%M")
+def _at(at_ms: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, tz).strftime("%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -91,13 +90,7 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    case_id: int
-    tenant_key: str
-    chat_id: str
-    title: str
-    lead: str
-    step: Step
+class Snapshot(CaseSnapshot):
     tasklist: str | None
     team: tuple[str, ...]
     wants: tuple[Want, ...]
@@ -125,20 +118,22 @@ def want_for(task: Task, case: Case, team: set[str], tz: ZoneInfo) -> Want:
     if task.dropped:
         summary = texts.FTASK_CANCELLED_PREFIX + summary
     fields = {"summary": summary[:3000], "description": description,
-              "start": {"timestamp": str(_ms(task.start_at)), "is_all_day": False},
-              "due": {"timestamp": str(_ms(task.due_at)), "is_all_day": False}}
+              "start": {"timestamp": str(ms(task.start_at)), "is_all_day": False},
+              "due": {"timestamp": str(ms(task.due_at)), "is_all_day": False}}
     done = task.status == TaskStatus.DONE or task.dropped
     members = [(task.owner_open_id, "assignee")]
     members += [(oid, "follower") for oid in sorted(team - {task.owner_open_id}) if oid.startswith("ou_")]
     blob = json.dumps([fields, done, members], ensure_ascii=False, sort_keys=True)
-    return Want(task.id, fields, done, _ms(task.done_at or task.updated_at) if done else 0, tuple(members),
+    return Want(task.id, fields, done, ms(task.done_at or task.updated_at) if done else 0, tuple(members),
                 task.updated_at, hashlib.sha256(blob.encode()).hexdigest())
 
 
-class TaskSync:
+class TaskSync(CaseSyncer):
+    feature = FEATURE
+
     def __init__(self, factory: sessionmaker[Session], client: Any, clock: Clock, *,
                  apply_remote: ApplyRemote, poll_max: int = POLL_MAX) -> None:
-        self.factory, self.client, self.clock = factory, client, clock
+        super().__init__(factory, client, clock)
         self.apply_remote = apply_remote
         self.poll_max = poll_max
 
@@ -147,29 +142,20 @@ class TaskSync:
         snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id)
         if snap is None:
             return
-        try:
+        async with self._failures_told_to_lead(snap):
             # read back first: a bot change not yet written to Feishu is still visible as one
             if op.poll and snap.step == Step.EXECUTION:
                 await self._poll(snap)
                 snap = await asyncio.to_thread(self._load, op.case_id, row.tenant_key, row.chat_id) or snap
             await self._push(snap)
-        except MissingScope as exc:
-            await asyncio.to_thread(self._pause, snap, exc.scopes[0] if exc.scopes else DEFAULT_SCOPE)
-        except Permanent as exc:   # not worth retrying now; said once per code, tried on the next change
-            log.warning("feishu task sync of case %s failed: %s", snap.case_id, exc)
-            await asyncio.to_thread(self._notice, snap, f"ftask-fail:{snap.case_id}:{exc.code}",
-                                    texts.FTASK_FAILED.format(lead=_at_mention(snap.lead), code=exc.code,
-                                                              msg=exc.msg[:80]))
 
     # ------------------------------------------------------------------------------- reading
     def _load(self, case_id: int, tenant_key: str, chat_id: str) -> Snapshot | None:
         with self.factory() as session:
-            case = session.get(Case, case_id)
-            if case is None or (case.tenant_key, case.chat_id) != (tenant_key, chat_id):
+            found = syncing_case(session, FeishuTaskSync, case_id, tenant_key, chat_id)
+            if found is None:
                 return None
-            sync = _sync_row(session, case)
-            if sync is None or not sync.enabled or sync.problem or case.step < Step.EXECUTION:
-                return None
+            case, sync = found
             tz = ZoneInfo(case.timezone)
             team = team_open_ids(session, case)
             tasks = tasks_of(session, case, include_dropped=True)
@@ -308,16 +294,16 @@ class TaskSync:
             row.synced_at = task.updated_at
             return
         unseen = row.synced_at is None or task.updated_at > row.synced_at
-        if _ms(task.updated_at) > remote_at:
+        if ms(task.updated_at) > remote_at:
             # ours is later: keep it; the push writes the completion back to Feishu
             audit(session, case, tenant_key=case.tenant_key, chat_id=case.chat_id, actor="feishu",
                   action="ftask.conflict", now=now, detail=texts.AUDIT_FTASK_CONFLICT_BOT.format(
-                      seq=task.seq, bot=_at(_ms(task.updated_at), tz), remote=_at(remote_at, tz)))
+                      seq=task.seq, bot=_at(ms(task.updated_at), tz), remote=_at(remote_at, tz)))
             row.pushed_hash = ""
             _enqueue_sync(session, case, now, f"conflict:{row.id}:{remote_ms}")
             return
         note = texts.AUDIT_FTASK_CONFLICT_REMOTE.format(seq=task.seq, remote=_at(remote_at, tz),
-                                                       bot=_at(_ms(task.updated_at), tz)) if unseen else ""
+                                                       bot=_at(ms(task.updated_at), tz)) if unseen else ""
         if case.step == Step.EXECUTION and not task.dropped:
             row.synced_at = self.apply_remote(session, case, task, remote_done, note, now)
         else:
@@ -366,45 +352,11 @@ class TaskSync:
             row.deleted_at = now
             audit(session, case, tenant_key=case.tenant_key, chat_id=case.chat_id, actor="feishu",
                   action="ftask.deleted", detail=texts.AUDIT_FTASK_DELETED.format(seq=task.seq), now=now)
-            _notice_in(session, case, now, f"ftask-gone:{row.id}", texts.FTASK_DELETED.format(
-                lead=_at_mention(case.lead_open_id), seq=task.seq, content=task.content[:60]))
-
-    def _pause(self, snap: Snapshot, scope: str) -> None:
-        now = self.clock.now()
-        with self.factory() as session, session.begin():
-            case = session.get(Case, snap.case_id)
-            sync = session.scalar(select(FeishuTaskSync).where(FeishuTaskSync.case_id == snap.case_id))
-            if case is None or sync is None:
-                return
-            sync.problem = f"scope:{scope}"[:200]
-            if sync.problem_notified_at is None:   # once, until the lead turns it on again
-                sync.problem_notified_at = now
-                _notice_in(session, case, now, f"ftask-scope:{sync.id}:{_ms(sync.changed_at)}",
-                           texts.FTASK_SCOPE_MISSING.format(lead=_at_mention(case.lead_open_id), scope=scope))
-
-    def _notice(self, snap: Snapshot, key: str, text: str) -> None:
-        with self.factory() as session, session.begin():
-            case = session.get(Case, snap.case_id)
-            if case is not None:
-                _notice_in(session, case, self.clock.now(), key, text)
+            notice_in(session, case, now, f"ftask-gone:{row.id}", texts.FTASK_DELETED.format(
+                lead=at_mention(case.lead_open_id), seq=task.seq, content=task.content[:60]))
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _sync_row(session: Session, case: Case) -> FeishuTaskSync | None:
-    return session.scalar(select(FeishuTaskSync).where(FeishuTaskSync.case_id == case.id,
-                                                       FeishuTaskSync.tenant_key == case.tenant_key))
-
-
-def _at_mention(open_id: str) -> str:
-    return f'<at user_id="{open_id}"></at>' if open_id.startswith("ou_") else ""
-
-
-def _notice_in(session: Session, case: Case, now: datetime, key: str, text: str) -> None:
-    """One message per key, ever (the outbox key is unique): a notice is never repeated in a loop."""
-    outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id, key=key, now=now,
-                       ops=[outbox.SendText(text)], case_id=case.id, priority=outbox.Priority.BULK)
-
-
 def _enqueue_sync(session: Session, case: Case, now: datetime, key: str) -> None:
     outbox.enqueue_ops(session, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"ftask:{case.id}:{key}",
                        now=now, ops=[outbox.SyncFeishu(TARGET, case.id)], case_id=case.id,

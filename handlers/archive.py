@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
 from bot.envelope import CardAction, MessageEvent
+from bot.ids import number
 from bot.models import Case, PlanVersion, StepLog
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
 from bot.workflow import Step
@@ -90,7 +91,7 @@ def show(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     if case.status == "active":  # never offered on a live case; its live card is the truth
         return CallbackAnswer(card=case_card.build(ctx, case))
     step = str((value.extra or {}).get("s") or "0")
-    return CallbackAnswer(card=archived_card(ctx, case, int(step) if step.isdigit() else 0))
+    return CallbackAnswer(card=archived_card(ctx, case, number(step) or 0))
 
 
 @router.command(texts.CMD_PROGRESS)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.envelope import MessageEvent
+from bot.ids import number
 from bot.models import ActionItem, Case, Member
 from bot.repository import department_inputs, requirements_of
 from bot.routing import Ctx, Router, UserError
@@ -178,11 +179,12 @@ def export(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     token = next((w for w in words if w[:1] in ("#", "＃")), None)   # 「/导出 #1 3」 or 「/导出 3 #1」
     rest = [w for w in words if w is not token]
     arg = rest[0] if len(rest) == 1 else ""
-    if len(rest) > 1 or (arg and not (arg.isdigit() and 1 <= int(arg) <= 6)):
+    step_no = number(arg, top=6) if arg else None
+    if len(rest) > 1 or (arg and not step_no):
         raise UserError(texts.EXP_USAGE)
     case = _case(ctx, token)
     exporters = ctx.registry.exporters if ctx.registry is not None else {}
-    steps = [Step(int(arg))] if arg else sorted(exporters)
+    steps = [Step(step_no)] if step_no else sorted(exporters)
     parts = []
     for step in steps:
         fn = exporters.get(step)

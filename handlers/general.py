@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from bot import outbox, repository, texts
 from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
+from bot.ids import number
 from bot.routing import Ctx, Router, UserError
 from bot.workflow import Cancel, CloseEarly, NotAllowed, SendBack, Step
 from cards.general import CaseRow, LogLine, audit_card, cases_card, help_card, welcome_card
@@ -73,12 +74,13 @@ def list_cases(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
 def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     case = require_case(ctx)
     target, _, reason = args.partition(" ")
-    if not target.isdigit() or len(target) > 2:
+    step = number(target) if len(target) <= 2 else None
+    if step is None:
         raise UserError(texts.BACK_USAGE)
     if case.step == Step.CONSENSUS:
         raise UserError(texts.BACK_NOTHING_EARLIER)
     try:
-        transition(ctx, case, SendBack(int(target), reason), say=lambda outcome: outbox.SendText(
+        transition(ctx, case, SendBack(step, reason), say=lambda outcome: outbox.SendText(
             texts.BACK_DONE.format(step=texts.STEP_NAMES[outcome.step], reason=reason.strip())))
     except NotAllowed as exc:
         if ctx.actor != case.lead_open_id:

@@ -21,7 +21,7 @@ from bot import (
 from bot.actions import PLAN_OPEN, ActionValue
 from bot.domain import Level, parse
 from bot.envelope import CardAction
-from bot.ids import is_open_id
+from bot.ids import is_open_id, number
 from bot.lagging import is_lagging
 from bot.models import ActionItem, Case, KeyNode, PlanVersion, Risk, Task
 from bot.repository import department_of, get_task, nodes_of, risks_of, tasks_of, team_open_ids
@@ -242,7 +242,7 @@ def set_depends(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnsw
     case = _draft_case(ctx, value)
     form = event.form_value or {}
     typed = _typed(form, ("task", "depends"))
-    task = get_task(ctx.session, case, int(typed["task"]) if typed["task"].isdigit() else None)
+    task = get_task(ctx.session, case, number(typed["task"]))
     try:
         if task is None:
             raise ValueError(texts.ERR_DEPENDS_TASK)

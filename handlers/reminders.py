@@ -23,6 +23,7 @@ from bot import reminders as plan
 from bot.actions import ActionValue
 from bot.domain import TaskStatus
 from bot.envelope import CardAction, MessageEvent
+from bot.ids import number
 from bot.lagging import is_lagging, working_seconds
 from bot.models import Case, KeyNode, Member, Outbox, StandupReply, Task, TaskUpdate
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError
@@ -288,14 +289,15 @@ def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Poli
 def _node_for(session: Session, case: Case, key: str) -> tuple[KeyNode, int] | None:
     node_part, _, rest = key.partition(":")
     hours, _, at = rest.partition("h@")
-    if not (node_part.isdigit() and hours.isdigit()):
+    node_id, offset = number(node_part), number(hours)
+    if node_id is None or offset is None:
         return None
-    node = session.scalar(select(KeyNode).where(KeyNode.id == int(node_part), KeyNode.case_id == case.id,
+    node = session.scalar(select(KeyNode).where(KeyNode.id == node_id, KeyNode.case_id == case.id,
                                                 KeyNode.tenant_key == case.tenant_key,
                                                 KeyNode.chat_id == case.chat_id))
-    if node is None or plan.minute_key(node.at) != at or int(hours) not in plan.keynode_offsets(case):
+    if node is None or plan.minute_key(node.at) != at or offset not in plan.keynode_offsets(case):
         return None
-    return node, int(hours)
+    return node, offset
 
 
 def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: datetime, *,
@@ -488,7 +490,8 @@ def keynode_ok(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
                                                     KeyNode.chat_id == case.chat_id))
     if node is None:
         raise UserError(texts.KEYNODE_GONE)
-    hours = int(value.extra.get("h", "24")) if value.extra.get("h", "24").isdigit() else 24
+    asked = number(value.extra.get("h", "24"))
+    hours = 24 if asked is None else asked
     repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
                      action="keynode.confirm", detail=f"{node.name} {_fmt(node.at, plan.case_tz(case))}", now=ctx.now)
     view = keynode_view(ctx.session, case, node, hours, ctx.now, confirmed_by=ctx.actor)

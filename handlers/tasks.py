@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import texts
-from bot.ids import is_open_id
+from bot.ids import is_open_id, number
 from bot.models import Case, PlanVersion, Task
 from bot.repository import nodes_of, risks_of, tasks_of
 from bot.routing import Ctx
@@ -85,7 +85,9 @@ def depends_id(form: dict, editing: Task | None) -> int | None:
     if "depends" not in form:
         return editing.depends_on_id if editing is not None else None
     raw = str(form.get("depends") or "0")
-    return int(raw) if raw.isdigit() and raw != "0" else None
+    if raw == "0" or not (raw.isascii() and raw.isdigit()):
+        return None
+    return number(raw) or 0  # digits no task can have: check_depends refuses them by name
 
 
 def check_depends(tasks: list[Task], me: int, dep_id: int | None) -> None:

@@ -34,7 +34,7 @@ from bot.actions import (
 )
 from bot.domain import TaskStatus, parse
 from bot.envelope import CardAction, MessageEvent
-from bot.ids import is_open_id
+from bot.ids import is_open_id, number
 from bot.lagging import is_lagging, lag_reason_required
 from bot.models import Case, ChangeRequest, PlanVersion, Risk, StepLog, Task, TaskUpdate
 from bot.repository import department_of, get_task, risks_of, tasks_of, team_open_ids, updates_of
@@ -155,9 +155,9 @@ def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskSta
                                          "adjustment": (texts.FIELD_ADJUSTMENT, 500)}):
         raise ValueError(problem)
     raw = typed["progress"].rstrip("%").strip()
-    if not raw.isdigit() or not 0 <= int(raw) <= 100:
+    progress = number(raw, top=100)
+    if progress is None:
         raise ValueError(texts.BAD_PROGRESS.format(value=typed["progress"][:10]))
-    progress = int(raw)
     if status == TaskStatus.DONE:
         progress = 100
     elif progress == 100 and status != TaskStatus.BLOCKED:
@@ -262,7 +262,7 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     form = event.form_value or {}
     typed = {"risk": str(form.get("risk") or "").strip(), "note": str(form.get("note") or "").strip()}
     risk = ctx.session.scalar(select(Risk).where(
-        Risk.id == (int(typed["risk"]) if typed["risk"].isdigit() else 0), Risk.case_id == case.id,
+        Risk.id == (number(typed["risk"]) or 0), Risk.case_id == case.id,
         Risk.tenant_key == case.tenant_key, Risk.chat_id == case.chat_id))
     if risk is None:
         message = texts.RISK_NOT_FOUND if typed["risk"] else texts.RISK_PICK_MISSING
@@ -382,7 +382,7 @@ def _parse_change(ctx: Ctx, case: Case, mode: str, form: dict) -> dict:
         data = check_task(ctx, case, dict(form, depends="0", start=start), None)
         return {"kind": "add", "content": data["content"], "owner": data["owner_open_id"],
                 "due": data["due_at"].isoformat(), "standard": data["delivery_standard"]}
-    task = get_task(ctx.session, case, int(form["task"]) if str(form.get("task") or "").isdigit() else None)
+    task = get_task(ctx.session, case, number(str(form.get("task") or "")))
     if task is None or task.dropped:
         raise ValueError(texts.CHANGE_NEED_TASK)
     if task.status == TaskStatus.DONE:

@@ -1,4 +1,4 @@
-"""The attacks on the front door (S1–S4, S9, S14): a padding oracle, hostile numbers, depths,
+"""The attacks on the front door (S1–S4, S7, S9, S14): a padding oracle, hostile numbers, depths,
 types and characters, another app's events, a bad row among good ones. Each is refused with a
 clear answer and changes nothing; no input is a 500."""
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bot.envelope import parse_event
 from bot.models import Case, InboxEvent
 from bot.security import encrypt, seal, signature
 from feishu_fake import events as ev
+from tests.casefactory import make_case_at_step4
 from tests.driver import APP_ID, CHAT, ENCRYPT_KEY, LEAD, TENANT, VERIFICATION_TOKEN
 
 
@@ -199,24 +200,38 @@ def _click(world, **kw) -> dict:
     return ev.card_action_event(chat_id=CHAT, message_id="om_card", operator_open_id=LEAD, **_common(world), **kw)
 
 
+SIGN = "consensus.sign"  # a real button: an id in range reaches its handler
+
+
 def test_a_number_no_id_can_have_is_400(world):
-    assert world.post(_click(world, value={"a": "s1.sign", "c": 10 ** 30})).status_code == 400
+    assert world.post(_click(world, value={"a": SIGN, "c": 10 ** 30})).status_code == 400
     assert _inbox_count(world) == 0
 
 
 @pytest.mark.parametrize("value", [
-    {"a": "s1.sign", "c": 10 ** 12},
-    {"a": "s1.sign", "c": "1" * 40},
-    {"a": "s1.sign", "c": -1},
-    {"a": "s1.sign", "c": 1, "v": 2 ** 40},
+    {"a": SIGN, "c": 2 ** 31},
+    {"a": SIGN, "c": 10 ** 12},
+    {"a": SIGN, "c": "1" * 40},
+    {"a": SIGN, "c": "²"},
+    {"a": SIGN, "c": -1},
+    {"a": SIGN, "c": "CASE", "v": 2 ** 40},
+    {"a": SIGN, "c": "CASE", "r": 2 ** 31},
     {"a": "x" * 200},
-    {"a": "s1.sign", "c": True},
-    {"a": "s1.sign", "x": {"k": 5}},
+    {"a": SIGN, "c": True},
+    {"a": SIGN, "c": "CASE", "x": {"k": 5}},
 ])
 def test_out_of_range_card_values_are_refused_with_a_toast(world, value):
+    """S7: ids and versions are range-checked where the card value is parsed; the same click with
+    the numbers in range reaches the sign-off handler, which answers otherwise (S1_SIGNED…)."""
+    case_id = make_case_at_step4(world.state.factory, now=world.clock.now())
+    value = {k: case_id if v == "CASE" else v for k, v in value.items()}
     resp = world.post(_click(world, value=value))
     assert resp.status_code == 200
     assert resp.json()["toast"] == {"type": "error", "content": texts.UNKNOWN_ACTION}
+    control = world.post(_click(world, value={"a": SIGN, "c": case_id})).json()
+    assert control["toast"]["content"] != texts.UNKNOWN_ACTION, control
+    missing = world.post(_click(world, value={"a": SIGN, "c": 2 ** 31 - 1})).json()
+    assert missing["toast"]["content"] == texts.CASE_NOT_FOUND, missing
 
 
 @pytest.mark.parametrize("form", [{"title": "a\x00b"}, {"title": ["ok", "b\udc00"]}])

@@ -1,5 +1,5 @@
 """The front door over a real socket (uvicorn on loopback): a refused request leaves the
-keep-alive connection usable, and a client that hangs up mid-body is one log line."""
+keep-alive connection usable, and a client that hangs up mid-body is one log line (S12, S13)."""
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The ack path's group commit: concurrent inbox inserts share a transaction, and each caller
-still learns whether its event is a first delivery (duplicates inside one batch included)."""
+still learns whether its event is a first delivery (duplicates inside one batch included: S5, F9).
+A row the database refuses is tested with the front door's attacks (tests/test_front_door.py)."""
 from __future__ import annotations
 
 import asyncio

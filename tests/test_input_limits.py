@@ -92,3 +92,25 @@ def test_task_owner_is_checked_once_the_member_list_is_known(world):
     assert ok["toast"]["type"] == "success"
     with world.state.factory() as s:
         assert [t.owner_open_id for t in s.scalars(select(Task).where(Task.case_id == case_id))] == [STRANGER, TECH_DEV]
+
+
+def test_a_command_longer_than_the_text_cap_is_refused_not_cut(world):
+    """Only the first MAX_TEXT characters of a message are read (S9): a command longer than that
+    is refused with the limit named, never run on its start; chatter that long is left alone."""
+    from bot.envelope import MAX_TEXT
+    from bot.models import Case
+    from tests.casefactory import make_case_at_step4
+
+    case_id = make_case_at_step4(world.state.factory, now=world.clock.now())
+    head = "/回退 2 "
+    world.say(LEAD, head + "因" * (MAX_TEXT + 1000 - len(head)))
+    assert world.texts() == [texts.COMMAND_TOO_LONG.format(limit=MAX_TEXT)]
+    with world.state.factory() as s:
+        assert s.get(Case, case_id).step == 4
+    world.say(LEAD, "聊" * (MAX_TEXT + 10))               # not a command: no answer
+    assert len(world.texts()) == 1
+    reason = "因" * (MAX_TEXT - len(head))                 # exactly the cap: run, and kept whole
+    world.say(LEAD, head + reason)
+    assert world.texts()[-1] == texts.BACK_DONE.format(step=texts.STEP_NAMES[2], reason=reason)
+    with world.state.factory() as s:
+        assert s.get(Case, case_id).step == 2

@@ -8,19 +8,17 @@ from __future__ import annotations
 import importlib.util
 from datetime import datetime, timezone
 
-import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, make_url, select
+from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.orm import Session
 
 from bot import db, texts
 from bot.domain import Level, RetroKind, TaskStatus
 from bot.models import Requirement, RetroEntry, Risk, Task, TaskUpdate
-from tests.conftest import PG_URL
+from tests.migration_scratch import scratch_url_fixture
 
 REVISION = "0004_domain_codes"
-SCRATCH_DB = "test_migrations_codes"
 T0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
 SCOPE = {"tenant_key": "tk_codes", "chat_id": "oc_codes"}
 
@@ -41,24 +39,7 @@ def _migration():
     return module
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def scratch_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/codes.db"
-        return
-    if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    import psycopg
-
-    admin = db.normalise_url(PG_URL).replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
-    try:
-        yield make_url(db.normalise_url(PG_URL)).set(database=SCRATCH_DB).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+scratch_url = scratch_url_fixture("codes")
 
 
 def _risks(labels: list[tuple[str, str]]) -> list[dict]:

@@ -3,27 +3,23 @@ downgrade (SQLite always; PostgreSQL when TEST_DATABASE_URL is set)."""
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import inspect, select, text
 
-from bot import db
 from bot.models import Case
 from tests.casefactory import make_case_at_step4
-from tests.test_migration_feishu_tasks import NOW, scratch_url  # noqa: F401  (the fixture)
+from tests.migration_scratch import migrated_to, scratch_url_fixture
+from tests.test_migration_feishu_sync import NOW
 
 REVISION, PREVIOUS = "0008_tasklist_pending_sync", "0007_feishu_board_sync"
+scratch_url = scratch_url_fixture("tasklist_mig")
 
 
 def _columns(engine) -> set[str]:
     return {c["name"] for c in inspect(engine).get_columns("feishu_task_sync")}
 
 
-def test_upgrade_with_rows_and_back(scratch_url):  # noqa: F811
-    cfg = db.alembic_config(scratch_url)
-    command.upgrade(cfg, PREVIOUS)
-    engine = create_engine(db.normalise_url(scratch_url))
-    factory = sessionmaker(engine, expire_on_commit=False)
-    try:
+def test_upgrade_with_rows_and_back(scratch_url):
+    with migrated_to(scratch_url, PREVIOUS) as (cfg, engine, factory):
         case_id = make_case_at_step4(factory, now=NOW)
         with factory() as s, s.begin():
             case = s.get(Case, case_id)
@@ -43,5 +39,3 @@ def test_upgrade_with_rows_and_back(scratch_url):  # noqa: F811
         with factory() as s:
             assert s.scalar(select(Case.id).where(Case.id == case_id)) == case_id
         command.upgrade(cfg, REVISION)
-    finally:
-        engine.dispose()

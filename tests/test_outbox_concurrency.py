@@ -1,6 +1,7 @@
 """The sender never waits for one call: groups are served concurrently, one chain per group, so
-a hanging Open API call holds up only its own group; a group's messages keep their order; and
-when the pacer is the bottleneck, replies to people go before reminders and hints last."""
+a hanging Open API call (F3) or a group whose sends keep failing (F1, F2) holds up only its own
+group; a group's messages keep their order; and when the pacer is the bottleneck, replies to
+people go before reminders and hints last."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from bot import outbox
@@ -35,6 +37,7 @@ class Gate:
     def __init__(self, fake, latency: Callable[[], float] = lambda: 0.0) -> None:
         self.fake, self.latency = fake, latency
         self.rule: Callable[[str, str], bool] = lambda _chat, _path: False
+        self.answer: Callable[[str, str], httpx.Response | None] = lambda _chat, _path: None
         self.opened = threading.Event()
         self.held: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
@@ -66,7 +69,8 @@ class Gate:
                 finally:
                     self.held[chat] -= 1
             await asyncio.sleep(self.latency())
-            return await self.fake.ahandle(request)
+            failed = self.answer(chat, request.url.path)
+            return failed if failed is not None else await self.fake.ahandle(request)
         finally:
             self.in_flight[chat] -= 1
 
@@ -161,6 +165,42 @@ def test_a_hanging_call_in_one_group_does_not_hold_up_replies_in_five_others(wor
         wait_until(lambda: _statuses(world, SLOW) == {"sent"}, "the slow group's rows finish once released")
     assert all(len(help_cards(world, chat)) == 1 for chat in QUICK)
     assert len(world.cards(SLOW)) == 1  # the welcome card, before the member list was read
+
+
+@pytest.mark.parametrize("failure", ["5xx", "230020"])
+def test_a_group_whose_sends_keep_failing_does_not_hold_up_the_others(world, failure):
+    """Every send to one group fails (a 503, or Feishu's per-group throttle 230020 with a long
+    reset): its retries wait in its own chain — and a 230020 pauses that group's pacing, not the
+    app's — so replies in five other groups go out at once (F1, F2)."""
+    add_chats(world, [SLOW, *QUICK])
+    gate = Gate(world.fake)
+    failures = []
+
+    def fail(chat: str, path: str) -> httpx.Response | None:
+        if chat != SLOW or not path.endswith("/messages"):
+            return None
+        failures.append(time.monotonic())
+        if failure == "5xx":
+            return httpx.Response(503, json={"code": -1, "msg": "unavailable"})
+        return httpx.Response(400, json={"code": 230020, "msg": "frequency limit"},
+                              headers={"x-ogw-ratelimit-reset": "8"})
+
+    gate.answer = fail
+    sender = sender_through(world, gate, pacer=Pacer(rate=48.0))
+    with world.state.factory() as s, s.begin():
+        outbox.enqueue_ops(s, tenant_key=TENANT, chat_id=SLOW, key="doomed", now=world.clock.now(),
+                           ops=[SendText("发不出去")])
+    with running(world, sender):
+        wait_until(lambda: len(failures) >= 1, "the failing group's first send failed")
+        started = time.monotonic()
+        for chat in QUICK:
+            say(world, chat, LEAD, "/帮助")
+        wait_until(lambda: all(help_cards(world, chat) for chat in QUICK), "five help cards", timeout=5)
+        took = time.monotonic() - started
+        retrying = _statuses(world, SLOW) == {"sending"}
+    assert retrying, "the failing group was still retrying when the others were answered"
+    assert took < 2.0, took
+    assert all(len(help_cards(world, chat)) == 1 for chat in QUICK)
 
 
 def _statuses(world, chat: str) -> set[str]:

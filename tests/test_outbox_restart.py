@@ -1,4 +1,4 @@
-"""A restart handles at once what the previous process acknowledged and never handled: no
+"""A restart handles at once what the previous process acknowledged and never handled (F6): no
 waiting for the inbox sweep, and the replies go out through the sender it starts."""
 from __future__ import annotations
 

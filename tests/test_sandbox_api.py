@@ -17,7 +17,7 @@ from bot import texts
 from bot.models import InboxEvent
 from bot.settings import Settings
 from sandbox.run import MEMBERS, SandboxServer
-from tests.driver import fits
+from tests.driver import fits, walk
 
 LEAD, TECH, DESIGN, DEV, QA = (p.open_id for p in MEMBERS)
 STATIC = Path(__file__).resolve().parents[1] / "sandbox" / "static"
@@ -42,16 +42,6 @@ def bot_cards(client: httpx.Client) -> list[dict]:
 
 def title(card: dict) -> str:
     return card.get("header", {}).get("title", {}).get("content", "")
-
-
-def walk(node):
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from walk(v)
 
 
 def last_card(client: httpx.Client, contains: str) -> dict:
@@ -256,9 +246,19 @@ def test_sandbox_database_is_temporary_unless_chosen_and_never_the_production_on
     assert database_for(production, str(tmp_path))[0].startswith("sqlite:///")
 
 
-def test_feishu_tasks_appear_read_only_in_the_page_state(sandbox):
-    """The sandbox offers 飞书任务 sync against its fake; the page's state lists the tasks as the
-    simulated Feishu holds them, so a newcomer sees the sync happen."""
+READ_ONLY_VIEWS = [
+    pytest.param("feishu_tasks", "同步到飞书任务", "已开启飞书任务同步，正在把任务同步到飞书任务", "summary",
+                 lambda t: t["done"] is False and t["due"], id="feishu_tasks"),
+    pytest.param("feishu_board", "创建多维表格看板", "正在创建多维表格看板，稍后群里会收到链接", "task",
+                 lambda r: r["status"] == "未开始" and r["progress"] == 0 and r["owner"], id="feishu_board"),
+]
+
+
+@pytest.mark.parametrize(("view", "button", "toast", "name", "as_published"), READ_ONLY_VIEWS)
+def test_a_feishu_sync_appears_read_only_in_the_page_state(sandbox, view, button, toast, name, as_published):
+    """The sandbox offers 飞书任务 sync and the 多维表格 board against its fake; the page's state
+    lists the tasks (the board's 任务 records) as the simulated Feishu holds them, so a newcomer
+    sees the sync happen."""
     import time as _time
 
     from bot.models import Case
@@ -266,7 +266,7 @@ def test_feishu_tasks_appear_read_only_in_the_page_state(sandbox):
 
     server, client = sandbox
     sb = server.sandbox
-    assert client.get("/sandbox/api/state").json()["feishu_tasks"] == []
+    assert client.get("/sandbox/api/state").json()[view] == []
     lead = MEMBERS[0].open_id
     now = sb.clock.now()
     case_id = make_case_at_step4(sb.state.factory, now=now, tenant_key=sb.tenant_key, chat_id=sb.chat_id)
@@ -276,43 +276,12 @@ def test_feishu_tasks_appear_read_only_in_the_page_state(sandbox):
     client.post("/sandbox/api/messages", json={"as": lead, "text": "/进度"})
     card = last_card(client, "新品推广页面延迟")
     answer = client.post("/sandbox/api/action", json={"as": lead, "message_id": card["message_id"], "action": {
-        "tag": "button", "value": button_value(card["content"], "同步到飞书任务")}}).json()
-    assert answer["toast"]["content"] == "已开启飞书任务同步，正在把任务同步到飞书任务", answer
+        "tag": "button", "value": button_value(card["content"], button)}}).json()
+    assert answer["toast"]["content"] == toast, answer
     deadline = _time.monotonic() + 20
-    tasks: list = []
-    while _time.monotonic() < deadline and len(tasks) < 2:
-        tasks = client.get("/sandbox/api/state").json()["feishu_tasks"]
+    items: list = []
+    while _time.monotonic() < deadline and len(items) < 2:
+        items = client.get("/sandbox/api/state").json()[view]
         _time.sleep(0.2)
-    assert sorted(t["summary"] for t in tasks) == ["#1 完成用户数据加密接口开发", "#2 协调设计部完成页面适配"]
-    assert all(t["done"] is False and t["due"] for t in tasks)
-
-
-def test_the_board_appears_read_only_in_the_page_state(sandbox):
-    """The sandbox offers the 多维表格 board against its fake; the page's state lists the 任务
-    records as the simulated Feishu holds them."""
-    import time as _time
-
-    from bot.models import Case
-    from tests.casefactory import make_case_at_step4, make_plan_published
-
-    server, client = sandbox
-    sb = server.sandbox
-    assert client.get("/sandbox/api/state").json()["feishu_board"] == []
-    lead = MEMBERS[0].open_id
-    now = sb.clock.now()
-    case_id = make_case_at_step4(sb.state.factory, now=now, tenant_key=sb.tenant_key, chat_id=sb.chat_id)
-    with sb.state.factory() as s, s.begin():
-        s.get(Case, case_id).lead_open_id = lead
-    make_plan_published(sb.state.factory, case_id, now=now)
-    client.post("/sandbox/api/messages", json={"as": lead, "text": "/进度"})
-    card = last_card(client, "新品推广页面延迟")
-    answer = client.post("/sandbox/api/action", json={"as": lead, "message_id": card["message_id"], "action": {
-        "tag": "button", "value": button_value(card["content"], "创建多维表格看板")}}).json()
-    assert answer["toast"]["content"] == "正在创建多维表格看板，稍后群里会收到链接", answer
-    deadline = _time.monotonic() + 20
-    records: list = []
-    while _time.monotonic() < deadline and len(records) < 2:
-        records = client.get("/sandbox/api/state").json()["feishu_board"]
-        _time.sleep(0.2)
-    assert sorted(r["task"] for r in records) == ["#1 完成用户数据加密接口开发", "#2 协调设计部完成页面适配"]
-    assert all(r["status"] == "未开始" and r["progress"] == 0 and r["owner"] for r in records)
+    assert sorted(i[name] for i in items) == ["#1 完成用户数据加密接口开发", "#2 协调设计部完成页面适配"]
+    assert all(as_published(i) for i in items)
