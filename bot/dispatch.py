@@ -5,6 +5,8 @@
 2. `process` claims the inbox row and runs the handler in ONE transaction with the claim
    and the outbox rows for whatever the handler wants sent. A crash before commit leaves the
    row pending (a restart finishes it); after commit the sends are durable.
+A card callback, answered inline, takes both steps in one transaction (`callback`): its row is
+written already done with the handler's changes and sends, or not at all.
 Concurrency conflicts (two clicks racing on one row) are retried; a UserError becomes a
 clear answer and changes nothing; an unexpected error is logged with a reference id.
 """

@@ -89,7 +89,7 @@ def for_this_app(settings, event) -> bool:
 
 
 async def accept(state, payload: dict, event) -> JSONResponse:
-    """The part shared with the long connection: inbox, then handle (inline for callbacks).
+    """The part shared with the long connection: inbox, then handle (a callback: both at once, inline).
     Chatter changes nothing and is answered without touching the database (bot/chatter.py)."""
     dispatcher = state.dispatcher
     if dispatcher.take_chatter(event):
