@@ -8,8 +8,8 @@ One bot process: uvicorn (127.0.0.1, 1 worker) serving the real `create_app(sett
 background work on (schema upgrade, outbox sender loop, scheduler ticks, inbox processing after
 each answer), a temp SQLite file, and FEISHU_BASE_URL pointing at the fake Open API served by
 bench_fanout in its own process (loopback, 50/s + 1000/min per app, 5/s per chat, 20–60 ms).
-wrk (c=4) posts pre-sealed unique `im.message.receive_v1` chatter events (bench_webhook's bodies
-and Lua script, plus a `done()` hook for p99.9):
+wrk (c=4) posts pre-sealed unique `im.message.receive_v1` chatter events (bench_webhook's bodies,
+bench/served.py's Lua script, whose `done()` hook gives p99.9):
 
   1. idle: wrk for --duration seconds; nothing else is due;
   2. fan-out: this process inserts N due outbox rows (kind "immediate", one SendCard per group,
@@ -27,7 +27,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,17 +40,12 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench import bench_webhook as wh  # noqa: E402
+from bench import served as sv  # noqa: E402
 from bench.bench_fanout import APP_ID, APP_SECRET, TENANT  # noqa: E402
 from bench.bench_fanout import serve as serve_fake  # noqa: E402
 
 PREFIX = "oc_ackfan_"
 WEBHOOK = "/feishu/events"
-# bench_webhook's Lua (cycles through pre-sealed bodies) plus the p99.9 and max wrk knows.
-LUA = wh.LUA + r"""
-function done(summary, latency, requests)
-  io.write(string.format("P999_US %d\nMAX_US %d\n", latency:percentile(99.9), latency.max))
-end
-"""
 
 
 # ------------------------------------------------------------------ the bot (child process)
@@ -73,39 +67,15 @@ def serve_bot(port: int, database_url: str, base_url: str) -> None:
     uvicorn.Server(wh.uvicorn_config(app, port)).run()
 
 
-class Bot:
-    def __init__(self, database_url: str, base_url: str) -> None:
-        self.port = wh.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.bench_ack_during_fanout", "--serve-bot",
-                                      "--port", str(self.port), "--database-url", database_url,
-                                      "--base-url", base_url], cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise SystemExit(f"bot exited with {self.proc.returncode}")
-            time.sleep(0.1)
-        raise SystemExit("bot did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+def start_bot(database_url: str, base_url: str, workdir: Path):
+    return sv.Child("bot", [sys.executable, "-m", "bench.bench_ack_during_fanout", "--serve-bot", "--database-url",
+                            database_url, "--base-url", base_url], {"PYTHONPATH": str(ROOT)}, workdir, "/healthz")
 
 
 # ------------------------------------------------------------------ load
 def run_wrk(url: str, bodies: Path, connections: int, duration: int, workdir: Path) -> dict:
     script = workdir / "bodies_p999.lua"
-    script.write_text(LUA)
+    script.write_text(sv.LUA)   # cycles through pre-sealed bodies; prints p99.9 and max
     started = time.time()
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
                           url + WEBHOOK, "--", str(bodies), WEBHOOK],
@@ -215,7 +185,7 @@ def main() -> int:
     base, fake = serve_fake(args.n, PREFIX)
     bot = None
     try:
-        bot = Bot(database_url, base)
+        bot = start_bot(database_url, base, workdir)
         time.sleep(3)  # start-up work (identity, first ticks, pending sweep) settles
         idle = run_wrk(bot.url, bodies["idle"], args.connections, args.duration, workdir)
         left = wait_inbox_drained(database_url, f"ackfan-{run}-idle-")

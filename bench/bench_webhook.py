@@ -37,8 +37,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,24 +54,6 @@ ENCRYPT_KEY, TOKEN = "bench-encrypt-key", "bench-verification-token"
 TENANT, CHAT = "tenant_bench", "oc_bench_group"
 PROCESS = False  # set from --process
 PATHS = {"bare": "/bare", "webhook": "/feishu/events"}
-
-LUA = r"""
-local reqs, idx = {}, 0
-function init(args)
-  for line in io.lines(args[1]) do
-    local ts, nonce, sig, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-    reqs[#reqs + 1] = wrk.format("POST", args[2], {
-      ["Content-Type"] = "application/json",
-      ["X-Lark-Request-Timestamp"] = ts,
-      ["X-Lark-Request-Nonce"] = nonce,
-      ["X-Lark-Signature"] = sig}, body)
-  end
-end
-function request()
-  idx = idx % #reqs + 1
-  return reqs[idx]
-end
-"""
 
 
 # ------------------------------------------------------------------ servers (child processes)
@@ -120,44 +100,17 @@ def serve(kind: str, port: int, database_url: str, process: bool) -> None:
     uvicorn.Server(uvicorn_config(app, port)).run()
 
 
-class Server:
-    def __init__(self, kind: str, database_url: str, process: bool) -> None:
-        self.kind, self.port = kind, free_port()
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(self.port),
-                                      "--database-url", database_url] + (["--process"] if process else []),
-                                     cwd=ROOT)
-        self.url = f"http://127.0.0.1:{self.port}"
-        import httpx
+def start_server(kind: str, database_url: str, process: bool, workdir: Path):
+    from bench import served as sv
 
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{kind} server exited with {self.proc.returncode}")
-            time.sleep(0.1)
-        raise SystemExit(f"{kind} server did not start")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return sv.Child(kind, [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--database-url",
+                           database_url] + (["--process"] if process else []), {}, workdir, "/healthz")
 
 
 # ------------------------------------------------------------------ bodies
 def write_bodies(path: Path, n: int, prefix: str) -> None:
-    from bot.security import seal
+    """`n` sealed `/帮助` commands, one request a line in bench/served.py's wrk format."""
+    from bench import served as sv
     from feishu_fake import events as ev
 
     now = int(time.time())
@@ -167,15 +120,15 @@ def write_bodies(path: Path, n: int, prefix: str) -> None:
             payload = ev.message_event(chat_id=CHAT, sender_open_id="ou_bench_user", text="/帮助",
                                        app_id=APP_ID, tenant_key=TENANT, token=TOKEN, create_ms=now * 1000,
                                        event_id=f"{prefix}{i}", message_id=f"om_{prefix}{i}")
-            body, h = seal(payload, encrypt_key=ENCRYPT_KEY, timestamp=now)
-            f.write(f"{h['X-Lark-Request-Timestamp']}\t{h['X-Lark-Request-Nonce']}\t"
-                    f"{h['X-Lark-Signature']}\t{body.decode()}\n")
+            f.write(sv.seal_line("command", payload, now))
 
 
 # ------------------------------------------------------------------ load generators
 def run_wrk(url: str, path: str, bodies: Path, connections: int, duration: int, workdir: Path) -> dict:
+    from bench import served as sv
+
     script = workdir / "bodies.lua"
-    script.write_text(LUA)
+    script.write_text(sv.LUA)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
                           url + path, "--", str(bodies), path],
                          capture_output=True, text=True, timeout=duration + 60, check=True).stdout
@@ -207,7 +160,7 @@ def run_python_load(url: str, path: str, bodies: Path, connections: int, duratio
 async def _python_load(url: str, bodies: Path, connections: int, duration: int) -> dict:
     import httpx
 
-    lines = [line.rstrip("\n").split("\t", 3) for line in bodies.open()]
+    lines = [line.rstrip("\n").split("\t", 4)[1:] for line in bodies.open()]
     it = iter(range(10**9))
     latencies: list[float] = []
     non2xx = 0
@@ -316,7 +269,7 @@ def main() -> int:
           f"database: {engine}; uvicorn 1 worker on 127.0.0.1; {args.duration} s per measurement; "
           f"{os.cpu_count()} CPUs", flush=True)
 
-    servers = {kind: Server(kind, database_url, args.process) for kind in ("bare", "webhook")}
+    servers = {kind: start_server(kind, database_url, args.process, workdir) for kind in ("bare", "webhook")}
     rows: list[tuple[str, int, int, dict]] = []
     try:
         for run in range(1, args.runs + 1):

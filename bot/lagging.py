@@ -14,7 +14,10 @@ know the tenant's calendar and the case's time zone pass them; the default is Ch
 calendar in Asia/Shanghai.
 
 LAG_MARGIN is 20 percentage points: a task half-way through its time (50 %) lags below 30 %
-done; a task that has not started yet (now < start) never lags on this count.
+done; a task that has not started yet (now < start) never lags on this count. Nor does one
+that started less than a working day ago (LAG_GRACE, or half its working time when it is
+shorter): its owner has not yet had a standup to report at, so 0 % there means "not asked
+yet", not "behind" — a task started at 14:00 is not 滞后 at the next morning's standup.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 _PUBLIC = WorkCalendar()
 
 LAG_MARGIN = 20  # percentage points of slack before a task counts as behind
+LAG_GRACE = 9 * 3600  # seconds of working time (one working day) before the share of time counts
 
 
 class TaskLike(Protocol):
@@ -76,6 +80,9 @@ def _lagging(status: TaskStatus, progress: int, start: datetime, due: datetime, 
         return False
     if status == TaskStatus.BLOCKED or now > due:
         return True
+    total, used = working_seconds(start, due, cal, tz), working_seconds(start, now, cal, tz)
+    if used < min(LAG_GRACE, total / 2):
+        return False
     return progress + LAG_MARGIN < elapsed_percent(start, due, now, cal, tz)
 
 

@@ -351,6 +351,15 @@ class Delivery:
     error: str | None = None
 
 
+def _nothing_now(row: Outbox, now: datetime) -> None:
+    """A renderer had nothing to send: the row is cancelled — unless the renderer moved its time
+    ahead (e.g. a reminder that waits for working hours), then it is pending again for then."""
+    if row.due_at > now:
+        row.status, row.claimed_by, row.claimed_at = "pending", None, None
+    else:
+        row.status = "cancelled"
+
+
 class OutboxSender:
     """Claims due rows continuously and sends them concurrently, one chain per chat.
 
@@ -531,7 +540,7 @@ class OutboxSender:
                 return None, None
             ops = renderer(session, row, now, self.context)
             if not ops:
-                row.status = "cancelled"
+                _nothing_now(row, now)
                 return None, None
             if self.bundle is not None and row.kind in self.bundle.kinds:
                 ops = self._bundle(session, row, now, ops)
@@ -559,7 +568,7 @@ class OutboxSender:
             renderer = self.renderers.get(other.kind)
             more = renderer(session, other, now, self.context) if renderer is not None else None
             if not more:
-                other.status = "cancelled"
+                _nothing_now(other, now)
                 continue
             other.status, other.claimed_by, other.claimed_at = "bundled", self.me, now
             parts.append(more)

@@ -286,14 +286,19 @@ def planned_until(existing: Iterable[ExistingRow]) -> datetime | None:
     return max(dues) if dues else None
 
 
-def reconcile(slots: Iterable[Slot], existing: Iterable[ExistingRow], now: datetime, policy: Policy) -> Changes:
+def reconcile(slots: Iterable[Slot], existing: Iterable[ExistingRow], now: datetime, policy: Policy,
+              never_planned_since: datetime | None = None) -> Changes:
     """Pure diff of wanted slots against the outbox rows that exist for the case. A slot already
     past is created only when it lies beyond the last planned horizon (it was never planned:
-    the bot was down) — the sender then sends it late or skips it, recorded."""
+    the bot was down) — the sender then sends it late or skips it, recorded. A case that was
+    never planned at all (the bot stopped before its first planning tick) has its horizon at
+    `never_planned_since`, when it entered the step."""
     existing = list(existing)
     have = {(r.kind, r.fire_key): r.status for r in existing}
     wanted = {(s.kind, s.fire_key): s for s in slots}
     horizon = planned_until(existing)
+    if horizon is None and not existing and never_planned_since is not None:
+        horizon = never_planned_since - timedelta(microseconds=1)   # a slot at the step's very start counts
     ch = Changes()
     for key, slot in wanted.items():
         status = have.get(key)
@@ -452,9 +457,16 @@ def reconcile_case(session: Session, case: Case, now: datetime, policy: Policy |
     session.flush()
     rows = _existing(session, [case.id], now - timedelta(days=policy.plan_days + 2)).get(case.id, [])
     facts = load_facts(session, case, done_standups=_done_standups(rows), horizon=planned_until(rows))
-    changes = reconcile(plan_case(facts, cal, now, policy), rows, now, policy)
+    changes = reconcile(plan_case(facts, cal, now, policy), rows, now, policy, _first_plan(case, now, policy))
     _apply(session, case, changes)
     return changes
+
+
+def _first_plan(case: Case, now: datetime, policy: Policy) -> datetime | None:
+    """Where a case without any reminder row yet starts planning: when it entered its step, if
+    that is recent enough for its rows to be in view (older rows are not loaded)."""
+    entered = case.step_entered_at
+    return entered if entered is not None and entered >= now - timedelta(days=policy.plan_days) else None
 
 
 def _done_standups(rows: list[ExistingRow]) -> dict[date, str]:
@@ -497,7 +509,8 @@ def reconcile_all(session: Session, now: datetime, policy: Policy | None = None,
                                nodes=[n for n in nodes.get(case.id, [])
                                       if n.tenant_key == case.tenant_key and n.chat_id == case.chat_id],
                                done_standups=_done_standups(rows), horizon=planned_until(rows))
-            changed += _apply(session, case, reconcile(plan_case(facts, cal, now, policy), rows, now, policy))
+            changed += _apply(session, case, reconcile(plan_case(facts, cal, now, policy), rows, now, policy,
+                                                       _first_plan(case, now, policy)))
         if after_batch is not None:
             after_batch()
     audit_skipped(session, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import texts
-from bot.actions import ActionValue
+from bot.actions import ActionValue, to_name
 from bot.workflow import Step
 from cards import kit
 
@@ -71,3 +71,26 @@ def pointer_card(name: str, when: str) -> dict:
 def result_card(line: str) -> dict:
     """A finished private form: one line saying what became of it, no live buttons."""
     return kit.card(line, template=COLOUR_BY_STATE["done"], elements=[kit.md(texts.PRIVATE_ONLY_YOU)])
+
+
+@dataclass(frozen=True)
+class EndView:
+    """The lead's private form to end a case: cancel or close early, a reason, one confirmed submit."""
+
+    title: str
+    submit: ActionValue
+    typed_reason: str = ""
+    typed_how: str | None = None
+    reason_limit: int = 500
+
+
+def end_card(view: EndView) -> dict:
+    return kit.card(texts.END_TITLE.format(title=view.title), template="orange", elements=[
+        kit.md(texts.END_INTRO),
+        kit.form("case_end", [
+            kit.select_static("how", kit.code_options(texts.END_HOW), placeholder=texts.PH_END_HOW, required=True,
+                              initial=view.typed_how),
+            kit.text_input("reason", texts.FIELD_END_REASON, placeholder=texts.PH_END_REASON, required=True,
+                           default=view.typed_reason or None, multiline=True, max_length=view.reason_limit),
+            kit.submit_button(texts.BTN_CONFIRM_END, to_name(view.submit), type="danger_filled",
+                              confirm=(texts.END_CONFIRM_TITLE, texts.END_CONFIRM_TEXT.format(title=view.title)))])])

@@ -128,10 +128,15 @@ def button(
     return out
 
 
-def submit_button(text: str, name: str, *, type: str = "primary_filled") -> Element:  # noqa: A002
-    """The form's submit button; the callback carries action.name == name and form_value."""
-    return {"tag": "button", "text": _plain(text), "type": type, "name": name,
-            "form_action_type": "submit"}
+def submit_button(text: str, name: str, *, type: str = "primary_filled",  # noqa: A002
+                  confirm: tuple[str, str] | None = None) -> Element:
+    """The form's submit button; the callback carries action.name == name and form_value.
+    `confirm` = (title, text) of a confirmation dialog shown before the form is submitted."""
+    out: Element = {"tag": "button", "text": _plain(text), "type": type, "name": name,
+                    "form_action_type": "submit"}
+    if confirm is not None:
+        out["confirm"] = {"title": _plain(confirm[0]), "text": _plain(confirm[1])}
+    return out
 
 
 def form(name: str, elements: Iterable[Element]) -> Element:

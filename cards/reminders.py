@@ -113,12 +113,23 @@ class KeyNodeView:
     confirmed_by: str | None = None
     confirmed_at: str = ""
     late: bool = False
+    work_left_seconds: int | None = None   # working time to the node (None: not known)
+
+
+def _work_left(v: KeyNodeView) -> str:
+    """「，其中工作时间 8 小时」 when nights or days off stand between the card and the node."""
+    if v.work_left_seconds is None or v.work_left_seconds >= v.left_seconds - 60:
+        return ""
+    if v.work_left_seconds <= 0:
+        return texts.KEYNODE_NO_WORK_LEFT
+    hours = round(v.work_left_seconds / 3600)
+    return texts.KEYNODE_WORK_LEFT.format(hours=hours) if hours else texts.KEYNODE_WORK_LEFT_UNDER_ONE
 
 
 def keynode_card(v: KeyNodeView) -> dict:
     left = span(max(0, v.left_seconds), precise=True)
     title = texts.KEYNODE_TITLE.format(node=v.node_name, left=left)
-    lines = [texts.KEYNODE_WHEN.format(node=kit.esc(v.node_name), at=v.node_at, left=left)]
+    lines = [texts.KEYNODE_WHEN.format(node=kit.esc(v.node_name), at=v.node_at, left=left, work=_work_left(v))]
     if v.open_tasks:
         lines.append(texts.KEYNODE_OPEN)
         lines += [texts.KEYNODE_TASK_LINE.format(owner=kit.at(t.owner_open_id), content=kit.esc(t.content),

@@ -50,6 +50,7 @@ class TrackingView:
     close_risk: ActionValue | None = None   # submit of the 关闭风险 form (None: no form)
     typed: dict[str, str] = field(default_factory=dict)   # the form's values after an error
     baseline_late: tuple[int, ...] = ()   # seqs of tasks later than their baseline (version 1) deadline
+    late: bool = False              # the standup's close, sent late after downtime: marked 「（补发）」
 
 
 def _status_cell(row: TaskRow) -> list[dict[str, str]]:
@@ -142,7 +143,7 @@ def tracking_card(view: TrackingView) -> dict:
         elements.append(risk_close_form(open_risks, view.close_risk, view.typed))
     if view.buttons and not view.archived:
         elements.append(button_row(view.buttons))
-    return kit.card(texts.TRACK_TITLE.format(title=view.title),
+    return kit.card(texts.TRACK_TITLE.format(title=view.title) + (texts.LATE_MARK if view.late else ""),
                     template="grey" if view.archived else ("red" if lagging else "blue"),
                     subtitle=texts.TRACK_SUBTITLE.format(when=view.when, done=done, total=len(view.tasks),
                                                          lagging=len(lagging)),

@@ -13,6 +13,7 @@ from handlers import (
     case_card,
     common,
     consensus,
+    ending,
     export,
     feishu_board,
     feishu_tasks,
@@ -29,7 +30,7 @@ from handlers import (
 
 def build_router() -> Router:
     router = Router()
-    for module in (general, consensus, team, requirements, plan, tracking, retro, templates, export,
+    for module in (general, ending, consensus, team, requirements, plan, tracking, retro, templates, export,
                    reminders, archive, feishu_tasks, feishu_board):
         router.include(module.router)
     # cards that stay true: how each posted view is redrawn, and the outbox kind that patches them

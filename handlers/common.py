@@ -29,17 +29,20 @@ _AUDIT_ACTIONS = {SendBack: "step.back", Cancel: "case.cancel", CloseEarly: "cas
 
 
 def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = None,
-               say: Callable[[Outcome], outbox.Op] | None = None) -> Outcome | None:
+               say: Callable[[Outcome], outbox.Op] | None = None,
+               actor_is_lead: bool | None = None) -> Outcome | None:
     """Hand `command` to the state machine; record the step change and carry out its effects.
     `say` words the change for the group; it is sent before what entering the step brings.
 
     A `Check` whose guard does not hold yet returns None; any other refusal raises the
-    workflow's Blocked or NotAllowed for the caller to word for the person who clicked."""
+    workflow's Blocked or NotAllowed for the caller to word for the person who clicked.
+    `actor_is_lead` overrides who counts as the lead (the opener may end an unsigned case)."""
     ctx.session.flush()
     before = Step(case.step)
     try:
         outcome = workflow.apply(before, command, repository.facts(ctx.session, case),
-                                 actor_is_lead=ctx.actor == case.lead_open_id)
+                                 actor_is_lead=ctx.actor == case.lead_open_id if actor_is_lead is None
+                                 else actor_is_lead)
     except Blocked:
         if isinstance(command, Check):
             return None

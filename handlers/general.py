@@ -1,4 +1,5 @@
-"""Help, welcome, the case card on demand, the audit log, the case list and sending back."""
+"""Help, welcome, the case card on demand, the audit log, the case list and sending back
+(cancelling and closing early: handlers.ending)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,10 +8,9 @@ from bot import outbox, repository, texts
 from bot.envelope import BotAddedEvent, BotRemovedEvent, MessageEvent
 from bot.ids import number
 from bot.routing import Ctx, Router, UserError
-from bot.workflow import Cancel, CloseEarly, NotAllowed, SendBack, Step
+from bot.workflow import NotAllowed, SendBack, Step
 from cards.general import CaseRow, LogLine, audit_card, cases_card, help_card, welcome_card
-from handlers import people
-from handlers.common import inert, transition
+from handlers.common import too_long, transition
 
 router = Router()
 
@@ -70,6 +70,9 @@ def list_cases(ctx: Ctx, _event: MessageEvent, _args: str) -> None:
     ctx.send(outbox.SendCard(cases_card(rows)))
 
 
+BACK_REASON_LIMIT = 500   # as every other reason the lead gives
+
+
 @router.command(texts.CMD_BACK)
 def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
     case = require_case(ctx)
@@ -79,6 +82,8 @@ def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         raise UserError(texts.BACK_USAGE)
     if case.step == Step.CONSENSUS:
         raise UserError(texts.BACK_NOTHING_EARLIER)
+    if problem := too_long(reason.strip(), texts.FIELD_BACK_REASON, BACK_REASON_LIMIT):
+        raise UserError(problem)
     try:
         transition(ctx, case, SendBack(step, reason), say=lambda outcome: outbox.SendText(
             texts.BACK_DONE.format(step=texts.STEP_NAMES[outcome.step], reason=reason.strip())))
@@ -88,25 +93,3 @@ def go_back(ctx: Ctx, _event: MessageEvent, args: str) -> None:
         if not reason.strip():
             raise UserError(texts.BACK_USAGE) from exc
         raise UserError(texts.BACK_BAD_STEP.format(max=case.step - 1)) from exc
-
-
-@router.command(texts.CMD_CANCEL)
-def cancel_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
-    _end(ctx, Cancel(args.strip()), texts.CANCEL_USAGE, texts.CASE_CANCELLED)
-
-
-@router.command(texts.CMD_CLOSE)
-def close_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
-    _end(ctx, CloseEarly(args.strip()), texts.CLOSE_USAGE, texts.CASE_CLOSED_EARLY)
-
-
-def _end(ctx: Ctx, command: Cancel | CloseEarly, usage: str, announcement: str) -> None:
-    """The group is never stuck with a case: the lead can drop it or end it early, with a reason."""
-    case = require_case(ctx)
-    try:
-        transition(ctx, case, command, say=lambda _outcome: outbox.SendText(announcement.format(
-            title=inert(case.title), seq=case.seq, reason=inert(command.reason))))
-    except NotAllowed as exc:
-        if ctx.actor != case.lead_open_id:
-            raise UserError(people.only_lead(ctx.session, ctx.tenant_key, case.lead_open_id, texts.NOT_LEAD)) from exc
-        raise UserError(usage) from exc

@@ -144,7 +144,13 @@ def _line(task: Task, now: datetime, cal: WorkCalendar, tz: ZoneInfo) -> TaskLin
 
 
 def _late(row: Outbox, now: datetime) -> bool:
-    return now - row.due_at > LATE_AFTER
+    """Sent later than planned: its own time, or the time it had before it waited for working hours."""
+    planned = (row.payload or {}).get(PLANNED_AT) if isinstance(row.payload, dict) else None
+    due = datetime.fromisoformat(planned) if isinstance(planned, str) else row.due_at
+    return now - due > LATE_AFTER
+
+
+PLANNED_AT = "planned_at"   # payload key: a deferred reminder's original time
 
 
 # ---------------------------------------------------------------- standup
@@ -280,8 +286,8 @@ def render_close(session: Session, row: Outbox, now: datetime, policy: plan.Poli
         view = standup_view(session, case, day, now, policy, closed=True, late=standup.late,
                             asked_at=standup.sent_at)
         ops.append(outbox.PatchCard(standup.message_id, cards.standup_card(view)))
-    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case)), view="tracking",
-                               case_id=case.id))
+    ops.append(outbox.SendCard(tracking_card_for(session, case, now, plan.case_tz(case), late=_late(row, now)),
+                               view="tracking", case_id=case.id))
     return ops
 
 
@@ -308,7 +314,7 @@ def keynode_view(session: Session, case: Case, node: KeyNode, hours: int, now: d
         case_id=case.id, node_id=node.id, node_name=node.name, node_at=_fmt(node.at, tz), hours_before=hours,
         left_seconds=int((node.at - now).total_seconds()), lead_open_id=case.lead_open_id,
         open_tasks=tuple(_line(t, now, cal, tz) for t in due), confirmed_by=confirmed_by,
-        confirmed_at=_fmt(now, tz), late=late)
+        confirmed_at=_fmt(now, tz), late=late, work_left_seconds=int(working_seconds(now, node.at, cal, tz)))
 
 
 def render_keynode(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
@@ -321,9 +327,26 @@ def render_keynode(session: Session, row: Outbox, now: datetime, policy: plan.Po
 
 
 # ---------------------------------------------------------------- tasks
+def _wait_for_working_hours(session: Session, case: Case, row: Outbox, now: datetime) -> bool:
+    """Only standups and key-node checks go out outside working hours: a task or sign-off
+    reminder that comes up late in the evening (the bot was down at its time) waits for the next
+    working morning — its row moves there (the sender keeps a row whose time moved ahead) and is
+    sent, marked late, or skipped as stale if it no longer matters by then."""
+    tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
+    if cal.in_hours(now, tz):
+        return False
+    later = cal.next_in_hours(now, tz)
+    if row.kind == plan.OVERDUE and row.stale_after is not None:   # its day of relevance moves along
+        row.stale_after = row.stale_after + (later - row.due_at)
+    payload = dict(row.payload or {})
+    payload.setdefault(PLANNED_AT, row.due_at.isoformat())
+    row.payload, row.due_at = payload, later
+    return True
+
+
 def render_task_due(session: Session, row: Outbox, now: datetime, policy: plan.Policy) -> list[outbox.Op] | None:
     case = _case_of(session, row)
-    if case is None or case.step != Step.EXECUTION:
+    if case is None or case.step != Step.EXECUTION or _wait_for_working_hours(session, case, row, now):
         return None
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     slot = row.fire_key.partition("@")[2]
@@ -372,6 +395,8 @@ def render_overdue(session: Session, row: Outbox, now: datetime, policy: plan.Po
         return None
     if row.fire_key.startswith("daily@") and not case.standup_paused:
         return None  # the standup card carries the daily repeat
+    if _wait_for_working_hours(session, case, row, now):
+        return None
     tz, cal = plan.case_tz(case), calendar_for(session, case.tenant_key)
     tasks = _overdue_tasks(session, case, row.fire_key, now, cal, tz)
     if not tasks:
@@ -388,6 +413,8 @@ def render_signoff(session: Session, row: Outbox, now: datetime, policy: plan.Po
     if case is None or case.step not in (1, 3):
         return None
     if row.fire_key not in {p.tag for p in plan.pending_signoffs(session, case)}:
+        return None
+    if _wait_for_working_hours(session, case, row, now):
         return None
     missing = tuple(cards.MissingDept(d.name, d.contact_open_id if case.step == Step.REQUIREMENTS and d.contact_open_id
                                       else d.head_open_id, what)

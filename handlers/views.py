@@ -34,7 +34,7 @@ def ordered_tasks(tasks: list[Task], now: datetime) -> list[Task]:
 
 
 def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo,
-                  typed: dict[str, str] | None = None) -> TrackingView:
+                  typed: dict[str, str] | None = None, *, late: bool = False) -> TrackingView:
     tasks = ordered_tasks(tasks_of(session, case), now)
     risks = sorted(risks_of(session, case), key=lambda r: r.status != "open")
     archived = case.step != Step.EXECUTION
@@ -47,7 +47,7 @@ def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo,
                             owner=r.owner_open_id, open=r.status == "open", risk_id=r.id) for r in risks),
         buttons=() if archived else track_buttons(case), archived=archived,
         close_risk=ActionValue(RISK_CLOSE, case_id=case.id) if risk_form else None, typed=typed or {},
-        baseline_late=baseline_late(session, case, tasks, now))
+        baseline_late=baseline_late(session, case, tasks, now), late=late)
 
 
 def baseline_late(session: Session, case: Case, tasks: list[Task], now: datetime) -> tuple[int, ...]:
@@ -67,10 +67,11 @@ def baseline_late(session: Session, case: Case, tasks: list[Task], now: datetime
 
 
 def tracking_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo,
-                      typed: dict[str, str] | None = None) -> dict:
+                      typed: dict[str, str] | None = None, *, late: bool = False) -> dict:
     """《进度跟踪表》 for a case: lagging tasks, then open risks (with the 关闭风险 form), then the
-    other tasks, a completion chart and the closed risks."""
-    return tracking_card(tracking_view(session, case, now, tz, typed))
+    other tasks, a completion chart and the closed risks. `late`: the standup's close, sent after
+    downtime, says so in its title."""
+    return tracking_card(tracking_view(session, case, now, tz, typed, late=late))
 
 
 def track_buttons(case: Case) -> tuple[tuple[str, ActionValue, bool], ...]:

@@ -144,6 +144,21 @@ def add_tasks(factory: sessionmaker[Session], case_id: int, tasks: list[TaskSpec
         return ids
 
 
+def make_bare_step5_case(factory: sessionmaker[Session], *, now: datetime, tenant_key: str, chat_id: str, lead: str,
+                         tasks: list[TaskSpec], title: str = "新品推广页面延迟") -> int:
+    """A case already in step 5 with its tasks and nothing of steps 1–4 (for the sandbox's clock
+    tests; those steps have tests of their own): its id."""
+    with factory() as s, s.begin():
+        case = Case(tenant_key=tenant_key, chat_id=chat_id, seq=1, title=title, step=5, opener_open_id=lead,
+                    lead_open_id=lead, created_at=now - timedelta(days=4), updated_at=now,
+                    step_entered_at=now - timedelta(days=1))
+        s.add(case)
+        s.flush()
+        case_id = case.id
+    add_tasks(factory, case_id, tasks, now=now)
+    return case_id
+
+
 def default_tasks(now: datetime) -> list[TaskSpec]:
     """Two tasks in the spirit of the method's example (times relative to `now`)."""
     return [TaskSpec("完成用户数据加密接口开发", TECH_DEV, now, now + timedelta(days=2), "12月10日18点前提交测试"),

@@ -74,6 +74,31 @@ def clock():
 
 
 @pytest.fixture
+def fake(clock):
+    """The fake Open API alone, on the test's clock (the client tests talk to it directly)."""
+    from feishu_fake import FakeFeishu
+
+    return FakeFeishu(app_id="cli_a", app_secret="s3cret", clock=clock)
+
+
+@pytest.fixture
+async def client(fake, clock):
+    """A FeishuClient on `fake` whose waits pass in virtual time (the fake's clock moves with them)."""
+    import random
+
+    import httpx
+
+    from bot.feishu import FeishuClient
+    from tests.test_feishu_client import VirtualTime
+
+    vt = VirtualTime(clock)
+    c = FeishuClient(app_id="cli_a", app_secret="s3cret", transport=httpx.MockTransport(fake.handle),
+                     sleep=vt.sleep, monotonic=vt.monotonic, random=random.Random(7).random)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
 def world(database_url, clock):
     from tests.driver import FeishuWorld
 

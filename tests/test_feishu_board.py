@@ -8,38 +8,33 @@ import pytest
 from sqlalchemy import select
 
 from bot import texts
-from bot.models import AuditEntry, FeishuBoard, FeishuBoardRow, FeishuOverview, Task, TaskUpdate
+from bot.models import FeishuBoard, FeishuBoardRow, FeishuOverview, Task, TaskUpdate
 from bot.sync_board import records_token
 from handlers.feishu_board import poll_tick
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, FeishuWorld, card_text, fits, walk
-
-TITLE = "新品推广页面延迟"
+from tests.driver import CHAT, DESIGN_HEAD, LEAD, OTHER_CHAT, TECH_DEV, TECH_HEAD, card_text, fits
+from tests.feishu_sync import (
+    TITLE,
+    approve_change,
+    audit,
+    case_card,
+    published,
+    queue_syncs,
+    sync_world,
+    task_row,
+    update_progress,
+)
+from tests.racing import two_senders_at_once
 
 
 @pytest.fixture
 def bw(database_url, clock):
-    w = FeishuWorld(database_url, clock, feishu_board="offer")
-    try:
+    with sync_world(database_url, clock, feishu_board="offer") as w:
         yield w
-    finally:
-        w.close()
-
-
-def _published(w, tasks=None, **kw):
-    now = w.clock.now()
-    case_id = make_case_at_step4(w.state.factory, now=now, **kw)
-    ids = make_plan_published(w.state.factory, case_id, now=now, tasks=tasks)
-    return case_id, ids
-
-
-def _case_card(w):
-    w.say(LEAD, "/进度")
-    return w.last_card(title_contains=TITLE)
 
 
 def _turn_on(w, user=LEAD):
-    return w.press(user, _case_card(w)["message_id"], texts.BTN_BOARD_ON)
+    return w.press(user, case_card(w)["message_id"], texts.BTN_BOARD_ON)
 
 
 def _board(w):
@@ -50,11 +45,6 @@ def _board(w):
 def _rows(w, kind="task"):
     with w.state.factory() as s:
         return {r.item_id: r for r in s.scalars(select(FeishuBoardRow).where(FeishuBoardRow.kind == kind))}
-
-
-def _task(w, task_id):
-    with w.state.factory() as s:
-        return s.get(Task, task_id)
 
 
 def _records(w, table):
@@ -75,19 +65,9 @@ def _edit(w, task_id, fields, who):
     w.fake.user_edit_record(board.app_token, board.tables["task"], _rows(w)[task_id].record_id, fields, who)
 
 
-def _audit(w, action):
-    with w.state.factory() as s:
-        return [e.detail for e in s.scalars(select(AuditEntry).where(AuditEntry.action == action)
-                                            .order_by(AuditEntry.id))]
-
-
 def test_lead_creates_the_board_and_every_item_becomes_a_record(bw):
-    case_id, (t1, t2) = _published(bw)
-    refused = _turn_on(bw, user=TECH_DEV)
-    assert refused["toast"]["type"] == "error" and bw.fake.bases() == []
-    answer = _turn_on(bw)
-    assert answer["toast"]["content"] == texts.BOARD_ON_NOW_TOAST
-    assert texts.BTN_BOARD_OFF in card_text(answer["card"]["data"])
+    case_id, (t1, t2) = published(bw)
+    _turn_on(bw)   # who may, and the card it answers with: test_feishu_syncs_alike
     board = _board(bw)
     bases = {b["name"]: b for b in bw.fake.bases()}
     assert set(bases) == {texts.BOARD_BASE_NAME.format(title=TITLE), texts.BOARD_OVERVIEW_NAME}
@@ -100,7 +80,7 @@ def test_lead_creates_the_board_and_every_item_becomes_a_record(bw):
     assert types == {"任务": 1, "编号": 2, "负责人": 11, "状态": 3, "完成率": 2, "开始": 5, "截止": 5, "滞后": 7,
                      "滞后原因": 1, "调整措施": 1, "交付标准": 1}
     first = _task_record(bw, t1)["fields"]
-    task = _task(bw, t1)
+    task = task_row(bw, t1)
     assert first["任务"] == "完成用户数据加密接口开发" and first["负责人"] == [{"id": TECH_DEV}]
     assert (first["状态"], first["完成率"], first["滞后"]) == ("未开始", 0, False)
     assert first["截止"] == int(task.due_at.timestamp() * 1000)
@@ -120,7 +100,7 @@ def test_lead_creates_the_board_and_every_item_becomes_a_record(bw):
     # the lead got the link once
     ready = [t for t in bw.texts() if fits(texts.BOARD_READY, t)]
     assert len(ready) == 1 and base["url"] in ready[0]
-    assert _audit(bw, "board.on") == [texts.AUDIT_BOARD_ON]
+    assert audit(bw, "board.on") == [texts.AUDIT_BOARD_ON]
 
 
 def _tenant(w):
@@ -129,10 +109,10 @@ def _tenant(w):
 
 
 def test_bot_changes_reach_the_board_with_batch_update_only_for_what_changed(bw):
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
     bw.say(TECH_DEV, "/进度")
-    card = _case_card(bw)
+    card = case_card(bw)
     bw.press(TECH_DEV, card["message_id"], "更新我的进度")
     form = bw.last_card(title_contains="更新进度")
     before = len(bw.fake.calls_to("/open-apis/bitable/v1/apps/"))
@@ -151,7 +131,7 @@ def test_a_lost_create_answer_is_asked_again_with_the_same_token(bw):
     """The answer of batch_create is lost (the row's record id never stored, as after a crash
     between the call and the commit): the next run asks with the stored token and gets the same
     records back — the board never has a task twice."""
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
     first = _rows(bw)[t1].record_id
     with bw.state.factory() as s, s.begin():
@@ -163,12 +143,12 @@ def test_a_lost_create_answer_is_asked_again_with_the_same_token(bw):
 
 
 def _turn_off_and_on(w):
-    w.press(LEAD, _case_card(w)["message_id"], texts.BTN_BOARD_OFF)
-    w.press(LEAD, _case_card(w)["message_id"], texts.BTN_BOARD_ON)
+    w.press(LEAD, case_card(w)["message_id"], texts.BTN_BOARD_OFF)
+    w.press(LEAD, case_card(w)["message_id"], texts.BTN_BOARD_ON)
 
 
 def test_a_transient_failure_is_retried_without_duplicates(bw):
-    _published(bw)
+    published(bw)
     bw.fake.fail_next(1, status=503)   # the base create fails once
     _turn_on(bw)
     bw.clock.advance(timedelta(seconds=5))
@@ -178,7 +158,7 @@ def test_a_transient_failure_is_retried_without_duplicates(bw):
 
 
 def test_overview_has_one_row_per_case_and_one_base_per_tenant(bw):
-    _published(bw)
+    published(bw)
     _turn_on(bw)
     now = bw.clock.now()
     other = make_case_at_step4(bw.state.factory, now=now, title="报销流程卡顿", chat_id=OTHER_CHAT)
@@ -197,84 +177,73 @@ def test_overview_has_one_row_per_case_and_one_base_per_tenant(bw):
     assert rows[TITLE]["下一个关键节点"].startswith("上线 ")
 
 
-def test_an_owner_edits_their_task_in_the_board_and_it_comes_back_within_a_minute(bw):
-    case_id, (t1, t2) = _published(bw)
+@pytest.mark.parametrize(("who", "which", "progress"), [(TECH_DEV, 0, 30), (LEAD, 1, 10)], ids=["owner", "lead"])
+def test_the_owner_or_the_lead_edits_a_task_in_the_board_and_it_comes_back_within_a_minute(bw, who, which,
+                                                                                            progress):
+    case_id, ids = published(bw)
+    task_id = ids[which]   # the lead may edit any task, the owner their own
     _turn_on(bw)
     bw.clock.advance(timedelta(minutes=20))
-    _edit(bw, t1, {"状态": "进行中", "完成率": 30}, TECH_DEV)
+    _edit(bw, task_id, {"状态": "进行中", "完成率": progress}, who)
     _poll(bw)
-    task = _task(bw, t1)
-    assert (task.status, task.progress) == ("doing", 30)
+    task = task_row(bw, task_id)
+    assert (task.status, task.progress) == ("doing", progress)
     with bw.state.factory() as s:
-        [update] = s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()
-    assert (update.actor_open_id, update.progress) == (TECH_DEV, 30)   # who edited, from last_modified_by
-    assert _audit(bw, "board.edit") == [texts.AUDIT_BOARD_EDIT.format(seq=1)]
+        [update] = s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == task_id)).all()
+    assert (update.actor_open_id, update.progress) == (who, progress)   # who edited, from last_modified_by
+    assert audit(bw, "board.edit") == [texts.AUDIT_BOARD_EDIT.format(seq=which + 1)]
     _poll(bw)   # seen once: a second read-back changes nothing
     with bw.state.factory() as s:
-        assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()) == 1
+        assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == task_id)).all()) == 1
 
 
 def test_someone_else_editing_a_task_is_reverted_and_told_once(bw):
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
     _edit(bw, t1, {"完成率": 80}, DESIGN_HEAD)   # not the owner, not the lead
     _poll(bw)
     _poll(bw)
-    assert _task(bw, t1).progress == 0
+    assert task_row(bw, t1).progress == 0
     assert _task_record(bw, t1)["fields"]["完成率"] == 0   # written back over
     said = [t for t in bw.texts() if fits(texts.BOARD_EDIT_REFUSED, t)]
     assert len(said) == 1 and texts.BOARD_WHY_NOT_OWNER in said[0] and "#1" in said[0]
 
 
-def test_the_lead_may_edit_any_task(bw):
-    case_id, (t1, t2) = _published(bw)
-    _turn_on(bw)
-    _edit(bw, t2, {"状态": "进行中", "完成率": 10}, LEAD)
-    _poll(bw)
-    task = _task(bw, t2)
-    assert (task.status, task.progress) == ("doing", 10)
-    with bw.state.factory() as s:
-        [update] = s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t2)).all()
-    assert update.actor_open_id == LEAD
-
-
 def test_a_lagging_task_needs_a_reason_in_the_board_too(bw):
     now = bw.clock.now()
-    case_id, (t1,) = _published(bw, [TaskSpec("接口开发", TECH_DEV, now - timedelta(days=3), now - timedelta(hours=1),
+    case_id, (t1,) = published(bw, [TaskSpec("接口开发", TECH_DEV, now - timedelta(days=3), now - timedelta(hours=1),
                                               status="doing", progress=50)])
     _turn_on(bw)
     _edit(bw, t1, {"完成率": 60}, TECH_DEV)
     _poll(bw)
-    assert _task(bw, t1).progress == 50
+    assert task_row(bw, t1).progress == 50
     assert _task_record(bw, t1)["fields"]["完成率"] == 50
     assert len([t for t in bw.texts() if fits(texts.BOARD_EDIT_REFUSED, t)]) == 1
     bw.clock.advance(timedelta(minutes=1))
     _edit(bw, t1, {"完成率": 60, "滞后原因": "联调环境没准备好", "调整措施": "周三前补齐"}, TECH_DEV)
     _poll(bw)
-    task = _task(bw, t1)
+    task = task_row(bw, t1)
     assert (task.progress, task.lag_reason, task.adjustment) == (60, "联调环境没准备好", "周三前补齐")
 
 
 def test_a_deleted_record_is_told_to_the_lead_once_and_never_recreated(bw):
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
     board = _board(bw)
     bw.fake.user_delete_record(board.app_token, board.tables["task"], _rows(bw)[t1].record_id)
     _poll(bw)
     _poll(bw)
     bw.say(TECH_DEV, "/进度")
-    bw.press(TECH_DEV, _case_card(bw)["message_id"], "更新我的进度")
-    form = bw.last_card(title_contains="更新进度")
-    bw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "50"}, form_name=f"f{t1}")
+    update_progress(bw, TECH_DEV, t1, "doing", 50)
     said = [t for t in bw.texts() if fits(texts.BOARD_RECORD_DELETED, t)]
     assert len(said) == 1 and f'<at user_id="{LEAD}"></at>' in said[0] and "#1" in said[0]
     assert len(bw.fake.records(board.app_token, "任务")) == 1
     assert _rows(bw)[t1].deleted_at is not None
-    assert _task(bw, t1).progress == 50
+    assert task_row(bw, t1).progress == 50
 
 
 def test_missing_scope_tells_the_lead_once_and_the_case_carries_on(bw):
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     bw.fake.revoke_scope("bitable:app")
     _turn_on(bw)
     said = [t for t in bw.texts() if fits(texts.BOARD_SCOPE_MISSING, t)]
@@ -289,42 +258,24 @@ def test_missing_scope_tells_the_lead_once_and_the_case_carries_on(bw):
     assert len(bw.fake.records(_board(bw).app_token, "任务")) == 2
 
 
-def test_off_by_default_no_button_and_no_calls(world):
-    _published(world)
-    card = _case_card(world)
-    labels = {n.get("text", {}).get("content") for n in walk(card["content"]) if n.get("tag") == "button"}
-    assert texts.BTN_BOARD_ON not in labels
-    assert world.fake.calls_to("/open-apis/bitable") == []
-
-
-def test_two_replicas_ticking_queue_one_read_back(bw):
-    _published(bw)
-    _turn_on(bw)
-    now = bw.clock.now()
-    assert poll_tick(bw.state.factory, now) == 1
-    assert poll_tick(bw.state.factory, now) == 0
-    assert poll_tick(bw.state.factory, now + timedelta(minutes=1)) == 1
-
-
 def test_approved_changes_move_the_owner_drop_and_add_records(bw):
-    from tests.test_feishu_tasks import _change
-
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
-    _change(bw, LEAD, "", {"task": str(t1), "owner": TECH_HEAD, "due": "2026-12-11 18:00 +0800",
-                           "reason": "人手调整"}, "change_edit")
+    approve_change(bw, LEAD, "", {"task": str(t1), "owner": TECH_HEAD, "due": "2026-12-11 18:00 +0800",
+                                  "reason": "人手调整"}, "change_edit")
     rec = _task_record(bw, t1)["fields"]
-    assert rec["负责人"] == [{"id": TECH_HEAD}] and rec["截止"] == int(_task(bw, t1).due_at.timestamp() * 1000)
-    _change(bw, LEAD, "取消任务", {"task": str(t2), "reason": "页面不再需要适配"}, "change_drop")
+    assert rec["负责人"] == [{"id": TECH_HEAD}] and rec["截止"] == int(task_row(bw, t1).due_at.timestamp() * 1000)
+    approve_change(bw, LEAD, "取消任务", {"task": str(t2), "reason": "页面不再需要适配"}, "change_drop")
     assert _task_record(bw, t2)["fields"]["任务"].startswith(texts.FTASK_CANCELLED_PREFIX)
-    _change(bw, LEAD, "新增任务", {"content": "紧急推广功能", "owner": TECH_HEAD, "due": "2026-12-10 12:00 +0800",
-                                   "standard": "功能上线", "reason": "竞品提前发布"}, "change_add")
+    approve_change(bw, LEAD, "新增任务", {"content": "紧急推广功能", "owner": TECH_HEAD,
+                                          "due": "2026-12-10 12:00 +0800", "standard": "功能上线",
+                                          "reason": "竞品提前发布"}, "change_add")
     names = [r["fields"]["任务"] for r in bw.fake.records(_board(bw).app_token, "任务")]
     assert len(names) == 3 and "紧急推广功能" in names
 
 
 def test_closing_a_risk_reaches_the_board(bw):
-    case_id, _ids = _published(bw)
+    case_id, _ids = published(bw)
     _turn_on(bw)
     with bw.state.factory() as s, s.begin():
         from bot.models import Risk
@@ -335,45 +286,26 @@ def test_closing_a_risk_reaches_the_board(bw):
 
 
 def test_default_setting_creates_the_board_without_a_click(database_url, clock):
-    w = FeishuWorld(database_url, clock, feishu_board="default")
-    try:
-        case_id, (t1, t2) = _published(w)
-        card = _case_card(w)
-        assert texts.BTN_BOARD_OFF in card_text(card["content"])
-        w.press(TECH_DEV, card["message_id"], "更新我的进度")
-        form = w.last_card(title_contains="更新进度")
-        w.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "20"}, form_name=f"f{t1}")
+    with sync_world(database_url, clock, feishu_board="default") as w:
+        case_id, (t1, t2) = published(w)
+        assert texts.BTN_BOARD_OFF in card_text(case_card(w)["content"])
+        update_progress(w, TECH_DEV, t1, "doing", 20)
         assert _task_record(w, t1)["fields"]["完成率"] == 20
-    finally:
-        w.close()
 
 
 def test_two_senders_racing_create_each_record_once(bw):
     """Two processes' senders claim at once: the case's chat chain lets one write at a time, and
     each sync either creates the board or finds it made — never twice."""
-    import asyncio
-
-    from bot import outbox
-    from bot.outbox import OutboxSender
+    from bot.models import Case
     from bot.sync_board import TARGET
 
-    case_id, _ids = _published(bw)
+    case_id, _ids = published(bw)
     with bw.state.factory() as s, s.begin():
-        from bot.models import Case
         case = s.get(Case, case_id)
         s.add(FeishuBoard(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id, enabled=True,
                           changed_at=bw.clock.now(), tables={}, url=""))
-        for key in ("a", "b"):
-            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"race-{key}",
-                               now=bw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
-    first = bw.state.sender
-    second = OutboxSender(bw.state.factory, first.client, bw.clock, renderers=first.renderers,
-                          context=first.context, syncers=first.syncers)
-
-    async def race():
-        return await asyncio.gather(first.run_once(), second.run_once())
-
-    one, two = bw.http.portal.call(race)
+    queue_syncs(bw, case_id, TARGET, "race-a", "race-b")
+    one, two = two_senders_at_once(bw)
     # the chat chain lets one racer write at a time: whatever each claimed was delivered, none failed,
     # and both sync rows were among them
     assert all(d.status == "sent" for d in one) and all(d.status == "sent" for d in two)
@@ -385,7 +317,7 @@ def test_two_senders_racing_create_each_record_once(bw):
 
 def test_the_last_task_done_in_the_board_ends_execution_and_the_overview_says_so(bw):
     now = bw.clock.now()
-    case_id, (t1,) = _published(bw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2))])
+    case_id, (t1,) = published(bw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2))])
     _turn_on(bw)
     bw.clock.advance(timedelta(minutes=1))
     _edit(bw, t1, {"状态": "已完成", "完成率": 100}, TECH_DEV)
@@ -412,21 +344,21 @@ def test_the_last_task_done_in_the_board_ends_execution_and_the_overview_says_so
 
 
 def test_an_impossible_value_in_the_board_is_refused_and_reverted(bw):
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
     _edit(bw, t1, {"完成率": 150}, TECH_DEV)
     _poll(bw)
-    assert _task(bw, t1).progress == 0 and _task_record(bw, t1)["fields"]["完成率"] == 0
+    assert task_row(bw, t1).progress == 0 and _task_record(bw, t1)["fields"]["完成率"] == 0
     bw.clock.advance(timedelta(minutes=1))
     _edit(bw, t2, {"状态": "差不多了"}, DESIGN_HEAD)
     _poll(bw)
-    assert _task(bw, t2).status == "todo" and _task_record(bw, t2)["fields"]["状态"] == "未开始"
+    assert task_row(bw, t2).status == "todo" and _task_record(bw, t2)["fields"]["状态"] == "未开始"
     said = [t for t in bw.texts() if fits(texts.BOARD_EDIT_REFUSED, t)]
     assert len(said) == 2 and "150" in said[0]
 
 
 def test_a_deleted_overview_row_is_told_once_and_the_board_carries_on(bw):
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
     with bw.state.factory() as s:
         ov = s.scalar(select(FeishuOverview))
@@ -444,11 +376,9 @@ def test_a_deleted_overview_row_is_told_once_and_the_board_carries_on(bw):
 def test_a_conflict_writing_the_overview_does_not_bother_the_lead(bw):
     """A write of the overview refused by Feishu (here a conflict) is planned again on the case's
     next sync, and the lead hears nothing of it."""
-    from bot import outbox
-    from bot.models import Case
     from bot.sync_board import TARGET
 
-    case_id, _ids = _published(bw)
+    case_id, _ids = published(bw)
     _turn_on(bw)
     with bw.state.factory() as s, s.begin():
         s.scalar(select(FeishuBoardRow).where(FeishuBoardRow.kind == "overview")).pushed_hash = ""
@@ -456,10 +386,7 @@ def test_a_conflict_writing_the_overview_does_not_bother_the_lead(bw):
     bw.fake.fail_next(1, status=400, code=1254291)   # approx.: a write conflict on the table
 
     def sync(key):
-        with bw.state.factory() as s, s.begin():
-            case = s.get(Case, case_id)
-            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=key, now=bw.clock.now(),
-                               ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+        queue_syncs(bw, case_id, TARGET, key)
         bw.drain()
 
     sync("again-1")
@@ -475,7 +402,7 @@ def test_both_sides_changed_the_later_group_update_wins_and_the_audit_says_so(bw
     the group's later update stays, is written over the board's, and the audit trail says so."""
     from bot.sync_board import TARGET
 
-    case_id, (t1, t2) = _published(bw)
+    case_id, (t1, t2) = published(bw)
     _turn_on(bw)
     bw.clock.advance(timedelta(minutes=1))
     _edit(bw, t1, {"完成率": 70, "状态": "进行中"}, TECH_DEV)
@@ -483,15 +410,13 @@ def test_both_sides_changed_the_later_group_update_wins_and_the_audit_says_so(bw
     # the group update is queued but its board write has not run yet when the read-back comes
     syncer = bw.state.sender.syncers.pop(TARGET)
     try:
-        bw.press(TECH_DEV, _case_card(bw)["message_id"], "更新我的进度")
-        form = bw.last_card(title_contains="更新进度")
-        bw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "40"}, form_name=f"f{t1}")
+        update_progress(bw, TECH_DEV, t1, "doing", 40)
     finally:
         bw.state.sender.syncers[TARGET] = syncer
     _poll(bw)
-    assert _task(bw, t1).progress == 40
+    assert task_row(bw, t1).progress == 40
     assert _task_record(bw, t1)["fields"]["完成率"] == 40
-    [note] = _audit(bw, "board.conflict")
+    [note] = audit(bw, "board.conflict")
     assert "#1" in note and "较晚的群内更新" in note
     with bw.state.factory() as s:
         assert len(s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t1)).all()) == 1
@@ -505,7 +430,6 @@ def test_two_cases_changing_at_once_never_write_the_overview_together(bw):
 
     import httpx
 
-    from bot import outbox
     from bot.feishu import FeishuClient
     from bot.models import Case, Outbox
     from bot.outbox import OutboxSender
@@ -513,20 +437,19 @@ def test_two_cases_changing_at_once_never_write_the_overview_together(bw):
     from tests.driver import APP_ID, APP_SECRET
 
     now = bw.clock.now()
-    first, _ = _published(bw)
+    first, _ = published(bw)
     second = make_case_at_step4(bw.state.factory, now=now, title="报销流程卡顿", chat_id=OTHER_CHAT)
     make_plan_published(bw.state.factory, second, now=now, tasks=[
         TaskSpec("梳理审批节点", TECH_DEV, now - timedelta(days=3), now - timedelta(days=1))])   # lagging
 
     def change_both(key):
-        with bw.state.factory() as s, s.begin():
-            for case_id in (first, second):
-                case = s.get(Case, case_id)
-                if key == "on":
+        for case_id in (first, second):
+            if key == "on":
+                with bw.state.factory() as s, s.begin():
+                    case = s.get(Case, case_id)
                     s.add(FeishuBoard(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id,
                                       enabled=True, changed_at=now, tables={}, url=""))
-                outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"{key}-{case_id}",
-                                   now=bw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+            queue_syncs(bw, case_id, TARGET, f"{key}-{case_id}")
 
     def replica(name):   # its own client, whose calls wait on the network without blocking the other's
         client = FeishuClient(app_id=APP_ID, app_secret=APP_SECRET, base_url=bw.settings.feishu_base_url,

@@ -1,38 +1,12 @@
 """The client's bitable calls against the fake: documented shapes, batch limits (1,000 records a
 write, 500 a search page), the uuid client_token making batch_create idempotent, base creation's
 20/min waited out, the missing-scope error naming bitable:app, a deleted record not found."""
-import random
 import uuid
 
-import httpx
 import pytest
 
-from bot.feishu import RECORD_NOT_FOUND_CODE, FeishuClient, MissingScope, Permanent
+from bot.feishu import RECORD_NOT_FOUND_CODE, MissingScope, Permanent
 from bot.sync_board import TABLES, plain, records_token
-from feishu_fake import FakeFeishu
-from tests.test_feishu_client import VirtualTime
-
-
-@pytest.fixture
-def clock():
-    from datetime import datetime, timezone
-
-    from bot.clock import ManualClock
-    return ManualClock(datetime(2026, 12, 8, 1, 0, tzinfo=timezone.utc))
-
-
-@pytest.fixture
-def fake(clock):
-    return FakeFeishu(app_id="cli_a", app_secret="s3cret", clock=clock)
-
-
-@pytest.fixture
-async def client(fake, clock):
-    vt = VirtualTime(clock)
-    c = FeishuClient(app_id="cli_a", app_secret="s3cret", transport=httpx.MockTransport(fake.handle),
-                     sleep=vt.sleep, monotonic=vt.monotonic, random=random.Random(7).random)
-    yield c
-    await c.aclose()
 
 
 async def _task_table(client):

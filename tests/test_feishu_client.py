@@ -19,7 +19,6 @@ from bot.feishu import (
     normalize_uuid,
 )
 from bot.pacer import Pacer
-from feishu_fake import FakeFeishu
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 MSG_PATH = "/open-apis/im/v1/messages"
@@ -61,10 +60,9 @@ def vt(clock):
 
 
 @pytest.fixture
-def fake(clock):
-    f = FakeFeishu(app_id="cli_a", app_secret="s3cret", clock=clock)
-    f.add_chat("oc_1", [("ou_1", "Alice"), ("ou_2", "Bob")])
-    return f
+def fake(fake):
+    fake.add_chat("oc_1", [("ou_1", "Alice"), ("ou_2", "Bob")])
+    return fake
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ def clock():
 
 
 @pytest.fixture
-def fake(clock):
-    f = FakeFeishu(app_id="cli_a", app_secret="s3cret", clock=clock)
-    f.add_chat("oc_1", [("ou_1", "Alice"), ("ou_2", "Bob")])
-    return f
+def fake(fake):
+    fake.add_chat("oc_1", [("ou_1", "Alice"), ("ou_2", "Bob")])
+    return fake
 
 
 @pytest.fixture

@@ -7,38 +7,32 @@ import pytest
 from sqlalchemy import select
 
 from bot import texts
-from bot.models import AuditEntry, Case, FeishuTaskLink, FeishuTaskSync, Task, TaskUpdate
+from bot.models import Case, FeishuTaskLink, FeishuTaskSync, Task, TaskUpdate
 from handlers.feishu_tasks import poll_tick
-from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, FeishuWorld, card_text, fits, walk
-
-TITLE = "新品推广页面延迟"
+from tests.casefactory import TaskSpec
+from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, fits
+from tests.feishu_sync import (
+    TITLE,
+    approve_change,
+    audit,
+    case_card,
+    published,
+    queue_syncs,
+    sync_world,
+    task_row,
+    update_progress,
+)
+from tests.racing import two_senders_at_once
 
 
 @pytest.fixture
 def tw(database_url, clock):
-    w = FeishuWorld(database_url, clock, feishu_tasks="offer")
-    try:
+    with sync_world(database_url, clock, feishu_tasks="offer") as w:
         yield w
-    finally:
-        w.close()
-
-
-def _published(w, tasks=None):
-    now = w.clock.now()
-    case_id = make_case_at_step4(w.state.factory, now=now)
-    ids = make_plan_published(w.state.factory, case_id, now=now, tasks=tasks)
-    return case_id, ids
-
-
-def _case_card(w):
-    w.say(LEAD, "/进度")
-    return w.last_card(title_contains=TITLE)
 
 
 def _turn_on(w, user=LEAD):
-    card = _case_card(w)
-    return w.press(user, card["message_id"], texts.BTN_FTASKS_ON)
+    return w.press(user, case_card(w)["message_id"], texts.BTN_FTASKS_ON)
 
 
 def _links(w):
@@ -46,36 +40,14 @@ def _links(w):
         return {ln.task_id: ln for ln in s.scalars(select(FeishuTaskLink))}
 
 
-def _task(w, task_id):
-    with w.state.factory() as s:
-        return s.get(Task, task_id)
-
-
-def _audit(w, action):
-    with w.state.factory() as s:
-        return [e.detail for e in s.scalars(select(AuditEntry).where(AuditEntry.action == action)
-                                            .order_by(AuditEntry.id))]
-
-
 def _poll(w):
     poll_tick(w.state.factory, w.clock.now())
     w.drain()
 
 
-def _update_form(w, user):
-    card = _case_card(w)
-    w.press(user, card["message_id"], "更新我的进度")
-    return w.last_card(title_contains="更新进度")
-
-
 def test_lead_turns_it_on_and_each_task_becomes_a_feishu_task(tw):
-    case_id, (t1, t2) = _published(tw)
-    refused = _turn_on(tw, user=TECH_DEV)
-    assert refused["toast"]["type"] == "error" and tw.fake.tasks() == []
-    answer = _turn_on(tw)
-    assert answer["toast"]["content"] == texts.FTASKS_ON_NOW_TOAST
-    # the card the lead clicked now offers to stop it
-    assert texts.BTN_FTASKS_OFF in card_text(answer["card"]["data"])
+    case_id, (t1, t2) = published(tw)
+    _turn_on(tw)   # who may, and the card it answers with: test_feishu_syncs_alike
     [tasklist] = tw.fake.tasklists()
     assert tasklist["name"] == f"{TITLE}（#{case_id}）"   # the case marker keeps it unique
     tasks = {t["summary"]: t for t in tw.fake.tasks()}
@@ -92,9 +64,9 @@ def test_lead_turns_it_on_and_each_task_becomes_a_feishu_task(tw):
     assert first["tasklists"] == [{"tasklist_guid": tasklist["guid"]}]
     links = _links(tw)
     assert {links[t1].task_guid, links[t2].task_guid} == {t["guid"] for t in tasks.values()}
-    assert _audit(tw, "ftasks.on") == [texts.AUDIT_FTASKS_ON]
+    assert audit(tw, "ftasks.on") == [texts.AUDIT_FTASKS_ON]
     # a second press and another sync create nothing more
-    again = tw.press(LEAD, _case_card(tw)["message_id"], texts.BTN_FTASKS_OFF)
+    again = tw.press(LEAD, case_card(tw)["message_id"], texts.BTN_FTASKS_OFF)
     assert again["toast"]["content"] == texts.FTASKS_OFF_TOAST
     assert len(tw.fake.tasks()) == 2 and len(tw.fake.tasklists()) == 1
 
@@ -103,13 +75,12 @@ def test_a_retried_create_returns_the_same_task(tw):
     """The response of a create is lost (here: the link row is gone, as after a crash between the
     call and the commit): the next run asks with the same client_token and Feishu hands back the
     task it made the first time."""
-    case_id, (t1, _t2) = _published(tw)
+    case_id, (t1, _t2) = published(tw)
     _turn_on(tw)
     first_guid = _links(tw)[t1].task_guid
     with tw.state.factory() as s, s.begin():
         s.delete(s.scalar(select(FeishuTaskLink).where(FeishuTaskLink.task_id == t1)))
-    form = _update_form(tw, TECH_DEV)
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "40"}, form_name=f"f{t1}")
+    update_progress(tw, TECH_DEV, t1, "doing", 40)
     assert len(tw.fake.tasks()) == 2
     assert _links(tw)[t1].task_guid == first_guid
     creates = tw.fake.calls_to("/open-apis/task/v2/tasks", "POST")
@@ -118,7 +89,7 @@ def test_a_retried_create_returns_the_same_task(tw):
 
 
 def test_a_transient_failure_is_retried_without_duplicates(tw):
-    case_id, _ids = _published(tw)
+    case_id, _ids = published(tw)
     tw.fake.fail_next(1, status=503)   # the tasklist create fails once
     _turn_on(tw)
     tw.clock.advance(timedelta(seconds=5))
@@ -129,7 +100,7 @@ def test_a_transient_failure_is_retried_without_duplicates(tw):
 def test_a_lost_tasklist_answer_is_adopted_not_created_again(tw):
     """Feishu made the tasklist but its answer was lost: the retry finds the list by its exact name
     (created by the app; a person's list of the same name is not ours) and puts every task in it."""
-    case_id, _ids = _published(tw)
+    case_id, _ids = published(tw)
     with tw.state.factory() as s:
         title = s.get(Case, case_id).title
     decoy = tw.fake.user_create_tasklist(f"{title}（#{case_id}）")
@@ -155,32 +126,30 @@ def test_a_lost_tasklist_answer_is_adopted_not_created_again(tw):
 
 
 def test_bot_updates_flow_to_the_task(tw):
-    case_id, (t1, _t2) = _published(tw)
+    case_id, (t1, _t2) = published(tw)
     _turn_on(tw)
-    form = _update_form(tw, TECH_DEV)
     tw.clock.advance(timedelta(hours=1))
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "40"}, form_name=f"f{t1}")
+    update_progress(tw, TECH_DEV, t1, "doing", 40)
     remote = tw.fake.task(_links(tw)[t1].task_guid)
     assert "状态：进行中 · 完成率 40%" in remote["description"]
     assert remote["completed_at"] == "0"
-    form = _update_form(tw, TECH_DEV)
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "done", f"p{t1}": "100"}, form_name=f"f{t1}")
+    update_progress(tw, TECH_DEV, t1, "done", 100)
     remote = tw.fake.task(_links(tw)[t1].task_guid)
     assert remote["completed_at"] != "0" and remote["status"] == "done"
 
 
 def test_completion_in_feishu_flows_back_within_a_minute(tw):
-    case_id, (t1, t2) = _published(tw)
+    case_id, (t1, t2) = published(tw)
     _turn_on(tw)
     tw.clock.advance(timedelta(minutes=30))
     tw.fake.user_complete_task(_links(tw)[t2].task_guid, DESIGN_HEAD)
     _poll(tw)
-    task = _task(tw, t2)
+    task = task_row(tw, t2)
     assert (task.status, task.progress) == ("done", 100)
     with tw.state.factory() as s:
         [update] = s.scalars(select(TaskUpdate).where(TaskUpdate.task_id == t2)).all()
     assert (update.actor_open_id, update.status, update.progress) == ("feishu", "done", 100)
-    assert _audit(tw, "ftask.remote") == [texts.AUDIT_FTASK_DONE.format(seq=2)]
+    assert audit(tw, "ftask.remote") == [texts.AUDIT_FTASK_DONE.format(seq=2)]
     # the task was on time: no question in the group; a second poll changes nothing
     assert not any(fits(texts.FTASK_NEED_REASON, t) for t in tw.texts())
     _poll(tw)
@@ -190,7 +159,7 @@ def test_completion_in_feishu_flows_back_within_a_minute(tw):
 
 def test_last_task_completed_in_feishu_ends_execution(tw):
     now = tw.clock.now()
-    case_id, (t1,) = _published(tw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2))])
+    case_id, (t1,) = published(tw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2))])
     _turn_on(tw)
     tw.fake.user_complete_task(_links(tw)[t1].task_guid, TECH_DEV)
     _poll(tw)
@@ -201,7 +170,7 @@ def test_last_task_completed_in_feishu_ends_execution(tw):
 
 def test_completed_late_in_feishu_asks_for_the_lag_reason_in_the_group(tw):
     now = tw.clock.now()
-    case_id, (t1, t2) = _published(tw, [
+    case_id, (t1, t2) = published(tw, [
         TaskSpec("接口开发", TECH_DEV, now - timedelta(days=3), now - timedelta(days=1), status="doing", progress=50),
         TaskSpec("页面适配", DESIGN_HEAD, now, now + timedelta(days=2))])
     _turn_on(tw)
@@ -209,22 +178,20 @@ def test_completed_late_in_feishu_asks_for_the_lag_reason_in_the_group(tw):
     _poll(tw)
     asked = [t for t in tw.texts() if fits(texts.FTASK_NEED_REASON, t)]
     assert len(asked) == 1 and f'<at user_id="{TECH_DEV}"></at>' in asked[0] and "#1" in asked[0]
-    assert _task(tw, t1).status == "done"
+    assert task_row(tw, t1).status == "done"
 
 
 def test_reopened_in_feishu_goes_back_to_doing_with_its_last_progress(tw):
     now = tw.clock.now()
-    case_id, (t1, t2) = _published(tw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2)),
+    case_id, (t1, t2) = published(tw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2)),
                                         TaskSpec("页面适配", DESIGN_HEAD, now, now + timedelta(days=2))])
     _turn_on(tw)
-    form = _update_form(tw, TECH_DEV)
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "60"}, form_name=f"f{t1}")
-    form = _update_form(tw, TECH_DEV)
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "done", f"p{t1}": "100"}, form_name=f"f{t1}")
+    update_progress(tw, TECH_DEV, t1, "doing", 60)
+    update_progress(tw, TECH_DEV, t1, "done", 100)
     tw.clock.advance(timedelta(minutes=5))
     tw.fake.user_reopen_task(_links(tw)[t1].task_guid)
     _poll(tw)
-    task = _task(tw, t1)
+    task = task_row(tw, t1)
     assert (task.status, task.progress) == ("doing", 60)
     assert any(fits(texts.FTASK_REOPENED, t) for t in tw.texts())
 
@@ -237,21 +204,21 @@ def _unpushed_change(w, task_id, status, progress, at):
 
 
 def test_both_sides_changed_feishu_later_wins_and_the_audit_says_so(tw):
-    case_id, (t1, t2) = _published(tw)
+    case_id, (t1, t2) = published(tw)
     _turn_on(tw)
     guid = _links(tw)[t1].task_guid
     _unpushed_change(tw, t1, "doing", 60, tw.clock.now() + timedelta(minutes=1))
     tw.clock.advance(timedelta(minutes=2))
     tw.fake.user_complete_task(guid)          # later than the bot's change
     _poll(tw)
-    assert (_task(tw, t1).status, _task(tw, t1).progress) == ("done", 100)
-    [note] = _audit(tw, "ftask.remote")
+    assert (task_row(tw, t1).status, task_row(tw, t1).progress) == ("done", 100)
+    [note] = audit(tw, "ftask.remote")
     assert fits(texts.AUDIT_FTASK_CONFLICT_REMOTE, note) and "#1" in note
     assert tw.fake.task(guid)["completed_at"] != "0"
 
 
 def test_both_sides_changed_the_bot_later_wins_and_is_written_back(tw):
-    case_id, (t1, t2) = _published(tw)
+    case_id, (t1, t2) = published(tw)
     _turn_on(tw)
     guid = _links(tw)[t1].task_guid
     tw.clock.advance(timedelta(minutes=1))
@@ -259,46 +226,44 @@ def test_both_sides_changed_the_bot_later_wins_and_is_written_back(tw):
     _unpushed_change(tw, t1, "blocked", 30, tw.clock.now() + timedelta(minutes=1))   # the bot: +2 min
     tw.clock.advance(timedelta(minutes=3))
     _poll(tw)
-    assert (_task(tw, t1).status, _task(tw, t1).progress) == ("blocked", 30)
-    [note] = _audit(tw, "ftask.conflict")
+    assert (task_row(tw, t1).status, task_row(tw, t1).progress) == ("blocked", 30)
+    [note] = audit(tw, "ftask.conflict")
     assert fits(texts.AUDIT_FTASK_CONFLICT_BOT, note)
-    assert _audit(tw, "ftask.remote") == []
+    assert audit(tw, "ftask.remote") == []
     assert tw.fake.task(guid)["completed_at"] == "0"    # re-opened in Feishu
 
 
 def test_feishu_change_seen_in_the_answer_to_a_patch(tw):
     """Completed in Feishu after our last read, then the owner reports progress in the group: the
     answer to that patch shows the completion; the later change (the owner's) wins."""
-    case_id, (t1, t2) = _published(tw)
+    case_id, (t1, t2) = published(tw)
     _turn_on(tw)
     guid = _links(tw)[t1].task_guid
     tw.fake.user_complete_task(guid)
     tw.clock.advance(timedelta(minutes=10))
-    form = _update_form(tw, TECH_DEV)
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "70"}, form_name=f"f{t1}")
+    update_progress(tw, TECH_DEV, t1, "doing", 70)
     tw.drain()
-    assert (_task(tw, t1).status, _task(tw, t1).progress) == ("doing", 70)
-    assert len(_audit(tw, "ftask.conflict")) == 1
+    assert (task_row(tw, t1).status, task_row(tw, t1).progress) == ("doing", 70)
+    assert len(audit(tw, "ftask.conflict")) == 1
     assert tw.fake.task(guid)["completed_at"] == "0"
 
 
 def test_deleted_in_feishu_is_reported_once_and_never_recreated(tw):
-    case_id, (t1, t2) = _published(tw)
+    case_id, (t1, t2) = published(tw)
     _turn_on(tw)
     tw.fake.user_delete_task(_links(tw)[t1].task_guid)
     _poll(tw)
     _poll(tw)
-    form = _update_form(tw, TECH_DEV)
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "50"}, form_name=f"f{t1}")
+    update_progress(tw, TECH_DEV, t1, "doing", 50)
     said = [t for t in tw.texts() if fits(texts.FTASK_DELETED, t)]
     assert len(said) == 1 and f'<at user_id="{LEAD}"></at>' in said[0]
     assert len(tw.fake.tasks()) == 1
     assert _links(tw)[t1].deleted_at is not None
-    assert _task(tw, t1).progress == 50   # the case carries on in the group
+    assert task_row(tw, t1).progress == 50   # the case carries on in the group
 
 
 def test_missing_scope_tells_the_lead_once_and_the_case_carries_on(tw):
-    case_id, (t1, t2) = _published(tw)
+    case_id, (t1, t2) = published(tw)
     tw.fake.revoke_scope("task:task:write")
     _turn_on(tw)
     said = [t for t in tw.texts() if fits(texts.FTASK_SCOPE_MISSING, t)]
@@ -306,106 +271,59 @@ def test_missing_scope_tells_the_lead_once_and_the_case_carries_on(tw):
     with tw.state.factory() as s:
         assert s.scalar(select(FeishuTaskSync)).problem == "scope:task:task:write"
     calls = len(tw.fake.calls_to("/open-apis/task/v2"))
-    form = _update_form(tw, TECH_DEV)
-    tw.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "30"}, form_name=f"f{t1}")
+    update_progress(tw, TECH_DEV, t1, "doing", 30)
     _poll(tw)
     assert len(tw.fake.calls_to("/open-apis/task/v2")) == calls   # paused: no calls, no repeat
     assert len([t for t in tw.texts() if fits(texts.FTASK_SCOPE_MISSING, t)]) == 1
-    assert _task(tw, t1).progress == 30
+    assert task_row(tw, t1).progress == 30
     # the scope is added; the lead turns it on again from the card and the tasks arrive
     tw.fake.grant_scopes("task:task:write", "task:task:read", "task:tasklist:write")
     _turn_on(tw)
     assert len(tw.fake.tasks()) == 2
 
 
-def _change(w, user, mode_label, form, form_name):
-    w.clock.advance(timedelta(seconds=5))
-    w.say(user, "/调整")
-    mid = w.last_card(title_contains="调整申请 · ")["message_id"]
-    if mode_label:
-        w.press(user, mid, mode_label)
-    w.submit(user, mid, form, form_name=form_name)
-    answer = w.submit(LEAD, w.last_card(title_contains="调整申请 #")["message_id"], {}, form_name="cr_approve")
-    assert answer["toast"]["content"].startswith("已批准"), answer
-
-
 def test_approved_changes_move_the_owner_drop_and_add_tasks(tw):
-    case_id, (t1, t2) = _published(tw)
+    case_id, (t1, t2) = published(tw)
     _turn_on(tw)
     g1, g2 = _links(tw)[t1].task_guid, _links(tw)[t2].task_guid
-    _change(tw, LEAD, "", {"task": str(t1), "owner": TECH_HEAD, "due": "2026-12-11 18:00 +0800",
-                           "reason": "人手调整"}, "change_edit")
+    approve_change(tw, LEAD, "", {"task": str(t1), "owner": TECH_HEAD, "due": "2026-12-11 18:00 +0800",
+                                  "reason": "人手调整"}, "change_edit")
     remote = tw.fake.task(g1)
     assert [m["id"] for m in remote["members"] if m["role"] == "assignee"] == [TECH_HEAD]
     assert TECH_DEV in {m["id"] for m in remote["members"] if m["role"] == "follower"}
     assert TECH_HEAD not in {m["id"] for m in remote["members"] if m["role"] == "follower"}
     with tw.state.factory() as s:
         assert remote["due"]["timestamp"] == str(int(s.get(Task, t1).due_at.timestamp() * 1000))
-    _change(tw, LEAD, "取消任务", {"task": str(t2), "reason": "页面不再需要适配"}, "change_drop")
+    approve_change(tw, LEAD, "取消任务", {"task": str(t2), "reason": "页面不再需要适配"}, "change_drop")
     dropped = tw.fake.task(g2)
     assert dropped["summary"].startswith(texts.FTASK_CANCELLED_PREFIX) and dropped["completed_at"] != "0"
-    _change(tw, LEAD, "新增任务", {"content": "紧急推广功能", "owner": TECH_HEAD, "due": "2026-12-10 12:00 +0800",
-                                   "standard": "功能上线", "reason": "竞品提前发布"}, "change_add")
+    approve_change(tw, LEAD, "新增任务", {"content": "紧急推广功能", "owner": TECH_HEAD,
+                                          "due": "2026-12-10 12:00 +0800", "standard": "功能上线",
+                                          "reason": "竞品提前发布"}, "change_add")
     assert "#3 紧急推广功能" in {t["summary"] for t in tw.fake.tasks()}
     assert len(tw.fake.tasks()) == 3
 
 
 def test_default_setting_syncs_without_a_click(database_url, clock):
-    w = FeishuWorld(database_url, clock, feishu_tasks="default")
-    try:
-        case_id, (t1, t2) = _published(w)
-        form = _update_form(w, TECH_DEV)
-        w.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "20"}, form_name=f"f{t1}")
+    with sync_world(database_url, clock, feishu_tasks="default") as w:
+        case_id, (t1, t2) = published(w)
+        update_progress(w, TECH_DEV, t1, "doing", 20)
         assert len(w.fake.tasks()) == 2
-        assert texts.BTN_FTASKS_OFF in card_text(_case_card(w)["content"])
-    finally:
-        w.close()
-
-
-def test_off_by_default_no_button_and_no_calls(world):
-    case_id, (t1, t2) = _published(world)
-    card = _case_card(world)
-    labels = {n.get("text", {}).get("content") for n in walk(card["content"]) if n.get("tag") == "button"}
-    assert texts.BTN_FTASKS_ON not in labels
-    form = _update_form(world, TECH_DEV)
-    world.submit(TECH_DEV, form["message_id"], {f"s{t1}": "doing", f"p{t1}": "20"}, form_name=f"f{t1}")
-    assert world.fake.calls_to("/open-apis/task/v2") == []
-
-
-def test_two_replicas_ticking_queue_one_read_back(tw):
-    case_id, _ids = _published(tw)
-    _turn_on(tw)
-    now = tw.clock.now()
-    assert poll_tick(tw.state.factory, now) == 1
-    assert poll_tick(tw.state.factory, now) == 0            # the other replica, same minute
-    assert poll_tick(tw.state.factory, now + timedelta(minutes=1)) == 1
+        assert texts.BTN_FTASKS_OFF in card_text(case_card(w)["content"])
 
 
 def test_two_senders_racing_create_each_task_once(tw):
     """Two processes' senders claim at once: the case's chat chain lets one write at a time, and
     each sync either creates the tasks or finds them made — never twice."""
-    import asyncio
-
-    from bot import outbox
-    from bot.outbox import OutboxSender
     from bot.sync_tasks import TARGET
 
-    case_id, _ids = _published(tw)
+    case_id, _ids = published(tw)
     with tw.state.factory() as s, s.begin():
         case = s.get(Case, case_id)
         s.add(FeishuTaskSync(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case_id, enabled=True,
                              changed_at=tw.clock.now()))
-        for key in ("a", "b"):
-            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"race-{key}",
-                               now=tw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
-    first = tw.state.sender
-    second = OutboxSender(tw.state.factory, first.client, tw.clock, renderers=first.renderers,
-                          context=first.context, syncers=first.syncers)
-
-    async def race():
-        return await asyncio.gather(first.run_once(), second.run_once())
-
-    one, two = tw.http.portal.call(race)
+    queue_syncs(tw, case_id, TARGET, "race-a", "race-b")
+    one, two = two_senders_at_once(tw)
     statuses = sorted(d.status for d in one + two)
     assert statuses == ["sent", "sent"]          # each racer sent one of the two rows
     assert len(tw.fake.tasklists()) == 1 and len(tw.fake.tasks()) == 2
@@ -414,30 +332,15 @@ def test_two_senders_racing_create_each_task_once(tw):
 def test_two_senders_racing_after_a_lost_tasklist_answer_still_one_tasklist(tw):
     """The first create's answer is lost, then two senders race on the retry: one adopts the list,
     the other finds it saved — one tasklist, every task in it."""
-    import asyncio
-
-    from bot import outbox
-    from bot.outbox import OutboxSender
     from bot.sync_tasks import TARGET
 
-    case_id, _ids = _published(tw)
+    case_id, _ids = published(tw)
     tw.fake.lose_next("/open-apis/task/v2/tasklists")
     _turn_on(tw)
     assert len(tw.fake.tasklists()) == 1 and tw.fake.tasks() == []
-    with tw.state.factory() as s, s.begin():
-        case = s.get(Case, case_id)
-        for key in ("a", "b"):
-            outbox.enqueue_ops(s, tenant_key=case.tenant_key, chat_id=case.chat_id, key=f"race2-{key}",
-                               now=tw.clock.now(), ops=[outbox.SyncFeishu(TARGET, case_id)], case_id=case_id)
+    queue_syncs(tw, case_id, TARGET, "race2-a", "race2-b")
     tw.clock.advance(timedelta(seconds=5))
-    first = tw.state.sender
-    second = OutboxSender(tw.state.factory, first.client, tw.clock, renderers=first.renderers,
-                          context=first.context, syncers=first.syncers)
-
-    async def race():
-        return await asyncio.gather(first.run_once(), second.run_once())
-
-    one, two = tw.http.portal.call(race)
+    one, two = two_senders_at_once(tw)
     assert all(d.status == "sent" for d in one + two) and len(one + two) >= 2
     tw.drain()
     [tasklist] = tw.fake.tasklists()
@@ -449,7 +352,7 @@ def test_read_backs_stop_when_nothing_is_open_there_and_old_rows_are_deleted(tw)
     from bot.models import Outbox
 
     now = tw.clock.now()
-    case_id, (t1, t2) = _published(tw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2)),
+    case_id, (t1, t2) = published(tw, [TaskSpec("接口开发", TECH_DEV, now, now + timedelta(days=2)),
                                         TaskSpec("页面适配", DESIGN_HEAD, now, now + timedelta(days=2))])
     _turn_on(tw)
     _poll(tw)

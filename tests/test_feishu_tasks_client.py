@@ -1,36 +1,9 @@
 """The client's Task v2 calls against the fake: documented shapes, idempotent creates, the
 missing-scope error naming the scope, add_members' 100/min limit waited out, deleted tasks."""
-import random
 
-import httpx
 import pytest
 
-from bot.feishu import FeishuClient, MissingScope, Permanent, is_not_found
-from feishu_fake import FakeFeishu
-from tests.test_feishu_client import VirtualTime
-
-
-@pytest.fixture
-def clock():
-    from datetime import datetime, timezone
-
-    from bot.clock import ManualClock
-    return ManualClock(datetime(2026, 12, 8, 1, 0, tzinfo=timezone.utc))
-
-
-@pytest.fixture
-def fake(clock):
-    return FakeFeishu(app_id="cli_a", app_secret="s3cret", clock=clock)
-
-
-@pytest.fixture
-async def client(fake, clock):
-    vt = VirtualTime(clock)
-    c = FeishuClient(app_id="cli_a", app_secret="s3cret", transport=httpx.MockTransport(fake.handle),
-                     sleep=vt.sleep, monotonic=vt.monotonic, random=random.Random(7).random)
-    yield c
-    await c.aclose()
-
+from bot.feishu import MissingScope, Permanent, is_not_found
 
 MEMBERS = [{"id": "ou_owner", "type": "user", "role": "assignee"}, {"id": "ou_f", "type": "user", "role": "follower"}]
 

@@ -99,6 +99,7 @@ def test_a_command_longer_than_the_text_cap_is_refused_not_cut(world):
     is refused with the limit named, never run on its start; chatter that long is left alone."""
     from bot.envelope import MAX_TEXT
     from bot.models import Case
+    from handlers.general import BACK_REASON_LIMIT
     from tests.casefactory import make_case_at_step4
 
     case_id = make_case_at_step4(world.state.factory, now=world.clock.now())
@@ -109,7 +110,11 @@ def test_a_command_longer_than_the_text_cap_is_refused_not_cut(world):
         assert s.get(Case, case_id).step == 4
     world.say(LEAD, "聊" * (MAX_TEXT + 10))               # not a command: no answer
     assert len(world.texts()) == 1
-    reason = "因" * (MAX_TEXT - len(head))                 # exactly the cap: run, and kept whole
+    world.say(LEAD, head + "因" * (MAX_TEXT - len(head)))  # at the cap: read whole, the reason limit answers
+    assert world.texts()[-1] == texts.S_FIELD_TOO_LONG.format(field=texts.FIELD_BACK_REASON, max=BACK_REASON_LIMIT)
+    with world.state.factory() as s:
+        assert s.get(Case, case_id).step == 4
+    reason = "因" * BACK_REASON_LIMIT                      # within every limit: run, and kept whole
     world.say(LEAD, head + reason)
     assert world.texts()[-1] == texts.BACK_DONE.format(step=texts.STEP_NAMES[2], reason=reason)
     with world.state.factory() as s:

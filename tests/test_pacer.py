@@ -1,5 +1,6 @@
 """Pacer: even spacing (no bursts), minute cap, per-chat spacing — on a simulated clock."""
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -7,8 +8,12 @@ from bot.pacer import Pacer
 
 
 class VirtualTime:
-    def __init__(self, start: float = 1000.0) -> None:
+    """A simulated clock; each sleep wakes `late` seconds after it was due (a busy event loop), a
+    number or a function giving one per wake-up."""
+
+    def __init__(self, start: float = 1000.0, late: float | Callable[[], float] = 0.0) -> None:
         self.t = start
+        self.late = late
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
@@ -16,7 +21,7 @@ class VirtualTime:
 
     async def sleep(self, d: float) -> None:
         self.sleeps.append(d)
-        self.t += max(0.0, d)
+        self.t += max(0.0, d) + (self.late() if callable(self.late) else self.late)
         await asyncio.sleep(0)
 
 
@@ -123,12 +128,7 @@ async def test_late_wakeups_do_not_release_a_burst():
 
     rng = random.Random(7)
 
-    class LaggyTime(VirtualTime):
-        async def sleep(self, d: float) -> None:
-            self.t += max(0.0, d) + rng.choice([0.0, 0.0, 0.05, 0.3])  # sometimes 300 ms late
-            await asyncio.sleep(0)
-
-    vt = LaggyTime()
+    vt = VirtualTime(late=lambda: rng.choice([0.0, 0.0, 0.05, 0.3]))  # sometimes 300 ms late
     p = pacer(vt)
 
     async def one(i: int) -> float:
@@ -142,12 +142,7 @@ async def test_late_wakeups_do_not_release_a_burst():
 
 async def test_slightly_late_wakeups_do_not_push_the_schedule_back():
     """Every wake-up 5 ms late (a busy loop): 1,000 sends still take about 999/48 s, not 1,000 × 5 ms more."""
-    class LateTime(VirtualTime):
-        async def sleep(self, d: float) -> None:
-            self.t += max(0.0, d) + 0.005
-            await asyncio.sleep(0)
-
-    vt = LateTime()
+    vt = VirtualTime(late=0.005)
     p = pacer(vt)
     grants = [await p.acquire(f"oc_{i}") for i in range(1000)]
     assert grants[-1] - grants[0] == pytest.approx(999 / 48, abs=0.15)  # strict spacing: 5 s more
@@ -158,12 +153,7 @@ async def test_slightly_late_wakeups_do_not_push_the_schedule_back():
 async def test_very_late_wakeups_lose_only_the_excess():
     """Every wake-up 30 ms late (more than half a 21 ms slot): spaced 1/48 - 1/96 after the
     actual grant, so each late slot loses 30 - 10.4 ms, not 30 ms, and no second exceeds 48."""
-    class VeryLateTime(VirtualTime):
-        async def sleep(self, d: float) -> None:
-            self.t += max(0.0, d) + 0.030
-            await asyncio.sleep(0)
-
-    vt = VeryLateTime()
+    vt = VirtualTime(late=0.030)
     p = pacer(vt)
     grants = [await p.acquire(f"oc_{i}") for i in range(200)]
     gaps = [b - a for a, b in zip(grants, grants[1:])]

@@ -1,17 +1,11 @@
 """Forms are private (仅对你可见) and the cards in the group stay true, with four 接口人 at once."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import select
 
 from bot import texts
-from bot.envelope import parse_event
 from bot.models import Department, DepartmentInput, PostedCard
-from feishu_fake import events as ev
 from tests.driver import (
     CHAT,
     DESIGN_HEAD,
@@ -21,9 +15,9 @@ from tests.driver import (
     TECH_HEAD,
     card_text,
     card_title,
-    find_submit,
     walk,
 )
+from tests.racing import submit_private_forms_at_once
 from tests.test_steps13_support import dept_ids, fill_consensus, open_case, sign, team_card_mid
 
 TEST_HEAD = OUTSIDER   # 测试部 赵强, head and 接口人
@@ -60,14 +54,6 @@ def _reach_step3_with_four(world) -> str:
     return world.last_card(title_contains="需求确认清单")["message_id"]
 
 
-def _stored_submit(world, user: str, mid: str, form: dict, name: str) -> str:
-    payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=user, form_value=form,
-                                   name=name, **world._common())
-    event = parse_event(payload)
-    assert world.state.dispatcher.store(payload, event)
-    return event.header.event_id
-
-
 @pytest.mark.usefixtures("paced")
 def test_four_contacts_fill_step3_at_once_privately(world):
     reqs = _reach_step3_with_four(world)
@@ -93,22 +79,7 @@ def test_four_contacts_fill_step3_at_once_privately(world):
     assert not any(m["visible_to"] for m in world.messages())   # the group's view has no private card
 
     # all four submit at the same moment (threads on the real database), each once
-    event_ids = {who: _stored_submit(world, who, forms[who]["message_id"], TYPED[who],
-                                     find_submit(forms[who]["content"])) for who in TYPED}
-    barrier = threading.Barrier(len(event_ids))
-
-    def run(who):
-        barrier.wait()
-        return who, world.state.dispatcher.process(event_ids[who])
-
-    with ThreadPoolExecutor(len(event_ids)) as pool:
-        answers = dict(pool.map(run, list(event_ids)))
-    for who, answer in answers.items():   # Feishu puts each answer into that person's private card
-        assert answer is not None, who
-        if answer.card is not None:
-            world.fake.apply_callback_card(forms[who]["message_id"], answer.card)
-    world.clock.advance(timedelta(seconds=2))
-    world.drain()
+    answers = submit_private_forms_at_once(world, forms, TYPED)
 
     for who, answer in answers.items():
         own = next(name for name, w in CONTACTS.items() if w == who)

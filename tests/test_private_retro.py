@@ -2,19 +2,14 @@
 what the other typed, nor is refused."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import select
 
 from bot import texts
-from bot.envelope import parse_event
 from bot.models import RetroEntry
-from feishu_fake import events as ev
 from tests.casefactory import open_retro_card
-from tests.driver import CHAT, DESIGN_HEAD, TECH_DEV, card_text, card_title, find_submit, walk
+from tests.driver import DESIGN_HEAD, TECH_DEV, card_text, card_title, walk
+from tests.racing import submit_private_forms_at_once
 
 TYPED = {
     TECH_DEV: {"add_success": "每日站会让滞后提前暴露\n接口联调提前一天", "add_weakness": "需求变更未提前评估风险"},
@@ -47,28 +42,7 @@ def test_two_members_fill_the_retrospective_at_once(world):
     assert not any(m["visible_to"] for m in world.messages())   # the group's view has no private card
 
     # both submit at the same moment (threads on the real database), each once
-    event_ids = {}
-    for who, typed in TYPED.items():
-        mid = forms[who]["message_id"]
-        payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=who, form_value=typed,
-                                       name=find_submit(forms[who]["content"], "retro_entry"), **world._common())
-        event = parse_event(payload)
-        assert world.state.dispatcher.store(payload, event)
-        event_ids[who] = event.header.event_id
-    barrier = threading.Barrier(len(event_ids))
-
-    def run(who):
-        barrier.wait()
-        return who, world.state.dispatcher.process(event_ids[who])
-
-    with ThreadPoolExecutor(len(event_ids)) as pool:
-        answers = dict(pool.map(run, list(event_ids)))
-    for who, answer in answers.items():   # Feishu puts each answer into that person's private card
-        assert answer is not None, who
-        if answer.card is not None:
-            world.fake.apply_callback_card(forms[who]["message_id"], answer.card)
-    world.clock.advance(timedelta(seconds=2))
-    world.drain()
+    answers = submit_private_forms_at_once(world, forms, TYPED, "retro_entry")
 
     expected_toast = {
         TECH_DEV: texts.RETRO_MULTI_ADDED.format(n=3, kinds="成功经验 2 · 不足之处 1"),

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot import texts
 from bot.models import Case, ConsensusVersion, Department, KeyNode, Signoff, Task
-from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title
+from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title, fits
 from tests.test_reminders_standup import at, make_case, rows, run_until, tick, titled
 
 
@@ -138,10 +138,23 @@ def test_overdue_daily_card_when_standup_paused(world):
 
 def test_weekend_deadline_becomes_overdue_on_the_next_working_morning(world):
     make_case(world, tasks=[(DESIGN_HEAD, "页面设计稿", at(2026, 12, 12, 12))])  # Saturday noon
-    run_until(world, at(2026, 12, 14, 8, 30), timedelta(hours=1))
-    assert titled(world, "任务已逾期") == []                      # quiet over the weekend
-    run_until(world, at(2026, 12, 14, 9, 0), timedelta(minutes=30))
+    with world.state.factory() as s, s.begin():   # on track all week: it lags only once its deadline passes
+        s.scalars(select(Task)).one().progress = 95
+    run_until(world, at(2026, 12, 12, 0, 0), timedelta(hours=1))
+    assert _lag_alerts(world) == []
+    before = len(world.messages())
+    run_until(world, at(2026, 12, 14, 8, 50), timedelta(hours=1))
+    assert len(world.messages()) == before                        # nothing at all over the weekend
+    assert titled(world, "任务已逾期") == []
+    assert _lag_alerts(world) == []                               # Saturday 11:00, Monday 08:50: nothing
+    run_until(world, at(2026, 12, 14, 9, 0), timedelta(minutes=10))
     assert len(titled(world, "任务已逾期")) == 1
+    [alert] = _lag_alerts(world)                                  # the lead hears on Monday at 09:00
+    assert f'<at user_id="{LEAD}"></at>' in alert and "页面设计稿" in alert
+
+
+def _lag_alerts(world) -> list[str]:
+    return [t for t in world.texts() if fits(texts.LAG_ALERT, t)]
 
 
 def _step1_case(world) -> int:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from bot import db, outbox, texts
 from bot.models import Outbox
 from bot.outbox import OutboxSender
-from tests.driver import NAMES, TECH_HEAD, card_title, fits
+from tests.driver import NAMES, TECH_DEV, TECH_HEAD, card_text, card_title, fits
+from tests.racing import plan_ticks_at_once
 from tests.test_reminders_standup import at, make_case, rows, run_until, standard_case, tick, titled
 
 MSG_PATH = "/open-apis/im/v1/messages"
@@ -143,19 +144,7 @@ def test_two_planners_racing_create_each_row_once(world):
     from handlers.reminders import plan_tick
 
     standard_case(world)
-    engines = [db.make_engine(world.settings.database_url) for _ in range(2)]
-    factories = [db.make_sessionmaker(e) for e in engines]
-
-    async def both():
-        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now(), world.state.dispatcher.router)
-                                      for f in factories),
-                                    return_exceptions=True)
-
-    try:
-        results = world.http.portal.call(both)
-    finally:
-        for e in engines:
-            e.dispose()
+    results = plan_ticks_at_once(world, 2)
     crashed = [r for r in results if isinstance(r, BaseException)]
     assert not crashed, f"a racing planner failed: {crashed!r}"
     assert all(isinstance(r, int) for r in results), results
@@ -184,3 +173,33 @@ def test_rate_limited_fake_still_delivers_once(world):
     assert len(titled(world, "今日站会")) == 1
     assert len(world.fake.calls_to(MSG_PATH, "POST")) == 4   # 3 refused + 1 accepted, same uuid
     assert set(sends_per_uuid(world).values()) == {1}
+
+
+def test_a_task_reminder_that_comes_up_in_the_evening_waits_for_the_working_morning(world):
+    """Down Friday 16:50 → 18:40: the overdue notice for a task due Friday 17:00 and the warning
+    for one due Monday 10:00 (its time: Friday 18:00) are not sent on Friday evening nor over the
+    weekend; both go out Monday 09:00, marked late, the warning with the real time left."""
+    world.clock.set(at(2026, 12, 11, 9, 0))
+    make_case(world, tasks=[(TECH_HEAD, "接口开发", at(2026, 12, 11, 17)),
+                            (TECH_DEV, "联调测试", at(2026, 12, 14, 10))], standup_paused=True)
+    run_until(world, at(2026, 12, 11, 16, 50), timedelta(minutes=10))
+    before = len(world.messages())
+    world.clock.set(at(2026, 12, 11, 18, 40))               # back after working hours
+    run_until(world, at(2026, 12, 14, 8, 55), timedelta(minutes=30))
+    late = [(card_title(m["content"])) for m in world.messages()[before:] if m["msg_type"] == "interactive"]
+    assert late == [] and len(world.messages()) == before, late
+    run_until(world, at(2026, 12, 14, 9, 5), timedelta(minutes=5))
+    [card] = [m for m in world.messages()[before:] if m["msg_type"] == "interactive"]   # due together: one card
+    assert hm_local(world.clock.now()) == "Mon 09:05"
+    text = card_text(card["content"])
+    assert card_title(card["content"]) == "任务已逾期（补发）"
+    assert "接口开发" in text and "任务即将到期（补发）" in text
+    assert "联调测试" in text and "12月14日（周一）10:00" in text and "还剩 1 个工作小时" in text
+    status = {(r.kind, r.fire_key): r.status for r in rows(world) if r.kind in ("task_due", "overdue")}
+    assert {status[("overdue", "over@20261211T0900Z")], status[("task_due", "due@20261211T1000Z")]} <= \
+        {"sent", "bundled"}, status                               # delivered, neither cancelled nor skipped
+
+
+def hm_local(when) -> str:
+    from tests.test_reminders_standup import SH
+    return when.astimezone(SH).strftime("%a %H:%M")

@@ -6,12 +6,13 @@ and task reminders only in working hours; texts state the real remaining time; t
 asks, nudges and closes with the people it actually asked."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from bot import texts
-from bot.models import AuditEntry, Case, Outbox, Task
+from bot.models import AuditEntry, Case, KeyNode, Outbox, Task
 from bot.workdays import WorkCalendar
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, TENANT, card_text, card_title, fits
 from tests.test_reminders_standup import SH, at, rows, tick
@@ -30,7 +31,7 @@ def make_week_case(world) -> dict[str, int]:
     with world.state.factory() as s, s.begin():
         case = Case(tenant_key=TENANT, chat_id=CHAT, seq=1, title="新品推广页面延迟", step=5,
                     opener_open_id=LEAD, lead_open_id=LEAD, created_at=now, updated_at=now,
-                    step_entered_at=now - timedelta(days=1))
+                    step_entered_at=at(2026, 12, 7, 17))   # the plan went out Monday 17:00
         s.add(case)
         s.flush()
         for i, (owner, content, start, due, progress) in enumerate(specs, start=1):
@@ -40,6 +41,8 @@ def make_week_case(world) -> dict[str, int]:
             s.add(task)
             s.flush()
             ids[content] = task.id
+        # a key node Thursday 12:00: its 进度确认会 (24 h before) falls inside the first outage
+        s.add(KeyNode(tenant_key=TENANT, chat_id=CHAT, case_id=case.id, name="接口联调完成", at=at(2026, 12, 10, 12)))
         ids["case"] = case.id
     return ids
 
@@ -71,6 +74,24 @@ class Log:
 
     def nudges(self) -> list[tuple[datetime, str, dict]]:
         return [g for g in self.got if g[2]["msg_type"] == "text" and fits(texts.STANDUP_NUDGE, g[1])]
+
+
+MENTION = re.compile(r'<at (?:user_id="|id=)(ou_\w+)')
+
+
+def received(log: Log) -> list[tuple[str, str, frozenset[str], bool]]:
+    """What the group got, as a person reads it: (when, what, who was @mentioned, marked late)."""
+    out = []
+    for t, body, m in log.got:
+        text = body if m["msg_type"] == "text" else card_text(m["content"])
+        if m["msg_type"] == "text" and fits(texts.STANDUP_NUDGE, body):
+            what = "站会催办"
+        elif m["msg_type"] == "text" and fits(texts.LAG_ALERT, body):
+            what = "任务滞后 " + body.split("任务滞后：")[1].split(" ")[0]
+        else:
+            what = body.replace(texts.LATE_MARK, "")
+        out.append((hm(t), what, frozenset(MENTION.findall(text)), texts.LATE_MARK in body))
+    return out
 
 
 def hm(dt: datetime) -> str:
@@ -115,7 +136,11 @@ def test_a_week_with_nights_a_weekend_and_two_outages(world):
     assert any(n.startswith("站会小结（12-08 10:30）未发送") for n in notes), notes
     assert any(n.startswith("每日站会（12-09 09:30）未发送") for n in notes), notes
     assert any(n.startswith("站会催办（12-09 10:00）未发送") for n in notes), notes
-    assert len(notes) == len(set(notes)) == 3
+    assert notes == [
+        "站会小结（12-08 10:30）未发送：" + texts.REMINDER_SKIPPED_REASONS["standup_close"],
+        "每日站会（12-09 09:30）未发送：" + texts.REMINDER_SKIPPED_REASONS["standup"],
+        "站会催办（12-09 10:00）未发送：" + texts.REMINDER_SKIPPED_REASONS["standup_nudge"],
+    ]
     world.say(LEAD, "/记录")
     log.seen = len(world.messages())
     assert "每日站会（12-09 09:30）未发送" in card_text(world.cards()[-1]["content"])
@@ -172,6 +197,40 @@ def test_a_week_with_nights_a_weekend_and_two_outages(world):
     log.run(at(2026, 12, 14, 11, 0))
     assert [(hm(t), b) for t, b, _ in log.titled("今日站会")][-1] == ("Mon 09:30", "今日站会 · 12月14日")
 
+    # the whole week, message by message: exactly what a careful coordinator would have sent
+    track = texts.TRACK_TITLE.format(title="新品推广页面延迟")
+    both, all3 = {TECH_HEAD, TECH_DEV}, {TECH_HEAD, TECH_DEV, DESIGN_HEAD}
+    expected = [
+        ("Tue 09:30", "今日站会 · 12月8日", both, False),       # owners of started tasks only
+        ("Tue 10:00", "站会催办", both, False),
+        # outage 1 (Tue 10:04 → Wed 13:00): Tuesday's close, Wednesday's standup and nudge skipped (above);
+        # the 24-hour warning for Thursday 07:00 and the key node's 进度确认会 (due Wed 12:00) in one late card
+        ("Wed 13:00", texts.TASK_DUE_TITLE, {TECH_HEAD, LEAD}, True),
+        ("Wed 13:00", track, set(), True),                        # Wednesday's close, late
+        ("Wed 13:00", "任务滞后 #3", {LEAD, TECH_DEV}, False),    # 10 of 37 working hours used at 0 %
+        ("Thu 09:00", texts.OVERDUE_TITLE, {TECH_HEAD}, False),  # due 07:00: said at the start of work
+        ("Thu 09:00", "任务滞后 #1", {LEAD, TECH_HEAD}, False),
+        ("Thu 09:30", "今日站会 · 12月10日", both, False),       # 页面设计稿 starts 09:45: not asked
+        ("Thu 10:00", "站会催办", both, False),
+        ("Thu 10:30", track, set(), False),
+        # outage 2 (Fri 09:20 → 09:50): the standup late, its nudge and close 30 / 60 minutes after it
+        ("Fri 09:50", "今日站会 · 12月11日", all3, True),
+        # 页面设计稿 (Thu 09:45 → Mon 09:00, 0 %) is behind once half its 17¼ working hours are gone
+        # (Fri 09:21, while down): the lead hears when the bot is back, not Thursday afternoon
+        ("Fri 09:50", "任务滞后 #2", {LEAD, DESIGN_HEAD}, False),
+        ("Fri 10:20", "站会催办", all3, False),
+        ("Fri 10:50", track, set(), False),
+        ("Fri 18:00", texts.TASK_DUE_TITLE, {DESIGN_HEAD, TECH_DEV}, False),   # due Mon 09:00 / 10:00
+        # the weekend and Monday before 09:00: nothing
+        ("Mon 09:00", texts.OVERDUE_TITLE, {DESIGN_HEAD}, False),
+        ("Mon 09:30", "今日站会 · 12月14日", all3 | {LEAD}, False),   # #1 two working days overdue: the lead
+        ("Mon 10:00", "站会催办", all3, False),
+        ("Mon 10:00", texts.OVERDUE_TITLE, {TECH_DEV}, False),
+        ("Mon 10:30", track, set(), False),
+    ]
+    assert received(log) == [(t, w, frozenset(p), late) for t, w, p, late in expected], received(log)
+    bundled = card_text(late_due[0][2]["content"])
+    assert "接口联调完成前 23 小时 · 进度确认会（补发）" in bundled and "其中工作时间 8 小时" in bundled
     # the whole week: lag alerts and task reminders only in working hours, each lagging task once
     for t, b, m in log.lag_alerts() + log.titled("任务即将到期") + log.titled("任务已逾期"):
         assert in_hours(t), (hm(t), b)
@@ -207,3 +266,28 @@ def test_down_longer_than_planned_ahead_catches_up_every_day(world):
     tick(world)
     titles = [card_title(m["content"]) for m in world.cards() if "今日站会" in card_title(m["content"])]
     assert titles[-1] == "今日站会 · 12月21日"
+
+
+def test_the_first_morning_nobody_lags_for_the_night(world):
+    """Tasks started Monday 14:00 at 0 %, due Wednesday 18:00 (52 clock hours, 22 working hours):
+    at Tuesday's first standup 19.5 clock hours but only 4.5 working hours have passed — the
+    standup flags nobody 滞后 and the lead gets no 「任务滞后」 before anyone could answer."""
+    world.clock.set(at(2026, 12, 7, 14))
+    now = world.clock.now()
+    with world.state.factory() as s, s.begin():
+        case = Case(tenant_key=TENANT, chat_id=CHAT, seq=1, title="新品推广页面延迟", step=5, opener_open_id=LEAD,
+                    lead_open_id=LEAD, created_at=now, updated_at=now, step_entered_at=now)
+        s.add(case)
+        s.flush()
+        for i, (owner, content) in enumerate([(TECH_HEAD, "接口开发"), (TECH_DEV, "联调测试")], start=1):
+            s.add(Task(tenant_key=TENANT, chat_id=CHAT, case_id=case.id, seq=i, content=content,
+                       owner_open_id=owner, start_at=now, due_at=at(2026, 12, 9, 18), delivery_standard="可上线",
+                       status="doing", progress=0, updated_at=now))
+    log = Log(world)
+    log.run(at(2026, 12, 8, 10, 5), timedelta(minutes=15))
+    standup = log.titled("今日站会")
+    assert [(hm(t), b) for t, b, _ in standup] == [("Tue 09:30", "今日站会 · 12月8日")]
+    assert "滞后" not in card_text(standup[0][2]["content"])
+    assert log.lag_alerts() == []
+    log.run(at(2026, 12, 8, 15, 0), timedelta(minutes=5))    # a working day (9 of 22 hours) at 0 %: now they lag
+    assert [hm(t) for t, _, _ in log.lag_alerts()] == ["Tue 14:00", "Tue 14:00"]

@@ -204,21 +204,18 @@ def test_serve_without_feishu_app_starts_the_sandbox(monkeypatch):
 
 
 def test_jump_to_24_hours_before_a_key_node_brings_its_reminder(sandbox):
-    from bot.models import Case, KeyNode, Task
+    from bot.models import KeyNode
+    from tests.casefactory import TaskSpec, make_bare_step5_case
 
     server, client = sandbox
     sb = server.sandbox
     now = sb.clock.now()
-    scope = {"tenant_key": sb.tenant_key, "chat_id": sb.chat_id}
+    task = TaskSpec("接口联调测试", DEV, now - timedelta(days=1), now + timedelta(days=2), status="doing", progress=30)
+    case_id = make_bare_step5_case(sb.state.factory, now=now, tenant_key=sb.tenant_key, chat_id=sb.chat_id, lead=LEAD,
+                                   tasks=[task])
     with sb.state.factory() as s, s.begin():
-        case = Case(**scope, seq=1, title="新品推广页面延迟", step=5, opener_open_id=LEAD, lead_open_id=LEAD,
-                    created_at=now - timedelta(days=4), updated_at=now, step_entered_at=now - timedelta(days=1))
-        s.add(case)
-        s.flush()
-        s.add(Task(**scope, case_id=case.id, seq=1, content="接口联调测试", owner_open_id=DEV,
-                   start_at=now - timedelta(days=1), due_at=now + timedelta(days=2), delivery_standard="提交测试",
-                   status="doing", progress=30, updated_at=now))
-        s.add(KeyNode(**scope, case_id=case.id, name="推广页上线", at=now + timedelta(days=3)))
+        s.add(KeyNode(tenant_key=sb.tenant_key, chat_id=sb.chat_id, case_id=case_id, name="推广页上线",
+                      at=now + timedelta(days=3)))
     from bot.reminders import keynode_check_slot
     from bot.workdays import WorkCalendar
 

@@ -2,18 +2,12 @@
 values from another chat or tenant, stale cards, sending back, the audit trail."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from sqlalchemy import func, select
 
 from bot import texts
-from bot.envelope import parse_event
 from bot.models import AuditEntry, Case, ConsensusVersion, Signoff, StepLog
-from feishu_fake import events as ev
 from tests.driver import (
-    CHAT,
     DESIGN_HEAD,
     LEAD,
     OTHER_CHAT,
@@ -25,6 +19,7 @@ from tests.driver import (
     fits,
     step_entered,
 )
+from tests.racing import process_at_once, stored_click
 from tests.test_steps13_support import (
     CONSENSUS_FORM,
     HEADS,
@@ -42,32 +37,14 @@ def _count(world, model, *where):
         return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def _stored(world, user, mid, value, *, chat=CHAT, tenant=None, form=None, name=None):
-    common = world._common()
-    if tenant:
-        common["tenant_key"] = tenant
-    payload = ev.card_action_event(chat_id=chat, message_id=mid, operator_open_id=user, value=value,
-                                   form_value=form, name=name, **common)
-    event = parse_event(payload)
-    assert world.state.dispatcher.store(payload, event)
-    return event.header.event_id
-
-
 def test_concurrent_signoffs_sign_once_and_advance_once(world):
     """Every head signs at the same moment, one of them twice: threads on the real database."""
     mid = open_case(world)
     world.clock.advance(__import__("datetime").timedelta(seconds=2))
     fill_consensus(world, mid)
     value = find_button(world.card(mid), "签字确认")
-    ids = [_stored(world, h, mid, value) for h in HEADS] + [_stored(world, TECH_HEAD, mid, value)]
-    barrier = threading.Barrier(len(ids))
-
-    def run(event_id):
-        barrier.wait()
-        return world.state.dispatcher.process(event_id)
-
-    with ThreadPoolExecutor(len(ids)) as pool:
-        answers = list(pool.map(run, ids))
+    ids = [stored_click(world, h, mid, value) for h in HEADS] + [stored_click(world, TECH_HEAD, mid, value)]
+    answers = process_at_once(world, ids)
     world.clock.advance(__import__("datetime").timedelta(seconds=2))
     world.drain()
     toasts = [a.toast for a in answers]
@@ -103,7 +80,7 @@ def test_forged_value_for_other_chat_or_tenant_is_refused(world):
     assert answer["toast"]["content"] == texts.CASE_NOT_FOUND
     # our own case, but the callback comes from another tenant
     own = find_button(world.card(mid), "签字确认")
-    eid = _stored(world, LEAD, mid, own, tenant="tenant_evil")
+    eid = stored_click(world, LEAD, mid, own, tenant="tenant_evil")
     assert world.state.dispatcher.process(eid).toast == texts.CASE_NOT_FOUND
     assert _count(world, Signoff) == before_sign and _count(world, ConsensusVersion) == before_versions
     with world.state.factory() as s:

@@ -180,28 +180,10 @@ def test_lead_closes_execution_with_reason(world):
 
 def _concurrently(world, mid, clicks):
     """Store every click first, then process them at the same moment on the real database."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
+    from tests.racing import process_at_once, stored_click
 
-    from bot.envelope import parse_event
-    from feishu_fake import events as ev
-    from tests.driver import CHAT
-
-    ids = []
-    for user, name, form in clicks:
-        payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=user, value=None,
-                                       form_value=form, name=name, **world._common())
-        event = parse_event(payload)
-        assert world.state.dispatcher.store(payload, event)
-        ids.append(event.header.event_id)
-    barrier = threading.Barrier(len(ids))
-
-    def run(event_id):
-        barrier.wait()
-        return world.state.dispatcher.process(event_id)
-
-    with ThreadPoolExecutor(len(ids)) as pool:
-        answers = list(pool.map(run, ids))
+    ids = [stored_click(world, user, mid, form=form, name=name) for user, name, form in clicks]
+    answers = process_at_once(world, ids)
     world.drain()
     return [a.toast for a in answers]
 

@@ -2,16 +2,16 @@
 lags — without anyone opening 《进度跟踪表》."""
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot import db, texts
+from bot import texts
 from bot.models import Task
 from handlers.reminders import plan_tick
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, fits
+from tests.racing import plan_ticks_at_once
 
 
 def _setup(world):
@@ -82,19 +82,7 @@ def test_two_ticks_racing_alert_once(world):
     start = world.clock.now()
     _setup(world)
     world.clock.set(start + timedelta(days=1, minutes=1))
-    engines = [db.make_engine(world.settings.database_url) for _ in range(3)]
-    factories = [db.make_sessionmaker(e) for e in engines]
-
-    async def race():
-        return await asyncio.gather(*(asyncio.to_thread(plan_tick, f, world.clock.now(), world.state.dispatcher.router)
-                                      for f in factories),
-                                    return_exceptions=True)
-
-    try:
-        results = world.http.portal.call(race)
-    finally:
-        for e in engines:
-            e.dispose()
+    results = plan_ticks_at_once(world, 3)
     assert [r for r in results if not isinstance(r, BaseException)], results  # somebody planned
     with world.state.factory() as s:
         assert s.scalar(select(Task.lag_notified_at).where(Task.seq == 2)) is not None

@@ -2,8 +2,6 @@
 on the plan card; closed from the tracking card by the risk's 负责人 or the lead."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,13 +9,12 @@ from sqlalchemy import func, select
 
 from bot import texts
 from bot.actions import ActionValue, to_name
-from bot.envelope import parse_event
 from bot.models import AuditEntry, Case, Risk
-from feishu_fake import events as ev
 from handlers.plan import plan_card_for
 from tests.cardsnap import assert_snapshot
 from tests.casefactory import TaskSpec, make_case_at_step4, make_plan_published
-from tests.driver import CHAT, DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, walk
+from tests.driver import DESIGN_HEAD, LEAD, OUTSIDER, TECH_DEV, TECH_HEAD, card_text, walk
+from tests.racing import process_at_once, stored_click
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -109,22 +106,9 @@ def test_concurrent_close_clicks_close_once(world):
     case_id, risk_id = _setup(world)
     mid = _tracking(world)
     name = to_name(ActionValue("risk.close", case_id=case_id))
-    ids = []
-    for user in (LEAD, TECH_HEAD, LEAD):
-        payload = ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=user, value=None,
-                                       form_value={"risk": str(risk_id)}, name=name,
-                                       **world._common())
-        event = parse_event(payload)
-        assert world.state.dispatcher.store(payload, event)
-        ids.append(event.header.event_id)
-    barrier = threading.Barrier(len(ids))
-
-    def run(event_id):
-        barrier.wait()
-        return world.state.dispatcher.process(event_id)
-
-    with ThreadPoolExecutor(len(ids)) as pool:
-        answers = list(pool.map(run, ids))
+    ids = [stored_click(world, user, mid, form={"risk": str(risk_id)}, name=name)
+           for user in (LEAD, TECH_HEAD, LEAD)]
+    answers = process_at_once(world, ids)
     toasts = sorted(a.toast for a in answers)
     assert toasts.count(texts.RISK_CLOSED.format(risk="测试延迟")) == 1, toasts
     assert toasts.count(texts.RISK_ALREADY_CLOSED.format(risk="测试延迟")) == 2, toasts

@@ -52,6 +52,7 @@ WRONG_STEP = "当前处于「{current}」，此操作属于「{expected}」，�
 ALREADY_ACTIVE_CASE = "本群已有进行中的协作问题「{title}」（#{seq}）。一个群同一时间只推进一个问题；结案后再开新的，或在新群里发起。"
 BACK_DONE = "协作组长将进度退回到「{step}」，原因：{reason}"
 BACK_USAGE = "用法：/回退 步骤号 原因，例如「/回退 3 技术方案变化，需要重新确认需求」。"
+FIELD_BACK_REASON = "退回原因"
 BACK_BAD_STEP = "只能退回到比当前更早的步骤（1–{max}）。"
 BACK_NOTHING_EARLIER = "现在是第 1 步，没有更早的步骤可以退回。不再需要这个问题时，协作组长可以发送「/取消 原因」。"
 CANCEL_USAGE = "用法：/取消 原因，例如「/取消 发错了，问题已合并到 #2」。取消后问题归档只读，本群可以发起新的问题。"
@@ -74,7 +75,8 @@ HELP_BODY = (
     "- `/站会 时间 10:00` · `/站会 暂停` · `/站会 恢复`：管理每日站会\n"
     "- `/记录`：最近的操作记录 · `/导出 [#编号] [步骤号]`：导出各阶段输出物（Markdown）\n"
     "- `/回退 步骤号 原因`：协作组长把进度退回到更早的步骤\n"
-    "- `/取消 原因` · `/结案 原因`：协作组长放弃或提前结束当前问题（停止所有提醒，归档只读）\n"
+    "- `/取消 原因` · `/结案 原因`：协作组长放弃或提前结束当前问题（停止所有提醒，归档只读）；"
+    "进度卡片上的「结束问题」按钮也可以\n"
     "- `/模板`：本企业的 SOP 模板 · `/案例`：本群的全部协作问题\n"
     "- `/帮助`：显示本说明"
 )
@@ -93,7 +95,28 @@ CASE_CARD_NOW = "**当前：** 第 {step} 步 {name} —— 输出物 {output}"
 CASE_CARD_LEAD = "**协作组长：** {lead}"
 CASE_CARD_CLOSED = "**已结案**，内容已归档只读。"
 CASE_CARD_CANCELLED = "**已取消**，内容已归档只读。"
-CASE_CARD_HOW_TO_END = "不再需要或要提前结束：协作组长发送 `/取消 原因` 或 `/结案 原因`"
+CASE_CARD_HOW_TO_END = "不再需要或要提前结束：协作组长点「结束问题」，或发送 `/取消 原因`、`/结案 原因`"
+
+# Ending a case (the lead's private form from the case card's 「结束问题」)
+BTN_END_CASE = "结束问题"
+END_TITLE = "结束问题 · {title}"
+END_INTRO = (
+    "**取消**：问题不再需要（发错了、重复、已合并到别的问题）。\n"
+    "**提前结案**：问题已用别的方式解决，不再走完六步。\n"
+    "两者都会停止本问题的所有提醒，内容归档只读，本群可以发起新的问题。原因会写入操作记录。"
+)
+FIELD_END_REASON = "原因"
+PH_END_REASON = "例如：发错了，问题已合并到 #2"
+END_HOW = {"cancel": "取消：问题不再需要", "close": "提前结案：已用别的方式解决"}
+PH_END_HOW = "取消还是提前结案"
+BTN_CONFIRM_END = "确认结束"
+END_CONFIRM_TITLE = "确认结束这个问题？"
+END_CONFIRM_TEXT = "「{title}」的所有提醒将停止，内容归档只读，不能恢复。"
+END_NEED_HOW = "请选择取消还是提前结案。"
+END_NEED_REASON = "请填写原因后再确认。"
+END_ALREADY = "这个问题已经结束归档，无需再操作。"
+END_DONE_CANCELLED = "已取消「{title}」，所有提醒已停止"
+END_DONE_CLOSED = "已提前结案「{title}」，所有提醒已停止"
 
 # Audit log and case list
 AUDIT_TITLE = "操作记录 · {title}"

@@ -44,7 +44,11 @@ STANDUP_ALREADY_RUNNING = "每日站会已经在进行中：工作日 {time}。"
 
 # key node
 KEYNODE_TITLE = "{node}前 {left} · 进度确认会"  # the exact time left: a check may move off a day off
-KEYNODE_WHEN = "**节点：** {node} · {at}（还剩 {left}）"
+KEYNODE_WHEN = "**节点：** {node} · {at}（还剩 {left}{work}）"
+# the working time left before the node, when nights or days off make it less than the clock's
+KEYNODE_WORK_LEFT = "，其中工作时间 {hours} 小时"
+KEYNODE_WORK_LEFT_UNDER_ONE = "，其中工作时间不到 1 小时"
+KEYNODE_NO_WORK_LEFT = "，之前已没有工作时间"
 KEYNODE_OPEN = "以下任务需在节点前完成，目前还未完成："
 KEYNODE_ALL_DONE = "节点前的任务均已完成 ✅ 请组长确认是否可以按期进行。"
 KEYNODE_TASK_LINE = "- {owner} {content} · 截止 {due} · {progress}%{flag}"

@@ -21,7 +21,6 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 expect = sync_api.expect
 
-from bot.models import Case, Task  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from sandbox.run import MEMBERS, SandboxServer  # noqa: E402
 
@@ -164,18 +163,13 @@ def test_open_a_case_fill_step1_and_every_head_signs(page, sandbox):
 # ------------------------------------------------------------------ the clock and the standup
 def _seed_execution_case(sandbox) -> None:
     """A case already in step 5 with open tasks (steps 1–4 are covered by their own tests)."""
+    from tests.casefactory import TaskSpec, make_bare_step5_case
+
     sb = sandbox.sandbox
     now = sb.clock.now()
-    scope = {"tenant_key": sb.tenant_key, "chat_id": sb.chat_id}
-    with sb.state.factory() as s, s.begin():
-        case = Case(**scope, seq=1, title="新品推广页面延迟", step=5, opener_open_id=LEAD, lead_open_id=LEAD,
-                    created_at=now - timedelta(days=4), updated_at=now, step_entered_at=now - timedelta(days=1))
-        s.add(case)
-        s.flush()
-        for seq, (owner, content) in enumerate(((TECH, "完成用户数据加密接口开发"), (DEV, "接口联调测试")), start=1):
-            s.add(Task(**scope, case_id=case.id, seq=seq, content=content, owner_open_id=owner,
-                       start_at=now - timedelta(days=1), due_at=now + timedelta(days=6),
-                       delivery_standard="提交测试", status="doing", progress=30, updated_at=now))
+    make_bare_step5_case(sb.state.factory, now=now, tenant_key=sb.tenant_key, chat_id=sb.chat_id, lead=LEAD, tasks=[
+        TaskSpec(content, owner, now - timedelta(days=1), now + timedelta(days=6), status="doing", progress=30)
+        for owner, content in ((TECH, "完成用户数据加密接口开发"), (DEV, "接口联调测试"))])
 
 
 def test_move_the_clock_to_the_standup_and_answer_it(page, sandbox):
