@@ -366,8 +366,11 @@ class OutboxSender:
     Each chat has at most one send in flight and its rows go out in claim order (a patch never
     overtakes the send it patches); different chats never wait for each other, so a call that
     hangs for a minute delays only its own chat. `concurrency` bounds the chats in flight; the
-    claim loop keeps claiming while sends are running, whenever a chain finishes, a row is
-    written (kick) or every `idle_seconds`.
+    claim loop keeps claiming while sends are running, whenever a row is written (kick), every
+    `idle_seconds`, and when chains finish — then once per quarter of `concurrency` finished
+    (or when none is left running): a claim is a write transaction, and claiming one row per
+    finished send (50 a second in a fan-out, and again after the last row was claimed) kept the
+    database's write lock and the interpreter busy, which made the pacer's sleepers wake late.
 
     Leases: a short LEASE renewed by a heartbeat every HEARTBEAT_SECONDS for every row this
     worker holds (queued or in flight, however long the call). A live worker never loses a
@@ -393,7 +396,10 @@ class OutboxSender:
         self.lease = lease
         self.concurrency = concurrency
         self.heartbeat_seconds = heartbeat_seconds
+        self.refill = max(1, concurrency // 4)   # finished chains worth a claim
         self._wake = asyncio.Event()
+        self._urgent = False                      # rows were written: claim even for one free chain
+        self._freed = 0                           # chains finished since the last claim
         self._chains: dict[tuple[str, str], deque[Claim]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: set[int] = set()           # claimed by us and not finished
@@ -405,6 +411,7 @@ class OutboxSender:
         loop = self._loop
         if loop is None:
             return  # not running: the next run claims them anyway
+        self._urgent = True
         try:
             here = asyncio.get_running_loop()
         except RuntimeError:
@@ -421,20 +428,23 @@ class OutboxSender:
         self._loop = asyncio.get_running_loop()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
+            force = True
             while True:
                 self._wake.clear()
                 try:
-                    if await self._claim_more(batch):
+                    if await self._claim_more(batch, force=force):
+                        force = True
                         continue
                 except Exception:
                     log.exception("outbox claim failed")
+                force = False
                 try:
                     # not wait_for: on 3.11 it swallows a cancel that meets a wake-up, and
                     # shutdown then waits for this loop forever
                     async with asyncio.timeout(idle_seconds):
                         await self._wake.wait()
                 except TimeoutError:
-                    pass
+                    force = True   # rows fall due with time: claim whatever room there is
         finally:
             heartbeat.cancel()
             await self._stop()
@@ -446,10 +456,12 @@ class OutboxSender:
         self._listeners.append(results)
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
+            force = True
             while True:
                 self._wake.clear()
-                if await self._claim_more(batch):
+                if await self._claim_more(batch, force=force):
                     continue
+                force = False
                 if not self._chains:
                     return results
                 await self._wake.wait()  # a chain moved on: its chat may have more rows
@@ -457,11 +469,16 @@ class OutboxSender:
             heartbeat.cancel()
             self._listeners.remove(results)
 
-    async def _claim_more(self, batch: int) -> bool:
-        """Claim into free chains; True if there may be more to claim right away."""
+    async def _claim_more(self, batch: int, *, force: bool = False) -> bool:
+        """Claim into free chains; True if there may be more to claim right away. Unless forced
+        or kicked, a claim waits until `refill` chains finished since the last one while others
+        still run."""
         room = min(batch, self.concurrency - len(self._chains))
         if room <= 0:
             return False
+        if not (force or self._urgent) and self._chains and self._freed < self.refill:
+            return False
+        self._urgent, self._freed = False, 0
         claims = await asyncio.to_thread(claim_due, self.factory, me=self.me, now=self.clock.now(),
                                          batch=room, lease=self.lease, exclude=set(self._held))
         for claim in claims:
@@ -494,6 +511,7 @@ class OutboxSender:
                 self._wake.set()
         finally:
             self._chains.pop(key, None)
+            self._freed += 1
             self._wake.set()
 
     async def _deliver_safely(self, row_id: int) -> Delivery:
