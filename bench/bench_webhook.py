@@ -93,7 +93,7 @@ def serve(kind: str, port: int, database_url: str, process: bool) -> None:
         app = create_app(settings_for(database_url), background=False)
         if not process:
             # The ack path only: verified, stored in the inbox and answered; the rows stay pending.
-            app.state.bot.dispatcher.process = lambda event_id: None
+            app.state.bot.dispatcher.process = lambda event_id, event=None: None
     from bot.app import settle_memory
 
     settle_memory()  # as `collab-bot serve` does before serving (both apps, for a fair ratio)
@@ -405,10 +405,13 @@ def served_main(args: argparse.Namespace) -> int:
                         spy = subprocess.Popen(["py-spy", "record", "-p", str(child.proc.pid), "-d",
                                                 str(args.duration), "-f", "raw", "-o", args.pyspy, "--nonblocking"],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    cpu = child.cpu_seconds()
                     result[kind] = sv.run_wrk(child.url, bodies, args.connections, args.duration, workdir)
+                    # CPU per request: the run and 3 s after it (the work after the answers, the outbox)
+                    time.sleep(1 if kind == "bare" else 3)
+                    result[kind]["cpu_ms"] = (child.cpu_seconds() - cpu) * 1000 / max(1, result[kind]["requests"])
                     if spy:
                         spy.wait(30)
-                    time.sleep(1)
                 if scenario == "mix":  # the same mix again, each kind timed on its own
                     again = workdir / f"{tag}again.tsv"
                     served_bodies(again, args.bodies_per_second * args.duration, scenario, cases, tag + "g-")
@@ -418,7 +421,8 @@ def served_main(args: argparse.Namespace) -> int:
                 b, w = result["bare"], result["bot"]
                 line = (f"  run {run} {scenario:<7} bare {b['rps']:>7.0f} rps p99 {b['p99']:6.2f} ms | bot "
                         f"{w['rps']:>7.0f} rps p50 {w['p50']:6.2f} p99 {w['p99']:6.2f} p99.9 {w['p999']:6.1f} ms "
-                        f"non-2xx {w['non2xx']} | ratio {w['rps'] / b['rps']:.2f} | load {load}")
+                        f"non-2xx {w['non2xx']} | ratio {w['rps'] / b['rps']:.2f} | load {load}\n"
+                        f"      CPU per request: bot {w['cpu_ms']:.3f} ms, bare {b['cpu_ms']:.3f} ms")
                 if "kinds" in result:
                     line += "\n      per kind: " + ", ".join(
                         f"{k} n={v['n']} p50 {v['p50']:.1f} p99 {v['p99']:.1f} max {v['max']:.0f} ms"

@@ -44,7 +44,9 @@ class Lanes:
     """Threads for handling events, by who waits: a card callback's clicker waits for the answer
     (Feishu gives up after 3 s); the work after a command's 200 has no one waiting. Separate pools,
     and the work after an answer starts only while no callback is being handled: under load a
-    click never queues behind a backlog of commands (they are in the inbox and get their turn)."""
+    click never queues behind a backlog of commands (they are in the inbox and get their turn).
+    A callback is an urgent writer (bot.db.urgent): on SQLite it takes the writers' lock before
+    the work after an answer and the outbox that wait for it too."""
 
     CALLBACK_THREADS = 4
     AFTER_ANSWER_THREADS = 2  # bounded: leftover work must not crowd out answering requests
@@ -60,7 +62,7 @@ class Lanes:
         self._clicks += 1
         idle.clear()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.callbacks, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.callbacks, db.urgent, fn, *args)
         finally:
             self._clicks -= 1
             if not self._clicks:

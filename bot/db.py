@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, Callable, Iterator, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +17,8 @@ from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -35,8 +38,34 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
+    engine = _make_engine(url)
+    count_writes(engine)
+    return engine
+
+
+def count_writes(engine: Engine) -> None:
+    """Keep a count of the write statements each connection ran (`writes(conn_info)`): a click that
+    changed nothing needs no redraw of the case's cards."""
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(conn, _cursor, statement, _params, _context, _many):
+        if statement.lstrip()[:7].upper().startswith(_WRITES):
+            conn.info["writes"] = conn.info.get("writes", 0) + 1
+
+
+def writes(conn_info: dict) -> int:
+    return conn_info.get("writes", 0)
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # as many pooled connections as threads that may write at once (callbacks, the work after
+        # answers, asyncio's default executor): a connection beyond the pool is opened (with its
+        # pragmas) and closed again for every transaction it serves
+        if url.endswith(":memory:") or url in ("sqlite://", "sqlite+pysqlite://"):
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        else:
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                   pool_size=16, max_overflow=16)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # per connection: cheap, not journal mode
@@ -56,19 +85,62 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 WRITE_WAIT_SECONDS = 30.0  # as busy_timeout: then "database is locked", handled as today
 
 
+_urgency = threading.local()
+
+
+def urgent(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn` in this thread as a writer someone waits for: it takes the SQLite writers' lock
+    before any writer that nobody waits for (the work left over from commands, the outbox)."""
+    _urgency.on = True
+    try:
+        return fn(*args)
+    finally:
+        _urgency.on = False
+
+
+class WriterLock:
+    """A lock whose urgent waiters go first: while one waits, a non-urgent one does not take it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._held = False
+        self._urgent_waiting = 0
+
+    def acquire(self, *, urgent: bool = False, timeout: float = WRITE_WAIT_SECONDS) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._urgent_waiting += urgent
+            try:
+                while self._held or (not urgent and self._urgent_waiting):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                self._held = True
+                return True
+            finally:
+                self._urgent_waiting -= urgent
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+
 def serialise_writers(engine: Engine) -> None:
     """One write transaction at a time in this process, queued on a lock. SQLite allows one writer
     anyway, but writers that meet at its lock wait in sleeps of up to 100 ms (its busy handler):
     under load a click waited behind them for seconds. The lock is taken at a transaction's first
-    write (pysqlite begins the transaction there) and released when it ends; readers never take it."""
-    lock = threading.Lock()
+    write (pysqlite begins the transaction there) and released when it ends; readers never take it.
+    A writer that someone waits for (`urgent`: a click being answered) goes before the others."""
+    lock = WriterLock()
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn, _cursor, statement, _params, _context, _many):
         info = conn.info
         if info.get("writing") or not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
-        if not lock.acquire(timeout=WRITE_WAIT_SECONDS):
+        if not lock.acquire(urgent=getattr(_urgency, "on", False), timeout=WRITE_WAIT_SECONDS):
             raise sqlite3.OperationalError("database is locked")
         info["writing"] = True
 

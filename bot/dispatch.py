@@ -5,6 +5,8 @@
 2. `process` claims the inbox row and runs the handler in ONE transaction with the claim
    and the outbox rows for whatever the handler wants sent. A crash before commit leaves the
    row pending (a restart finishes it); after commit the sends are durable.
+A card callback, answered inline, takes both steps in one transaction (`callback`): its row is
+written already done with the handler's changes and sends, or not at all.
 Concurrency conflicts (two clicks racing on one row) are retried; a UserError becomes a
 clear answer and changes nothing; an unexpected error is logged with a reference id.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid as uuidlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, cast
 from zoneinfo import ZoneInfo
 
@@ -24,14 +26,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot import outbox, repository, texts
+from bot import db, outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
 from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
-from bot.db import rowcount
 from bot.domain import CaseStatus
 from bot.envelope import MAX_TEXT, BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
-from bot.models import InboxEvent, PostedCard
+from bot.models import InboxEvent
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, split_command
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ RETRIES = 4
 
 class DatabaseUnavailable(Exception):
     """The inbox could not be written: answer 503 so Feishu retries."""
+
+
+class Refused:
+    """The database refused the event's data (answered 400)."""
+
+
+REFUSED = Refused()
 
 
 def _chat_of(event: Event) -> str:
@@ -53,11 +61,9 @@ def _group_of(session: Session, event: Event) -> str:
     the person it was sent to."""
     chat = _chat_of(event)
     if isinstance(event, CardAction) and event.message_id:
-        group = session.scalar(select(PostedCard.chat_id).where(
-            PostedCard.message_id == event.message_id, PostedCard.tenant_key == event.header.tenant_key,
-            PostedCard.private_for == _actor(event), PostedCard.chat_id != chat))
-        if group:
-            return group
+        card = repository.posted_card(session, tenant_key=event.header.tenant_key, message_id=event.message_id)
+        if card is not None and card.private_for and card.private_for == _actor(event) and card.chat_id != chat:
+            return card.chat_id
     return chat
 
 
@@ -207,7 +213,7 @@ class Dispatcher:
             with self.factory() as session, session.begin():
                 old = select(InboxEvent.event_id).where(InboxEvent.status == "done", InboxEvent.processed_at < cutoff) \
                     .limit(self.PRUNE_BATCH)
-                gone = rowcount(session.execute(delete(InboxEvent).where(InboxEvent.event_id.in_(old))
+                gone = db.rowcount(session.execute(delete(InboxEvent).where(InboxEvent.event_id.in_(old))
                                                 .execution_options(synchronize_session=False)))
             total += gone
             if gone < self.PRUNE_BATCH:
@@ -233,25 +239,117 @@ class Dispatcher:
 
     def _process_once(self, event_id: str, known: Event | None = None) -> CallbackAnswer | None:
         now = self.clock.now()
-        with self.factory() as session, session.begin():
-            claimed = rowcount(session.execute(
-                update(InboxEvent).where(InboxEvent.event_id == event_id, InboxEvent.status == "pending")
-                .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1)))
-            if not claimed:
-                return None  # someone else finished it
-            event = known if known is not None and known.header.event_id == event_id else parse_event(
-                session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id)).scalar_one())
-            if event is None:
-                return None
-            ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
-                      chat_id=_group_of(session, event), actor=_actor(event), event_id=event_id,
-                      bot_open_id=self.bot_open_id, registry=self.router)
-            answer = self._route(ctx, event)
-            outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,
-                               now=now, ops=ctx.ops)
+        event: Event | None = None
+        try:
+            with self.factory() as session, session.begin():
+                if not _claim(session, event_id, now):
+                    return None  # someone else finished it
+                event = known if known is not None and known.header.event_id == event_id else parse_event(
+                    session.execute(select(InboxEvent.payload).where(InboxEvent.event_id == event_id))
+                    .scalar_one())
+                if event is None:
+                    return None
+                answer, ctx = self._handle(session, event, now)
+        except UserError as err:
+            assert event is not None
+            return self._refuse(event, err, now, None)
         if ctx.ops:
             self.on_outbox()
         return answer
+
+    def _refuse(self, event: Event, err: UserError, now: datetime, row: dict[str, Any] | None
+                ) -> CallbackAnswer | None:
+        """A UserError: everything the handler did was rolled back with its transaction (no
+        savepoint on every event for the few that are refused). The event is marked done in a
+        new one, with only the clear answer: a toast for a click, a line in the group for a
+        message. `row`: the callback's inbox row, not stored yet (None: claim the stored one)."""
+        event_id = event.header.event_id
+        with self.factory() as session, session.begin():
+            if row is None:
+                first = _claim(session, event_id, now)
+            else:
+                conn = session.connection()
+                first = bool(conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(
+                    InboxEvent.event_id), [dict(row, status="done", processed_at=now, attempts=1)]).scalars().all())
+            if not first:
+                return None   # handled meanwhile by someone else
+            if isinstance(event, CardAction):
+                return CallbackAnswer(toast=err.message, toast_type=err.kind, card=err.card)
+            outbox.enqueue_ops(session, tenant_key=event.header.tenant_key, chat_id=_chat_of(event), key=event_id,
+                               now=now, ops=[outbox.SendText(err.message)])
+        self.on_outbox()
+        return None
+
+    def _handle(self, session: Session, event: Event, now: datetime) -> tuple[CallbackAnswer | None, Ctx]:
+        """The handler and the outbox rows for what it sends, in the caller's transaction."""
+        event_id = event.header.event_id
+        ctx = Ctx(session=session, now=now, tz=self.tz, tenant_key=event.header.tenant_key,
+                  chat_id=_group_of(session, event), actor=_actor(event), event_id=event_id,
+                  bot_open_id=self.bot_open_id, registry=self.router)
+        answer = self._call(ctx, event)
+        outbox.enqueue_ops(session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, key=event_id,
+                           now=now, ops=ctx.ops)
+        return answer, ctx
+
+    # ------------------------------------------------------------ card callbacks
+    def callback(self, payload: dict[str, Any], event: CardAction) -> CallbackAnswer | None | Refused:
+        """A card callback stored in the inbox and handled in ONE transaction: its row is written
+        already done, with the handler's changes and outbox rows, or not at all. Someone waits
+        for the answer (Feishu gives up after 3 s), so nothing is left to do after it, and one
+        transaction costs half of store-then-claim. A redelivery (the row exists) answers None
+        and does nothing; a database that cannot be written raises DatabaseUnavailable (503)."""
+        rows, _owner = self._inbox_rows([(payload, event)])
+        for attempt in range(RETRIES):
+            stored = [False]
+            try:
+                return self._callback_once(rows[0], event, stored)
+            except (IntegrityError, StaleDataError) as exc:
+                log.info("callback %s conflicted (%s), retry %d", event.header.event_id, type(exc).__name__,
+                         attempt + 1)
+            except OperationalError as exc:
+                if not stored[0]:
+                    raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
+                log.warning("callback %s: database unavailable, not handled", event.header.event_id)
+                return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
+            except (StatementError, ValueError, TypeError) as exc:
+                if stored[0]:
+                    return self._dead_callback(rows[0], exc)
+                log.warning("inbox refused event %s: %s", event.header.event_id, type(exc).__name__)
+                return REFUSED
+            except Exception as exc:  # noqa: BLE001 - a handler bug is parked with a reference
+                return self._dead_callback(rows[0], exc)
+        return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
+
+    def _callback_once(self, row: dict[str, Any], event: CardAction, stored: list[bool]) -> CallbackAnswer | None:
+        now = self.clock.now()
+        try:
+            with self.factory() as session, session.begin():
+                conn = session.connection()
+                done = dict(row, status="done", processed_at=now, attempts=1)
+                first = conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id),
+                                     [done]).scalars().all()
+                stored[0] = True
+                if not first:
+                    return None   # a redelivery: the first delivery was (or is being) handled
+                answer, ctx = self._handle(session, event, now)
+        except UserError as err:
+            return self._refuse(event, err, now, row)
+        if ctx.ops:
+            self.on_outbox()
+        return answer
+
+    def _dead_callback(self, row: dict[str, Any], exc: BaseException) -> CallbackAnswer:
+        """The handler failed: the event is kept, parked, with a reference the clicker is shown."""
+        ref = uuidlib.uuid4().hex[:8]
+        log.error("event %s failed, ref %s", row["event_id"], ref, exc_info=exc)
+        try:
+            with self.factory() as session, session.begin():
+                conn = session.connection()
+                conn.execute(_insert_ignoring_duplicates(conn.dialect.name),
+                             [dict(row, status="dead", last_error=f"ref {ref}")])
+        except Exception:
+            log.exception("could not park event %s", row["event_id"])
+        return CallbackAnswer(toast=texts.INTERNAL_ERROR.format(ref=ref), toast_type="error")
 
     def _dead(self, event_id: str, ref: str) -> CallbackAnswer:
         try:
@@ -270,17 +368,6 @@ class Dispatcher:
         return CallbackAnswer(toast=texts.INTERNAL_ERROR.format(ref=ref), toast_type="error")
 
     # ------------------------------------------------------------ routing
-    def _route(self, ctx: Ctx, event: Event) -> CallbackAnswer | None:
-        try:
-            with ctx.session.begin_nested():  # a UserError rolls back only the handler's work
-                return self._call(ctx, event)
-        except UserError as err:
-            ctx.ops.clear()
-            if isinstance(event, CardAction):
-                return CallbackAnswer(toast=err.message, toast_type=err.kind, card=err.card)
-            ctx.send(outbox.SendText(err.message))
-            return None
-
     def _call(self, ctx: Ctx, event: Event) -> CallbackAnswer | None:
         if isinstance(event, CardAction):
             return self._action(ctx, event)
@@ -337,6 +424,10 @@ class Dispatcher:
         handler = self.router.actions.get(value.action)
         if handler is None:
             raise UserError(texts.UNKNOWN_ACTION)
+        written = ctx.session.connection().info
+        before = db.writes(written)
+        session = ctx.session
+        ctx.wrote = lambda: bool(session.new or session.dirty or session.deleted) or db.writes(written) > before
         stale = self._stale(ctx, value)
         try:
             answer = stale or handler(ctx, event, value) or CallbackAnswer()
@@ -360,6 +451,13 @@ class Dispatcher:
                 or value.version == spec.current(ctx.session, case, value):
             return None
         return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=spec.card(ctx, case, value))
+
+
+def _claim(session: Session, event_id: str, now: datetime) -> bool:
+    """Mark a stored event done, if nobody has (compare-and-set: one worker wins)."""
+    return bool(db.rowcount(session.execute(
+        update(InboxEvent).where(InboxEvent.event_id == event_id, InboxEvent.status == "pending")
+        .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1))))
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:

@@ -24,9 +24,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, cast
 
-from sqlalchemy import and_, exists, or_, select, text, update
+from sqlalchemy import Insert, Table, and_, exists, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -164,10 +166,26 @@ def enqueue(session: Session, *, tenant_key: str, chat_id: str, kind: str, fire_
 
 def enqueue_ops(session: Session, *, tenant_key: str, chat_id: str, key: str, now: datetime,
                 ops: Iterable[Op], case_id: int | None = None, priority: int = Priority.REPLY) -> None:
-    """Immediate sends caused by one event (key = event id): one row per op, in order."""
-    for i, op in enumerate(ops):
-        enqueue(session, tenant_key=tenant_key, chat_id=chat_id, kind="immediate", fire_key=f"{key}#{i}",
-                due_at=now, case_id=case_id, payload=dump_op(op), priority=priority)
+    """Immediate sends caused by one event (key = event id): one row per op, in order, all in ONE
+    INSERT … ON CONFLICT DO NOTHING (a row whose key exists is left as it is, as `enqueue` does).
+    Every command and click writes these: a look-up and a savepoint per row cost more than the
+    rows themselves."""
+    rows = [dict(tenant_key=tenant_key, chat_id=chat_id, kind="immediate", fire_key=f"{key}#{i}", due_at=now,
+                 case_id=case_id, payload=dump_op(op), stale_after=None, priority=int(priority), status="pending",
+                 attempts=0) for i, op in enumerate(ops)]
+    if not rows:
+        return
+    if session.new or session.dirty or session.deleted:
+        session.flush()   # rows they refer to (a case just created) exist before these do
+    conn = session.connection()
+    conn.execute(_insert_ignoring_duplicates(conn.dialect.name), rows)
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
+    table = cast(Table, Outbox.__table__)   # declarative types __table__ as any FromClause
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def enqueue_throttled(session: Session, *, tenant_key: str, chat_id: str, kind: str, who: str,

@@ -23,6 +23,7 @@ from bot.models import (
     Member,
     Person,
     PlanVersion,
+    PostedCard,
     Requirement,
     RetroEntry,
     Risk,
@@ -80,6 +81,15 @@ def _forget_changed_reads(session: Session, _flush_context: Any) -> None:
 @event.listens_for(Session, "after_commit")
 def _forget_all_reads(session: Session) -> None:
     session.info.pop("kept_reads", None)
+
+
+def posted_card(session: Session, *, tenant_key: str, message_id: str) -> PostedCard | None:
+    """The recorded card a click came from (message ids are unique), read once per transaction:
+    the dispatcher asks which group it acts in, the answer whether it was a private form."""
+    if not message_id:
+        return None
+    return _kept(session, PostedCard, (tenant_key, message_id), lambda: session.scalar(select(PostedCard).where(
+        PostedCard.message_id == message_id, PostedCard.tenant_key == tenant_key)))
 
 
 def active_case(session: Session, *, tenant_key: str, chat_id: str) -> Case | None:
@@ -204,8 +214,7 @@ def _requirements_facts(session: Session, case: Case) -> dict[str, Any]:
 
 
 def _task_facts(session: Session, case: Case) -> dict[str, Any]:
-    tasks = list(session.scalars(select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
-                                                    Task.dropped.is_(False))))
+    tasks = tasks_of(session, case)   # kept: the card that shows the facts lists the same tasks
     return {"task_count": len(tasks), "open_tasks": tuple(t.content[:20] for t in tasks if t.status != TaskStatus.DONE)}
 
 

@@ -47,6 +47,8 @@ class Ctx:
     bot_open_id: str = ""
     ops: list[Op] = field(default_factory=list)
     registry: "Router | None" = None   # the composed Router: effects, case-card parts, exporters
+    # whether the handler changed anything in the database so far (unknown: assume it did)
+    wrote: Callable[[], bool] = lambda: True
 
     def send(self, op: Op) -> None:
         self.ops.append(op)

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot import db
-from bot.dispatch import DatabaseUnavailable
+from bot.dispatch import DatabaseUnavailable, Refused
 from bot.envelope import CardAction, parse_event
 from bot.security import Malformed, Rejected, open_envelope
 
@@ -89,12 +89,25 @@ def for_this_app(settings, event) -> bool:
 
 
 async def accept(state, payload: dict, event) -> JSONResponse:
-    """The part shared with the long connection: inbox, then handle (inline for callbacks).
+    """The part shared with the long connection: inbox, then handle (a callback: both at once, inline).
     Chatter changes nothing and is answered without touching the database (bot/chatter.py)."""
     dispatcher = state.dispatcher
     if dispatcher.take_chatter(event):
         dispatcher.names.flush_soon(state.spawn)
         return _answer(200, "success")
+    if isinstance(event, CardAction):
+        # Someone is waiting for this answer (Feishu gives up after 3 s): stored and handled in
+        # one transaction on its own threads, never queued behind the work left over from commands.
+        try:
+            answer = await state.lanes.callback(dispatcher.callback, payload, event)
+        except DatabaseUnavailable:
+            return _answer(503, "temporarily unavailable")
+        except Exception as exc:  # noqa: BLE001 - never a 500: Feishu retries a 503
+            log.error("inbox write failed (%s); answered 503", type(exc).__name__)
+            return _answer(503, "temporarily unavailable")
+        if isinstance(answer, Refused):
+            return _answer(400, "bad request")  # the database refused this event's data
+        return JSONResponse(answer.body() if answer else {})
     try:
         first = await state.dispatcher.astore(payload, event)  # group commit with concurrent requests
     except DatabaseUnavailable:
@@ -104,13 +117,6 @@ async def accept(state, payload: dict, event) -> JSONResponse:
         return _answer(503, "temporarily unavailable")
     if first is None:
         return _answer(400, "bad request")  # the database refused this event's data
-    if isinstance(event, CardAction):
-        if not first:
-            return JSONResponse({})
-        # Someone is waiting for this answer (Feishu gives up after 3 s): its own threads, never
-        # queued behind the work left over from commands answered earlier.
-        answer = await state.lanes.callback(dispatcher.process, event.header.event_id, event)
-        return JSONResponse(answer.body() if answer else {})
     if first:
         state.spawn(state.lanes.after_answer(dispatcher.process, event.header.event_id, event))
     return _answer(200, "success")

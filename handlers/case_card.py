@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
+from bot.db import rowcount
 from bot.models import Case, Outbox, PostedCard, StepLog
 from bot.routing import Ctx, Router
 from bot.workflow import Gap, Step, missing
@@ -88,9 +89,23 @@ def request_sync(ctx: Ctx, case: Case | int) -> None:
     if case_id in asked:
         return
     asked.add(case_id)
-    # an INSERT with the event's other writes, no read: this runs on every click (the fire_key
-    # holds the event id, which the inbox claims once, so it cannot collide). Claimed after the
-    # event's own sends, so a card it posts is already recorded when the older ones are shrunk.
+    # A sync of the case that is due and not claimed yet draws the cards after this event commits:
+    # join it instead of adding another (a burst of clicks costs one redraw). The UPDATE holds that
+    # row until this transaction ends — PostgreSQL's claim skips locked rows, SQLite has one
+    # writer — so it cannot be drawn before this event's changes are visible. A row already
+    # claimed, or held by another event still running (skipped, never waited for), is not
+    # matched, and this event gets its own.
+    waiting = select(Outbox.id).where(
+        Outbox.tenant_key == ctx.tenant_key, Outbox.chat_id == ctx.chat_id, Outbox.kind == SYNC_KIND,
+        Outbox.case_id == case_id, Outbox.status == "pending", Outbox.due_at <= ctx.now
+    ).limit(1).with_for_update(skip_locked=True)
+    joined = rowcount(ctx.session.execute(update(Outbox).where(
+        Outbox.id.in_(waiting.scalar_subquery()), Outbox.status == "pending")
+        .values(due_at=Outbox.due_at).execution_options(synchronize_session=False)))
+    if joined:
+        return
+    # the fire_key holds the event id, which the inbox claims once, so it cannot collide. Claimed
+    # after the event's own sends, so a card it posts is already recorded when the older ones shrink.
     ctx.session.add(Outbox(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, kind=SYNC_KIND,
                            fire_key=f"{case_id}@{ctx.event_id}"[:96], due_at=ctx.now, case_id=case_id,
                            payload={}, priority=int(outbox.Priority.BULK)))   # after this event's sends

@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot import outbox, repository, texts, workflow
@@ -123,11 +122,8 @@ def try_advance(ctx: Ctx, case: Case) -> bool:
 # ---------------------------------------------------------------- private forms (cards.md 9)
 def _posted(ctx: Ctx, event: CardAction) -> PostedCard | None:
     """The recorded card this click came from (a shared card of a case, or one person's form)."""
-    if not event.message_id:
-        return None
-    return ctx.session.scalar(select(PostedCard).where(
-        PostedCard.message_id == event.message_id, PostedCard.tenant_key == ctx.tenant_key,
-        PostedCard.chat_id == ctx.chat_id))
+    card = repository.posted_card(ctx.session, tenant_key=ctx.tenant_key, message_id=event.message_id)
+    return card if card is not None and card.chat_id == ctx.chat_id else None
 
 
 def _private_card(ctx: Ctx, event: CardAction) -> PostedCard | None:
@@ -173,8 +169,8 @@ def _has_form(card: dict) -> bool:
 def answer_hook(ctx: Ctx, event: CardAction, answer: CallbackAnswer) -> CallbackAnswer:
     """Every card action's answer, last: a private form that is done becomes one line for its
     person (the shared view the handler drew goes to the group's cards by sync, not into the
-    private card); a shared card the answer redraws is noted as showing that; and the case's
-    posted cards are brought up to date."""
+    private card); a shared card the answer redraws is noted as showing that; and, when the click
+    changed something or posts a shared card, the case's posted cards are brought up to date."""
     try:
         case_id = (ActionValue.parse(event.value) if isinstance(event.value, dict) and event.value
                    else from_name(event.name)).case_id
@@ -189,9 +185,14 @@ def answer_hook(ctx: Ctx, event: CardAction, answer: CallbackAnswer) -> Callback
         case_id = case_id or posted.case_id
     elif posted is not None and answer.card is not None:
         case_card.answered(ctx, posted, answer.card)
-    if case_id is not None:
+    if case_id is not None and (ctx.wrote() or _posts_shared_card(ctx)):
         case_card.request_sync(ctx, case_id)
     return answer
+
+
+def _posts_shared_card(ctx: Ctx) -> bool:
+    """The click sends a card the group keeps (a new 《进度跟踪表》…): the older ones shrink to a pointer."""
+    return any(isinstance(op, outbox.SendCard) and op.view for op in ctx.ops)
 
 
 # ---------------------------------------------------------------- the case a card points at

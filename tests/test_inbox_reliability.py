@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlalchemy import select
 
@@ -131,3 +132,92 @@ async def _wait_ready(state):
     import asyncio
 
     await asyncio.wait_for(state.ready.wait(), timeout=20)
+
+
+# ---------------------------------------------------------------- card callbacks: one transaction
+def _progress_click(world):
+    """A case in step 5 with its card posted; the click that sends TECH_DEV's 更新进度 form."""
+    from tests.casefactory import make_case_at_step4, make_plan_published
+    from tests.driver import TECH_DEV, find_button
+
+    case_id = make_case_at_step4(world.state.factory, now=world.clock.now())
+    make_plan_published(world.state.factory, case_id, now=world.clock.now())
+    world.say(LEAD, "/进度")
+    mid = world.last_card(title_contains="新品推广页面延迟")["message_id"]
+    return ev.card_action_event(chat_id=CHAT, message_id=mid, operator_open_id=TECH_DEV, app_id=APP_ID,
+                                tenant_key=TENANT, token=VERIFICATION_TOKEN,
+                                create_ms=int(world.clock.now().timestamp() * 1000),
+                                value=find_button(world.card(mid), "更新我的进度"))
+
+
+def _immediate_rows(world, event_id):
+    from bot.models import Outbox
+
+    with world.state.factory() as s:
+        return s.scalars(select(Outbox.fire_key).where(Outbox.fire_key.startswith(event_id))).all()
+
+
+def test_a_click_is_stored_done_with_what_it_sends_and_a_redelivery_does_nothing(world):
+    payload = _progress_click(world)
+    event_id = payload["header"]["event_id"]
+    first = world.post(payload)
+    assert first.status_code == 200 and first.json()["toast"]["type"] == "info"
+    with world.state.factory() as s:
+        row = s.get(InboxEvent, event_id)
+        assert row is not None and row.status == "done" and row.attempts == 1
+    assert _immediate_rows(world, event_id) == [f"{event_id}#0"]   # the private form, once
+    again = world.post(payload)
+    assert again.status_code == 200 and again.json() == {}
+    assert _immediate_rows(world, event_id) == [f"{event_id}#0"]
+
+
+def test_the_same_click_delivered_twice_at_once_is_handled_once(world):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.envelope import parse_event
+
+    payload = _progress_click(world)
+    event = parse_event(payload)
+    barrier = threading.Barrier(4)
+
+    def deliver(_i):
+        barrier.wait()
+        return world.state.dispatcher.callback(payload, event)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(deliver, range(4)))
+    handled = [a for a in answers if a is not None]
+    assert len(handled) == 1 and handled[0].toast_type == "info", answers
+    assert _immediate_rows(world, payload["header"]["event_id"]) == [f"{payload['header']['event_id']}#0"]
+
+
+def test_a_click_whose_handler_fails_is_parked_with_a_reference(world, caplog, monkeypatch):
+    payload = _progress_click(world)
+
+    def boom(ctx, event, value):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setitem(world.state.dispatcher.router.actions, "track.open", boom)
+    with caplog.at_level(logging.ERROR):
+        answer = world.post(payload).json()
+    assert answer["toast"]["type"] == "error" and "secret internals" not in answer["toast"]["content"]
+    assert "secret internals" in caplog.text
+    with world.state.factory() as s:
+        row = s.get(InboxEvent, payload["header"]["event_id"])
+        ref = re.search(r"编号 (\w+)", answer["toast"]["content"]).group(1)
+        assert row is not None and row.status == "dead" and row.last_error == f"ref {ref}"
+    assert _immediate_rows(world, payload["header"]["event_id"]) == []   # nothing it half did is sent
+
+
+def test_a_click_while_the_database_is_down_answers_503(tmp_path, clock):
+    bad = tmp_path / "nodb"
+    bad.mkdir()
+    world = FeishuWorld(f"sqlite:///{bad}", clock)
+    try:
+        payload = ev.card_action_event(chat_id=CHAT, message_id="om_x", operator_open_id=LEAD, app_id=APP_ID,
+                                       tenant_key=TENANT, token=VERIFICATION_TOKEN,
+                                       create_ms=int(clock.now().timestamp() * 1000), value={"a": "track.open", "c": 1})
+        assert world.post(payload).status_code == 503
+    finally:
+        world.close()

@@ -4,6 +4,7 @@ does not keep it."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -89,3 +90,29 @@ def test_a_connection_closed_mid_write_releases_the_lock(engine):
     finished = threading.Event()
     threading.Thread(target=lambda: (_add(factory, "ou_next"), finished.set())).start()
     assert finished.wait(5)
+
+
+def test_a_writer_someone_waits_for_goes_first(engine):
+    """A click (db.urgent) that arrives while background writers already queue writes before them."""
+    factory = db.make_sessionmaker(engine)
+    order: list[str] = []
+
+    def write(name: str) -> None:
+        with factory() as s, s.begin():
+            s.add(Person(tenant_key="t", open_id=f"ou_{name}", name="名", updated_at=datetime.now(timezone.utc)))
+            s.flush()   # the first write: the lock is held from here
+            order.append(name)
+
+    with factory() as holder, holder.begin():
+        _hold = holder.execute(text("UPDATE people SET name = name"))   # the lock is taken
+        background = [threading.Thread(target=write, args=(f"background{i}",)) for i in range(3)]
+        for t in background:
+            t.start()
+        time.sleep(0.2)   # all three wait for the lock
+        click = threading.Thread(target=db.urgent, args=(write, "click"))
+        click.start()
+        time.sleep(0.2)
+        assert order == []
+    for t in (*background, click):
+        t.join(10)
+    assert order[0] == "click" and sorted(order[1:]) == ["background0", "background1", "background2"], order

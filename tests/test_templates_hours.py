@@ -145,9 +145,15 @@ def test_copied_dates_are_flagged_and_owners_suggested(world):
     world.submit(LEAD, plan, {"content": "完成用户数据加密接口开发", "owner": TECH_DEV,
                               "start": "2026-12-14 14:00 +0800", "due": "2026-12-15 18:00 +0800",
                               "standard": "12月15日18点前提交测试", "resources": ""})
-    with world.state.factory() as s, s.begin():
-        s.scalar(select(Task).where(Task.case_id == new_id, Task.seq == 3)).owner_open_id = LEAD
-    world.press(LEAD, plan, texts.BTN_MODE_RISK)
+    with world.state.factory() as s:
+        task3 = s.scalar(select(Task).where(Task.case_id == new_id, Task.seq == 3))
+        picker = lambda when: when.astimezone(CST).strftime("%Y-%m-%d %H:%M +0800")  # noqa: E731
+        task3_form = {"content": task3.content, "owner": LEAD, "start": picker(task3.start_at),
+                      "due": picker(task3.due_at), "standard": task3.delivery_standard or "", "resources": ""}
+    task3_edit = next(n for n in walk(world.card(plan)) if n.get("tag") == "button"
+                      and n.get("text", {}).get("content") == texts.BTN_EDIT.format(seq=3))
+    world.click(LEAD, plan, value=next(b["value"] for b in task3_edit["behaviors"] if b.get("type") == "callback"))
+    world.submit(LEAD, plan, task3_form)
     text = card_text(world.card(plan))
     assert "「12月4日」" not in text and "赵强" not in text
     assert texts.TEMPLATE_REVIEW_DATE.format(what="#3 准备推广素材", found="「周五」") in text
