@@ -30,6 +30,7 @@ from bot import db, outbox, repository, texts
 from bot.actions import ActionError, ActionValue, from_name
 from bot.chatter import EVERY_MESSAGE, NameBook, is_chatter, mentioned_names
 from bot.clock import Clock
+from bot.domain import CaseStatus
 from bot.envelope import MAX_TEXT, BotAddedEvent, BotRemovedEvent, CardAction, Event, MessageEvent, parse_event
 from bot.models import InboxEvent
 from bot.routing import CallbackAnswer, CaseArchived, Ctx, Router, UserError, split_command
@@ -446,7 +447,7 @@ class Dispatcher:
             return None
         case = repository.get_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
                                    case_id=value.case_id)
-        if case is None or case.status != "active" or case.step != spec.step \
+        if case is None or case.status != CaseStatus.ACTIVE or case.step != spec.step \
                 or value.version == spec.current(ctx.session, case, value):
             return None
         return CallbackAnswer(toast=texts.STALE_CARD, toast_type="warning", card=spec.card(ctx, case, value))

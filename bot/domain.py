@@ -9,6 +9,7 @@ String(8)), so switching to codes needed no schema change, only a data migration
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 
 
 class TaskStatus(StrEnum):
@@ -37,7 +38,49 @@ class RetroKind(StrEnum):
     IMPROVE = "improve"
 
 
-def parse(enum: type[StrEnum], raw: object) -> StrEnum | None:
+class CaseStatus(StrEnum):
+    """A case's life (cases.status): 进行中 / 已结案 / 已取消; the step says where a live case is."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class DeptKind(StrEnum):
+    """A department's part in a case (departments.kind): 核心 / 支持. A department added in step 1
+    is UNSET until step 2 asks, so nobody is 核心 by default."""
+
+    UNSET = ""
+    CORE = "core"
+    SUPPORT = "support"
+
+
+class SignoffStatus(StrEnum):
+    """A department's answer on a consensus (signoffs.status): 已签字 / 有异议. No row is 待签字."""
+
+    SIGNED = "signed"
+    OBJECTED = "objected"
+
+
+class RiskStatus(StrEnum):
+    """A risk's state (risks.status): 未关闭 / 已关闭."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ChangeStatus(StrEnum):
+    """A change request's state (change_requests.status): 待审批 / 已批准 / 已驳回."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse(enum: type[E], raw: object) -> E | None:
     """The member whose code is `raw` (a form value), or None."""
     try:
         return enum(str(raw or "").strip())

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from bot.domain import Level, RetroKind, TaskStatus
+from bot.domain import CaseStatus, ChangeStatus, DeptKind, Level, RetroKind, RiskStatus, SignoffStatus, TaskStatus
 from bot.workflow import Step
 
 
@@ -153,7 +153,7 @@ class Case(GroupScoped, Base):
     seq: Mapped[int] = mapped_column(Integer)  # #1, #2 … within the group
     title: Mapped[str] = mapped_column(String(200))
     step: Mapped[Step] = mapped_column(StepType, default=Step.CONSENSUS)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active|closed
+    status: Mapped[CaseStatus] = mapped_column(CodeType(CaseStatus, 16), default=CaseStatus.ACTIVE)
     opener_open_id: Mapped[str] = mapped_column(String(64))
     lead_open_id: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)  # bumps on every change (stale clicks)
@@ -223,7 +223,7 @@ class Department(GroupScoped, Base):
     name: Mapped[str] = mapped_column(String(64))
     head_open_id: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(Integer, default=0)
-    kind: Mapped[str] = mapped_column(String(8), default="core")  # core (核心) | support (支持)
+    kind: Mapped[DeptKind] = mapped_column(CodeType(DeptKind, 8), default=DeptKind.CORE)
     contact_open_id: Mapped[str | None] = mapped_column(String(64))  # 接口人
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -239,7 +239,7 @@ class Signoff(GroupScoped, Base):
     artifact: Mapped[str] = mapped_column(String(16))  # consensus | requirements
     artifact_version: Mapped[int] = mapped_column(Integer)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16))  # signed | objected
+    status: Mapped[SignoffStatus] = mapped_column(CodeType(SignoffStatus, 16))
     reason: Mapped[str | None] = mapped_column(Text)
     actor_open_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime]
@@ -363,7 +363,7 @@ class Risk(GroupScoped, Base):
     impact: Mapped[Level] = mapped_column(CodeType(Level, 4), default=Level.MID)
     response: Mapped[str] = mapped_column(Text, default="")
     owner_open_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(8), default="open")  # open|closed
+    status: Mapped[RiskStatus] = mapped_column(CodeType(RiskStatus, 8), default=RiskStatus.OPEN)
 
 
 class KeyNode(GroupScoped, Base):
@@ -397,7 +397,7 @@ class ChangeRequest(GroupScoped, Base):
     requested_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     changes: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|approved|rejected
+    status: Mapped[ChangeStatus] = mapped_column(CodeType(ChangeStatus, 12), default=ChangeStatus.PENDING)
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str] = mapped_column(Text, default="")

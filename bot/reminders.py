@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox, texts
 from bot.db import rowcount
-from bot.domain import TaskStatus
+from bot.domain import CaseStatus, SignoffStatus, TaskStatus
 from bot.models import (
     ArtifactState,
     AuditEntry,
@@ -370,7 +370,7 @@ def _requirements_state(session: Session, case: Case) -> ArtifactState | None:
 def missing_departments(session: Session, case: Case) -> list[tuple[Department, str]]:
     """(department, what is missing) for a case waiting in step 1 (signatures) or 3 (inputs,
     confirmations). Empty when nothing waits."""
-    if case.status != "active" or case.step not in SIGNOFF_STEPS:
+    if case.status != CaseStatus.ACTIVE or case.step not in SIGNOFF_STEPS:
         return []
     depts = list(session.scalars(select(Department).where(
         Department.case_id == case.id, Department.tenant_key == case.tenant_key,
@@ -382,14 +382,14 @@ def missing_departments(session: Session, case: Case) -> list[tuple[Department, 
             return []
         done = set(session.scalars(select(Signoff.department_id).where(
             Signoff.case_id == case.id, Signoff.artifact == "consensus", Signoff.artifact_version == cv.version,
-            Signoff.status == "signed")))
+            Signoff.status == SignoffStatus.SIGNED)))
         return [(d, texts.SIGNOFF_MISSING_SIGN) for d in depts if d.id not in done]
     state = _requirements_state(session, case)
     version = state.version if state else 1
     inputs = set(session.scalars(select(DepartmentInput.department_id).where(DepartmentInput.case_id == case.id)))
     confirmed = set(session.scalars(select(Signoff.department_id).where(
         Signoff.case_id == case.id, Signoff.artifact == "requirements", Signoff.artifact_version == version,
-        Signoff.status == "signed")))
+        Signoff.status == SignoffStatus.SIGNED)))
     out = []
     for d in depts:
         if d.id not in inputs:
@@ -413,7 +413,7 @@ def load_facts(session: Session, case: Case, *, tasks: list[Task] | None = None,
                                                            KeyNode.tenant_key == case.tenant_key,
                                                            KeyNode.chat_id == case.chat_id)))
     return CaseFacts(
-        case_id=case.id, active=case.status == "active", step=case.step, step_entered_at=case.step_entered_at,
+        case_id=case.id, active=case.status == CaseStatus.ACTIVE, step=case.step, step_entered_at=case.step_entered_at,
         tz=case_tz(case), standup_time=parse_hhmm(case.standup_time or "") or time(9, 30),
         paused=bool(case.standup_paused), offsets_h=keynode_offsets(case),
         tasks=tuple(TaskFact(t.id, t.due_at, _open(t), t.start_at) for t in tasks),
@@ -487,7 +487,7 @@ def reconcile_all(session: Session, now: datetime, policy: Policy | None = None,
     many cases never holds the database's write lock for long)."""
     policy = policy or Policy()
     since = now - timedelta(days=policy.plan_days + 2)
-    ids = set(session.scalars(select(Case.id).where(Case.status == "active", Case.step.in_((1, 3, 5)))))
+    ids = set(session.scalars(select(Case.id).where(Case.status == CaseStatus.ACTIVE, Case.step.in_((1, 3, 5)))))
     ids |= set(session.scalars(select(Outbox.case_id).where(Outbox.status == "pending", Outbox.kind.in_(KINDS),
                                                             Outbox.case_id.is_not(None)).distinct()))
     changed = 0

@@ -9,7 +9,7 @@ from sqlalchemy import delete, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.domain import Level, TaskStatus
+from bot.domain import CaseStatus, Level, SignoffStatus, TaskStatus
 from bot.models import (
     ArtifactState,
     AuditEntry,
@@ -94,7 +94,7 @@ def posted_card(session: Session, *, tenant_key: str, message_id: str) -> Posted
 
 def active_case(session: Session, *, tenant_key: str, chat_id: str) -> Case | None:
     return session.scalar(select(Case).where(Case.tenant_key == tenant_key, Case.chat_id == chat_id,
-                                             Case.status == "active").order_by(Case.id.desc()))
+                                             Case.status == CaseStatus.ACTIVE).order_by(Case.id.desc()))
 
 
 def cases_of_chat(session: Session, *, tenant_key: str, chat_id: str) -> list[Case]:
@@ -166,7 +166,7 @@ def enter_step(session: Session, case: Case, step: Step, *, now: datetime, reaso
     if open_log is not None:
         open_log.left_at = now
     if step >= Step.CLOSED:
-        case.status, case.closed_at = "closed", now
+        case.status, case.closed_at = CaseStatus.CLOSED, now
     else:
         session.add(StepLog(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, step=step,
                             entered_at=now, reason=reason))
@@ -188,10 +188,10 @@ def _consensus_facts(session: Session, case: Case) -> dict[str, Any]:
     depts = departments(session, case)
     names = {d.id: d.name for d in depts}
     signs = signoffs(session, case, artifact="consensus", version=consensus.version)
-    objections = tuple(names[i] for i, s in signs.items() if s.status == "objected" and i in names)
+    objections = tuple(names[i] for i, s in signs.items() if s.status == SignoffStatus.OBJECTED and i in names)
     return {"objections": objections,
             "unsigned_departments": tuple(d.name for d in depts
-                                          if (d.id not in signs or signs[d.id].status != "signed")
+                                          if (d.id not in signs or signs[d.id].status != SignoffStatus.SIGNED)
                                           and d.name not in objections)}
 
 

@@ -152,7 +152,7 @@ def wants_of(session: Session, case: Case, now: datetime, on_board: set[int]
              for t in shown}
     risks = {r.id: {"风险": r.risk, "可能性": texts.LEVEL_LABELS[r.likelihood], "影响": texts.LEVEL_LABELS[r.impact],
                     "应对措施": r.response, "负责人": _person(r.owner_open_id),
-                    "状态": texts.RISK_STATUS.get(r.status, texts.RISK_STATUS["open"])[0]}
+                    "状态": texts.RISK_STATUS[r.status][0]}
              for r in risks_of(session, case)}
     nodes = {n.id: {"节点": n.name, "时间": ms(n.at)} for n in nodes_of(session, case)}
     labels = {t.id: f"#{t.seq}「{t.content[:40]}」" for t in shown}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot import texts
 from bot.actions import ActionValue, to_name
+from bot.domain import CaseStatus
 from bot.workflow import Step
 from cards import kit
 
@@ -30,7 +31,7 @@ class CaseView:
     buttons: tuple[CaseButton, ...] = ()
     state: str = "waiting"       # colour key
     extra_markdown: str = ""     # a short step-specific summary (trusted markup)
-    status: str = "active"       # active | closed | cancelled
+    status: CaseStatus = CaseStatus.ACTIVE
     done: tuple[int, ...] | None = None  # an archived case's completed steps
     entered: str = ""            # 「✅ 《…》 已完成，进入第 N 步：…」: a step change is this card, not a line more
 
@@ -41,7 +42,7 @@ def case_card(view: CaseView) -> dict:
     lines = ([f"**{view.entered}**"] if view.entered and not closed else []) + \
         [kit.step_strip(view.step if not closed else Step.CLOSED, done)]
     if closed:
-        lines.append(texts.CASE_CARD_CANCELLED if view.status == "cancelled" else texts.CASE_CARD_CLOSED)
+        lines.append(texts.CASE_CARD_CANCELLED if view.status == CaseStatus.CANCELLED else texts.CASE_CARD_CLOSED)
     else:
         lines.append(texts.CASE_CARD_NOW.format(step=view.step, name=texts.STEP_NAMES[view.step],
                                                 output=texts.OUTPUTS[view.step]))

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from bot import texts
 from bot.actions import ActionValue, to_name
+from bot.domain import SignoffStatus
 from cards import kit
 
 MAX_DEPTS = 6
@@ -99,7 +100,7 @@ def _is_open_id(value: str) -> bool:
 class SignRow:
     department: str
     head_open_id: str
-    status: str                     # pending | signed | objected
+    status: str                     # a SignoffStatus code, or "pending" (no answer yet)
     at: datetime | None = None      # in the group's time zone
     reason: str = ""
 
@@ -124,7 +125,7 @@ class TableView:
 
 
 def table_card(view: TableView) -> dict:
-    objected = any(r.status == "objected" for r in view.rows)
+    objected = any(r.status == SignoffStatus.OBJECTED for r in view.rows)
     problem = "\n".join([
         texts.S1_SEC_PROBLEM,
         texts.S1_LINE_BACKGROUND.format(text=kit.esc(view.background)),

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from bot import texts
 from bot.actions import ActionValue
+from bot.domain import CaseStatus
 from bot.workflow import Step
 from cards import kit
 
@@ -41,7 +42,7 @@ class CaseRow:
     seq: int
     title: str
     step: Step
-    status: str
+    status: CaseStatus
     lead_open_id: str
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from bot import texts
 from bot.actions import ActionValue, to_name
-from bot.domain import RetroKind
+from bot.domain import ChangeStatus, RetroKind
 from bot.durations import span
 from cards import kit
 
@@ -138,7 +138,7 @@ class ChangeRow:
     no: int
     change: str
     reason: str
-    status: str
+    status: ChangeStatus
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,8 @@ def rate(on_time: int, total: int) -> str:
 
 
 def report_card(view: ReportView) -> dict:
-    approved = sum(1 for c in view.changes if c.status == "approved")
-    rejected = sum(1 for c in view.changes if c.status == "rejected")
+    approved = sum(1 for c in view.changes if c.status == ChangeStatus.APPROVED)
+    rejected = sum(1 for c in view.changes if c.status == ChangeStatus.REJECTED)
     els = [kit.md(texts.REPORT_OVERVIEW.format(rate=rate(view.on_time, view.total), on_time=view.on_time,
                                                total=view.total, changes=len(view.changes), approved=approved,
                                                rejected=rejected, version=view.version,

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from bot import texts
 from bot.actions import ActionValue, to_name
+from bot.domain import DeptKind
 from cards import kit
 
 
@@ -14,7 +15,7 @@ from cards import kit
 class DeptLine:
     id: int
     name: str
-    kind: str                       # core | support
+    kind: DeptKind
     head_open_id: str
     contact_open_id: str | None = None
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from bot import texts
 from bot.actions import ActionValue, to_name
-from bot.domain import Level, TaskStatus
+from bot.domain import ChangeStatus, Level, RiskStatus, TaskStatus
 from cards import kit
 
 MAX_FORMS = 6  # forms per update card (each is 4 fields + a button)
@@ -75,7 +75,7 @@ def _tasks_table(tasks: list[TaskRow]) -> dict:
 
 def risk_status_cell(open_: bool, impact: Level) -> list[dict[str, str]]:
     """未关闭 orange (plus a red 高影响 tag), 已关闭 green."""
-    cell = kit.tag_option(*texts.RISK_STATUS["open" if open_ else "closed"])
+    cell = kit.tag_option(*texts.RISK_STATUS[RiskStatus.OPEN if open_ else RiskStatus.CLOSED])
     if open_ and impact == Level.HIGH:
         cell += kit.tag_option(*texts.RISK_HIGH_TAG)
     return cell
@@ -282,7 +282,7 @@ class ChangeRequestView:
     lines: tuple[str, ...]      # trusted markup (already escaped) describing the change
     reason: str
     retro_note: str
-    status: str                 # pending | approved | rejected
+    status: ChangeStatus
     approve: ActionValue | None = None
     reject: ActionValue | None = None
     new_version: int = 0
@@ -297,6 +297,11 @@ def _decide_form(name: str, field_name: str, label: str, placeholder: str, butto
         [kit.submit_button(button, to_name(value), type=button_type)]], [3, 1])])
 
 
+# the header colour; a rejected request is done with, so grey rather than its tag's red
+HEADER_BY_CHANGE_STATUS = {ChangeStatus.PENDING: "orange", ChangeStatus.APPROVED: "green",
+                           ChangeStatus.REJECTED: "grey"}
+
+
 def change_request_card(view: ChangeRequestView) -> dict:
     text, colour = texts.CHANGE_STATUS[view.status]
     body = [texts.CHANGE_REQ_HEAD.format(who=kit.at(view.requester), kind=texts.CHANGE_KIND[view.kind],
@@ -305,18 +310,18 @@ def change_request_card(view: ChangeRequestView) -> dict:
     body.append(texts.CHANGE_REQ_REASON.format(reason=kit.esc(view.reason)))
     if view.retro_note:
         body.append(texts.CHANGE_REQ_RETRO.format(note=kit.esc(view.retro_note)))
-    if view.status != "pending":
+    if view.status != ChangeStatus.PENDING:
         body.append(texts.CHANGE_REQ_DECIDED[view.status].format(version=view.new_version))
         if view.decision_note:
             body.append(texts.CHANGE_REQ_NOTE.format(note=kit.esc(view.decision_note)))
     elements = [kit.md("\n".join(body))]
-    if view.status == "pending" and view.approve and view.reject:
+    if view.status == ChangeStatus.PENDING and view.approve and view.reject:
         elements.append(_decide_form("cr_approve", "approve_note", texts.FIELD_APPROVE_NOTE, texts.PH_APPROVE_NOTE,
                                      texts.BTN_APPROVE, view.approve, "primary_filled"))
         elements.append(_decide_form("cr_reject", "reject_note", texts.FIELD_REJECT_NOTE, texts.PH_REJECT_NOTE,
                                      texts.BTN_REJECT, view.reject, "danger"))
     return kit.card(texts.CHANGE_REQ_TITLE.format(no=view.no, title=view.title),
-                    template={"pending": "orange", "approved": "green", "rejected": "grey"}[view.status],
+                    template=HEADER_BY_CHANGE_STATUS[view.status],
                     tags=[(text, colour)], elements=elements)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
+from bot.domain import CaseStatus
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import number
 from bot.models import Case, StepLog
@@ -54,7 +55,7 @@ def read_only(ctx: Ctx, value: ActionValue) -> dict | None:
     """For dispatch: a refused click on an archived case's card shows that step's content."""
     case = repository.get_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
                                case_id=value.case_id or 0)
-    if case is None or case.status == "active":
+    if case is None or case.status == CaseStatus.ACTIVE:
         return None
     steps = ctx.registry.action_steps if ctx.registry is not None else {}
     return archived_card(ctx, case, steps.get(value.action, 0))
@@ -66,7 +67,7 @@ def show(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
                                case_id=value.case_id or 0)
     if case is None:
         raise UserError(texts.CASE_NOT_FOUND)
-    if case.status == "active":  # never offered on a live case; its live card is the truth
+    if case.status == CaseStatus.ACTIVE:  # never offered on a live case; its live card is the truth
         return CallbackAnswer(card=case_card.build(ctx, case))
     step = str((value.extra or {}).get("s") or "0")
     return CallbackAnswer(card=archived_card(ctx, case, number(step) or 0))
@@ -81,7 +82,7 @@ def progress(ctx: Ctx, _event: MessageEvent, args: str) -> None:
             raise UserError(texts.NO_ACTIVE_CASE)
     elif (case := case_by_seq(ctx, args)) is None:
         raise UserError(texts.PROGRESS_USAGE)
-    if case.status == "active":
+    if case.status == CaseStatus.ACTIVE:
         case_card.post(ctx, case)
     else:
         ctx.send(outbox.SendCard(archived_card(ctx, case)))

@@ -11,6 +11,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from bot import outbox, repository, texts, workflow
 from bot.actions import ActionError, ActionValue, from_name
+from bot.domain import CaseStatus
 from bot.envelope import CardAction
 from bot.ids import is_open_id, text_mention
 from bot.models import Case, Department, PostedCard
@@ -33,7 +34,7 @@ def open_case(ctx: Ctx, title: str) -> Case:
     first = workflow.apply(None, Open(), Facts(), actor_is_lead=True).step
     case = Case(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
                 seq=repository.next_seq(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id),
-                title=title, step=first, status="active", opener_open_id=ctx.actor, lead_open_id=ctx.actor,
+                title=title, step=first, status=CaseStatus.ACTIVE, opener_open_id=ctx.actor, lead_open_id=ctx.actor,
                 created_at=ctx.now, updated_at=ctx.now, step_entered_at=ctx.now, timezone=ctx.tz.key)
     ctx.session.add(case)
     ctx.session.flush()
@@ -64,7 +65,7 @@ def transition(ctx: Ctx, case: Case, command: Command, *, reason: str | None = N
     given = command.reason.strip() if isinstance(command, (SendBack, Cancel, CloseEarly)) else None
     repository.enter_step(ctx.session, case, outcome.step, now=ctx.now, reason=given or reason)
     if isinstance(command, Cancel):
-        case.status = "cancelled"
+        case.status = CaseStatus.CANCELLED
     detail = f"{int(before)} → {int(outcome.step)}" + (f"：{given}" if given else "")
     repository.audit(ctx.session, case, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, actor=ctx.actor,
                      action=_AUDIT_ACTIONS.get(type(command), "step.enter"), detail=detail, now=ctx.now)
@@ -206,14 +207,14 @@ def load_case(ctx: Ctx, case_id: int | None) -> Case:
 def load_active_case(ctx: Ctx, case_id: int | None) -> Case:
     """The case, refused when it is archived (read-only)."""
     case = load_case(ctx, case_id)
-    if case.status != "active":
+    if case.status != CaseStatus.ACTIVE:
         raise CaseArchived(texts.CASE_CLOSED)
     return case
 
 
 def require_step(case: Case, step: Step, what: str = "") -> None:
     """Refuse an action that belongs to another step, naming where the case is."""
-    if case.status == "closed" or case.step >= Step.CLOSED:
+    if case.status == CaseStatus.CLOSED or case.step >= Step.CLOSED:
         raise CaseArchived(texts.CASE_CLOSED)
     if case.step != step:
         raise UserError(texts.S_NOT_IN_STEP.format(current=int(case.step), name=texts.STEP_NAMES[case.step],

@@ -13,6 +13,7 @@ from datetime import date
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
+from bot.domain import CaseStatus, DeptKind, SignoffStatus
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import is_open_id
 from bot.models import Case, ConsensusVersion, Department, Signoff
@@ -153,8 +154,8 @@ def table_for(ctx: Ctx, case: Case) -> dict:
         rows.append(cards.SignRow(department=d.name, head_open_id=d.head_open_id,
                                   status=s.status if s else "pending", at=local(ctx, s.at) if s else None,
                                   reason=(s.reason or "") if s else ""))
-    agreed = bool(rows) and all(r.status == "signed" for r in rows)
-    live = case.step == Step.CONSENSUS and case.status == "active"
+    agreed = bool(rows) and all(r.status == SignoffStatus.SIGNED for r in rows)
+    live = case.step == Step.CONSENSUS and case.status == CaseStatus.ACTIVE
     return cards.table_card(cards.TableView(
         title=case.title, version=cv.version, background=cv.background, current_state=cv.current_state,
         impact=cv.impact, goal=cv.goal, goal_date=cv.goal_date, expected_outcome=cv.expected_outcome,
@@ -183,7 +184,8 @@ def _sync_departments(ctx: Ctx, case: Case, wanted: tuple[tuple[str, str], ...])
         dept = existing.pop(name, None)
         if dept is None:
             ctx.session.add(Department(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                                       name=name, head_open_id=head, position=position, kind=""))  # 核心/支持: step 2
+                                       name=name, head_open_id=head, position=position,
+                                       kind=DeptKind.UNSET))  # 核心/支持 is asked in step 2
         else:
             dept.head_open_id, dept.position, dept.active = head, position, True
     for dept in existing.values():
@@ -322,7 +324,7 @@ def _my_departments(ctx: Ctx, case: Case, value: ActionValue) -> tuple[Consensus
 
 
 def _record(ctx: Ctx, case: Case, cv: ConsensusVersion, dept: Department, existing: Signoff | None,
-            status: str, reason: str | None) -> None:
+            status: SignoffStatus, reason: str | None) -> None:
     if existing is None:
         ctx.session.add(Signoff(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
                                 artifact="consensus", artifact_version=cv.version, department_id=dept.id,
@@ -338,7 +340,7 @@ def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     if isinstance(checked, CallbackAnswer):
         return checked
     cv, mine, signs = checked
-    todo = [d for d in mine if d.id not in signs or signs[d.id].status != "signed"]
+    todo = [d for d in mine if d.id not in signs or signs[d.id].status != SignoffStatus.SIGNED]
     names = "、".join(d.name for d in (todo or mine))
     signer = signed_as(ctx, todo or mine)
     if not todo:  # a double click, or a case sent back to step 1 with everything signed
@@ -347,7 +349,7 @@ def sign(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
         return CallbackAnswer(toast=texts.S1_ALREADY_SIGNED.format(depts=names, version=cv.version),
                               toast_type="info", card=table_for(ctx, case))
     for dept in todo:
-        _record(ctx, case, cv, dept, signs.get(dept.id), "signed", None)
+        _record(ctx, case, cv, dept, signs.get(dept.id), SignoffStatus.SIGNED, None)
     touch(ctx, case)
     audit(ctx, case, "consensus.sign", f"{names} · " + texts.AUDIT_VERSION.format(version=cv.version))
     if try_advance(ctx, case):
@@ -369,7 +371,7 @@ def object_(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     if problem := too_long(reason, texts.S1_FIELD_NAMES["reason"], 300):
         raise UserError(problem)
     for dept in mine:
-        _record(ctx, case, cv, dept, signs.get(dept.id), "objected", reason)
+        _record(ctx, case, cv, dept, signs.get(dept.id), SignoffStatus.OBJECTED, reason)
     touch(ctx, case)
     names = "、".join(d.name for d in mine)
     audit(ctx, case, "consensus.object", f"{names} · " + texts.AUDIT_VERSION.format(version=cv.version) + f"：{reason}")
@@ -387,10 +389,10 @@ def _summary(ctx: Ctx, case: Case) -> str:
         return ""
     depts = repository.departments(ctx.session, case)
     signs = repository.signoffs(ctx.session, case, artifact="consensus", version=cv.version)
-    signed = sum(1 for d in depts if d.id in signs and signs[d.id].status == "signed")
+    signed = sum(1 for d in depts if d.id in signs and signs[d.id].status == SignoffStatus.SIGNED)
     summary = texts.S1_SUMMARY.format(version=cv.version, signed=signed, total=len(depts))
     waiting = list(dict.fromkeys(d.head_open_id for d in depts if d.head_open_id
-                                 and not (d.id in signs and signs[d.id].status == "signed")))
+                                 and not (d.id in signs and signs[d.id].status == SignoffStatus.SIGNED)))
     if waiting:   # who must act, by name (a new case card notifies them)
         summary += "\n" + texts.S1_PLEASE_SIGN.format(heads=" ".join(kit.at(h) for h in waiting))
     return summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
+from bot.domain import CaseStatus, SignoffStatus
 from bot.envelope import CardAction, MessageEvent
 from bot.models import Case
 from bot.routing import CallbackAnswer, CaseButtonSpec, Ctx, Router, UserError
@@ -32,7 +33,7 @@ def may_end(ctx: Ctx, case: Case) -> bool:
         return False
     cv = repository.current_consensus(ctx.session, case)
     signed = repository.signoffs(ctx.session, case, artifact="consensus", version=cv.version) if cv else {}
-    return not any(s.status == "signed" for s in signed.values())
+    return not any(s.status == SignoffStatus.SIGNED for s in signed.values())
 
 
 def _refuse_not_allowed(ctx: Ctx, case: Case) -> UserError:
@@ -79,7 +80,7 @@ def close_case(ctx: Ctx, _event: MessageEvent, args: str) -> None:
 
 # ---------------------------------------------------------------- the case card's 「结束问题」
 def _buttons(_ctx: Ctx, case: Case) -> tuple[CaseButtonSpec, ...]:
-    if case.status != "active" or not Step.CONSENSUS <= case.step < Step.CLOSED:
+    if case.status != CaseStatus.ACTIVE or not Step.CONSENSUS <= case.step < Step.CLOSED:
         return ()
     return ((texts.BTN_END_CASE, END_OPEN, False),)
 
@@ -95,7 +96,7 @@ def _form(case: Case, reason: str = "", how: str | None = None) -> dict:
 @router.action(END_OPEN)
 def open_end_form(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
-    if case.status != "active":
+    if case.status != CaseStatus.ACTIVE:
         return CallbackAnswer(toast=texts.END_ALREADY, toast_type="info")
     if not may_end(ctx, case):
         raise _refuse_not_allowed(ctx, case)
@@ -105,7 +106,7 @@ def open_end_form(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
 @router.action(END_CONFIRM)
 def confirm_end(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
-    if case.status != "active":    # someone ended it first, or a second click
+    if case.status != CaseStatus.ACTIVE:    # someone ended it first, or a second click
         return CallbackAnswer(toast=texts.END_ALREADY, toast_type="info", card=result_line(texts.END_ALREADY))
     if not may_end(ctx, case):
         raise _refuse_not_allowed(ctx, case)

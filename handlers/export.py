@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
+from bot.domain import SignoffStatus
 from bot.envelope import MessageEvent
 from bot.ids import number
 from bot.models import ActionItem, Case, Member
@@ -46,7 +47,7 @@ def export_consensus(session: Session, case: Case, tz: ZoneInfo) -> str | None:
         return None
     depts = repository.departments(session, case)
     signs = repository.signoffs(session, case, artifact="consensus", version=cv.version)
-    agreed = bool(depts) and all(d.id in signs and signs[d.id].status == "signed" for d in depts)
+    agreed = bool(depts) and all(d.id in signs and signs[d.id].status == SignoffStatus.SIGNED for d in depts)
     name = people.namer(session, case.tenant_key, [d.head_open_id for d in depts])
     rows = []
     for d in depts:

@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select
 
 from bot import texts
 from bot.actions import BOARD_OFF, BOARD_ON
+from bot.domain import CaseStatus
 from bot.models import Case, FeishuBoard
 from bot.routing import Router
 from bot.sync_board import FEATURE
@@ -41,7 +42,7 @@ def poll_tick(factory: Any, now: datetime) -> int:
     retrospective or was closed since its last sync gets one more, so its row in 《协作问题总览》
     says so. Returns how many were queued."""
     due = (select(Case, FeishuBoard).join(FeishuBoard, FeishuBoard.case_id == Case.id)
-           .where(or_(and_(Case.status == "active", Case.step == Step.EXECUTION),
+           .where(or_(and_(Case.status == CaseStatus.ACTIVE, Case.step == Step.EXECUTION),
                       and_(Case.step > Step.EXECUTION,
                            or_(FeishuBoard.last_poll_at.is_(None), FeishuBoard.last_poll_at < Case.step_entered_at))),
                   FeishuBoard.enabled.is_(True), FeishuBoard.problem.is_(None), FeishuBoard.app_token.is_not(None)))

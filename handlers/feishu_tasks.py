@@ -14,6 +14,7 @@ from sqlalchemy import exists, select
 
 from bot import texts
 from bot.actions import FTASKS_OFF, FTASKS_ON
+from bot.domain import CaseStatus
 from bot.models import Case, FeishuTaskLink, FeishuTaskSync, Task
 from bot.routing import Router
 from bot.sync_common import queue_read_backs, register_read_back_tick
@@ -41,7 +42,7 @@ def poll_tick(factory: Any, now: datetime) -> int:
                                FeishuTaskLink.deleted_at.is_(None), FeishuTaskLink.remote_completed.is_(False),
                                Task.id == FeishuTaskLink.task_id, Task.dropped.is_(False))
     due = (select(Case, FeishuTaskSync).join(FeishuTaskSync, FeishuTaskSync.case_id == Case.id)
-           .where(Case.status == "active", Case.step == Step.EXECUTION,
+           .where(Case.status == CaseStatus.ACTIVE, Case.step == Step.EXECUTION,
                   FeishuTaskSync.enabled.is_(True), FeishuTaskSync.problem.is_(None), open_link))
     return queue_read_backs(factory, now, FEATURE, due)
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot import outbox
 from bot import reminders as plan
+from bot.domain import CaseStatus
 from bot.models import Case, Task
 from bot.routing import Ctx, Router
 from bot.workflow import Step
@@ -39,7 +40,7 @@ def lag_alert_tick(factory, now: datetime, registry: Router) -> int:
     active case in step 5, in its own transaction; the alerts go into the outbox as immediate
     sends keyed by task and time. Returns how many were enqueued (kick the sender if > 0)."""
     with factory() as session, session.begin():
-        cases = list(session.scalars(select(Case).where(Case.status == "active", Case.step == Step.EXECUTION)))
+        cases = list(session.scalars(select(Case).where(Case.status == CaseStatus.ACTIVE, Case.step == Step.EXECUTION)))
         by_case: dict[int, list[Task]] = {}
         if cases:
             for t in session.scalars(select(Task).where(Task.case_id.in_([c.id for c in cases]),

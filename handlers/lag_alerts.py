@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot import outbox, texts
+from bot.domain import CaseStatus
 from bot.lagging import is_lagging
 from bot.models import Case, Task
 from bot.repository import tasks_of
@@ -39,7 +40,7 @@ def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
     days): lag alerts wait for the next working morning — the flag stays unset, so the first tick
     in working hours sends them."""
     ops: list[outbox.Op] = []
-    if case.step != Step.EXECUTION or case.status != "active":
+    if case.step != Step.EXECUTION or case.status != CaseStatus.ACTIVE:
         return ops
     cal = calendar_for(session, case.tenant_key)
     if not cal.in_hours(now, tz):

@@ -12,14 +12,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-# ---------------------------------------------------------------- step 4 handlers
 from bot import (
     outbox,
     repository,
     texts,
 )
 from bot.actions import PLAN_OPEN, ActionValue
-from bot.domain import Level, parse
+
+# ---------------------------------------------------------------- step 4 handlers
+from bot.domain import CaseStatus, Level, RiskStatus, parse
 from bot.envelope import CardAction
 from bot.ids import is_open_id, number
 from bot.lagging import is_lagging
@@ -106,7 +107,7 @@ def _plan_tasks(tasks: list[Task], tz: ZoneInfo, now: datetime | None = None) ->
 def _parts(session: Session, case: Case, tz: ZoneInfo, now: datetime | None = None):
     tasks = _plan_tasks(tasks_of(session, case), tz, now if case.step == Step.EXECUTION else None)
     risks = tuple(PlanRisk(risk_id=r.id, risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
-                           owner=r.owner_open_id, open=r.status == "open") for r in risks_of(session, case))
+                           owner=r.owner_open_id, open=r.status == RiskStatus.OPEN) for r in risks_of(session, case))
     hours = meeting_hours(case)
     nodes = tuple(PlanNode(node_id=n.id, name=n.name, at=fmt(n.at, tz), meeting=fmt(n.at - timedelta(hours=hours), tz))
                   for n in nodes_of(session, case))
@@ -163,7 +164,7 @@ def _suggested_start(session: Session, case: Case, tz: ZoneInfo) -> str:
 
 def _draft_case(ctx: Ctx, value: ActionValue) -> Case:
     case = load_case(ctx, value.case_id)
-    if case.status == "active" and case.step > Step.PLAN and value.action != PLAN_OPEN:
+    if case.status == CaseStatus.ACTIVE and case.step > Step.PLAN and value.action != PLAN_OPEN:
         raise UserError(texts.PLAN_ALREADY_PUBLISHED, card=plan_card_for(ctx.session, case, ctx.tz, now=ctx.now),
                         kind="info")
     require_step(case, Step.PLAN)
@@ -192,7 +193,7 @@ def open_plan(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswe
     elif case.step < Step.PLAN:
         require_step(case, Step.PLAN)
     ctx.send(outbox.SendCard(plan_card_for(ctx.session, case, ctx.tz, now=ctx.now), view="plan", case_id=case.id))
-    if (case.step == Step.PLAN and case.status == "active"
+    if (case.step == Step.PLAN and case.status == CaseStatus.ACTIVE
             and ctx.actor in team_open_ids(ctx.session, case)):  # a member came to add tasks
         send_private_form(ctx, plan_form_for(ctx.session, case, ctx.tz), case)
         return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")

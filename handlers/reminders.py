@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot import outbox, repository, texts
 from bot import reminders as plan
 from bot.actions import ActionValue
-from bot.domain import TaskStatus
+from bot.domain import CaseStatus, TaskStatus
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import number
 from bot.lagging import is_lagging, working_seconds
@@ -58,7 +58,7 @@ def _case_of(session: Session, row: Outbox) -> Case | None:
     if row.case_id is None:
         return None
     case = repository.get_case(session, tenant_key=row.tenant_key, chat_id=row.chat_id, case_id=row.case_id)
-    return case if case is not None and case.status == "active" else None
+    return case if case is not None and case.status == CaseStatus.ACTIVE else None
 
 
 def _tasks(session: Session, case: Case) -> list[Task]:
@@ -404,7 +404,7 @@ def _load(ctx: Ctx, value: ActionValue) -> Case:
                                case_id=value.case_id or 0)
     if case is None:
         raise UserError(texts.CASE_NOT_FOUND)
-    if case.status != "active":
+    if case.status != CaseStatus.ACTIVE:
         raise CaseArchived(texts.CASE_CLOSED)
     return case
 

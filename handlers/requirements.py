@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
-from bot.domain import Level, parse
+from bot.domain import CaseStatus, Level, SignoffStatus, parse
 from bot.envelope import CardAction
 from bot.models import Case, Department, DepartmentInput, Outbox, Requirement, Signoff
 from bot.repository import department_inputs, requirements_of
@@ -77,7 +77,7 @@ def list_view(ctx: Ctx, case: Case) -> cards.ReqView:
     given = department_inputs(ctx.session, case)
     reqs = requirements_of(ctx.session, case)
     confirmed = repository.signoffs(ctx.session, case, artifact="requirements", version=state.version)
-    live = case.step == Step.REQUIREMENTS and case.status == "active"
+    live = case.step == Step.REQUIREMENTS and case.status == CaseStatus.ACTIVE
     v = state.version
     buttons = cards.ReqButtons(
         input=ActionValue(FORM_INPUT, case.id, v), add=ActionValue(FORM_ADD, case.id, v),
@@ -326,7 +326,7 @@ def confirm(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     for d in todo:
         ctx.session.add(Signoff(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
                                 artifact="requirements", artifact_version=state.version, department_id=d.id,
-                                status="signed", actor_open_id=ctx.actor, at=ctx.now))
+                                status=SignoffStatus.SIGNED, actor_open_id=ctx.actor, at=ctx.now))
     touch(ctx, case)
     audit(ctx, case, "req.confirm", f"{names} · " + texts.AUDIT_VERSION.format(version=state.version))
     if try_advance(ctx, case):
@@ -343,7 +343,7 @@ def render_nudge(session: Session, row: Outbox, _now: datetime, _policy: object)
     """At delivery time: who still has not submitted 资源/限制/诉求 (None if nobody)."""
     case = session.scalar(select(Case).where(Case.id == row.case_id, Case.tenant_key == row.tenant_key,
                                              Case.chat_id == row.chat_id))
-    if case is None or case.status != "active" or case.step != Step.REQUIREMENTS:
+    if case is None or case.status != CaseStatus.ACTIVE or case.step != Step.REQUIREMENTS:
         return None
     given = department_inputs(session, case)
     missing = [d for d in repository.departments(session, case) if d.id not in given]

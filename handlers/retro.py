@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
-from bot.domain import RetroKind, parse
+from bot.domain import CaseStatus, ChangeStatus, RetroKind, SignoffStatus, parse
 from bot.durations import span
 from bot.envelope import CardAction
 from bot.models import Case, ChangeRequest, ConsensusVersion, RetroEntry, Signoff, StepLog
@@ -76,7 +76,7 @@ def _view_of(session: Session, case: Case, typed: dict[str, str] | None = None,
     entries = _entries(session, case)
     wrote = {e.author for e in entries}
     missing = tuple(sorted(o for o in team_open_ids(session, case) if o not in wrote))
-    open_ = case.step == Step.RETRO and case.status == "active"
+    open_ = case.step == Step.RETRO and case.status == CaseStatus.ACTIVE
     ed = next((e for e in entries if editing is not None and e.entry_id == editing.id), None)
     return RetroView(title=case.title, entries=entries, missing=missing,
                      submit=ActionValue(RETRO_ADD, case_id=case.id),
@@ -111,7 +111,7 @@ def open_retro(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnsw
     case = load_case(ctx, value.case_id)
     require_step(case, Step.RETRO)
     ctx.send(outbox.SendCard(retro_card_for(ctx.session, case), view="retro", case_id=case.id))
-    if case.status == "active" and ctx.actor in team_open_ids(ctx.session, case):  # a member came to write
+    if case.status == CaseStatus.ACTIVE and ctx.actor in team_open_ids(ctx.session, case):  # a member came to write
         send_private_form(ctx, retro_form_for(ctx.session, case), case)
         return CallbackAnswer(toast=texts.FORM_OPENED_PRIVATELY, toast_type="info")
     return CallbackAnswer(toast=texts.BTN_OPEN_RETRO)
@@ -296,7 +296,7 @@ def sign_times(session: Session, case: Case) -> dict[str, list[tuple[str, float]
         .order_by(StepLog.id))]
     out: dict[str, list[tuple[str, float]]] = {"consensus": [], "requirements": []}
     for s in session.scalars(select(Signoff).where(Signoff.case_id == case.id, Signoff.tenant_key == case.tenant_key,
-                                                   Signoff.status == "signed").order_by(Signoff.id)):
+                                                   Signoff.status == SignoffStatus.SIGNED).order_by(Signoff.id)):
         if s.artifact == "consensus" and s.artifact_version in made:
             start = made[s.artifact_version]
         elif s.artifact == "requirements" and step3:
@@ -393,7 +393,7 @@ def report_card_for(session: Session, case: Case, now: datetime, tz: ZoneInfo, *
     card=lambda ctx, case, _v: retro_card_for(ctx.session, case)))
 def finalise(ctx: Ctx, _event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
-    if case.status == "closed":
+    if case.status == CaseStatus.CLOSED:
         return CallbackAnswer(toast=texts.RETRO_ALREADY_FINAL, toast_type="info")
     require_step(case, Step.RETRO)
     if ctx.actor != case.lead_open_id:
@@ -430,13 +430,13 @@ def export_retro(session: Session, case: Case, tz: ZoneInfo) -> str | None:
     if case.step < Step.RETRO:
         return None
     v = report_view(session, case, case.closed_at or case.updated_at, tz, with_template_form=False)
-    approved = sum(1 for c in v.changes if c.status == "approved")
+    approved = sum(1 for c in v.changes if c.status == ChangeStatus.APPROVED)
     name = people.namer(session, case.tenant_key, [r.owner for r in v.plan_rows] + [e.author for e in v.entries])
     out = [texts.EXP_RETRO_HEAD, f"「{case.title}」#{case.seq}", "",
            _plain(texts.REPORT_OVERVIEW.format(rate=rate(v.on_time, v.total), on_time=v.on_time, total=v.total,
                                                changes=len(v.changes), approved=approved,
                                                rejected=len(v.changes) - approved - sum(
-                                                   1 for c in v.changes if c.status == "pending"),
+                                                   1 for c in v.changes if c.status == ChangeStatus.PENDING),
                                                version=v.version, elapsed=span(v.total_seconds))), "",
            texts.REPORT_PLAN_HEAD,
            md_table([texts.COL_TASK, texts.COL_OWNER, texts.COL_PLANNED_START, texts.COL_PLANNED_DUE,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot import outbox, sync_common
 from bot.actions import ActionValue
+from bot.domain import CaseStatus
 from bot.envelope import CardAction
 from bot.models import Case
 from bot.routing import CallbackAnswer, CaseButtonSpec, Ctx, Router, UserError
@@ -71,7 +72,7 @@ class CaseSyncToggle:
         return sync_common.set_on(ctx.session, self.feature, case, on, ctx.actor, ctx.now)
 
     def buttons(self, ctx: Ctx, case: Case) -> tuple[CaseButtonSpec, ...]:
-        if self.mode(ctx) == "off" or case.step not in OFFERED_IN or case.status != "active":
+        if self.mode(ctx) == "off" or case.step not in OFFERED_IN or case.status != CaseStatus.ACTIVE:
             return ()
         if self.is_on(ctx, case):
             return ((self.says.button_off, self.off_action, False),)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
+from bot.domain import CaseStatus, DeptKind, parse
 from bot.envelope import CardAction
 from bot.models import ActionItem, Case, Department, Member, Template
 from bot.routing import CallbackAnswer, Ctx, Router, UserError
@@ -79,7 +80,7 @@ def team_view(ctx: Ctx, case: Case) -> cards.TeamView:
     state = repository.artifact_state(ctx.session, case, "team")
     depts = repository.departments(ctx.session, case)
     names = {d.id: d.name for d in depts}
-    live = case.step == Step.TEAM and case.status == "active"
+    live = case.step == Step.TEAM and case.status == CaseStatus.ACTIVE
     v = state.version
     buttons = cards.TeamButtons(depts=ActionValue(FORM_DEPTS, case.id, v), member=ActionValue(FORM_MEMBER, case.id, v),
                                 item=ActionValue(FORM_ITEM, case.id, v), lead=ActionValue(FORM_LEAD, case.id, v),
@@ -170,10 +171,10 @@ def prefill_from_template(ctx: Ctx, case: Case) -> None:
            if case.template_id else None)
     if tpl is None:
         return
-    kinds = {d.get("name"): d.get("kind") for d in tpl.body.get("departments", [])}
+    kinds = {d.get("name"): parse(DeptKind, d.get("kind")) for d in tpl.body.get("departments", [])}
     for d in repository.departments(ctx.session, case):
-        if kinds.get(d.name) in texts.S2_KINDS:
-            d.kind = kinds[d.name]
+        if kind := kinds.get(d.name):  # neither unknown (None) nor left open (UNSET, "")
+            d.kind = kind
 
 
 # ---------------------------------------------------------------- showing
@@ -211,12 +212,16 @@ def save_depts(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     values = {k: form_person(form, k) for k in form if isinstance(k, str)}
     version = repository.artifact_state(ctx.session, case, "team").version
     errors = []
+    kinds: dict[int, DeptKind] = {}
     for d in depts:
-        kind, contact = values.get(f"kind_{d.id}") or d.kind, values.get(f"contact_{d.id}", "")
-        if not kind:  # asked once, here: a department is not 核心 until someone says so
-            errors.append(texts.S2_NEED_KIND.format(dept=d.name))
-        elif kind not in texts.S2_KINDS:
+        raw, contact = values.get(f"kind_{d.id}"), values.get(f"contact_{d.id}", "")
+        kind = parse(DeptKind, raw) if raw else d.kind
+        if kind is None:
             errors.append(texts.S2_BAD_KIND.format(dept=d.name))
+        elif kind == DeptKind.UNSET:  # asked once, here: a department is not 核心 until someone says so
+            errors.append(texts.S2_NEED_KIND.format(dept=d.name))
+        else:
+            kinds[d.id] = kind
         if contact and not mention(contact):
             errors.append(texts.S_BAD_PERSON.format(field=texts.S2_F_CONTACT.format(dept=d.name)))
         elif problem := not_member(ctx, contact, texts.S2_F_CONTACT.format(dept=d.name)):
@@ -227,7 +232,7 @@ def save_depts(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
         raise UserError(errors[0], card=cards.depts_form(
             _fv(case, texts.S2_FORM_DEPTS, SAVE_DEPTS, values, "\n".join(errors), version), _lines(depts)))
     for d in depts:
-        d.kind = values.get(f"kind_{d.id}") or d.kind
+        d.kind = kinds[d.id]
         new_contact = values.get(f"contact_{d.id}") or d.contact_open_id
         if new_contact != d.contact_open_id:
             _swap_contact(ctx, case, d, new_contact)

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
+from bot.domain import CaseStatus
 from bot.envelope import MessageEvent
 from bot.models import Case, KeyNode, Member, Risk, Task, Template
 from bot.repository import department_of, nodes_of, risks_of, tasks_of, team_open_ids
@@ -293,7 +294,7 @@ def review_items(session: Session, case: Case) -> tuple[ReviewItem, ...]:
     """While the plan of a case from a template is drafted: the copied dates still in its text and
     the owners the template suggested (or stood in for) that are still assigned."""
     notes = (case.draft or {}).get("template_review") or []
-    if case.step != Step.PLAN or case.status != "active" or not notes:
+    if case.step != Step.PLAN or case.status != CaseStatus.ACTIVE or not notes:
         return ()
     rows: dict[tuple[str, int], Any] = {("task", t.id): t for t in tasks_of(session, case)}
     rows.update({("risk", r.id): r for r in risks_of(session, case)})

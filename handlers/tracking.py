@@ -26,7 +26,7 @@ from bot.actions import (
     TRACK_UPDATE,
     ActionValue,
 )
-from bot.domain import TaskStatus, parse
+from bot.domain import CaseStatus, ChangeStatus, RiskStatus, TaskStatus, parse
 from bot.envelope import CardAction, MessageEvent
 from bot.ids import is_open_id, number
 from bot.lagging import is_lagging, lag_reason_required
@@ -241,7 +241,7 @@ def _closing_words(ctx: Ctx, case: Case) -> str:
         StepLog.case_id == case.id, StepLog.tenant_key == case.tenant_key, StepLog.step == Step.RETRO)
         .order_by(StepLog.id.desc()).limit(1)) or texts.ALL_TASKS_DONE
     words = reason if reason == texts.ALL_TASKS_DONE else texts.EXEC_CLOSED.format(reason=kit.esc(reason))
-    open_risks = [r for r in risks_of(ctx.session, case) if r.status == "open"]
+    open_risks = [r for r in risks_of(ctx.session, case) if r.status == RiskStatus.OPEN]
     if open_risks:
         lines = "\n".join(texts.EXEC_OPEN_RISK_LINE.format(risk=kit.esc(r.risk), owner=kit.at(r.owner_open_id))
                           for r in open_risks)
@@ -253,7 +253,7 @@ def _closing_words(ctx: Ctx, case: Case) -> str:
 @router.action(RISK_CLOSE)
 def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
-    if case.step != Step.RETRO or case.status != "active":  # risks left open may be closed in step 6 too
+    if case.step != Step.RETRO or case.status != CaseStatus.ACTIVE:  # risks left open may be closed in step 6 too
         require_step(case, Step.EXECUTION)
     form = event.form_value or {}
     typed = {"risk": str(form.get("risk") or "").strip(), "note": str(form.get("note") or "").strip()}
@@ -270,8 +270,8 @@ def close_risk(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswe
     if problem := first_too_long(typed, {"note": (texts.FIELD_RISK_NOTE, RISK_NOTE_LIMIT)}):
         raise UserError(problem, card=tracking_card_for(ctx.session, case, ctx.now, ctx.tz, typed))
     # compare-and-set: of two concurrent clicks exactly one closes the risk (and audits it)
-    closed = ctx.session.execute(update(Risk).where(Risk.id == risk.id, Risk.status == "open")
-                                 .values(status="closed").execution_options(synchronize_session=False)).rowcount
+    closed = ctx.session.execute(update(Risk).where(Risk.id == risk.id, Risk.status == RiskStatus.OPEN)
+                                 .values(status=RiskStatus.CLOSED).execution_options(synchronize_session=False)).rowcount
     ctx.session.refresh(risk)
     if not closed:
         return CallbackAnswer(toast=texts.RISK_ALREADY_CLOSED.format(risk=risk.risk[:40]), toast_type="info",
@@ -431,7 +431,7 @@ def submit_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
             ctx.session, case, mode, typed, warning="\n".join(problems), confirm=token))
     pending = ctx.session.scalars(select(ChangeRequest).where(
         ChangeRequest.case_id == case.id, ChangeRequest.tenant_key == case.tenant_key,
-        ChangeRequest.chat_id == case.chat_id, ChangeRequest.status == "pending"))
+        ChangeRequest.chat_id == case.chat_id, ChangeRequest.status == ChangeStatus.PENDING))
     private = from_private_form(ctx, event)
     for cr in pending:  # a double submit files one request
         if cr.changes == changes and cr.requested_by == ctx.actor and cr.reason == typed["reason"]:
@@ -515,7 +515,8 @@ def _summary_text(ctx: Ctx, case: Case, cr: ChangeRequest) -> str:
 
 
 def _request_card(ctx: Ctx, case: Case, cr: ChangeRequest, new_version: int = 0) -> dict:
-    lines = tuple(_change_lines(ctx, case, cr)) if cr.status == "pending" else tuple(cr.changes.get("_lines", []))
+    pending = cr.status == ChangeStatus.PENDING
+    lines = tuple(_change_lines(ctx, case, cr)) if pending else tuple(cr.changes.get("_lines", []))
     return change_request_card(ChangeRequestView(
         no=_request_no(ctx.session, cr), title=case.title, requester=cr.requested_by, lead=case.lead_open_id,
         kind=cr.changes["kind"], lines=lines, reason=cr.reason, retro_note=cr.retro_note, status=cr.status,
@@ -531,7 +532,7 @@ def _decidable(ctx: Ctx, value: ActionValue) -> tuple[Case, ChangeRequest | None
         ChangeRequest.tenant_key == case.tenant_key, ChangeRequest.chat_id == case.chat_id))
     if cr is None:
         raise UserError(texts.CHANGE_NOT_FOUND)
-    if cr.status != "pending":  # a second click or a stale card: one effect only
+    if cr.status != ChangeStatus.PENDING:  # a second click or a stale card: one effect only
         return case, None, _already(ctx, case, cr)
     require_step(case, Step.EXECUTION)
     if ctx.actor != case.lead_open_id:
@@ -552,7 +553,7 @@ def _decision_note(event: CardAction, key: str, field: str) -> str:
     return note
 
 
-def _decide(ctx: Ctx, event: CardAction, value: ActionValue, status: str
+def _decide(ctx: Ctx, event: CardAction, value: ActionValue, status: ChangeStatus
             ) -> tuple[Case, ChangeRequest, list[str], str] | CallbackAnswer:
     """The change request a decision is about, what it changes (as it stood before) and the lead's
     note, claimed for `status`; or the answer to a click that decides nothing (already decided, or
@@ -562,18 +563,18 @@ def _decide(ctx: Ctx, event: CardAction, value: ActionValue, status: str
         return done
     assert cr is not None
     lines = _change_lines(ctx, case, cr)
-    key, field = ("approve_note", texts.FIELD_APPROVE_NOTE) if status == "approved" else (
+    key, field = ("approve_note", texts.FIELD_APPROVE_NOTE) if status == ChangeStatus.APPROVED else (
         "reject_note", texts.FIELD_REJECT_NOTE)
     note = _decision_note(event, key, field)
     return _claim(ctx, case, cr, status, note) or (case, cr, lines, note)
 
 
-def _claim(ctx: Ctx, case: Case, cr: ChangeRequest, status: str, note: str) -> CallbackAnswer | None:
+def _claim(ctx: Ctx, case: Case, cr: ChangeRequest, status: ChangeStatus, note: str) -> CallbackAnswer | None:
     """Compare-and-set pending → status: of two concurrent clicks (approve/approve, approve/reject)
     exactly one decides; the other is answered like a second click. (If the handler then fails,
     the dispatcher rolls this back with the rest.)"""
     won = ctx.session.execute(update(ChangeRequest).where(ChangeRequest.id == cr.id,
-                                                          ChangeRequest.status == "pending")
+                                                          ChangeRequest.status == ChangeStatus.PENDING)
                               .values(status=status, decided_by=ctx.actor, decided_at=ctx.now, decision_note=note)
                               .execution_options(synchronize_session=False)).rowcount
     ctx.session.refresh(cr)
@@ -586,7 +587,7 @@ def _note_suffix(note: str) -> str:
 
 @router.action(CHANGE_REJECT)
 def reject_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    decided = _decide(ctx, event, value, "rejected")
+    decided = _decide(ctx, event, value, ChangeStatus.REJECTED)
     if isinstance(decided, CallbackAnswer):
         return decided
     case, cr, lines, note = decided
@@ -633,7 +634,7 @@ def _apply_change(ctx: Ctx, case: Case, cr: ChangeRequest) -> set[str]:
 
 @router.action(CHANGE_APPROVE)
 def approve_change(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
-    decided = _decide(ctx, event, value, "approved")
+    decided = _decide(ctx, event, value, ChangeStatus.APPROVED)
     if isinstance(decided, CallbackAnswer):
         return decided
     case, cr, lines, note = decided
@@ -824,7 +825,7 @@ def apply_board_edit(registry: Router, session: Session, case: Case, task_id: in
     (the owner edits their own task, the lead any; a lagging task needs a reason) and is recorded
     as one, by the person who edited the record. Returns None when applied, else why it was not."""
     task = get_task(session, case, task_id)
-    if task is None or task.dropped or case.step != Step.EXECUTION or case.status != "active":
+    if task is None or task.dropped or case.step != Step.EXECUTION or case.status != CaseStatus.ACTIVE:
         return texts.TASK_NOT_FOUND
     if editor not in (task.owner_open_id, case.lead_open_id):
         return texts.BOARD_WHY_NOT_OWNER

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot import texts
 from bot.actions import CHANGE_OPEN, EXEC_CLOSE_OPEN, RISK_CLOSE, TRACK_OPEN, ActionValue
-from bot.domain import TaskStatus
+from bot.domain import CaseStatus, RiskStatus, TaskStatus
 from bot.lagging import is_lagging
 from bot.models import Case, KeyNode, Task
 from bot.repository import nodes_of, risks_of, tasks_of
@@ -36,15 +36,15 @@ def ordered_tasks(tasks: list[Task], now: datetime) -> list[Task]:
 def tracking_view(session: Session, case: Case, now: datetime, tz: ZoneInfo,
                   typed: dict[str, str] | None = None, *, late: bool = False) -> TrackingView:
     tasks = ordered_tasks(tasks_of(session, case), now)
-    risks = sorted(risks_of(session, case), key=lambda r: r.status != "open")
+    risks = sorted(risks_of(session, case), key=lambda r: r.status != RiskStatus.OPEN)
     archived = case.step != Step.EXECUTION
     # open risks can still be closed after execution ends, until the retrospective is final
-    risk_form = case.status == "active" and case.step in (Step.EXECUTION, Step.RETRO)
+    risk_form = case.status == CaseStatus.ACTIVE and case.step in (Step.EXECUTION, Step.RETRO)
     return TrackingView(
         case_id=case.id, case_version=case.version, title=case.title, when=fmt(now, tz),
         tasks=tuple(task_row(t, now, tz) for t in tasks),
         risks=tuple(RiskRow(risk=r.risk, likelihood=r.likelihood, impact=r.impact, response=r.response,
-                            owner=r.owner_open_id, open=r.status == "open", risk_id=r.id) for r in risks),
+                            owner=r.owner_open_id, open=r.status == RiskStatus.OPEN, risk_id=r.id) for r in risks),
         buttons=() if archived else track_buttons(case), archived=archived,
         close_risk=ActionValue(RISK_CLOSE, case_id=case.id) if risk_form else None, typed=typed or {},
         baseline_late=baseline_late(session, case, tasks, now), late=late)
