@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, cast
 from sqlalchemy import Insert, Table, and_, exists, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot import texts
@@ -661,13 +661,21 @@ class OutboxSender:
             batch, self._finishing = self._finishing, []
             last = loop.time()
             try:
-                errors = await asyncio.to_thread(self._finish_many, [d for d, _f in batch])
-            except Exception as exc:  # noqa: BLE001 - handed to each waiting chain, which logs it
-                for _d, future in batch:
+                refused = await asyncio.to_thread(self._finish_many, [d for d, _f in batch])
+            except BaseException as exc:
+                # handed to each waiting chain, which logs it; if this task is cancelled, the
+                # chains still waiting are told too (their rows are sent again after the lease)
+                waiting = batch if isinstance(exc, Exception) else batch + self._finishing
+                if not isinstance(exc, Exception):
+                    self._finishing = []
+                for _d, future in waiting:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+                if not isinstance(exc, Exception):
+                    raise
                 continue
-            for (_d, future), error in zip(batch, errors):
+            for done, future in batch:
+                error = refused.get(done.row_id)
                 if future.done():
                     continue
                 if error is None:
@@ -675,34 +683,31 @@ class OutboxSender:
                 else:
                     future.set_exception(error)
 
-    def _finish_many(self, batch: list[_Finish]) -> list[Exception | None]:
-        """Write the results in ONE transaction; if the database refuses the batch for one row's
-        data, write them again one transaction per row, so that row never fails its neighbours.
-        Returns, per result, None or what refused it."""
+    def _finish_many(self, batch: list[_Finish]) -> dict[int, Exception]:
+        """Write the results in ONE transaction, in row order (two writers that lock the same
+        rows take them in the same order). If the batch is refused (one row's data, a deadlock
+        victim, a lock timeout), write them again one transaction per row, so one row never fails
+        its neighbours. Returns what refused which row (by id); the others are committed."""
+        batch = sorted(batch, key=lambda d: d.row_id)
         try:
             with self.factory() as session, session.begin():
                 for done in batch:
                     self._finish_row(session, done)
-            return [None] * len(batch)
-        except OperationalError:
-            raise  # the database itself: nothing was written, every row is retried after its lease
+            return {}
         except (StatementError, ValueError, TypeError) as exc:
             if len(batch) == 1:
-                return [exc]
+                return {batch[0].row_id: exc}
             log.warning("outbox results: batch of %d refused (%s); writing row by row", len(batch),
                         type(exc).__name__)
-        errors: list[Exception | None] = []
+        refused: dict[int, Exception] = {}
         for done in batch:
             try:
                 with self.factory() as session, session.begin():
                     self._finish_row(session, done)
-                errors.append(None)
-            except OperationalError:
-                raise
             except (StatementError, ValueError, TypeError) as exc:
                 log.warning("outbox row %s: result refused (%s)", done.row_id, type(exc).__name__)
-                errors.append(exc)
-        return errors
+                refused[done.row_id] = exc
+        return refused
 
     async def _send(self, row: Outbox, op: Op, index: int) -> str:
         uuid = feishu_uuid(row, index)
