@@ -185,3 +185,12 @@ def test_commands_are_never_chatter(world, text):
     mention = [{"key": "@_user_1", "open_id": STRANGER, "name": STRANGER_NAME}]
     parsed = parse_event(_msg(world, text, mentions=mention))
     assert not is_chatter(parsed, bot_open_id=world.fake.bot_open_id, every_message_handled=False)
+
+
+def test_the_app_does_not_ask_for_telemetry_on_every_request(world):
+    """The bot exports no OpenTelemetry: FastAPI's native telemetry stays off, so a chatter
+    message does not pay for asking the global providers whether anyone listens."""
+    from bot.app import NO_TELEMETRY
+
+    config = world.app._telemetry
+    assert {k: config[k] for k in NO_TELEMETRY} == NO_TELEMETRY
