@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, cast
 from sqlalchemy import Insert, Table, and_, exists, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot import texts
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 # theirs (see OutboxSender). Far below Feishu's one-hour uuid dedupe either way.
 LEASE = timedelta(seconds=15)
 HEARTBEAT_SECONDS = 5.0
+FINISH_WINDOW = 0.05   # seconds: under load, at most one transaction of results this often
 MAX_ATTEMPTS = 8
 CLAIM_LOCK = 0x6F7574626F78   # PostgreSQL advisory lock key held while claiming ("outbox")
 
@@ -385,9 +386,9 @@ class OutboxSender:
                  heartbeat_seconds: float = HEARTBEAT_SECONDS,
                  renderers: Mapping[str, Renderer] | None = None, context: Any = None,
                  syncers: Mapping[str, Syncer] | None = None,
-                 bundle: Bundle | None = None) -> None:
+                 bundle: Bundle | None = None, finish_window: float = FINISH_WINDOW) -> None:
         """`renderers` come from the composed Router; `context` is handed to each of them (the
-        reminder policy read from the settings)."""
+        reminder policy read from the settings); `finish_window`: see `_flush_finishes`."""
         self.factory, self.client, self.clock = factory, client, clock
         self.context = context
         self.bundle = bundle
@@ -407,6 +408,10 @@ class OutboxSender:
         self._held: set[int] = set()           # claimed by us and not finished
         self._listeners: list[list[Delivery]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.finish_window = finish_window
+        self._finishing: list[tuple[_Finish, asyncio.Future[None]]] = []
+        self._finisher: asyncio.Task[None] | None = None
+        self._finish_loop: asyncio.AbstractEventLoop | None = None
 
     def kick(self) -> None:
         """New rows were written: claim now. Safe from any thread (handlers run in threads)."""
@@ -540,6 +545,11 @@ class OutboxSender:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # the results already queued are written before the rest is handed back (their chains
+        # were cancelled, the sends went out): no write of ours races the release below
+        finisher = self._finisher
+        if finisher is not None and not finisher.done():
+            await asyncio.gather(finisher, return_exceptions=True)
         held, self._held = list(self._held), set()
         if held:
             try:
@@ -611,16 +621,93 @@ class OutboxSender:
             for i, op in enumerate(ops):
                 message_ids.append(await self._send(row, op, i))
         except Permanent as exc:
-            await asyncio.to_thread(self._finish, row_id, "failed", None, f"{exc.code} {exc.msg}")
+            await self._finish_soon(_Finish(row_id, "failed", None, f"{exc.code} {exc.msg}"))
             return Delivery(row_id, "failed", message_ids, str(exc))
         except FeishuError as exc:
             status = "failed" if row.attempts >= MAX_ATTEMPTS else "pending"
-            await asyncio.to_thread(self._finish, row_id, status, None, f"{exc.code} {exc.msg}",
-                                    retry_in=timedelta(seconds=min(300, 2 ** row.attempts)))
+            await self._finish_soon(_Finish(row_id, status, None, f"{exc.code} {exc.msg}",
+                                            retry_in=timedelta(seconds=min(300, 2 ** row.attempts))))
             return Delivery(row_id, status, message_ids, str(exc))
-        await asyncio.to_thread(self._finish, row_id, "sent", message_ids[0] if message_ids else None, None,
-                                ops=ops, message_ids=message_ids)
+        await self._finish_soon(_Finish(row_id, "sent", message_ids[0] if message_ids else None, None,
+                                        ops=ops, message_ids=message_ids))
         return Delivery(row_id, "sent", message_ids)
+
+    # ------------------------------------------------------------ finishing (group commit)
+    async def _finish_soon(self, done: _Finish) -> None:
+        """Record a finished send; return once it is committed. Sends that finish close together
+        share one transaction: in a fan-out 50–200 finish a second, and one write transaction each
+        kept the database's write lock busy a third of the time, so commands' inbox inserts
+        waited behind them. The chain moves on only after this returns, so a chat's next row is
+        claimed only after its previous row's result is durable (per-chat order); a crash before
+        the commit leaves the row 'sending', and it is sent again with the same uuid."""
+        loop = asyncio.get_running_loop()
+        if self._finish_loop is not loop:
+            self._finish_loop, self._finishing, self._finisher = loop, [], None
+        future: asyncio.Future[None] = loop.create_future()
+        self._finishing.append((done, future))
+        if self._finisher is None or self._finisher.done():
+            self._finisher = loop.create_task(self._flush_finishes())
+        await future
+
+    async def _flush_finishes(self) -> None:
+        """One writer at a time; what finishes while it writes forms the next batch. A lone
+        result after a quiet spell is written at once; under load at most one transaction per
+        `finish_window` seconds."""
+        loop = asyncio.get_running_loop()
+        last = -self.finish_window
+        while self._finishing:
+            wait = last + self.finish_window - loop.time()
+            await asyncio.sleep(max(0.0, wait))  # at least one turn: results of this turn join
+            batch, self._finishing = self._finishing, []
+            last = loop.time()
+            try:
+                refused = await asyncio.to_thread(self._finish_many, [d for d, _f in batch])
+            except BaseException as exc:
+                # handed to each waiting chain, which logs it; if this task is cancelled, the
+                # chains still waiting are told too (their rows are sent again after the lease)
+                waiting = batch if isinstance(exc, Exception) else batch + self._finishing
+                if not isinstance(exc, Exception):
+                    self._finishing = []
+                for _d, future in waiting:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for done, future in batch:
+                error = refused.get(done.row_id)
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+    def _finish_many(self, batch: list[_Finish]) -> dict[int, Exception]:
+        """Write the results in ONE transaction, in row order (two writers that lock the same
+        rows take them in the same order). If the batch is refused (one row's data, a deadlock
+        victim, a lock timeout), write them again one transaction per row, so one row never fails
+        its neighbours. Returns what refused which row (by id); the others are committed."""
+        batch = sorted(batch, key=lambda d: d.row_id)
+        try:
+            with self.factory() as session, session.begin():
+                for done in batch:
+                    self._finish_row(session, done)
+            return {}
+        except (StatementError, ValueError, TypeError) as exc:
+            if len(batch) == 1:
+                return {batch[0].row_id: exc}
+            log.warning("outbox results: batch of %d refused (%s); writing row by row", len(batch),
+                        type(exc).__name__)
+        refused: dict[int, Exception] = {}
+        for done in batch:
+            try:
+                with self.factory() as session, session.begin():
+                    self._finish_row(session, done)
+            except (StatementError, ValueError, TypeError) as exc:
+                log.warning("outbox row %s: result refused (%s)", done.row_id, type(exc).__name__)
+                refused[done.row_id] = exc
+        return refused
 
     async def _send(self, row: Outbox, op: Op, index: int) -> str:
         uuid = feishu_uuid(row, index)
@@ -682,31 +769,44 @@ class OutboxSender:
             remember_members(session, tenant_key=tenant_key, chat_id=chat_id,
                              open_ids=[oid for oid, _ in people], now=self.clock.now())
 
-    def _finish(self, row_id: int, status: str, message_id: str | None, error: str | None, *,
-                retry_in: timedelta | None = None, ops: list[Op] | None = None,
-                message_ids: list[str] | None = None) -> None:
-        with self.factory() as session, session.begin():
-            row = session.get(Outbox, row_id)
-            if row is None or row.claimed_by != self.me:
-                return
-            now = self.clock.now()
-            row.status, row.last_error = status, error
-            bundled = [int(i) for i in (row.payload or {}).get("bundle", [])]
-            if bundled and status in ("sent", "failed"):   # they went out (or failed) in this row's message
-                session.execute(update(Outbox).where(Outbox.id.in_(bundled), Outbox.status == "bundled").values(
-                    status=status, sent_at=now if status == "sent" else None, message_id=message_id,
-                    last_error=error))
-            if status == "sent":
-                row.sent_at, row.message_id = now, message_id
-                row.late = now - row.due_at > timedelta(minutes=5)
-                for op, mid in zip(ops or [], message_ids or []):
-                    if isinstance(op, SendCard) and op.bind_case_card:
-                        session.execute(text("UPDATE cases SET card_message_id=:m WHERE id=:c"),
-                                        {"m": mid, "c": op.bind_case_card})
-                    _record_card(session, row, op, mid, now)
-            elif status == "pending" and retry_in is not None:
-                row.due_at = now + retry_in
+    def _finish_row(self, session: Session, done: _Finish) -> None:
+        """One row's result and its bookkeeping, in the caller's transaction."""
+        row_id, status, message_id, error = done.row_id, done.status, done.message_id, done.error
+        retry_in, ops, message_ids = done.retry_in, done.ops, done.message_ids
+        row = session.get(Outbox, row_id)
+        if row is None or row.claimed_by != self.me or row.status != "sending":
+            return
+        now = self.clock.now()
+        row.status, row.last_error = status, error
+        bundled = [int(i) for i in (row.payload or {}).get("bundle", [])]
+        if bundled and status in ("sent", "failed"):   # they went out (or failed) in this row's message
+            session.execute(update(Outbox).where(Outbox.id.in_(bundled), Outbox.status == "bundled").values(
+                status=status, sent_at=now if status == "sent" else None, message_id=message_id,
+                last_error=error))
+        if status == "sent":
+            row.sent_at, row.message_id = now, message_id
+            row.late = now - row.due_at > timedelta(minutes=5)
+            for op, mid in zip(ops or [], message_ids or []):
+                if isinstance(op, SendCard) and op.bind_case_card:
+                    session.execute(text("UPDATE cases SET card_message_id=:m WHERE id=:c"),
+                                    {"m": mid, "c": op.bind_case_card})
+                _record_card(session, row, op, mid, now)
+        elif status == "pending" and retry_in is not None:
+            row.due_at = now + retry_in
 
+
+
+@dataclass(frozen=True)
+class _Finish:
+    """A finished send waiting for its result to be written."""
+
+    row_id: int
+    status: str
+    message_id: str | None
+    error: str | None
+    retry_in: timedelta | None = None
+    ops: list[Op] | None = None
+    message_ids: list[str] | None = None
 
 
 def _record_card(session: Session, row: Outbox, op: Op, message_id: str, now: datetime) -> None:

@@ -90,17 +90,17 @@ def test_crash_between_send_and_done_is_deduplicated_by_uuid(world, monkeypatch)
     standard_case(world)
     tick(world)
     world.clock.set(at(2026, 12, 8, 9, 30))
-    real_finish = OutboxSender._finish
+    real_finish = OutboxSender._finish_row
 
     def die(self, *args, **kwargs):
         raise RuntimeError("killed after the API call")
 
-    monkeypatch.setattr(OutboxSender, "_finish", die)
+    monkeypatch.setattr(OutboxSender, "_finish_row", die)
     try:
         world.drain()
     except RuntimeError:
         pass
-    monkeypatch.setattr(OutboxSender, "_finish", real_finish)
+    monkeypatch.setattr(OutboxSender, "_finish_row", real_finish)
     assert len(titled(world, "今日站会")) == 1            # Feishu has it; our row still says "sending"
     world.clock.advance(outbox.LEASE + timedelta(seconds=1))
     world.drain()
