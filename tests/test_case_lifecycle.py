@@ -55,12 +55,18 @@ def test_the_lead_cancels_a_case_opened_by_mistake_and_the_group_is_free(world):
     assert "已取消" in str(world.cards()[-1]["content"])
 
 
-@pytest.mark.usefixtures("paced")
-def test_ending_a_case_in_step_five_stops_every_reminder(world):
+def _in_step_five_with_reminders_planned(world) -> int:
     now = world.clock.now()
     case_id = make_case_at_step4(world.state.factory, now=now)
     make_plan_published(world.state.factory, case_id, now=now)
     plan_tick(world.state.factory, now, world.state.dispatcher.router)
+    return case_id
+
+
+@pytest.mark.usefixtures("paced")
+def test_ending_a_case_in_step_five_stops_every_reminder(world):
+    now = world.clock.now()
+    case_id = _in_step_five_with_reminders_planned(world)
     assert _pending_reminders(world, case_id) > 0          # standups, task and key-node checks planned
     world.say(LEAD, "/结案 问题已由供应商解决，无需继续")
     assert world.texts()[-1].startswith("协作组长提前结案")
@@ -159,9 +165,7 @@ def test_the_case_card_button_cancels_after_a_reason_and_a_confirmation(world):
 @pytest.mark.usefixtures("paced")
 def test_the_button_closes_a_case_in_step_five_early_and_every_reminder_stops(world):
     now = world.clock.now()
-    case_id = make_case_at_step4(world.state.factory, now=now)
-    make_plan_published(world.state.factory, case_id, now=now)
-    plan_tick(world.state.factory, now, world.state.dispatcher.router)
+    case_id = _in_step_five_with_reminders_planned(world)
     assert _pending_reminders(world, case_id) > 0
     world.say(LEAD, "/进度")
     live = _case(world).card_message_id
