@@ -11,8 +11,10 @@ uvicorn's own httptools protocol with, per connection:
   either deadline answers 408 (when no answer is under way) and closes the connection;
 - a cap per client address (the TCP peer): connections beyond `max_per_client` are closed at
   once. Behind a reverse proxy every client has the proxy's address: set it to 0 there;
-- a cap on all connections: at `max_connections` a new connection closes the one that has been
-  waiting longest for its client (slow headers or body, or idle keep-alive); only when none is
+- a cap on all connections: at `max_connections` a new connection closes one that is waiting for
+  its client (slow headers or body, or idle keep-alive): the longest-waiting one of the address
+  holding the most waiting connections, so one flooding address cannot push out everybody else's
+  fresh connections (the oldest of all when no address holds more than one); only when none is
   waiting is the new one refused;
 - `limit_concurrency` counts requests being handled (body received, answer not sent), never the
   connections still sending — so held slow connections cannot make the server answer 503.
@@ -67,12 +69,32 @@ class Guard:
         self.limits = limits
         self.per_client: dict[str, int] = {}
         self.waiting: dict[GuardedHttp, None] = {}  # insertion order = waiting since
+        self.waiting_by_peer: dict[str | None, dict[GuardedHttp, None]] = {}
         self.in_body = 0                            # requests whose body is still arriving
         self.cut: Counter[str] = Counter()          # since the last report
         self.peers: Counter[str] = Counter()
         self.total: Counter[str] = Counter()        # since start (tests, benchmarks)
         self._last_report = -REPORT_EVERY
         self._report_pending = False
+
+    def start_waiting(self, conn: "GuardedHttp") -> None:
+        if conn not in self.waiting:
+            self.waiting[conn] = None
+            self.waiting_by_peer.setdefault(conn.peer_address, {})[conn] = None
+
+    def stop_waiting(self, conn: "GuardedHttp") -> None:
+        if self.waiting.pop(conn, 0) is None:
+            mine = self.waiting_by_peer[conn.peer_address]
+            del mine[conn]
+            if not mine:
+                del self.waiting_by_peer[conn.peer_address]
+
+    def victim(self) -> "GuardedHttp | None":
+        """Whom a new connection at the cap pushes out (see the module's docstring)."""
+        if not self.waiting:
+            return None
+        heaviest = max(self.waiting_by_peer.values(), key=len)
+        return next(iter(heaviest if len(heaviest) > 1 else self.waiting))
 
     def note(self, reason: str, peer: str | None, loop: asyncio.AbstractEventLoop) -> None:
         self.cut[reason] += 1
@@ -112,7 +134,8 @@ class GuardedHttp(HttpToolsProtocol):
         self._phase = _IDLE
         self._timer: TimerHandle | None = None
         self._timer_reason = ""
-        self._peer: str | None = None
+        self._peer: str | None = None          # counted against this address's cap
+        self.peer_address: str | None = None   # the TCP peer, for choosing whom to evict
         self._cut: str | None = None
         self._in_body = False
         self._inner_app = self.app
@@ -123,7 +146,7 @@ class GuardedHttp(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         guard, limits = self.guard, self.guard.limits
-        peer = self.client[0] if self.client else None
+        peer = self.peer_address = self.client[0] if self.client else None
         if limits.max_per_client and peer is not None:
             if guard.per_client.get(peer, 0) >= limits.max_per_client:
                 self._close("over the per-client cap", peer)
@@ -131,18 +154,18 @@ class GuardedHttp(HttpToolsProtocol):
             guard.per_client[peer] = guard.per_client.get(peer, 0) + 1
             self._peer = peer
         if limits.max_connections and len(self.connections) > limits.max_connections:
-            victim = next(iter(guard.waiting), None)
+            victim = guard.victim()
             if victim is None:
                 self._close("over the connection cap", peer)
                 return
             victim.expire("evicted at the connection cap")
         self._arm("header timeout")
-        guard.waiting[self] = None
+        guard.start_waiting(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         guard = self.guard
         self._disarm()
-        guard.waiting.pop(self, None)
+        guard.stop_waiting(self)
         if self._in_body:
             self._in_body = False
             guard.in_body -= 1
@@ -220,12 +243,10 @@ class GuardedHttp(HttpToolsProtocol):
         self._timer_reason = ""
 
     def _update_waiting(self) -> None:
-        waiting = self.guard.waiting
         if self._timer is not None or self.timeout_keep_alive_task is not None:
-            if self not in waiting:
-                waiting[self] = None
+            self.guard.start_waiting(self)
         else:
-            waiting.pop(self, None)
+            self.guard.stop_waiting(self)
 
     def expire(self, reason: str) -> None:
         """A deadline passed, or the connection is evicted to make room for a new one."""
@@ -246,7 +267,7 @@ class GuardedHttp(HttpToolsProtocol):
     def _close(self, reason: str, peer: str | None) -> None:
         self._cut = reason
         self._disarm()
-        self.guard.waiting.pop(self, None)
+        self.guard.stop_waiting(self)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the app's receive() gets http.disconnect, its send() is dropped

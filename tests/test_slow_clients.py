@@ -414,8 +414,37 @@ async def test_kept_alive_and_pipelined_clients_are_served_and_tricks_are_cut():
         assert early.startswith(b"HTTP/1.1 413 ") and b"408" not in early and early_took < 2.5
         await asyncio.sleep(0.2)
         guard = guard_of(server)
-        assert guard.per_client == {} and guard.waiting == {} and guard.in_body == 0
+        assert guard.per_client == {} and guard.waiting == {} and guard.waiting_by_peer == {} and guard.in_body == 0
         assert guard.total == {"header timeout": 1, "body timeout": 1}
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_at_the_cap_the_flooding_address_loses_its_oldest_connection_not_a_newcomer():
+    """The choice of whom a new connection pushes out: an address holding many waiting connections
+    (a flood turning its connections over fast) loses its longest-waiting one, even when another
+    address's fresh connection, whose request has not been read yet, has waited longer; among
+    addresses holding one each, the longest-waiting connection of all goes."""
+    from bot.server import Guard, Limits
+
+    class Conn:
+        def __init__(self, peer: str) -> None:
+            self.peer_address = peer
+
+    guard = Guard(Limits())
+    newcomer = Conn("10.0.0.1")
+    flood = [Conn("10.0.0.9") for _ in range(3)]
+    for conn in [newcomer, *flood]:
+        guard.start_waiting(conn)  # type: ignore[arg-type]
+    assert guard.victim() is flood[0]
+    for conn in flood:
+        guard.stop_waiting(conn)  # type: ignore[arg-type]
+    assert guard.waiting_by_peer == {"10.0.0.1": {newcomer: None}}
+    others = [Conn(f"10.0.1.{i}") for i in range(3)]
+    for conn in others:
+        guard.start_waiting(conn)  # type: ignore[arg-type]
+    assert guard.victim() is newcomer
+    for conn in [newcomer, *others]:
+        guard.stop_waiting(conn)  # type: ignore[arg-type]
+    assert guard.victim() is None and guard.waiting == {} and guard.waiting_by_peer == {}
