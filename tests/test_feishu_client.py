@@ -362,3 +362,17 @@ async def test_f3_timeout_exhausted_is_transient(fake, make):
         await client.send_text("oc_1", "x", uuid="slow")
     assert "timeout" in e.value.msg
     assert len(fake.messages("oc_1")) == 1   # delivered once, even though we never heard back
+
+
+def test_the_http_stack_finds_sniffio_instead_of_searching_for_it_on_every_request():
+    """httpcore asks `import sniffio` on every request (connection pool and locks); without the
+    package each ask is a failed import that walks sys.path (~45 µs, four times a call)."""
+    import sys
+
+    from httpcore._synchronization import current_async_library
+
+    async def ask() -> str:
+        return current_async_library()
+
+    assert asyncio.run(ask()) == "asyncio"
+    assert "sniffio" in sys.modules, "sniffio is a dependency: see pyproject.toml"
