@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Callable, Iterable, Mapping, cast
 
-from sqlalchemy import Insert, Table, and_, exists, or_, select, text, update
+from sqlalchemy import Connection, Insert, Table, and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, StatementError
@@ -621,15 +621,15 @@ class OutboxSender:
             for i, op in enumerate(ops):
                 message_ids.append(await self._send(row, op, i))
         except Permanent as exc:
-            await self._finish_soon(_Finish(row_id, "failed", None, f"{exc.code} {exc.msg}"))
+            await self._finish_soon(_Finish(row_id, "failed", None, f"{exc.code} {exc.msg}", row=row))
             return Delivery(row_id, "failed", message_ids, str(exc))
         except FeishuError as exc:
             status = "failed" if row.attempts >= MAX_ATTEMPTS else "pending"
             await self._finish_soon(_Finish(row_id, status, None, f"{exc.code} {exc.msg}",
-                                            retry_in=timedelta(seconds=min(300, 2 ** row.attempts))))
+                                            retry_in=timedelta(seconds=min(300, 2 ** row.attempts)), row=row))
             return Delivery(row_id, status, message_ids, str(exc))
         await self._finish_soon(_Finish(row_id, "sent", message_ids[0] if message_ids else None, None,
-                                        ops=ops, message_ids=message_ids))
+                                        ops=ops, message_ids=message_ids, row=row))
         return Delivery(row_id, "sent", message_ids)
 
     # ------------------------------------------------------------ finishing (group commit)
@@ -770,30 +770,35 @@ class OutboxSender:
                              open_ids=[oid for oid, _ in people], now=self.clock.now())
 
     def _finish_row(self, session: Session, done: _Finish) -> None:
-        """One row's result and its bookkeeping, in the caller's transaction."""
-        row_id, status, message_id, error = done.row_id, done.status, done.message_id, done.error
-        retry_in, ops, message_ids = done.retry_in, done.ops, done.message_ids
-        row = session.get(Outbox, row_id)
-        if row is None or row.claimed_by != self.me or row.status != "sending":
+        """One row's result and its bookkeeping, in the caller's transaction: statements built once
+        (`_Statements`), guarded by the lease (claimed by us, still sending), instead of loading the
+        row again — the row as rendered (`done.row`) has what the bookkeeping needs. Every command
+        and click costs at least one of these, and building an ORM statement cost more than
+        running it."""
+        row = done.row if done.row is not None else session.get(Outbox, done.row_id)
+        if row is None:
             return
-        now = self.clock.now()
-        row.status, row.last_error = status, error
+        now, status, message_id, error = self.clock.now(), done.status, done.message_id, done.error
+        conn = session.connection()
+        key = {"p_row_id": done.row_id, "p_me": self.me, "p_status": status, "p_error": error}
+        if status == "sent":
+            mine = conn.execute(_SQL.sent, {**key, "p_now": now, "p_message_id": message_id,
+                                            "p_late": now - row.due_at > timedelta(minutes=5)})
+        elif status == "pending" and done.retry_in is not None:
+            mine = conn.execute(_SQL.retry, {**key, "p_due_at": now + done.retry_in})
+        else:
+            mine = conn.execute(_SQL.ended, key)
+        if not mine.rowcount:
+            return   # the lease was lost meanwhile: whoever holds the row now records it
         bundled = [int(i) for i in (row.payload or {}).get("bundle", [])]
         if bundled and status in ("sent", "failed"):   # they went out (or failed) in this row's message
-            session.execute(update(Outbox).where(Outbox.id.in_(bundled), Outbox.status == "bundled").values(
-                status=status, sent_at=now if status == "sent" else None, message_id=message_id,
-                last_error=error))
+            conn.execute(_SQL.bundled, {"p_ids": bundled, "p_status": status, "p_error": error,
+                                        "p_message_id": message_id, "p_now": now if status == "sent" else None})
         if status == "sent":
-            row.sent_at, row.message_id = now, message_id
-            row.late = now - row.due_at > timedelta(minutes=5)
-            for op, mid in zip(ops or [], message_ids or []):
+            for op, mid in zip(done.ops or [], done.message_ids or []):
                 if isinstance(op, SendCard) and op.bind_case_card:
-                    session.execute(text("UPDATE cases SET card_message_id=:m WHERE id=:c"),
-                                    {"m": mid, "c": op.bind_case_card})
-                _record_card(session, row, op, mid, now)
-        elif status == "pending" and retry_in is not None:
-            row.due_at = now + retry_in
-
+                    conn.execute(_SQL.bind_case_card, {"p_m": mid, "p_c": op.bind_case_card})
+                _record_card(conn, row, op, mid, now)
 
 
 @dataclass(frozen=True)
@@ -807,21 +812,60 @@ class _Finish:
     retry_in: timedelta | None = None
     ops: list[Op] | None = None
     message_ids: list[str] | None = None
+    row: Outbox | None = None   # the row as rendered (detached); None: read it again
 
 
-def _record_card(session: Session, row: Outbox, op: Op, message_id: str, now: datetime) -> None:
+def _record_card(conn: Connection, row: Outbox, op: Op, message_id: str, now: datetime) -> None:
     """Remember a posted card and what it shows now (posted_cards), so it can be kept true."""
     if isinstance(op, (SendCard, SendPrivate)) and (op.view and (op.case_id or row.case_id)) and message_id:
-        if session.scalar(select(PostedCard.id).where(PostedCard.message_id == message_id)) is not None:
-            return  # Feishu answered a repeated uuid with the message it already has
-        session.add(PostedCard(
-            tenant_key=row.tenant_key, chat_id=row.chat_id, case_id=op.case_id or row.case_id,
-            message_id=message_id, view=op.view, digest=card_digest(op.card), sent_at=now,
-            private_for=op.open_id if isinstance(op, SendPrivate) else None))
+        # ON CONFLICT DO NOTHING: Feishu answers a repeated uuid with the message it already has
+        conn.execute(_SQL.posted(conn.dialect.name), {
+            "p_tenant_key": row.tenant_key, "p_chat_id": row.chat_id, "p_case_id": op.case_id or row.case_id,
+            "p_message_id": message_id, "p_view": op.view, "p_digest": card_digest(op.card), "p_sent_at": now,
+            "p_private_for": op.open_id if isinstance(op, SendPrivate) else None})
     elif isinstance(op, PatchCard):
-        session.execute(update(PostedCard).where(PostedCard.message_id == op.message_id).values(
-            digest=card_digest(op.card), patched_at=now,
-            **({"superseded": True} if op.supersede else {})))
+        conn.execute(_SQL.patched_superseded if op.supersede else _SQL.patched,
+                     {"p_message_id": op.message_id, "p_digest": card_digest(op.card), "p_now": now})
     elif isinstance(op, DeletePrivate):
-        session.execute(update(PostedCard).where(PostedCard.message_id == op.message_id)
-                        .values(superseded=True))
+        conn.execute(_SQL.removed, {"p_message_id": op.message_id})
+
+
+class _Statements:
+    """The delivery's bookkeeping statements, built once: SQLAlchemy builds, and keys for its
+    cache, a statement on every call otherwise (~0.4 ms for an ORM UPDATE, ~0.05 ms to run it).
+    Parameters are named `p_…` (a parameter may not take a column's name in SET or VALUES)."""
+
+    def __init__(self) -> None:
+        ob, pc = cast(Table, Outbox.__table__), cast(Table, PostedCard.__table__)
+
+        def p(name: str, column: Any = None) -> Any:
+            return bindparam(f"p_{name}", type_=column.type if column is not None else None)
+
+        mine = update(ob).where(ob.c.id == p("row_id"), ob.c.claimed_by == p("me"), ob.c.status == "sending")
+        ended: dict[str, Any] = {"status": p("status"), "last_error": p("error")}
+        self.sent = mine.values(**ended, sent_at=p("now", ob.c.sent_at), message_id=p("message_id"),
+                                late=p("late", ob.c.late))
+        self.retry = mine.values(**ended, due_at=p("due_at", ob.c.due_at))
+        self.ended = mine.values(**ended)
+        self.bundled = update(ob).where(ob.c.id.in_(bindparam("p_ids", expanding=True)),
+                                        ob.c.status == "bundled").values(
+            status=p("status"), sent_at=p("now", ob.c.sent_at), message_id=p("message_id"), last_error=p("error"))
+        self.bind_case_card = text("UPDATE cases SET card_message_id=:p_m WHERE id=:p_c")
+        patch = update(pc).where(pc.c.message_id == p("message_id"))
+        patched = {"digest": p("digest"), "patched_at": p("now", pc.c.patched_at)}
+        self.patched = patch.values(**patched)
+        self.patched_superseded = patch.values(**patched, superseded=True)
+        self.removed = patch.values(superseded=True)
+        columns = ("tenant_key", "chat_id", "case_id", "message_id", "view", "digest", "sent_at", "private_for")
+        values = {c: p(c, pc.c[c]) for c in columns}
+        self._posted = {
+            "postgresql": postgresql_insert(pc).values(**values, superseded=False)
+            .on_conflict_do_nothing(index_elements=["message_id"]),
+            "sqlite": sqlite_insert(pc).values(**values, superseded=False)
+            .on_conflict_do_nothing(index_elements=["message_id"])}
+
+    def posted(self, dialect: str) -> Insert:
+        return self._posted["postgresql" if dialect == "postgresql" else "sqlite"]
+
+
+_SQL = _Statements()
