@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Insert, Table, and_, bindparam, exists, or_, 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, StatementError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached, sessionmaker
 
 from bot import texts
 from bot.clock import Clock
@@ -558,16 +558,30 @@ class OutboxSender:
                 log.warning("could not release %d outbox rows", len(held), exc_info=True)
 
     def _render(self, row_id: int) -> tuple[Outbox | None, list[Op] | None]:
+        """What a claimed row sends now (None, None: nothing, the row is settled). The row is read
+        with one statement built once; a row that carries its ops (the reply to a command or a
+        click, a hint: nearly every send) needs nothing more, other kinds go to their renderer
+        with the row in the session (as read, not read again)."""
         with self.factory() as session, session.begin():
-            row = session.get(Outbox, row_id)
-            if row is None or row.status != "sending" or row.claimed_by != self.me:
+            found = session.connection().execute(_SQL.row, {"p_row_id": row_id}).mappings().first()
+            if found is None or found["status"] != "sending" or found["claimed_by"] != self.me:
                 return None, None
             now = self.clock.now()
+            renderer = self.renderers.get(found["kind"])
+            bundled = self.bundle is not None and found["kind"] in self.bundle.kinds
+            if renderer is _stored_op and not bundled:
+                if found["stale_after"] is not None and now > found["stale_after"]:
+                    session.execute(_SQL.stale, {"p_row_id": row_id, "p_me": self.me})
+                    log.info("outbox row %s (%s) skipped: stale", row_id, found["kind"])
+                    return None, None
+                return Outbox(**found), [load_op(found["payload"])]
+            row = Outbox(**found)
+            make_transient_to_detached(row)   # as read: no second SELECT
+            session.add(row)
             if row.stale_after is not None and now > row.stale_after:
                 row.status = "skipped_stale"
                 log.info("outbox row %s (%s) skipped: stale", row.id, row.kind)
                 return None, None
-            renderer = self.renderers.get(row.kind)
             if renderer is None:
                 row.status, row.last_error = "failed", f"no renderer for {row.kind}"
                 return None, None
@@ -575,7 +589,7 @@ class OutboxSender:
             if not ops:
                 _nothing_now(row, now)
                 return None, None
-            if self.bundle is not None and row.kind in self.bundle.kinds:
+            if bundled:
                 ops = self._bundle(session, row, now, ops)
                 session.flush()   # the row's list of bundled rows is kept before it leaves the session
             session.expunge(row)
@@ -841,7 +855,9 @@ class _Statements:
         def p(name: str, column: Any = None) -> Any:
             return bindparam(f"p_{name}", type_=column.type if column is not None else None)
 
+        self.row = select(ob).where(ob.c.id == p("row_id"))
         mine = update(ob).where(ob.c.id == p("row_id"), ob.c.claimed_by == p("me"), ob.c.status == "sending")
+        self.stale = mine.values(status="skipped_stale")
         ended: dict[str, Any] = {"status": p("status"), "last_error": p("error")}
         self.sent = mine.values(**ended, sent_at=p("now", ob.c.sent_at), message_id=p("message_id"),
                                 late=p("late", ob.c.late))
