@@ -19,14 +19,18 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
+from sqlalchemy import Insert, Table
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import repository
 from bot.clock import Clock
 from bot.envelope import Event, MessageEvent
+from bot.models import Person
 from bot.routing import split_command
 
 log = logging.getLogger(__name__)
@@ -103,13 +107,13 @@ class NameBook:
     def _write(self, batch: dict[tuple[str, str], str]) -> bool:
         if not batch:
             return True
-        by_tenant: dict[str, list[tuple[str, str]]] = {}
-        for (tenant_key, open_id), name in batch.items():
-            by_tenant.setdefault(tenant_key, []).append((open_id, name))
+        now = self.clock.now()
+        rows = [{"tenant_key": tenant_key, "open_id": open_id, "name": name[:100], "updated_at": now}
+                for (tenant_key, open_id), name in batch.items() if open_id and name]
         try:
             with self.factory() as session, session.begin():
-                for tenant_key, people in by_tenant.items():
-                    repository.remember_people(session, tenant_key=tenant_key, people=people, now=self.clock.now())
+                conn = session.connection()
+                conn.execute(_upsert_names(conn.dialect.name), rows)
         except SQLAlchemyError as exc:
             log.warning("could not store %d display name(s) (%s); retried with the next mention",
                         len(batch), type(exc).__name__)
@@ -128,3 +132,17 @@ class NameBook:
         while len(self._written) > self.CACHE:
             self._written.popitem(last=False)
         return len(batch)
+
+
+@lru_cache(maxsize=2)
+def _upsert_names(dialect: str) -> Insert:
+    """The batch as ONE statement: new names inserted, changed ones updated, unchanged ones left
+    alone (as `repository.remember_people` does, without its look-up, a savepoint per new person
+    and an ORM flush: mentions of people whose display names the bot has not seen yet are most
+    of what chatter writes). Built once per dialect."""
+    table = cast(Table, Person.__table__)
+    insert = postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=["tenant_key", "open_id"],
+        set_={"name": insert.excluded.name, "updated_at": insert.excluded.updated_at},
+        where=table.c.name != insert.excluded.name)
