@@ -169,6 +169,7 @@ class FeishuClient:
         self._api_pacer = Pacer() if pacer is not None else None
         self._token: str | None = None
         self._token_expires_at = 0.0
+        self._urls: dict[tuple[str, tuple], httpx.URL] = {}
         self._token_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -469,15 +470,32 @@ class FeishuClient:
 
     async def _send(self, method: str, path: str, *, params: dict | None, json_body: dict | None,
                     headers: dict | None = None) -> httpx.Response:
+        # The body encoded once here (httpx's own JSON encoding gives the same bytes, with more
+        # steps) and the URL parsed once per path and query (see `_url`): each costs more than the
+        # rest of building the request.
+        content = _dumps(json_body).encode() if json_body is not None else None
         try:
             # httpx's timeout is per phase (connect/read/...); the outer one bounds the whole attempt.
             async with asyncio.timeout(self._timeout):
-                return await self._http.request(method, path, params=params, json=json_body,
+                return await self._http.request(method, self._url(path, params), content=content,
                                                 headers=headers)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise Transient(-1, f"timeout ({type(exc).__name__})", None, None, path) from None
         except httpx.TransportError as exc:
             raise Transient(-1, f"network error ({type(exc).__name__})", None, None, path) from None
+
+    URLS_KEPT = 512   # parsed URLs kept; paths with a message id in them come and go
+
+    def _url(self, path: str, params: dict | None) -> httpx.URL:
+        """The absolute URL of a call, parsed once: httpx parses (and validates character by
+        character) the path, merges it with the base URL and encodes the query on every request."""
+        key = (path, tuple(params.items()) if params else ())
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= self.URLS_KEPT:
+                self._urls.clear()
+            url = self._urls[key] = self._http.build_request("GET", path, params=params).url
+        return url
 
     # -------------------------------------------------------------------------------- token
     async def _tenant_token(self) -> str:
