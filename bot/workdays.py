@@ -16,7 +16,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.models import CalendarOverride
@@ -102,7 +102,11 @@ class WorkCalendar:
         return datetime.combine(d, WORK_END, tz)
 
 
+# built once: every lag check (most clicks and commands of step 5) reads the tenant's overrides
+_OVERRIDES = select(CalendarOverride.day, CalendarOverride.is_workday).where(
+    CalendarOverride.tenant_key == bindparam("tenant_key"))
+
+
 def calendar_for(session: Session, tenant_key: str) -> WorkCalendar:
-    rows = session.execute(select(CalendarOverride.day, CalendarOverride.is_workday)
-                           .where(CalendarOverride.tenant_key == tenant_key)).all()
+    rows = session.execute(_OVERRIDES, {"tenant_key": tenant_key}).all()
     return WorkCalendar({day: bool(flag) for day, flag in rows})
