@@ -31,6 +31,14 @@ def _china(year: int) -> holidays.HolidayBase:
     return holidays.China(years=year)
 
 
+def load_public_calendar(today: date) -> None:
+    """Load the public calendar of the years around `today` now. The first look at it imports
+    the `holidays` package's countries (about 0.2 s of CPU): done at a person's first click after a
+    start, it made every click arriving meanwhile wait behind it."""
+    for year in (today.year - 1, today.year, today.year + 1):
+        _china(year)
+
+
 def public_is_workday(day: date) -> bool:
     """China's public calendar: Mon–Fri minus holidays, plus 调休 weekend working days."""
     return bool(_china(day.year).is_working_day(day))
