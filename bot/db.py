@@ -79,10 +79,7 @@ def _make_engine(url: str) -> Engine:
         serialise_writers(engine)
         set_wal(engine)
         return engine
-    # as for SQLite: a connection kept for every thread that may use one at once (callbacks, the
-    # work after answers, asyncio's default executor that the outbox renders and finishes in); a
-    # connection beyond the pool is a new server process opened and closed for one transaction
-    return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=16)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
