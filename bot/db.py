@@ -2,6 +2,7 @@
 busy timeout), PostgreSQL supported; both run the same Alembic migrations."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -88,14 +89,74 @@ WRITE_WAIT_SECONDS = 30.0  # as busy_timeout: then "database is locked", handled
 _urgency = threading.local()
 
 
+class _Running:
+    """How many urgent calls are running, and a way to wait until none is."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._n = 0
+
+    def enter(self) -> None:
+        with self._cond:
+            self._n += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._n -= 1
+            if not self._n:
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._n, timeout)
+
+
+_URGENT_RUNNING = _Running()
+
+
 def urgent(fn: Callable[..., T], *args: Any) -> T:
     """Run `fn` in this thread as a writer someone waits for: it takes the SQLite writers' lock
-    before any writer that nobody waits for (the work left over from commands, the outbox)."""
+    before any writer that nobody waits for (the work left over from commands, the outbox), and
+    courteous sessions (`make_sessionmaker(courteous=True)`) wait before they start meanwhile."""
     _urgency.on = True
+    _URGENT_RUNNING.enter()
     try:
         return fn(*args)
     finally:
+        _URGENT_RUNNING.leave()
         _urgency.on = False
+
+
+# How long background work waits for the clicks being answered before it starts anyway. One
+# interpreter runs one thread at a time: the outbox's renders (a card drawn, ~5–20 ms of CPU each)
+# took turns with the clicks for it and made their answers wait; the redraws they deliver can be
+# a few milliseconds later. Bounded, so a stream of clicks never stops delivery.
+STEP_ASIDE_SECONDS = 0.05
+
+
+def step_aside(timeout: float = STEP_ASIDE_SECONDS) -> None:
+    """Wait (at most `timeout`) until no urgent call runs; at once in an urgent call itself and
+    on a thread running an event loop (which must never block)."""
+    if getattr(_urgency, "on", False) or _on_event_loop():
+        return
+    _URGENT_RUNNING.wait_idle(timeout)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class CourteousSession(Session):
+    """A session of background work: it starts only once the clicks being answered are done
+    (`step_aside`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        step_aside()
+        super().__init__(*args, **kwargs)
 
 
 class WriterLock:
@@ -171,8 +232,10 @@ def set_wal(engine: Engine) -> bool:
         return False
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, courteous: bool = False) -> sessionmaker[Session]:
+    """Sessions that keep their objects' values after commit; `courteous`: of background work
+    that steps aside for the clicks being answered (`CourteousSession`)."""
+    return sessionmaker(engine, expire_on_commit=False, class_=CourteousSession if courteous else Session)
 
 
 @contextmanager

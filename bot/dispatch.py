@@ -13,6 +13,7 @@ clear answer and changes nothing; an unexpected error is logged with a reference
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid as uuidlib
 from datetime import datetime, timedelta
@@ -136,7 +137,7 @@ class Dispatcher:
         with self.factory() as session, session.begin():
             # Core insert on the connection: the ORM bulk path costs ~15 µs more per row.
             conn = session.connection()
-            stmt = _insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id)
+            stmt = _insert_ignoring_duplicates(conn.dialect.name, True)
             return set(conn.execute(stmt, rows).scalars())
 
     def _insert_one_by_one(self, rows: list[dict[str, Any]]) -> tuple[set[str], set[int]]:
@@ -269,8 +270,8 @@ class Dispatcher:
                 first = _claim(session, event_id, now)
             else:
                 conn = session.connection()
-                first = bool(conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(
-                    InboxEvent.event_id), [dict(row, status="done", processed_at=now, attempts=1)]).scalars().all())
+                first = bool(conn.execute(_insert_ignoring_duplicates(conn.dialect.name, True),
+                                          [dict(row, status="done", processed_at=now, attempts=1)]).scalars().all())
             if not first:
                 return None   # handled meanwhile by someone else
             if isinstance(event, CardAction):
@@ -326,7 +327,7 @@ class Dispatcher:
             with self.factory() as session, session.begin():
                 conn = session.connection()
                 done = dict(row, status="done", processed_at=now, attempts=1)
-                first = conn.execute(_insert_ignoring_duplicates(conn.dialect.name).returning(InboxEvent.event_id),
+                first = conn.execute(_insert_ignoring_duplicates(conn.dialect.name, True),
                                      [done]).scalars().all()
                 stored[0] = True
                 if not first:
@@ -460,12 +461,14 @@ def _claim(session: Session, event_id: str, now: datetime) -> bool:
         .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1))))
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING for the inbox, in the connection's dialect."""
+@functools.cache
+def _insert_ignoring_duplicates(dialect: str, returning: bool = False) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING for the inbox, in the connection's dialect (RETURNING the
+    event ids inserted). Built once: statements are immutable, and one built anew per event costs
+    its construction and its cache key every time."""
     table = cast(Table, InboxEvent.__table__)  # declarative types __table__ as any FromClause
-    if dialect == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing()
-    return sqlite_insert(table).on_conflict_do_nothing()
+    stmt = (postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)).on_conflict_do_nothing()
+    return stmt.returning(InboxEvent.event_id) if returning else stmt
 
 
 def _actor(event: Event) -> str:

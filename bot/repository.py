@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import bindparam, delete, event, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,27 +52,56 @@ def get_case(session: Session, *, tenant_key: str, chat_id: str, case_id: int) -
     if not 0 < case_id <= 2 ** 31 - 1:
         return None
     case = session.get(Case, case_id)
-    return case if case is not None and (case.tenant_key, case.chat_id) == (tenant_key, chat_id) else None
+    if case is None or (case.tenant_key, case.chat_id) != (tenant_key, chat_id):
+        return None
+    # the identity map holds objects weakly: without a reference the case read by the stale-click
+    # check is gone by the time its handler asks again, and is read a second time
+    session.info.setdefault("held_cases", {})[case_id] = case
+    return case
 
 
 # ---------------------------------------------------------------- reads kept for one transaction
 # A request reads the same departments, table version and signatures several times (the guard, the
 # card it answers with, the live case card). Inside its transaction they are kept, and forgotten as
-# soon as the session flushes a change to that kind of row.
+# soon as the session flushes a change to that kind of row that could change what the read holds:
+# the rows read are the session's own objects, so a change to one of their values is already in
+# them; only an added or deleted row, or a change to a column that decides which rows a read
+# selects or their order (`_SHAPE`), makes a kept read wrong.
+_SHAPE: dict[type, frozenset[str]] = {Task: frozenset({"case_id", "tenant_key", "chat_id", "dropped", "seq"})}
+
+
+def _reshapes(obj: object) -> bool:
+    """Whether a flushed change to `obj` may change which rows a kept read of its kind holds."""
+    shape = _SHAPE.get(type(obj))
+    if shape is None:
+        return True
+    attrs = inspect(obj).attrs
+    return any(attrs[name].history.has_changes() for name in shape)
+
+
 def _kept(session: Session, model: type, key: tuple, read: Callable[[], Any]) -> Any:
+    kept = session.info.setdefault("kept_reads", {})
+    if (model, key) in kept and not _pending_change_to(session, model):
+        return kept[(model, key)]   # no flush: nothing pending can change this read
     if session.new or session.dirty or session.deleted:
         session.flush()  # what a query would autoflush; it also forgets the reads it changes
-    kept = session.info.setdefault("kept_reads", {})
     if (model, key) not in kept:
         kept[(model, key)] = read()
     return kept[(model, key)]
+
+
+def _pending_change_to(session: Session, model: type) -> bool:
+    """Whether a change not flushed yet would make a kept read of `model` rows wrong."""
+    return any(type(o) is model for o in (*session.new, *session.deleted)) or any(
+        type(o) is model and _reshapes(o) for o in session.dirty)
 
 
 @event.listens_for(Session, "after_flush")
 def _forget_changed_reads(session: Session, _flush_context: Any) -> None:
     kept = session.info.get("kept_reads")
     if kept:
-        changed = {type(o) for o in (*session.new, *session.dirty, *session.deleted)}
+        changed = {type(o) for o in (*session.new, *session.deleted)}
+        changed.update(type(o) for o in session.dirty if type(o) not in changed and _reshapes(o))
         for model, key in [k for k in kept if k[0] in changed]:
             del kept[(model, key)]
 
@@ -80,7 +109,8 @@ def _forget_changed_reads(session: Session, _flush_context: Any) -> None:
 @event.listens_for(Session, "after_rollback")
 @event.listens_for(Session, "after_commit")
 def _forget_all_reads(session: Session) -> None:
-    session.info.pop("kept_reads", None)
+    for name in ("kept_reads", "held_cases", "update_counts"):
+        session.info.pop(name, None)
 
 
 def posted_card(session: Session, *, tenant_key: str, message_id: str) -> PostedCard | None:
@@ -88,8 +118,13 @@ def posted_card(session: Session, *, tenant_key: str, message_id: str) -> Posted
     the dispatcher asks which group it acts in, the answer whether it was a private form."""
     if not message_id:
         return None
-    return _kept(session, PostedCard, (tenant_key, message_id), lambda: session.scalar(select(PostedCard).where(
-        PostedCard.message_id == message_id, PostedCard.tenant_key == tenant_key)))
+    return _kept(session, PostedCard, (tenant_key, message_id), lambda: session.scalar(
+        _POSTED_CARD, {"message_id": message_id, "tenant_key": tenant_key}))
+
+
+# built once: every click with a message id asks
+_POSTED_CARD = select(PostedCard).where(PostedCard.message_id == bindparam("message_id"),
+                                        PostedCard.tenant_key == bindparam("tenant_key"))
 
 
 def active_case(session: Session, *, tenant_key: str, chat_id: str) -> Case | None:
@@ -293,13 +328,22 @@ def name_of(session: Session, *, tenant_key: str, open_id: str, default: str = "
 
 
 # ---------------------------------------------------------------- steps 4–6
+def _tasks_query(include_dropped: bool) -> Any:
+    q = select(Task).where(Task.case_id == bindparam("case_id"), Task.tenant_key == bindparam("tenant_key"),
+                           Task.chat_id == bindparam("chat_id"))
+    if not include_dropped:
+        q = q.where(Task.dropped.is_(False))
+    return q.order_by(Task.seq, Task.id)
+
+
+# built once: most clicks and commands of steps 4–6 read a case's tasks
+_TASKS = {flag: _tasks_query(flag) for flag in (False, True)}
+
+
 def tasks_of(session: Session, case: Case, *, include_dropped: bool = False) -> list[Task]:
     def read() -> list[Task]:
-        q = select(Task).where(Task.case_id == case.id, Task.tenant_key == case.tenant_key,
-                               Task.chat_id == case.chat_id)
-        if not include_dropped:
-            q = q.where(Task.dropped.is_(False))
-        return list(session.scalars(q.order_by(Task.seq, Task.id)))
+        return list(session.scalars(_TASKS[include_dropped], {
+            "case_id": case.id, "tenant_key": case.tenant_key, "chat_id": case.chat_id}))
     return list(_kept(session, Task, (case.id, include_dropped), read))
 
 
@@ -375,4 +419,27 @@ def requirements_of(session: Session, case: Case) -> list[Requirement]:
 
 def updates_of(session: Session, task_id: int) -> int:
     """How many progress updates a task has had: the version an update form carries."""
-    return session.scalar(select(func.count()).select_from(TaskUpdate).where(TaskUpdate.task_id == task_id)) or 0
+    return update_counts(session, [task_id])[task_id]
+
+
+_UPDATE_COUNTS = select(TaskUpdate.task_id, func.count()).where(
+    TaskUpdate.task_id.in_(bindparam("ids", expanding=True))).group_by(TaskUpdate.task_id)
+
+
+def update_counts(session: Session, task_ids: list[int]) -> dict[int, int]:
+    """`updates_of` for several tasks in one statement. Counted once per transaction: a click
+    checks the version its form carried, then draws the next form with the new one; the update
+    it adds in between is counted by `note_update`."""
+    counts: dict[int, int] = session.info.setdefault("update_counts", {})
+    unknown = [i for i in dict.fromkeys(task_ids) if i not in counts]
+    if unknown:
+        counts.update(dict.fromkeys(unknown, 0))
+        counts.update({task_id: n for task_id, n in session.execute(_UPDATE_COUNTS, {"ids": unknown})})
+    return {i: counts[i] for i in task_ids}
+
+
+def note_update(session: Session, task_id: int) -> None:
+    """A TaskUpdate of `task_id` was added in this transaction: a count kept for it moves on."""
+    counts = session.info.get("update_counts")
+    if counts and task_id in counts:
+        counts[task_id] += 1

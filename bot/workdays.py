@@ -16,7 +16,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.models import CalendarOverride
@@ -29,6 +29,14 @@ _SEARCH_DAYS = 60  # longer than any Chinese holiday block (Spring Festival ≤ 
 @lru_cache(maxsize=64)
 def _china(year: int) -> holidays.HolidayBase:
     return holidays.China(years=year)
+
+
+def load_public_calendar(today: date) -> None:
+    """Load the public calendar of the years around `today` now. The first look at it imports
+    the `holidays` package's countries (about 0.2 s of CPU): done at a person's first click after a
+    start, it made every click arriving meanwhile wait behind it."""
+    for year in (today.year - 1, today.year, today.year + 1):
+        _china(year)
 
 
 def public_is_workday(day: date) -> bool:
@@ -102,7 +110,11 @@ class WorkCalendar:
         return datetime.combine(d, WORK_END, tz)
 
 
+# built once: every lag check (most clicks and commands of step 5) reads the tenant's overrides
+_OVERRIDES = select(CalendarOverride.day, CalendarOverride.is_workday).where(
+    CalendarOverride.tenant_key == bindparam("tenant_key"))
+
+
 def calendar_for(session: Session, tenant_key: str) -> WorkCalendar:
-    rows = session.execute(select(CalendarOverride.day, CalendarOverride.is_workday)
-                           .where(CalendarOverride.tenant_key == tenant_key)).all()
+    rows = session.execute(_OVERRIDES, {"tenant_key": tenant_key}).all()
     return WorkCalendar({day: bool(flag) for day, flag in rows})

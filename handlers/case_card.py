@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot import outbox, repository, texts
@@ -79,6 +79,16 @@ SYNC_KIND = "card_sync"
 PATCH_WINDOW = timedelta(days=14)   # Feishu updates a card only within 14 days of sending
 
 
+# Built once (every click that changes something runs it; building it anew cost more than running it).
+_JOIN_WAITING_SYNC = update(Outbox).where(
+    Outbox.id.in_(select(Outbox.id).where(
+        Outbox.tenant_key == bindparam("w_tenant_key"), Outbox.chat_id == bindparam("w_chat_id"),
+        Outbox.kind == SYNC_KIND, Outbox.case_id == bindparam("w_case_id"), Outbox.status == "pending",
+        Outbox.due_at <= bindparam("w_now", type_=Outbox.due_at.type)
+    ).limit(1).with_for_update(skip_locked=True).scalar_subquery()), Outbox.status == "pending"
+).values(due_at=Outbox.due_at).execution_options(synchronize_session=False)
+
+
 def request_sync(ctx: Ctx, case: Case | int) -> None:
     """After this event commits, patch every card of the case whose state moved. The sync draws
     the cards when it is delivered and patches only those that changed, so a burst of clicks
@@ -95,13 +105,8 @@ def request_sync(ctx: Ctx, case: Case | int) -> None:
     # writer — so it cannot be drawn before this event's changes are visible. A row already
     # claimed, or held by another event still running (skipped, never waited for), is not
     # matched, and this event gets its own.
-    waiting = select(Outbox.id).where(
-        Outbox.tenant_key == ctx.tenant_key, Outbox.chat_id == ctx.chat_id, Outbox.kind == SYNC_KIND,
-        Outbox.case_id == case_id, Outbox.status == "pending", Outbox.due_at <= ctx.now
-    ).limit(1).with_for_update(skip_locked=True)
-    joined = rowcount(ctx.session.execute(update(Outbox).where(
-        Outbox.id.in_(waiting.scalar_subquery()), Outbox.status == "pending")
-        .values(due_at=Outbox.due_at).execution_options(synchronize_session=False)))
+    joined = rowcount(ctx.session.execute(_JOIN_WAITING_SYNC, {
+        "w_tenant_key": ctx.tenant_key, "w_chat_id": ctx.chat_id, "w_case_id": case_id, "w_now": ctx.now}))
     if joined:
         return
     # the fire_key holds the event id, which the inbox claims once, so it cannot collide. Claimed

@@ -31,7 +31,16 @@ from bot.envelope import CardAction, MessageEvent
 from bot.ids import is_open_id, number
 from bot.lagging import is_lagging, lag_reason_required
 from bot.models import Case, ChangeRequest, PlanVersion, Risk, StepLog, Task, TaskUpdate
-from bot.repository import department_of, get_task, risks_of, tasks_of, team_open_ids, updates_of
+from bot.repository import (
+    department_of,
+    get_task,
+    note_update,
+    risks_of,
+    tasks_of,
+    team_open_ids,
+    update_counts,
+    updates_of,
+)
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Check, CloseExecution, Step
 from cards import kit
@@ -91,12 +100,13 @@ def update_card_for(session: Session, case: Case, actor: str, now: datetime, tz:
     if not tasks:
         return None
     typed = typed or {}
+    versions = update_counts(session, [t.id for t in tasks])
     items = []
     for t in tasks:
         mine = typed.get(t.id, {})
         items.append(UpdateItem(
             row=task_row(t, now, tz),
-            submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id, version=updates_of(session, t.id)),
+            submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id, version=versions[t.id]),
             status=mine.get("status", t.status), progress=mine.get("progress", str(t.progress)),
             lag_reason=mine.get("lag_reason", t.lag_reason), adjustment=mine.get("adjustment", t.adjustment)))
     return update_card(UpdateView(title=case.title, who=actor, items=tuple(items)))
@@ -170,8 +180,10 @@ def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskSta
 def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
     case = load_case(ctx, value.case_id)
     require_step(case, Step.EXECUTION)
-    task = get_task(ctx.session, case, value.row_id)
-    if task is None or task.dropped:
+    # the case's tasks are read anyway (the guard, the lag check, the next form): the one clicked
+    # is among them unless it was dropped
+    task = next((t for t in tasks_of(ctx.session, case) if t.id == value.row_id), None)
+    if task is None:
         raise UserError(texts.TASK_NOT_FOUND)
     if ctx.actor not in (task.owner_open_id, case.lead_open_id):
         raise UserError(_not_task_owner(ctx, case, task))
@@ -221,6 +233,7 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, 
                                actor_open_id=ctx.actor, status=status, progress=progress,
                                lag_reason=typed["lag_reason"], adjustment=typed["adjustment"],
                                standup_day=ctx.now.astimezone(ctx.tz).date(), at=ctx.now))
+    note_update(ctx.session, task.id)
     label = texts.TASK_STATUS_LABELS[status]
     audit(ctx, case, "task.update", f"#{task.seq} {label} {progress}% {typed['lag_reason']}".strip())
     feishu_tasks.touch(ctx, case)

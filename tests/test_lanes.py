@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from bot.app import Lanes
 
 
@@ -46,3 +48,61 @@ def test_work_after_an_answer_runs_at_once_without_callbacks():
             lanes.shutdown()
 
     assert asyncio.run(scenario()) == 7
+
+
+def test_threads_take_turns_more_often_while_a_callback_runs():
+    import sys
+
+    from bot.app import CLICK_SWITCH_INTERVAL
+
+    seen: list[float] = []
+    before = sys.getswitchinterval()
+
+    async def scenario() -> None:
+        lanes = Lanes()
+        try:
+            await lanes.callback(lambda: seen.append(sys.getswitchinterval()))
+        finally:
+            lanes.shutdown()
+
+    asyncio.run(scenario())
+    assert len(seen) == 1 and seen[0] == pytest.approx(min(before, CLICK_SWITCH_INTERVAL)) and seen[0] < before
+    assert sys.getswitchinterval() == before   # given back once no click is handled
+
+
+def test_the_outboxs_sessions_wait_while_a_click_is_handled_but_not_forever():
+    """Background work (the outbox's renders and results) starts its transaction after the click
+    being answered; a click never waits for it, and a stream of clicks never stops it for long."""
+    import time
+
+    from bot import db
+
+    engine = db.make_engine("sqlite://")
+    courteous = db.make_sessionmaker(engine, courteous=True)
+    started = threading.Event()
+    release = threading.Event()
+    opened: list[str] = []
+
+    def click() -> None:
+        started.set()
+        with courteous():          # inside an urgent call: no waiting for itself
+            opened.append("click's own")
+        release.wait(5)
+
+    clicking = threading.Thread(target=db.urgent, args=(click,))
+    clicking.start()
+    started.wait(5)
+    t0 = time.monotonic()
+    with courteous():
+        opened.append("background")
+    waited = time.monotonic() - t0
+    release.set()
+    clicking.join(5)
+    assert opened == ["click's own", "background"]
+    assert db.STEP_ASIDE_SECONDS * 0.9 <= waited < db.STEP_ASIDE_SECONDS + 1   # waited, bounded
+
+    t0 = time.monotonic()
+    with courteous():               # no click: at once
+        pass
+    assert time.monotonic() - t0 < db.STEP_ASIDE_SECONDS
+    engine.dispose()

@@ -69,3 +69,19 @@ def test_calendar_for_reads_tenant_rows(world):
         cal = calendar_for(s, "t1")
     assert not cal.is_workday(date(2026, 12, 9))
     assert cal.is_workday(date(2026, 12, 10))  # another tenant's override does not leak
+
+
+def test_serving_starts_with_the_public_calendar_loaded(monkeypatch):
+    """The first look at the calendar imports the `holidays` countries (about 0.2 s): `collab-bot
+    serve` does it before serving, not a person's first click after a start."""
+    import sys
+
+    from bot import app, workdays
+
+    monkeypatch.setattr(app, "settle_memory", lambda: None)        # no gc.freeze in the test process
+    monkeypatch.setattr(sys, "setswitchinterval", lambda _interval: None)
+    workdays._china.cache_clear()
+    app.prepare_to_serve()
+    loaded = workdays._china.cache_info().currsize
+    public_is_workday(datetime.now().date())   # what a lag check asks
+    assert loaded == 3 and workdays._china.cache_info().misses == 3
