@@ -16,7 +16,8 @@ request was written when the client reports it (`sent`), else its grant time, an
 `limit` (Feishu's 50) of them in any `1 + spread` seconds: arrivals at most `spread` apart in
 their delays never put 51 into one of Feishu's seconds. By default `spread` is what the margin
 between the rate and the limit buys (50/48 − 1 ≈ 42 ms), so it costs nothing at the even rate;
-what it forbids is bunching.
+what it forbids is bunching. A 429 from that window shows arrivals spread more (a receiver
+that stalls): the spread is widened for a while (`throttled`).
 
 When the event loop is busy, sleepers wake late. A late grant does not push the schedule back:
 the next slot is an interval after the *planned* time of this one, so up to `CATCH_UP` seconds
@@ -119,6 +120,13 @@ class Pacer:
     # Lateness the schedule may win back: enough for a loaded machine's late wake-ups (tens of
     # ms, at times 0.25 s), short of a stall after which a catch-up would be a burst.
     CATCH_UP = 0.25
+    # After a 429 from the per-second window (arrivals bunched more than `spread` allows: on a
+    # loaded machine the receiving process stalls 50-150 ms), the spread is widened, a 1,000-
+    # group fan-out's pace drops from 48/s to ~46/s, and it comes back over a minute: without,
+    # such stalls cost 5-14 rate-limit answers and a second's pause each.
+    WIDEN = 0.05
+    MAX_SPREAD = 0.2
+    REGAIN = 60.0
 
     def __init__(
         self,
@@ -172,6 +180,8 @@ class Pacer:
         # accounting. Sorted, because a request may be written after a later-granted one.
         self._sent: list[float] = []
         self._unwritten: set[float] = set()   # granted to a caller that reports, not written yet
+        self._widened, self._widened_at = 0.0, 0.0   # see throttled()
+        self._throttled_until = float("-inf")
         self._chats: dict[str, _ChatState] = {}
 
     async def acquire(self, chat_id: str | None = None, *, reports: bool = False) -> float:
@@ -213,13 +223,27 @@ class Pacer:
     def throttled(self, slot: float | None, seconds: float) -> None:
         """Feishu's gateway answered the request granted `slot` with 429 (99991400): it was not
         served, so it does not use the minute's budget; every send waits `seconds` (the reset
-        Feishu gave: a second for its per-second window, longer only when it says so)."""
+        Feishu gave: a second for its per-second window, longer only when it says so). And
+        arrivals evidently spread more than `spread`: it is widened by WIDEN (once per pause:
+        the requests already on their way when the first 429 came meet the same full window),
+        which slows the pace to 50 per 1 + spread s, and regained over REGAIN seconds."""
         if slot is not None:
             try:
                 self._log.remove(slot)
             except ValueError:
                 pass  # already out of the minute log
+        now = self._monotonic()
+        if now >= self._throttled_until:
+            self._widened, self._widened_at = min(max(0.0, self.MAX_SPREAD - self.spread),
+                                                  self._widening(now) + self.WIDEN), now
+            self._throttled_until = now + max(0.0, seconds)
         self.pause(seconds)
+
+    def _widening(self, now: float) -> float:
+        """What a 429 added to `spread`, as it fades."""
+        if self._widened <= 0.0:
+            return 0.0
+        return self._widened * max(0.0, 1.0 - (now - self._widened_at) / self.REGAIN)
 
     def pause(self, seconds: float, chat_id: str | None = None) -> None:
         """Push the next slot back after Feishu throttled us (429 -> app-wide, 230020 -> chat)."""
@@ -282,7 +306,7 @@ class Pacer:
                     continue
                 seen += 1
                 if seen == room:
-                    due = max(due, at + 1.0 + self.spread)
+                    due = max(due, at + 1.0 + self.spread + self._widening(now))
                     break
         if len(self._log) == self.cap:
             # strictly after the window edge: whether Feishu's window is open or closed is unknown

@@ -314,7 +314,7 @@ async def test_f2_429_reset_header_honoured(fake, make, vt):
 async def test_f2_one_429_costs_the_other_sends_a_second_not_a_minute(fake, make, vt):
     """1,000 paced sends — the minute's whole budget — and one 429 from the per-second window
     on the way: the refused attempt does not count against the pacer's minute and every send
-    waits the reset Feishu gave (1 s), so the last goes out ~21.8 s after the first. Counting
+    waits the reset Feishu gave (1 s), so the last goes out ~22 s after the first. Counting
     it made the last send wait for the minute window (61 s)."""
     chats = [f"oc_m{i:04d}" for i in range(1000)]
     for c in chats:
@@ -336,7 +336,7 @@ async def test_f2_one_429_costs_the_other_sends_a_second_not_a_minute(fake, make
     assert [code for _t, code in attempts].count(429) == 1 and len(attempts) == 1001
     assert sum(len(fake.messages(c)) for c in chats) == 1000
     assert {c.code for c in sends(fake)} == {0}   # the fake's own limits never tripped
-    assert attempts[-1][0] - attempts[0][0] < 999 / 48 + 1.0 + 0.5 + 0.1
+    assert attempts[-1][0] - attempts[0][0] < 999 / 48 + 1.0 + 0.5 + 0.5   # reset, jitter, a wider spread
     assert 1.0 <= attempts[501][0] - attempts[500][0] <= 1.5 + 1e-6
 
 
