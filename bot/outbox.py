@@ -331,7 +331,9 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
     return sorted(claims, key=lambda c: (c.priority, c.due_at, c.id))
 
 
-STALE_BATCH = 1000   # stale rows settled per claim (the rest in the next one)
+# stale rows settled per claim (the rest in the next ones; they are never picked meanwhile): a
+# statement of a few ms, so a backlog of 30,000 never holds the write lock long at once
+STALE_BATCH = 200
 
 
 def _skip_stale(session: Session, row: Any, now: datetime, postgres: bool) -> int:

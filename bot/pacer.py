@@ -14,17 +14,18 @@ to write it (a busy event loop or GIL: measured up to 0.25 s on a loaded machine
 network and the gateway add their own spread. So the per-second accounting uses the time each
 request was written when the client reports it (`sent`), else its grant time, and keeps at most
 `limit` (Feishu's 50) of them in any `1 + spread` seconds: arrivals at most `spread` apart in
-their delays never put 51 into one of Feishu's seconds. By default `spread` is what the margin
-between the rate and the limit buys (50/48 − 1 ≈ 42 ms), so it costs nothing at the even rate;
-what it forbids is bunching. A 429 from that window shows arrivals spread more (a receiver
+their delays never put 51 into one of Feishu's seconds. By default `spread` is most of what the
+margin between the rate and the limit buys (¾ of 50/48 − 1: 31 ms), so it costs nothing at the
+even rate; what it forbids is bunching. A 429 from that window shows arrivals spread more (a receiver
 that stalls): the spread is widened for a while (`throttled`).
 
 When the event loop is busy, sleepers wake late. A late grant does not push the schedule back:
 the next slot is an interval after the *planned* time of this one, so up to `CATCH_UP` seconds
 of lateness are won back (spacing every grant from the actual previous one made a 1,000-group
 fan-out take 1.10–1.12× its minimum, keeping to within half a slot still 1.07× on a loaded
-machine) — but never two grants closer than half a slot, never more than `rate` grants in any
-second, and never more than `limit` in `1 + spread`, so catching up cannot release a burst.
+machine) — but never two grants closer than half a slot, never more than `rate` + 1 grants in
+any second (+ 1: so that a late grant's echo, the grant a second later, fades), and never more
+than `limit` in `1 + spread`, so catching up cannot release a burst.
 Time is injectable so tests run a 1,000-send schedule in milliseconds.
 
 When sends queue for slots, they are granted by priority, then in arrival order: a reply to a
@@ -293,7 +294,7 @@ class Pacer:
         due = max(scheduled, self._not_before)
         second, log = self._per_second, self._log
         if len(log) >= second:
-            due = max(due, log[-second] + 1.0)  # never more than `rate` grants in any second
+            due = max(due, log[-second] + 1.0)  # never more than `rate` + 1 grants in any second
         # nor `limit` as they arrive: requests granted but not written yet may arrive any moment,
         # so they count in every window; the others by when they were written
         room = self.limit - len(unwritten)
