@@ -10,6 +10,8 @@ most one message per uuid per hour, so a retry after a lost response never doubl
 
 Retry policy (see docs/design reliability §3):
   * 429 / 99991400 / 99991402 / 230020 -> wait `x-ogw-ratelimit-reset` s (default 1) + 0–0.5 s jitter;
+    a gateway throttle pauses every paced send for the reset (not the jitter) and the refused
+    attempt is not counted against the pacer's minute (see bot.pacer);
   * 5xx, timeouts, network errors, non-JSON bodies -> exponential backoff with full jitter;
   * token-invalid codes -> drop the cached token, refetch, retry once;
   * anything else (e.g. 230002 bot not in chat) -> `Permanent`, no retry.
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 TOKEN_INVALID_CODES = frozenset({99991663, 99991664, 99991665, 99991666, 99991668})
-RATE_LIMIT_CODES = frozenset({99991400, 99991402, 230020})
+CHAT_RATE_LIMITED = 230020   # per chat (or user): the request reached the IM service and was counted
+RATE_LIMIT_CODES = frozenset({99991400, 99991402, CHAT_RATE_LIMITED})
 MISSING_SCOPE_CODE = 99991672   # "Access denied. One of the following scopes is required: [...]"
 RECORD_NOT_FOUND_CODE = 1254043   # approx. (RecordIdNotFound): a record deleted in the base
 TASK_NOT_FOUND_CODE = 1470404   # approx. (no page pins it down): a deleted or unknown task guid
@@ -381,12 +384,14 @@ class FeishuClient:
         limit = max_attempts or self._max_attempts
         attempt = 0
         token_refreshed = False
+        pacer = self._pacer if paced else None
         while True:
             attempt += 1
-            if paced and self._pacer is not None:
-                await self._pacer.acquire(pace_key)  # every attempt counts against the quota
+            slot = None
+            if pacer is not None:
+                slot = await pacer.acquire(pace_key, reports=True)  # every attempt counts against the quota
             try:
-                return await self._attempt(method, path, params, json_body)
+                return await self._attempt(method, path, params, json_body, pacer, slot)
             except TokenInvalid as e:
                 if token_refreshed:
                     raise
@@ -397,14 +402,15 @@ class FeishuClient:
             except RateLimited as e:
                 if attempt >= limit:
                     raise
-                wait = min(self.RESET_MAX, e.retry_after if e.retry_after is not None
-                           else self.RESET_DEFAULT) + self.RATE_JITTER * self._random()
-                if paced and self._pacer is not None:
-                    # app-wide throttle slows every paced send; 230020 only that chat's
-                    if e.code != 230020:
-                        self._pacer.pause(wait)
+                reset = min(self.RESET_MAX, e.retry_after if e.retry_after is not None else self.RESET_DEFAULT)
+                wait = reset + self.RATE_JITTER * self._random()
+                if pacer is not None:
+                    # app-wide throttle slows every paced send for the reset Feishu gave (the
+                    # jitter only spreads this call's retry); 230020 only that chat's
+                    if e.code != CHAT_RATE_LIMITED:
+                        pacer.throttled(slot, reset)
                     elif pace_key is not None:
-                        self._pacer.pause(wait, pace_key)
+                        pacer.pause(wait, pace_key)
                 self._log_retry(method, path, e, attempt, limit, wait)
                 await self._sleep(wait)
             except Transient as e:
@@ -422,10 +428,11 @@ class FeishuClient:
         token_refreshed = False
         while True:
             attempt += 1
+            slot = None
             if self_pacer is not None:
-                await self_pacer.acquire(None)
+                slot = await self_pacer.acquire(None, reports=True)
             try:
-                return await self._attempt(method, path, params, json_body)
+                return await self._attempt(method, path, params, json_body, self_pacer, slot)
             except TokenInvalid:
                 if token_refreshed:
                     raise
@@ -433,10 +440,10 @@ class FeishuClient:
             except RateLimited as e:
                 if attempt >= self._max_attempts:
                     raise
-                wait = min(self.RESET_MAX, e.retry_after if e.retry_after is not None
-                           else self.RESET_DEFAULT) + self.RATE_JITTER * self._random()
+                reset = min(self.RESET_MAX, e.retry_after if e.retry_after is not None else self.RESET_DEFAULT)
+                wait = reset + self.RATE_JITTER * self._random()
                 if self_pacer is not None:
-                    self_pacer.pause(wait)
+                    self_pacer.throttled(slot, reset)
                 self._log_retry(method, path, e, attempt, self._max_attempts, wait)
                 await self._sleep(wait)
             except Transient as e:
@@ -458,10 +465,16 @@ class FeishuClient:
         log.warning("feishu %s %s failed: code=%s msg=%s status=%s log_id=%s; attempt %d/%d, retry in %.2fs",
                     method, path, e.code, e.msg, e.http_status, e.log_id, attempt, limit, wait)
 
-    async def _attempt(self, method: str, path: str, params: dict | None, json_body: dict | None) -> dict:
-        token = await self._tenant_token()
-        response = await self._send(method, path, params=params, json_body=json_body,
-                                    headers={"Authorization": f"Bearer {token}"})
+    async def _attempt(self, method: str, path: str, params: dict | None, json_body: dict | None,
+                       pacer: Pacer | None = None, slot: float | None = None) -> dict:
+        try:
+            token = await self._tenant_token()
+            response = await self._send(method, path, params=params, json_body=json_body,
+                                        headers={"Authorization": f"Bearer {token}"},
+                                        written=_written(pacer, slot))
+        finally:
+            if pacer is not None and slot is not None:
+                pacer.sent(slot)   # a transport without the trace hook, or a failure: settled now
         try:
             return _check(response, path)
         except TokenInvalid:
@@ -469,7 +482,7 @@ class FeishuClient:
             raise
 
     async def _send(self, method: str, path: str, *, params: dict | None, json_body: dict | None,
-                    headers: dict | None = None) -> httpx.Response:
+                    headers: dict | None = None, written: _Trace | None = None) -> httpx.Response:
         # The body encoded once here (httpx's own JSON encoding gives the same bytes, with more
         # steps) and the URL parsed once per path and query (see `_url`): each costs more than the
         # rest of building the request.
@@ -478,7 +491,8 @@ class FeishuClient:
             # httpx's timeout is per phase (connect/read/...); the outer one bounds the whole attempt.
             async with asyncio.timeout(self._timeout):
                 return await self._http.request(method, self._url(path, params), content=content,
-                                                headers=headers)
+                                                headers=headers,
+                                                extensions={"trace": written} if written else None)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise Transient(-1, f"timeout ({type(exc).__name__})", None, None, path) from None
         except httpx.TransportError as exc:
@@ -525,6 +539,24 @@ class FeishuClient:
 
 
 # ---------------------------------------------------------------------------------- helpers
+_Trace = Callable[[str, dict], Awaitable[None]]
+
+
+def _written(pacer: Pacer | None, slot: float | None) -> _Trace | None:
+    """httpcore's trace hook telling the pacer when the paced request was written: from then
+    on it can reach Feishu, and that (not the grant, which a busy event loop may precede by a
+    quarter second) is when its per-second window counts it. Other transports (tests'
+    MockTransport) never call it: the grant time stands."""
+    if pacer is None or slot is None:
+        return None
+    paced, granted = pacer, slot
+
+    async def trace(event: str, _info: dict) -> None:
+        if event.endswith("send_request_body.complete"):
+            paced.sent(granted)
+    return trace
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 

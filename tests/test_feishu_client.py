@@ -311,6 +311,35 @@ async def test_f2_429_reset_header_honoured(fake, make, vt):
     assert first.uuid == second.uuid and len(fake.messages("oc_1")) == 1
 
 
+async def test_f2_one_429_costs_the_other_sends_a_second_not_a_minute(fake, make, vt):
+    """1,000 paced sends — the minute's whole budget — and one 429 from the per-second window
+    on the way: the refused attempt does not count against the pacer's minute and every send
+    waits the reset Feishu gave (1 s), so the last goes out ~22 s after the first. Counting
+    it made the last send wait for the minute window (61 s)."""
+    chats = [f"oc_m{i:04d}" for i in range(1000)]
+    for c in chats:
+        fake.add_chat(c)
+    attempts: list[tuple[float, int]] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        """Feishu's gateway in front of the fake: turns the 500th message away (not counted)."""
+        if request.url.path == MSG_PATH:
+            attempts.append((vt.t, 429 if len(attempts) == 500 else 200))
+            if attempts[-1][1] == 429:
+                return httpx.Response(429, json={"code": 99991400, "msg": "request trigger frequency limit"},
+                                      headers={"x-ogw-ratelimit-limit": "50", "x-ogw-ratelimit-reset": "1"})
+        return fake.handle(request)
+
+    client = make(gateway, pacer=Pacer(monotonic=vt.monotonic, sleep=vt.sleep))
+    for c in chats:
+        await client.send_text(c, "站会", uuid=f"m-{c}")
+    assert [code for _t, code in attempts].count(429) == 1 and len(attempts) == 1001
+    assert sum(len(fake.messages(c)) for c in chats) == 1000
+    assert {c.code for c in sends(fake)} == {0}   # the fake's own limits never tripped
+    assert attempts[-1][0] - attempts[0][0] < 999 / 48 + 1.0 + 0.5 + 0.5   # reset, jitter, a wider spread
+    assert 1.0 <= attempts[501][0] - attempts[500][0] <= 1.5 + 1e-6
+
+
 async def test_f2_chat_frequency_230020_retried(fake, make, vt):
     client = make()   # no pacer: the fake's 5/s per chat trips on the 6th send
     for i in range(7):

@@ -3,6 +3,7 @@ up, not one row per finished send, while a row someone just caused (a kick) is c
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -94,3 +95,27 @@ def test_a_row_another_process_wrote_is_claimed_while_one_chat_trickles(world):
                            due_at=world.clock.now(), payload=outbox.dump_op(SendText("今日站会")))
         wait_until(lambda: world.fake.messages(other), "the other group's row went out", timeout=1.5)
         assert len(world.fake.messages(busy)) < 40   # the backlog was still going
+
+
+def test_rows_already_stale_are_settled_by_the_claim_not_rendered_one_by_one(world, monkeypatch):
+    """Yesterday's standup, nudge and close of 30 groups are due and stale (planned after the
+    bot was down); today's standup is due too. The claim marks the stale ones skipped_stale in
+    one statement (they sorted first and used to be claimed and opened one transaction each
+    before any of today's went out) and claims today's rows only."""
+    chats = [f"oc_stale_{i:02d}" for i in range(30)]
+    now = world.clock.now()
+    with world.state.factory() as s, s.begin():
+        for chat in chats:
+            for kind, hours in [("standup", 24), ("standup_nudge", 23.5), ("standup_close", 23)]:
+                outbox.enqueue(s, tenant_key=TENANT, chat_id=chat, kind=kind, fire_key="yesterday",
+                               due_at=now - timedelta(hours=hours), stale_after=now - timedelta(hours=hours - 0.5))
+            outbox.enqueue(s, tenant_key=TENANT, chat_id=chat, kind="immediate", fire_key="today",
+                           due_at=now, stale_after=now + timedelta(hours=1),
+                           payload=outbox.dump_op(SendText("今日站会")))
+    claims = outbox.claim_due(world.state.factory, me="w", now=now, batch=30)
+    assert len(claims) == 30
+    with world.state.factory() as s:
+        claimed = s.scalars(select(Outbox.fire_key).where(Outbox.id.in_([c.id for c in claims]))).all()
+        statuses = dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
+    assert set(claimed) == {"today"}
+    assert statuses == {"sending": 30, "skipped_stale": 90}

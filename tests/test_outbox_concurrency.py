@@ -203,6 +203,37 @@ def test_a_group_whose_sends_keep_failing_does_not_hold_up_the_others(world, fai
     assert all(len(help_cards(world, chat)) == 1 for chat in QUICK)
 
 
+def test_one_429_in_a_fan_out_holds_the_sends_a_second_not_a_minute(world):
+    """A fan-out that uses the pacer's whole minute (here 20 a minute) meets one 429 from
+    Feishu's per-second window: the sender retries that send after the reset (1 s) and the
+    others wait as long — the refused attempt does not use the minute, so no send waits for
+    the minute window to roll (61 s)."""
+    chats = [f"oc_min_{i:02d}" for i in range(20)]
+    add_chats(world, chats)
+    with world.state.factory() as s, s.begin():
+        for chat in chats:
+            outbox.enqueue(s, tenant_key=TENANT, chat_id=chat, kind="immediate", fire_key="standup",
+                           due_at=world.clock.now(), payload=outbox.dump_op(SendText("今日站会")))
+    gate = Gate(world.fake)
+    refused: list[float] = []
+
+    def throttle_once(chat: str, path: str) -> httpx.Response | None:
+        if refused or chat != chats[10] or not path.endswith("/messages"):
+            return None
+        refused.append(time.monotonic())
+        return httpx.Response(429, json={"code": 99991400, "msg": "request trigger frequency limit"},
+                              headers={"x-ogw-ratelimit-limit": "50", "x-ogw-ratelimit-reset": "1"})
+
+    gate.answer = throttle_once
+    sender = sender_through(world, gate, pacer=Pacer(rate=48.0, per_minute=20))
+    started = time.monotonic()
+    with running(world, sender):
+        wait_until(lambda: len(_sent_to(world)) == len(chats), "every group's standup", timeout=20)
+    took = time.monotonic() - started
+    assert refused and sorted(_sent_to(world)) == sorted(chats)
+    assert 1.0 <= took < 15.0, took
+
+
 def _statuses(world, chat: str) -> set[str]:
     with world.state.factory() as s:
         return set(s.scalars(select(Outbox.status).where(Outbox.chat_id == chat)))

@@ -1,5 +1,8 @@
 """Pacer: even spacing (no bursts), minute cap, per-chat spacing — on a simulated clock."""
 import asyncio
+import heapq
+import itertools
+import random
 from collections.abc import Callable
 
 import pytest
@@ -168,3 +171,134 @@ async def test_default_fits_a_thousand_sends_in_one_minute_window():
     p = pacer(vt)
     grants = [await p.acquire(f"oc_{i}") for i in range(1000)]
     assert grants[-1] - grants[0] == pytest.approx(999 / 48)  # ≈ 20.8 s: 1.04× the 20 s floor
+
+
+class SimClock:
+    """A fake clock under real concurrency: every sleeper waits on a timer, and once all tasks
+    wait, the clock jumps to the earliest timer; `late()` seconds are added to each wake-up (a
+    busy event loop)."""
+
+    def __init__(self, start: float = 1000.0, late: Callable[[], float] = lambda: 0.0) -> None:
+        self.t = start
+        self.late = late
+        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, d: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (self.t + max(0.0, d) + self.late(), next(self._seq), future))
+        await future
+
+    async def run(self, aw):
+        task = asyncio.ensure_future(aw)
+        while not task.done():
+            for _ in range(20):   # every ready task runs on to its next wait
+                await asyncio.sleep(0)
+            if task.done():
+                break
+            assert self._timers, "every task waits and no timer is set"
+            when, _seq, future = heapq.heappop(self._timers)
+            self.t = max(self.t, when)
+            future.set_result(None)
+        return task.result()
+
+
+async def test_jittered_arrivals_never_put_more_than_fifty_into_one_second_at_feishu():
+    """What Feishu counts is arrivals: requests written late by a busy process (up to 150 ms
+    after their grant, in any order) and spread by the network. Accounted by when each was
+    written, with unwritten ones counted as arriving any moment, no 1 s window at the receiver
+    ever holds more than 50 — and the pace stays ~48/s. Counted by grant times instead, this
+    schedule put 51–53 into some second."""
+    rng = random.Random(11)
+    clock = SimClock(late=lambda: rng.choice([0.0] * 9 + [0.004, 0.02, 0.08]))
+    p = Pacer(monotonic=clock.monotonic, sleep=clock.sleep)
+    grants: list[float] = []
+    arrivals: list[float] = []
+
+    async def send(i: int) -> None:
+        slot = await p.acquire(f"oc_{i}", reports=True)
+        grants.append(slot)
+        await clock.sleep(rng.choice([0.0005, 0.001, 0.002, 0.01, 0.06, 0.15]))   # written late
+        p.sent(slot)
+        arrivals.append(clock.t + rng.uniform(0.0, p.spread))   # the network's own spread
+
+    await clock.run(asyncio.gather(*(send(i) for i in range(1000))))
+    assert len(arrivals) == 1000
+    assert max_in_window(arrivals, 1.0) <= 50
+    assert max_in_window(grants, 1.0) <= 49
+    assert min(b - a for a, b in zip(sorted(grants), sorted(grants)[1:])) >= 1 / 96 - 1e-9
+    assert max(grants) - min(grants) < 999 / 48 + 3.0   # the pace holds, under this much lateness
+
+
+async def test_late_wakeups_are_won_back_not_lost():
+    """One wake-up in ten 60 ms late (a loaded machine): the schedule keeps its times, so the
+    sends after a late one catch up (never closer than half a slot, never 50 in a second) and
+    1,000 sends take about 999/48 s, not the 5 s more that spacing from each late grant cost."""
+    rng = random.Random(3)
+    clock = SimClock(late=lambda: rng.choice([0.0] * 9 + [0.06]))
+    p = Pacer(monotonic=clock.monotonic, sleep=clock.sleep)
+    grants = await clock.run(asyncio.gather(*(p.acquire(f"oc_{i}") for i in range(1000))))
+    grants = sorted(grants)
+    # a late grant's echo a second later fades by a slot a second: some lateness remains
+    assert grants[-1] - grants[0] < 999 / 48 + 1.0   # spaced from each late grant: 999/48 + 5 s
+    assert min(b - a for a, b in zip(grants, grants[1:])) >= 1 / 96 - 1e-9
+    assert max_in_window(grants, 1.0) <= 49
+
+
+async def test_a_throttled_attempt_does_not_use_the_minute_budget():
+    """1,000 sends and one 429 on the way (per-second window, reset 1 s): the refused attempt is
+    not counted against the minute, so the retry and the rest go out a second later — not after
+    the minute window (61 s), as when every attempt counted."""
+    vt = VirtualTime()
+    p = pacer(vt)
+    grants = [await p.acquire(f"oc_{i}") for i in range(500)]
+    p.throttled(grants[-1], 1.0)
+    t = await p.acquire("oc_499")    # the retry
+    assert t - grants[-1] >= 1.0
+    grants += [t] + [await p.acquire(f"oc_{i}") for i in range(500, 1000)]
+    # the reset, and the pace left for a wider spread after it (~46/s, regained over a minute)
+    assert 999 / 48 + 1.0 < grants[-1] - grants[0] < 999 / 48 + 1.5
+    assert max_in_window(grants, 60.0) == 1001   # attempts; Feishu counted 1,000 of them
+
+
+async def test_a_minute_429_still_waits_its_reset():
+    vt = VirtualTime()
+    p = pacer(vt)
+    slot = await p.acquire(None)
+    p.throttled(slot, 42.0)   # the minute window is full, Feishu says: wait 42 s
+    assert await p.acquire(None) - slot >= 42.0
+
+
+async def test_a_request_never_reported_written_stops_counting_as_imminent():
+    """A caller that reports but dies before `sent` does not hold the per-second accounting
+    for ever: after 2 s its grant time stands."""
+    vt = VirtualTime()
+    p = pacer(vt)
+    for i in range(50):
+        await p.acquire(f"oc_{i}", reports=True)   # never reported
+    before = vt.t
+    await p.acquire("oc_next")
+    assert vt.t - before < 2.5
+
+
+async def test_after_a_429_the_pace_leaves_room_for_wider_spread_and_regains_it():
+    """A 429 from the per-second window although the accounting kept 50 per 1.03 s: arrivals
+    spread more than assumed. For a while at most 50 go in any 1.08 s (~46/s), once per pause
+    however many requests already on their way meet the same full window; a minute later the
+    pace is back to 48/s."""
+    vt = VirtualTime()
+    p = pacer(vt)
+    first = [await p.acquire(f"oc_{i}") for i in range(100)]
+    for slot in first[-3:]:   # three in flight when the window was found full
+        p.throttled(slot, 1.0)
+    after = [await p.acquire(f"oc_{i}") for i in range(100, 400)]
+    assert after[0] - first[-1] >= 1.0
+    widened = 1.0 + p.spread + 0.9 * Pacer.WIDEN   # the next few seconds (it fades over REGAIN)
+    assert max_in_window(after[:100], widened) <= 50
+    assert after[99] - after[0] < 99 * (1.0 + p.spread + Pacer.WIDEN) / 50 + 0.05   # widened once, not thrice
+    vt.t += Pacer.REGAIN
+    later = [await p.acquire(f"oc_{i}") for i in range(400, 600)]
+    assert later[-1] - later[0] == pytest.approx(199 / 48, abs=0.01)
