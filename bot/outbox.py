@@ -298,10 +298,12 @@ class Claim:
 
 
 def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: int = 100,
-              lease: timedelta = LEASE, exclude: Iterable[int] = ()) -> list[Claim]:
+              lease: timedelta = LEASE, exclude: Iterable[int] = (), sweep_stale: bool = True) -> "Claims":
     """Lease up to `batch` due rows (or rows whose lease expired) to this worker, most urgent
     first. Rows of a chat that has a send in flight (a live lease, any worker) wait, so one
-    chat's messages go out one after another; `exclude` are rows this worker still holds."""
+    chat's messages go out one after another; `exclude` are rows this worker still holds.
+    `sweep_stale`: also settle stale due rows (`_skip_stale`); the result's `stale_swept` says
+    how many."""
     with factory() as session, session.begin():
         postgres = session.get_bind().dialect.name == "postgresql"
         if postgres:
@@ -310,7 +312,7 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
             # check, and two processes would run two rows of one chat at once
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
         row, busy_row = aliased(Outbox), aliased(Outbox)
-        skipped = _skip_stale(session, row, now, postgres)
+        skipped = _skip_stale(session, row, now, postgres) if sweep_stale else 0
         if skipped:
             log.info("%d outbox rows skipped: stale", skipped)
         chat_busy = exists().where(busy_row.tenant_key == row.tenant_key, busy_row.chat_id == row.chat_id,
@@ -328,12 +330,24 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
                 .values(status="sending", claimed_by=me, claimed_at=now, attempts=Outbox.attempts + 1)
                 .returning(Outbox.id, Outbox.tenant_key, Outbox.chat_id, Outbox.priority, Outbox.due_at))
         claims = [Claim(*r) for r in session.execute(stmt.execution_options(synchronize_session=False))]
-    return sorted(claims, key=lambda c: (c.priority, c.due_at, c.id))
+    result = Claims(sorted(claims, key=lambda c: (c.priority, c.due_at, c.id)))
+    result.stale_swept = skipped
+    return result
+
+
+class Claims(list[Claim]):
+    """What one claim leased, most urgent first, and how many stale rows it settled."""
+
+    stale_swept = 0
 
 
 # stale rows settled per claim (the rest in the next ones; they are never picked meanwhile): a
 # statement of a few ms, so a backlog of 30,000 never holds the write lock long at once
 STALE_BATCH = 200
+# When the last sweep found none, the next waits this long: the sweep reads every pending due row
+# (10,000 during a company-wide standup) inside the claim's write transaction, and a claim runs
+# many times a second during a fan-out, while a stale row only waits to be marked (never sent).
+STALE_SWEEP_EVERY = timedelta(seconds=1)
 
 
 def _skip_stale(session: Session, row: Any, now: datetime, postgres: bool) -> int:
@@ -429,6 +443,7 @@ class OutboxSender:
         self._urgent = False                      # rows were written: claim even for one free chain
         self._freed = 0                           # chains finished since the last claim
         self._last_claim = 0.0                    # loop time of the last claim
+        self._next_stale_sweep: datetime | None = None  # clock time (STALE_SWEEP_EVERY)
         self._chains: dict[tuple[str, str], deque[Claim]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: set[int] = set()           # claimed by us and not finished
@@ -518,8 +533,13 @@ class OutboxSender:
             return False
         self._urgent, self._freed = False, 0
         self._last_claim = asyncio.get_running_loop().time()
-        claims = await asyncio.to_thread(claim_due, self.factory, me=self.me, now=self.clock.now(),
-                                         batch=room, lease=self.lease, exclude=set(self._held))
+        now = self.clock.now()
+        sweep = self._next_stale_sweep is None or now >= self._next_stale_sweep
+        claims = await asyncio.to_thread(claim_due, self.factory, me=self.me, now=now,
+                                         batch=room, lease=self.lease, exclude=set(self._held),
+                                         sweep_stale=sweep)
+        if sweep:  # a full batch: more are waiting, sweep again with the next claim
+            self._next_stale_sweep = None if claims.stale_swept >= STALE_BATCH else now + STALE_SWEEP_EVERY
         for claim in claims:
             self._take(claim)
         return len(claims) == room and len(self._chains) < self.concurrency

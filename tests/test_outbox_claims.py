@@ -119,3 +119,41 @@ def test_rows_already_stale_are_settled_by_the_claim_not_rendered_one_by_one(wor
         statuses = dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
     assert set(claimed) == {"today"}
     assert statuses == {"sending": 30, "skipped_stale": 90}
+
+
+def test_the_stale_sweep_runs_at_most_once_a_second_unless_a_backlog_is_left(world, monkeypatch):
+    """The sweep reads every pending due row inside the claim's write transaction, so during a
+    fan-out (a claim many times a second) it runs with a claim only once a second of the clock;
+    while sweeps come back full (a backlog after downtime) every claim sweeps until it is gone."""
+    sweeps: list[tuple[bool, int]] = []
+    real = outbox.claim_due
+
+    def claim_due(*args, **kwargs):
+        claims = real(*args, **kwargs)
+        sweeps.append((kwargs["sweep_stale"], claims.stale_swept))
+        return claims
+
+    monkeypatch.setattr(outbox, "claim_due", claim_due)
+    now = world.clock.now()
+    chats = [f"oc_sweep_{i:03d}" for i in range(outbox.STALE_BATCH + 50)]
+    with world.state.factory() as s, s.begin():
+        for chat in chats:
+            outbox.enqueue(s, tenant_key=TENANT, chat_id=chat, kind="standup", fire_key="yesterday",
+                           due_at=now - timedelta(hours=24), stale_after=now - timedelta(hours=23))
+    sender = sender_through(world, Gate(world.fake))
+
+    def claim() -> None:
+        async def go():
+            await sender._claim_more(10, force=True)
+        world.http.portal.call(go)
+
+    claim()
+    claim()                       # the first sweep was full: the next claim sweeps again
+    claim()                       # that one found the rest: no sweep until a second has passed
+    world.clock.advance(timedelta(seconds=0.5))
+    claim()
+    world.clock.advance(timedelta(seconds=0.6))
+    claim()
+    assert sweeps == [(True, outbox.STALE_BATCH), (True, 50), (False, 0), (False, 0), (True, 0)]
+    with world.state.factory() as s:
+        assert s.scalar(select(func.count()).where(Outbox.status == "skipped_stale")) == len(chats)
