@@ -30,6 +30,17 @@ def rowcount(result: Result[Any]) -> int:
     return cast("CursorResult[Any]", result).rowcount or 0
 
 
+# PostgreSQL's answers to transactions that got in each other's way: a deadlock (it cancels one
+# of them) and a serialisation failure. Done again, the cancelled one runs after the other; they are
+# conflicts to retry, not an unavailable database. (Clicks lock their case first, then other rows:
+# work that locks another row of the case first and then the case may meet one of them so.)
+_CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def is_conflict(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONFLICTS
+
+
 def normalise_url(url: str) -> str:
     # Plain postgresql:// means psycopg 3 here (the driver we depend on).
     if url.startswith("postgresql://") or url.startswith("postgres://"):

@@ -229,7 +229,10 @@ class Dispatcher:
                 return self._process_once(event_id, event)
             except (IntegrityError, StaleDataError) as exc:
                 log.info("event %s conflicted (%s), retry %d", event_id, type(exc).__name__, attempt + 1)
-            except OperationalError:
+            except OperationalError as exc:
+                if db.is_conflict(exc):
+                    log.info("event %s conflicted (%s), retry %d", event_id, type(exc.orig).__name__, attempt + 1)
+                    continue
                 log.warning("event %s: database unavailable, left pending", event_id)
                 return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
             except Exception:
@@ -308,6 +311,10 @@ class Dispatcher:
                 log.info("callback %s conflicted (%s), retry %d", event.header.event_id, type(exc).__name__,
                          attempt + 1)
             except OperationalError as exc:
+                if db.is_conflict(exc):
+                    log.info("callback %s conflicted (%s), retry %d", event.header.event_id, type(exc.orig).__name__,
+                             attempt + 1)
+                    continue
                 if not stored[0]:
                     raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
                 log.warning("callback %s: database unavailable, not handled", event.header.event_id)
@@ -425,6 +432,20 @@ class Dispatcher:
         handler = self.router.actions.get(value.action)
         if handler is None:
             raise UserError(texts.UNKNOWN_ACTION)
+        if value.case_id is not None:
+            # Clicks on one case run one at a time, each from its checks to its commit, as SQLite's
+            # one writer runs every click: on PostgreSQL (READ COMMITTED) two clicks' checks could
+            # both read the state before either wrote, and both act (a progress update recorded
+            # twice, a request filed twice, the last two tasks finished and the case left in step
+            # 5). The case's row lock, taken before anything is checked, makes the second wait and
+            # then check what the first left: a repeat is then answered as a repeated click is (the
+            # stale-click check below, or the handler's own "already"). A row lock rather than a
+            # compare-and-set (`UPDATE … WHERE version = :v`): it covers every check at once —
+            # versions counted from rows (update forms), adds with no row to compare yet, guards over
+            # several rows (all tasks done) — needs no version bump in every handler, and costs no
+            # statement: the read of the case that every such click makes anyway now locks.
+            repository.lock_case(ctx.session, tenant_key=ctx.tenant_key, chat_id=ctx.chat_id,
+                                 case_id=value.case_id)
         written = ctx.session.connection().info
         before = db.writes(written)
         session = ctx.session

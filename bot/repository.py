@@ -60,6 +60,26 @@ def get_case(session: Session, *, tenant_key: str, chat_id: str, case_id: int) -
     return case
 
 
+def lock_case(session: Session, *, tenant_key: str, chat_id: str, case_id: int) -> Case | None:
+    """`get_case`, the case's row locked until the transaction ends (`SELECT … FOR UPDATE`; SQLite
+    has no row locks and needs none: its one writer at a time already runs clicks one by one).
+    A transaction that waits here reads the row as the one it waited for left it, and its later
+    statements see what that one wrote. Held like `get_case`'s: asking again reads nothing."""
+    if not 0 < case_id <= 2 ** 31 - 1:
+        return None
+    case = session.scalar(_CASE_LOCKED, {"case_id": case_id, "tenant_key": tenant_key, "chat_id": chat_id})
+    if case is not None:
+        session.info.setdefault("held_cases", {})[case_id] = case
+    return case
+
+
+# built once: every click on a case's card asks first. In this tenant and chat only (S8): a forged
+# id locks nobody else's row. populate_existing: values read before the wait are replaced.
+_CASE_LOCKED = (select(Case).where(Case.id == bindparam("case_id"), Case.tenant_key == bindparam("tenant_key"),
+                                   Case.chat_id == bindparam("chat_id"))
+                .with_for_update().execution_options(populate_existing=True))
+
+
 # ---------------------------------------------------------------- reads kept for one transaction
 # A request reads the same departments, table version and signatures several times (the guard, the
 # card it answers with, the live case card). Inside its transaction they are kept, and forgotten as
