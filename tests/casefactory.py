@@ -205,14 +205,20 @@ def make_retro(factory: sessionmaker[Session], case_id: int, *, now: datetime) -
         case.step, case.step_entered_at = 6, now
 
 
-def open_retro_card(world, user: str = LEAD) -> tuple[int, str]:
-    """A case in step 6 and the 复盘会 card `user` opened from the case card: (case id, message id)."""
+def retro_case_card(world) -> tuple[int, str]:
+    """A case in step 6 and its case card, posted by the lead's /进度: (case id, message id)."""
     now = world.clock.now()
     case_id = make_case_at_step4(world.state.factory, now=now)
     make_plan_published(world.state.factory, case_id, now=now)
     make_retro(world.state.factory, case_id, now=now)
     world.say(LEAD, "/进度")
-    world.press(user, world.last_card(title_contains="新品推广页面延迟")["message_id"], "填写复盘")
+    return case_id, world.last_card(title_contains="新品推广页面延迟")["message_id"]
+
+
+def open_retro_card(world, user: str = LEAD) -> tuple[int, str]:
+    """A case in step 6 and the 复盘会 card `user` opened from the case card: (case id, message id)."""
+    case_id, case_mid = retro_case_card(world)
+    world.press(user, case_mid, "填写复盘")
     return case_id, world.last_card(title_contains="复盘会")["message_id"]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot import texts
 from bot.actions import from_name
 from bot.models import AuditEntry, Case, ChangeRequest, RetroEntry, Task, TaskUpdate
-from tests.casefactory import make_case_at_step4, make_plan_published, make_retro
+from tests.casefactory import make_case_at_step4, make_plan_published, retro_case_card
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, find_submit, has_submit, step_entered
 from tests.racing import callbacks_at_once
 
@@ -149,12 +149,8 @@ def test_one_plan_task_submitted_at_once_is_added_once(world):
 
 
 def test_one_retrospective_entry_submitted_at_once_is_added_once(world):
-    now = world.clock.now()
-    case_id = make_case_at_step4(world.state.factory, now=now)
-    make_plan_published(world.state.factory, case_id, now=now)
-    make_retro(world.state.factory, case_id, now=now)
-    world.say(LEAD, "/进度")
-    world.press(TECH_DEV, world.last_card(title_contains="新品推广页面延迟")["message_id"], texts.BTN_OPEN_RETRO)
+    case_id, case_mid = retro_case_card(world)
+    world.press(TECH_DEV, case_mid, texts.BTN_OPEN_RETRO)
     form = world.form_of(TECH_DEV)
     mid = next(m["message_id"] for m in reversed(world.private_cards(TECH_DEV)) if m["content"] == form)
     typed = {"add_success": "每日站会让滞后提前暴露"}

@@ -24,6 +24,7 @@ from tests.casefactory import (
     make_plan_published,
     make_retro,
     open_retro_card,
+    retro_case_card,
 )
 from tests.driver import CHAT, DESIGN_HEAD, LEAD, TECH_DEV, TENANT, find_button
 from tests.test_steps13_support import fill_consensus, open_case, reach_step2, reach_step3
@@ -181,12 +182,7 @@ def test_an_update_form_for_a_task_someone_else_updated_is_refreshed_not_saved(w
 
 def test_a_button_without_a_version_counts_as_stale(world):
     """Cards drawn before buttons carried versions cannot act on content their reader never saw."""
-    now = world.clock.now()
-    case_id = make_case_at_step4(world.state.factory, now=now)
-    make_plan_published(world.state.factory, case_id, now=now)
-    make_retro(world.state.factory, case_id, now=now)
-    world.say(LEAD, "/进度")
-    mid = world.last_card(title_contains="新品推广页面延迟")["message_id"]
+    case_id, mid = retro_case_card(world)
     answer = world.click(LEAD, mid, value=ActionValue("retro.finalise", case_id=case_id).dump())
     assert answer["toast"] == {"type": "warning", "content": texts.STALE_CARD}
     assert _step(world, case_id) == 6
