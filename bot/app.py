@@ -1,11 +1,15 @@
 """Composition root: create_app() wires settings, database, dispatcher, Feishu client,
-outbox sender and the scheduler's ticks. The only place in bot/ that imports handlers/."""
+outbox sender and the scheduler's ticks; run_background() runs the same parts, without the
+webhook, as `collab-bot serve`'s background process (bot/worker.py). The only place in bot/ that
+imports handlers/."""
 from __future__ import annotations
 
 import asyncio
 import functools
 import gc
 import logging
+import signal
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,6 +28,7 @@ import handlers
 from bot import db
 from bot.clock import Clock, SystemClock
 from bot.dispatch import Dispatcher
+from bot.envelope import CardAction, parse_event
 from bot.feishu import FeishuClient
 from bot.outbox import OutboxSender
 from bot.pacer import Pacer
@@ -35,8 +40,10 @@ from bot.sync_board import TARGET as SYNC_BOARD
 from bot.sync_board import BoardSync
 from bot.sync_tasks import TARGET as SYNC_TASKS
 from bot.sync_tasks import TaskSync
+from bot.webhook import answer_click
 from bot.webhook import routes as webhook_routes
 from bot.workdays import load_public_calendar
+from bot.worker import KickReader, WorkerProcess, answer_clicks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,6 +115,15 @@ class BotState:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     lanes: Lanes = field(default_factory=Lanes)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # `collab-bot serve`: the process doing the work nobody waits for (bot/worker.py); None: here
+    worker: WorkerProcess | None = None
+
+    def handle_later(self, event_id: str, event: Any) -> None:
+        """A stored command's work after its 200: the background process's when there is one."""
+        if self.worker is not None:
+            self.worker.event(event_id)
+        else:
+            self.spawn(self.lanes.after_answer(self.dispatcher.process, event_id, event))
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Work after the HTTP answer, tracked so shutdown can wait for it. The inbox row is
@@ -149,13 +165,14 @@ def prepare_to_serve() -> None:
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
-               transport: httpx.AsyncBaseTransport | None = None, router: Router | None = None,
-               background: bool = True, pacer: Pacer | None | bool = True) -> FastAPI:
-    """`background=False` (tests) runs no ticks; tests drive the outbox and clock themselves."""
-    settings = settings or Settings()
+def compose(settings: Settings, *, clock: Clock | None = None, transport: httpx.AsyncBaseTransport | None = None,
+            router: Router | None = None, pacer: Pacer | None | bool = True,
+            worker: WorkerProcess | None = None, background_process: bool = False) -> BotState:
+    """Every part of the bot but the webhook. `worker`: the background process that delivers
+    the outbox (the dispatcher wakes it instead of this process's sender); `background_process`:
+    this is that process."""
     clock = clock or SystemClock()
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(settings.database_url, other_processes=worker is not None or background_process)
     factory = db.make_sessionmaker(engine)
     client = FeishuClient(app_id=settings.feishu_app_id,
                           app_secret=settings.feishu_app_secret.get_secret_value(),
@@ -174,25 +191,33 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     sender = OutboxSender(db.make_sessionmaker(engine, courteous=True), client, clock,
                           renderers=router.renderers, context=router.policy,
                           syncers={SYNC_TASKS: task_sync, SYNC_BOARD: board_sync}, bundle=router.bundle)
-    dispatcher = Dispatcher(factory, router, clock, settings.tz, on_outbox=sender.kick)
+    dispatcher = Dispatcher(factory, router, clock, settings.tz,
+                            on_outbox=worker.outbox if worker is not None else sender.kick)
     ticker = Ticker(settings.timezone)
-    state = BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,
-                     client=client, sender=sender, ticker=ticker)
+    return BotState(settings=settings, clock=clock, engine=engine, factory=factory, dispatcher=dispatcher,
+                    client=client, sender=sender, ticker=ticker, worker=worker)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               transport: httpx.AsyncBaseTransport | None = None, router: Router | None = None,
+               background: bool = True, pacer: Pacer | None | bool = True,
+               worker: WorkerProcess | None = None) -> FastAPI:
+    """`background=False` (tests) runs no ticks; tests drive the outbox and clock themselves.
+    `worker` (`collab-bot serve`): the work nobody waits for runs in that process, not here."""
+    state = compose(settings or Settings(), clock=clock, transport=transport, router=router, pacer=pacer,
+                    worker=worker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if background:
-            state.spawn(_start(state))
+            state.spawn(_start_front(state) if worker is not None else _start(state))
         try:
             yield
         finally:
-            ticker.shutdown()
-            for task in list(state.tasks):
-                task.cancel()
-            await asyncio.gather(*state.tasks, return_exceptions=True)
-            await asyncio.to_thread(state.lanes.shutdown)
-            await client.aclose()
-            engine.dispose()
+            if worker is not None:
+                worker.close_links()
+                await asyncio.to_thread(worker.stop)
+            await _shut_down(state)
 
     app = FastAPI(title="collab-bot", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   telemetry=NO_TELEMETRY)
@@ -201,20 +226,60 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     return app
 
 
+async def _shut_down(state: BotState) -> None:
+    state.ticker.shutdown()
+    for task in list(state.tasks):
+        task.cancel()
+    await asyncio.gather(*state.tasks, return_exceptions=True)
+    await asyncio.to_thread(state.lanes.shutdown)
+    await state.client.aclose()
+    state.engine.dispose()
+
+
+def run_background(settings: Settings, kick_fd: int, click_fd: int) -> int:
+    """`collab-bot worker`: answer the card callbacks the webhook hands over, handle the commands
+    it stored, deliver the outbox, run the clock's ticks and the syncs, until SIGTERM or until the
+    webhook's process closes the pipe. The schema is the webhook's to upgrade: it starts this once
+    it is done."""
+    state = compose(settings, background_process=True)
+    prepare_to_serve()
+    asyncio.run(_run_background(state, kick_fd, click_fd))
+    return 0
+
+
+async def _run_background(state: BotState, kick_fd: int, click_fd: int) -> None:
+    async def click(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        event = parse_event(payload)
+        if not isinstance(event, CardAction):
+            return 400, {"msg": "bad request"}
+        return await answer_click(state, payload, event)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def handle(event_id: str) -> None:
+        state.spawn(state.lanes.after_answer(state.dispatcher.process, event_id))
+
+    reader = KickReader(kick_fd, on_outbox=state.sender.kick, on_event=handle, on_eof=stop.set)
+    loop.add_reader(kick_fd, reader.readable)
+    clicks = asyncio.ensure_future(answer_clicks(socket.socket(fileno=click_fd), click))
+    state.spawn(_start(state, upgrade=False))
+    await stop.wait()
+    loop.remove_reader(kick_fd)
+    clicks.cancel()
+    await asyncio.gather(clicks, return_exceptions=True)
+    await _shut_down(state)
+
+
 DB_RETRY_SECONDS = 5.0
 
 
-async def _start(state: BotState) -> None:
+async def _start(state: BotState, *, upgrade: bool = True) -> None:
     """Upgrade the schema (waiting for the database if it is down), then start the clock."""
     started = state.clock.now()
-    while True:
-        try:
-            await asyncio.to_thread(db.upgrade, state.settings.database_url)
-            await asyncio.to_thread(db.set_wal, state.engine)
-            break
-        except OperationalError:
-            log.warning("database unreachable; retrying the schema upgrade in %s s", DB_RETRY_SECONDS)
-            await asyncio.sleep(DB_RETRY_SECONDS)
+    await _database_ready(state, upgrade=upgrade)
     state.spawn(state.sender.run_forever())
     state.spawn(_identify(state))
     handlers.register_ticks(state)
@@ -225,6 +290,32 @@ async def _start(state: BotState) -> None:
     state.ticker.start()
     await asyncio.to_thread(_finish_left_over, state, started)
     state.ready.set()
+
+
+async def _start_front(state: BotState) -> None:
+    """The webhook's process when a background process does the rest: upgrade the schema, then
+    start that process (it handles what the previous run left pending) and keep it running."""
+    assert state.worker is not None
+    await _database_ready(state, upgrade=True)
+    state.worker.start()
+    state.spawn(state.worker.keep_running())
+    state.spawn(_identify(state))
+    state.ready.set()
+
+
+async def _database_ready(state: BotState, *, upgrade: bool) -> None:
+    """Wait until the database answers (upgrading the schema first if `upgrade`), then set WAL."""
+    while True:
+        try:
+            if upgrade:
+                await asyncio.to_thread(db.upgrade, state.settings.database_url)
+            if upgrade or await asyncio.to_thread(db.ping, state.engine):
+                await asyncio.to_thread(db.set_wal, state.engine)
+                return
+        except OperationalError:
+            pass
+        log.warning("database unreachable; retrying in %s s", DB_RETRY_SECONDS)
+        await asyncio.sleep(DB_RETRY_SECONDS)
 
 
 def _finish_left_over(state: BotState, started: datetime) -> None:

@@ -9,10 +9,11 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from bot import db, texts
-from bot.app import create_app, prepare_to_serve
+from bot.app import create_app, prepare_to_serve, run_background
 from bot.longconn import run_long_connection
 from bot.server import Limits, serve
 from bot.settings import Settings, SettingsError
+from bot.worker import WorkerProcess
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -61,7 +62,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve_sandbox(settings, host=args.host, port=args.port)
     _require_feishu(settings)
     _upgrade_or_exit(settings)
-    app = create_app(settings)
+    # the work nobody waits for (commands after their 200, the outbox, the clock) in a process
+    # of its own, so that answering Feishu never shares an interpreter with it (bot/worker.py)
+    app = create_app(settings, worker=WorkerProcess() if settings.background_process else None)
     limits = Limits.from_settings(settings, limit_concurrency=args.limit_concurrency)
     prepare_to_serve()  # memory settled, threads switched often (bot/app.py)
     # uvicorn with header/body deadlines and connection caps: slow clients are cut off (S13).
@@ -75,6 +78,12 @@ def cmd_ws(args: argparse.Namespace) -> int:
         print(texts.CLI_WS_NEEDS_APP, file=sys.stderr)
         return 2
     return run_long_connection(settings, host=args.host, port=args.port)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _require_feishu(settings)
+    return run_background(settings, args.kick_fd, args.click_fd)
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
@@ -100,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     ws.add_argument("--host", default="127.0.0.1", help=texts.CLI_WS_HOST_HELP)
     ws.add_argument("--port", type=int, default=8000)
     ws.set_defaults(fn=cmd_ws)
+    worker = sub.add_parser("worker", help=texts.CLI_WORKER_HELP)
+    # the pipe `serve` wakes it through (bot/worker.py)
+    worker.add_argument("--kick-fd", type=int, required=True, help=argparse.SUPPRESS)
+    worker.add_argument("--click-fd", type=int, required=True, help=argparse.SUPPRESS)
+    worker.set_defaults(fn=cmd_worker)
     dbp = sub.add_parser("db", help=texts.CLI_DB_HELP)
     dbsub = dbp.add_subparsers(dest="dbcmd", required=True)
     up = dbsub.add_parser("upgrade", help=texts.CLI_DB_UPGRADE_HELP)

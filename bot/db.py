@@ -3,7 +3,9 @@ busy timeout), PostgreSQL supported; both run the same Alembic migrations."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -48,9 +50,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, other_processes: bool = False) -> Engine:
+    """`other_processes`: another process writes the same SQLite file (`collab-bot serve`'s
+    webhook and background processes): their writers queue on a file lock too."""
     url = normalise_url(url)
-    engine = _make_engine(url)
+    engine = _make_engine(url, other_processes)
     count_writes(engine)
     return engine
 
@@ -68,7 +72,7 @@ def writes(conn_info: dict) -> int:
     return conn_info.get("writes", 0)
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, other_processes: bool) -> Engine:
     if url.startswith("sqlite"):
         # as many pooled connections as threads that may write at once (callbacks, the work after
         # answers, asyncio's default executor): a connection beyond the pool is opened (with its
@@ -87,7 +91,7 @@ def _make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
-        serialise_writers(engine)
+        serialise_writers(engine, _file_lock(engine) if other_processes else None)
         set_wal(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -101,25 +105,46 @@ _urgency = threading.local()
 
 
 class _Running:
-    """How many urgent calls are running, and a way to wait until none is."""
+    """How many urgent calls are running, and a way to wait until none is. With `across` (a
+    file other processes on the same database see), a process holds it shared while any of its
+    urgent calls runs, and `wait_idle` also waits until no other process holds it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._n = 0
+        self.across: int | None = None   # fd of the shared file
 
     def enter(self) -> None:
         with self._cond:
             self._n += 1
+            if self._n == 1 and self.across is not None:
+                fcntl.flock(self.across, fcntl.LOCK_SH)
 
     def leave(self) -> None:
         with self._cond:
             self._n -= 1
             if not self._n:
+                if self.across is not None:
+                    fcntl.flock(self.across, fcntl.LOCK_UN)
                 self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         with self._cond:
-            return self._cond.wait_for(lambda: not self._n, timeout)
+            if not self._cond.wait_for(lambda: not self._n, timeout):
+                return False
+        if self.across is None:
+            return True
+        while True:  # another process's clicks: a probe of its shared lock every millisecond
+            try:
+                fcntl.flock(self.across, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.001)
+                continue
+            fcntl.flock(self.across, fcntl.LOCK_UN)
+            return True
 
 
 _URGENT_RUNNING = _Running()
@@ -199,12 +224,41 @@ class WriterLock:
             self._cond.notify_all()
 
 
-def serialise_writers(engine: Engine) -> None:
+class FileLock:
+    """A lock other processes on this machine see (flock on a file next to the database). A
+    waiter is woken by the kernel as soon as it is free, not by SQLite's busy handler, whose
+    sleeps (up to 100 ms) made clicks wait long after the other process's write had ended. The
+    kernel drops it with a process that dies. Only one thread of a process waits for it at a
+    time (the in-process WriterLock comes first)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+def _file_lock(engine: Engine) -> FileLock | None:
+    """The writers' lock of the engine's SQLite file; the file of its urgent calls is opened too."""
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    base = str(Path(database).resolve())
+    if _URGENT_RUNNING.across is None:
+        _URGENT_RUNNING.across = os.open(base + "-urgent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return FileLock(base + "-writers.lock")
+
+
+def serialise_writers(engine: Engine, across: FileLock | None = None) -> None:
     """One write transaction at a time in this process, queued on a lock. SQLite allows one writer
     anyway, but writers that meet at its lock wait in sleeps of up to 100 ms (its busy handler):
     under load a click waited behind them for seconds. The lock is taken at a transaction's first
     write (pysqlite begins the transaction there) and released when it ends; readers never take it.
-    A writer that someone waits for (`urgent`: a click being answered) goes before the others."""
+    A writer that someone waits for (`urgent`: a click being answered) goes before the others.
+    `across`: the lock the writers of other processes on the same file take too."""
     lock = WriterLock()
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -214,10 +268,14 @@ def serialise_writers(engine: Engine) -> None:
             return
         if not lock.acquire(urgent=getattr(_urgency, "on", False), timeout=WRITE_WAIT_SECONDS):
             raise sqlite3.OperationalError("database is locked")
+        if across is not None:
+            across.acquire()
         info["writing"] = True
 
     def _release(info: dict) -> None:
         if info.pop("writing", False):
+            if across is not None:
+                across.release()
             lock.release()
 
     event.listen(engine, "commit", lambda conn: _release(conn.info))

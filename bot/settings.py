@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # One access-log line per request: off by default, because with the group-message scope every
     # chat message is a request (README, Performance). Rejected and failed requests are logged anyway.
     access_log: bool = False
+    # `collab-bot serve` runs the work nobody waits for (commands after their answer, sending, the
+    # clock) in a second process, so answering Feishu never waits for it (bot/worker.py); off: all
+    # in the webhook's process, as `collab-bot ws` and the sandbox run.
+    background_process: bool = True
     # Handled inbox rows are kept this long to recognise Feishu's redeliveries (its retries span
     # about 7.1 h, platform.md §1.7), then deleted; pending and failed rows are never deleted.
     inbox_retention_hours: int = Field(24, ge=8)

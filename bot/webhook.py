@@ -8,7 +8,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot import db
+from bot import db, texts
 from bot.dispatch import DatabaseUnavailable, Refused
 from bot.envelope import CardAction, parse_event
 from bot.security import Malformed, Rejected, open_envelope
@@ -97,17 +97,9 @@ async def accept(state, payload: dict, event) -> JSONResponse:
         return _answer(200, "success")
     if isinstance(event, CardAction):
         # Someone is waiting for this answer (Feishu gives up after 3 s): stored and handled in
-        # one transaction on its own threads, never queued behind the work left over from commands.
-        try:
-            answer = await state.lanes.callback(dispatcher.callback, payload, event)
-        except DatabaseUnavailable:
-            return _answer(503, "temporarily unavailable")
-        except Exception as exc:  # noqa: BLE001 - never a 500: Feishu retries a 503
-            log.error("inbox write failed (%s); answered 503", type(exc).__name__)
-            return _answer(503, "temporarily unavailable")
-        if isinstance(answer, Refused):
-            return _answer(400, "bad request")  # the database refused this event's data
-        return JSONResponse(answer.body() if answer else {})
+        # one transaction, by the background process when there is one (bot/worker.py).
+        status, body = await _click_answer(state, payload, event)
+        return JSONResponse(body, status_code=status)
     try:
         first = await state.dispatcher.astore(payload, event)  # group commit with concurrent requests
     except DatabaseUnavailable:
@@ -118,8 +110,39 @@ async def accept(state, payload: dict, event) -> JSONResponse:
     if first is None:
         return _answer(400, "bad request")  # the database refused this event's data
     if first:
-        state.spawn(state.lanes.after_answer(dispatcher.process, event.header.event_id, event))
+        state.handle_later(event.header.event_id, event)
     return _answer(200, "success")
+
+
+# How long a click waits for the background process's answer; Feishu gives up at 3 s.
+CLICK_WAIT_SECONDS = 2.5
+
+
+async def _click_answer(state, payload: dict, event: CardAction) -> tuple[int, dict]:
+    if state.worker is not None:
+        try:
+            answer = await state.worker.click(payload, CLICK_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("click %s not answered in %s s", event.header.event_id, CLICK_WAIT_SECONDS)
+            return 200, {"toast": {"type": "warning", "content": texts.CLICK_SLOW}}
+        if answer is not None:
+            return answer
+    return await answer_click(state, payload, event)
+
+
+async def answer_click(state, payload: dict, event: CardAction) -> tuple[int, dict]:
+    """A card callback handled in this process, on the callbacks' threads: never queued behind
+    the work left over from commands."""
+    try:
+        answer = await state.lanes.callback(state.dispatcher.callback, payload, event)
+    except DatabaseUnavailable:
+        return 503, {"msg": "temporarily unavailable"}
+    except Exception as exc:  # noqa: BLE001 - never a 500: Feishu retries a 503
+        log.error("inbox write failed (%s); answered 503", type(exc).__name__)
+        return 503, {"msg": "temporarily unavailable"}
+    if isinstance(answer, Refused):
+        return 400, {"msg": "bad request"}  # the database refused this event's data
+    return 200, answer.body() if answer else {}
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -46,6 +46,7 @@ UNREADABLE_TEXT = "这条消息里有无法识别的字符（如空字符），�
 COMMAND_TOO_LONG = "这条命令超过 {limit} 个字，没有执行。请缩短后重新发送；较长的内容可以在表单里填写。"
 UNREADABLE_INPUT = "填写的内容里有无法识别的字符（如空字符），没有保存。请删掉后再提交。"
 INTERNAL_ERROR = "处理出错了（编号 {ref}），请稍后重试；若持续出现请联系管理员。"
+CLICK_SLOW = "正在处理，请稍后看一下卡片；如果没有变化，请再点一次。"
 BUSY_RETRY = "操作太频繁，别人刚刚也改了这张卡片，请再点一次。"
 SAVED = "已保存"
 WRONG_STEP = "当前处于「{current}」，此操作属于「{expected}」，未执行。"
