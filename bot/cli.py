@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from bot import db, texts
-from bot.app import create_app, prepare_to_serve, run_background
+from bot.app import create_app, prepare_to_serve, run_background, run_clicks
 from bot.longconn import run_long_connection
 from bot.server import Limits, serve
 from bot.settings import Settings, SettingsError
@@ -83,7 +83,9 @@ def cmd_ws(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     _require_feishu(settings)
-    return run_background(settings, args.kick_fd, args.click_fd)
+    if args.click_fd is not None:
+        return run_clicks(settings, args.click_fd, args.kick_fd)
+    return run_background(settings, args.kick_fd)
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help=texts.CLI_WORKER_HELP)
     # the pipe `serve` wakes it through (bot/worker.py)
     worker.add_argument("--kick-fd", type=int, required=True, help=argparse.SUPPRESS)
-    worker.add_argument("--click-fd", type=int, required=True, help=argparse.SUPPRESS)
+    # with it: the process answering the clicks handed over on that socket (it writes to the pipe)
+    worker.add_argument("--click-fd", type=int, default=None, help=argparse.SUPPRESS)
     worker.set_defaults(fn=cmd_worker)
     dbp = sub.add_parser("db", help=texts.CLI_DB_HELP)
     dbsub = dbp.add_subparsers(dest="dbcmd", required=True)

@@ -114,6 +114,10 @@ class _Running:
         self._n = 0
         self.across: int | None = None   # fd of the shared file
 
+    def busy(self) -> bool:
+        """Whether an urgent call of this process runs (its own turn comes from WriterLock)."""
+        return self._n > 0
+
     def enter(self) -> None:
         with self._cond:
             self._n += 1
@@ -133,8 +137,13 @@ class _Running:
         with self._cond:
             if not self._cond.wait_for(lambda: not self._n, timeout):
                 return False
+        return self.wait_across(deadline - time.monotonic())
+
+    def wait_across(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) until no other process runs an urgent call."""
         if self.across is None:
             return True
+        deadline = time.monotonic() + timeout
         while True:  # another process's clicks: a probe of its shared lock every millisecond
             try:
                 fcntl.flock(self.across, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -266,7 +275,12 @@ def serialise_writers(engine: Engine, across: FileLock | None = None) -> None:
         info = conn.info
         if info.get("writing") or not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
-        if not lock.acquire(urgent=getattr(_urgency, "on", False), timeout=WRITE_WAIT_SECONDS):
+        urgent = getattr(_urgency, "on", False)
+        if across is not None and not urgent and not _URGENT_RUNNING.busy():
+            # another process's clicks first: its writers would otherwise meet ours at the
+            # file lock, which serves whoever asks first, again and again
+            _URGENT_RUNNING.wait_across(STEP_ASIDE_SECONDS)
+        if not lock.acquire(urgent=urgent, timeout=WRITE_WAIT_SECONDS):
             raise sqlite3.OperationalError("database is locked")
         if across is not None:
             across.acquire()

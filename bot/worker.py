@@ -1,19 +1,23 @@
-"""The background process of `collab-bot serve`, and the pipe that wakes it.
+"""`collab-bot serve`'s two helper processes, the pipe that wakes one and the socket the other
+answers clicks on.
 
-The webhook's process answers Feishu: it verifies, drops chatter and stores commands. The
-database work runs in a second process with an interpreter of its own: card callbacks (the
-webhook hands each over on a socket and answers with what comes back), the commands after their
-200, delivering the outbox (cards drawn, encoded and sent: three to five times what handling
-costs), the clock's ticks and the Feishu syncs. In one process a click took turns for the one
-interpreter with every chatter message being answered (at 3,000 a second its answer took three
-times its own work); there, clicks go before the rest (bot.app.Lanes, bot.db.urgent).
+The webhook's process answers Feishu: it verifies, drops chatter and stores commands. The rest
+runs in processes with interpreters of their own:
+- the clicks' process answers each card callback the webhook hands over on a socket (the answer
+  goes back the same way). It does nothing else, so a click is not queued behind anything: in
+  one process a click took turns for the one interpreter with every chatter message being
+  answered (at 3,000 a second its answer took three times its own work) and with the outbox;
+- the background process handles the commands after their 200, delivers the outbox (cards
+  drawn, encoded and sent: three to five times what handling costs), runs the clock's ticks and
+  the Feishu syncs, at a lower CPU priority (bot.app.BACKGROUND_NICE).
+On SQLite their writers queue on a file lock, the clicks' first (bot.db).
 
 The database stays the only channel that matters: a command's inbox row is committed before its
 200, an outbox row before anything is sent. The pipe only says "now" — an event id to handle, or
-"the outbox has rows" — so the worker need not poll; a word lost (the worker restarting, a full
-pipe) costs a delay, never an event: the worker handles every pending row when it starts, sweeps
-the inbox every 30 s and claims due outbox rows at least every second. A click the worker cannot
-take (it is restarting) is handled in the webhook's process, as without a worker.
+"the outbox has rows" — so the background process need not poll; a word lost (a restart, a full
+pipe) costs a delay, never an event: it handles every pending row when it starts, sweeps the
+inbox every 30 s and claims due outbox rows at least every second. A click that the clicks'
+process cannot take (it is restarting) is answered in the webhook's process, as without helpers.
 """
 from __future__ import annotations
 
@@ -139,6 +143,7 @@ class ClickLink:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._writer: asyncio.StreamWriter | None = None
+        self._opening: asyncio.Future[None] | None = None
         self._pending: dict[int, asyncio.Future[Answer | None]] = {}
         self._next = 0
         self.closed = False
@@ -147,8 +152,9 @@ class ClickLink:
         if self.closed:
             return None
         if self._writer is None:
-            reader, self._writer = await asyncio.open_connection(sock=self.sock)
-            asyncio.ensure_future(self._read_answers(reader))
+            await self._open()
+        if self.closed or self._writer is None:
+            return None
         self._next += 1
         ask_id, future = self._next, asyncio.get_running_loop().create_future()
         self._pending[ask_id] = future
@@ -157,6 +163,16 @@ class ClickLink:
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(ask_id, None)
+
+    async def _open(self) -> None:
+        """Streams over the socket, once: clicks that come together wait for the first to open them."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._connect())
+        await asyncio.shield(self._opening)
+
+    async def _connect(self) -> None:
+        reader, self._writer = await asyncio.open_connection(sock=self.sock)
+        self._reader_task = asyncio.ensure_future(self._read_answers(reader))
 
     async def _read_answers(self, reader: asyncio.StreamReader) -> None:
         while (message := await read_frame(reader)) is not None:
@@ -194,21 +210,39 @@ async def answer_clicks(sock: socket.socket, answer: Callable[[dict[str, Any]], 
     writer.close()
 
 
+def _wait_or_kill(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    try:
+        proc.wait(seconds)
+        return
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class WorkerProcess:
-    """The webhook's process starts the worker (`collab-bot worker`) and keeps it running: one
-    that dies is started again after RESTART_SECONDS (it finishes what the last one left pending);
-    on shutdown its pipe is closed, it finishes its transactions and exits."""
+    """The webhook's process starts its two helpers (`collab-bot worker`) and keeps them running:
+    - the clicks' process answers the card callbacks handed over on a socket. It is idle but for
+      the clicks, so the kernel runs it as soon as one comes (a process that mostly sleeps goes
+      first), on the other core, whatever the rest is doing;
+    - the background process handles the stored commands, delivers the outbox, runs the clock.
+    Both may wake the background one through the pipe. When either dies both are started again
+    after RESTART_SECONDS (the new background process finishes what was left pending; clicks are
+    answered here meanwhile). On shutdown the pipe and socket are closed and they finish and exit."""
 
     def __init__(self, argv: list[str] | None = None) -> None:
         self.argv = argv or [sys.executable, "-m", "bot.cli", "worker"]
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []
         self.kicks: Kicks | None = None
         self.clicks: ClickLink | None = None
         self.starts = 0
         self._stopping = False
 
     def start(self) -> None:
-        """On the event loop (the click link belongs to it); a fork and exec, a few ms."""
+        """On the event loop (the click link belongs to it); two forks and execs, a few ms."""
         read_end, write_end = os.pipe()
         try:
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -216,12 +250,13 @@ class WorkerProcess:
             pass  # the default size: words may be lost sooner
         ours, theirs = socket.socketpair()
         try:
-            self.proc = subprocess.Popen(
-                self.argv + ["--kick-fd", str(read_end), "--click-fd", str(theirs.fileno())],
-                pass_fds=(read_end, theirs.fileno()))
+            background = subprocess.Popen(self.argv + ["--kick-fd", str(read_end)], pass_fds=(read_end,))
+            clicks = subprocess.Popen(self.argv + ["--click-fd", str(theirs.fileno()), "--kick-fd", str(write_end)],
+                                      pass_fds=(theirs.fileno(), write_end))
         finally:
-            os.close(read_end)  # only the worker reads: once it is gone, writes fail at once
+            os.close(read_end)  # only the background process reads: once it is gone, writes fail
             theirs.close()
+        self.procs = [background, clicks]
         old, self.kicks = self.kicks, Kicks(write_end)
         if old:
             old.close()
@@ -239,46 +274,43 @@ class WorkerProcess:
             self.kicks.event(event_id)
 
     async def click(self, payload: dict[str, Any], timeout: float) -> Answer | None:
-        """The worker's answer to a card callback; None: answer it here."""
+        """The clicks' process's answer to a card callback; None: answer it here."""
         link = self.clicks
         if link is None or not self.alive():
             return None
         return await link.ask(payload, timeout)
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return bool(self.procs) and all(proc.poll() is None for proc in self.procs)
 
     async def keep_running(self) -> None:
         while not self._stopping:
             await asyncio.sleep(RESTART_SECONDS)
             if self._stopping or self.alive():
                 continue
-            code = self.proc.returncode if self.proc else None
-            log.error("background process exited (%s); starting it again", code)
+            log.error("a background process exited (%s); starting them again",
+                      ", ".join(str(proc.poll()) for proc in self.procs))
+            self.close_links(stopping=False)
+            await asyncio.to_thread(self._end, 5.0)
             self.start()
 
-    def close_links(self) -> None:
+    def close_links(self, *, stopping: bool = True) -> None:
         """On the event loop, before `stop`: clicks still waiting are answered here."""
-        self._stopping = True
+        self._stopping = self._stopping or stopping
         if self.clicks:
             self.clicks.close()
+            self.clicks = None
 
     def stop(self) -> None:
-        """Close the pipe (the worker's signal to finish), wait for it, kill it if it hangs."""
+        """Close the pipe and socket (their signal to finish), wait, kill what hangs."""
         self._stopping = True
+        self._end(STOP_SECONDS)
+
+    def _end(self, seconds: float) -> None:
         if self.kicks:
             self.kicks.close()
             self.kicks = None
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        deadline = time.monotonic() + STOP_SECONDS
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        deadline = time.monotonic() + seconds
+        for proc in self.procs:
+            if proc.poll() is None:
+                _wait_or_kill(proc, max(0.0, deadline - time.monotonic()))
