@@ -146,8 +146,12 @@ async def answer_click(state, payload: dict, event: CardAction) -> tuple[int, di
 
 
 async def healthz(request: Request) -> JSONResponse:
-    ok = await asyncio.to_thread(db.ping, request.app.state.bot.engine)
-    return JSONResponse({"database": "ok" if ok else "unreachable"}, status_code=200 if ok else 503)
+    state = request.app.state.bot
+    ok = await asyncio.to_thread(db.ping, state.engine)
+    body = {"database": "ok" if ok else "unreachable"}
+    if state.worker is not None:   # `collab-bot serve`'s helper processes (bot/worker.py)
+        body["helpers"] = "ready" if state.worker.ready() else "starting"
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 # Plain Starlette routes: the webhook needs no dependency injection, and FastAPI's per-request

@@ -137,8 +137,8 @@ Answer = tuple[int, dict[str, Any]]   # HTTP status and JSON body for Feishu
 
 class ClickLink:
     """The webhook's end of the clicks' socket. `ask` sends a callback's payload and waits for the
-    answer; None when the worker cannot take it (not running, or gone meanwhile): the caller then
-    answers it itself. Used from the webhook's event loop only."""
+    answer; None when the clicks' process cannot take it (not ready yet — it says so once it has
+    started —, or gone): the caller then answers it itself. Used from the webhook's event loop only."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -147,13 +147,15 @@ class ClickLink:
         self._pending: dict[int, asyncio.Future[Answer | None]] = {}
         self._next = 0
         self.closed = False
+        self.ready = False
+
+    def open(self) -> None:
+        """Start reading (the first word says the other end is ready); on the event loop."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._connect())
 
     async def ask(self, payload: dict[str, Any], timeout: float) -> Answer | None:
-        if self.closed:
-            return None
-        if self._writer is None:
-            await self._open()
-        if self.closed or self._writer is None:
+        if self.closed or not self.ready or self._writer is None:
             return None
         self._next += 1
         ask_id, future = self._next, asyncio.get_running_loop().create_future()
@@ -164,18 +166,15 @@ class ClickLink:
         finally:
             self._pending.pop(ask_id, None)
 
-    async def _open(self) -> None:
-        """Streams over the socket, once: clicks that come together wait for the first to open them."""
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._connect())
-        await asyncio.shield(self._opening)
-
     async def _connect(self) -> None:
         reader, self._writer = await asyncio.open_connection(sock=self.sock)
         self._reader_task = asyncio.ensure_future(self._read_answers(reader))
 
     async def _read_answers(self, reader: asyncio.StreamReader) -> None:
         while (message := await read_frame(reader)) is not None:
+            if message.get("ready"):
+                self.ready = True
+                continue
             future = self._pending.get(message.get("i", -1))
             if future is not None and not future.done():
                 future.set_result((int(message["s"]), message["b"]))
@@ -196,6 +195,7 @@ async def answer_clicks(sock: socket.socket, answer: Callable[[dict[str, Any]], 
     """The worker's end: answer each click as it comes, several at once, until the webhook's
     process closes the socket."""
     reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(frame({"ready": True}))
     running: set[asyncio.Task[None]] = set()
 
     async def one(message: dict[str, Any]) -> None:
@@ -263,6 +263,7 @@ class WorkerProcess:
         if self.clicks:
             self.clicks.close()
         self.clicks = ClickLink(ours)
+        self.clicks.open()
         self.starts += 1
 
     def outbox(self) -> None:
@@ -279,6 +280,10 @@ class WorkerProcess:
         if link is None or not self.alive():
             return None
         return await link.ask(payload, timeout)
+
+    def ready(self) -> bool:
+        """Both running and the clicks' process taking clicks."""
+        return self.alive() and self.clicks is not None and self.clicks.ready
 
     def alive(self) -> bool:
         return bool(self.procs) and all(proc.poll() is None for proc in self.procs)
