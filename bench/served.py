@@ -89,17 +89,39 @@ class Child:
             time.sleep(0.1)
         raise SystemExit(f"{name} did not start; see {self.log}")
 
+    def pids(self) -> list[int]:
+        """The process and its children (`collab-bot serve`'s two helper processes)."""
+        pids = [self.proc.pid]
+        try:
+            for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+                pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+        return pids
+
     def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+        """Resident memory of the process and its helpers together."""
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used (all its threads): per request it does not
-        depend on how busy the machine is, as the rates and latencies do."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the process and its helpers have used (all their threads): per
+        request it does not depend on how busy the machine is, as the rates and latencies do."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
