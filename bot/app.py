@@ -293,6 +293,7 @@ async def _run_clicks(state: BotState, click_fd: int) -> None:
         return await answer_click(state, payload, event)
 
     stop = _stopped_by_signals(asyncio.get_running_loop())
+    await state.lanes.callback(state.dispatcher.rehearse)   # before it says it is ready
     serving = asyncio.ensure_future(answer_clicks(socket.socket(fileno=click_fd), click))
     serving.add_done_callback(lambda _task: stop.set())   # the webhook's process is gone
     await stop.wait()

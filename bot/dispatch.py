@@ -346,6 +346,36 @@ class Dispatcher:
             self.on_outbox()
         return answer
 
+    def rehearse(self) -> int:
+        """Run the router's rehearsal clicks (synthetic clicks on real rows, `Router.rehearsals`)
+        each in a transaction that is always rolled back: nothing is stored or sent. The statements a
+        click runs get compiled and its code warm before the first real click; without it a burst
+        of clicks right after a start compiled the same statements side by side (the first 20
+        progress updates took 70–130 ms longer). Returns how many ran to the end."""
+        events: list[CardAction] = []
+        for make in self.router.rehearsals:
+            try:
+                with self.factory() as session:
+                    events += make(session)
+            except Exception:  # a rehearsal never stops a start
+                log.info("rehearsal clicks not built", exc_info=True)
+        done, now = 0, self.clock.now()
+        for event in events:
+            row = dict(self._inbox_rows([({}, event)])[0][0], status="done", processed_at=now, attempts=1)
+            with self.factory() as session:
+                session.begin()
+                try:
+                    conn = session.connection()
+                    conn.execute(_insert_ignoring_duplicates(conn.dialect.name, True), [row])
+                    self._handle(session, event, now)
+                    session.flush()
+                    done += 1
+                except Exception:  # noqa: BLE001 - e.g. a refused form: still rehearsed up to there
+                    pass
+                finally:
+                    session.rollback()
+        return done
+
     def _dead_callback(self, row: dict[str, Any], exc: BaseException) -> CallbackAnswer:
         """The handler failed: the event is kept, parked, with a reference the clicker is shown."""
         ref = uuidlib.uuid4().hex[:8]

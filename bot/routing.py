@@ -119,6 +119,8 @@ class Router:
         # every card action's answer passes here (private forms end as a line; shared cards sync)
         self.answer_hook: Callable[[Ctx, CardAction, CallbackAnswer], CallbackAnswer] | None = None
         self.bundle: Bundle | None = None   # reminders due together for a group: one message
+        # clicks to rehearse at a start, in transactions rolled back (Dispatcher.rehearse)
+        self.rehearsals: list[Callable[[Session], list[CardAction]]] = []
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
         def deco(fn: CommandHandler) -> CommandHandler:
@@ -216,6 +218,7 @@ class Router:
         if other.read_only is not None:
             self.read_only_view(other.read_only)
         self.case_extras.extend(other.case_extras)
+        self.rehearsals.extend(other.rehearsals)
 
 
 def split_command(text: str) -> tuple[str, str] | None:

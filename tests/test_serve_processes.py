@@ -163,7 +163,7 @@ def test_a_click_is_answered_by_the_clicks_process(served):
     finally:
         os.kill(helpers["clicks"], signal.SIGCONT)
     assert slow.status_code == 200 and _toast(slow) == texts.CLICK_SLOW
-    assert 2.0 < waited < 3.0   # within Feishu's 3 s
+    assert 2.4 < waited < 3.5   # answered at 2.5 s, before Feishu gives up at 3 s (HTTP on top)
     again = served.click({"a": "track.show", "c": 999})
     assert again.status_code == 200 and _toast(again) == answered
     assert served.helpers() == helpers

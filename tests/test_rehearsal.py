@@ -1,0 +1,48 @@
+"""The clicks' process rehearses a step-5 case's clicks when it starts (Dispatcher.rehearse): the
+handlers run to the end, writes included, and nothing of it is kept, sent or announced."""
+from __future__ import annotations
+
+from sqlalchemy import event, func, select
+
+from bot.models import Base
+from tests.casefactory import make_case_at_step4, make_plan_published
+from tests.driver import LEAD, FeishuWorld
+
+
+def _counts(world) -> dict[str, int]:
+    with world.state.factory() as s:
+        return {t.name: s.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
+
+
+def test_rehearsed_clicks_run_their_writes_and_leave_nothing(database_url, clock):
+    world = FeishuWorld(database_url, clock)
+    try:
+        case_id = make_case_at_step4(world.state.factory, now=clock.now())
+        make_plan_published(world.state.factory, case_id, now=clock.now())
+        world.say(LEAD, "/进度")
+        world.drain()
+        before, calls_before = _counts(world), len(world.fake.calls)
+        dispatcher = world.state.dispatcher
+        kicked: list[int] = []
+        dispatcher.on_outbox = lambda: kicked.append(1)
+        statements: list[str] = []
+        listener = lambda _c, _cur, statement, *_a: statements.append(statement.split()[0] + " " + statement.split()[1])  # noqa: E731
+        event.listen(world.state.engine, "before_cursor_execute", listener)
+        try:
+            assert dispatcher.rehearse() == 3   # 进度跟踪表, the update form, a progress update
+        finally:
+            event.remove(world.state.engine, "before_cursor_execute", listener)
+        assert "UPDATE tasks" in statements and "INSERT INTO" in statements   # the update ran through
+        world.drain()
+        assert _counts(world) == before
+        assert len(world.fake.calls) == calls_before and kicked == []
+    finally:
+        world.close()
+
+
+def test_without_a_case_in_step_5_there_is_nothing_to_rehearse(database_url, clock):
+    world = FeishuWorld(database_url, clock)
+    try:
+        assert world.state.dispatcher.rehearse() == 0
+    finally:
+        world.close()
