@@ -2,22 +2,20 @@
 keep-alive connection usable, and a client that hangs up mid-body is one log line (S12, S13)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import socket
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.app import create_app
 from bot.security import seal
 from feishu_fake import FakeFeishu
 from feishu_fake import events as ev
 from tests.driver import APP_ID, APP_SECRET, CHAT, ENCRYPT_KEY, LEAD, TENANT, VERIFICATION_TOKEN, make_settings
+from tests.loopback import serve_in_thread
 
 
 @pytest.fixture
@@ -26,14 +24,7 @@ def served(database_url, clock):
     fake.add_chat(CHAT, members=[(LEAD, "陈静")])
     app = create_app(make_settings(database_url), clock=clock, transport=httpx.MockTransport(fake.handle),
                      background=False, pacer=None)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    server, thread, port = serve_in_thread(app)
     try:
         yield port, clock
     finally:

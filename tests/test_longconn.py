@@ -25,6 +25,7 @@ from bot.routing import CallbackAnswer
 from feishu_fake import FakeFeishu
 from feishu_fake import events as ev
 from handlers import build_router
+from tests import loopback
 from tests.driver import APP_ID, APP_SECRET, CHAT, LEAD, NAMES, TENANT, VERIFICATION_TOKEN, card_text, make_settings
 
 WAIT = 10.0  # upper bound for any single wait; normally each takes milliseconds
@@ -32,13 +33,7 @@ ECHO = "test.ws_echo"
 
 
 def wait_until(pred: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    return loopback.wait_until(pred, what, timeout)
 
 
 class FakeLongConnService:

@@ -4,19 +4,16 @@ answered by the background process, a click by the clicks' process; either helpe
 started again and nothing stored is lost; stopping serve stops them."""
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from bot import texts
 from bot.clock import SystemClock
@@ -24,19 +21,9 @@ from bot.security import seal
 from feishu_fake import FakeFeishu
 from feishu_fake import events as ev
 from tests.driver import APP_ID, APP_SECRET, CHAT, ENCRYPT_KEY, LEAD, NAMES, TENANT, VERIFICATION_TOKEN
+from tests.loopback import serve_in_thread, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _serve_in_thread(app) -> tuple[uvicorn.Server, threading.Thread, int]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    for _ in range(250):
-        if server.started:
-            break
-        time.sleep(0.02)
-    return server, thread, server.servers[0].sockets[0].getsockname()[1]
 
 
 def _children(pid: int) -> dict[str, int]:
@@ -51,16 +38,6 @@ def _children(pid: int) -> dict[str, int]:
             if b"worker" in cmdline:
                 found["clicks" if b"--click-fd" in cmdline else "background"] = int(child)
     return found
-
-
-def _wait_for(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 class Served:
@@ -90,15 +67,18 @@ class Served:
     def helpers(self) -> dict[str, int]:
         return _children(self.proc.pid)
 
-    def helpers_ready(self) -> bool:
-        return httpx.get(self.url + "/healthz", timeout=5).json().get("helpers") == "ready"
+    def both_ready(self) -> dict[str, int]:
+        """The two helpers by role once both run and the clicks' one takes clicks, else {}."""
+        helpers = self.helpers()
+        ready = httpx.get(self.url + "/healthz", timeout=5).json().get("helpers") == "ready"
+        return helpers if len(helpers) == 2 and ready else {}
 
 
 @pytest.fixture
 def served(database_url, tmp_path):
     fake = FakeFeishu(app_id=APP_ID, app_secret=APP_SECRET, clock=SystemClock(), tenant_key=TENANT)
     fake.add_chat(CHAT, members=list(NAMES.items()))
-    fake_server, fake_thread, fake_port = _serve_in_thread(fake.asgi_app())
+    fake_server, fake_thread, fake_port = serve_in_thread(fake.asgi_app(), lifespan="off")
     port = _free_port()
     env = {**os.environ, "FEISHU_APP_ID": APP_ID, "FEISHU_APP_SECRET": APP_SECRET,
            "FEISHU_ENCRYPT_KEY": ENCRYPT_KEY, "FEISHU_VERIFICATION_TOKEN": VERIFICATION_TOKEN,
@@ -109,9 +89,9 @@ def served(database_url, tmp_path):
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(lambda: _healthy(url), 60, "serve answers /healthz")
+        wait_until(lambda: _healthy(url), "serve answers /healthz", 60, every=0.05)
         served = Served(proc, url, fake)
-        _wait_for(lambda: len(served.helpers()) == 2 and served.helpers_ready(), 60, "both helpers ready")
+        wait_until(served.both_ready, "both helpers ready", 60, every=0.05)
         yield served
     finally:
         if proc.poll() is None:
@@ -144,7 +124,7 @@ def _toast(resp: httpx.Response) -> str:
 
 def test_a_command_is_handled_and_delivered_by_the_background_process(served):
     assert served.say("/帮助").status_code == 200
-    _wait_for(lambda: served.bot_messages() >= 1, 20, "the help card reaches the group")
+    wait_until(lambda: served.bot_messages() >= 1, "the help card reaches the group", 20, every=0.05)
     assert served.bot_messages() == 1
 
 
@@ -174,20 +154,18 @@ def test_a_killed_helper_is_started_again_and_nothing_stored_is_lost(served):
     os.kill(helpers["background"], signal.SIGKILL)
     # stored while no background process runs: the next one handles it when it starts
     assert served.say("/帮助").status_code == 200
-    _wait_for(lambda: served.bot_messages() >= 1, 30, "the help card after the restart")
-    restarted = _wait_for(lambda: (h := served.helpers()) and len(h) == 2 and served.helpers_ready() and h, 30,
-                          "both helpers again")
+    wait_until(lambda: served.bot_messages() >= 1, "the help card after the restart", 30, every=0.05)
+    restarted = wait_until(served.both_ready, "both helpers again", 30, every=0.05)
     assert restarted["background"] != helpers["background"]
     # a killed clicks' process: the click is answered by the webhook's own process meanwhile
     os.kill(restarted["clicks"], signal.SIGKILL)
     time.sleep(0.2)
     resp = served.click({"a": "track.show", "c": 999})
     assert resp.status_code == 200 and _toast(resp)
-    again = _wait_for(lambda: (h := served.helpers()) and len(h) == 2 and served.helpers_ready() and h, 30,
-                      "both helpers again")
+    again = wait_until(served.both_ready, "both helpers again", 30, every=0.05)
     assert again["clicks"] != restarted["clicks"]
     assert served.say("/帮助").status_code == 200
-    _wait_for(lambda: served.bot_messages() >= 2, 30, "the second help card")
+    wait_until(lambda: served.bot_messages() >= 2, "the second help card", 30, every=0.05)
     assert served.bot_messages() == 2
 
 
@@ -199,7 +177,7 @@ def test_stopping_serve_stops_its_helpers(served):
     assert served.proc.wait(30) in (0, -signal.SIGTERM)
     assert time.monotonic() - start < 10   # the helpers finished on their own, none was killed
     for pid in helpers.values():
-        _wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10, f"helper {pid} exits")
+        wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), f"helper {pid} exits", 10, every=0.05)
 
 
 def _zombie(pid: int) -> bool:
