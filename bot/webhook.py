@@ -97,7 +97,7 @@ async def accept(state, payload: dict, event) -> JSONResponse:
         return _answer(200, "success")
     if isinstance(event, CardAction):
         # Someone is waiting for this answer (Feishu gives up after 3 s): stored and handled in
-        # one transaction, by the background process when there is one (bot/worker.py).
+        # one transaction, by the clicks' process when there is one (bot/worker.py).
         status, body = await _click_answer(state, payload, event)
         return JSONResponse(body, status_code=status)
     try:
@@ -114,7 +114,7 @@ async def accept(state, payload: dict, event) -> JSONResponse:
     return _answer(200, "success")
 
 
-# How long a click waits for the background process's answer; Feishu gives up at 3 s.
+# How long a click waits for the clicks' process's answer; Feishu gives up at 3 s.
 CLICK_WAIT_SECONDS = 2.5
 
 
