@@ -52,6 +52,20 @@ class Refused:
 REFUSED = Refused()
 
 
+def _retrying(exc: Exception, what: str, event_id: str, attempt: int) -> bool:
+    """Whether `exc` is two transactions racing (a unique row written twice, a row changed under
+    us, PostgreSQL's deadlock or serialisation failure): logged, and the caller tries again. Any
+    other OperationalError is the database being unavailable."""
+    if isinstance(exc, OperationalError):
+        if not db.is_conflict(exc):
+            return False
+        name = type(exc.orig).__name__
+    else:
+        name = type(exc).__name__
+    log.info("%s %s conflicted (%s), retry %d", what, event_id, name, attempt + 1)
+    return True
+
+
 def _chat_of(event: Event) -> str:
     return getattr(event, "chat_id", "") or ""
 
@@ -227,11 +241,8 @@ class Dispatcher:
         for attempt in range(RETRIES):
             try:
                 return self._process_once(event_id, event)
-            except (IntegrityError, StaleDataError) as exc:
-                log.info("event %s conflicted (%s), retry %d", event_id, type(exc).__name__, attempt + 1)
-            except OperationalError as exc:
-                if db.is_conflict(exc):
-                    log.info("event %s conflicted (%s), retry %d", event_id, type(exc.orig).__name__, attempt + 1)
+            except (IntegrityError, StaleDataError, OperationalError) as exc:
+                if _retrying(exc, "event", event_id, attempt):
                     continue
                 log.warning("event %s: database unavailable, left pending", event_id)
                 return CallbackAnswer(toast=texts.BUSY_RETRY, toast_type="warning")
@@ -307,14 +318,10 @@ class Dispatcher:
             stored = [False]
             try:
                 return self._callback_once(rows[0], event, stored)
-            except (IntegrityError, StaleDataError) as exc:
-                log.info("callback %s conflicted (%s), retry %d", event.header.event_id, type(exc).__name__,
-                         attempt + 1)
-            except OperationalError as exc:
-                if db.is_conflict(exc):
-                    log.info("callback %s conflicted (%s), retry %d", event.header.event_id, type(exc.orig).__name__,
-                             attempt + 1)
+            except (IntegrityError, StaleDataError, OperationalError) as exc:
+                if _retrying(exc, "callback", event.header.event_id, attempt):
                     continue
+                assert isinstance(exc, OperationalError)   # the others always are conflicts
                 if not stored[0]:
                     raise DatabaseUnavailable(str(exc.orig)[:200]) from exc
                 log.warning("callback %s: database unavailable, not handled", event.header.event_id)
