@@ -171,14 +171,18 @@ class ClickLink:
         self._reader_task = asyncio.ensure_future(self._read_answers(reader))
 
     async def _read_answers(self, reader: asyncio.StreamReader) -> None:
-        while (message := await read_frame(reader)) is not None:
-            if message.get("ready"):
-                self.ready = True
-                continue
-            future = self._pending.get(message.get("i", -1))
-            if future is not None and not future.done():
-                future.set_result((int(message["s"]), message["b"]))
-        self.close()
+        try:
+            while (message := await read_frame(reader)) is not None:
+                if message.get("ready"):
+                    self.ready = True
+                    continue
+                future = self._pending.get(message.get("i", -1))
+                if future is not None and not future.done():
+                    future.set_result((int(message["s"]), dict(message["b"])))
+        except (KeyError, TypeError, ValueError):
+            log.error("unreadable answer from the clicks' process; clicks are answered here")
+        finally:
+            self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -199,7 +203,11 @@ async def answer_clicks(sock: socket.socket, answer: Callable[[dict[str, Any]], 
     running: set[asyncio.Task[None]] = set()
 
     async def one(message: dict[str, Any]) -> None:
-        status, body = await answer(message.get("p") or {})
+        try:
+            status, body = await answer(message.get("p") or {})
+        except Exception:   # never leave a clicker waiting: Feishu retries a 503
+            log.exception("click not answered")
+            status, body = 503, {"msg": "temporarily unavailable"}
         writer.write(frame({"i": message.get("i"), "s": status, "b": body}))
 
     while (message := await read_frame(reader)) is not None:

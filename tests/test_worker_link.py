@@ -136,3 +136,26 @@ async def test_an_oversized_or_unreadable_frame_ends_the_link():
         assert await read_frame(reader) is None
         writer.close()
         b.close()
+
+
+async def test_a_click_whose_handling_fails_is_answered_503_and_a_garbled_answer_ends_the_link():
+    async def answer(payload):
+        raise RuntimeError("handler bug")
+
+    link, server = await _pair(answer)
+    assert await link.ask({"n": 1}, 2) == (503, {"msg": "temporarily unavailable"})
+    link.close()
+    await asyncio.wait_for(server, 2)
+
+    ours, theirs = socket.socketpair()
+    link = ClickLink(ours)
+    link.open()
+    theirs.sendall(frame({"ready": True}))
+    while not link.ready:
+        await asyncio.sleep(0.005)
+    waiting = asyncio.ensure_future(link.ask({"n": 1}, 2))
+    await asyncio.sleep(0.02)
+    theirs.sendall(frame({"i": 1, "s": "not a status"}))   # no body, a status that is no number
+    assert await asyncio.wait_for(waiting, 2) is None      # handed back, not left to time out
+    assert link.closed
+    theirs.close()
