@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import subprocess
 import sys
@@ -137,13 +136,10 @@ def main() -> int:
                                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)
         clicks = asyncio.run(clickers(bot.url + sv.WEBHOOK, cases, args.duration - 1))
-        chatter = json.loads(gen.communicate(timeout=args.duration + 60)[0].strip().splitlines()[-1])
+        chatter = sv.generated(gen, args.duration + 60)
         load_end = sv.uptime()
     finally:
-        if bot:
-            bot.stop()
-        fake.terminate()
-        fake.wait(10)
+        sv.stop([bot], fake)
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"{engine}; {args.people} people in {args.people} groups; chatter at {rate:.0f}/s "
           f"({args.chatter_share:.0%} of the {saturation:.0f}/s the bot saturates at with wrk c=32) "

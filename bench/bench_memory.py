@@ -87,10 +87,7 @@ def main() -> int:
             print(f"  after {sent:>7} events: RSS {samples[-1][1] / 1024:6.1f} MB  ({result['rps']:.0f}/s, "
                   f"non-2xx {non2xx})", flush=True)
     finally:
-        if bot:
-            bot.stop()
-        fake.terminate()
-        fake.wait(10)
+        sv.stop([bot], fake)
     shutil.rmtree(workdir, ignore_errors=True)
     first, last = samples[1][1], samples[-1][1]
     ratio = last / first

@@ -20,7 +20,6 @@ PASS: chatter and command p99 during ≤ 2 × idle, 0 non-2xx.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -98,13 +97,10 @@ def main() -> int:
                                       cwd=ROOT, stdout=subprocess.PIPE, text=True)
         stats = _wait_for_standups(base, args.n, timeout=args.n / 50 * 3 + 120)
         fanout_s = stats.pop("done_at") - fanout_start
-        during = json.loads(during_gen.communicate(timeout=PHASE_S + 120)[0].strip().splitlines()[-1])
+        during = sv.generated(during_gen, PHASE_S + 120)
         load_end = sv.uptime()
     finally:
-        if bot:
-            bot.stop()
-        fake.terminate()
-        fake.wait(10)
+        sv.stop([bot], fake)
     print(f"{engine_name}; {args.n} groups; standup at {at:%H:%M} Shanghai; load {RATE}/s over {CONNECTIONS} "
           f"connections, one in 25 /帮助, {PHASE_S} s idle then {PHASE_S} s during")
     print(f"load at start: {load_start}\nload at end:   {load_end}")

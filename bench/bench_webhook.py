@@ -430,10 +430,7 @@ def served_main(args: argparse.Namespace) -> int:
                 print(line, flush=True)
         print(f"bot RSS at the end: {bot.rss_kb() / 1024:.0f} MB; {sv.uptime()}")
     finally:
-        for child in children:
-            child.stop()
-        fake.terminate()
-        fake.wait(10)
+        sv.stop(children, fake)
     errors = [line for line in (workdir / "bot.log").read_text().splitlines() if " ERROR " in line
               or "Traceback" in line]
     print(f"bot log: {len(errors)} error line(s)" + (f", first: {errors[0][:200]}" if errors else ""))

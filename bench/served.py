@@ -289,6 +289,20 @@ def generate(url: str, bodies: Path, connections: int, duration: float, rate: fl
     return json.loads(out.strip().splitlines()[-1])
 
 
+def generated(proc: subprocess.Popen, timeout: float) -> dict:
+    """What a generator started in the background (`generate_cmd`, stdout piped) reported."""
+    return json.loads(proc.communicate(timeout=timeout)[0].strip().splitlines()[-1])
+
+
+def stop(children: list["Child | None"], fake: subprocess.Popen) -> None:
+    """The servers a benchmark started (as a service manager stops them), then the fake Open API."""
+    for child in children:
+        if child is not None:
+            child.stop()
+    fake.terminate()
+    fake.wait(10)
+
+
 def _requests(bodies: Path, host: str, path: str) -> list[tuple[str, bytes]]:
     out = []
     for line in bodies.open(encoding="utf-8"):

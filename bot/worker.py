@@ -65,7 +65,7 @@ class Kicks:
     def _write(self, word: bytes) -> None:
         try:
             os.write(self.fd, word)
-        except (BlockingIOError, BrokenPipeError, OSError) as exc:
+        except OSError as exc:   # a full pipe (BlockingIOError), no reader any more (BrokenPipeError)
             self._lost += 1
             if self._lost == 1 or self._lost % 1000 == 0:
                 log.warning("background process not reachable (%s): %d wake-ups lost so far; "
