@@ -116,5 +116,8 @@ _OVERRIDES = select(CalendarOverride.day, CalendarOverride.is_workday).where(
 
 
 def calendar_for(session: Session, tenant_key: str) -> WorkCalendar:
-    rows = session.execute(_OVERRIDES, {"tenant_key": tenant_key}).all()
+    # no autoflush: the bot never writes overrides, so nothing pending can change this read, and a
+    # flush here would be a second one in the transaction (a click's commit flushes anyway)
+    rows = session.execute(_OVERRIDES, {"tenant_key": tenant_key},
+                           execution_options={"autoflush": False}).all()
     return WorkCalendar({day: bool(flag) for day, flag in rows})

@@ -201,7 +201,8 @@ def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAn
                               card=update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz))
     _apply(ctx, case, task, status, progress, typed)
     toast = texts.TASK_UPDATED.format(seq=task.seq, status=texts.TASK_STATUS_LABELS[status], progress=progress)
-    if _maybe_finish(ctx, case):
+    # only a task that is now done can complete the set the step's guard waits for
+    if status == TaskStatus.DONE and _maybe_finish(ctx, case):
         return CallbackAnswer(toast=toast)
     _alert_new_lags(ctx, case)
     case_card.refresh(ctx, case)

@@ -15,7 +15,7 @@ from tests.casefactory import make_case_at_step4, make_plan_published, retro_cas
 from tests.driver import DESIGN_HEAD, LEAD, TECH_DEV, TECH_HEAD, card_text, find_submit, has_submit, step_entered
 from tests.racing import callbacks_at_once
 
-N = 4   # as many as the callback lane handles at once (bot.app.Lanes.CALLBACK_THREADS)
+N = 4   # as many as the callback lane handles at once on PostgreSQL (bot.app.Lanes)
 STALE = {"type": "warning", "content": texts.STALE_CARD}
 
 

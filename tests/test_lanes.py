@@ -106,3 +106,27 @@ def test_the_outboxs_sessions_wait_while_a_click_is_handled_but_not_forever():
         pass
     assert time.monotonic() - t0 < db.STEP_ASIDE_SECONDS
     engine.dispose()
+
+
+@pytest.mark.parametrize("dialect, at_once", [("sqlite", 1), ("postgresql", Lanes.CALLBACK_THREADS_DEFAULT)])
+def test_callbacks_run_side_by_side_only_where_the_database_has_more_than_one_writer(dialect, at_once):
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def click() -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        threading.Event().wait(0.05)
+        with lock:
+            running[0] -= 1
+
+    async def scenario() -> None:
+        lanes = Lanes(dialect)
+        try:
+            await asyncio.gather(*(lanes.callback(click) for _ in range(6)))
+        finally:
+            lanes.shutdown()
+
+    asyncio.run(scenario())
+    assert most[0] == at_once
