@@ -59,7 +59,8 @@ def latency(app, low: float = 0.020, high: float = 0.060):
 
 
 def bench_app(fake: FakeFeishu):
-    """The fake plus bench-only routes: GET /_bench/stats, GET /_bench/times, POST /_bench/fail?p=…"""
+    """The fake plus bench-only routes: GET /_bench/stats (copies every message: not while sending),
+    GET /_bench/progress, GET /_bench/times, POST /_bench/fail?p=…"""
     inner = latency(fake.asgi_app())
 
     async def app(scope, receive, send):
@@ -68,6 +69,8 @@ def bench_app(fake: FakeFeishu):
                 p = float(dict(x.split("=") for x in scope["query_string"].decode().split("&"))["p"])
                 fake.fail_rate(p, 503, seed=1)
                 body = b"{}"
+            elif scope["path"] == "/_bench/progress":   # cheap to poll during a fan-out
+                body = json.dumps({"groups_with_messages": len(fake.messages_per_chat())}).encode()
             elif scope["path"] == "/_bench/times":   # when each message call was counted (epoch s)
                 body = json.dumps([[c.time, c.code] for c in fake.calls_to(MSG, "POST")]).encode()
             else:
