@@ -15,9 +15,10 @@ from bot import reminders as plan
 from bot.domain import CaseStatus
 from bot.models import Case, Task
 from bot.routing import Ctx, Router
+from bot.workdays import WorkCalendar, calendar_for
 from bot.workflow import Step
 from handlers import case_card
-from handlers.lag_alerts import lag_alert_ops
+from handlers.lag_alerts import flags_to_change, lag_alert_ops
 
 PLAN_EVERY_S = 60
 PLAN_BATCH = 50   # cases planned per transaction
@@ -33,12 +34,12 @@ def plan_tick(factory, now: datetime, registry: Router) -> int:
     return changed + lag_alert_tick(factory, now, registry)
 
 
-# Every minute: @mention the lead once for each task that newly lags as time passes (each case in
-# its own pass of one transaction, after the planning).
+# Every minute: @mention the lead once for each task that newly lags as time passes (after the planning).
 def lag_alert_tick(factory, now: datetime, registry: Router) -> int:
-    """One pass for a periodic tick (plan_tick calls it every minute): every
-    active case in step 5, in its own transaction; the alerts go into the outbox as immediate
-    sends keyed by task and time. Returns how many were enqueued (kick the sender if > 0)."""
+    """One pass for a periodic tick (plan_tick calls it every minute) over every active case in
+    step 5, in one transaction that looks at them all before it writes for those with an alert to
+    send or a flag to clear; the alerts go into the outbox as immediate sends keyed by task and
+    time. Returns how many were enqueued (kick the sender if > 0)."""
     with factory() as session, session.begin():
         cases = list(session.scalars(select(Case).where(Case.status == CaseStatus.ACTIVE, Case.step == Step.EXECUTION)))
         by_case: dict[int, list[Task]] = {}
@@ -46,10 +47,16 @@ def lag_alert_tick(factory, now: datetime, registry: Router) -> int:
             for t in session.scalars(select(Task).where(Task.case_id.in_([c.id for c in cases]),
                                                         Task.dropped.is_(False)).order_by(Task.seq, Task.id)):
                 by_case.setdefault(t.case_id, []).append(t)
-        sent = 0
-        for case in cases:
+        cals: dict[str, WorkCalendar] = {}
+        todo: list[tuple[Case, list[Task]]] = []
+        for case in cases:   # looked at first, without a statement: the writes come together after
             tasks = [t for t in by_case.get(case.id, [])
                      if t.tenant_key == case.tenant_key and t.chat_id == case.chat_id]
+            cal = cals.get(case.tenant_key) or cals.setdefault(case.tenant_key, calendar_for(session, case.tenant_key))
+            if flags_to_change(case, tasks, now, plan.case_tz(case), cal):
+                todo.append((case, tasks))
+        sent = 0
+        for case, tasks in todo:
             ops = lag_alert_ops(session, case, now, plan.case_tz(case), tasks)
             if ops and case.card_message_id:  # the live case card turns red along with the alert
                 ctx = Ctx(session=session, now=now, tz=plan.case_tz(case), tenant_key=case.tenant_key,

@@ -13,7 +13,7 @@ from bot.domain import CaseStatus
 from bot.lagging import is_lagging
 from bot.models import Case, Task
 from bot.repository import tasks_of
-from bot.workdays import calendar_for
+from bot.workdays import WorkCalendar, calendar_for
 from bot.workflow import Step
 from handlers.common import fmt, inert, mention
 
@@ -53,6 +53,16 @@ def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
         elif not lagging and task.lag_notified_at is not None:
             _cas_lag_flag(session, task, task.lag_notified_at, None)
     return ops
+
+
+def flags_to_change(case: Case, tasks: list[Task], now: datetime, tz: ZoneInfo, cal: WorkCalendar) -> bool:
+    """Whether `lag_alert_ops` would change anything for `case` now (no statement run): the minute
+    tick looks before it writes, so that its transaction takes SQLite's writers' lock only for
+    the cases that have an alert to send or a flag to clear, not from the first of them to the end
+    of all 10,000."""
+    if case.step != Step.EXECUTION or case.status != CaseStatus.ACTIVE or not cal.in_hours(now, tz):
+        return False
+    return any(is_lagging(t, now, cal, tz) != (t.lag_notified_at is not None) for t in tasks)
 
 
 def _cas_lag_flag(session: Session, task: Task, expected: datetime | None, new: datetime | None) -> bool:
