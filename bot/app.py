@@ -61,8 +61,8 @@ class Lanes:
 
     How many callbacks run at once follows the database: on SQLite one, because its one writer
     runs them one after another from their first statement (the inbox row) anyway, and a second
-    thread only takes turns with the first for the interpreter — 20 progress updates at once were
-    answered within 100–114 ms with one thread against 116–140 ms with four (bench_clicks). On
+    thread only takes turns with the first for the interpreter — bench_clicks' p99 (20 progress
+    updates at once) was 96–131 ms with one thread, median 104, against 116–141 ms with four. On
     PostgreSQL clicks on different cases run side by side while others wait for the server."""
 
     CALLBACK_THREADS = {"sqlite": 1}

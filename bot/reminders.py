@@ -505,7 +505,7 @@ def reconcile_all(session: Session, now: datetime, policy: Policy | None = None,
         existing = _existing(session, chunk, since)
         # The whole batch is planned before any of it is written: on SQLite the first write takes
         # the writers' lock until the commit, and planning 50 cases in between (a niced process's
-        # CPU) kept the webhook's inbox writes waiting ~0.3 s at a time on a 10,000-group start.
+        # CPU) is time the other processes' writers would wait through.
         planned: list[tuple[Case, Changes]] = []
         for case in cases:
             cal = cals.get(case.tenant_key) or cals.setdefault(case.tenant_key, calendar_for(session, case.tenant_key))

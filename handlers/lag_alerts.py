@@ -43,9 +43,10 @@ def lag_alert_ops(session: Session, case: Case, now: datetime, tz: ZoneInfo,
     if case.step != Step.EXECUTION or case.status != CaseStatus.ACTIVE:
         return ops
     cal = calendar_for(session, case.tenant_key)
-    if not cal.in_hours(now, tz):
+    tasks = tasks if tasks is not None else tasks_of(session, case)
+    if not flags_to_change(case, tasks, now, tz, cal):
         return ops
-    for task in tasks if tasks is not None else tasks_of(session, case):
+    for task in tasks:
         lagging = is_lagging(task, now, cal, tz)
         if lagging and task.lag_notified_at is None:
             if _cas_lag_flag(session, task, None, now):
