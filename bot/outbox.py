@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Callable, Iterable, Mapping, cast
 
-from sqlalchemy import Connection, Insert, Table, and_, bindparam, exists, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, Insert, Table, and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, StatementError
@@ -183,6 +183,20 @@ def enqueue_ops(session: Session, *, tenant_key: str, chat_id: str, key: str, no
     conn.execute(_insert_ignoring_duplicates(conn.dialect.name), rows)
 
 
+def enqueue_planned(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Many planned sends (`tenant_key, chat_id, kind, fire_key, due_at, case_id, stale_after`) in
+    ONE INSERT … ON CONFLICT DO NOTHING; a row whose key exists is left as it is, as `enqueue` does.
+    The planner writes hundreds of rows a batch: row by row (a look-up, a savepoint and an insert
+    each) its batch held SQLite's writers' lock ~2 s, and commands waited behind it. Returns the
+    rows inserted."""
+    if not rows:
+        return 0
+    full = [dict(r, payload={}, priority=int(Priority.BULK), status="pending", attempts=0) for r in rows]
+    conn = session.connection()
+    count = rowcount(conn.execute(_insert_ignoring_duplicates(conn.dialect.name), full))
+    return count if count >= 0 else len(full)
+
+
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
     table = cast(Table, Outbox.__table__)   # declarative types __table__ as any FromClause
     if dialect == "postgresql":
@@ -304,35 +318,50 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
     chat's messages go out one after another; `exclude` are rows this worker still holds.
     `sweep_stale`: also settle stale due rows (`_skip_stale`); the result's `stale_swept` says
     how many."""
+    skipped = 0
     with factory() as session, session.begin():
         postgres = session.get_bind().dialect.name == "postgresql"
+        if not postgres and sweep_stale:   # its own write: the claim's choosing then reads unlocked
+            skipped = _skip_stale(session, now, postgres)
+    with factory() as session, session.begin():
         if postgres:
             # claims of all processes one at a time (a short statement): without it a claim that
             # has not committed yet hides its chat's send from another process's "chat busy"
             # check, and two processes would run two rows of one chat at once
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
-        row, busy_row = aliased(Outbox), aliased(Outbox)
-        skipped = _skip_stale(session, row, now, postgres) if sweep_stale else 0
+            skipped = _skip_stale(session, now, postgres) if sweep_stale else 0
         if skipped:
             log.info("%d outbox rows skipped: stale", skipped)
-        chat_busy = exists().where(busy_row.tenant_key == row.tenant_key, busy_row.chat_id == row.chat_id,
-                                   busy_row.status == "sending", busy_row.claimed_at >= now - lease)
-        expired = and_(row.status == "sending", row.claimed_at < now - lease)
-        held = list(exclude)
-        if held:
-            expired = and_(expired, row.id.not_in(held))
-        fresh = or_(row.stale_after.is_(None), row.stale_after >= now)   # stale ones: _skip_stale
-        due = or_(and_(row.status == "pending", row.due_at <= now, fresh, ~chat_busy), expired)
-        pick = select(row.id).where(due).order_by(row.priority, row.due_at, row.id).limit(batch)
+        row = aliased(Outbox)
+        pick = select(row.id).where(_claimable(row, now, lease, list(exclude))) \
+            .order_by(row.priority, row.due_at, row.id).limit(batch)
         if postgres:
-            pick = pick.with_for_update(skip_locked=True, of=row)
-        stmt = (update(Outbox).where(Outbox.id.in_(pick.scalar_subquery()))
-                .values(status="sending", claimed_by=me, claimed_at=now, attempts=Outbox.attempts + 1)
-                .returning(Outbox.id, Outbox.tenant_key, Outbox.chat_id, Outbox.priority, Outbox.due_at))
-        claims = [Claim(*r) for r in session.execute(stmt.execution_options(synchronize_session=False))]
+            chosen: Any = pick.with_for_update(skip_locked=True, of=row).scalar_subquery()
+        else:
+            # Chosen by a read first: SQLite's writers' lock is taken at a transaction's first
+            # write and held to its commit, and choosing among 10,000 due rows of a fan-out takes
+            # ~100 ms that commands' inbox writes waited through, a claim or more a second. The
+            # write then claims those still claimable (the same test, on a handful of rows).
+            chosen = list(session.scalars(pick))
+        cond: ColumnElement[bool] = Outbox.id.in_(chosen) if postgres else and_(
+            Outbox.id.in_(chosen), _claimable(Outbox, now, lease, list(exclude)))
+        claims = _lease(session, cond, me, now) if postgres or chosen else []
+        if not postgres and len(claims) < len(chosen):
+            # another worker claimed some of them between the read and the write: this
+            # transaction holds the writers' lock now, so the rest are chosen in the write
+            taken = [c.id for c in claims]
+            rest = pick.where(row.id.not_in(taken)).limit(batch - len(claims)).scalar_subquery()
+            claims += _lease(session, Outbox.id.in_(rest), me, now)
     result = Claims(sorted(claims, key=lambda c: (c.priority, c.due_at, c.id)))
     result.stale_swept = skipped
     return result
+
+
+def _lease(session: Session, cond: ColumnElement[bool], me: str, now: datetime) -> list[Claim]:
+    stmt = (update(Outbox).where(cond)
+            .values(status="sending", claimed_by=me, claimed_at=now, attempts=Outbox.attempts + 1)
+            .returning(Outbox.id, Outbox.tenant_key, Outbox.chat_id, Outbox.priority, Outbox.due_at))
+    return [Claim(*r) for r in session.execute(stmt.execution_options(synchronize_session=False))]
 
 
 class Claims(list[Claim]):
@@ -350,18 +379,40 @@ STALE_BATCH = 200
 STALE_SWEEP_EVERY = timedelta(seconds=1)
 
 
-def _skip_stale(session: Session, row: Any, now: datetime, postgres: bool) -> int:
+def _claimable(row: Any, now: datetime, lease: timedelta, held: list[int]) -> ColumnElement[bool]:
+    """Due and not stale, its chat with no send in flight (a live lease, any worker); or its lease
+    expired (and not one this worker still holds)."""
+    busy = aliased(Outbox)
+    chat_busy = exists().where(busy.tenant_key == row.tenant_key, busy.chat_id == row.chat_id,
+                               busy.status == "sending", busy.claimed_at >= now - lease)
+    expired = and_(row.status == "sending", row.claimed_at < now - lease)
+    if held:
+        expired = and_(expired, row.id.not_in(held))
+    fresh = or_(row.stale_after.is_(None), row.stale_after >= now)   # stale ones: _skip_stale
+    return or_(and_(row.status == "pending", row.due_at <= now, fresh, ~chat_busy), expired)
+
+
+def _skip_stale(session: Session, now: datetime, postgres: bool) -> int:
     """Mark due rows that are already stale `skipped_stale` in one statement, in the claim's
     transaction, instead of claiming each and opening it in a transaction of its own only to
     skip it. They sort first (earliest due): after downtime, or a first planning pass that
     caught up on yesterday's slots, 3 stale rows per group came before 1,000 groups' standups
     and the first standup went out only after 3,000 such renders (4–8 s). Same rule as
     `_render` (now > stale_after); `audit_skipped` records them as before."""
-    pick = (select(row.id).where(row.status == "pending", row.due_at <= now, row.stale_after < now)
-            .limit(STALE_BATCH))
+    row = aliased(Outbox)
+    stale = and_(row.status == "pending", row.due_at <= now, row.stale_after < now)
+    pick = select(row.id).where(stale).limit(STALE_BATCH)
     if postgres:
-        pick = pick.with_for_update(skip_locked=True, of=row)
-    result = session.execute(update(Outbox).where(Outbox.id.in_(pick.scalar_subquery()))
+        chosen: Any = pick.with_for_update(skip_locked=True, of=row).scalar_subquery()
+        cond: ColumnElement[bool] = Outbox.id.in_(chosen)
+    else:
+        # looked for by a read (see claim_due): a sweep that finds none, the usual case, then
+        # takes no write lock at all, where it held it for a scan of every due row
+        chosen = list(session.scalars(pick))
+        if not chosen:
+            return 0
+        cond = and_(Outbox.id.in_(chosen), Outbox.status == "pending", Outbox.stale_after < now)
+    result = session.execute(update(Outbox).where(cond)
                              .values(status="skipped_stale").execution_options(synchronize_session=False))
     return rowcount(result)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, or_, select, update
@@ -433,11 +433,19 @@ def _existing(session: Session, case_ids: list[int], since: datetime) -> dict[in
     return out
 
 
-def _apply(session: Session, case: Case, changes: Changes) -> int:
+def _new_rows(case: Case, changes: Changes) -> list[dict[str, Any]]:
+    return [dict(tenant_key=case.tenant_key, chat_id=case.chat_id, kind=s.kind, fire_key=s.fire_key,
+                 due_at=s.due_at, case_id=case.id, stale_after=s.stale_after) for s in changes.create]
+
+
+def _apply_all(session: Session, planned: list[tuple[Case, Changes]]) -> int:
+    """A batch's changes: its new rows in one statement, then the (rare) revivals and cancellations."""
+    n = outbox.enqueue_planned(session, [r for case, changes in planned for r in _new_rows(case, changes)])
+    return n + sum(_revive_and_cancel(session, case, changes) for case, changes in planned)
+
+
+def _revive_and_cancel(session: Session, case: Case, changes: Changes) -> int:
     n = 0
-    for s in changes.create:
-        n += outbox.enqueue(session, tenant_key=case.tenant_key, chat_id=case.chat_id, kind=s.kind,
-                            fire_key=s.fire_key, due_at=s.due_at, case_id=case.id, stale_after=s.stale_after)
     for s in changes.revive:
         n += rowcount(session.execute(update(Outbox).where(
             Outbox.tenant_key == case.tenant_key, Outbox.chat_id == case.chat_id, Outbox.kind == s.kind,
@@ -460,7 +468,7 @@ def reconcile_case(session: Session, case: Case, now: datetime, policy: Policy |
     rows = _existing(session, [case.id], now - timedelta(days=policy.plan_days + 2)).get(case.id, [])
     facts = load_facts(session, case, done_standups=_done_standups(rows), horizon=planned_until(rows))
     changes = reconcile(plan_case(facts, cal, now, policy), rows, now, policy, _first_plan(case, now, policy))
-    _apply(session, case, changes)
+    _apply_all(session, [(case, changes)])
     return changes
 
 
@@ -517,8 +525,7 @@ def reconcile_all(session: Session, now: datetime, policy: Policy | None = None,
                                done_standups=_done_standups(rows), horizon=planned_until(rows))
             planned.append((case, reconcile(plan_case(facts, cal, now, policy), rows, now, policy,
                                             _first_plan(case, now, policy))))
-        for case, changes in planned:
-            changed += _apply(session, case, changes)
+        changed += _apply_all(session, planned)
         if after_batch is not None:
             after_batch()
     audit_skipped(session, now)
