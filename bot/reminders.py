@@ -25,7 +25,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import outbox, texts
@@ -534,18 +534,31 @@ def reconcile_all(session: Session, now: datetime, policy: Policy | None = None,
 
 def audit_skipped(session: Session, now: datetime) -> int:
     """Every reminder the sender skipped as stale (it fell due while the bot was down and no
-    longer matters) gets one audit entry with its reason, visible in `/记录`."""
-    found = list(session.scalars(select(Outbox).where(
+    longer matters) gets one audit entry with its reason, visible in `/记录`. The rows and their
+    cases are read first and written in two statements: row by row (a look-up each after the
+    first write) 500 of them held SQLite's writers' lock for over half a second."""
+    found = session.execute(select(Outbox.id, Outbox.tenant_key, Outbox.chat_id, Outbox.case_id, Outbox.kind,
+                                   Outbox.due_at).where(
         Outbox.status == "skipped_stale", Outbox.kind.in_(KINDS), Outbox.case_id.is_not(None),
-        Outbox.last_error.is_(None)).order_by(Outbox.due_at, Outbox.id).limit(500)))
+        Outbox.last_error.is_(None)).order_by(Outbox.due_at, Outbox.id).limit(500)).all()
+    if not found:
+        return 0
+    cases = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_({r.case_id for r in found})))}
+    # only the rows this transaction marks are recorded (a planner racing it records the others)
+    marked = set(session.scalars(update(Outbox).where(Outbox.id.in_([r.id for r in found]),
+                                                      Outbox.last_error.is_(None))
+                                 .values(last_error=SKIPPED_NOTED).returning(Outbox.id)
+                                 .execution_options(synchronize_session=False)))
+    entries = []
     for row in found:
-        case = session.get(Case, row.case_id)
-        row.last_error = SKIPPED_NOTED
-        if case is None or case.tenant_key != row.tenant_key or case.chat_id != row.chat_id:
+        case = cases.get(row.case_id)
+        if row.id not in marked or case is None or case.tenant_key != row.tenant_key or case.chat_id != row.chat_id:
             continue
         when = row.due_at.astimezone(case_tz(case)).strftime("%m-%d %H:%M")
         detail = texts.REMINDER_SKIPPED.format(kind=texts.REMINDER_KINDS.get(row.kind, row.kind), when=when,
                                                reason=texts.REMINDER_SKIPPED_REASONS.get(row.kind, ""))
-        session.add(AuditEntry(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id,
-                               actor_open_id="", action="reminder.skipped", detail=detail, at=now))
+        entries.append(dict(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, actor_open_id="",
+                            action="reminder.skipped", detail=detail, at=now))
+    if entries:
+        session.execute(insert(AuditEntry), entries)
     return len(found)

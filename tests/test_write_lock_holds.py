@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from bot import outbox
-from bot.models import Outbox
+from bot.models import AuditEntry, Outbox
 from bot.outbox import SendText
 from handlers import jobs as reminder_jobs
 from tests.driver import CHAT, TENANT
@@ -130,3 +130,29 @@ def test_a_planner_batch_writes_its_new_rows_in_one_statement(world, monkeypatch
     assert changed >= 4
     with world.state.factory() as s:
         assert s.scalar(select(func.count(func.distinct(Outbox.case_id))).where(Outbox.kind == "standup")) == 4
+
+
+def test_skipped_reminders_are_recorded_by_reads_then_two_writes(world):
+    world.clock.set(at(2026, 12, 8, 9, 0))
+    case_id = make_case(world, chat=CHAT, tasks=[("ou_head_tech", "任务", at(2026, 12, 11, 18))])
+    now = world.clock.now()
+    with world.state.factory() as s, s.begin():
+        for day in range(40):
+            outbox.enqueue(s, tenant_key=TENANT, chat_id=CHAT, kind="standup", fire_key=f"old{day}",
+                           due_at=now - timedelta(days=day + 1), case_id=case_id)
+        s.query(Outbox).filter(Outbox.fire_key.like("old%")).update({"status": "skipped_stale"},
+                                                                    synchronize_session=False)
+    with writes(world) as (held, _seen), world.state.factory() as session:
+        reminder_jobs.plan.audit_skipped(session, now)
+        session.commit()
+    assert [s.split()[0] for s, _many in held] == ["UPDATE", "INSERT"], held
+    assert held[1][1], "the audit entries in one executemany"
+    with world.state.factory() as s:
+        details = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "reminder.skipped")).all()
+    assert len(details) == 40
+    with world.state.factory() as session:   # recorded once: a second pass finds nothing to record
+        reminder_jobs.plan.audit_skipped(session, now)
+        session.commit()
+    with world.state.factory() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "reminder.skipped")) == 40
