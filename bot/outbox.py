@@ -318,10 +318,11 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
     chat's messages go out one after another; `exclude` are rows this worker still holds.
     `sweep_stale`: also settle stale due rows (`_skip_stale`); the result's `stale_swept` says
     how many."""
-    skipped = 0
-    with factory() as session, session.begin():
+    skipped, held = 0, list(exclude)
+    with factory() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
-        if not postgres and sweep_stale:   # its own write: the claim's choosing then reads unlocked
+    if not postgres and sweep_stale:   # its own write: the claim's choosing then reads unlocked
+        with factory() as session, session.begin():
             skipped = _skip_stale(session, now, postgres)
     with factory() as session, session.begin():
         if postgres:
@@ -333,7 +334,7 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
         if skipped:
             log.info("%d outbox rows skipped: stale", skipped)
         row = aliased(Outbox)
-        pick = select(row.id).where(_claimable(row, now, lease, list(exclude))) \
+        pick = select(row.id).where(_claimable(row, now, lease, held)) \
             .order_by(row.priority, row.due_at, row.id).limit(batch)
         if postgres:
             chosen: Any = pick.with_for_update(skip_locked=True, of=row).scalar_subquery()
@@ -344,13 +345,13 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
             # write then claims those still claimable (the same test, on a handful of rows).
             chosen = list(session.scalars(pick))
         cond: ColumnElement[bool] = Outbox.id.in_(chosen) if postgres else and_(
-            Outbox.id.in_(chosen), _claimable(Outbox, now, lease, list(exclude)))
+            Outbox.id.in_(chosen), _claimable(Outbox, now, lease, held))
         claims = _lease(session, cond, me, now) if postgres or chosen else []
         if not postgres and len(claims) < len(chosen):
             # another worker claimed some of them between the read and the write: this
-            # transaction holds the writers' lock now, so the rest are chosen in the write
-            taken = [c.id for c in claims]
-            rest = pick.where(row.id.not_in(taken)).limit(batch - len(claims)).scalar_subquery()
+            # transaction holds the writers' lock now, so the rest are chosen in the write (the
+            # rows just leased are no longer claimable)
+            rest = pick.limit(batch - len(claims)).scalar_subquery()
             claims += _lease(session, Outbox.id.in_(rest), me, now)
     result = Claims(sorted(claims, key=lambda c: (c.priority, c.due_at, c.id)))
     result.stale_swept = skipped
