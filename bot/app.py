@@ -70,8 +70,8 @@ class Lanes:
     AFTER_ANSWER_THREADS = 2  # bounded: leftover work must not crowd out answering requests
 
     def __init__(self, dialect: str = "") -> None:
-        threads = self.CALLBACK_THREADS.get(dialect, self.CALLBACK_THREADS_DEFAULT)
-        self.callbacks = ThreadPoolExecutor(threads, thread_name_prefix="callback")
+        self.callback_threads = self.CALLBACK_THREADS.get(dialect, self.CALLBACK_THREADS_DEFAULT)
+        self.callbacks = ThreadPoolExecutor(self.callback_threads, thread_name_prefix="callback")
         self.after = ThreadPoolExecutor(self.AFTER_ANSWER_THREADS, thread_name_prefix="after-answer")
         self._clicks = 0
         self._no_clicks: asyncio.Event | None = None
@@ -293,6 +293,17 @@ def run_clicks(settings: Settings, click_fd: int, kick_fd: int) -> int:
     return 0
 
 
+async def rehearse_clicks(state: BotState) -> int:
+    """Rehearse the clicks once on each callback thread, all at the same time, so that each thread
+    ends up with its own pooled connection: on PostgreSQL a new connection's server process loads the
+    tables a click touches on its first use, and 20 progress updates at once on four fresh
+    connections were answered 50-60 ms later (bench_clicks p99 210-232 against 155-173 ms).
+    Returns how many rehearsed clicks ran to the end."""
+    runs = await asyncio.gather(*(state.lanes.callback(state.dispatcher.rehearse)
+                                  for _ in range(state.lanes.callback_threads)))
+    return sum(runs)
+
+
 async def _run_clicks(state: BotState, click_fd: int) -> None:
     async def click(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         event = parse_event(payload)
@@ -301,7 +312,7 @@ async def _run_clicks(state: BotState, click_fd: int) -> None:
         return await answer_click(state, payload, event)
 
     stop = _stopped_by_signals(asyncio.get_running_loop())
-    await state.lanes.callback(state.dispatcher.rehearse)   # before it says it is ready
+    await rehearse_clicks(state)   # before it says it is ready
     serving = asyncio.ensure_future(answer_clicks(socket.socket(fileno=click_fd), click))
     serving.add_done_callback(lambda _task: stop.set())   # the webhook's process is gone
     await stop.wait()

@@ -46,3 +46,26 @@ def test_without_a_case_in_step_5_there_is_nothing_to_rehearse(database_url, clo
         assert world.state.dispatcher.rehearse() == 0
     finally:
         world.close()
+
+
+def test_each_callback_thread_is_rehearsed_on_a_connection_of_its_own(database_url, clock):
+    """On PostgreSQL four callback threads: after the start each has run the clicks once, at the
+    same time, so the pool holds four connections that have served them (one thread on SQLite)."""
+    import asyncio
+
+    from bot.app import rehearse_clicks
+
+    world = FeishuWorld(database_url, clock)
+    try:
+        case_id = make_case_at_step4(world.state.factory, now=clock.now())
+        make_plan_published(world.state.factory, case_id, now=clock.now())
+        world.say(LEAD, "/进度")
+        world.drain()
+        lanes = world.state.lanes
+        threads = lanes.callback_threads
+        assert threads == (1 if world.state.engine.dialect.name == "sqlite" else 4)
+        world.state.engine.dispose()   # the start's pool: empty
+        assert asyncio.run(rehearse_clicks(world.state)) == 3 * threads
+        assert world.state.engine.pool.checkedin() >= threads
+    finally:
+        world.close()
