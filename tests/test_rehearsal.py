@@ -2,8 +2,11 @@
 handlers run to the end, writes included, and nothing of it is kept, sent or announced."""
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import event, func, select
 
+from bot.app import rehearse_clicks
 from bot.models import Base
 from tests.casefactory import make_case_at_step4, make_plan_published
 from tests.driver import LEAD, FeishuWorld
@@ -14,13 +17,22 @@ def _counts(world) -> dict[str, int]:
         return {t.name: s.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
 
 
-def test_rehearsed_clicks_run_their_writes_and_leave_nothing(database_url, clock):
+def _world_with_a_case_in_step_5(database_url, clock) -> FeishuWorld:
     world = FeishuWorld(database_url, clock)
     try:
         case_id = make_case_at_step4(world.state.factory, now=clock.now())
         make_plan_published(world.state.factory, case_id, now=clock.now())
         world.say(LEAD, "/进度")
         world.drain()
+    except BaseException:
+        world.close()
+        raise
+    return world
+
+
+def test_rehearsed_clicks_run_their_writes_and_leave_nothing(database_url, clock):
+    world = _world_with_a_case_in_step_5(database_url, clock)
+    try:
         before, calls_before = _counts(world), len(world.fake.calls)
         dispatcher = world.state.dispatcher
         kicked: list[int] = []
@@ -51,18 +63,9 @@ def test_without_a_case_in_step_5_there_is_nothing_to_rehearse(database_url, clo
 def test_each_callback_thread_is_rehearsed_on_a_connection_of_its_own(database_url, clock):
     """On PostgreSQL four callback threads: after the start each has run the clicks once, at the
     same time, so the pool holds four connections that have served them (one thread on SQLite)."""
-    import asyncio
-
-    from bot.app import rehearse_clicks
-
-    world = FeishuWorld(database_url, clock)
+    world = _world_with_a_case_in_step_5(database_url, clock)
     try:
-        case_id = make_case_at_step4(world.state.factory, now=clock.now())
-        make_plan_published(world.state.factory, case_id, now=clock.now())
-        world.say(LEAD, "/进度")
-        world.drain()
-        lanes = world.state.lanes
-        threads = lanes.callback_threads
+        threads = world.state.lanes.callback_threads
         assert threads == (1 if world.state.engine.dialect.name == "sqlite" else 4)
         world.state.engine.dispose()   # the start's pool: empty
         assert asyncio.run(rehearse_clicks(world.state)) == 3 * threads
