@@ -55,8 +55,9 @@ class Lanes:
     (Feishu gives up after 3 s); the work after a command's 200 has no one waiting. Separate pools,
     and the work after an answer starts only while no callback is being handled: under load a
     click never queues behind a backlog of commands (they are in the inbox and get their turn).
-    A callback is an urgent writer (bot.db.urgent): on SQLite it takes the writers' lock before
-    the work after an answer and the outbox that wait for it too; while any is handled, threads
+    A callback is an urgent writer (bot.db.urgent) from the moment it is queued for a thread
+    (bot.db.urgent_ahead): on SQLite it takes the writers' lock before the work after an answer
+    and the outbox that wait for it too; while any is handled, threads
     take turns with the interpreter more often (CLICK_SWITCH_INTERVAL).
 
     How many callbacks run at once follows the database: on SQLite one, because its one writer
@@ -85,7 +86,8 @@ class Lanes:
         self._clicks += 1
         idle.clear()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.callbacks, db.urgent, fn, *args)
+            with db.urgent_ahead():   # queued behind another click, it already counts as running
+                return await asyncio.get_running_loop().run_in_executor(self.callbacks, db.urgent, fn, *args)
         finally:
             self._clicks -= 1
             if not self._clicks:

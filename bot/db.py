@@ -159,6 +159,19 @@ class _Running:
 _URGENT_RUNNING = _Running()
 
 
+@contextmanager
+def urgent_ahead() -> Iterator[None]:
+    """An urgent call counted from the moment it is queued for a thread, not from when the thread
+    starts it: background writers, here and in the other processes (`wait_across`), then wait for
+    the clicks still queued as for the one running, instead of taking the writers' lock in the
+    moment between two of them (each click queued behind one such write waited its whole length)."""
+    _URGENT_RUNNING.enter()
+    try:
+        yield
+    finally:
+        _URGENT_RUNNING.leave()
+
+
 def urgent(fn: Callable[..., T], *args: Any) -> T:
     """Run `fn` in this thread as a writer someone waits for: it takes the SQLite writers' lock
     before any writer that nobody waits for (the work left over from commands, the outbox), and

@@ -108,6 +108,46 @@ def test_the_outboxs_sessions_wait_while_a_click_is_handled_but_not_forever():
     engine.dispose()
 
 
+def test_a_click_queued_for_the_callback_thread_already_holds_background_writers_back():
+    """On SQLite clicks take turns on one thread. One waiting for its turn counts as being handled:
+    a background session opened meanwhile waits for it (bounded) instead of taking the writers'
+    lock in the moment between two clicks."""
+    import time
+
+    from bot import db
+
+    engine = db.make_engine("sqlite://")
+    courteous = db.make_sessionmaker(engine, courteous=True)
+    thread_busy, release = threading.Event(), threading.Event()
+    waited: list[float] = []
+
+    def background() -> None:
+        t0 = time.monotonic()
+        with courteous():
+            waited.append(time.monotonic() - t0)
+
+    async def scenario() -> str:
+        lanes = Lanes("sqlite")
+        try:
+            # the callback thread is taken by something that is not a click; the click queues
+            lanes.callbacks.submit(lambda: (thread_busy.set(), release.wait(5)))
+            thread_busy.wait(5)
+            clicking = asyncio.ensure_future(lanes.callback(lambda: "answer"))
+            await asyncio.sleep(0.01)
+            assert not clicking.done()              # queued, not started
+            opened = threading.Thread(target=background)
+            opened.start()
+            await asyncio.to_thread(opened.join, 5)
+            release.set()
+            return await clicking
+        finally:
+            lanes.shutdown()
+
+    assert asyncio.run(scenario()) == "answer"
+    assert len(waited) == 1 and db.STEP_ASIDE_SECONDS * 0.9 <= waited[0] < db.STEP_ASIDE_SECONDS + 1
+    engine.dispose()
+
+
 @pytest.mark.parametrize("dialect, at_once", [("sqlite", 1), ("postgresql", Lanes.CALLBACK_THREADS_DEFAULT)])
 def test_callbacks_run_side_by_side_only_where_the_database_has_more_than_one_writer(dialect, at_once):
     running, most = [0], [0]
