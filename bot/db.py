@@ -177,11 +177,10 @@ def urgent(fn: Callable[..., T], *args: Any) -> T:
     before any writer that nobody waits for (the work left over from commands, the outbox), and
     courteous sessions (`make_sessionmaker(courteous=True)`) wait before they start meanwhile."""
     _urgency.on = True
-    _URGENT_RUNNING.enter()
     try:
-        return fn(*args)
+        with urgent_ahead():
+            return fn(*args)
     finally:
-        _URGENT_RUNNING.leave()
         _urgency.on = False
 
 
