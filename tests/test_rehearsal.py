@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import event, func, select
+from sqlalchemy.engine.interfaces import CacheStats
 
 from bot.app import rehearse_clicks
-from bot.models import Base
+from bot.envelope import parse_event
+from bot.models import Base, Case
+from bot.repository import tasks_of, updates_of
+from feishu_fake import events as ev
 from tests.casefactory import make_case_at_step4, make_plan_published
-from tests.driver import LEAD, FeishuWorld
+from tests.driver import APP_ID, CHAT, LEAD, TENANT, VERIFICATION_TOKEN, FeishuWorld
 
 
 def _counts(world) -> dict[str, int]:
@@ -70,5 +74,40 @@ def test_each_callback_thread_is_rehearsed_on_a_connection_of_its_own(database_u
         world.state.engine.dispose()   # the start's pool: empty
         assert asyncio.run(rehearse_clicks(world.state)) == 3 * threads
         assert world.state.engine.pool.checkedin() >= threads
+    finally:
+        world.close()
+
+
+def test_after_the_rehearsal_a_real_progress_update_compiles_nothing(database_url, clock):
+    """The first real update after a start usually changes other fields than the rehearsal's (a
+    lag reason and an adjustment typed too): it still runs only statements the rehearsal compiled,
+    so 20 first updates at once do not compile theirs side by side."""
+    world = _world_with_a_case_in_step_5(database_url, clock)
+    try:
+        world.state.engine.clear_compiled_cache()
+        assert world.state.dispatcher.rehearse() == 3
+        card = world.last_card(title_contains="新品推广页面延迟")["message_id"]
+        with world.state.factory() as s:
+            case = s.scalars(select(Case)).one()
+            task = tasks_of(s, case)[0]
+            owner, case_id, task_id, version = task.owner_open_id, case.id, task.id, updates_of(s, task.id)
+        compiled: list[str] = []
+
+        def listener(_conn, _cursor, statement, _params, context, _many):
+            if context.cache_hit is CacheStats.CACHE_MISS:
+                compiled.append(statement.split("(")[0][:60])
+        form = {f"s{task_id}": "doing", f"p{task_id}": "35", f"r{task_id}": "接口联调比预期慢",
+                f"a{task_id}": "增加一名前端支援"}
+        raw = ev.card_action_event(chat_id=CHAT, message_id=card, operator_open_id=owner, form_value=form,
+                                   name=f"track.update~{case_id}~{version}~{task_id}",
+                                   create_ms=int(clock.now().timestamp() * 1000), app_id=APP_ID, tenant_key=TENANT,
+                                   token=VERIFICATION_TOKEN)
+        event.listen(world.state.engine, "before_cursor_execute", listener)
+        try:
+            answer = world.state.dispatcher.callback(raw, parse_event(raw))
+        finally:
+            event.remove(world.state.engine, "before_cursor_execute", listener)
+        assert getattr(answer, "toast_type", "") == "success", answer
+        assert compiled == [], compiled
     finally:
         world.close()
