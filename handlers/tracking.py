@@ -227,7 +227,7 @@ def _last_update_by(session: Session, task: Task, actor: str) -> bool:
     return last is not None and last.actor_open_id == actor
 
 
-_UPDATE_COLUMNS = ("status", "progress", "lag_reason", "adjustment", "done_at")
+_UPDATE_COLUMNS = ("status", "progress", "lag_reason", "adjustment", "done_at", "updated_at")
 
 
 def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, typed: dict[str, str]) -> None:
@@ -895,9 +895,10 @@ def rehearsal(session: Session) -> list[CardAction]:
     if task is not None:
         clicks.append(click(2, task.owner_open_id, name="", value={"a": TRACK_OPEN, "c": case.id}))
         name = to_name(ActionValue(TRACK_UPDATE, case_id=case.id, row_id=task.id, version=updates_of(session, task.id)))
+        # a lag reason and an adjustment too: a lagging task's update is refused without them
         clicks.append(click(3, task.owner_open_id, name=name, value={}, form_value={
             f"s{task.id}": TaskStatus.DOING, f"p{task.id}": str(task.progress % 99 + 1),
-            f"r{task.id}": "", f"a{task.id}": ""}))
+            f"r{task.id}": "-", f"a{task.id}": "-"}))
     return clicks
 
 

@@ -3,7 +3,9 @@ handlers run to the end, writes included, and nothing of it is kept, sent or ann
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine.interfaces import CacheStats
 
@@ -78,19 +80,24 @@ def test_each_callback_thread_is_rehearsed_on_a_connection_of_its_own(database_u
         world.close()
 
 
-def test_after_the_rehearsal_a_real_progress_update_compiles_nothing(database_url, clock):
+@pytest.mark.parametrize("later", ["an hour later", "past the deadline"])
+def test_after_the_rehearsal_a_real_progress_update_compiles_nothing(database_url, clock, later):
     """The first real update after a start usually changes other fields than the rehearsal's (a
     lag reason and an adjustment typed too): it still runs only statements the rehearsal compiled,
-    so 20 first updates at once do not compile theirs side by side."""
+    so 20 first updates at once do not compile theirs side by side. Past the deadline the task
+    lags, and an update without a lag reason would be refused: the rehearsal's gives one."""
     world = _world_with_a_case_in_step_5(database_url, clock)
     try:
-        world.state.engine.clear_compiled_cache()
-        assert world.state.dispatcher.rehearse() == 3
         card = world.last_card(title_contains="新品推广页面延迟")["message_id"]
         with world.state.factory() as s:
             case = s.scalars(select(Case)).one()
             task = tasks_of(s, case)[0]
-            owner, case_id, task_id, version = task.owner_open_id, case.id, task.id, updates_of(s, task.id)
+            owner, case_id, task_id, due = task.owner_open_id, case.id, task.id, task.due_at
+        clock.set(clock.now() + timedelta(hours=1) if later == "an hour later" else due + timedelta(days=1))
+        world.state.engine.clear_compiled_cache()
+        assert world.state.dispatcher.rehearse() == 3
+        with world.state.factory() as s:
+            version = updates_of(s, task_id)
         compiled: list[str] = []
 
         def listener(_conn, _cursor, statement, _params, context, _many):
