@@ -68,9 +68,12 @@ def elapsed_percent(start: datetime, due: datetime, now: datetime, cal: WorkCale
     if now >= due:
         return 100.0
     total = working_seconds(start, due, cal, tz)
+    return _share(working_seconds(start, now, cal, tz) if total > 0 else 0.0, total)
+
+
+def _share(used: float, total: float) -> float:
     if total <= 0:
         return 0.0  # the whole task lies outside working hours: only its deadline counts
-    used = working_seconds(start, now, cal, tz)
     return max(0.0, min(100.0, used / total * 100))
 
 
@@ -80,10 +83,13 @@ def _lagging(status: TaskStatus, progress: int, start: datetime, due: datetime, 
         return False
     if status == TaskStatus.BLOCKED or now > due:
         return True
+    if now == due:
+        return progress + LAG_MARGIN < 100
+    # each sum walks the days from the start: computed once (a click checks every task of the case)
     total, used = working_seconds(start, due, cal, tz), working_seconds(start, now, cal, tz)
     if used < min(LAG_GRACE, total / 2):
         return False
-    return progress + LAG_MARGIN < elapsed_percent(start, due, now, cal, tz)
+    return progress + LAG_MARGIN < _share(used, total)
 
 
 def is_lagging(task: TaskLike, now: datetime, cal: WorkCalendar | None = None, tz: ZoneInfo | None = None) -> bool:

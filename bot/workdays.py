@@ -53,11 +53,17 @@ class WorkCalendar:
 
     def __init__(self, overrides: dict[date, bool] | None = None) -> None:
         self.overrides = dict(overrides or {})
+        self._public: dict[date, bool] = {}   # a lag check walks every day of each task's span
 
     def is_workday(self, day: date) -> bool:
         if day in self.overrides:
             return self.overrides[day]
-        return public_is_workday(day)
+        known = self._public.get(day)
+        if known is None:
+            if len(self._public) > 4096:   # the module's calendar lives as long as the process
+                self._public.clear()
+            known = self._public[day] = public_is_workday(day)
+        return known
 
     def next_workday(self, day: date, *, inclusive: bool = True) -> date:
         d = day if inclusive else day + timedelta(days=1)
