@@ -43,3 +43,28 @@ def test_lag_reason_required_uses_reported_values():
     assert not lag_reason_required(task, half, progress=40)
     assert lag_reason_required(task, half, status="blocked", progress=40)
     assert not lag_reason_required(task, half, status="done", progress=100)
+
+
+def test_the_rule_as_written_in_the_module_docstring_holds_everywhere():
+    """is_lagging sums each task's working time once; it must still agree with the rule stated
+    with elapsed_percent, at every hour across nights, a weekend and the deadline itself, and with
+    the calendar's remembered days."""
+    from bot.lagging import LAG_GRACE, working_seconds
+    from bot.workdays import WorkCalendar
+
+    cal = WorkCalendar({(T0 + timedelta(days=3)).date(): False})
+    start, due = T0 + timedelta(hours=5), T0 + timedelta(days=9, hours=3)
+    for hours in range(-24, 24 * 11):
+        now = T0 + timedelta(hours=hours)
+        for progress in (0, 10, 35, 60, 79, 80, 99):
+            task = T(progress=progress, start_at=start, due_at=due)
+            total, used = working_seconds(start, due, cal), working_seconds(start, now, cal)
+            if now > due:
+                expected = True
+            elif used < min(LAG_GRACE, total / 2):
+                expected = False
+            else:
+                expected = progress + LAG_MARGIN < elapsed_percent(start, due, now, cal)
+            assert is_lagging(task, now, cal) is expected, (now, progress)
+    deadline = T(progress=79, start_at=start, due_at=due)
+    assert is_lagging(deadline, due, cal) and not is_lagging(T(progress=80, start_at=start, due_at=due), due, cal)
