@@ -19,8 +19,8 @@ runs at half the rate the bot saturates at, against the bot as `collab-bot serve
    people do: about 10 clicks a second in all).
 Reported: per kind of click n, p50, p99, max and answers over 1 s (Feishu gives up at 3 s), stale
 or error toasts, the chatter's latency and the load average; and the first burst (the 20 clicks
-sent at one instant, 7 % of the clicks and so the p99) apart from the clicks after it. PASS: callback p99 ≤ 100 ms and
-nothing over 1 s.
+sent at one instant, 7 % of the clicks and so the p99) apart from the clicks after it.
+PASS: callback p99 ≤ 100 ms and nothing over 1 s.
 """
 from __future__ import annotations
 

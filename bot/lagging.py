@@ -68,7 +68,8 @@ def elapsed_percent(start: datetime, due: datetime, now: datetime, cal: WorkCale
     if now >= due:
         return 100.0
     total = working_seconds(start, due, cal, tz)
-    return _share(working_seconds(start, now, cal, tz) if total > 0 else 0.0, total)
+    used = working_seconds(start, now, cal, tz) if total > 0 else 0.0
+    return _share(used, total)
 
 
 def _share(used: float, total: float) -> float:

@@ -1,7 +1,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from bot.lagging import LAG_MARGIN, elapsed_percent, is_lagging, lag_reason_required
+from bot.lagging import LAG_GRACE, LAG_MARGIN, elapsed_percent, is_lagging, lag_reason_required, working_seconds
+from bot.workdays import WorkCalendar
 
 T0 = datetime(2026, 12, 8, 1, 0, tzinfo=timezone.utc)
 
@@ -49,9 +50,6 @@ def test_the_rule_as_written_in_the_module_docstring_holds_everywhere():
     """is_lagging sums each task's working time once; it must still agree with the rule stated
     with elapsed_percent, at every hour across nights, a weekend and the deadline itself, and with
     the calendar's remembered days."""
-    from bot.lagging import LAG_GRACE, working_seconds
-    from bot.workdays import WorkCalendar
-
     cal = WorkCalendar({(T0 + timedelta(days=3)).date(): False})
     start, due = T0 + timedelta(hours=5), T0 + timedelta(days=9, hours=3)
     for hours in range(-24, 24 * 11):
