@@ -54,12 +54,16 @@ REFUSED = Refused()
 
 def _retrying(exc: Exception, what: str, event_id: str, attempt: int) -> bool:
     """Whether `exc` is two transactions racing (a unique row written twice, a row changed under
-    us, PostgreSQL's deadlock or serialisation failure): logged, and the caller tries again. Any
-    other OperationalError is the database being unavailable."""
+    us, PostgreSQL's deadlock or serialisation failure) or a connection lost under the transaction
+    (the next attempt takes a new one): logged, and the caller tries again. Any other
+    OperationalError is the database being unavailable."""
     if isinstance(exc, OperationalError):
-        if not db.is_conflict(exc):
+        if exc.connection_invalidated:   # a pooled connection the server dropped: nothing was kept
+            name = "connection lost"
+        elif not db.is_conflict(exc):
             return False
-        name = type(exc.orig).__name__
+        else:
+            name = type(exc.orig).__name__
     else:
         name = type(exc).__name__
     log.info("%s %s conflicted (%s), retry %d", what, event_id, name, attempt + 1)

@@ -11,12 +11,16 @@ Working hours (09:00–18:00 local on working days) decide when non-urgent remin
 """
 from __future__ import annotations
 
+import threading
+import time as time_module
+import weakref
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import holidays
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.models import CalendarOverride
@@ -120,10 +124,26 @@ class WorkCalendar:
 _OVERRIDES = select(CalendarOverride.day, CalendarOverride.is_workday).where(
     CalendarOverride.tenant_key == bindparam("tenant_key"))
 
+# A tenant's overrides are rows an operator adds by hand a few times a year, and the bot never
+# writes them: each process reads a tenant's once a minute, not in every lag check (a statement in
+# every click of step 5). An override added takes effect within OVERRIDES_READ_EVERY_SECONDS.
+OVERRIDES_READ_EVERY_SECONDS = 60.0
+_read: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, WorkCalendar]]] = weakref.WeakKeyDictionary()
+_read_lock = threading.Lock()
+
 
 def calendar_for(session: Session, tenant_key: str) -> WorkCalendar:
-    # no autoflush: the bot never writes overrides, so nothing pending can change this read, and a
-    # flush here would be a second one in the transaction (a click's commit flushes anyway)
+    engine = session.get_bind()
+    now = time_module.monotonic()
+    with _read_lock:
+        read = _read.setdefault(cast(Engine, engine), {}).get(tenant_key)
+    if read is not None and now - read[0] < OVERRIDES_READ_EVERY_SECONDS:
+        return read[1]
+    # no autoflush: nothing pending can change this read, and a flush here would be a second one
+    # in the transaction (a click's commit flushes anyway)
     rows = session.execute(_OVERRIDES, {"tenant_key": tenant_key},
                            execution_options={"autoflush": False}).all()
-    return WorkCalendar({day: bool(flag) for day, flag in rows})
+    cal = WorkCalendar({day: bool(flag) for day, flag in rows})
+    with _read_lock:
+        _read.setdefault(cast(Engine, engine), {})[tenant_key] = (now, cal)
+    return cal

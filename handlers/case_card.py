@@ -7,11 +7,12 @@ sends it anew (`/进度`, step changes)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from bot import outbox, repository, texts
 from bot.actions import ActionValue
@@ -80,13 +81,28 @@ PATCH_WINDOW = timedelta(days=14)   # Feishu updates a card only within 14 days 
 
 
 # Built once (every click that changes something runs it; building it anew cost more than running it).
-_JOIN_WAITING_SYNC = update(Outbox).where(
-    Outbox.id.in_(select(Outbox.id).where(
-        Outbox.tenant_key == bindparam("w_tenant_key"), Outbox.chat_id == bindparam("w_chat_id"),
-        Outbox.kind == SYNC_KIND, Outbox.case_id == bindparam("w_case_id"), Outbox.status == "pending",
-        Outbox.due_at <= bindparam("w_now", type_=Outbox.due_at.type)
-    ).limit(1).with_for_update(skip_locked=True).scalar_subquery()), Outbox.status == "pending"
-).values(due_at=Outbox.due_at).execution_options(synchronize_session=False)
+_OUTBOX = cast(Table, Outbox.__table__)   # declarative types __table__ as any FromClause
+_WAITING_SYNC = select(_OUTBOX.c.id).where(
+    _OUTBOX.c.tenant_key == bindparam("w_tenant_key"), _OUTBOX.c.chat_id == bindparam("w_chat_id"),
+    _OUTBOX.c.kind == SYNC_KIND, _OUTBOX.c.case_id == bindparam("w_case_id"), _OUTBOX.c.status == "pending",
+    _OUTBOX.c.due_at <= bindparam("w_now", type_=_OUTBOX.c.due_at.type)
+).limit(1).with_for_update(skip_locked=True).scalar_subquery()
+_JOIN_WAITING_SYNC = update(_OUTBOX).where(_OUTBOX.c.id.in_(_WAITING_SYNC), _OUTBOX.c.status == "pending") \
+    .values(due_at=_OUTBOX.c.due_at)
+_NEW_SYNC = {"kind": SYNC_KIND, "payload": {}, "priority": int(outbox.Priority.BULK), "status": "pending",
+             "attempts": 0, "late": False}   # after this event's sends
+_ADD_SYNC = insert(_OUTBOX)
+
+
+def _join_or_add_sync_pg() -> Insert:
+    """PostgreSQL: join a waiting sync, else add one, in one statement (a data-modifying CTE)."""
+    joined = _JOIN_WAITING_SYNC.returning(_OUTBOX.c.id).cte("joined")
+    names = ("tenant_key", "chat_id", "case_id", "fire_key", "due_at", *_NEW_SYNC)
+    row = select(*(bindparam(f"n_{n}", type_=_OUTBOX.c[n].type) for n in names)).where(~exists(select(joined.c.id)))
+    return insert(_OUTBOX).from_select(list(names), row).add_cte(joined)
+
+
+_JOIN_OR_ADD_SYNC_PG = _join_or_add_sync_pg()
 
 
 def request_sync(ctx: Ctx, case: Case | int) -> None:
@@ -94,6 +110,8 @@ def request_sync(ctx: Ctx, case: Case | int) -> None:
     the cards when it is delivered and patches only those that changed, so a burst of clicks
     costs one patch per changed card per sync; a sync with nothing to change sends nothing.
     Takes the case or its id (the renderer checks the case belongs to this group)."""
+    if not isinstance(case, int) and case.id is None:
+        ctx.session.flush()   # a case added in this transaction gets its id
     case_id = case if isinstance(case, int) else case.id
     asked: set[int] = ctx.session.info.setdefault("card_sync_asked", set())   # once per case per event
     if case_id in asked:
@@ -104,16 +122,19 @@ def request_sync(ctx: Ctx, case: Case | int) -> None:
     # row until this transaction ends — PostgreSQL's claim skips locked rows, SQLite has one
     # writer — so it cannot be drawn before this event's changes are visible. A row already
     # claimed, or held by another event still running (skipped, never waited for), is not
-    # matched, and this event gets its own.
-    joined = rowcount(ctx.session.execute(_JOIN_WAITING_SYNC, {
-        "w_tenant_key": ctx.tenant_key, "w_chat_id": ctx.chat_id, "w_case_id": case_id, "w_now": ctx.now}))
-    if joined:
-        return
-    # the fire_key holds the event id, which the inbox claims once, so it cannot collide. Claimed
-    # after the event's own sends, so a card it posts is already recorded when the older ones shrink.
-    ctx.session.add(Outbox(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, kind=SYNC_KIND,
-                           fire_key=f"{case_id}@{ctx.event_id}"[:96], due_at=ctx.now, case_id=case_id,
-                           payload={}, priority=int(outbox.Priority.BULK)))   # after this event's sends
+    # matched, and this event gets its own. The fire_key holds the event id, which the inbox claims
+    # once, so it cannot collide. Claimed after the event's own sends (lower priority), so a card it
+    # posts is already recorded when the older ones shrink. Run on the connection, not the ORM: the
+    # statements touch no object the session holds, and an ORM statement would flush the click's
+    # changes early, a second flush in its transaction.
+    where = {"w_tenant_key": ctx.tenant_key, "w_chat_id": ctx.chat_id, "w_case_id": case_id, "w_now": ctx.now}
+    new = dict(tenant_key=ctx.tenant_key, chat_id=ctx.chat_id, case_id=case_id, due_at=ctx.now,
+               fire_key=f"{case_id}@{ctx.event_id}"[:96], **_NEW_SYNC)
+    conn = ctx.session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(_JOIN_OR_ADD_SYNC_PG, dict(where, **{f"n_{k}": v for k, v in new.items()}))
+    elif not rowcount(conn.execute(_JOIN_WAITING_SYNC, where)):
+        conn.execute(_ADD_SYNC, [new])
 
 
 def private_view(case: Case | None) -> str:

@@ -85,3 +85,23 @@ def test_serving_starts_with_the_public_calendar_loaded(monkeypatch):
     loaded = workdays._china.cache_info().currsize
     public_is_workday(datetime.now().date())   # what a lag check asks
     assert loaded == 3 and workdays._china.cache_info().misses == 3
+
+
+def test_an_override_added_later_takes_effect_within_the_read_interval(world, monkeypatch):
+    """Overrides are read once per interval, not in every lag check: one added after a read is
+    seen once the interval has passed, and not before (each process keeps its own)."""
+    from bot import workdays
+    from bot.models import CalendarOverride
+
+    clock = [1000.0]
+    monkeypatch.setattr(workdays.time_module, "monotonic", lambda: clock[0])
+    with world.state.factory() as s:
+        assert calendar_for(s, "t1").is_workday(date(2026, 12, 9))
+    with world.state.factory() as s, s.begin():
+        s.add(CalendarOverride(tenant_key="t1", day=date(2026, 12, 9), is_workday=False, note="司庆"))
+    clock[0] += workdays.OVERRIDES_READ_EVERY_SECONDS - 1
+    with world.state.factory() as s:
+        assert calendar_for(s, "t1").is_workday(date(2026, 12, 9))   # read a moment ago
+    clock[0] += 1
+    with world.state.factory() as s:
+        assert not calendar_for(s, "t1").is_workday(date(2026, 12, 9))
