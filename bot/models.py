@@ -336,6 +336,10 @@ class Task(GroupScoped, Base):
     dropped: Mapped[bool] = mapped_column(Boolean, default=False)
     lag_notified_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # its TaskUpdate rows, counted as they are added: the version an update form carries. Left to
+    # the server's default on insert and not fetched back (read when a form is drawn, later).
+    update_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    __mapper_args__ = {"eager_defaults": False}
 
 
 class TaskUpdate(GroupScoped, Base):

@@ -30,7 +30,6 @@ from bot.models import (
     Signoff,
     StepLog,
     Task,
-    TaskUpdate,
 )
 from bot.workflow import Facts, Step
 
@@ -129,7 +128,7 @@ def _forget_changed_reads(session: Session, _flush_context: Any) -> None:
 @event.listens_for(Session, "after_rollback")
 @event.listens_for(Session, "after_commit")
 def _forget_all_reads(session: Session) -> None:
-    for name in ("kept_reads", "held_cases", "update_counts"):
+    for name in ("kept_reads", "held_cases"):
         session.info.pop(name, None)
 
 
@@ -439,27 +438,5 @@ def requirements_of(session: Session, case: Case) -> list[Requirement]:
 
 def updates_of(session: Session, task_id: int) -> int:
     """How many progress updates a task has had: the version an update form carries."""
-    return update_counts(session, [task_id])[task_id]
-
-
-_UPDATE_COUNTS = select(TaskUpdate.task_id, func.count()).where(
-    TaskUpdate.task_id.in_(bindparam("ids", expanding=True))).group_by(TaskUpdate.task_id)
-
-
-def update_counts(session: Session, task_ids: list[int]) -> dict[int, int]:
-    """`updates_of` for several tasks in one statement. Counted once per transaction: a click
-    checks the version its form carried, then draws the next form with the new one; the update
-    it adds in between is counted by `note_update`."""
-    counts: dict[int, int] = session.info.setdefault("update_counts", {})
-    unknown = [i for i in dict.fromkeys(task_ids) if i not in counts]
-    if unknown:
-        counts.update(dict.fromkeys(unknown, 0))
-        counts.update({task_id: n for task_id, n in session.execute(_UPDATE_COUNTS, {"ids": unknown})})
-    return {i: counts[i] for i in task_ids}
-
-
-def note_update(session: Session, task_id: int) -> None:
-    """A TaskUpdate of `task_id` was added in this transaction: a count kept for it moves on."""
-    counts = session.info.get("update_counts")
-    if counts and task_id in counts:
-        counts[task_id] += 1
+    task = session.get(Task, task_id)
+    return task.update_count if task is not None else 0

@@ -36,12 +36,9 @@ from bot.models import Case, ChangeRequest, PlanVersion, PostedCard, Risk, StepL
 from bot.repository import (
     department_of,
     get_task,
-    note_update,
     risks_of,
     tasks_of,
     team_open_ids,
-    update_counts,
-    updates_of,
 )
 from bot.routing import CallbackAnswer, Ctx, Router, UserError, Versioned
 from bot.workflow import Check, CloseExecution, Step
@@ -102,13 +99,12 @@ def update_card_for(session: Session, case: Case, actor: str, now: datetime, tz:
     if not tasks:
         return None
     typed = typed or {}
-    versions = update_counts(session, [t.id for t in tasks])
     items = []
     for t in tasks:
         mine = typed.get(t.id, {})
         items.append(UpdateItem(
             row=task_row(t, now, tz),
-            submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id, version=versions[t.id]),
+            submit=ActionValue(TRACK_UPDATE, case_id=case.id, row_id=t.id, version=t.update_count),
             status=mine.get("status", t.status), progress=mine.get("progress", str(t.progress)),
             lag_reason=mine.get("lag_reason", t.lag_reason), adjustment=mine.get("adjustment", t.adjustment)))
     return update_card(UpdateView(title=case.title, who=actor, items=tuple(items)))
@@ -175,8 +171,14 @@ def _validate(task: Task, typed: dict[str, str], now: datetime) -> tuple[TaskSta
     return status, progress
 
 
+def _version_of(session: Session, case: Case, task_id: int | None) -> int:
+    """The version of a task's update form, from the case's tasks (read anyway by the update; a
+    dropped task is not among them, and its form is answered with the current one)."""
+    return next((t.update_count for t in tasks_of(session, case) if t.id == task_id), 0)
+
+
 @router.action(TRACK_UPDATE, versioned=Versioned(  # someone else updated the task since the form was drawn
-    step=Step.EXECUTION, current=lambda s, _case, v: updates_of(s, v.row_id or 0),
+    step=Step.EXECUTION, current=lambda s, case, v: _version_of(s, case, v.row_id),
     card=lambda ctx, case, _v: update_card_for(ctx.session, case, ctx.actor, ctx.now, ctx.tz)
     or tracking_card_for(ctx.session, case, ctx.now, ctx.tz)))   # nothing of theirs is open any more
 def submit_update(ctx: Ctx, event: CardAction, value: ActionValue) -> CallbackAnswer:
@@ -227,7 +229,7 @@ def _last_update_by(session: Session, task: Task, actor: str) -> bool:
     return last is not None and last.actor_open_id == actor
 
 
-_UPDATE_COLUMNS = ("status", "progress", "lag_reason", "adjustment", "done_at", "updated_at")
+_UPDATE_COLUMNS = ("status", "progress", "lag_reason", "adjustment", "done_at", "updated_at", "update_count")
 
 
 def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, typed: dict[str, str]) -> None:
@@ -238,13 +240,13 @@ def _apply(ctx: Ctx, case: Case, task: Task, status: TaskStatus, progress: int, 
     # Always the same UPDATE, whichever fields changed: the ORM compiles one statement per set of
     # changed columns, and the rehearsal at a start warms only the one it ran — a burst of first
     # updates with another set compiled theirs side by side.
+    task.update_count += 1
     for column in _UPDATE_COLUMNS:
         flag_modified(task, column)
     ctx.session.add(TaskUpdate(tenant_key=case.tenant_key, chat_id=case.chat_id, case_id=case.id, task_id=task.id,
                                actor_open_id=ctx.actor, status=status, progress=progress,
                                lag_reason=typed["lag_reason"], adjustment=typed["adjustment"],
                                standup_day=ctx.now.astimezone(ctx.tz).date(), at=ctx.now))
-    note_update(ctx.session, task.id)
     label = texts.TASK_STATUS_LABELS[status]
     audit(ctx, case, "task.update", f"#{task.seq} {label} {progress}% {typed['lag_reason']}".strip())
     feishu_tasks.touch(ctx, case)
@@ -894,7 +896,7 @@ def rehearsal(session: Session) -> list[CardAction]:
     task = next(iter(tasks_of(session, case)), None)
     if task is not None:
         clicks.append(click(2, task.owner_open_id, name="", value={"a": TRACK_OPEN, "c": case.id}))
-        name = to_name(ActionValue(TRACK_UPDATE, case_id=case.id, row_id=task.id, version=updates_of(session, task.id)))
+        name = to_name(ActionValue(TRACK_UPDATE, case_id=case.id, row_id=task.id, version=task.update_count))
         # a lag reason and an adjustment too: a lagging task's update is refused without them
         clicks.append(click(3, task.owner_open_id, name=name, value={}, form_value={
             f"s{task.id}": TaskStatus.DOING, f"p{task.id}": str(task.progress % 99 + 1),

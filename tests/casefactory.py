@@ -175,7 +175,9 @@ def make_plan_published(factory: sessionmaker[Session], case_id: int, *, now: da
         s.add(Risk(**sc, risk="测试延迟", likelihood="mid", impact="high", response="安排1名测试加班",
                    owner_open_id=TECH_HEAD))
         s.add(KeyNode(**sc, name="上线", at=now + timedelta(days=3)))
-        rows = s.scalars(select(Task).where(Task.case_id == case_id)).all()
+        # the columns the snapshot needs (migration tests run this on older schemas)
+        rows = s.execute(select(Task.id, Task.seq, Task.content, Task.owner_open_id, Task.start_at, Task.due_at,
+                                Task.delivery_standard).where(Task.case_id == case_id).order_by(Task.id)).all()
         snap = {"tasks": [{"id": t.id, "seq": t.seq, "content": t.content, "owner": t.owner_open_id,
                            "start": t.start_at.isoformat(), "due": t.due_at.isoformat(),
                            "standard": t.delivery_standard} for t in rows]}
