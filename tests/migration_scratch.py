@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,3 +54,8 @@ def migrated_to(url: str, revision: str) -> Iterator[tuple[Config, Engine, sessi
         yield cfg, engine, sessionmaker(engine, expire_on_commit=False)
     finally:
         engine.dispose()
+
+
+def columns(engine: Engine, table: str) -> set[str]:
+    """The names of `table`'s columns as the database has them now."""
+    return {c["name"] for c in inspect(engine).get_columns(table)}

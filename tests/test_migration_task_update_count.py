@@ -4,18 +4,15 @@ TEST_DATABASE_URL is set)."""
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from tests.casefactory import make_case_at_step4, make_plan_published
-from tests.migration_scratch import migrated_to, scratch_url_fixture
+from tests.migration_scratch import columns, migrated_to, scratch_url_fixture
 from tests.test_migration_feishu_sync import NOW
 
 REVISION, PREVIOUS = "0009_task_update_count", "0008_tasklist_pending_sync"
 scratch_url = scratch_url_fixture("update_count_mig")
 
-
-def _columns(engine) -> set[str]:
-    return {c["name"] for c in inspect(engine).get_columns("tasks")}
 
 
 def test_upgrade_counts_the_updates_already_recorded_and_back(scratch_url):
@@ -31,11 +28,11 @@ def test_upgrade_counts_the_updates_already_recorded_and_back(scratch_url):
                         "'doing', :p, '', '', :now FROM tasks WHERE id = :id"), {"p": 10 * (i + 1), "now": NOW,
                                                                                 "id": task_id})
         command.upgrade(cfg, REVISION)
-        assert "update_count" in _columns(engine)
+        assert "update_count" in columns(engine, "tasks")
         with engine.begin() as conn:
             assert dict(conn.execute(text("SELECT id, update_count FROM tasks")).all()) == {first: 3, second: 0}
         command.downgrade(cfg, PREVIOUS)
-        assert "update_count" not in _columns(engine)
+        assert "update_count" not in columns(engine, "tasks")
         with engine.begin() as conn:
             assert conn.execute(text("SELECT count(*) FROM task_updates")).scalar() == 3
         command.upgrade(cfg, REVISION)
