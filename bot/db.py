@@ -101,8 +101,8 @@ def _make_engine(url: str, other_processes: bool) -> Engine:
 
 
 # A pooled PostgreSQL connection that sat unused this long is tested before use; one in steady use is
-# not: the test is a round trip of its own, one in 15 of a click's, and under load the connection
-# was in use a moment ago (a server restart then shows as an error on it, which the caller retries).
+# not: the test is a round trip of its own in every transaction, and under load the connection was
+# in use a moment ago (a server restart then shows as an error on it, which the caller retries).
 PING_AFTER_IDLE_SECONDS = 10.0
 
 
