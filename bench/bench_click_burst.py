@@ -6,12 +6,13 @@ helpers. Separates the clicks' own cost from what the served benchmark (bench_cl
     python -m bench.bench_click_burst --database-url postgresql://postgres@127.0.0.1:5432/<scratch db>
     python -m bench.bench_click_burst --threads 1 --switch 0.0001,0.001,0.005
 
-The bot's own composition (`bot.app.compose`, as `collab-bot worker` builds it) on a scratch database
-with bench_clicks' 20 cases in step 5 and bench_fanout's fake Open API in its own process. Each burst
-submits the 20 owners' progress updates (each with the version its form carries) to the threads at
-once, every one through `db.urgent` like a real click, and waits for all; bursts alternate between
-the given interpreter switch intervals, the first round of each is not counted. Reported per
-interval: the burst's wall time and the Python CPU a click took on its thread (medians).
+The bot's own composition (`bot.app.compose`, as `collab-bot worker` builds it) on a scratch
+database with bench_clicks' 20 cases in step 5 (each with its live case card) and bench_fanout's
+fake Open API in its own process. Each burst submits the 20 owners' progress updates (each with the
+version its form carries) to the threads at once, every one through `db.urgent` like a real click,
+and waits for all; bursts alternate between the given interpreter switch intervals, the first round
+of each is not counted. Reported per interval: the burst's wall time and the Python CPU a click took
+on its thread (medians).
 """
 from __future__ import annotations
 
@@ -33,6 +34,29 @@ from bench.bench_clicks import click_payload  # noqa: E402
 from bench.bench_fanout import serve as serve_fake  # noqa: E402
 
 
+def live_case_cards(url: str, cases: list[dict]) -> None:
+    """Record each case's live case card as the outbox does once it has posted one (nothing is
+    delivered here): a case in step 5 has one, and a progress update redraws it rather than
+    posting a new one."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    from bot import db
+    from bot.models import Case, PostedCard
+
+    engine = db.make_engine(url)
+    try:
+        with db.make_sessionmaker(engine)() as session, session.begin():
+            for case in cases:
+                message_id = f"om_live_case_{case['case_id']}"
+                session.execute(update(Case).where(Case.id == case["case_id"]).values(card_message_id=message_id))
+                session.add(PostedCard(tenant_key=sv.TENANT, chat_id=case["chat"], case_id=case["case_id"],
+                                       message_id=message_id, view="case", sent_at=datetime.now(timezone.utc)))
+    finally:
+        engine.dispose()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--database-url", default="")
@@ -45,6 +69,7 @@ def main() -> int:
     url = sv.prepare_db(args.database_url, workdir)
     base, fake = serve_fake(200, "oc_bench_")
     cases = sv.seed_cases(url, [f"oc_bench_{i:05d}" for i in range(20)])
+    live_case_cards(url, cases)
     os.environ.update(sv.bot_env(url, base))
 
     from bot import db

@@ -7,10 +7,11 @@ runs at half the rate the bot saturates at, against the bot as `collab-bot serve
 
 1. The bot (`python -m bot.cli serve`, background work on, shipped logging) and bench_fanout's
    fake Open API start in their own processes; each of the 20 groups gets a case in step 5
-   (执行跟踪) with a task owned by that group's person (the test suite's case factory).
+   (执行跟踪) with a task owned by that group's person (the test suite's case factory), and its
+   live case card, posted by the bot when someone in the group types `/进度`.
 2. Saturation: wrk -t1 -c32 posts chatter for 5 s; its rate is the bot's saturation rate.
 3. For `--duration` seconds a load generator posts chatter at half that rate (open loop, 32
-   connections) while each person, on their own connection, clicks in turn:
+   connections); once it has sent for a second, each person, on their own connection, clicks in turn:
    - 更新进度 — submits the progress form (a new progress each time, with the version the
      form carries; the task, the case card and the lag check are updated),
    - the 更新进度 button on the case card (the update form is sent to the group),
@@ -126,6 +127,7 @@ def main() -> int:
     try:
         cases = sv.seed_cases(database_url, [f"oc_bench_{i:05d}" for i in range(args.people)])
         bot = sv.start_bot(database_url, base, workdir)
+        sv.post_case_cards(bot.url, database_url, cases)
         time.sleep(2)
         load_start = sv.uptime()
         sat_bodies = workdir / "sat.tsv"
@@ -136,8 +138,8 @@ def main() -> int:
         chatter_bodies(bodies, int(rate * (args.duration + 2)) + 1000, "half-")
         gen = subprocess.Popen(sv.generate_cmd(bot.url + sv.WEBHOOK, bodies, 32, args.duration, rate),
                                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        clicks = asyncio.run(clickers(bot.url + sv.WEBHOOK, cases, args.duration - 1))
+        sv.generate_started(gen)   # the clicks start under chatter at its rate, not under the generator's start
+        clicks = asyncio.run(clickers(bot.url + sv.WEBHOOK, cases, args.duration - 2))
         chatter = sv.generated(gen, args.duration + 60)
         load_end = sv.uptime()
     finally:

@@ -247,6 +247,42 @@ def seed_cases(database_url: str, chats: list[str]) -> list[dict]:
     return out
 
 
+def post_case_cards(bot_url: str, database_url: str, cases: list[dict], timeout: float = 60) -> None:
+    """Each seeded case gets its live case card the way a group's does: someone types `/进度`
+    (through the served webhook) and the bot posts the card. The case factory writes no card,
+    and without one a case's first progress update posts a new case card instead of redrawing
+    the live one: a click no real group makes."""
+    import httpx
+    from sqlalchemy import func, select
+
+    from bot import db
+    from bot.models import Case
+    from bot.security import seal
+
+    now = int(time.time())
+    with httpx.Client(timeout=10) as client:
+        for case in cases:
+            body, headers = seal(command(case["chat"], "ou_lead_market", "/进度", now), encrypt_key=ENCRYPT_KEY,
+                                 timestamp=now)
+            client.post(bot_url + WEBHOOK, content=body, headers={**headers, "Content-Type": "application/json"}
+                        ).raise_for_status()
+    engine = db.make_engine(database_url)
+    ids = [case["case_id"] for case in cases]
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                posted = conn.scalar(select(func.count()).select_from(Case).where(
+                    Case.id.in_(ids), Case.card_message_id.is_not(None)))
+            if posted == len(ids):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {posted} of {len(ids)} case cards were posted in {timeout:.0f} s")
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
 # ------------------------------------------------------------------ wrk
 def run_wrk(url: str, bodies: Path, connections: int, duration: int, workdir: Path) -> dict:
     script = workdir / "served.lua"
@@ -289,6 +325,16 @@ def generate(url: str, bodies: Path, connections: int, duration: float, rate: fl
     return json.loads(out.strip().splitlines()[-1])
 
 
+def generate_started(proc: subprocess.Popen, settle: float = 1.0) -> None:
+    """Wait until a generator started with `generate_cmd` (stdout piped) is sending, then `settle`
+    seconds more, so that what is measured next runs under the load at its rate, not under the
+    generator's own start (reading its bodies, opening its connections)."""
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        raise SystemExit(f"the load generator did not start: {line!r}")
+    time.sleep(settle)
+
+
 def generated(proc: subprocess.Popen, timeout: float) -> dict:
     """What a generator started in the background (`generate_cmd`, stdout piped) reported."""
     return json.loads(proc.communicate(timeout=timeout)[0].strip().splitlines()[-1])
@@ -324,11 +370,12 @@ async def _generate(url: str, bodies: Path, connections: int, duration: float, r
     latencies: dict[str, list[float]] = {}
     statuses: dict[str, int] = {}
     counter = iter(range(10 ** 9))
+    links = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(connections)))
+    print("ready", flush=True)  # bodies read, connections open: the load starts now (generate_started)
     began = time.perf_counter()
     deadline = began + duration
 
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             i = next(counter)
             if count is not None and i >= count:
@@ -354,7 +401,7 @@ async def _generate(url: str, bodies: Path, connections: int, duration: float, r
                 statuses[kind] = statuses.get(kind, 0) + 1
         writer.close()
 
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    await asyncio.gather(*(worker(reader, writer) for reader, writer in links))
     elapsed = time.perf_counter() - began
     result: dict[str, Any] = {"rps": sum(len(v) for v in latencies.values()) / elapsed, "kinds": {}}
     for kind, values in latencies.items():
