@@ -170,3 +170,29 @@ def test_callbacks_run_side_by_side_only_where_the_database_has_more_than_one_wr
 
     asyncio.run(scenario())
     assert most[0] == at_once
+
+
+def test_the_clicks_process_leaves_the_switch_interval_to_its_callback_threads(monkeypatch):
+    """In the clicks' process nothing but the callback threads wants the interpreter: a shorter
+    interval there only made them take it from each other (bench_click_burst)."""
+    import sys
+
+    from bot.app import CLICKS_PROCESS_SWITCH_INTERVAL, compose_clicks
+    from bot.settings import Settings
+
+    set_to: list[float] = []
+    monkeypatch.setattr(sys, "setswitchinterval", set_to.append)
+    monkeypatch.setattr("bot.app.settle_memory", lambda: None)
+    state = compose_clicks(Settings(_env_file=None, database_url="sqlite://"), on_outbox=lambda: None)
+    seen: list[list[float]] = []
+
+    async def scenario() -> None:
+        try:
+            await state.lanes.callback(lambda: seen.append(list(set_to)))
+        finally:
+            state.lanes.shutdown()
+            state.engine.dispose()
+
+    asyncio.run(scenario())
+    assert set_to == [CLICKS_PROCESS_SWITCH_INTERVAL]   # once, at the start; no click changed it
+    assert seen == [[CLICKS_PROCESS_SWITCH_INTERVAL]]
