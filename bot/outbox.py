@@ -318,7 +318,8 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
     chat's messages go out one after another; `exclude` are rows this worker still holds.
     `sweep_stale`: also settle stale due rows (`_skip_stale`); the result's `stale_swept` says
     how many."""
-    skipped, held = 0, list(exclude)
+    skipped = 0
+    params = {"c_now": now, "c_cutoff": now - lease, "c_held": list(exclude), "c_batch": batch, "c_me": me}
     with factory() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
     if not postgres and sweep_stale:   # its own write: the claim's choosing then reads unlocked
@@ -329,40 +330,31 @@ def claim_due(factory: sessionmaker[Session], *, me: str, now: datetime, batch: 
             # claims of all processes one at a time (a short statement): without it a claim that
             # has not committed yet hides its chat's send from another process's "chat busy"
             # check, and two processes would run two rows of one chat at once
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
+            session.execute(_CLAIM.advisory_lock, {"k": CLAIM_LOCK})
             skipped = _skip_stale(session, now, postgres) if sweep_stale else 0
         if skipped:
             log.info("%d outbox rows skipped: stale", skipped)
-        row = aliased(Outbox)
-        pick = select(row.id).where(_claimable(row, now, lease, held)) \
-            .order_by(row.priority, row.due_at, row.id).limit(batch)
         if postgres:
-            chosen: Any = pick.with_for_update(skip_locked=True, of=row).scalar_subquery()
+            claims = _lease(session, _CLAIM.lease_picked_pg, params)
         else:
             # Chosen by a read first: SQLite's writers' lock is taken at a transaction's first
             # write and held to its commit, and choosing among 10,000 due rows of a fan-out takes
             # ~100 ms that commands' inbox writes waited through, a claim or more a second. The
             # write then claims those still claimable (the same test, on a handful of rows).
-            chosen = list(session.scalars(pick))
-        cond: ColumnElement[bool] = Outbox.id.in_(chosen) if postgres else and_(
-            Outbox.id.in_(chosen), _claimable(Outbox, now, lease, held))
-        claims = _lease(session, cond, me, now) if postgres or chosen else []
-        if not postgres and len(claims) < len(chosen):
-            # another worker claimed some of them between the read and the write: this
-            # transaction holds the writers' lock now, so the rest are chosen in the write (the
-            # rows just leased are no longer claimable)
-            rest = pick.limit(batch - len(claims)).scalar_subquery()
-            claims += _lease(session, Outbox.id.in_(rest), me, now)
+            chosen = list(session.scalars(_CLAIM.pick, params))
+            claims = _lease(session, _CLAIM.lease_chosen, dict(params, c_chosen=chosen)) if chosen else []
+            if len(claims) < len(chosen):
+                # another worker claimed some of them between the read and the write: this
+                # transaction holds the writers' lock now, so the rest are chosen in the write (the
+                # rows just leased are no longer claimable)
+                claims += _lease(session, _CLAIM.lease_picked, dict(params, c_batch=batch - len(claims)))
     result = Claims(sorted(claims, key=lambda c: (c.priority, c.due_at, c.id)))
     result.stale_swept = skipped
     return result
 
 
-def _lease(session: Session, cond: ColumnElement[bool], me: str, now: datetime) -> list[Claim]:
-    stmt = (update(Outbox).where(cond)
-            .values(status="sending", claimed_by=me, claimed_at=now, attempts=Outbox.attempts + 1)
-            .returning(Outbox.id, Outbox.tenant_key, Outbox.chat_id, Outbox.priority, Outbox.due_at))
-    return [Claim(*r) for r in session.execute(stmt.execution_options(synchronize_session=False))]
+def _lease(session: Session, stmt: Any, params: dict[str, Any]) -> list[Claim]:
+    return [Claim(*r) for r in session.execute(stmt, params)]
 
 
 class Claims(list[Claim]):
@@ -380,17 +372,50 @@ STALE_BATCH = 200
 STALE_SWEEP_EVERY = timedelta(seconds=1)
 
 
-def _claimable(row: Any, now: datetime, lease: timedelta, held: list[int]) -> ColumnElement[bool]:
+def _claimable(row: Any) -> ColumnElement[bool]:
     """Due and not stale, its chat with no send in flight (a live lease, any worker); or its lease
-    expired (and not one this worker still holds)."""
-    busy = aliased(Outbox)
+    expired (and not one this worker still holds). Parameters: c_now, c_cutoff (now - lease),
+    c_held."""
+    now = bindparam("c_now", type_=_OB.c.due_at.type)
+    cutoff = bindparam("c_cutoff", type_=_OB.c.claimed_at.type)
+    busy = aliased(Outbox, name="busy")
     chat_busy = exists().where(busy.tenant_key == row.tenant_key, busy.chat_id == row.chat_id,
-                               busy.status == "sending", busy.claimed_at >= now - lease)
-    expired = and_(row.status == "sending", row.claimed_at < now - lease)
-    if held:
-        expired = and_(expired, row.id.not_in(held))
+                               busy.status == "sending", busy.claimed_at >= cutoff)
+    expired = and_(row.status == "sending", row.claimed_at < cutoff,
+                   row.id.not_in(bindparam("c_held", expanding=True)))
     fresh = or_(row.stale_after.is_(None), row.stale_after >= now)   # stale ones: _skip_stale
     return or_(and_(row.status == "pending", row.due_at <= now, fresh, ~chat_busy), expired)
+
+
+class _ClaimStatements:
+    """The claim's statements, built once: building them (two aliases of the outbox, each a
+    proxy of its every column) cost more than running them — 6 ms of CPU a claim that found
+    nothing, and the sender claims after every kick."""
+
+    def __init__(self) -> None:
+        row = aliased(Outbox, name="candidate")
+        self.advisory_lock = text("SELECT pg_advisory_xact_lock(:k)")
+        self.pick = select(row.id).where(_claimable(row)) \
+            .order_by(row.priority, row.due_at, row.id).limit(bindparam("c_batch"))
+        picked_pg = self.pick.with_for_update(skip_locked=True, of=row).scalar_subquery()
+        leased = update(Outbox).values(
+            status="sending", claimed_by=bindparam("c_me"), claimed_at=bindparam("c_now", type_=_OB.c.claimed_at.type),
+            attempts=Outbox.attempts + 1
+        ).returning(Outbox.id, Outbox.tenant_key, Outbox.chat_id, Outbox.priority, Outbox.due_at) \
+            .execution_options(synchronize_session=False)
+        self.lease_picked_pg = leased.where(Outbox.id.in_(picked_pg))
+        self.lease_chosen = leased.where(Outbox.id.in_(bindparam("c_chosen", expanding=True)), _claimable(Outbox))
+        self.lease_picked = leased.where(Outbox.id.in_(self.pick.scalar_subquery()))
+        stale_row = aliased(Outbox, name="stale")
+        s_now = bindparam("s_now", type_=_OB.c.due_at.type)
+        self.stale_pick = select(stale_row.id).where(
+            stale_row.status == "pending", stale_row.due_at <= s_now, stale_row.stale_after < s_now
+        ).limit(STALE_BATCH)
+        skip = update(Outbox).values(status="skipped_stale").execution_options(synchronize_session=False)
+        self.skip_picked_pg = skip.where(Outbox.id.in_(
+            self.stale_pick.with_for_update(skip_locked=True, of=stale_row).scalar_subquery()))
+        self.skip_chosen = skip.where(Outbox.id.in_(bindparam("s_chosen", expanding=True)),
+                                      Outbox.status == "pending", Outbox.stale_after < s_now)
 
 
 def _skip_stale(session: Session, now: datetime, postgres: bool) -> int:
@@ -400,22 +425,18 @@ def _skip_stale(session: Session, now: datetime, postgres: bool) -> int:
     caught up on yesterday's slots, 3 stale rows per group came before 1,000 groups' standups
     and the first standup went out only after 3,000 such renders (4–8 s). Same rule as
     `_render` (now > stale_after); `audit_skipped` records them as before."""
-    row = aliased(Outbox)
-    stale = and_(row.status == "pending", row.due_at <= now, row.stale_after < now)
-    pick = select(row.id).where(stale).limit(STALE_BATCH)
     if postgres:
-        chosen: Any = pick.with_for_update(skip_locked=True, of=row).scalar_subquery()
-        cond: ColumnElement[bool] = Outbox.id.in_(chosen)
-    else:
-        # looked for by a read (see claim_due): a sweep that finds none, the usual case, then
-        # takes no write lock at all, where it held it for a scan of every due row
-        chosen = list(session.scalars(pick))
-        if not chosen:
-            return 0
-        cond = and_(Outbox.id.in_(chosen), Outbox.status == "pending", Outbox.stale_after < now)
-    result = session.execute(update(Outbox).where(cond)
-                             .values(status="skipped_stale").execution_options(synchronize_session=False))
-    return rowcount(result)
+        return rowcount(session.execute(_CLAIM.skip_picked_pg, {"s_now": now}))
+    # looked for by a read (see claim_due): a sweep that finds none, the usual case, then takes
+    # no write lock at all, where it held it for a scan of every due row
+    chosen = list(session.scalars(_CLAIM.stale_pick, {"s_now": now}))
+    if not chosen:
+        return 0
+    return rowcount(session.execute(_CLAIM.skip_chosen, {"s_now": now, "s_chosen": chosen}))
+
+
+_OB = cast(Table, Outbox.__table__)   # declarative types __table__ as any FromClause
+_CLAIM = _ClaimStatements()
 
 
 def renew(factory: sessionmaker[Session], *, me: str, ids: list[int], now: datetime) -> int:

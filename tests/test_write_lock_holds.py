@@ -86,10 +86,10 @@ def test_a_claim_that_loses_its_rows_to_another_worker_takes_the_next_ones(world
     real_lease = outbox._lease
     raced: list[outbox.Claims] = []
 
-    def rival_first(session, cond, me, now):
-        if me == "w" and not raced:
-            raced.append(outbox.claim_due(world.state.factory, me="rival", now=now, batch=4))
-        return real_lease(session, cond, me, now)
+    def rival_first(session, stmt, params):
+        if params["c_me"] == "w" and not raced:
+            raced.append(outbox.claim_due(world.state.factory, me="rival", now=params["c_now"], batch=4))
+        return real_lease(session, stmt, params)
     monkeypatch.setattr(outbox, "_lease", rival_first)
     mine = outbox.claim_due(world.state.factory, me="w", now=world.clock.now(), batch=4)
     rival = raced[0]
