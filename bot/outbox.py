@@ -372,6 +372,9 @@ STALE_BATCH = 200
 STALE_SWEEP_EVERY = timedelta(seconds=1)
 
 
+_OB = cast(Table, Outbox.__table__)   # declarative types __table__ as any FromClause
+
+
 def _claimable(row: Any) -> ColumnElement[bool]:
     """Due and not stale, its chat with no send in flight (a live lease, any worker); or its lease
     expired (and not one this worker still holds). Parameters: c_now, c_cutoff (now - lease),
@@ -388,9 +391,9 @@ def _claimable(row: Any) -> ColumnElement[bool]:
 
 
 class _ClaimStatements:
-    """The claim's statements, built once: building them (two aliases of the outbox, each a
-    proxy of its every column) cost more than running them — 6 ms of CPU a claim that found
-    nothing, and the sender claims after every kick."""
+    """The claim's statements, built once (as `_Statements` holds the sender's): building them
+    (two aliases of the outbox, each a proxy of its every column) cost more than running them —
+    6 ms of CPU a claim that found nothing, and the sender claims after every kick."""
 
     def __init__(self) -> None:
         row = aliased(Outbox, name="candidate")
@@ -435,7 +438,6 @@ def _skip_stale(session: Session, now: datetime, postgres: bool) -> int:
     return rowcount(session.execute(_CLAIM.skip_chosen, {"s_now": now, "s_chosen": chosen}))
 
 
-_OB = cast(Table, Outbox.__table__)   # declarative types __table__ as any FromClause
 _CLAIM = _ClaimStatements()
 
 
