@@ -11,7 +11,9 @@ runs at half the rate the bot saturates at, against the bot as `collab-bot serve
    live case card, posted by the bot when someone in the group types `/进度`.
 2. Saturation: wrk -t1 -c32 posts chatter for 5 s; its rate is the bot's saturation rate.
 3. For `--duration` seconds a load generator posts chatter at half that rate (open loop, 32
-   connections); once it has sent for a second, each person, on their own connection, clicks in turn:
+   connections); once it has sent for a second, each person, on their own connection (opened by
+   their first click) from the clickers' process (bench.clickers: raw requests, so the timings
+   are the bot's, not an HTTP client library's), clicks in turn:
    - 更新进度 — submits the progress form (a new progress each time, with the version the
      form carries; the task, the case card and the lag check are updated),
    - the 更新进度 button on the case card (the update form is sent to the group),
@@ -26,15 +28,14 @@ PASS: callback p99 ≤ 100 ms and nothing over 1 s.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,42 +68,41 @@ def click_payload(case: dict, kind: str, version: int, progress: int) -> dict:
     return sv.click(case["chat"], case["clicker"], now, value={"a": action, "c": cid})
 
 
-async def person(client: httpx.AsyncClient, url: str, case: dict, until: float, out: dict, seed: int) -> None:
-    import random
-
+def click_requests(url: str, cases: list[dict], steps: int) -> list[list[list[str]]]:
+    """Each person's clicks in order, sealed now as raw HTTP/1.1 requests for bench.clickers: the
+    kinds in turn, each update form with the version it carries once the person's earlier
+    updates landed (one that did not land makes the next ones stale: counted as problems)."""
     from bot.security import seal
 
-    rng = random.Random(seed)
-    version, step = 0, 0
-    while time.perf_counter() < until:
-        kind = KINDS[step % len(KINDS)]
-        payload = click_payload(case, kind, version, 11 + (step * 7) % 88)
-        body, headers = seal(payload, encrypt_key=sv.ENCRYPT_KEY, timestamp=int(time.time()))
-        start = time.perf_counter()
-        resp = await client.post(url, content=body, headers={**headers, "Content-Type": "application/json"})
-        ms = (time.perf_counter() - start) * 1000
-        out.setdefault(kind, []).append(ms)
-        out.setdefault("first" if step == 0 else "later", []).append(ms)
-        answer = resp.json() if resp.status_code == 200 else {}
-        toast = answer.get("toast", {})
-        if resp.status_code != 200 or toast.get("type") in ("error", "warning"):
-            out.setdefault("problems", []).append(f"{kind}: {resp.status_code} {toast.get('content', '')[:60]}")
-        elif kind == "update_progress":
-            version += 1
-        step += 1
-        await asyncio.sleep(rng.uniform(1.0, 3.0))
+    m = re.fullmatch(r"http://([^/]+)(/.*)", url)
+    assert m, url
+    host, path = m.group(1), m.group(2)
+    people = []
+    for case in cases:
+        clicks, version = [], 0
+        for step in range(steps):
+            kind = KINDS[step % len(KINDS)]
+            body, headers = seal(click_payload(case, kind, version, 11 + (step * 7) % 88),
+                                 encrypt_key=sv.ENCRYPT_KEY, timestamp=int(time.time()))
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            clicks.append([kind, f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                                 f"{head}Content-Length: {len(body)}\r\n\r\n{body.decode()}"])
+            version += kind == "update_progress"
+        people.append(clicks)
+    return people
 
 
-async def clickers(url: str, cases: list[dict], duration: float) -> dict:
-    out: dict = {}
-    until = time.perf_counter() + duration
-    clients = [httpx.AsyncClient(timeout=10) for _ in cases]
-    try:
-        await asyncio.gather(*(person(c, url, case, until, out, i) for i, (c, case) in enumerate(zip(clients, cases))))
-    finally:
-        for c in clients:
-            await c.aclose()
-    return out
+def clickers(url: str, cases: list[dict], duration: float, workdir: Path) -> dict:
+    """The people click from their own process (bench.clickers), started now."""
+    requests = workdir / "clicks.json"
+    requests.write_text(json.dumps(click_requests(url, cases, int(duration) + 3)), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.clickers", url, str(requests), str(duration), "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=duration + 60)
+    lines = out.strip().splitlines()
+    if proc.returncode or len(lines) < 2 or lines[0] != "ready":
+        raise SystemExit(f"the clickers failed ({proc.returncode}): {out[-500:]!r}")
+    return json.loads(lines[-1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -139,7 +139,7 @@ def main() -> int:
         gen = subprocess.Popen(sv.generate_cmd(bot.url + sv.WEBHOOK, bodies, 32, args.duration, rate),
                                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
         sv.generate_started(gen)   # the clicks start under chatter at its rate, not under the generator's start
-        clicks = asyncio.run(clickers(bot.url + sv.WEBHOOK, cases, args.duration - 2))
+        clicks = clickers(bot.url + sv.WEBHOOK, cases, args.duration - 2, workdir)
         chatter = sv.generated(gen, args.duration + 60)
         load_end = sv.uptime()
     finally:
