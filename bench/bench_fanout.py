@@ -142,6 +142,9 @@ def prepare_db(url: str | None, workdir: Path) -> str:
 
 
 def seed_cases(factory, chats: list[str], now: datetime) -> None:
+    """One case in step 5 per group, with one task a month from its deadline: at 30 % a day after
+    its start it is not behind on any day of the week (a task due in three days was 滞后 on a
+    Friday morning, and every group got a lag alert along with its standup)."""
     with factory() as s, s.begin():
         for i, chat in enumerate(chats):
             case = Case(tenant_key=TENANT, chat_id=chat, seq=1, title=f"协作问题 {i}", step=5,
@@ -151,7 +154,7 @@ def seed_cases(factory, chats: list[str], now: datetime) -> None:
             s.flush()
             s.add(Task(tenant_key=TENANT, chat_id=chat, case_id=case.id, seq=1, content="接口开发",
                        owner_open_id=f"ou_owner_{i % 50}", start_at=now - timedelta(days=1),
-                       due_at=now + timedelta(days=3), delivery_standard="可上线", status="doing",
+                       due_at=now + timedelta(days=30), delivery_standard="可上线", status="doing",
                        progress=30, updated_at=now))
 
 

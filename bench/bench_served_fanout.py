@@ -20,7 +20,8 @@ app) allows for every message it accepted from the standup minute on — the car
 replies —, given those it accepted in the minute before (the idle phase's replies use that
 minute's quota too). For 1,000 groups that minute is what the fan-out waits for; for 10,000 the
 minimum is close to N/1,000 minutes.
-PASS: chatter and command p99 during ≤ 2 × idle, 0 non-2xx, 0 rate-limit answers.
+PASS: chatter and command p99 during ≤ 2 × idle, 0 non-2xx, 0 rate-limit answers, and every standup
+group got one message (its card).
 """
 from __future__ import annotations
 
@@ -134,7 +135,12 @@ def main() -> int:
           f"and 1,000 a minute: {cards_alone:.0f} s ({fanout_s / cards_alone:.3f} ×); "
           f"rate-limit answers {stats['throttled_429']}; busiest second {stats['busiest_1s']}; groups with more "
           f"than one card {stats['groups_with_more']} (the {COMMAND_GROUPS} command groups among them)")
-    ok = ok and stats["throttled_429"] == 0
+    # every standup group gets its card and nothing else: another message would be counted as the
+    # fan-out's (the wait ends when every group has had one) and would use the quota
+    extra = stats["groups_with_more"] - COMMAND_GROUPS
+    if extra:
+        print(f"  {extra} standup group(s) got more than one message: this run measured more than the fan-out")
+    ok = ok and stats["throttled_429"] == 0 and extra == 0
     print(f"webhook p99 during ÷ idle ≤ 2, 0 non-2xx, 0 rate-limit answers: {'PASS' if ok else 'FAIL'}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
