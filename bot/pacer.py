@@ -106,7 +106,7 @@ class Pacer:
     rate:       app-wide sends per second (Feishu: 50; default keeps a 4% margin).
     limit:      Feishu's per-second limit; at most this many in any `1 + spread` seconds.
     spread:     how much later one request may reach Feishu than another granted (or written)
-                at the same moment; default what `limit / rate` leaves (42 ms at 48/s).
+                at the same moment; default ¾ of what `limit / rate` leaves (31 ms at 48/s).
     per_minute: Feishu's minute quota; `reserve` of it is left for other callers/retries elsewhere.
     chat_rate:  per-chat sends per second (Feishu: 5/s per group shared by all bots; default 4).
     """
