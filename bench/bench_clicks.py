@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -74,9 +73,7 @@ def click_requests(url: str, cases: list[dict], steps: int) -> list[list[list[st
     updates landed (one that did not land makes the next ones stale: counted as problems)."""
     from bot.security import seal
 
-    m = re.fullmatch(r"http://([^/]+)(/.*)", url)
-    assert m, url
-    host, path = m.group(1), m.group(2)
+    host, port, path = sv.split_url(url)
     people = []
     for case in cases:
         clicks, version = [], 0
@@ -84,9 +81,7 @@ def click_requests(url: str, cases: list[dict], steps: int) -> list[list[list[st
             kind = KINDS[step % len(KINDS)]
             body, headers = seal(click_payload(case, kind, version, 11 + (step * 7) % 88),
                                  encrypt_key=sv.ENCRYPT_KEY, timestamp=int(time.time()))
-            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-            clicks.append([kind, f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
-                                 f"{head}Content-Length: {len(body)}\r\n\r\n{body.decode()}"])
+            clicks.append([kind, sv.raw_request(host, port, path, headers, body).decode()])
             version += kind == "update_progress"
         people.append(clicks)
     return people

@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import sys
 import time
 from typing import Any
+
+from bench.served import read_response, split_url
 
 
 async def person(host: str, port: int, clicks: list[list[str]], until: float, out: dict[str, Any],
@@ -37,13 +38,10 @@ async def person(host: str, port: int, clicks: list[list[str]], until: float, ou
             reader, writer = await asyncio.open_connection(host, port)
         assert reader is not None
         writer.write(raw.encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-        body = await reader.readexactly(length)
+        status, body = await read_response(reader)
         ms = (time.perf_counter() - start) * 1000
         out.setdefault(kind, []).append(ms)
         out.setdefault("first" if step == 0 else "later", []).append(ms)
-        status = int(head[9:12])
         toast = json.loads(body).get("toast", {}) if status == 200 else {}
         if status != 200 or toast.get("type") in ("error", "warning"):
             out.setdefault("problems", []).append(f"{kind}: {status} {toast.get('content', '')[:60]}")
@@ -53,11 +51,10 @@ async def person(host: str, port: int, clicks: list[list[str]], until: float, ou
 
 
 async def run(url: str, people: list[list[list[str]]], duration: float, seed: int) -> dict[str, Any]:
-    m = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url)
-    assert m, url
+    host, port, _path = split_url(url)
     out: dict[str, Any] = {}
     until = time.perf_counter() + duration
-    await asyncio.gather(*(person(m.group(1), int(m.group(2)), clicks, until, out, seed + i)
+    await asyncio.gather(*(person(host, port, clicks, until, out, seed + i)
                            for i, clicks in enumerate(people)))
     return out
 

@@ -349,24 +349,41 @@ def stop(children: list["Child | None"], fake: subprocess.Popen) -> None:
     fake.wait(10)
 
 
-def _requests(bodies: Path, host: str, path: str) -> list[tuple[str, bytes]]:
+def split_url(url: str) -> tuple[str, int, str]:
+    """http://host:port/path -> (host, port, path)."""
+    m = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url)
+    assert m, url
+    return m.group(1), int(m.group(2)), m.group(3)
+
+
+def raw_request(host: str, port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """A POST as Feishu sends it, as bytes on the wire (HTTP/1.1, keep-alive)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(status, body) of one HTTP/1.1 response with a Content-Length."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+    return int(head[9:12]), await reader.readexactly(length)
+
+
+def _requests(bodies: Path, host: str, port: int, path: str) -> list[tuple[str, bytes]]:
     out = []
     for line in bodies.open(encoding="utf-8"):
         kind, ts, nonce, sig, body = line.rstrip("\n").split("\t", 4)
-        raw = body.encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                f"X-Lark-Request-Timestamp: {ts}\r\nX-Lark-Request-Nonce: {nonce}\r\n"
-                f"X-Lark-Signature: {sig}\r\nContent-Length: {len(raw)}\r\n\r\n").encode()
-        out.append((kind, head + raw))
+        headers = {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts,
+                   "X-Lark-Request-Nonce": nonce, "X-Lark-Signature": sig}
+        out.append((kind, raw_request(host, port, path, headers, body.encode())))
     return out
 
 
 async def _generate(url: str, bodies: Path, connections: int, duration: float, rate: float | None,
                     count: int | None = None) -> dict:
-    m = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url)
-    assert m, url
-    host, port, path = m.group(1), int(m.group(2)), m.group(3)
-    reqs = _requests(bodies, f"{host}:{port}", path)
+    host, port, path = split_url(url)
+    reqs = _requests(bodies, host, port, path)
     latencies: dict[str, list[float]] = {}
     statuses: dict[str, int] = {}
     counter = iter(range(10 ** 9))
@@ -392,10 +409,7 @@ async def _generate(url: str, bodies: Path, connections: int, duration: float, r
             kind, raw = reqs[i % len(reqs)]
             start = time.perf_counter()
             writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-            await reader.readexactly(length)
+            status, _body = await read_response(reader)
             latencies.setdefault(kind, []).append((time.perf_counter() - start) * 1000)
             if status >= 300:
                 statuses[kind] = statuses.get(kind, 0) + 1
